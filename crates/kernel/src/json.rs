@@ -1,0 +1,161 @@
+//! `ApiJson<T>`: a JSON body extractor whose rejections are problems that name the wrong field.
+//!
+//! axum's own `Json` answers plain text; ours answers 415 for a missing/wrong content type,
+//! 400 `malformed_json` for bytes that are not JSON, 422 `validation_failed` with the field path
+//! for a wrong type, a missing field or an unknown field, and 413 past the body limit.
+
+use axum::{
+    extract::{FromRequest, Request},
+    response::{IntoResponse, Response},
+};
+use bytes::Bytes;
+use http::{StatusCode, header};
+use serde::{Serialize, de::DeserializeOwned};
+
+use crate::problem::Problem;
+
+/// JSON in (validated shape) and out.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiJson<T>(pub T);
+
+fn is_json(content_type: Option<&str>) -> bool {
+    content_type
+        .and_then(|ct| ct.split(';').next())
+        .map(|mime| {
+            let mime = mime.trim().to_ascii_lowercase();
+            mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+        })
+        .unwrap_or(false)
+}
+
+/// Parses a JSON body into `T`, mapping every failure to a problem.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    match serde_path_to_error::deserialize::<_, T>(de) {
+        Ok(v) => Ok(v),
+        Err(err) => {
+            let path = err.path().to_string();
+            let inner = err.into_inner();
+            use serde_json::error::Category;
+            match inner.classify() {
+                Category::Syntax | Category::Eof | Category::Io => Err(Problem::bad_request(
+                    "malformed_json",
+                    "The request body is not valid JSON",
+                )
+                .with_detail(inner.to_string())),
+                Category::Data => {
+                    let message = clean_serde_message(&inner.to_string());
+                    let field = if path == "." {
+                        missing_field_name(&message).unwrap_or_else(|| "body".to_owned())
+                    } else {
+                        match missing_field_name(&message) {
+                            Some(f) => format!("{path}.{f}"),
+                            None => path,
+                        }
+                    };
+                    Err(Problem::invalid_field(field, message))
+                }
+            }
+        }
+    }
+}
+
+/// serde appends " at line X column Y"; people do not need it next to a field name.
+fn clean_serde_message(msg: &str) -> String {
+    match msg.find(" at line ") {
+        Some(i) => msg[..i].to_owned(),
+        None => msg.to_owned(),
+    }
+}
+
+fn missing_field_name(msg: &str) -> Option<String> {
+    let rest = msg.strip_prefix("missing field `")?;
+    rest.split('`').next().map(str::to_owned)
+}
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = Problem;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let content_type = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
+        if !is_json(content_type) {
+            return Err(Problem::unsupported_media_type("application/json"));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                Problem::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    "The request body is too large",
+                )
+            } else {
+                Problem::bad_request("unreadable_body", "The request body could not be read")
+            }
+        })?;
+        parse_json(&bytes).map(ApiJson)
+    }
+}
+
+impl<T: Serialize> IntoResponse for ApiJson<T> {
+    fn into_response(self) -> Response {
+        axum::Json(self.0).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::Deserialize;
+
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct In {
+        email: String,
+        age: u32,
+    }
+
+    #[test]
+    fn wrong_type_names_the_field() {
+        let p = parse_json::<In>(br#"{"email":"a@b.c","age":"x"}"#).unwrap_err();
+        assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(p.errors[0].field, "age");
+    }
+
+    #[test]
+    fn missing_field_names_the_field() {
+        let p = parse_json::<In>(br#"{"age":3}"#).unwrap_err();
+        assert_eq!(p.errors[0].field, "email");
+        assert_eq!(p.errors[0].message, "missing field `email`");
+    }
+
+    #[test]
+    fn unknown_field_is_rejected() {
+        let p = parse_json::<In>(br#"{"email":"a","age":1,"admin":true}"#).unwrap_err();
+        assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(p.errors[0].message.contains("unknown field"));
+    }
+
+    #[test]
+    fn garbage_is_malformed_json() {
+        let p = parse_json::<In>(b"{nope").unwrap_err();
+        assert_eq!(p.status, StatusCode::BAD_REQUEST);
+        assert_eq!(p.code, "malformed_json");
+    }
+
+    #[test]
+    fn content_types() {
+        assert!(is_json(Some("application/json; charset=utf-8")));
+        assert!(is_json(Some("application/merge-patch+json")));
+        assert!(!is_json(Some("text/plain")));
+        assert!(!is_json(None));
+    }
+}

@@ -1,0 +1,256 @@
+//! The relational store: SQLite (embedded default) or PostgreSQL (scale-out), picked from the URL.
+//!
+//! Store code is written once and type-checked against both drivers: [`Db`] and [`Tx`] are enums
+//! over the two pools/transactions, and the [`with_db!`](crate::with_db) / [`with_tx!`](crate::with_tx)
+//! macros expand a body once per backend. Where the SQL really differs (claims with
+//! `FOR UPDATE SKIP LOCKED`, upserts), the body matches on [`Backend`]. This replaces one
+//! hand-written `sqlite.rs` + `postgres.rs` pair per store: the two can no longer drift apart,
+//! and the conformance suites still run every store test on both backends.
+//!
+//! Conventions shared by every migration: ids are UUIDs (`BLOB` in SQLite, `UUID` in PostgreSQL),
+//! times are `BIGINT` Unix milliseconds, JSON is `TEXT`/`JSONB`, booleans `INTEGER`/`BOOLEAN`,
+//! placeholders are `$1, $2, …` (SQLite accepts them too).
+
+use std::{str::FromStr, time::Duration};
+
+use anyhow::Context;
+use sqlx::{
+    Connection, PgPool, Postgres, Sqlite, SqlitePool,
+    migrate::{Migration, Migrator},
+    postgres::{PgConnectOptions, PgPoolOptions},
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
+};
+
+/// Which engine a [`Db`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Sqlite => "sqlite",
+            Self::Postgres => "postgres",
+        }
+    }
+}
+
+/// A connection pool to either backend. Cheap to clone.
+#[derive(Debug, Clone)]
+pub enum Db {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// An open transaction on either backend. Dropped without `commit` it rolls back.
+#[derive(Debug)]
+pub enum Tx {
+    Sqlite(sqlx::Transaction<'static, Sqlite>),
+    Postgres(sqlx::Transaction<'static, Postgres>),
+}
+
+/// Pool sizing and timeouts.
+#[derive(Debug, Clone)]
+pub struct DbOptions {
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+    /// Only for PostgreSQL: the schema to use (tests isolate themselves in a schema each).
+    pub pg_schema: Option<String>,
+}
+
+impl Default for DbOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(10),
+            pg_schema: None,
+        }
+    }
+}
+
+/// Runs `$body` with `$conn` bound to the pool of whichever backend `$db` is.
+/// The body is compiled once per backend, so it must be valid for both.
+#[macro_export]
+macro_rules! with_db {
+    ($db:expr, |$conn:ident| $body:expr) => {
+        match $db {
+            $crate::db::Db::Sqlite($conn) => $body,
+            $crate::db::Db::Postgres($conn) => $body,
+        }
+    };
+}
+
+/// Runs `$body` with `$conn` bound to `&mut` the connection of an open [`Tx`].
+#[macro_export]
+macro_rules! with_tx {
+    ($tx:expr, |$conn:ident| $body:expr) => {
+        match $tx {
+            $crate::db::Tx::Sqlite(t) => {
+                let $conn = &mut **t;
+                $body
+            }
+            $crate::db::Tx::Postgres(t) => {
+                let $conn = &mut **t;
+                $body
+            }
+        }
+    };
+}
+
+impl Db {
+    /// Connects to `url`: `sqlite://path/to/file.db` (created if missing, WAL, busy timeout,
+    /// foreign keys on) or `postgres://…`.
+    pub async fn connect(url: &str, opts: &DbOptions) -> anyhow::Result<Self> {
+        if url.starts_with("sqlite:") {
+            let connect = SqliteConnectOptions::from_str(url)
+                .with_context(|| "invalid SQLite URL".to_owned())?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(10))
+                .foreign_keys(true)
+                .pragma("temp_store", "memory")
+                .pragma("cache_size", "-16000");
+            let pool = SqlitePoolOptions::new()
+                .max_connections(opts.max_connections)
+                .min_connections(1)
+                .acquire_timeout(opts.acquire_timeout)
+                .connect_with(connect)
+                .await
+                .with_context(|| "failed to open the SQLite database".to_owned())?;
+            Ok(Self::Sqlite(pool))
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            let mut connect = PgConnectOptions::from_str(url)
+                .with_context(|| "invalid PostgreSQL URL".to_owned())?;
+            if let Some(schema) = &opts.pg_schema {
+                connect = connect.options([("search_path", schema.as_str())]);
+            }
+            let pool = PgPoolOptions::new()
+                .max_connections(opts.max_connections)
+                .acquire_timeout(opts.acquire_timeout)
+                .connect_with(connect)
+                .await
+                .with_context(|| "failed to connect to PostgreSQL".to_owned())?;
+            Ok(Self::Postgres(pool))
+        } else {
+            anyhow::bail!("unsupported database URL: expected sqlite:// or postgres://")
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self {
+            Self::Sqlite(_) => Backend::Sqlite,
+            Self::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
+        Ok(match self {
+            // SQLite: take the write lock up front, so a transaction that reads then writes
+            // cannot fail half-way with SQLITE_BUSY on lock upgrade.
+            Self::Sqlite(p) => Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
+            Self::Postgres(p) => Tx::Postgres(p.begin().await?),
+        })
+    }
+
+    /// Checks the database answers (for `/ready`).
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        with_db!(self, |pool| {
+            let mut conn = pool.acquire().await?;
+            conn.ping().await
+        })
+    }
+
+    /// Applies every pending migration of the given sets (one set per crate), in version order.
+    pub async fn migrate(&self, sets: &[MigrationSet]) -> anyhow::Result<()> {
+        let mut all: Vec<Migration> = Vec::new();
+        for set in sets {
+            let m = match self.backend() {
+                Backend::Sqlite => &set.sqlite,
+                Backend::Postgres => &set.postgres,
+            };
+            all.extend(m.iter().cloned());
+        }
+        all.sort_by_key(|m| m.version);
+        let mut migrator = Migrator::DEFAULT;
+        migrator.migrations = std::borrow::Cow::Owned(all);
+        // A process may be older than the database (rolling upgrade): unknown applied versions
+        // are not an error.
+        migrator.set_ignore_missing(true);
+        with_db!(self, |pool| migrator.run(pool).await)
+            .with_context(|| "failed to apply database migrations".to_owned())
+    }
+
+    /// Pool statistics for `/metrics`: (size, idle).
+    pub fn pool_stats(&self) -> (u32, usize) {
+        with_db!(self, |pool| (pool.size(), pool.num_idle()))
+    }
+
+    pub async fn close(&self) {
+        with_db!(self, |pool| pool.close().await);
+    }
+}
+
+impl Tx {
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        match self {
+            Self::Sqlite(t) => t.commit().await,
+            Self::Postgres(t) => t.commit().await,
+        }
+    }
+
+    pub async fn rollback(self) -> Result<(), sqlx::Error> {
+        match self {
+            Self::Sqlite(t) => t.rollback().await,
+            Self::Postgres(t) => t.rollback().await,
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self {
+            Self::Sqlite(_) => Backend::Sqlite,
+            Self::Postgres(_) => Backend::Postgres,
+        }
+    }
+}
+
+/// The migrations one crate contributes, per backend. Version numbers are global across crates:
+/// each crate owns a block (platform 1xxxx, identity 2xxxx, contacts 3xxxx, …).
+pub struct MigrationSet {
+    pub sqlite: Migrator,
+    pub postgres: Migrator,
+}
+
+/// Builds a [`MigrationSet`] from `migrations/sqlite` and `migrations/postgres` of the calling crate.
+#[macro_export]
+macro_rules! migration_set {
+    () => {
+        $crate::db::MigrationSet {
+            sqlite: sqlx::migrate!("./migrations/sqlite"),
+            postgres: sqlx::migrate!("./migrations/postgres"),
+        }
+    };
+}
+
+/// True when the error is a unique-constraint violation, on either backend.
+pub fn is_unique_violation(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Database(db) => db.is_unique_violation(),
+        _ => false,
+    }
+}
+
+/// The name of the violated constraint, when the backend reports it. PostgreSQL names the
+/// constraint; SQLite names the columns (`UNIQUE constraint failed: users.email`), so both are
+/// returned as written and callers match on either.
+pub fn violated_constraint(err: &sqlx::Error) -> Option<String> {
+    match err {
+        sqlx::Error::Database(db) => db
+            .constraint()
+            .map(str::to_owned)
+            .or_else(|| Some(db.message().to_owned())),
+        _ => None,
+    }
+}
