@@ -8,7 +8,12 @@
 //! - [`mail`]: outgoing e-mail (log or SMTP);
 //! - [`testing`] (feature `testing`): a fresh database per test on every backend.
 
+pub mod blob;
+pub mod bus;
+pub mod cache;
 pub mod db;
+pub mod jobs;
+pub mod mail;
 
 #[cfg(feature = "testing")]
 pub mod testing;

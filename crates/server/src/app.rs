@@ -1,0 +1,175 @@
+//! Composition: connects the store, cache, bus, blob store and mailer chosen by the config,
+//! builds each domain on them, and assembles the router and the background worker.
+
+use std::{sync::Arc, time::Duration};
+
+use anyhow::Context;
+use axum::Router;
+use serde::Deserialize;
+use wamage_identity::{HashCost, Identity, IdentityConfig, IdentityDeps, MAIL_JOB};
+use wamage_kernel::Clock;
+use wamage_platform::{
+    Db, DbOptions,
+    blob::{LocalBlobStore, SharedBlobStore},
+    bus::{SharedBus, connect_bus},
+    cache::{SharedCache, connect_cache},
+    jobs::{JobContext, JobHandler, JobOutcome, JobQueue, RetryPolicy, Worker, WorkerConfig},
+    mail::{LogMailer, Mail, SharedMailer, SmtpMailer},
+};
+
+use crate::{config::Config, http};
+
+/// Everything a running Wamage process holds. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub db: Db,
+    pub cache: SharedCache,
+    pub bus: SharedBus,
+    pub blobs: SharedBlobStore,
+    pub mailer: SharedMailer,
+    pub jobs: JobQueue,
+    pub clock: Clock,
+    pub identity: Arc<Identity>,
+}
+
+/// Things tests (and only tests) replace.
+#[derive(Default)]
+pub struct BuildOptions {
+    /// An already connected, migrated database (tests isolate themselves per schema).
+    pub db: Option<Db>,
+    pub clock: Option<Clock>,
+    pub mailer: Option<SharedMailer>,
+    pub hash_cost: Option<HashCost>,
+}
+
+/// The migrations of every crate, in the order they apply.
+pub fn all_migrations() -> Vec<wamage_platform::MigrationSet> {
+    vec![wamage_platform::migrations(), wamage_identity::migrations()]
+}
+
+/// Connects to the database named by the config and applies pending migrations.
+pub async fn connect_db(config: &Config) -> anyhow::Result<Db> {
+    let url = config.database_url();
+    if url.starts_with("sqlite:") {
+        std::fs::create_dir_all(&config.data_dir).with_context(|| {
+            format!("failed to create data dir {}", config.data_dir.display())
+        })?;
+    }
+    let db = Db::connect(
+        &url,
+        &DbOptions {
+            max_connections: config.db_max_connections,
+            ..DbOptions::default()
+        },
+    )
+    .await?;
+    db.migrate(&all_migrations()).await?;
+    Ok(db)
+}
+
+pub async fn build_state(config: Config, opts: BuildOptions) -> anyhow::Result<AppState> {
+    let db = match opts.db {
+        Some(db) => db,
+        None => connect_db(&config).await?,
+    };
+    let cache = connect_cache(config.cache_url.expose())
+        .await
+        .context("failed to connect the cache (WAMAGE_CACHE_URL)")?;
+    let bus = connect_bus(config.bus_url.expose())
+        .await
+        .context("failed to connect the event bus (WAMAGE_BUS_URL)")?;
+    let blobs: SharedBlobStore = Arc::new(LocalBlobStore::new(config.data_dir.join("files"))?);
+    let mailer: SharedMailer = match (opts.mailer, &config.smtp_url) {
+        (Some(m), _) => m,
+        (None, Some(url)) if !url.expose().is_empty() => {
+            Arc::new(SmtpMailer::from_url(url.expose(), &config.smtp_from)?)
+        }
+        (None, _) => Arc::new(LogMailer::new()),
+    };
+    let clock = opts.clock.unwrap_or_default();
+    let jobs = JobQueue::new(db.clone(), clock.clone()).with_policy(
+        MAIL_JOB,
+        RetryPolicy::fixed_exponential(8, Duration::from_secs(10), 2.0),
+    );
+    let secret = config.load_or_create_secret()?;
+    let identity = Identity::new(
+        IdentityDeps {
+            db: db.clone(),
+            cache: cache.clone(),
+            bus: bus.clone(),
+            blobs: blobs.clone(),
+            jobs: jobs.clone(),
+            clock: clock.clone(),
+            secret,
+        },
+        IdentityConfig {
+            hash_cost: opts.hash_cost.unwrap_or_default(),
+            public_url: config.public_url(),
+            ..IdentityConfig::default()
+        },
+    )
+    .await?;
+    Ok(AppState {
+        config: Arc::new(config),
+        db,
+        cache,
+        bus,
+        blobs,
+        mailer,
+        jobs,
+        clock,
+        identity,
+    })
+}
+
+/// The HTTP application (API, docs, ops endpoints, web UI).
+pub fn router(state: &AppState) -> Router {
+    http::router(state)
+}
+
+/// The background worker with every job kind this build knows.
+pub fn worker(state: &AppState) -> Worker {
+    Worker::new(state.jobs.clone())
+        .with_config(WorkerConfig {
+            concurrency: state.config.worker_concurrency,
+            ..WorkerConfig::default()
+        })
+        .register(
+            MAIL_JOB,
+            SendMail {
+                mailer: state.mailer.clone(),
+            },
+        )
+}
+
+/// Sends one e-mail (`mail.send` jobs).
+struct SendMail {
+    mailer: SharedMailer,
+}
+
+#[derive(Deserialize)]
+struct MailPayload {
+    to: String,
+    subject: String,
+    text: String,
+}
+
+#[async_trait::async_trait]
+impl JobHandler for SendMail {
+    async fn run(&self, job: &JobContext) -> JobOutcome {
+        let p: MailPayload = match job.payload_as() {
+            Ok(p) => p,
+            Err(e) => return JobOutcome::fail(format!("invalid mail payload: {e}")),
+        };
+        let mail = Mail {
+            to: p.to,
+            subject: p.subject,
+            text: p.text,
+        };
+        match self.mailer.send(&mail).await {
+            Ok(()) => JobOutcome::Done,
+            Err(e) => JobOutcome::retry(format!("mail delivery failed: {e:#}")),
+        }
+    }
+}

@@ -1,0 +1,288 @@
+//! The HTTP application: domain routers composed under `/api/v1`, the OpenAPI document and its
+//! Swagger UI, the ops endpoints, the embedded web UI, and the middleware every request crosses:
+//! request id → trace span → metrics → problem rendering → security headers → CORS → compression
+//! → timeout → panic catcher → body limit.
+
+use std::time::Duration;
+
+use axum::{
+    Extension, Router,
+    body::Body,
+    extract::{MatchedPath, Request},
+    http::{HeaderName, HeaderValue, Method, StatusCode, header},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+};
+use tower::ServiceBuilder;
+use tower_http::{
+    catch_panic::CatchPanicLayer,
+    compression::CompressionLayer,
+    cors::{AllowOrigin, CorsLayer},
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer},
+    timeout::TimeoutLayer,
+    trace::TraceLayer,
+};
+use utoipa::{
+    Modify, OpenApi,
+    openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_swagger_ui::SwaggerUi;
+use wamage_identity::TrustForwardedFor;
+use wamage_kernel::Problem;
+
+use crate::{app::AppState, ops, web};
+
+static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Wamage API",
+        description = "Self-hosted business messaging: shared inbox, campaigns, team chat and workflows.\n\n\
+            Authenticate with `Authorization: Bearer <token>`, where the token is an access token from \
+            `/api/v1/auth/login` or an API key (`wam_…`). Errors are RFC 9457 `application/problem+json` \
+            bodies with a stable `code` and, for validation failures, `errors: [{field, message}]`.",
+        license(name = "AGPL-3.0-or-later")
+    ),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "auth", description = "Sign up, sign in, tokens, password reset, invitations"),
+        (name = "me", description = "Your profile, avatar, password and devices"),
+        (name = "organization", description = "The organisation, its members and invitations"),
+        (name = "teams", description = "Teams of agents"),
+        (name = "api-keys", description = "Keys for programs that call the API"),
+        (name = "ops", description = "Health, readiness and metrics")
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT or wam_ API key")
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The API routes with their OpenAPI description (no middleware).
+pub fn api(state: &AppState) -> OpenApiRouter {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(wamage_identity::routes(state.identity.clone()))
+        .merge(ops::routes(state.clone()))
+}
+
+/// The OpenAPI document alone (for `wamage openapi` and the web app's generated types).
+pub fn openapi_document(state: &AppState) -> utoipa::openapi::OpenApi {
+    api(state).into_openapi()
+}
+
+pub fn router(state: &AppState) -> Router {
+    let (api_router, openapi) = api(state).split_for_parts();
+    let cfg = &state.config;
+    let router = api_router
+        .merge(SwaggerUi::new("/api/docs").url("/api/openapi.json", openapi))
+        .fallback(web::serve)
+        .layer(axum::extract::DefaultBodyLimit::max(cfg.max_body_bytes))
+        .layer(Extension(state.identity.clone()))
+        .layer(Extension(TrustForwardedFor(cfg.trust_forwarded_for)));
+
+    let cors = cors_layer(&cfg.cors_origins());
+    let stack = ServiceBuilder::new()
+        .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &Request| {
+                let request_id = req
+                    .headers()
+                    .get(&REQUEST_ID)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
+                tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id)
+            }),
+        )
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
+        .layer(middleware::from_fn(track_metrics))
+        .layer(middleware::from_fn(render_problems))
+        .layer(middleware::from_fn(security_headers))
+        .option_layer(cors)
+        .layer(CompressionLayer::new())
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(cfg.request_timeout_secs),
+        ))
+        .layer(CatchPanicLayer::custom(|_panic: Box<dyn std::any::Any + Send>| {
+            Problem::internal("handler panicked").into_response()
+        }));
+    router.layer(stack)
+}
+
+fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
+    if origins.is_empty() {
+        return None;
+    }
+    let allowed: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    Some(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(allowed))
+            .allow_methods([
+                Method::GET,
+                Method::POST,
+                Method::PUT,
+                Method::PATCH,
+                Method::DELETE,
+            ])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                HeaderName::from_static("idempotency-key"),
+            ])
+            .expose_headers([REQUEST_ID.clone(), header::RETRY_AFTER])
+            .max_age(Duration::from_secs(600)),
+    )
+}
+
+/// Counts requests and their latency per route template (never per raw path: bounded labels).
+async fn track_metrics(req: Request, next: Next) -> Response {
+    let start = std::time::Instant::now();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned());
+    let method = req.method().as_str().to_owned();
+    let res = next.run(req).await;
+    let route = route.unwrap_or_else(|| {
+        if res.status() == StatusCode::NOT_FOUND {
+            "unmatched".to_owned()
+        } else {
+            "web".to_owned()
+        }
+    });
+    let status = res.status().as_u16().to_string();
+    metrics::counter!("wamage_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!("wamage_http_request_duration_seconds", "method" => method, "route" => route)
+        .record(start.elapsed().as_secs_f64());
+    res
+}
+
+/// Makes every error a problem+json body carrying the request id: problems raised by handlers
+/// get the id added; plain-text rejections from the framework (bad path parameter, unknown
+/// route, wrong method, timeout, oversized body) are wrapped into problems.
+async fn render_problems(req: Request, next: Next) -> Response {
+    let request_id = req
+        .extensions()
+        .get::<RequestId>()
+        .and_then(|id| id.header_value().to_str().ok())
+        .map(str::to_owned);
+    let res = next.run(req).await;
+    if let Some(problem) = res.extensions().get::<Problem>() {
+        let mut out = problem.to_response(request_id);
+        copy_extra_headers(&res, &mut out);
+        return out;
+    }
+    let status = res.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return res;
+    }
+    let is_json = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.contains("json"));
+    if is_json {
+        return res;
+    }
+    let (code, title) = match status {
+        StatusCode::BAD_REQUEST => ("bad_request", "Bad request"),
+        StatusCode::NOT_FOUND => ("not_found", "Not found"),
+        StatusCode::METHOD_NOT_ALLOWED => ("method_not_allowed", "Method not allowed"),
+        StatusCode::REQUEST_TIMEOUT => ("timeout", "The request took too long"),
+        StatusCode::PAYLOAD_TOO_LARGE => ("payload_too_large", "The request body is too large"),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ("unsupported_media_type", "Unsupported media type"),
+        StatusCode::UNPROCESSABLE_ENTITY => ("validation_failed", "The request has invalid fields"),
+        s if s.is_server_error() => ("internal", "Internal error"),
+        _ => ("error", "Request failed"),
+    };
+    let detail = if status.is_client_error() {
+        let body = axum::body::to_bytes(res.into_body(), 4096)
+            .await
+            .unwrap_or_default();
+        let text = String::from_utf8_lossy(&body).trim().to_owned();
+        (!text.is_empty()).then_some(text)
+    } else {
+        None
+    };
+    let mut p = Problem::new(status, code, title);
+    p.detail = detail;
+    p.to_response(request_id)
+}
+
+fn copy_extra_headers(from: &Response, to: &mut Response) {
+    for name in [header::ALLOW, header::WWW_AUTHENTICATE] {
+        if let Some(v) = from.headers().get(&name) {
+            to.headers_mut().insert(name, v.clone());
+        }
+    }
+}
+
+/// Security headers for every response. The CSP allows inline styles (the component library
+/// sets style attributes) and nothing from other origins.
+async fn security_headers(req: Request, next: Next) -> Response {
+    let is_docs = req.uri().path().starts_with("/api/docs");
+    let mut res = next.run(req).await;
+    let h = res.headers_mut();
+    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    h.insert(
+        "referrer-policy",
+        HeaderValue::from_static("strict-origin-when-cross-origin"),
+    );
+    h.insert("cross-origin-opener-policy", HeaderValue::from_static("same-origin"));
+    h.insert(
+        "permissions-policy",
+        HeaderValue::from_static("camera=(), geolocation=(), microphone=(self)"),
+    );
+    if !is_docs {
+        h.insert(
+            "content-security-policy",
+            HeaderValue::from_static(
+                "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; \
+                 style-src 'self' 'unsafe-inline'; script-src 'self'; connect-src 'self' ws: wss:; \
+                 font-src 'self' data:; object-src 'none'; frame-ancestors 'none'; base-uri 'self'",
+            ),
+        );
+    }
+    res
+}
+
+/// Reserved prefixes the web UI never answers for.
+pub const RESERVED_PREFIXES: [&str; 6] =
+    ["/api", "/metrics", "/health", "/ready", "/socket.io", "/webhooks"];
+
+/// 404 problem for unknown API paths.
+pub fn not_found() -> Response {
+    Problem::not_found("route").into_response()
+}
+
+/// Used by `web::serve` to build a response from embedded bytes.
+pub fn bytes_response(content_type: &str, cache: &'static str, body: Vec<u8>) -> Response {
+    let mut res = Response::new(Body::from(body));
+    if let Ok(v) = HeaderValue::from_str(content_type) {
+        res.headers_mut().insert(header::CONTENT_TYPE, v);
+    }
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    res
+}

@@ -1,0 +1,103 @@
+//! Running a process: logging, the HTTP listener and the background worker per the configured
+//! roles, and a graceful stop on SIGTERM / Ctrl-C (stop accepting, finish in-flight requests,
+//! drain running jobs, release the rest back to the queue).
+
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::{EnvFilter, fmt, prelude::*};
+
+use crate::{
+    app::{self, BuildOptions},
+    config::{Config, LogFormat, ServerRole},
+};
+
+/// Sets up `tracing` per the config (`RUST_LOG` wins over `log_level` when set).
+pub fn init_logging(cfg: &Config) {
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&cfg.log_level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let registry = tracing_subscriber::registry().with(filter);
+    let _ = match cfg.log_format {
+        LogFormat::Json => registry
+            .with(fmt::layer().json().flatten_event(true).with_current_span(true))
+            .try_init(),
+        LogFormat::Pretty => registry.with(fmt::layer().compact()).try_init(),
+    };
+}
+
+/// Resolves when the process is asked to stop.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down");
+}
+
+/// `wamage serve`.
+pub async fn serve(cfg: Config) -> anyhow::Result<()> {
+    let roles = cfg.roles()?;
+    let addr: SocketAddr = cfg.listen_addr()?;
+    let state = app::build_state(cfg, BuildOptions::default()).await?;
+    let _ = crate::ops::prometheus();
+    let shutdown = CancellationToken::new();
+    let mut tasks = tokio::task::JoinSet::new();
+
+    if roles.contains(&ServerRole::Worker) {
+        let worker = app::worker(&state);
+        let token = shutdown.child_token();
+        tracing::info!(worker_id = worker.id(), "worker started");
+        tasks.spawn(async move {
+            if let Err(e) = worker.run(token).await {
+                tracing::error!(error = %e, "worker stopped with an error");
+            }
+        });
+    }
+    if roles.contains(&ServerRole::Realtime) {
+        tracing::info!("realtime role: the Socket.IO gateway is not part of this build yet");
+    }
+    if roles.contains(&ServerRole::Api) {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("failed to listen on {addr} (WAMAGE_LISTEN)"))?;
+        let local = listener.local_addr()?;
+        let router = app::router(&state);
+        let token = shutdown.clone();
+        tracing::info!(url = %format!("http://{local}"), database = state.db.backend().name(), cache = state.cache.backend(), "wamage is running");
+        println!("Wamage is running at http://{local}");
+        tasks.spawn(async move {
+            let served = axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move { token.cancelled().await })
+            .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "http server stopped with an error");
+            }
+        });
+    }
+
+    shutdown_signal().await;
+    shutdown.cancel();
+    while tasks.join_next().await.is_some() {}
+    state.db.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}

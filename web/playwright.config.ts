@@ -1,0 +1,78 @@
+/**
+ * Browser tests against the real `wamage` binary serving the built app (run `npm run build` first).
+ *
+ * Environment:
+ *   WAMAGE_BIN       server binary (default ../target/debug/wamage)
+ *   WAMAGE_LISTEN    address to serve on (default 127.0.0.1:$E2E_PORT, E2E_PORT default 18480)
+ *   WAMAGE_DATA_DIR  data directory (default: a fresh temp dir per run)
+ *   E2E_BASE_URL     test an already running server instead of starting one
+ *   CHROMIUM_PATH    browser binary (default /usr/bin/chromium; Playwright's own browsers are not used)
+ */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { defineConfig, devices } from '@playwright/test';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const bin = resolve(here, process.env.WAMAGE_BIN ?? '../target/debug/wamage');
+const listen = process.env.WAMAGE_LISTEN ?? `127.0.0.1:${process.env.E2E_PORT ?? '18480'}`;
+// The config is evaluated again in every worker: create the temp dir once and hand it down via env.
+process.env.WAMAGE_DATA_DIR ??= mkdtempSync(join(tmpdir(), 'wamage-e2e-'));
+const dataDir = process.env.WAMAGE_DATA_DIR;
+const baseURL = process.env.E2E_BASE_URL ?? `http://${listen}`;
+
+export default defineConfig({
+  testDir: './e2e',
+  outputDir: './test-results',
+  timeout: 60_000,
+  expect: { timeout: 10_000 },
+  fullyParallel: false,
+  workers: process.env.CI ? 1 : 2,
+  retries: 0,
+  forbidOnly: !!process.env.CI,
+  reporter: [['list'], ['html', { open: 'never', outputFolder: 'playwright-report' }]],
+  use: {
+    baseURL,
+    screenshot: 'only-on-failure',
+    trace: 'retain-on-failure',
+    video: 'off',
+    locale: 'en-US',
+    timezoneId: 'UTC',
+    actionTimeout: 10_000,
+    navigationTimeout: 20_000,
+  },
+  projects: [
+    {
+      name: 'chromium',
+      use: {
+        ...devices['Desktop Chrome'],
+        launchOptions: {
+          executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
+          args: [
+            '--no-sandbox',
+            '--headless',
+            '--disable-gpu',
+            '--disable-background-networking',
+            '--disable-component-update',
+            '--disable-sync',
+            '--no-first-run',
+          ],
+        },
+      },
+    },
+  ],
+  webServer: process.env.E2E_BASE_URL
+    ? undefined
+    : {
+        // The server rejects unknown WAMAGE_* variables, and WAMAGE_BIN is ours, not its.
+        command: `env -u WAMAGE_BIN "${bin}" serve --listen ${listen} --data-dir "${dataDir}"`,
+        url: `http://${listen}/health`,
+        env: { WAMAGE_LISTEN: listen, WAMAGE_DATA_DIR: dataDir, RUST_LOG: process.env.RUST_LOG ?? 'warn' },
+        reuseExistingServer: false,
+        timeout: 60_000,
+        stdout: 'pipe',
+        stderr: 'pipe',
+      },
+});

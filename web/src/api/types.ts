@@ -1,0 +1,37 @@
+/**
+ * Names for the shapes the pages use, derived from the generated `paths` (not from component
+ * names) so they keep working whatever the backend calls its schemas.
+ */
+import type { paths } from './schema';
+
+type Json<T> = T extends { content: { 'application/json': infer B } } ? B : never;
+type Ok<Op> = Op extends { responses: infer R }
+  ? R extends { 200: infer S }
+    ? Json<S>
+    : R extends { 201: infer S }
+      ? Json<S>
+      : never
+  : never;
+export type Body<Op> = Op extends { requestBody?: infer B } ? Json<NonNullable<B>> : never;
+
+export type AuthOut = Ok<paths['/api/v1/auth/login']['post']>;
+export type MeOut = Ok<paths['/api/v1/me']['get']>;
+export type UserOut = MeOut['user'];
+export type OrgOut = MeOut['organization'];
+export type Role = MeOut['role'];
+export type MemberOut = Ok<paths['/api/v1/members']['get']>['items'][number];
+export type TeamOut = Ok<paths['/api/v1/teams']['get']>['items'][number];
+export type TeamDetailOut = Ok<paths['/api/v1/teams/{id}']['get']>;
+export type InvitationOut = Ok<paths['/api/v1/invitations']['get']>['items'][number];
+export type InvitationPreviewOut = Ok<paths['/api/v1/auth/invitations/{token}']['get']>;
+export type ApiKeyOut = Ok<paths['/api/v1/api-keys']['get']>['items'][number];
+export type ApiKeyCreatedOut = Ok<paths['/api/v1/api-keys']['post']>;
+export type SessionOut = Ok<paths['/api/v1/sessions']['get']>['items'][number];
+
+export const ROLES: readonly Role[] = ['owner', 'admin', 'agent'];
+export const ROLE_LABEL: Record<Role, string> = { owner: 'Owner', admin: 'Admin', agent: 'Agent' };
+const RANK: Record<Role, number> = { agent: 0, admin: 1, owner: 2 };
+
+export function atLeast(role: Role | undefined, min: Role): boolean {
+  return role !== undefined && RANK[role] >= RANK[min];
+}

@@ -1,0 +1,49 @@
+import { Alert, Text } from '@mantine/core';
+import { IconTools } from '@tabler/icons-react';
+
+import { PageHeader } from '../components/PageHeader';
+
+/** A section of the app that does not exist yet. It says so, and shows no invented data. */
+export function PlaceholderPage({ title, purpose }: { title: string; purpose: string }) {
+  return (
+    <>
+      <PageHeader title={title} />
+      <Alert color="gray" icon={<IconTools size={18} />} title="Not built yet" data-testid="not-built">
+        <Text size="sm">{purpose}</Text>
+      </Alert>
+    </>
+  );
+}
+
+export const PLACEHOLDERS = [
+  {
+    path: 'inbox',
+    title: 'Inbox',
+    purpose: 'Conversations from your WhatsApp and Telegram channels, shared by the team: assign, reply, close.',
+  },
+  {
+    path: 'contacts',
+    title: 'Contacts',
+    purpose: 'Everyone who has written to you, with their channels, tags and conversation history.',
+  },
+  {
+    path: 'campaigns',
+    title: 'Campaigns',
+    purpose: 'Bulk messages to a segment of contacts, with scheduling, pacing and delivery reports.',
+  },
+  {
+    path: 'templates',
+    title: 'Templates',
+    purpose: 'Approved WhatsApp message templates and reusable replies, with variables.',
+  },
+  {
+    path: 'team-chat',
+    title: 'Team chat',
+    purpose: 'Internal channels and direct messages between members of your organization.',
+  },
+  {
+    path: 'workflows',
+    title: 'Workflows',
+    purpose: 'Automations that react to messages and events: routing, auto-replies, webhooks.',
+  },
+] as const;

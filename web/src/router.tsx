@@ -1,0 +1,62 @@
+import { Navigate, createBrowserRouter, type RouteObject } from 'react-router';
+
+import { RequireAuth } from './auth/RequireAuth';
+import { hasSession } from './auth/session';
+import { AppLayout } from './components/AppLayout';
+import { AcceptInvitePage } from './pages/AcceptInvitePage';
+import { ForgotPasswordPage } from './pages/ForgotPasswordPage';
+import { LoginPage } from './pages/LoginPage';
+import { NotFoundPage } from './pages/NotFoundPage';
+import { PLACEHOLDERS, PlaceholderPage } from './pages/PlaceholderPage';
+import { RegisterPage } from './pages/RegisterPage';
+import { ResetPasswordPage } from './pages/ResetPasswordPage';
+import { ApiKeysPage } from './pages/settings/ApiKeysPage';
+import { MembersPage } from './pages/settings/MembersPage';
+import { OrganizationPage } from './pages/settings/OrganizationPage';
+import { ProfilePage } from './pages/settings/ProfilePage';
+import { SessionsPage } from './pages/settings/SessionsPage';
+import { SettingsLayout } from './pages/settings/SettingsLayout';
+import { TeamPage } from './pages/settings/TeamPage';
+import { TeamsPage } from './pages/settings/TeamsPage';
+
+function Home() {
+  return <Navigate to={hasSession() ? '/inbox' : '/login'} replace />;
+}
+
+export const routes: RouteObject[] = [
+  { path: '/', element: <Home /> },
+  { path: '/login', element: <LoginPage /> },
+  { path: '/register', element: <RegisterPage /> },
+  { path: '/forgot-password', element: <ForgotPasswordPage /> },
+  { path: '/reset-password', element: <ResetPasswordPage /> },
+  { path: '/invite/:token', element: <AcceptInvitePage /> },
+  {
+    element: (
+      <RequireAuth>
+        <AppLayout />
+      </RequireAuth>
+    ),
+    children: [
+      ...PLACEHOLDERS.map((p) => ({ path: p.path, element: <PlaceholderPage title={p.title} purpose={p.purpose} /> })),
+      {
+        path: 'settings',
+        element: <SettingsLayout />,
+        children: [
+          { index: true, element: <Navigate to="profile" replace /> },
+          { path: 'profile', element: <ProfilePage /> },
+          { path: 'organization', element: <OrganizationPage /> },
+          { path: 'members', element: <MembersPage /> },
+          { path: 'teams', element: <TeamsPage /> },
+          { path: 'teams/:teamId', element: <TeamPage /> },
+          { path: 'api-keys', element: <ApiKeysPage /> },
+          { path: 'sessions', element: <SessionsPage /> },
+        ],
+      },
+      { path: '*', element: <NotFoundPage /> },
+    ],
+  },
+];
+
+export function createRouter() {
+  return createBrowserRouter(routes);
+}
