@@ -34,7 +34,9 @@ fn bearer(parts: &Parts) -> Result<&str, Problem> {
         .split_once(' ')
         .ok_or_else(|| Problem::unauthorized("Expected `Authorization: Bearer <token>`"))?;
     if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
-        return Err(Problem::unauthorized("Expected `Authorization: Bearer <token>`"));
+        return Err(Problem::unauthorized(
+            "Expected `Authorization: Bearer <token>`",
+        ));
     }
     Ok(token.trim())
 }
@@ -83,7 +85,9 @@ impl<S: Send + Sync> FromRequestParts<S> for SessionCaller {
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let Caller(p) = Caller::from_request_parts(parts, state).await?;
         if p.session_id().is_none() {
-            return Err(Problem::forbidden("This needs a signed-in user, not an API key"));
+            return Err(Problem::forbidden(
+                "This needs a signed-in user, not an API key",
+            ));
         }
         Ok(Self(p))
     }

@@ -22,6 +22,9 @@ use crate::{
 
 type Svc = State<Arc<Identity>>;
 
+/// Multipart overhead on top of the 2 MB image limit, plus room to see that a file is too big.
+const AVATAR_BODY_LIMIT: usize = 3 * 1024 * 1024;
+
 /// `null` → Some(None) (clear), absent → None (leave as is).
 fn double_option<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
 where
@@ -584,7 +587,9 @@ pub async fn update_me(
 ) -> Result<ApiJson<UserOut>, Problem> {
     let status = b.status_text.as_ref().map(|o| o.as_deref());
     Ok(ApiJson(
-        s.update_profile(&who, b.name.as_deref(), status).await?.into(),
+        s.update_profile(&who, b.name.as_deref(), status)
+            .await?
+            .into(),
     ))
 }
 
@@ -597,8 +602,8 @@ pub async fn upload_avatar(
     SessionCaller(who): SessionCaller,
     multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> Result<ApiJson<UserOut>, Problem> {
-    let mut multipart = multipart
-        .map_err(|_| Problem::unsupported_media_type("multipart/form-data"))?;
+    let mut multipart =
+        multipart.map_err(|_| Problem::unsupported_media_type("multipart/form-data"))?;
     let mut file = None;
     while let Some(field) = multipart.next_field().await.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
@@ -669,7 +674,10 @@ pub async fn change_password(
 /// Your organisation.
 #[utoipa::path(get, path = "/api/v1/organization", tag = "organization", security(("bearer" = [])),
     responses((status = 200, body = OrgOut)))]
-pub async fn get_organization(State(s): Svc, Caller(who): Caller) -> Result<ApiJson<OrgOut>, Problem> {
+pub async fn get_organization(
+    State(s): Svc,
+    Caller(who): Caller,
+) -> Result<ApiJson<OrgOut>, Problem> {
     Ok(ApiJson(s.organization(who.org_id).await?.into()))
 }
 
@@ -688,7 +696,10 @@ pub async fn update_organization(
 /// Members of the organisation.
 #[utoipa::path(get, path = "/api/v1/members", tag = "organization", security(("bearer" = [])),
     responses((status = 200, body = MemberList)))]
-pub async fn list_members(State(s): Svc, Caller(who): Caller) -> Result<ApiJson<MemberList>, Problem> {
+pub async fn list_members(
+    State(s): Svc,
+    Caller(who): Caller,
+) -> Result<ApiJson<MemberList>, Problem> {
     let items = s.members(&who).await?.into_iter().map(Into::into).collect();
     Ok(ApiJson(MemberList { items }))
 }
@@ -738,7 +749,9 @@ pub async fn create_team(
     AdminCaller(who): AdminCaller,
     ApiJson(b): ApiJson<TeamIn>,
 ) -> Result<(StatusCode, ApiJson<TeamOut>), Problem> {
-    let team = s.create_team(&who, &b.name, b.description.as_deref()).await?;
+    let team = s
+        .create_team(&who, &b.name, b.description.as_deref())
+        .await?;
     Ok((StatusCode::CREATED, ApiJson(team.into())))
 }
 
@@ -777,7 +790,9 @@ pub async fn update_team(
 ) -> Result<ApiJson<TeamOut>, Problem> {
     let desc = b.description.as_ref().map(|d| d.as_deref());
     Ok(ApiJson(
-        s.update_team(&who, id, b.name.as_deref(), desc).await?.into(),
+        s.update_team(&who, id, b.name.as_deref(), desc)
+            .await?
+            .into(),
     ))
 }
 
@@ -876,7 +891,12 @@ pub async fn list_api_keys(
     State(s): Svc,
     AdminCaller(who): AdminCaller,
 ) -> Result<ApiJson<ApiKeyList>, Problem> {
-    let items = s.api_keys(&who).await?.into_iter().map(Into::into).collect();
+    let items = s
+        .api_keys(&who)
+        .await?
+        .into_iter()
+        .map(Into::into)
+        .collect();
     Ok(ApiJson(ApiKeyList { items }))
 }
 
@@ -973,7 +993,13 @@ pub fn routes(identity: Arc<Identity>) -> OpenApiRouter {
         .routes(routes!(get_invitation_by_token))
         .routes(routes!(accept_invitation))
         .routes(routes!(get_me, update_me))
-        .routes(routes!(upload_avatar, delete_avatar))
+        .merge(
+            // Avatars may be up to 2 MB; the body is read whole so the size check answers 413
+            // with a field error instead of cutting the connection.
+            OpenApiRouter::new()
+                .routes(routes!(upload_avatar, delete_avatar))
+                .layer(axum::extract::DefaultBodyLimit::max(AVATAR_BODY_LIMIT)),
+        )
         .routes(routes!(get_avatar))
         .routes(routes!(change_password))
         .routes(routes!(get_organization, update_organization))

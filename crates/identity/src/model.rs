@@ -140,7 +140,10 @@ mod tests {
 
     #[test]
     fn emails_normalize() {
-        assert_eq!(Email::parse(" Ana@Example.COM ").unwrap().as_str(), "ana@example.com");
+        assert_eq!(
+            Email::parse(" Ana@Example.COM ").unwrap().as_str(),
+            "ana@example.com"
+        );
         assert!(Email::parse("ana").is_err());
     }
 

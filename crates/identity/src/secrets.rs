@@ -180,7 +180,11 @@ mod tests {
             .await
             .unwrap();
         assert!(h.starts_with("$argon2id$"));
-        assert!(verify_password("correct horse".into(), h.clone()).await.unwrap());
+        assert!(
+            verify_password("correct horse".into(), h.clone())
+                .await
+                .unwrap()
+        );
         assert!(!verify_password("wrong horse".into(), h).await.unwrap());
     }
 
@@ -192,7 +196,11 @@ mod tests {
         let t = signer.issue(u, o, s, now).unwrap();
         let c = signer.verify(&t, now).unwrap();
         assert_eq!((c.sub, c.org, c.sid), (u, o, s));
-        assert!(signer.verify(&t, now.plus(Duration::from_secs(61))).is_err());
+        assert!(
+            signer
+                .verify(&t, now.plus(Duration::from_secs(61)))
+                .is_err()
+        );
         let other = TokenSigner::new(b"other", Duration::from_secs(60));
         assert!(other.verify(&t, now).is_err());
         let mut tampered = t.clone();

@@ -142,8 +142,7 @@ fn db_err(e: sqlx::Error) -> Problem {
 
 impl Identity {
     pub async fn new(deps: IdentityDeps, cfg: IdentityConfig) -> anyhow::Result<Arc<Self>> {
-        let dummy_hash =
-            secrets::hash_password(secrets::random_token(""), cfg.hash_cost).await?;
+        let dummy_hash = secrets::hash_password(secrets::random_token(""), cfg.hash_cost).await?;
         Ok(Arc::new(Self {
             signer: TokenSigner::new(&deps.secret, cfg.access_ttl),
             db: deps.db,
@@ -343,7 +342,9 @@ impl Identity {
         let account_key = format!("ratelimit:login:account:{normalized}");
         self.limit(&account_key, l.per_account, l.window)
             .await
-            .map_err(|p| p.with_detail("too many failed sign-ins for this account; try again later"))?;
+            .map_err(|p| {
+                p.with_detail("too many failed sign-ins for this account; try again later")
+            })?;
 
         let user = store::find_user_by_email(&self.db, &normalized)
             .await
@@ -367,15 +368,18 @@ impl Identity {
             .await
             .map_err(db_err)?
         else {
-            return Err(Problem::forbidden("This account is not a member of that organisation")
-                .with_field("organization_id", "is not one of your organisations"));
+            return Err(
+                Problem::forbidden("This account is not a member of that organisation")
+                    .with_field("organization_id", "is not one of your organisations"),
+            );
         };
         let role = Role::from_db(&role);
         let mut tx = self.db.begin().await.map_err(db_err)?;
         let (session_id, refresh) = self.open_session(&mut tx, org_id, user.id, client).await?;
         tx.commit().await.map_err(db_err)?;
         self.forget(&account_key).await;
-        self.issued(user.id, org_id, role, session_id, refresh).await
+        self.issued(user.id, org_id, role, session_id, refresh)
+            .await
     }
 
     /// Rotates a refresh token. A token already rotated and presented again after the leeway
@@ -412,9 +416,10 @@ impl Identity {
         if let Some(used_at) = row.used_at
             && now.millis() - used_at.millis() > self.cfg.refresh_reuse_leeway.as_millis() as i64
         {
-            let revoked = store::revoke_session_by_id(&mut tx, session.id, now, "refresh_token_reused")
-                .await
-                .map_err(db_err)?;
+            let revoked =
+                store::revoke_session_by_id(&mut tx, session.id, now, "refresh_token_reused")
+                    .await
+                    .map_err(db_err)?;
             tx.commit().await.map_err(db_err)?;
             if revoked {
                 self.forget(&sess_key(session.org_id, session.id)).await;
@@ -516,7 +521,9 @@ impl Identity {
         let hash = secrets::token_hash(key);
         let ck = apikey_key(&hash);
         let cached: Option<Option<(Principal, Option<Timestamp>)>> =
-            cache::get_json(self.cache.as_ref(), &ck).await.unwrap_or(None);
+            cache::get_json(self.cache.as_ref(), &ck)
+                .await
+                .unwrap_or(None);
         let entry = match cached {
             Some(e) => e,
             None => {
@@ -604,16 +611,26 @@ impl Identity {
         }
         v.finish()?;
         let status = status_text.map(|s| s.map(str::trim).filter(|s| !s.is_empty()));
-        let row = store::update_profile(&self.db, who.user_id, name.map(str::trim), status, self.now())
-            .await
-            .map_err(db_err)?
-            .ok_or_else(|| Problem::not_found("user"))?;
+        let row = store::update_profile(
+            &self.db,
+            who.user_id,
+            name.map(str::trim),
+            status,
+            self.now(),
+        )
+        .await
+        .map_err(db_err)?
+        .ok_or_else(|| Problem::not_found("user"))?;
         self.forget(&user_key(who.user_id)).await;
         Ok(row)
     }
 
     /// Stores a new avatar image (PNG, JPEG, GIF or WebP, checked by its bytes, not its name).
-    pub async fn set_avatar(&self, who: &Principal, bytes: Bytes) -> Result<store::UserRow, Problem> {
+    pub async fn set_avatar(
+        &self,
+        who: &Principal,
+        bytes: Bytes,
+    ) -> Result<store::UserRow, Problem> {
         const MAX: usize = 2 * 1024 * 1024;
         if bytes.len() > MAX {
             return Err(Problem::payload_too_large(MAX).with_field("file", "must be at most 2 MB"));
@@ -624,7 +641,10 @@ impl Identity {
                 "must be a PNG, JPEG, GIF or WebP image",
             ));
         };
-        let key = format!("avatars/{}.{ext}", secrets::random_token("").get(..32).unwrap_or("x"));
+        let key = format!(
+            "avatars/{}.{ext}",
+            secrets::random_token("").get(..32).unwrap_or("x")
+        );
         self.blobs
             .put(&key, bytes, content_type)
             .await
@@ -684,7 +704,10 @@ impl Identity {
             .await
             .map_err(Problem::internal)?;
         if !ok {
-            return Err(Problem::invalid_field("current_password", "is not your current password"));
+            return Err(Problem::invalid_field(
+                "current_password",
+                "is not your current password",
+            ));
         }
         let hash = secrets::hash_password(new.to_owned(), self.cfg.hash_cost)
             .await
@@ -773,8 +796,11 @@ impl Identity {
             return Err(Problem::invalid_field("password", m));
         }
         let invalid = || {
-            Problem::bad_request("invalid_reset_token", "This reset link is invalid or has expired")
-                .with_field("token", "is invalid or expired; ask for a new link")
+            Problem::bad_request(
+                "invalid_reset_token",
+                "This reset link is invalid or has expired",
+            )
+            .with_field("token", "is invalid or expired; ask for a new link")
         };
         let now = self.now();
         let hash = secrets::hash_password(password.to_owned(), self.cfg.hash_cost)
@@ -807,7 +833,11 @@ impl Identity {
 
     // ---- organisation and members ---------------------------------------------------------
 
-    pub async fn rename_organization(&self, who: &Principal, name: &str) -> Result<store::OrgRow, Problem> {
+    pub async fn rename_organization(
+        &self,
+        who: &Principal,
+        name: &str,
+    ) -> Result<store::OrgRow, Problem> {
         let mut v = Validator::new();
         v.length("name", name, 1, 100);
         v.finish()?;
@@ -816,13 +846,19 @@ impl Identity {
             .map_err(db_err)?
             .ok_or_else(|| Problem::not_found("organisation"))?;
         self.forget(&format!("identity:{}:org", who.org_id)).await;
-        self.publish(who.org_id, "wamage.organization.updated", json!({ "name": org.name }))
-            .await;
+        self.publish(
+            who.org_id,
+            "wamage.organization.updated",
+            json!({ "name": org.name }),
+        )
+        .await;
         Ok(org)
     }
 
     pub async fn members(&self, who: &Principal) -> Result<Vec<store::MemberRow>, Problem> {
-        store::list_members(&self.db, who.org_id).await.map_err(db_err)
+        store::list_members(&self.db, who.org_id)
+            .await
+            .map_err(db_err)
     }
 
     /// Changes a member's role. Only owners grant or take away ownership; an organisation always
@@ -840,11 +876,16 @@ impl Identity {
             .ok_or_else(|| Problem::not_found("member"))?;
         let current = Role::from_db(&target.role);
         if (role == Role::Owner || current == Role::Owner) && who.role != Role::Owner {
-            return Err(Problem::forbidden("Only an owner can grant or remove ownership"));
+            return Err(Problem::forbidden(
+                "Only an owner can grant or remove ownership",
+            ));
         }
         if current == Role::Owner
             && role != Role::Owner
-            && store::count_owners(&mut tx, who.org_id).await.map_err(db_err)? <= 1
+            && store::count_owners(&mut tx, who.org_id)
+                .await
+                .map_err(db_err)?
+                <= 1
         {
             return Err(Problem::conflict(
                 "last_owner",
@@ -871,7 +912,11 @@ impl Identity {
     }
 
     async fn forget_org_principals(&self, org: OrgId) {
-        if let Err(e) = self.cache.delete_prefix(&format!("identity:{org}:sess:")).await {
+        if let Err(e) = self
+            .cache
+            .delete_prefix(&format!("identity:{org}:sess:"))
+            .await
+        {
             tracing::warn!(error = %e, "failed to invalidate cached sessions");
         }
     }
@@ -887,7 +932,12 @@ impl Identity {
         if role == Role::Owner && who.role != Role::Owner {
             return Err(Problem::forbidden("Only an owner can remove an owner"));
         }
-        if role == Role::Owner && store::count_owners(&mut tx, who.org_id).await.map_err(db_err)? <= 1 {
+        if role == Role::Owner
+            && store::count_owners(&mut tx, who.org_id)
+                .await
+                .map_err(db_err)?
+                <= 1
+        {
             return Err(Problem::conflict(
                 "last_owner",
                 "The organisation must keep at least one owner",
@@ -896,10 +946,16 @@ impl Identity {
         store::delete_membership(&mut tx, who.org_id, user)
             .await
             .map_err(db_err)?;
-        let revoked =
-            store::revoke_user_sessions(&mut tx, user, Some(who.org_id), None, now, "member_removed")
-                .await
-                .map_err(db_err)?;
+        let revoked = store::revoke_user_sessions(
+            &mut tx,
+            user,
+            Some(who.org_id),
+            None,
+            now,
+            "member_removed",
+        )
+        .await
+        .map_err(db_err)?;
         tx.commit().await.map_err(db_err)?;
         self.forget_sessions(&revoked).await;
         self.forget_org_principals(who.org_id).await;
@@ -915,7 +971,9 @@ impl Identity {
     // ---- teams ----------------------------------------------------------------------------
 
     pub async fn teams(&self, who: &Principal) -> Result<Vec<store::TeamRow>, Problem> {
-        store::list_teams(&self.db, who.org_id).await.map_err(db_err)
+        store::list_teams(&self.db, who.org_id)
+            .await
+            .map_err(db_err)
     }
 
     pub async fn team(
@@ -935,7 +993,8 @@ impl Identity {
 
     fn team_name_taken(e: &sqlx::Error) -> bool {
         is_unique_violation(e)
-            && violated_constraint(e).is_some_and(|c| c.contains("teams_org_name_key") || c.contains("teams.name"))
+            && violated_constraint(e)
+                .is_some_and(|c| c.contains("teams_org_name_key") || c.contains("teams.name"))
     }
 
     pub async fn create_team(
@@ -962,8 +1021,12 @@ impl Identity {
                     db_err(e)
                 }
             })?;
-        self.publish(who.org_id, "wamage.team.created", json!({ "team_id": id, "name": name.trim() }))
-            .await;
+        self.publish(
+            who.org_id,
+            "wamage.team.created",
+            json!({ "team_id": id, "name": name.trim() }),
+        )
+        .await;
         Ok(self.team(who, id).await?.0)
     }
 
@@ -996,24 +1059,37 @@ impl Identity {
         if !found {
             return Err(Problem::not_found("team"));
         }
-        self.publish(who.org_id, "wamage.team.updated", json!({ "team_id": id })).await;
+        self.publish(who.org_id, "wamage.team.updated", json!({ "team_id": id }))
+            .await;
         Ok(self.team(who, id).await?.0)
     }
 
     pub async fn delete_team(&self, who: &Principal, id: TeamId) -> Result<(), Problem> {
-        if !store::delete_team(&self.db, who.org_id, id).await.map_err(db_err)? {
+        if !store::delete_team(&self.db, who.org_id, id)
+            .await
+            .map_err(db_err)?
+        {
             return Err(Problem::not_found("team"));
         }
-        self.publish(who.org_id, "wamage.team.deleted", json!({ "team_id": id })).await;
+        self.publish(who.org_id, "wamage.team.deleted", json!({ "team_id": id }))
+            .await;
         Ok(())
     }
 
-    pub async fn add_team_member(&self, who: &Principal, team: TeamId, user: UserId) -> Result<(), Problem> {
+    pub async fn add_team_member(
+        &self,
+        who: &Principal,
+        team: TeamId,
+        user: UserId,
+    ) -> Result<(), Problem> {
         store::get_team(&self.db, who.org_id, team)
             .await
             .map_err(db_err)?
             .ok_or_else(|| Problem::not_found("team"))?;
-        if !store::is_member(&self.db, who.org_id, user).await.map_err(db_err)? {
+        if !store::is_member(&self.db, who.org_id, user)
+            .await
+            .map_err(db_err)?
+        {
             return Err(Problem::not_found("member"));
         }
         store::add_team_member(&self.db, who.org_id, team, user, self.now())
@@ -1028,7 +1104,12 @@ impl Identity {
         Ok(())
     }
 
-    pub async fn remove_team_member(&self, who: &Principal, team: TeamId, user: UserId) -> Result<(), Problem> {
+    pub async fn remove_team_member(
+        &self,
+        who: &Principal,
+        team: TeamId,
+        user: UserId,
+    ) -> Result<(), Problem> {
         store::get_team(&self.db, who.org_id, team)
             .await
             .map_err(db_err)?
@@ -1051,7 +1132,9 @@ impl Identity {
     // ---- invitations ----------------------------------------------------------------------
 
     pub async fn invitations(&self, who: &Principal) -> Result<Vec<store::InvitationRow>, Problem> {
-        store::list_invitations(&self.db, who.org_id).await.map_err(db_err)
+        store::list_invitations(&self.db, who.org_id)
+            .await
+            .map_err(db_err)
     }
 
     /// Invites an address; returns the invitation and its one-time link.
@@ -1068,8 +1151,16 @@ impl Identity {
         if let Err(m) = &email {
             v.error("email", *m);
         }
-        v.check((1..=720).contains(&hours), "expires_in_hours", "must be between 1 and 720");
-        v.check(role <= who.role, "role", "cannot be higher than your own role");
+        v.check(
+            (1..=720).contains(&hours),
+            "expires_in_hours",
+            "must be between 1 and 720",
+        );
+        v.check(
+            role <= who.role,
+            "role",
+            "cannot be higher than your own role",
+        );
         v.finish()?;
         let Ok(email) = email else {
             return Err(Problem::invalid_field("email", "is invalid"));
@@ -1084,8 +1175,10 @@ impl Identity {
                 .map_err(db_err)?
                 .is_some()
         {
-            return Err(Problem::conflict("already_member", "This person is already a member")
-                .with_field("email", "is already a member of this organisation"));
+            return Err(
+                Problem::conflict("already_member", "This person is already a member")
+                    .with_field("email", "is already a member of this organisation"),
+            );
         }
         let token = secrets::random_token("");
         let id = InvitationId::new();
@@ -1115,18 +1208,28 @@ impl Identity {
             json!({ "invitation_id": id, "email": email.as_str(), "role": role, "by": who.user_id }),
         )
         .await;
-        let link = format!("{}/invite/{token}", self.cfg.public_url.trim_end_matches('/'));
+        let link = format!(
+            "{}/invite/{token}",
+            self.cfg.public_url.trim_end_matches('/')
+        );
         Ok((row, link))
     }
 
-    pub async fn revoke_invitation(&self, who: &Principal, id: InvitationId) -> Result<(), Problem> {
+    pub async fn revoke_invitation(
+        &self,
+        who: &Principal,
+        id: InvitationId,
+    ) -> Result<(), Problem> {
         let mut tx = self.db.begin().await.map_err(db_err)?;
         let inv = store::get_invitation(&mut tx, who.org_id, id)
             .await
             .map_err(db_err)?
             .ok_or_else(|| Problem::not_found("invitation"))?;
         if inv.accepted_at.is_some() {
-            return Err(Problem::conflict("invitation_used", "This invitation was already accepted"));
+            return Err(Problem::conflict(
+                "invitation_used",
+                "This invitation was already accepted",
+            ));
         }
         store::revoke_invitation(&mut tx, who.org_id, id, self.now())
             .await
@@ -1137,13 +1240,22 @@ impl Identity {
 
     fn check_invitation(&self, inv: &store::InvitationRow) -> Result<(), Problem> {
         if inv.revoked_at.is_some() {
-            return Err(Problem::gone("invitation_revoked", "This invitation has been revoked"));
+            return Err(Problem::gone(
+                "invitation_revoked",
+                "This invitation has been revoked",
+            ));
         }
         if inv.accepted_at.is_some() {
-            return Err(Problem::gone("invitation_used", "This invitation has already been used"));
+            return Err(Problem::gone(
+                "invitation_used",
+                "This invitation has already been used",
+            ));
         }
         if inv.expires_at <= self.now() {
-            return Err(Problem::gone("invitation_expired", "This invitation has expired"));
+            return Err(Problem::gone(
+                "invitation_expired",
+                "This invitation has expired",
+            ));
         }
         Ok(())
     }
@@ -1180,7 +1292,9 @@ impl Identity {
         let now = self.now();
         let (inv, exists) = self.invitation_by_token(token).await?;
         let existing = if exists {
-            store::find_user_by_email(&self.db, &inv.email).await.map_err(db_err)?
+            store::find_user_by_email(&self.db, &inv.email)
+                .await
+                .map_err(db_err)?
         } else {
             None
         };
@@ -1213,8 +1327,14 @@ impl Identity {
         };
         let role = Role::from_db(&inv.role);
         let mut tx = self.db.begin().await.map_err(db_err)?;
-        if !store::accept_invitation(&mut tx, inv.id, now).await.map_err(db_err)? {
-            return Err(Problem::gone("invitation_used", "This invitation has already been used"));
+        if !store::accept_invitation(&mut tx, inv.id, now)
+            .await
+            .map_err(db_err)?
+        {
+            return Err(Problem::gone(
+                "invitation_used",
+                "This invitation has already been used",
+            ));
         }
         let user_id = match (&existing, new_hash) {
             (Some(u), _) => u.id,
@@ -1224,7 +1344,10 @@ impl Identity {
                     .await
                     .map_err(|e| {
                         if is_unique_violation(&e) {
-                            Problem::conflict("email_taken", "An account with this e-mail already exists")
+                            Problem::conflict(
+                                "email_taken",
+                                "An account with this e-mail already exists",
+                            )
                         } else {
                             db_err(e)
                         }
@@ -1233,13 +1356,22 @@ impl Identity {
             }
             (None, None) => return Err(Problem::internal("no password hash for new account")),
         };
-        if store::get_member(&mut tx, inv.org_id, user_id).await.map_err(db_err)?.is_some() {
-            return Err(Problem::conflict("already_member", "You are already a member"));
+        if store::get_member(&mut tx, inv.org_id, user_id)
+            .await
+            .map_err(db_err)?
+            .is_some()
+        {
+            return Err(Problem::conflict(
+                "already_member",
+                "You are already a member",
+            ));
         }
         store::insert_membership(&mut tx, inv.org_id, user_id, role, now)
             .await
             .map_err(db_err)?;
-        let (session_id, refresh) = self.open_session(&mut tx, inv.org_id, user_id, client).await?;
+        let (session_id, refresh) = self
+            .open_session(&mut tx, inv.org_id, user_id, client)
+            .await?;
         tx.commit().await.map_err(db_err)?;
         self.publish(
             inv.org_id,
@@ -1247,13 +1379,16 @@ impl Identity {
             json!({ "user_id": user_id, "role": role, "invitation_id": inv.id }),
         )
         .await;
-        self.issued(user_id, inv.org_id, role, session_id, refresh).await
+        self.issued(user_id, inv.org_id, role, session_id, refresh)
+            .await
     }
 
     // ---- API keys -------------------------------------------------------------------------
 
     pub async fn api_keys(&self, who: &Principal) -> Result<Vec<store::ApiKeyRow>, Problem> {
-        store::list_api_keys(&self.db, who.org_id).await.map_err(db_err)
+        store::list_api_keys(&self.db, who.org_id)
+            .await
+            .map_err(db_err)
     }
 
     /// Creates a key; the secret is returned once and only its hash is stored.
@@ -1267,9 +1402,17 @@ impl Identity {
         let role = role.unwrap_or(Role::Agent);
         let mut v = Validator::new();
         v.length("name", name, 1, 100);
-        v.check(role <= who.role, "role", "cannot be higher than your own role");
+        v.check(
+            role <= who.role,
+            "role",
+            "cannot be higher than your own role",
+        );
         if let Some(d) = expires_in_days {
-            v.check((1..=3650).contains(&d), "expires_in_days", "must be between 1 and 3650");
+            v.check(
+                (1..=3650).contains(&d),
+                "expires_in_days",
+                "must be between 1 and 3650",
+            );
         }
         v.finish()?;
         let now = self.now();
@@ -1287,7 +1430,8 @@ impl Identity {
                 role,
                 created_by: who.user_id,
                 now,
-                expires_at: expires_in_days.map(|d| now.plus(Duration::from_secs(u64::from(d) * 86_400))),
+                expires_at: expires_in_days
+                    .map(|d| now.plus(Duration::from_secs(u64::from(d) * 86_400))),
             },
         )
         .await
@@ -1296,8 +1440,12 @@ impl Identity {
             .await
             .map_err(db_err)?
             .ok_or_else(|| Problem::internal("api key vanished"))?;
-        self.publish(who.org_id, "wamage.api_key.created", json!({ "api_key_id": id, "by": who.user_id }))
-            .await;
+        self.publish(
+            who.org_id,
+            "wamage.api_key.created",
+            json!({ "api_key_id": id, "by": who.user_id }),
+        )
+        .await;
         Ok((row, secret))
     }
 
@@ -1307,14 +1455,21 @@ impl Identity {
             .map_err(db_err)?
         else {
             // Unknown, another org's, or already revoked: all look the same from outside.
-            return match store::get_api_key(&self.db, who.org_id, id).await.map_err(db_err)? {
+            return match store::get_api_key(&self.db, who.org_id, id)
+                .await
+                .map_err(db_err)?
+            {
                 Some(_) => Ok(()),
                 None => Err(Problem::not_found("API key")),
             };
         };
         self.forget(&apikey_key(&hash)).await;
-        self.publish(who.org_id, "wamage.api_key.revoked", json!({ "api_key_id": id, "by": who.user_id }))
-            .await;
+        self.publish(
+            who.org_id,
+            "wamage.api_key.revoked",
+            json!({ "api_key_id": id, "by": who.user_id }),
+        )
+        .await;
         Ok(())
     }
 
@@ -1328,9 +1483,10 @@ impl Identity {
 
     pub async fn revoke_session(&self, who: &Principal, id: SessionId) -> Result<(), Problem> {
         let mut tx = self.db.begin().await.map_err(db_err)?;
-        let found = store::revoke_session(&mut tx, who.org_id, who.user_id, id, self.now(), "revoked")
-            .await
-            .map_err(db_err)?;
+        let found =
+            store::revoke_session(&mut tx, who.org_id, who.user_id, id, self.now(), "revoked")
+                .await
+                .map_err(db_err)?;
         tx.commit().await.map_err(db_err)?;
         if !found {
             return Err(Problem::not_found("session"));
@@ -1367,10 +1523,16 @@ impl Identity {
         name: &str,
         organization: &str,
     ) -> Result<Issued, Problem> {
-        self.register(email, password, name, organization, &ClientInfo {
-            ip: None,
-            user_agent: Some("wamage-cli".to_owned()),
-        })
+        self.register(
+            email,
+            password,
+            name,
+            organization,
+            &ClientInfo {
+                ip: None,
+                user_agent: Some("wamage-cli".to_owned()),
+            },
+        )
         .await
     }
 
@@ -1389,10 +1551,13 @@ impl Identity {
             .map_err(Problem::internal)?;
         let now = self.now();
         let mut tx = self.db.begin().await.map_err(db_err)?;
-        store::set_password(&mut tx, user.id, &hash, now).await.map_err(db_err)?;
-        let revoked = store::revoke_user_sessions(&mut tx, user.id, None, None, now, "password_reset")
+        store::set_password(&mut tx, user.id, &hash, now)
             .await
             .map_err(db_err)?;
+        let revoked =
+            store::revoke_user_sessions(&mut tx, user.id, None, None, now, "password_reset")
+                .await
+                .map_err(db_err)?;
         tx.commit().await.map_err(db_err)?;
         self.forget_sessions(&revoked).await;
         Ok(())
@@ -1420,9 +1585,15 @@ mod tests {
 
     #[test]
     fn sniffs_images_by_content() {
-        assert_eq!(sniff_image(b"\x89PNG\r\n\x1a\nrest").map(|x| x.0), Some("png"));
+        assert_eq!(
+            sniff_image(b"\x89PNG\r\n\x1a\nrest").map(|x| x.0),
+            Some("png")
+        );
         assert_eq!(sniff_image(b"GIF89a..").map(|x| x.1), Some("image/gif"));
         assert_eq!(sniff_image(b"<svg onload=alert(1)>"), None);
-        assert_eq!(sniff_image(b"RIFF\0\0\0\0WEBPVP8 ").map(|x| x.0), Some("webp"));
+        assert_eq!(
+            sniff_image(b"RIFF\0\0\0\0WEBPVP8 ").map(|x| x.0),
+            Some("webp")
+        );
     }
 }

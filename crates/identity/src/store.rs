@@ -182,18 +182,18 @@ pub async fn insert_user(
 }
 
 pub async fn get_user(db: &Db, id: UserId) -> R<Option<UserRow>> {
-    with_db!(db, |p| sqlx::query_as::<_, UserRow>(sqlx::AssertSqlSafe(format!(
-        "SELECT {USER_COLS} FROM users WHERE id = $1"
-    )))
+    with_db!(db, |p| sqlx::query_as::<_, UserRow>(sqlx::AssertSqlSafe(
+        format!("SELECT {USER_COLS} FROM users WHERE id = $1")
+    ))
     .bind(id)
     .fetch_optional(p)
     .await)
 }
 
 pub async fn find_user_by_email(db: &Db, email: &str) -> R<Option<UserRow>> {
-    with_db!(db, |p| sqlx::query_as::<_, UserRow>(sqlx::AssertSqlSafe(format!(
-        "SELECT {USER_COLS} FROM users WHERE email = $1"
-    )))
+    with_db!(db, |p| sqlx::query_as::<_, UserRow>(sqlx::AssertSqlSafe(
+        format!("SELECT {USER_COLS} FROM users WHERE email = $1")
+    ))
     .bind(email)
     .fetch_optional(p)
     .await)
@@ -220,11 +220,13 @@ pub async fn update_profile(
         None => (false, None),
         Some(s) => (true, s),
     };
-    with_db!(db, |p| sqlx::query_as::<_, UserRow>(sqlx::AssertSqlSafe(format!(
-        "UPDATE users SET name = COALESCE($2, name), \
+    with_db!(db, |p| sqlx::query_as::<_, UserRow>(sqlx::AssertSqlSafe(
+        format!(
+            "UPDATE users SET name = COALESCE($2, name), \
          status_text = CASE WHEN $3 THEN $4 ELSE status_text END, updated_at = $5 \
          WHERE id = $1 RETURNING {USER_COLS}"
-    )))
+        )
+    ))
     .bind(id)
     .bind(name)
     .bind(touch_status)
@@ -314,9 +316,9 @@ const MEMBER_SELECT: &str = "SELECT m.user_id, u.email, u.name, u.avatar_key, m.
     m.created_at AS joined_at FROM memberships m JOIN users u ON u.id = m.user_id";
 
 pub async fn list_members(db: &Db, org: OrgId) -> R<Vec<MemberRow>> {
-    with_db!(db, |p| sqlx::query_as::<_, MemberRow>(sqlx::AssertSqlSafe(format!(
-        "{MEMBER_SELECT} WHERE m.org_id = $1 ORDER BY m.created_at, m.user_id"
-    )))
+    with_db!(db, |p| sqlx::query_as::<_, MemberRow>(sqlx::AssertSqlSafe(
+        format!("{MEMBER_SELECT} WHERE m.org_id = $1 ORDER BY m.created_at, m.user_id")
+    ))
     .bind(org)
     .fetch_all(p)
     .await)
@@ -381,18 +383,18 @@ const TEAM_SELECT: &str = "SELECT t.id, t.name, t.description, t.created_at, \
     (SELECT COUNT(*) FROM team_members tm WHERE tm.team_id = t.id) AS member_count FROM teams t";
 
 pub async fn list_teams(db: &Db, org: OrgId) -> R<Vec<TeamRow>> {
-    with_db!(db, |p| sqlx::query_as::<_, TeamRow>(sqlx::AssertSqlSafe(format!(
-        "{TEAM_SELECT} WHERE t.org_id = $1 ORDER BY t.name, t.id"
-    )))
+    with_db!(db, |p| sqlx::query_as::<_, TeamRow>(sqlx::AssertSqlSafe(
+        format!("{TEAM_SELECT} WHERE t.org_id = $1 ORDER BY t.name, t.id")
+    ))
     .bind(org)
     .fetch_all(p)
     .await)
 }
 
 pub async fn get_team(db: &Db, org: OrgId, team: TeamId) -> R<Option<TeamRow>> {
-    with_db!(db, |p| sqlx::query_as::<_, TeamRow>(sqlx::AssertSqlSafe(format!(
-        "{TEAM_SELECT} WHERE t.org_id = $1 AND t.id = $2"
-    )))
+    with_db!(db, |p| sqlx::query_as::<_, TeamRow>(sqlx::AssertSqlSafe(
+        format!("{TEAM_SELECT} WHERE t.org_id = $1 AND t.id = $2")
+    ))
     .bind(org)
     .bind(team)
     .fetch_optional(p)
@@ -449,12 +451,14 @@ pub async fn update_team(
 }
 
 pub async fn delete_team(db: &Db, org: OrgId, team: TeamId) -> R<bool> {
-    let n = with_db!(db, |p| sqlx::query("DELETE FROM teams WHERE org_id = $1 AND id = $2")
-        .bind(org)
-        .bind(team)
-        .execute(p)
-        .await
-        .map(|r| r.rows_affected()))?;
+    let n = with_db!(db, |p| sqlx::query(
+        "DELETE FROM teams WHERE org_id = $1 AND id = $2"
+    )
+    .bind(org)
+    .bind(team)
+    .execute(p)
+    .await
+    .map(|r| r.rows_affected()))?;
     Ok(n > 0)
 }
 
@@ -507,8 +511,8 @@ pub async fn remove_team_member(db: &Db, org: OrgId, team: TeamId, user: UserId)
 }
 
 pub async fn is_member(db: &Db, org: OrgId, user: UserId) -> R<bool> {
-    let row: Option<(i64,)> = with_db!(db, |p| sqlx::query_as(
-        "SELECT 1 FROM memberships WHERE org_id = $1 AND user_id = $2"
+    let row: Option<(UserId,)> = with_db!(db, |p| sqlx::query_as(
+        "SELECT user_id FROM memberships WHERE org_id = $1 AND user_id = $2"
     )
     .bind(org)
     .bind(user)
@@ -566,18 +570,22 @@ pub async fn insert_invitation(tx: &mut Tx, inv: NewInvitation<'_>) -> R<()> {
 }
 
 pub async fn list_invitations(db: &Db, org: OrgId) -> R<Vec<InvitationRow>> {
-    with_db!(db, |p| sqlx::query_as::<_, InvitationRow>(sqlx::AssertSqlSafe(format!(
-        "{INVITATION_SELECT} WHERE i.org_id = $1 ORDER BY i.id DESC LIMIT 500"
-    )))
+    with_db!(db, |p| sqlx::query_as::<_, InvitationRow>(
+        sqlx::AssertSqlSafe(format!(
+            "{INVITATION_SELECT} WHERE i.org_id = $1 ORDER BY i.id DESC LIMIT 500"
+        ))
+    )
     .bind(org)
     .fetch_all(p)
     .await)
 }
 
 pub async fn get_invitation(tx: &mut Tx, org: OrgId, id: InvitationId) -> R<Option<InvitationRow>> {
-    with_tx!(tx, |c| sqlx::query_as::<_, InvitationRow>(sqlx::AssertSqlSafe(
-        format!("{INVITATION_SELECT} WHERE i.org_id = $1 AND i.id = $2")
-    ))
+    with_tx!(tx, |c| sqlx::query_as::<_, InvitationRow>(
+        sqlx::AssertSqlSafe(format!(
+            "{INVITATION_SELECT} WHERE i.org_id = $1 AND i.id = $2"
+        ))
+    )
     .bind(org)
     .bind(id)
     .fetch_optional(c)
@@ -585,16 +593,17 @@ pub async fn get_invitation(tx: &mut Tx, org: OrgId, id: InvitationId) -> R<Opti
 }
 
 pub async fn find_invitation_by_token(tx: &mut Tx, token_hash: &str) -> R<Option<InvitationRow>> {
-    with_tx!(tx, |c| sqlx::query_as::<_, InvitationRow>(sqlx::AssertSqlSafe(
-        format!("{INVITATION_SELECT} WHERE i.token_hash = $1")
-    ))
+    with_tx!(tx, |c| sqlx::query_as::<_, InvitationRow>(
+        sqlx::AssertSqlSafe(format!("{INVITATION_SELECT} WHERE i.token_hash = $1"))
+    )
     .bind(token_hash)
     .fetch_optional(c)
     .await)
 }
 
 pub async fn revoke_invitation(tx: &mut Tx, org: OrgId, id: InvitationId, now: Timestamp) -> R<()> {
-    with_tx!(tx, |c| sqlx::query(
+    with_tx!(tx, |c| {
+        sqlx::query(
         "UPDATE invitations SET revoked_at = $3 WHERE org_id = $1 AND id = $2 AND revoked_at IS NULL"
     )
     .bind(org)
@@ -602,7 +611,8 @@ pub async fn revoke_invitation(tx: &mut Tx, org: OrgId, id: InvitationId, now: T
     .bind(now)
     .execute(c)
     .await
-    .map(|r| r.rows_affected()))?;
+    .map(|r| r.rows_affected())
+    })?;
     Ok(())
 }
 
@@ -689,18 +699,18 @@ const SESSION_AUTH_SELECT: &str = "SELECT s.id, s.org_id, s.user_id, s.expires_a
     m.role FROM sessions s LEFT JOIN memberships m ON m.org_id = s.org_id AND m.user_id = s.user_id";
 
 pub async fn session_auth(db: &Db, id: SessionId) -> R<Option<SessionAuthRow>> {
-    with_db!(db, |p| sqlx::query_as::<_, SessionAuthRow>(sqlx::AssertSqlSafe(format!(
-        "{SESSION_AUTH_SELECT} WHERE s.id = $1"
-    )))
+    with_db!(db, |p| sqlx::query_as::<_, SessionAuthRow>(
+        sqlx::AssertSqlSafe(format!("{SESSION_AUTH_SELECT} WHERE s.id = $1"))
+    )
     .bind(id)
     .fetch_optional(p)
     .await)
 }
 
 pub async fn session_auth_tx(tx: &mut Tx, id: SessionId) -> R<Option<SessionAuthRow>> {
-    with_tx!(tx, |c| sqlx::query_as::<_, SessionAuthRow>(sqlx::AssertSqlSafe(
-        format!("{SESSION_AUTH_SELECT} WHERE s.id = $1")
-    ))
+    with_tx!(tx, |c| sqlx::query_as::<_, SessionAuthRow>(
+        sqlx::AssertSqlSafe(format!("{SESSION_AUTH_SELECT} WHERE s.id = $1"))
+    )
     .bind(id)
     .fetch_optional(c)
     .await)
@@ -730,16 +740,23 @@ pub async fn touch_session(
 }
 
 pub async fn touch_session_seen(db: &Db, id: SessionId, now: Timestamp) -> R<()> {
-    with_db!(db, |p| sqlx::query("UPDATE sessions SET last_seen_at = $2 WHERE id = $1")
-        .bind(id)
-        .bind(now)
-        .execute(p)
-        .await
-        .map(|r| r.rows_affected()))?;
+    with_db!(db, |p| sqlx::query(
+        "UPDATE sessions SET last_seen_at = $2 WHERE id = $1"
+    )
+    .bind(id)
+    .bind(now)
+    .execute(p)
+    .await
+    .map(|r| r.rows_affected()))?;
     Ok(())
 }
 
-pub async fn list_sessions(db: &Db, org: OrgId, user: UserId, now: Timestamp) -> R<Vec<SessionRow>> {
+pub async fn list_sessions(
+    db: &Db,
+    org: OrgId,
+    user: UserId,
+    now: Timestamp,
+) -> R<Vec<SessionRow>> {
     with_db!(db, |p| sqlx::query_as::<_, SessionRow>(
         "SELECT id, org_id, user_id, user_agent, ip, created_at, last_seen_at, expires_at, \
          revoked_at FROM sessions WHERE org_id = $1 AND user_id = $2 AND revoked_at IS NULL \
@@ -777,8 +794,14 @@ pub async fn revoke_session(
 }
 
 /// Revokes a session by id alone (refresh-token reuse); returns whether it was active.
-pub async fn revoke_session_by_id(tx: &mut Tx, id: SessionId, now: Timestamp, reason: &str) -> R<bool> {
-    let n = with_tx!(tx, |c| sqlx::query(
+pub async fn revoke_session_by_id(
+    tx: &mut Tx,
+    id: SessionId,
+    now: Timestamp,
+    reason: &str,
+) -> R<bool> {
+    let n = with_tx!(tx, |c| {
+        sqlx::query(
         "UPDATE sessions SET revoked_at = $2, revoked_reason = $3 WHERE id = $1 AND revoked_at IS NULL"
     )
     .bind(id)
@@ -786,7 +809,8 @@ pub async fn revoke_session_by_id(tx: &mut Tx, id: SessionId, now: Timestamp, re
     .bind(reason)
     .execute(c)
     .await
-    .map(|r| r.rows_affected()))?;
+    .map(|r| r.rows_affected())
+    })?;
     Ok(n > 0)
 }
 
@@ -853,18 +877,18 @@ pub async fn insert_api_key(db: &Db, k: NewApiKey<'_>) -> R<()> {
 }
 
 pub async fn list_api_keys(db: &Db, org: OrgId) -> R<Vec<ApiKeyRow>> {
-    with_db!(db, |p| sqlx::query_as::<_, ApiKeyRow>(sqlx::AssertSqlSafe(format!(
-        "{API_KEY_SELECT} WHERE k.org_id = $1 ORDER BY k.id DESC"
-    )))
+    with_db!(db, |p| sqlx::query_as::<_, ApiKeyRow>(sqlx::AssertSqlSafe(
+        format!("{API_KEY_SELECT} WHERE k.org_id = $1 ORDER BY k.id DESC")
+    ))
     .bind(org)
     .fetch_all(p)
     .await)
 }
 
 pub async fn get_api_key(db: &Db, org: OrgId, id: ApiKeyId) -> R<Option<ApiKeyRow>> {
-    with_db!(db, |p| sqlx::query_as::<_, ApiKeyRow>(sqlx::AssertSqlSafe(format!(
-        "{API_KEY_SELECT} WHERE k.org_id = $1 AND k.id = $2"
-    )))
+    with_db!(db, |p| sqlx::query_as::<_, ApiKeyRow>(sqlx::AssertSqlSafe(
+        format!("{API_KEY_SELECT} WHERE k.org_id = $1 AND k.id = $2")
+    ))
     .bind(org)
     .bind(id)
     .fetch_optional(p)
@@ -872,17 +896,24 @@ pub async fn get_api_key(db: &Db, org: OrgId, id: ApiKeyId) -> R<Option<ApiKeyRo
 }
 
 pub async fn find_api_key_by_hash(db: &Db, hash: &str) -> R<Option<ApiKeyRow>> {
-    with_db!(db, |p| sqlx::query_as::<_, ApiKeyRow>(sqlx::AssertSqlSafe(format!(
-        "{API_KEY_SELECT} WHERE k.key_hash = $1"
-    )))
+    with_db!(db, |p| sqlx::query_as::<_, ApiKeyRow>(sqlx::AssertSqlSafe(
+        format!("{API_KEY_SELECT} WHERE k.key_hash = $1")
+    ))
     .bind(hash)
     .fetch_optional(p)
     .await)
 }
 
 /// Revokes a key; returns its hash (to drop it from the cache) when it was active.
-pub async fn revoke_api_key(db: &Db, org: OrgId, id: ApiKeyId, now: Timestamp) -> R<Option<String>> {
-    let row: Option<(String,)> = with_db!(db, |p| sqlx::query_as(
+pub async fn revoke_api_key(
+    db: &Db,
+    org: OrgId,
+    id: ApiKeyId,
+    now: Timestamp,
+) -> R<Option<String>> {
+    let row: Option<(String,)> =
+        with_db!(db, |p| {
+            sqlx::query_as(
         "UPDATE api_keys SET revoked_at = $3 WHERE org_id = $1 AND id = $2 AND revoked_at IS NULL \
          RETURNING key_hash"
     )
@@ -890,17 +921,20 @@ pub async fn revoke_api_key(db: &Db, org: OrgId, id: ApiKeyId, now: Timestamp) -
     .bind(id)
     .bind(now)
     .fetch_optional(p)
-    .await)?;
+    .await
+        })?;
     Ok(row.map(|(h,)| h))
 }
 
 pub async fn touch_api_key(db: &Db, id: ApiKeyId, now: Timestamp) -> R<()> {
-    with_db!(db, |p| sqlx::query("UPDATE api_keys SET last_used_at = $2 WHERE id = $1")
-        .bind(id)
-        .bind(now)
-        .execute(p)
-        .await
-        .map(|r| r.rows_affected()))?;
+    with_db!(db, |p| sqlx::query(
+        "UPDATE api_keys SET last_used_at = $2 WHERE id = $1"
+    )
+    .bind(id)
+    .bind(now)
+    .execute(p)
+    .await
+    .map(|r| r.rows_affected()))?;
     Ok(())
 }
 

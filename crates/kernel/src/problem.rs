@@ -115,7 +115,11 @@ impl Problem {
 
     /// 404. Also the answer for anything that exists but belongs to another organisation.
     pub fn not_found(what: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{what} not found"),
+        )
     }
 
     pub fn conflict(code: &'static str, title: impl Into<String>) -> Self {
@@ -169,7 +173,10 @@ impl Problem {
 
     pub fn body(&self, request_id: Option<String>) -> ProblemBody {
         ProblemBody {
-            type_: format!("https://wamage.dev/problems/{}", self.code.replace('_', "-")),
+            type_: format!(
+                "https://wamage.dev/problems/{}",
+                self.code.replace('_', "-")
+            ),
             title: self.title.clone(),
             status: self.status.as_u16(),
             code: self.code.to_owned(),

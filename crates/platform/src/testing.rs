@@ -39,7 +39,9 @@ impl TestDb {
 
     /// `None` when no PostgreSQL is configured for tests.
     pub async fn postgres(migrations: &[MigrationSet]) -> Option<Self> {
-        let url = std::env::var(POSTGRES_URL_VAR).ok().filter(|u| !u.is_empty())?;
+        let url = std::env::var(POSTGRES_URL_VAR)
+            .ok()
+            .filter(|u| !u.is_empty())?;
         let schema = format!("t_{}", Uuid::now_v7().simple());
         let admin = Db::connect(
             &url,
@@ -49,7 +51,9 @@ impl TestDb {
             },
         )
         .await
-        .unwrap_or_else(|e| panic!("{POSTGRES_URL_VAR} is set but PostgreSQL is unreachable: {e:#}"));
+        .unwrap_or_else(|e| {
+            panic!("{POSTGRES_URL_VAR} is set but PostgreSQL is unreachable: {e:#}")
+        });
         if let Db::Postgres(pool) = &admin {
             sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
                 .execute(pool)
@@ -91,11 +95,15 @@ pub fn redis_url() -> Option<String> {
 #[macro_export]
 macro_rules! backend_tests {
     ([$($mig:expr),* $(,)?]; $($name:ident),+ $(,)?) => {
+        /// The migration sets every generated test starts from.
+        fn __backend_test_migrations() -> Vec<$crate::db::MigrationSet> {
+            vec![$($mig),*]
+        }
         mod sqlite {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    let db = $crate::testing::TestDb::sqlite(&[$($mig),*]).await;
+                    let db = $crate::testing::TestDb::sqlite(&super::__backend_test_migrations()).await;
                     super::$name(db).await;
                 }
             )+
@@ -104,7 +112,7 @@ macro_rules! backend_tests {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    let Some(db) = $crate::testing::TestDb::postgres(&[$($mig),*]).await else {
+                    let Some(db) = $crate::testing::TestDb::postgres(&super::__backend_test_migrations()).await else {
                         eprintln!("skipped: {} is not set", $crate::testing::POSTGRES_URL_VAR);
                         return;
                     };

@@ -689,39 +689,8 @@ async fn priorities_and_purge(t: TestDb) {
     );
 }
 
-/// `sqlite::name` and `postgres::name` for each test, like `wamage_platform::backend_tests!`.
-/// That macro does not compile as committed (it expands the migration list `$($mig),*` inside
-/// the per-test repetition: "attempted to repeat an expression containing no syntax variables
-/// matched as repeating at this depth"), so this file spells the same expansion out.
-macro_rules! on_every_backend {
-    ($($name:ident),+ $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let db = wamage_platform::testing::TestDb::sqlite(&[wamage_platform::migrations()]).await;
-                    super::$name(db).await;
-                }
-            )+
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let Some(db) =
-                        wamage_platform::testing::TestDb::postgres(&[wamage_platform::migrations()]).await
-                    else {
-                        eprintln!("skipped: {} is not set", wamage_platform::testing::POSTGRES_URL_VAR);
-                        return;
-                    };
-                    super::$name(db).await;
-                }
-            )+
-        }
-    };
-}
-
-on_every_backend!(
+wamage_platform::backend_tests!(
+    [wamage_platform::migrations()];
     rolled_back_jobs_never_run_committed_ones_run_once,
     two_workers_never_run_a_job_twice,
     a_dead_workers_job_is_rerun_after_its_lease_expires,

@@ -38,6 +38,7 @@ pub struct AppState {
 pub struct BuildOptions {
     /// An already connected, migrated database (tests isolate themselves per schema).
     pub db: Option<Db>,
+    pub cache: Option<SharedCache>,
     pub clock: Option<Clock>,
     pub mailer: Option<SharedMailer>,
     pub hash_cost: Option<HashCost>,
@@ -52,9 +53,8 @@ pub fn all_migrations() -> Vec<wamage_platform::MigrationSet> {
 pub async fn connect_db(config: &Config) -> anyhow::Result<Db> {
     let url = config.database_url();
     if url.starts_with("sqlite:") {
-        std::fs::create_dir_all(&config.data_dir).with_context(|| {
-            format!("failed to create data dir {}", config.data_dir.display())
-        })?;
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("failed to create data dir {}", config.data_dir.display()))?;
     }
     let db = Db::connect(
         &url,
@@ -73,9 +73,12 @@ pub async fn build_state(config: Config, opts: BuildOptions) -> anyhow::Result<A
         Some(db) => db,
         None => connect_db(&config).await?,
     };
-    let cache = connect_cache(config.cache_url.expose())
-        .await
-        .context("failed to connect the cache (WAMAGE_CACHE_URL)")?;
+    let cache = match opts.cache {
+        Some(c) => c,
+        None => connect_cache(config.cache_url.expose())
+            .await
+            .context("failed to connect the cache (WAMAGE_CACHE_URL)")?,
+    };
     let bus = connect_bus(config.bus_url.expose())
         .await
         .context("failed to connect the event bus (WAMAGE_BUS_URL)")?;

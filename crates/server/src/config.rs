@@ -162,7 +162,11 @@ impl Config {
             None => fig = fig.merge(Toml::file("wamage.toml")),
         }
         let fig = fig
-            .merge(Env::prefixed("WAMAGE_").ignore(&["config", "test_postgres_url", "test_redis_url"]))
+            .merge(Env::prefixed("WAMAGE_").ignore(&[
+                "config",
+                "test_postgres_url",
+                "test_redis_url",
+            ]))
             .merge(Serialized::defaults(overrides));
         let cfg: Self = fig
             .extract()
@@ -175,11 +179,18 @@ impl Config {
     pub fn validate(&self) -> anyhow::Result<()> {
         self.listen_addr()?;
         let db = self.database_url();
-        if !(db.starts_with("sqlite:") || db.starts_with("postgres:") || db.starts_with("postgresql:")) {
+        if !(db.starts_with("sqlite:")
+            || db.starts_with("postgres:")
+            || db.starts_with("postgresql:"))
+        {
             bail!("WAMAGE_DATABASE_URL must start with sqlite:// or postgres://");
         }
         let cache = self.cache_url.expose();
-        if !(cache.is_empty() || cache.starts_with("memory") || cache.starts_with("redis://") || cache.starts_with("rediss://")) {
+        if !(cache.is_empty()
+            || cache.starts_with("memory")
+            || cache.starts_with("redis://")
+            || cache.starts_with("rediss://"))
+        {
             bail!("WAMAGE_CACHE_URL must be `memory` or a redis:// URL");
         }
         let bus = self.bus_url.expose();
@@ -208,9 +219,12 @@ impl Config {
     }
 
     pub fn listen_addr(&self) -> anyhow::Result<SocketAddr> {
-        self.listen
-            .parse()
-            .with_context(|| format!("WAMAGE_LISTEN `{}` is not an address like 127.0.0.1:8080", self.listen))
+        self.listen.parse().with_context(|| {
+            format!(
+                "WAMAGE_LISTEN `{}` is not an address like 127.0.0.1:8080",
+                self.listen
+            )
+        })
     }
 
     pub fn database_url(&self) -> String {
@@ -258,7 +272,10 @@ impl Config {
                 .with_context(|| format!("failed to read {}", path.display()))?;
             let key = key.trim();
             if key.len() < 32 {
-                bail!("{} is too short; delete it to generate a new one", path.display());
+                bail!(
+                    "{} is too short; delete it to generate a new one",
+                    path.display()
+                );
             }
             return Ok(key.as_bytes().to_vec());
         }
@@ -313,7 +330,12 @@ mod tests {
             listen: "nope".into(),
             ..Config::default()
         };
-        assert!(cfg.validate().unwrap_err().to_string().contains("WAMAGE_LISTEN"));
+        assert!(
+            cfg.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("WAMAGE_LISTEN")
+        );
         let cfg = Config {
             roles: "api,cook".into(),
             ..Config::default()
@@ -329,7 +351,10 @@ mod tests {
     #[test]
     fn layers_apply_in_order() {
         figment::Jail::expect_with(|jail| {
-            jail.create_file("wamage.toml", "listen = \"127.0.0.1:9000\"\nlog_level = \"debug\"")?;
+            jail.create_file(
+                "wamage.toml",
+                "listen = \"127.0.0.1:9000\"\nlog_level = \"debug\"",
+            )?;
             jail.set_env("WAMAGE_LISTEN", "127.0.0.1:9100");
             let cfg = Config::load(None, &Overrides::default()).map_err(|e| e.to_string())?;
             assert_eq!(cfg.listen, "127.0.0.1:9100");

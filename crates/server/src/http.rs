@@ -243,13 +243,19 @@ async fn security_headers(req: Request, next: Next) -> Response {
     let is_docs = req.uri().path().starts_with("/api/docs");
     let mut res = next.run(req).await;
     let h = res.headers_mut();
-    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
     h.insert("x-frame-options", HeaderValue::from_static("DENY"));
     h.insert(
         "referrer-policy",
         HeaderValue::from_static("strict-origin-when-cross-origin"),
     );
-    h.insert("cross-origin-opener-policy", HeaderValue::from_static("same-origin"));
+    h.insert(
+        "cross-origin-opener-policy",
+        HeaderValue::from_static("same-origin"),
+    );
     h.insert(
         "permissions-policy",
         HeaderValue::from_static("camera=(), geolocation=(), microphone=(self)"),
@@ -268,8 +274,14 @@ async fn security_headers(req: Request, next: Next) -> Response {
 }
 
 /// Reserved prefixes the web UI never answers for.
-pub const RESERVED_PREFIXES: [&str; 6] =
-    ["/api", "/metrics", "/health", "/ready", "/socket.io", "/webhooks"];
+pub const RESERVED_PREFIXES: [&str; 6] = [
+    "/api",
+    "/metrics",
+    "/health",
+    "/ready",
+    "/socket.io",
+    "/webhooks",
+];
 
 /// 404 problem for unknown API paths.
 pub fn not_found() -> Response {

@@ -11,7 +11,11 @@ use wamage_server::{
 };
 
 #[derive(Parser)]
-#[command(name = "wamage", version, about = "Self-hosted business messaging and automation")]
+#[command(
+    name = "wamage",
+    version,
+    about = "Self-hosted business messaging and automation"
+)]
 struct Cli {
     /// Config file (default: ./wamage.toml when present). Env: WAMAGE_CONFIG.
     #[arg(long, global = true, env = "WAMAGE_CONFIG")]
@@ -155,9 +159,8 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Admin(cmd) => {
             let (common, action) = match &cmd {
-                AdminCommand::CreateUser { common, .. } | AdminCommand::ResetPassword { common, .. } => {
-                    (common, &cmd)
-                }
+                AdminCommand::CreateUser { common, .. }
+                | AdminCommand::ResetPassword { common, .. } => (common, &cmd),
             };
             let cfg = Config::load(cli.config.as_deref(), &overrides(common))?;
             run::init_logging(&cfg);

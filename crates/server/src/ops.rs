@@ -59,9 +59,7 @@ pub async fn health() -> ApiJson<HealthOut> {
     })
 }
 
-async fn check(
-    fut: impl std::future::Future<Output = anyhow::Result<()>>,
-) -> Result<(), String> {
+async fn check(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> Result<(), String> {
     match tokio::time::timeout(Duration::from_secs(2), fut).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(format!("{e:#}")),

@@ -21,7 +21,12 @@ pub fn init_logging(cfg: &Config) {
     let registry = tracing_subscriber::registry().with(filter);
     let _ = match cfg.log_format {
         LogFormat::Json => registry
-            .with(fmt::layer().json().flatten_event(true).with_current_span(true))
+            .with(
+                fmt::layer()
+                    .json()
+                    .flatten_event(true)
+                    .with_current_span(true),
+            )
             .try_init(),
         LogFormat::Pretty => registry.with(fmt::layer().compact()).try_init(),
     };

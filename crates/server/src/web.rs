@@ -43,13 +43,24 @@ pub async fn serve(req: Request) -> Response {
         return bytes_response(mime.as_ref(), cache, asset.data.into_owned());
     }
     // A missing file with an extension is a real 404, not a page of the app.
-    let looks_like_file = file.rsplit('/').next().is_some_and(|last| last.contains('.'));
+    let looks_like_file = file
+        .rsplit('/')
+        .next()
+        .is_some_and(|last| last.contains('.'));
     if looks_like_file {
         return not_found();
     }
     match Assets::get("index.html") {
-        Some(index) => bytes_response("text/html; charset=utf-8", "no-cache", index.data.into_owned()),
-        None => bytes_response("text/html; charset=utf-8", "no-cache", NOT_BUILT.as_bytes().to_vec()),
+        Some(index) => bytes_response(
+            "text/html; charset=utf-8",
+            "no-cache",
+            index.data.into_owned(),
+        ),
+        None => bytes_response(
+            "text/html; charset=utf-8",
+            "no-cache",
+            NOT_BUILT.as_bytes().to_vec(),
+        ),
     }
 }
 
@@ -59,7 +70,15 @@ mod tests {
 
     #[test]
     fn reserved_prefixes_are_never_shadowed() {
-        for p in ["/api", "/api/v1/nope", "/metrics", "/health", "/ready", "/socket.io/", "/webhooks/x"] {
+        for p in [
+            "/api",
+            "/api/v1/nope",
+            "/metrics",
+            "/health",
+            "/ready",
+            "/socket.io/",
+            "/webhooks/x",
+        ] {
             assert!(is_reserved(p), "{p}");
         }
         for p in ["/", "/inbox", "/settings/profile", "/apiary", "/healthy"] {

@@ -34,6 +34,13 @@
 //! with its last error. Every try is a row in `job_attempts` (outcome, error truncated to 2 KB,
 //! latency). Successful completions are written in batches.
 //!
+//! # Throughput notes
+//! Enqueues, success updates and attempt rows are multi-row statements (on SQLite one JSON
+//! parameter expanded with `json_each`, because SQLite's lookup of numbered parameters is
+//! quadratic in their count). On PostgreSQL, claims and outcome writes commit with
+//! `synchronous_commit = off`: a crash can only lose the last few of them, which makes those
+//! jobs run again (delivery is at least once anyway); enqueues keep the caller's durability.
+//!
 //! # States
 //! `queued` → `running` → `succeeded` | `queued` (retry scheduled) | `dead`; `queued` →
 //! `cancelled`. A `dedupe_key` is unique among the unfinished (`queued`/`running`) jobs of a kind:
