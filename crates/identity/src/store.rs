@@ -911,9 +911,8 @@ pub async fn revoke_api_key(
     id: ApiKeyId,
     now: Timestamp,
 ) -> R<Option<String>> {
-    let row: Option<(String,)> =
-        with_db!(db, |p| {
-            sqlx::query_as(
+    let row: Option<(String,)> = with_db!(db, |p| {
+        sqlx::query_as(
         "UPDATE api_keys SET revoked_at = $3 WHERE org_id = $1 AND id = $2 AND revoked_at IS NULL \
          RETURNING key_hash"
     )
@@ -922,7 +921,7 @@ pub async fn revoke_api_key(
     .bind(now)
     .fetch_optional(p)
     .await
-        })?;
+    })?;
     Ok(row.map(|(h,)| h))
 }
 
