@@ -8,7 +8,7 @@
  *   E2E_BASE_URL     test an already running server instead of starting one
  *   CHROMIUM_PATH    browser binary (default /usr/bin/chromium; Playwright's own browsers are not used)
  */
-import { mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,6 +22,10 @@ const listen = process.env.WAMAGE_LISTEN ?? `127.0.0.1:${process.env.E2E_PORT ??
 process.env.WAMAGE_DATA_DIR ??= mkdtempSync(join(tmpdir(), 'wamage-e2e-'));
 const dataDir = process.env.WAMAGE_DATA_DIR;
 const baseURL = process.env.E2E_BASE_URL ?? `http://${listen}`;
+
+if (!process.env.E2E_BASE_URL && !existsSync(resolve(here, 'dist/index.html'))) {
+  throw new Error('web/dist is missing: run `npm run build` before `npm run e2e` (the server serves the built app)');
+}
 
 export default defineConfig({
   testDir: './e2e',

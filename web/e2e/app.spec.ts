@@ -87,7 +87,7 @@ test('profile: name, status, avatar, password', async ({ page, request }) => {
   await expect(page.getByTestId('avatar-hint')).toContainText('2 MB or smaller');
 
   await page.getByLabel('Current password').fill('wrong-password-here');
-  await page.getByLabel('New password', { exact: true }).fill('another-long-password');
+  await page.getByLabel(/^New password/).fill('another-long-password');
   await page.getByLabel('Repeat new password').fill('another-long-password');
   await page.getByRole('button', { name: 'Change password' }).click();
   await expect(page.locator('[data-testid="form-error"], .mantine-InputWrapper-error').first()).toBeVisible();

@@ -78,6 +78,16 @@ test('register → log out → log in → invite → accept in a second context 
       await expect(mPage).toHaveURL(/\/inbox$/);
       await expect(mPage.getByTestId('org-name')).toHaveText(owner.org);
       await expect(mPage.getByTestId('user-name')).toHaveText(mate.name);
+      // An agent sees the settings read-only.
+      await mPage.getByRole('link', { name: 'Settings' }).click();
+      await mPage.getByRole('navigation', { name: 'Settings' }).getByRole('link', { name: 'Members & roles' }).click();
+      await expect(mPage.getByTestId(`member-row-${owner.email}`)).toBeVisible();
+      await expect(mPage.getByRole('button', { name: 'Invite member' })).toHaveCount(0);
+      await expect(mPage.getByRole('textbox', { name: `Role of ${owner.name}` })).toHaveCount(0);
+      await mPage.getByRole('navigation', { name: 'Settings' }).getByRole('link', { name: 'Organization' }).click();
+      await expect(mPage.getByLabel('Organization name')).toBeDisabled();
+      await mPage.getByRole('navigation', { name: 'Settings' }).getByRole('link', { name: 'API keys' }).click();
+      await expect(mPage.getByTestId('api-keys-admin-only')).toBeVisible();
       // The link is single-use.
       await mPage.goto(path);
       await expect(mPage.getByTestId('invite-error')).toContainText(/already used|no longer/i);
@@ -115,14 +125,16 @@ test('register → log out → log in → invite → accept in a second context 
 
     const row = page.getByTestId('api-key-row-CRM sync');
     await expect(row.getByTestId('api-key-status')).toHaveText('active');
-    await expect(row).toContainText('Never');
+    await expect(row.getByTestId('api-key-last-used')).toHaveText('Never');
 
     // The key works against the API, and the list then shows it was used.
     const used = await request.get('/api/v1/members', { headers: bearer(secret) });
     expect(used.status()).toBe(200);
     await expect(async () => {
       await page.reload();
-      await expect(page.getByTestId('api-key-row-CRM sync')).not.toContainText('Never', { timeout: 1000 });
+      await expect(page.getByTestId('api-key-row-CRM sync').getByTestId('api-key-last-used')).not.toHaveText('Never', {
+        timeout: 1000,
+      });
     }).toPass({ timeout: 10_000 });
 
     await page.getByRole('button', { name: 'Revoke CRM sync' }).click();

@@ -1,5 +1,8 @@
 //! Identity through the HTTP API, on every backend.
 
+// Test helpers unwrap freely: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};

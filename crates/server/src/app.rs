@@ -128,6 +128,8 @@ pub async fn build_state(config: Config, opts: BuildOptions) -> anyhow::Result<A
 
 /// The HTTP application (API, docs, ops endpoints, web UI).
 pub fn router(state: &AppState) -> Router {
+    // Install the recorder before the first request, so no early metric is lost.
+    let _ = crate::ops::prometheus();
     http::router(state)
 }
 

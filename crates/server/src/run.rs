@@ -60,7 +60,6 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     let roles = cfg.roles()?;
     let addr: SocketAddr = cfg.listen_addr()?;
     let state = app::build_state(cfg, BuildOptions::default()).await?;
-    let _ = crate::ops::prometheus();
     let shutdown = CancellationToken::new();
     let mut tasks = tokio::task::JoinSet::new();
 

@@ -24,8 +24,11 @@ export interface ApiOptions {
   onAuthFailure?: () => void;
 }
 
-/** Endpoints where a 401 means "wrong credentials/token", not "access token expired". */
-const NO_REFRESH = /\/api\/v1\/auth\/(login|register|refresh|logout|password\/|invitations\/)/;
+/**
+ * Endpoints where a 401 means "wrong credentials/token", not "access token expired". (Logout is
+ * not one: with an expired access token we refresh first, so the server really ends the session.)
+ */
+const NO_REFRESH = /\/api\/v1\/auth\/(login|register|refresh|password\/|invitations\/)/;
 
 export interface Api {
   client: ApiClient;

@@ -6,6 +6,7 @@ import { useState } from 'react';
 import { Link, useNavigate, useSearchParams } from 'react-router';
 
 import { client, unwrap } from '../api/client';
+import { isApiError } from '../api/problem';
 import { AuthCard } from '../components/AuthCard';
 import { FormError } from '../components/FormError';
 import { applyApiError } from '../lib/forms';
@@ -27,7 +28,12 @@ export function ResetPasswordPage() {
       notifications.show({ color: 'teal', title: 'Password changed', message: 'Log in with your new password.' });
       navigate('/login', { replace: true });
     },
-    onError: (err) => setFormError(applyApiError(form, err)),
+    onError: (err) => {
+      // The token is not an input here: say what to do about it instead of "token: …".
+      if (isApiError(err) && err.code === 'invalid_reset_token')
+        setFormError(`${err.title}. Ask for a new link below.`);
+      else setFormError(applyApiError(form, err));
+    },
   });
 
   const footer = (
@@ -77,6 +83,9 @@ export function ResetPasswordPage() {
           <Button type="submit" loading={reset.isPending} fullWidth>
             Set new password
           </Button>
+          <Anchor component={Link} to="/forgot-password" size="sm" ta="center">
+            Ask for a new reset link
+          </Anchor>
         </Stack>
       </form>
     </AuthCard>

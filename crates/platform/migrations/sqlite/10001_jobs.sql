@@ -34,7 +34,10 @@ CREATE UNIQUE INDEX jobs_dedupe ON jobs (kind, dedupe_key)
 CREATE INDEX jobs_finished ON jobs (finished_at) WHERE state IN ('succeeded', 'cancelled');
 
 CREATE TABLE job_attempts (
-    job_id      BLOB    NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+    -- No foreign key to jobs (id): the check costs a lookup (and on PostgreSQL a row lock)
+    -- per attempt on the hot completion path. Rows are written only by the queue, after the
+    -- job's own row, and `JobQueue::purge_finished` deletes them with their job.
+    job_id      BLOB    NOT NULL,
     attempt     INTEGER NOT NULL,
     worker_id   TEXT    NOT NULL,
     started_at  BIGINT  NOT NULL,

@@ -356,40 +356,49 @@ impl JobQueue {
                     .await?
                 }
                 Tx::Postgres(t) => {
-                    let sql = format!(
+                    // One row of arrays: a fixed statement (prepared once per connection)
+                    // instead of thousands of placeholders to parse, plan and bind.
+                    let mut ids = Vec::with_capacity(rows.len());
+                    let mut orgs = Vec::with_capacity(rows.len());
+                    let mut kinds = Vec::with_capacity(rows.len());
+                    let mut payloads = Vec::with_capacity(rows.len());
+                    let mut priorities = Vec::with_capacity(rows.len());
+                    let mut run_ats = Vec::with_capacity(rows.len());
+                    let mut maxes = Vec::with_capacity(rows.len());
+                    let mut keys = Vec::with_capacity(rows.len());
+                    for (id, job, max_attempts) in &rows {
+                        ids.push(*id);
+                        orgs.push(job.org_id.map(|o| o.0));
+                        kinds.push(job.kind.as_str());
+                        payloads.push(Json(&job.payload));
+                        priorities.push(job.priority);
+                        run_ats.push(job.run_at.map_or(now, Timestamp::millis));
+                        maxes.push(*max_attempts);
+                        keys.push(job.dedupe_key.as_deref());
+                    }
+                    sqlx::query_scalar(
                         "INSERT INTO jobs (id, org_id, kind, payload, priority, run_at, \
                          max_attempts, dedupe_key, state, attempts, lost_count, created_at, \
-                         updated_at) VALUES {} ON CONFLICT DO NOTHING RETURNING id",
-                        (0..rows.len())
-                            .map(|i| {
-                                let b = 2 + i * 8;
-                                format!(
-                                    "(${b}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, 'queued', 0, 0, $1, $1)",
-                                    b + 1,
-                                    b + 2,
-                                    b + 3,
-                                    b + 4,
-                                    b + 5,
-                                    b + 6,
-                                    b + 7
-                                )
-                            })
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    );
-                    let mut q = sqlx::query_scalar(AssertSqlSafe(sql)).bind(now);
-                    for (id, job, max_attempts) in &rows {
-                        q = q
-                            .bind(*id)
-                            .bind(job.org_id.map(|o| o.0))
-                            .bind(job.kind.as_str())
-                            .bind(Json(&job.payload))
-                            .bind(job.priority)
-                            .bind(job.run_at.map_or(now, Timestamp::millis))
-                            .bind(*max_attempts)
-                            .bind(job.dedupe_key.as_deref());
-                    }
-                    q.fetch_all(&mut **t).await?
+                         updated_at) \
+                         SELECT id, org_id, kind, payload, priority, run_at, max_attempts, \
+                         dedupe_key, 'queued', 0, 0, $1, $1 \
+                         FROM UNNEST($2::uuid[], $3::uuid[], $4::text[], $5::jsonb[], \
+                         $6::int4[], $7::int8[], $8::int4[], $9::text[]) \
+                         AS r (id, org_id, kind, payload, priority, run_at, max_attempts, \
+                         dedupe_key) \
+                         ON CONFLICT DO NOTHING RETURNING id",
+                    )
+                    .bind(now)
+                    .bind(ids)
+                    .bind(orgs)
+                    .bind(kinds)
+                    .bind(payloads)
+                    .bind(priorities)
+                    .bind(run_ats)
+                    .bind(maxes)
+                    .bind(keys)
+                    .fetch_all(&mut **t)
+                    .await?
                 }
             };
             let inserted: HashSet<Uuid> = inserted.into_iter().collect();
@@ -599,15 +608,29 @@ impl JobQueue {
     /// `older_than` ago. Dead jobs stay until handled.
     pub async fn purge_finished(&self, older_than: Duration) -> Result<u64> {
         let cutoff = self.clock.now().minus(older_than).millis();
-        Ok(with_db!(&self.db, |pool| {
+        let mut tx = self.db.begin().await?;
+        // `job_attempts` has no foreign key to `jobs` (a per-row check on the hot completion
+        // path), so its rows go explicitly, in the same transaction.
+        with_tx!(&mut tx, |conn| {
+            sqlx::query(
+                "DELETE FROM job_attempts WHERE job_id IN (SELECT id FROM jobs \
+                 WHERE state IN ('succeeded', 'cancelled') AND finished_at < $1)",
+            )
+            .bind(cutoff)
+            .execute(conn)
+            .await?;
+        });
+        let n = with_tx!(&mut tx, |conn| {
             sqlx::query(
                 "DELETE FROM jobs WHERE state IN ('succeeded', 'cancelled') AND finished_at < $1",
             )
             .bind(cutoff)
-            .execute(pool)
+            .execute(conn)
             .await?
             .rows_affected()
-        }))
+        });
+        tx.commit().await?;
+        Ok(n)
     }
 
     // ---------------------------------------------------------------- claim
@@ -645,9 +668,18 @@ impl JobQueue {
             Db::Postgres(pool) => {
                 // A claim lost in a crash only means the job runs again (at least once anyway).
                 let mut t = pool.begin().await?;
-                sqlx::query("SET LOCAL synchronous_commit = off")
-                    .execute(&mut *t)
-                    .await?;
+                // The plan must be the ordered walk of `jobs_claim` that stops after `limit`
+                // rows. Queue tables churn faster than statistics follow: with stale ones the
+                // planner picked a bitmap scan plus a sort of *every* queued row, which made
+                // each claim O(queue length). Sorting and bitmap scans are ruled out for this
+                // transaction only.
+                sqlx::query(
+                    "SELECT set_config('synchronous_commit', 'off', true), \
+                     set_config('enable_sort', 'off', true), \
+                     set_config('enable_bitmapscan', 'off', true)",
+                )
+                .execute(&mut *t)
+                .await?;
                 let sql = format!(
                     "UPDATE jobs SET state = 'running', locked_by = $1, locked_until = $2, \
                      started_at = $3, updated_at = $3, attempts = attempts + 1 \
@@ -856,19 +888,44 @@ impl JobQueue {
                     sqlx::query("SET LOCAL synchronous_commit = off")
                         .execute(&mut **t)
                         .await?;
-                    let sql = format!(
-                        "UPDATE jobs SET state = 'succeeded', locked_by = NULL, \
-                         locked_until = NULL, finished_at = $1, updated_at = $1 \
-                         WHERE state = 'running' AND locked_by = $2 AND {} RETURNING id",
-                        fence(chunk.len(), 3)
-                    );
-                    let mut q = sqlx::query_scalar(AssertSqlSafe(sql))
-                        .bind(now.millis())
-                        .bind(worker_id);
+                    // One statement per chunk, arrays as parameters: the fenced update and
+                    // the attempt rows of the tries it applied.
+                    let mut ids = Vec::with_capacity(chunk.len());
+                    let mut attempts = Vec::with_capacity(chunk.len());
+                    let mut started = Vec::with_capacity(chunk.len());
+                    let mut ended = Vec::with_capacity(chunk.len());
+                    let mut latencies = Vec::with_capacity(chunk.len());
                     for r in chunk {
-                        q = q.bind(r.f.job.id.0).bind(to_i32(r.f.job.attempt));
+                        ids.push(r.f.job.id.0);
+                        attempts.push(to_i32(r.f.job.attempt));
+                        started.push(r.f.started_at.millis());
+                        ended.push(r.f.finished_at.millis());
+                        latencies.push(millis(r.f.latency));
                     }
-                    q.fetch_all(&mut **t).await?
+                    sqlx::query_scalar(
+                        "WITH f AS (SELECT * FROM UNNEST($3::uuid[], $4::int4[], $5::int8[], \
+                         $6::int8[], $7::int8[]) AS f (id, attempt, started_at, finished_at, \
+                         latency_ms)), \
+                         done AS (UPDATE jobs j SET state = 'succeeded', locked_by = NULL, \
+                         locked_until = NULL, finished_at = $1, updated_at = $1 FROM f \
+                         WHERE j.id = f.id AND j.attempts = f.attempt AND j.state = 'running' \
+                         AND j.locked_by = $2 RETURNING j.id), \
+                         ins AS (INSERT INTO job_attempts (job_id, attempt, worker_id, \
+                         started_at, finished_at, outcome, error, latency_ms) \
+                         SELECT f.id, f.attempt, $2, f.started_at, f.finished_at, 'succeeded', \
+                         NULL, f.latency_ms FROM f JOIN done ON done.id = f.id \
+                         ON CONFLICT DO NOTHING) \
+                         SELECT id FROM done",
+                    )
+                    .bind(now.millis())
+                    .bind(worker_id)
+                    .bind(ids)
+                    .bind(attempts)
+                    .bind(started)
+                    .bind(ended)
+                    .bind(latencies)
+                    .fetch_all(&mut **t)
+                    .await?
                 }
             };
             if ids.len() == chunk.len() {
@@ -933,7 +990,14 @@ impl JobQueue {
             }
         }
 
-        for chunk in applied.chunks(CHUNK) {
+        // On PostgreSQL the success statement already wrote its attempt rows.
+        let pg = matches!(tx, Tx::Postgres(_));
+        let unrecorded: Vec<&Resolution<'_>> = applied
+            .iter()
+            .copied()
+            .filter(|r| !(pg && matches!(r.next, Next::Succeeded)))
+            .collect();
+        for chunk in unrecorded.chunks(CHUNK) {
             match &mut tx {
                 Tx::Sqlite(t) => {
                     let rows = Value::Array(
@@ -965,24 +1029,45 @@ impl JobQueue {
                     .await?;
                 }
                 Tx::Postgres(t) => {
-                    let sql = format!(
+                    sqlx::query(
                         "INSERT INTO job_attempts (job_id, attempt, worker_id, started_at, \
-                         finished_at, outcome, error, latency_ms) VALUES {} ON CONFLICT DO NOTHING",
-                        tuples(chunk.len(), 8, 1)
-                    );
-                    let mut q = sqlx::query(AssertSqlSafe(sql));
-                    for r in chunk {
-                        q = q
-                            .bind(r.f.job.id.0)
-                            .bind(to_i32(r.f.job.attempt))
-                            .bind(worker_id)
-                            .bind(r.f.started_at.millis())
-                            .bind(r.f.finished_at.millis())
-                            .bind(r.outcome.as_str())
-                            .bind(r.error.as_deref())
-                            .bind(millis(r.f.latency));
-                    }
-                    q.execute(&mut **t).await?;
+                         finished_at, outcome, error, latency_ms) \
+                         SELECT job_id, attempt, $1, started_at, finished_at, outcome, error, \
+                         latency_ms FROM UNNEST($2::uuid[], $3::int4[], $4::int8[], $5::int8[], \
+                         $6::text[], $7::text[], $8::int8[]) AS r (job_id, attempt, started_at, \
+                         finished_at, outcome, error, latency_ms) \
+                         ON CONFLICT DO NOTHING",
+                    )
+                    .bind(worker_id)
+                    .bind(chunk.iter().map(|r| r.f.job.id.0).collect::<Vec<_>>())
+                    .bind(
+                        chunk
+                            .iter()
+                            .map(|r| to_i32(r.f.job.attempt))
+                            .collect::<Vec<_>>(),
+                    )
+                    .bind(
+                        chunk
+                            .iter()
+                            .map(|r| r.f.started_at.millis())
+                            .collect::<Vec<_>>(),
+                    )
+                    .bind(
+                        chunk
+                            .iter()
+                            .map(|r| r.f.finished_at.millis())
+                            .collect::<Vec<_>>(),
+                    )
+                    .bind(chunk.iter().map(|r| r.outcome.as_str()).collect::<Vec<_>>())
+                    .bind(chunk.iter().map(|r| r.error.as_deref()).collect::<Vec<_>>())
+                    .bind(
+                        chunk
+                            .iter()
+                            .map(|r| millis(r.f.latency))
+                            .collect::<Vec<_>>(),
+                    )
+                    .execute(&mut **t)
+                    .await?;
                 }
             }
         }

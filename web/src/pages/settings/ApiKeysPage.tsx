@@ -143,7 +143,7 @@ function KeysTable({ keys, canRevoke }: { keys: ApiKeyOut[]; canRevoke: boolean 
                 <Table.Td>
                   <RoleBadge role={k.role} />
                 </Table.Td>
-                <Table.Td>
+                <Table.Td data-testid="api-key-last-used">
                   {k.last_used_at ? (
                     <Tooltip label={formatDateTime(k.last_used_at)} withArrow>
                       <Text size="sm">{formatRelative(k.last_used_at)}</Text>

@@ -1,0 +1,91 @@
+//! The `wamage` command line, run as a user would.
+
+// Test helpers unwrap freely: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
+use std::process::Command;
+
+fn wamage(data_dir: &std::path::Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_wamage"));
+    c.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("WAMAGE_DATA_DIR", data_dir)
+        .env("WAMAGE_LOG_LEVEL", "warn");
+    c
+}
+
+#[test]
+fn version_migrate_and_admin_commands_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = wamage(dir.path()).arg("version").output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("wamage "));
+
+    let out = wamage(dir.path()).arg("migrate").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(dir.path().join("wamage.db").exists());
+
+    let out = wamage(dir.path())
+        .args(["admin", "create-user", "--email", "root@example.com", "--name", "Root", "--organization", "Acme", "--password", "a long passphrase"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("owner of \"Acme\""));
+
+    // The same e-mail again is refused with the reason.
+    let out = wamage(dir.path())
+        .args(["admin", "create-user", "--email", "root@example.com", "--name", "Root", "--organization", "Acme", "--password", "a long passphrase"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already"));
+
+    // Reset, with the password on standard input.
+    let mut child = wamage(dir.path())
+        .args(["admin", "reset-password", "--email", "root@example.com"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(b"another long passphrase\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = wamage(dir.path())
+        .args(["admin", "reset-password", "--email", "nobody@example.com", "--password", "a long passphrase"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+}
+
+#[test]
+fn bad_configuration_is_explained() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = wamage(dir.path())
+        .env("WAMAGE_LISTEN", "not-an-address")
+        .arg("serve")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("WAMAGE_LISTEN"));
+    let out = wamage(dir.path())
+        .env("WAMAGE_DATABASE_URL", "mysql://x")
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("WAMAGE_DATABASE_URL"));
+    let out = wamage(dir.path()).args(["serve", "--roles", "api,cook"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cook"));
+}
+
+#[test]
+fn openapi_command_prints_the_document() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = wamage(dir.path()).arg("openapi").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(doc["paths"]["/api/v1/auth/login"].is_object());
+}
