@@ -788,6 +788,8 @@ impl Identity {
             .await
             .map_err(Problem::internal)?;
         tx.commit().await.map_err(db_err)?;
+        // Wake this process's worker now rather than at its next poll.
+        self.jobs.notify();
         Ok(())
     }
 

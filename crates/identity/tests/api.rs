@@ -1177,7 +1177,43 @@ async fn organisations_are_isolated(app: TestApp) {
     }
 }
 
+/// Identity changes are published on the bus for other domains (and, later, webhooks).
+async fn changes_are_published_as_events(app: TestApp) {
+    let mut sub = app.state.bus.subscribe("wamage.*");
+    let owner = app.register("owner@example.com", "Acme").await;
+    let agent = app.add_member(&owner, "agent@example.com", "agent").await;
+    app.patch_as(
+        &owner,
+        &format!("/api/v1/members/{}", agent.user_id),
+        &json!({"role": "admin"}),
+    )
+    .await;
+    let mut seen = Vec::new();
+    while seen.len() < 4 {
+        let e = tokio::time::timeout(Duration::from_secs(5), sub.recv())
+            .await
+            .expect("event within 5 s")
+            .expect("bus open");
+        assert_eq!(e.specversion, "1.0");
+        assert_eq!(e.orgid.to_string(), owner.org_id);
+        seen.push((e.type_.clone(), e.data));
+    }
+    let types: Vec<&str> = seen.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(
+        types,
+        [
+            "wamage.user.registered",
+            "wamage.member.invited",
+            "wamage.member.joined",
+            "wamage.member.role_changed"
+        ]
+    );
+    assert_eq!(seen[3].1["to"], "admin");
+    assert_eq!(seen[3].1["user_id"].as_str().unwrap(), agent.user_id);
+}
+
 app_tests!(
+    changes_are_published_as_events,
     register_login_refresh_logout,
     bad_input_gets_clear_problems,
     repeated_wrong_passwords_are_rate_limited,

@@ -22,19 +22,49 @@ fn version_migrate_and_admin_commands_work() {
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("wamage "));
 
     let out = wamage(dir.path()).arg("migrate").output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(dir.path().join("wamage.db").exists());
 
     let out = wamage(dir.path())
-        .args(["admin", "create-user", "--email", "root@example.com", "--name", "Root", "--organization", "Acme", "--password", "a long passphrase"])
+        .args([
+            "admin",
+            "create-user",
+            "--email",
+            "root@example.com",
+            "--name",
+            "Root",
+            "--organization",
+            "Acme",
+            "--password",
+            "a long passphrase",
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("owner of \"Acme\""));
 
     // The same e-mail again is refused with the reason.
     let out = wamage(dir.path())
-        .args(["admin", "create-user", "--email", "root@example.com", "--name", "Root", "--organization", "Acme", "--password", "a long passphrase"])
+        .args([
+            "admin",
+            "create-user",
+            "--email",
+            "root@example.com",
+            "--name",
+            "Root",
+            "--organization",
+            "Acme",
+            "--password",
+            "a long passphrase",
+        ])
         .output()
         .unwrap();
     assert!(!out.status.success());
@@ -49,11 +79,27 @@ fn version_migrate_and_admin_commands_work() {
         .spawn()
         .unwrap();
     use std::io::Write;
-    child.stdin.take().unwrap().write_all(b"another long passphrase\n").unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"another long passphrase\n")
+        .unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = wamage(dir.path())
-        .args(["admin", "reset-password", "--email", "nobody@example.com", "--password", "a long passphrase"])
+        .args([
+            "admin",
+            "reset-password",
+            "--email",
+            "nobody@example.com",
+            "--password",
+            "a long passphrase",
+        ])
         .output()
         .unwrap();
     assert!(!out.status.success());
@@ -76,7 +122,10 @@ fn bad_configuration_is_explained() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("WAMAGE_DATABASE_URL"));
-    let out = wamage(dir.path()).args(["serve", "--roles", "api,cook"]).output().unwrap();
+    let out = wamage(dir.path())
+        .args(["serve", "--roles", "api,cook"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("cook"));
 }
@@ -85,7 +134,11 @@ fn bad_configuration_is_explained() {
 fn openapi_command_prints_the_document() {
     let dir = tempfile::tempdir().unwrap();
     let out = wamage(dir.path()).arg("openapi").output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(doc["paths"]["/api/v1/auth/login"].is_object());
 }

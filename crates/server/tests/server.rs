@@ -8,17 +8,32 @@ use serde_json::{Value, json};
 use wamage_testkit::{TestApp, app_tests, expect_json, expect_problem};
 
 async fn ops_endpoints_answer(app: TestApp) {
-    let health = expect_json(app.request(Method::GET, "/health").send().await.unwrap(), StatusCode::OK).await;
+    let health = expect_json(
+        app.request(Method::GET, "/health").send().await.unwrap(),
+        StatusCode::OK,
+    )
+    .await;
     assert_eq!(health["status"], "ok");
-    let ready = expect_json(app.request(Method::GET, "/ready").send().await.unwrap(), StatusCode::OK).await;
+    let ready = expect_json(
+        app.request(Method::GET, "/ready").send().await.unwrap(),
+        StatusCode::OK,
+    )
+    .await;
     assert_eq!(ready["status"], "ready");
     for dep in ["database", "cache", "bus"] {
-        assert!(ready["checks"][dep].as_str().unwrap().starts_with("ok"), "{ready}");
+        assert!(
+            ready["checks"][dep].as_str().unwrap().starts_with("ok"),
+            "{ready}"
+        );
     }
     // Traffic, a failed login and a queued job all show up in the metrics.
     app.register("ana@example.com", "Acme").await;
     app.login("ana@example.com", "wrong password!").await;
-    app.post_json("/api/v1/auth/password/forgot", &json!({"email": "ana@example.com"})).await;
+    app.post_json(
+        "/api/v1/auth/password/forgot",
+        &json!({"email": "ana@example.com"}),
+    )
+    .await;
     let res = app.request(Method::GET, "/metrics").send().await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     let text = res.text().await.unwrap();
@@ -35,7 +50,14 @@ async fn ops_endpoints_answer(app: TestApp) {
 }
 
 async fn openapi_describes_the_api(app: TestApp) {
-    let doc = expect_json(app.request(Method::GET, "/api/openapi.json").send().await.unwrap(), StatusCode::OK).await;
+    let doc = expect_json(
+        app.request(Method::GET, "/api/openapi.json")
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::OK,
+    )
+    .await;
     assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
     let paths = doc["paths"].as_object().unwrap();
     for p in [
@@ -64,17 +86,33 @@ async fn web_ui_never_shadows_the_api(app: TestApp) {
     for page in ["/", "/login", "/settings/profile", "/invite/abc"] {
         let res = app.request(Method::GET, page).send().await.unwrap();
         assert_eq!(res.status(), StatusCode::OK, "{page}");
-        assert!(res.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+        assert!(
+            res.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html")
+        );
         assert!(res.headers().get("content-security-policy").is_some());
         assert_eq!(res.headers()["x-content-type-options"], "nosniff");
         assert_eq!(res.headers()["x-frame-options"], "DENY");
     }
-    for path in ["/api/v1/unknown", "/api", "/webhooks/whatsapp/x", "/socket.io/", "/metrics/x", "/assets/missing.js"] {
+    for path in [
+        "/api/v1/unknown",
+        "/api",
+        "/webhooks/whatsapp/x",
+        "/socket.io/",
+        "/metrics/x",
+        "/assets/missing.js",
+    ] {
         let res = app.request(Method::GET, path).send().await.unwrap();
         expect_problem(res, StatusCode::NOT_FOUND, "not_found").await;
     }
     // Wrong method: a problem that names the allowed methods.
-    let res = app.request(Method::DELETE, "/api/v1/auth/login").send().await.unwrap();
+    let res = app
+        .request(Method::DELETE, "/api/v1/auth/login")
+        .send()
+        .await
+        .unwrap();
     assert!(res.headers().get("allow").is_some());
     expect_problem(res, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed").await;
     // Every response carries a request id, and problems quote it.
@@ -92,7 +130,11 @@ async fn web_ui_never_shadows_the_api(app: TestApp) {
     assert_eq!(res.headers()["x-request-id"], "trace-me-123");
 }
 
-app_tests!(ops_endpoints_answer, openapi_describes_the_api, web_ui_never_shadows_the_api);
+app_tests!(
+    ops_endpoints_answer,
+    openapi_describes_the_api,
+    web_ui_never_shadows_the_api
+);
 
 /// The web app's API types are generated from `web/openapi.json`; it must match the code.
 /// Regenerate with `WAMAGE_UPDATE_OPENAPI=1 cargo test -p wamage-server --test server`.
