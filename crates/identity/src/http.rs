@@ -516,9 +516,10 @@ pub async fn forgot_password(
     responses((status = 204), (status = 400, body = ProblemBody), (status = 422, body = ProblemBody)))]
 pub async fn reset_password(
     State(s): Svc,
+    client: ClientInfo,
     ApiJson(b): ApiJson<ResetPasswordIn>,
 ) -> Result<StatusCode, Problem> {
-    s.reset_password(&b.token, &b.password).await?;
+    s.reset_password(&b.token, &b.password, &client).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -712,22 +712,29 @@ impl Identity {
         let hash = secrets::hash_password(new.to_owned(), self.cfg.hash_cost)
             .await
             .map_err(Problem::internal)?;
+        // Every other device signs in again; this one stays.
+        let tx = self.db.begin().await.map_err(db_err)?;
+        self.store_password(tx, who.user_id, &hash, who.session_id(), "password_changed")
+            .await
+    }
+
+    /// Stores a new password hash and signs the account out on every device but `keep`, in the
+    /// caller's transaction (which this commits).
+    async fn store_password(
+        &self,
+        mut tx: Tx,
+        user: UserId,
+        hash: &str,
+        keep: Option<SessionId>,
+        reason: &str,
+    ) -> Result<(), Problem> {
         let now = self.now();
-        let mut tx = self.db.begin().await.map_err(db_err)?;
-        store::set_password(&mut tx, who.user_id, &hash, now)
+        store::set_password(&mut tx, user, hash, now)
             .await
             .map_err(db_err)?;
-        // Every other device signs in again; this one stays.
-        let revoked = store::revoke_user_sessions(
-            &mut tx,
-            who.user_id,
-            None,
-            who.session_id(),
-            now,
-            "password_changed",
-        )
-        .await
-        .map_err(db_err)?;
+        let revoked = store::revoke_user_sessions(&mut tx, user, None, keep, now, reason)
+            .await
+            .map_err(db_err)?;
         tx.commit().await.map_err(db_err)?;
         self.forget_sessions(&revoked).await;
         Ok(())
@@ -793,10 +800,17 @@ impl Identity {
         Ok(())
     }
 
-    pub async fn reset_password(&self, token: &str, password: &str) -> Result<(), Problem> {
+    pub async fn reset_password(
+        &self,
+        token: &str,
+        password: &str,
+        client: &ClientInfo,
+    ) -> Result<(), Problem> {
         if let Err(m) = check_password(password) {
             return Err(Problem::invalid_field("password", m));
         }
+        // Public and hashing on every call: limited per client like sign-in.
+        self.ip_limit("reset", client).await?;
         let invalid = || {
             Problem::bad_request(
                 "invalid_reset_token",
@@ -818,19 +832,11 @@ impl Identity {
         if reset.used_at.is_some() || reset.expires_at <= now {
             return Err(invalid());
         }
-        store::set_password(&mut tx, reset.user_id, &hash, now)
-            .await
-            .map_err(db_err)?;
         store::use_resets(&mut tx, reset.user_id, now)
             .await
             .map_err(db_err)?;
-        let revoked =
-            store::revoke_user_sessions(&mut tx, reset.user_id, None, None, now, "password_reset")
-                .await
-                .map_err(db_err)?;
-        tx.commit().await.map_err(db_err)?;
-        self.forget_sessions(&revoked).await;
-        Ok(())
+        self.store_password(tx, reset.user_id, &hash, None, "password_reset")
+            .await
     }
 
     // ---- organisation and members ---------------------------------------------------------
@@ -1551,18 +1557,9 @@ impl Identity {
         let hash = secrets::hash_password(password.to_owned(), self.cfg.hash_cost)
             .await
             .map_err(Problem::internal)?;
-        let now = self.now();
-        let mut tx = self.db.begin().await.map_err(db_err)?;
-        store::set_password(&mut tx, user.id, &hash, now)
+        let tx = self.db.begin().await.map_err(db_err)?;
+        self.store_password(tx, user.id, &hash, None, "password_reset")
             .await
-            .map_err(db_err)?;
-        let revoked =
-            store::revoke_user_sessions(&mut tx, user.id, None, None, now, "password_reset")
-                .await
-                .map_err(db_err)?;
-        tx.commit().await.map_err(db_err)?;
-        self.forget_sessions(&revoked).await;
-        Ok(())
     }
 }
 
