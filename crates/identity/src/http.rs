@@ -170,6 +170,15 @@ pub struct ProfilePatch {
     pub status_text: Option<Option<String>>,
 }
 
+/// The avatar upload form.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)] // documents the multipart body; read field by field in the handler
+pub struct AvatarUpload {
+    /// PNG, JPEG, GIF or WebP, at most 2 MB.
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PasswordChangeIn {
@@ -596,7 +605,7 @@ pub async fn update_me(
 
 /// Upload an avatar (multipart field `file`: PNG, JPEG, GIF or WebP, at most 2 MB).
 #[utoipa::path(put, path = "/api/v1/me/avatar", tag = "me", security(("bearer" = [])),
-    request_body(content_type = "multipart/form-data", description = "field `file`"),
+    request_body(content = AvatarUpload, content_type = "multipart/form-data"),
     responses((status = 200, body = UserOut), (status = 413, body = ProblemBody), (status = 422, body = ProblemBody)))]
 pub async fn upload_avatar(
     State(s): Svc,

@@ -12,7 +12,7 @@ use std::{
 use serde_json::json;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
-use wamage_kernel::{Clock, Timestamp};
+use wamage_kernel::{Clock, OrgId, Timestamp};
 use wamage_platform::{
     jobs::{
         AttemptOutcome, JobContext, JobId, JobOutcome, JobQueue, JobState, KindStats, NewJob,
@@ -671,14 +671,17 @@ async fn priorities_and_purge(t: TestDb) {
                 }
             }),
         );
-    q.enqueue_now(NewJob::new("p", json!({"n": 1})))
+    let low = q
+        .enqueue_now(NewJob::new("p", json!({"n": 1})))
         .await
         .unwrap();
-    q.enqueue_now(NewJob::new("p", json!({"n": 2})).with_priority(10))
+    let high = q
+        .enqueue_now(NewJob::new("p", json!({"n": 2})).with_priority(10))
         .await
         .unwrap();
     assert_eq!(worker.run_due_jobs().await.unwrap(), 2);
     assert_eq!(*order.lock().unwrap(), vec![2, 1]);
+    assert_eq!(q.attempts(low).await.unwrap().len(), 1);
 
     clock.advance(Duration::from_secs(8 * 24 * 3600));
     assert_eq!(
@@ -687,10 +690,64 @@ async fn priorities_and_purge(t: TestDb) {
             .unwrap(),
         2
     );
+    // The attempt history goes with the job.
+    for id in [low, high] {
+        assert!(q.get(id).await.unwrap().is_none());
+        assert!(q.attempts(id).await.unwrap().is_empty());
+    }
+}
+
+/// A claim hands the handler the job as enqueued (both backends decode claimed rows their own
+/// way: PostgreSQL from `RETURNING`, SQLite from one JSON row).
+async fn claims_carry_the_enqueued_fields(t: TestDb) {
+    let (q, _clock) = setup(&t);
+    let org = OrgId(uuid::Uuid::now_v7());
+    let payload = json!({"to": "+15550100", "text": "héllo", "n": [1, 2.5, null], "o": {}});
+    let with_org = q
+        .enqueue_now(
+            NewJob::new("c", payload.clone())
+                .with_org(org)
+                .with_max_attempts(7)
+                .with_priority(5),
+        )
+        .await
+        .unwrap();
+    let without = q.enqueue_now(NewJob::new("c", json!(null))).await.unwrap();
+    let kinds = vec!["c".to_owned()];
+    let jobs = q
+        .claim("w1", &kinds, 10, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(jobs.len(), 2);
+    // Priority first.
+    assert_eq!(jobs[0].id, with_org);
+    assert_eq!(jobs[0].org_id, Some(org));
+    assert_eq!(jobs[0].kind, "c");
+    assert_eq!(jobs[0].payload, payload);
+    assert_eq!(jobs[0].attempt, 1);
+    assert_eq!(jobs[0].max_attempts, 7);
+    assert_eq!(jobs[0].run_at, T0);
+    assert_eq!(jobs[0].created_at, T0);
+    assert_eq!(jobs[0].worker_id, "w1");
+    assert_eq!(jobs[1].id, without);
+    assert_eq!(jobs[1].org_id, None);
+    assert_eq!(jobs[1].payload, json!(null));
+    let job = q.get(with_org).await.unwrap().unwrap();
+    assert_eq!(job.state, JobState::Running);
+    assert_eq!(job.attempts, 1);
+    assert_eq!(job.locked_by.as_deref(), Some("w1"));
+    // Nothing left to claim.
+    assert!(
+        q.claim("w2", &kinds, 10, Duration::from_secs(60))
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 wamage_platform::backend_tests!(
     [wamage_platform::migrations()];
+    claims_carry_the_enqueued_fields,
     rolled_back_jobs_never_run_committed_ones_run_once,
     two_workers_never_run_a_job_twice,
     a_dead_workers_job_is_rerun_after_its_lease_expires,

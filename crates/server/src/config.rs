@@ -162,17 +162,26 @@ impl Config {
             None => fig = fig.merge(Toml::file("wamage.toml")),
         }
         let fig = fig
-            .merge(Env::prefixed("WAMAGE_").ignore(&[
-                "config",
-                "test_postgres_url",
-                "test_redis_url",
-            ]))
+            // Only settings are read from the environment: other WAMAGE_* variables (test
+            // harness URLs, WAMAGE_CONFIG, scripts' own) are not configuration.
+            .merge(
+                Env::prefixed("WAMAGE_")
+                    .filter(|key| Self::keys().iter().any(|k| key == k.as_str())),
+            )
             .merge(Serialized::defaults(overrides));
         let cfg: Self = fig
             .extract()
             .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
         cfg.validate()?;
         Ok(cfg)
+    }
+
+    /// The setting names (lower-case, as in `wamage.toml`).
+    fn keys() -> Vec<String> {
+        match serde_json::to_value(Self::default()) {
+            Ok(serde_json::Value::Object(map)) => map.keys().cloned().collect(),
+            _ => Vec::new(),
+        }
     }
 
     /// Checks what a type cannot: addresses, URL schemes, ranges.
@@ -357,6 +366,7 @@ mod tests {
                 "listen = \"127.0.0.1:9000\"\nlog_level = \"debug\"",
             )?;
             jail.set_env("WAMAGE_LISTEN", "127.0.0.1:9100");
+            jail.set_env("WAMAGE_BIN", "/not/a/setting");
             let cfg = Config::load(None, &Overrides::default()).map_err(|e| e.to_string())?;
             assert_eq!(cfg.listen, "127.0.0.1:9100");
             assert_eq!(cfg.log_level, "debug");

@@ -9,7 +9,8 @@ use rust_embed::RustEmbed;
 use crate::http::{RESERVED_PREFIXES, bytes_response, not_found};
 
 #[derive(RustEmbed)]
-#[folder = "$CARGO_MANIFEST_DIR/../../web/dist"]
+// Relative to this crate's directory.
+#[folder = "../../web/dist"]
 #[allow_missing = true]
 struct Assets;
 

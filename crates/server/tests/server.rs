@@ -83,6 +83,20 @@ async fn openapi_describes_the_api(app: TestApp) {
 }
 
 async fn web_ui_never_shadows_the_api(app: TestApp) {
+    // The binary serves the built app (or, when web/dist was never built, a page saying so).
+    let dist = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../web/dist/index.html");
+    let root = app
+        .request(Method::GET, "/")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    match std::fs::read_to_string(&dist) {
+        Ok(index) => assert_eq!(root, index, "/ must serve web/dist/index.html"),
+        Err(_) => assert!(root.contains("web UI was not built")),
+    }
     for page in ["/", "/login", "/settings/profile", "/invite/abc"] {
         let res = app.request(Method::GET, page).send().await.unwrap();
         assert_eq!(res.status(), StatusCode::OK, "{page}");

@@ -529,6 +529,14 @@ export interface components {
             token_type: string;
             user: components["schemas"]["UserOut"];
         };
+        /** @description The avatar upload form. */
+        AvatarUpload: {
+            /**
+             * Format: binary
+             * @description PNG, JPEG, GIF or WebP, at most 2 MB.
+             */
+            file: string;
+        };
         /** @description One wrong field of a request. */
         FieldError: {
             /** @description Dotted path of the field in the request body or query (`email`, `members[2].role`). */
@@ -1314,10 +1322,9 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
-        /** @description field `file` */
-        requestBody?: {
+        requestBody: {
             content: {
-                "multipart/form-data": unknown;
+                "multipart/form-data": components["schemas"]["AvatarUpload"];
             };
         };
         responses: {

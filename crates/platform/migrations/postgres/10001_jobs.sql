@@ -24,8 +24,9 @@ CREATE TABLE jobs (
 -- partial index predicates, so these updates are never HOT) and leaves dead entries at the head
 -- of `jobs_claim`.
 -- - fillfactor 70: room on each page for the next versions of its rows, so a claim or a
---   completion rewrites rows in place-ish (same page, pruned on access) instead of appending
---   them to the end of the table, where the enqueues are extending it at the same time;
+--   completion writes the new version on the same page (dead ones are pruned on access)
+--   instead of at the end of the table, which the enqueues are extending at the same time
+--   (measured: ~8k -> ~11.6k jobs/s end to end at 200k jobs);
 -- - vacuum and analyze after ~1 % of change instead of the default 20 % / 10 %, with a 10x
 --   cost limit. (How often autovacuum looks is still the server-wide `autovacuum_naptime`,
 --   1 min by default; claims do not depend on it, see `JobQueue::claim`.)

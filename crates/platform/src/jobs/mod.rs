@@ -5,13 +5,17 @@
 //! (transactional outbox). Workers then run the rows.
 //!
 //! # Claiming
-//! A [`Worker`] claims due jobs in batches with one statement that flips them to `running`:
+//! A [`Worker`] claims due jobs in batches, flipping them to `running`:
 //!
-//! - PostgreSQL: `UPDATE jobs SET state = 'running', … WHERE id IN (SELECT id … ORDER BY
-//!   priority DESC, run_at LIMIT $n FOR UPDATE SKIP LOCKED) RETURNING …` — concurrent workers
-//!   skip each other's rows instead of waiting on them;
-//! - SQLite: the same `UPDATE … WHERE id IN (SELECT … LIMIT $n) RETURNING …` without the lock
-//!   clause: SQLite serialises writers, so the single statement is atomic.
+//! - PostgreSQL: `UPDATE jobs SET state = 'running', … WHERE id = ANY(ARRAY(SELECT id … ORDER BY
+//!   priority DESC, run_at LIMIT $n FOR UPDATE SKIP LOCKED)) RETURNING …` — concurrent workers
+//!   skip each other's rows instead of waiting on them. The claim transaction turns off sorts
+//!   and bitmap scans (`SET LOCAL` semantics), so the plan is always the ordered walk of the
+//!   partial index `jobs_claim` that stops after `$n` rows: with the stale statistics a queue
+//!   table always has, the planner otherwise sorted every queued row on each claim;
+//! - SQLite: under the write lock (`BEGIN IMMEDIATE`), one `SELECT … ORDER BY … LIMIT $n` that
+//!   returns the batch as a single JSON row, then one `UPDATE … WHERE id IN (…)`. SQLite
+//!   serialises writers, so nobody can claim the same rows in between.
 //!
 //! A claim increments `attempts`, records `locked_by` (the worker id) and sets
 //! `locked_until = now + lease`. No transaction stays open while a handler runs.
@@ -35,11 +39,23 @@
 //! latency). Successful completions are written in batches.
 //!
 //! # Throughput notes
-//! Enqueues, success updates and attempt rows are multi-row statements (on SQLite one JSON
-//! parameter expanded with `json_each`, because SQLite's lookup of numbered parameters is
-//! quadratic in their count). On PostgreSQL, claims and outcome writes commit with
-//! `synchronous_commit = off`: a crash can only lose the last few of them, which makes those
-//! jobs run again (delivery is at least once anyway); enqueues keep the caller's durability.
+//! - Enqueues, success updates and attempt rows are one statement per batch (of up to 500).
+//!   PostgreSQL: a fixed statement over `UNNEST` of array parameters (prepared once per
+//!   connection); a success is `WITH done AS (UPDATE … FROM UNNEST(…) … RETURNING id) INSERT
+//!   INTO job_attempts …` — the fenced update and its attempt rows in one round trip. SQLite: one
+//!   JSON parameter expanded with `json_each` (its lookup of numbered parameters is quadratic in
+//!   their count), and no `RETURNING` on hot paths: sqlx hands result rows over from SQLite's
+//!   thread one at a time, a thread wake-up each, so results come back as one
+//!   `json_group_array` row or as a row count.
+//! - On PostgreSQL, claims and outcome writes commit with `synchronous_commit = off`: a crash can
+//!   only lose the last few of them, which makes those jobs run again (delivery is at least
+//!   once anyway); enqueues keep the caller's durability.
+//! - `job_attempts` has no foreign key to `jobs` (the check is a lookup plus, on PostgreSQL, a
+//!   row lock per attempt); [`JobQueue::purge_finished`] deletes a job's attempts with it.
+//! - Succeeded jobs stay in `jobs` (as `succeeded`) until purged, so [`JobQueue::get`] keeps
+//!   answering for them; the partial indexes keep finished rows out of the claim and lease
+//!   paths. On PostgreSQL the table has `fillfactor = 70` and per-table autovacuum at ~1 % of
+//!   change (see the migration).
 //!
 //! # States
 //! `queued` → `running` → `succeeded` | `queued` (retry scheduled) | `dead`; `queued` →

@@ -134,6 +134,12 @@ struct ClaimRow {
     created_at: i64,
 }
 
+/// A claimed job as the SQLite claim returns it:
+/// `[hex id, hex org_id, kind, payload, attempts before the claim, max_attempts, run_at,
+/// created_at]`.
+#[derive(serde::Deserialize)]
+struct SqliteClaimRow(String, Option<String>, String, Value, i32, i32, i64, i64);
+
 #[derive(sqlx::FromRow)]
 struct AttemptRow {
     job_id: Uuid,
@@ -182,6 +188,18 @@ fn to_i32(n: u32) -> i32 {
 
 fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Ids from a SQLite `json_group_array(hex(id))`: one result row instead of one per id.
+fn sqlite_ids(json: Option<&str>) -> Result<Vec<Uuid>> {
+    let Some(json) = json else {
+        return Ok(Vec::new());
+    };
+    let hex: Vec<String> = serde_json::from_str(json)
+        .map_err(|e| JobError::Corrupt(format!("id list from the store: {e}")))?;
+    hex.iter()
+        .map(|h| Uuid::try_parse(h).map_err(|e| JobError::Corrupt(format!("job id {h:?}: {e}"))))
+        .collect()
 }
 
 /// `($first, $first+1, …), (…)`: `rows` tuples of `cols` placeholders.
@@ -341,19 +359,39 @@ impl JobQueue {
                             })
                             .collect(),
                     );
-                    sqlx::query_scalar(
+                    let n = sqlx::query(
                         "INSERT INTO jobs (id, org_id, kind, payload, priority, run_at, \
                          max_attempts, dedupe_key, state, attempts, lost_count, created_at, \
                          updated_at) \
                          SELECT unhex(value ->> '$.i'), unhex(value ->> '$.o'), value ->> '$.k', \
                          value -> '$.p', value ->> '$.r', value ->> '$.t', value ->> '$.m', \
                          value ->> '$.d', 'queued', 0, 0, $1, $1 FROM json_each($2) WHERE true \
-                         ON CONFLICT DO NOTHING RETURNING id",
+                         ON CONFLICT DO NOTHING",
                     )
                     .bind(now)
                     .bind(rows_json.to_string())
-                    .fetch_all(&mut **t)
+                    .execute(&mut **t)
                     .await?
+                    .rows_affected();
+                    // sqlx hands every result row over from SQLite's thread one by one (a
+                    // thread wake-up each): without a dedupe conflict the count is enough.
+                    if usize::try_from(n).ok() == Some(rows.len()) {
+                        rows.iter().map(|(id, _, _)| *id).collect()
+                    } else {
+                        let ids = Value::Array(
+                            rows.iter()
+                                .map(|(id, _, _)| Value::String(id.simple().to_string()))
+                                .collect(),
+                        );
+                        let found: Option<String> = sqlx::query_scalar(
+                            "SELECT json_group_array(hex(id)) FROM jobs \
+                             WHERE id IN (SELECT unhex(value) FROM json_each($1))",
+                        )
+                        .bind(ids.to_string())
+                        .fetch_one(&mut **t)
+                        .await?;
+                        sqlite_ids(found.as_deref())?
+                    }
                 }
                 Tx::Postgres(t) => {
                     // One row of arrays: a fixed statement (prepared once per connection)
@@ -700,24 +738,65 @@ impl JobQueue {
                 rows
             }
             Db::Sqlite(pool) => {
-                let sql = format!(
-                    "UPDATE jobs SET state = 'running', locked_by = $1, locked_until = $2, \
-                     started_at = $3, updated_at = $3, attempts = attempts + 1 \
-                     WHERE id IN (SELECT id FROM jobs WHERE state = 'queued' AND run_at <= $4 \
-                     AND kind IN (SELECT value FROM json_each($5)) \
-                     ORDER BY priority DESC, run_at LIMIT $6) {CLAIM_RETURNING}"
-                );
+                // Select then update under the write lock (`BEGIN IMMEDIATE`) instead of
+                // `UPDATE … RETURNING`: the claimed rows come back as one JSON result row,
+                // where sqlx would hand `RETURNING` rows over from SQLite's thread one by one
+                // (a thread wake-up per job).
                 let kinds_json = serde_json::to_string(kinds)
                     .map_err(|e| JobError::Invalid(format!("job kinds: {e}")))?;
-                sqlx::query_as(AssertSqlSafe(sql))
-                    .bind(worker_id)
-                    .bind(locked_until)
-                    .bind(now)
-                    .bind(due_by.millis())
-                    .bind(kinds_json)
-                    .bind(limit)
-                    .fetch_all(pool)
-                    .await?
+                let mut t = pool.begin_with("BEGIN IMMEDIATE").await?;
+                let picked: Option<String> = sqlx::query_scalar(
+                    "SELECT json_group_array(json_array(hex(id), \
+                     iif(org_id IS NULL, NULL, hex(org_id)), kind, json(payload), attempts, max_attempts, run_at, created_at)) \
+                     FROM (SELECT id, org_id, kind, payload, attempts, max_attempts, run_at, \
+                     created_at FROM jobs WHERE state = 'queued' AND run_at <= $1 \
+                     AND kind IN (SELECT value FROM json_each($2)) \
+                     ORDER BY priority DESC, run_at LIMIT $3)",
+                )
+                .bind(due_by.millis())
+                .bind(kinds_json)
+                .bind(limit)
+                .fetch_one(&mut *t)
+                .await?;
+                let picked: Vec<SqliteClaimRow> =
+                    serde_json::from_str(picked.as_deref().unwrap_or("[]"))
+                        .map_err(|e| JobError::Corrupt(format!("claimed jobs: {e}")))?;
+                if picked.is_empty() {
+                    t.rollback().await?;
+                    return Ok(Vec::new());
+                }
+                let ids = Value::Array(picked.iter().map(|r| Value::String(r.0.clone())).collect());
+                sqlx::query(
+                    "UPDATE jobs SET state = 'running', locked_by = $1, locked_until = $2, \
+                     started_at = $3, updated_at = $3, attempts = attempts + 1 \
+                     WHERE id IN (SELECT unhex(value) FROM json_each($4))",
+                )
+                .bind(worker_id)
+                .bind(locked_until)
+                .bind(now)
+                .bind(ids.to_string())
+                .execute(&mut *t)
+                .await?;
+                t.commit().await?;
+                picked
+                    .into_iter()
+                    .map(|r| {
+                        let parse = |h: &str| {
+                            Uuid::try_parse(h)
+                                .map_err(|e| JobError::Corrupt(format!("job id {h:?}: {e}")))
+                        };
+                        Ok(ClaimRow {
+                            id: parse(&r.0)?,
+                            org_id: r.1.as_deref().map(parse).transpose()?,
+                            kind: r.2,
+                            payload: Json(r.3),
+                            attempts: r.4.saturating_add(1),
+                            max_attempts: r.5,
+                            run_at: r.6,
+                            created_at: r.7,
+                        })
+                    })
+                    .collect::<Result<Vec<_>>>()?
             }
         };
         Ok(rows
@@ -869,18 +948,32 @@ impl JobQueue {
                             })
                             .collect(),
                     );
-                    sqlx::query_scalar(
-                        "UPDATE jobs SET state = 'succeeded', locked_by = NULL, \
-                         locked_until = NULL, finished_at = $1, updated_at = $1 \
-                         WHERE id IN (SELECT unhex(value ->> 0) FROM json_each($3)) \
-                         AND state = 'running' AND locked_by = $2 AND (id, attempts) IN \
-                         (SELECT unhex(value ->> 0), value ->> 1 FROM json_each($3)) RETURNING id",
+                    // The fenced rows as one result row (not `RETURNING`, which sqlx hands over
+                    // row by row from SQLite's thread); the write lock, taken by `BEGIN
+                    // IMMEDIATE`, keeps them so until the update below.
+                    let valid: Option<String> = sqlx::query_scalar(
+                        "SELECT json_group_array(hex(id)) FROM jobs \
+                         WHERE id IN (SELECT unhex(value ->> 0) FROM json_each($2)) \
+                         AND state = 'running' AND locked_by = $1 AND (id, attempts) IN \
+                         (SELECT unhex(value ->> 0), value ->> 1 FROM json_each($2))",
                     )
-                    .bind(now.millis())
                     .bind(worker_id)
                     .bind(fence.to_string())
-                    .fetch_all(&mut **t)
-                    .await?
+                    .fetch_one(&mut **t)
+                    .await?;
+                    let ids = sqlite_ids(valid.as_deref())?;
+                    if !ids.is_empty() {
+                        sqlx::query(
+                            "UPDATE jobs SET state = 'succeeded', locked_by = NULL, \
+                             locked_until = NULL, finished_at = $1, updated_at = $1 \
+                             WHERE id IN (SELECT unhex(value) FROM json_each($2))",
+                        )
+                        .bind(now.millis())
+                        .bind(valid.as_deref())
+                        .execute(&mut **t)
+                        .await?;
+                    }
+                    ids
                 }
                 Tx::Postgres(t) => {
                     // Outcomes are re-derivable (a lost completion is reaped and re-run), so
