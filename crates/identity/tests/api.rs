@@ -32,12 +32,7 @@ async fn register_login_refresh_logout(app: TestApp) {
     let r2 = rotated["refresh_token"].as_str().unwrap().to_owned();
     assert_ne!(r1, r2);
     let access2 = rotated["access_token"].as_str().unwrap().to_owned();
-    let me = app
-        .request(Method::GET, "/api/v1/me")
-        .bearer_auth(&access2)
-        .send()
-        .await
-        .unwrap();
+    let me = app.get_with_token(&access2, "/api/v1/me").await;
     assert_eq!(me.status(), StatusCode::OK);
 
     // Reuse of a rotated token inside the leeway (two tabs refreshing at once) is tolerated…
@@ -63,12 +58,7 @@ async fn register_login_refresh_logout(app: TestApp) {
         "invalid_refresh_token",
     )
     .await;
-    let me = app
-        .request(Method::GET, "/api/v1/me")
-        .bearer_auth(&access2)
-        .send()
-        .await
-        .unwrap();
+    let me = app.get_with_token(&access2, "/api/v1/me").await;
     expect_problem(me, StatusCode::UNAUTHORIZED, "unauthorized").await;
 
     // Logout ends the session: its access token stops working at once.
@@ -89,11 +79,8 @@ async fn register_login_refresh_logout(app: TestApp) {
     let fresh = expect_json(app.login("ana@example.com", PASSWORD).await, StatusCode::OK).await;
     app.clock.advance(Duration::from_secs(16 * 60));
     let res = app
-        .request(Method::GET, "/api/v1/me")
-        .bearer_auth(fresh["access_token"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap();
+        .get_with_token(fresh["access_token"].as_str().unwrap(), "/api/v1/me")
+        .await;
     let body = expect_problem(res, StatusCode::UNAUTHORIZED, "unauthorized").await;
     assert!(body["title"].as_str().unwrap().contains("expired"));
 }
@@ -219,11 +206,7 @@ async fn bad_input_gets_clear_problems(app: TestApp) {
     let last = tampered.pop().unwrap();
     tampered.push(if last == 'A' { 'B' } else { 'A' });
     expect_problem(
-        app.request(Method::GET, "/api/v1/me")
-            .bearer_auth(&tampered)
-            .send()
-            .await
-            .unwrap(),
+        app.get_with_token(&tampered, "/api/v1/me").await,
         StatusCode::UNAUTHORIZED,
         "unauthorized",
     )
@@ -393,12 +376,7 @@ async fn invitations_roles_and_members(app: TestApp) {
     )
     .await;
     assert_eq!(m["role"], "admin");
-    let res = app
-        .request(Method::GET, "/api/v1/me")
-        .bearer_auth(&agent_token)
-        .send()
-        .await
-        .unwrap();
+    let res = app.get_with_token(&agent_token, "/api/v1/me").await;
     assert_eq!(expect_json(res, StatusCode::OK).await["role"], "admin");
     // An admin cannot grant ownership or invite owners.
     let res = app
@@ -600,12 +578,7 @@ async fn invitations_roles_and_members(app: TestApp) {
         .delete_as(&owner, &format!("/api/v1/members/{agent_id}"))
         .await;
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
-    let res = app
-        .request(Method::GET, "/api/v1/me")
-        .bearer_auth(&agent_token)
-        .send()
-        .await
-        .unwrap();
+    let res = app.get_with_token(&agent_token, "/api/v1/me").await;
     expect_problem(res, StatusCode::UNAUTHORIZED, "unauthorized").await;
     let members = expect_json(app.get_as(&owner, "/api/v1/members").await, StatusCode::OK).await;
     assert_eq!(members["items"].as_array().unwrap().len(), 1);
@@ -709,15 +682,7 @@ async fn api_keys_authenticate_until_revoked(app: TestApp) {
     assert!(key.starts_with("wam_"));
     assert!(key.starts_with(created["prefix"].as_str().unwrap()));
     let id = created["id"].as_str().unwrap().to_owned();
-    let me = expect_json(
-        app.request(Method::GET, "/api/v1/me")
-            .bearer_auth(&key)
-            .send()
-            .await
-            .unwrap(),
-        StatusCode::OK,
-    )
-    .await;
+    let me = expect_json(app.get_with_token(&key, "/api/v1/me").await, StatusCode::OK).await;
     assert_eq!(me["role"], "admin");
     assert_eq!(me["organization"]["id"].as_str().unwrap(), owner.org_id);
     // The key is never shown again, and its use is recorded.
@@ -725,31 +690,16 @@ async fn api_keys_authenticate_until_revoked(app: TestApp) {
     assert!(list["items"][0].get("key").is_none());
     assert!(list["items"][0]["last_used_at"].is_string());
     // Keys cannot manage the account's own devices.
-    let res = app
-        .request(Method::GET, "/api/v1/sessions")
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap();
+    let res = app.get_with_token(&key, "/api/v1/sessions").await;
     expect_problem(res, StatusCode::FORBIDDEN, "forbidden").await;
     // Revoked: refused at once.
     let res = app
         .delete_as(&owner, &format!("/api/v1/api-keys/{id}"))
         .await;
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
-    let res = app
-        .request(Method::GET, "/api/v1/me")
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap();
+    let res = app.get_with_token(&key, "/api/v1/me").await;
     expect_problem(res, StatusCode::UNAUTHORIZED, "unauthorized").await;
-    let res = app
-        .request(Method::GET, "/api/v1/me")
-        .bearer_auth("wam_0000")
-        .send()
-        .await
-        .unwrap();
+    let res = app.get_with_token(&"wam_0000", "/api/v1/me").await;
     expect_problem(res, StatusCode::UNAUTHORIZED, "unauthorized").await;
     // Expiring keys expire; an admin cannot mint an owner key.
     let admin = app.add_member(&owner, "admin@example.com", "admin").await;
@@ -778,11 +728,8 @@ async fn api_keys_authenticate_until_revoked(app: TestApp) {
     assert_eq!(short["role"], "agent");
     app.clock.advance(Duration::from_secs(2 * 86_400));
     let res = app
-        .request(Method::GET, "/api/v1/me")
-        .bearer_auth(short["key"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap();
+        .get_with_token(short["key"].as_str().unwrap(), "/api/v1/me")
+        .await;
     expect_problem(res, StatusCode::UNAUTHORIZED, "unauthorized").await;
 }
 
@@ -799,11 +746,7 @@ async fn sessions_are_listed_and_revocable(app: TestApp) {
     // Revoke the laptop from here.
     let laptop_access = laptop["access_token"].as_str().unwrap();
     let laptop_me = expect_json(
-        app.request(Method::GET, "/api/v1/me")
-            .bearer_auth(laptop_access)
-            .send()
-            .await
-            .unwrap(),
+        app.get_with_token(&laptop_access, "/api/v1/me").await,
         StatusCode::OK,
     )
     .await;
@@ -829,12 +772,7 @@ async fn sessions_are_listed_and_revocable(app: TestApp) {
     let res = app.delete_as(&ana, "/api/v1/sessions").await;
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
     for t in [laptop_access, phone["access_token"].as_str().unwrap()] {
-        let res = app
-            .request(Method::GET, "/api/v1/me")
-            .bearer_auth(t)
-            .send()
-            .await
-            .unwrap();
+        let res = app.get_with_token(&t, "/api/v1/me").await;
         expect_problem(res, StatusCode::UNAUTHORIZED, "unauthorized").await;
     }
     expect_problem(
@@ -877,11 +815,8 @@ async fn password_change_and_reset(app: TestApp) {
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
     expect_json(app.get_as(&ana, "/api/v1/me").await, StatusCode::OK).await;
     let res = app
-        .request(Method::GET, "/api/v1/me")
-        .bearer_auth(other_device["access_token"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap();
+        .get_with_token(other_device["access_token"].as_str().unwrap(), "/api/v1/me")
+        .await;
     expect_problem(res, StatusCode::UNAUTHORIZED, "unauthorized").await;
     expect_problem(
         app.login("ana@example.com", PASSWORD).await,

@@ -191,6 +191,15 @@ impl TestApp {
             .expect("request")
     }
 
+    /// A GET with a raw bearer credential (an access token or an API key).
+    pub async fn get_with_token(&self, token: &str, path: &str) -> Response {
+        self.request(Method::GET, path)
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request")
+    }
+
     pub async fn post_as(&self, user: &TestUser, path: &str, body: &Value) -> Response {
         self.request_as(user, Method::POST, path)
             .json(body)
