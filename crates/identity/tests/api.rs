@@ -699,7 +699,7 @@ async fn api_keys_authenticate_until_revoked(app: TestApp) {
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
     let res = app.get_with_token(&key, "/api/v1/me").await;
     expect_problem(res, StatusCode::UNAUTHORIZED, "unauthorized").await;
-    let res = app.get_with_token(&"wam_0000", "/api/v1/me").await;
+    let res = app.get_with_token("wam_0000", "/api/v1/me").await;
     expect_problem(res, StatusCode::UNAUTHORIZED, "unauthorized").await;
     // Expiring keys expire; an admin cannot mint an owner key.
     let admin = app.add_member(&owner, "admin@example.com", "admin").await;
@@ -746,7 +746,7 @@ async fn sessions_are_listed_and_revocable(app: TestApp) {
     // Revoke the laptop from here.
     let laptop_access = laptop["access_token"].as_str().unwrap();
     let laptop_me = expect_json(
-        app.get_with_token(&laptop_access, "/api/v1/me").await,
+        app.get_with_token(laptop_access, "/api/v1/me").await,
         StatusCode::OK,
     )
     .await;
@@ -772,7 +772,7 @@ async fn sessions_are_listed_and_revocable(app: TestApp) {
     let res = app.delete_as(&ana, "/api/v1/sessions").await;
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
     for t in [laptop_access, phone["access_token"].as_str().unwrap()] {
-        let res = app.get_with_token(&t, "/api/v1/me").await;
+        let res = app.get_with_token(t, "/api/v1/me").await;
         expect_problem(res, StatusCode::UNAUTHORIZED, "unauthorized").await;
     }
     expect_problem(
