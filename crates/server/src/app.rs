@@ -6,6 +6,7 @@ use std::{sync::Arc, time::Duration};
 use anyhow::Context;
 use axum::Router;
 use serde::Deserialize;
+use wamage_contacts::{Contacts, ContactsDeps};
 use wamage_identity::{HashCost, Identity, IdentityConfig, IdentityDeps, MAIL_JOB};
 use wamage_kernel::Clock;
 use wamage_platform::{
@@ -31,6 +32,7 @@ pub struct AppState {
     pub jobs: JobQueue,
     pub clock: Clock,
     pub identity: Arc<Identity>,
+    pub contacts: Arc<Contacts>,
 }
 
 /// Things tests (and only tests) replace.
@@ -46,7 +48,11 @@ pub struct BuildOptions {
 
 /// The migrations of every crate, in the order they apply.
 pub fn all_migrations() -> Vec<wamage_platform::MigrationSet> {
-    vec![wamage_platform::migrations(), wamage_identity::migrations()]
+    vec![
+        wamage_platform::migrations(),
+        wamage_identity::migrations(),
+        wamage_contacts::migrations(),
+    ]
 }
 
 /// Connects to the database named by the config and applies pending migrations.
@@ -113,6 +119,12 @@ pub async fn build_state(config: Config, opts: BuildOptions) -> anyhow::Result<A
         },
     )
     .await?;
+    let contacts = Contacts::new(ContactsDeps {
+        db: db.clone(),
+        cache: cache.clone(),
+        bus: bus.clone(),
+        clock: clock.clone(),
+    });
     Ok(AppState {
         config: Arc::new(config),
         db,
@@ -123,6 +135,7 @@ pub async fn build_state(config: Config, opts: BuildOptions) -> anyhow::Result<A
         jobs,
         clock,
         identity,
+        contacts,
     })
 }
 

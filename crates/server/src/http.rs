@@ -52,6 +52,7 @@ static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
         (name = "organization", description = "The organisation, its members and invitations"),
         (name = "teams", description = "Teams of agents"),
         (name = "api-keys", description = "Keys for programs that call the API"),
+        (name = "contacts", description = "Contacts, their channel identities, custom attributes and settings"),
         (name = "ops", description = "Health, readiness and metrics")
     )
 )]
@@ -78,6 +79,7 @@ impl Modify for BearerAuth {
 pub fn api(state: &AppState) -> OpenApiRouter {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(wamage_identity::routes(state.identity.clone()))
+        .merge(wamage_contacts::routes(state.contacts.clone()))
         .merge(ops::routes(state.clone()))
 }
 

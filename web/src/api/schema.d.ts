@@ -192,6 +192,131 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/contact-attributes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Custom contact attributes defined by the organisation. */
+        get: operations["list_contact_attributes"];
+        put?: never;
+        /** Define a custom contact attribute (admin). */
+        post: operations["create_contact_attribute"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/contact-attributes/{key}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Delete an attribute and every contact's value for it (admin). */
+        delete: operations["delete_contact_attribute"];
+        options?: never;
+        head?: never;
+        /** Change the label, options or required flag of an attribute (admin). */
+        patch: operations["update_contact_attribute"];
+        trace?: never;
+    };
+    "/api/v1/contact-settings": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Contact settings of the organisation. */
+        get: operations["get_contact_settings"];
+        /** Change the contact settings (admin). */
+        put: operations["update_contact_settings"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/contacts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Contacts of the organisation: search, filter, sort, keyset pages. */
+        get: operations["list_contacts"];
+        put?: never;
+        /** Create a contact with its identities. */
+        post: operations["create_contact"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/contacts/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A contact with its identities. */
+        get: operations["get_contact"];
+        put?: never;
+        post?: never;
+        /** Delete a contact and its identities (admin). */
+        delete: operations["delete_contact"];
+        options?: never;
+        head?: never;
+        /** Change a contact. */
+        patch: operations["update_contact"];
+        trace?: never;
+    };
+    "/api/v1/contacts/{id}/identities": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Add a channel identity to a contact. */
+        post: operations["add_identity"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/contacts/{id}/identities/{identity_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Remove a channel identity from a contact. */
+        delete: operations["remove_identity"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/invitations": {
         parameters: {
             query?: never;
@@ -513,6 +638,39 @@ export interface components {
             revoked_at?: components["schemas"]["Timestamp"] | null;
             role: components["schemas"]["Role"];
         };
+        AttrDefIn: {
+            /** @description snake_case, 1–40 characters; the key in a contact's `attributes`. */
+            key: string;
+            label: string;
+            /** @description The allowed values of a choice attribute (empty for other types). */
+            options?: string[];
+            /** @description Every contact must have a value. */
+            required?: boolean;
+            type: components["schemas"]["AttrType"];
+        };
+        AttrDefList: {
+            items: components["schemas"]["AttrDefOut"][];
+        };
+        AttrDefOut: {
+            created_at: components["schemas"]["Timestamp"];
+            key: string;
+            label: string;
+            options: string[];
+            required: boolean;
+            type: components["schemas"]["AttrType"];
+            updated_at: components["schemas"]["Timestamp"];
+        };
+        /** @description The type and key of a definition never change (stored values depend on them). */
+        AttrDefPatch: {
+            label?: string | null;
+            options?: string[] | null;
+            required?: boolean | null;
+        };
+        /**
+         * @description The type of a custom attribute.
+         * @enum {string}
+         */
+        AttrType: "text" | "number" | "date" | "boolean" | "single_choice" | "multi_choice";
         AuthOut: {
             /** @description Short-lived JWT; send as `Authorization: Bearer <token>`. */
             access_token: string;
@@ -537,6 +695,57 @@ export interface components {
              */
             file: string;
         };
+        /** Format: uuid */
+        ContactId: string;
+        ContactIn: {
+            /** @description Values of the organisation's custom attributes, by key. */
+            attributes?: Record<string, never> | null;
+            blocked?: boolean;
+            company?: string | null;
+            favorite?: boolean;
+            identities?: components["schemas"]["IdentityIn"][];
+            /** @description A BCP-47 language tag (`en`, `pt-BR`). */
+            language?: string | null;
+            /** @description 1–200 characters. */
+            name: string;
+            notes?: string | null;
+            /** @description An IANA time zone name (`Europe/Lisbon`). */
+            time_zone?: string | null;
+        };
+        ContactOut: {
+            attributes: Record<string, never>;
+            blocked: boolean;
+            company?: string | null;
+            created_at: components["schemas"]["Timestamp"];
+            favorite: boolean;
+            id: components["schemas"]["ContactId"];
+            identities: components["schemas"]["IdentityOut"][];
+            language?: string | null;
+            name: string;
+            notes?: string | null;
+            time_zone?: string | null;
+            updated_at: components["schemas"]["Timestamp"];
+        };
+        /** @description A page of contacts. */
+        ContactPage: {
+            items: components["schemas"]["ContactOut"][];
+            /** @description Pass as `cursor` to get the next page; absent on the last page. */
+            next_cursor?: string | null;
+        };
+        /**
+         * @description Changes to a contact: absent fields stay; `null` clears an optional field. `attributes`
+         *     merges: each key given is set, a `null` value removes that attribute.
+         */
+        ContactPatch: {
+            attributes?: Record<string, never> | null;
+            blocked?: boolean | null;
+            company?: string | null;
+            favorite?: boolean | null;
+            language?: string | null;
+            name?: string | null;
+            notes?: string | null;
+            time_zone?: string | null;
+        };
         /** @description One wrong field of a request. */
         FieldError: {
             /** @description Dotted path of the field in the request body or query (`email`, `members[2].role`). */
@@ -551,6 +760,29 @@ export interface components {
             /** @description Always `ok` when the process answers. */
             status: string;
             version: string;
+        };
+        /** Format: uuid */
+        IdentityId: string;
+        /**
+         * @description A channel identity as given: the value is parsed and normalised per kind (phones to E.164
+         *     with the organisation's default country, e-mails lower-cased, Telegram ids as 64-bit integers).
+         */
+        IdentityIn: {
+            kind: components["schemas"]["IdentityKind"];
+            /** @description `(415) 555-2671`, `+44 20 7946 0958`, `ana@example.com`, `123456789`, … */
+            value: string;
+        };
+        /**
+         * @description A way to reach a contact on a channel.
+         * @enum {string}
+         */
+        IdentityKind: "phone" | "email" | "whatsapp_phone" | "whatsapp_user" | "telegram";
+        IdentityOut: {
+            created_at: components["schemas"]["Timestamp"];
+            id: components["schemas"]["IdentityId"];
+            kind: components["schemas"]["IdentityKind"];
+            /** @description The canonical value: E.164 for phones, lower-case for e-mails. */
+            value: string;
         };
         /** Format: uuid */
         InvitationId: string;
@@ -695,6 +927,13 @@ export interface components {
             ip?: string | null;
             last_seen_at: components["schemas"]["Timestamp"];
             user_agent?: string | null;
+        };
+        SettingsIn: {
+            default_country: string;
+        };
+        SettingsOut: {
+            /** @description ISO 3166-1 alpha-2 country used to read phone numbers written without `+`. */
+            default_country: string;
         };
         TeamDetailOut: components["schemas"]["TeamOut"] & {
             members: components["schemas"]["TeamMemberOut"][];
@@ -1153,6 +1392,436 @@ export interface operations {
                 content: {
                     "image/*": unknown;
                 };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+        };
+    };
+    list_contact_attributes: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AttrDefList"];
+                };
+            };
+        };
+    };
+    create_contact_attribute: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AttrDefIn"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AttrDefOut"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+        };
+    };
+    delete_contact_attribute: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                key: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+        };
+    };
+    update_contact_attribute: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                key: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AttrDefPatch"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AttrDefOut"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+        };
+    };
+    get_contact_settings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SettingsOut"];
+                };
+            };
+        };
+    };
+    update_contact_settings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SettingsIn"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SettingsOut"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+        };
+    };
+    list_contacts: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Search as you type: every word must prefix-match the name, company, an identity (phone
+                 *     digits, e-mail) or a text attribute value.
+                 */
+                q?: string;
+                favorite?: boolean;
+                blocked?: boolean;
+                /** @description `name` (default), `-created_at` or `-updated_at`. */
+                sort?: string;
+                /** @description How many items to return (1–200, default 50). */
+                limit?: number;
+                /** @description The `next_cursor` of the previous page (with the same sort). */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ContactPage"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+        };
+    };
+    create_contact: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ContactIn"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ContactOut"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+        };
+    };
+    get_contact: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["ContactId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ContactOut"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+        };
+    };
+    delete_contact: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["ContactId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+        };
+    };
+    update_contact: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["ContactId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ContactPatch"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ContactOut"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+        };
+    };
+    add_identity: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["ContactId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["IdentityIn"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IdentityOut"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+        };
+    };
+    remove_identity: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["ContactId"];
+                identity_id: components["schemas"]["IdentityId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             404: {
                 headers: {

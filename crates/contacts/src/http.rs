@@ -1,0 +1,405 @@
+//! Contacts HTTP API: DTOs (`…In`, `…Patch`, `…Out`) and thin handlers — extract, call one
+//! service function, map to an `…Out`. Any member reads and writes contacts (agents work with
+//! customers); deleting a contact, attribute definitions and settings need an admin.
+
+use std::sync::Arc;
+
+use axum::{
+    extract::{Path, Query, State},
+    http::StatusCode,
+};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::{Map, Value};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+use wamage_identity::{AdminCaller, Caller};
+use wamage_kernel::{ApiJson, Problem, Timestamp, problem::ProblemBody};
+
+use crate::{
+    model::{AttrType, ContactId, IdentityId, IdentityKind},
+    service::Contacts,
+    store,
+};
+
+type Svc = State<Arc<Contacts>>;
+
+/// `null` → Some(None) (clear), absent → None (leave as is).
+fn double_option<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+// ---- DTOs --------------------------------------------------------------------------------
+
+/// A channel identity as given: the value is parsed and normalised per kind (phones to E.164
+/// with the organisation's default country, e-mails lower-cased, Telegram ids as 64-bit integers).
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityIn {
+    pub kind: IdentityKind,
+    /// `(415) 555-2671`, `+44 20 7946 0958`, `ana@example.com`, `123456789`, …
+    pub value: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct IdentityOut {
+    pub id: IdentityId,
+    pub kind: IdentityKind,
+    /// The canonical value: E.164 for phones, lower-case for e-mails.
+    pub value: String,
+    pub created_at: Timestamp,
+}
+
+impl From<store::IdentityRow> for IdentityOut {
+    fn from(i: store::IdentityRow) -> Self {
+        Self {
+            id: i.id,
+            // Written by us through the same enum; the CHECK constraint keeps it valid.
+            kind: IdentityKind::from_db(&i.kind).unwrap_or(IdentityKind::Phone),
+            value: i.value,
+            created_at: i.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ContactIn {
+    /// 1–200 characters.
+    pub name: String,
+    #[serde(default)]
+    pub company: Option<String>,
+    /// A BCP-47 language tag (`en`, `pt-BR`).
+    #[serde(default)]
+    pub language: Option<String>,
+    /// An IANA time zone name (`Europe/Lisbon`).
+    #[serde(default)]
+    pub time_zone: Option<String>,
+    #[serde(default)]
+    pub notes: Option<String>,
+    #[serde(default)]
+    pub favorite: bool,
+    #[serde(default)]
+    pub blocked: bool,
+    /// Values of the organisation's custom attributes, by key.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub attributes: Option<Map<String, Value>>,
+    #[serde(default)]
+    pub identities: Vec<IdentityIn>,
+}
+
+/// Changes to a contact: absent fields stay; `null` clears an optional field. `attributes`
+/// merges: each key given is set, a `null` value removes that attribute.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ContactPatch {
+    pub name: Option<String>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub company: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub language: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub time_zone: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub notes: Option<Option<String>>,
+    pub favorite: Option<bool>,
+    pub blocked: Option<bool>,
+    #[schema(value_type = Option<Object>)]
+    pub attributes: Option<Map<String, Value>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ContactOut {
+    pub id: ContactId,
+    pub name: String,
+    pub company: Option<String>,
+    pub language: Option<String>,
+    pub time_zone: Option<String>,
+    pub notes: Option<String>,
+    pub favorite: bool,
+    pub blocked: bool,
+    #[schema(value_type = Object)]
+    pub attributes: Map<String, Value>,
+    pub identities: Vec<IdentityOut>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// A page of contacts.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ContactPage {
+    pub items: Vec<ContactOut>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ContactListQuery {
+    /// Search as you type: every word must prefix-match the name, company, an identity (phone
+    /// digits, e-mail) or a text attribute value.
+    pub q: Option<String>,
+    pub favorite: Option<bool>,
+    pub blocked: Option<bool>,
+    /// `name` (default), `-created_at` or `-updated_at`.
+    pub sort: Option<String>,
+    /// How many items to return (1–200, default 50).
+    pub limit: Option<u32>,
+    /// The `next_cursor` of the previous page (with the same sort).
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SettingsOut {
+    /// ISO 3166-1 alpha-2 country used to read phone numbers written without `+`.
+    pub default_country: String,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SettingsIn {
+    pub default_country: String,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AttrDefIn {
+    /// snake_case, 1–40 characters; the key in a contact's `attributes`.
+    pub key: String,
+    pub label: String,
+    #[serde(rename = "type")]
+    pub attr_type: AttrType,
+    /// The allowed values of a choice attribute (empty for other types).
+    #[serde(default)]
+    pub options: Vec<String>,
+    /// Every contact must have a value.
+    #[serde(default)]
+    pub required: bool,
+}
+
+/// The type and key of a definition never change (stored values depend on them).
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AttrDefPatch {
+    pub label: Option<String>,
+    pub options: Option<Vec<String>>,
+    pub required: Option<bool>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AttrDefOut {
+    pub key: String,
+    pub label: String,
+    #[serde(rename = "type")]
+    pub attr_type: AttrType,
+    pub options: Vec<String>,
+    pub required: bool,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+impl From<store::AttrDefRow> for AttrDefOut {
+    fn from(d: store::AttrDefRow) -> Self {
+        Self {
+            attr_type: AttrType::from_db(&d.attr_type),
+            key: d.attr_key,
+            label: d.label,
+            options: d.options.0,
+            required: d.required,
+            created_at: d.created_at,
+            updated_at: d.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AttrDefList {
+    pub items: Vec<AttrDefOut>,
+}
+
+// ---- handlers: contacts ------------------------------------------------------------------------
+
+/// Contacts of the organisation: search, filter, sort, keyset pages.
+#[utoipa::path(get, path = "/api/v1/contacts", tag = "contacts", security(("bearer" = [])),
+    params(ContactListQuery), responses((status = 200, body = ContactPage), (status = 422, body = ProblemBody)))]
+pub async fn list_contacts(
+    State(s): Svc,
+    Caller(who): Caller,
+    Query(q): Query<ContactListQuery>,
+) -> Result<ApiJson<ContactPage>, Problem> {
+    Ok(ApiJson(s.list(&who, &q).await?))
+}
+
+/// Create a contact with its identities.
+#[utoipa::path(post, path = "/api/v1/contacts", tag = "contacts", security(("bearer" = [])), request_body = ContactIn,
+    responses((status = 201, body = ContactOut), (status = 409, body = ProblemBody), (status = 422, body = ProblemBody)))]
+pub async fn create_contact(
+    State(s): Svc,
+    Caller(who): Caller,
+    ApiJson(b): ApiJson<ContactIn>,
+) -> Result<(StatusCode, ApiJson<ContactOut>), Problem> {
+    Ok((
+        StatusCode::CREATED,
+        ApiJson(s.create_contact(&who, &b).await?),
+    ))
+}
+
+/// A contact with its identities.
+#[utoipa::path(get, path = "/api/v1/contacts/{id}", tag = "contacts", security(("bearer" = [])),
+    params(("id" = ContactId, Path)), responses((status = 200, body = ContactOut), (status = 404, body = ProblemBody)))]
+pub async fn get_contact(
+    State(s): Svc,
+    Caller(who): Caller,
+    Path(id): Path<ContactId>,
+) -> Result<ApiJson<ContactOut>, Problem> {
+    Ok(ApiJson(s.contact(&who, id).await?))
+}
+
+/// Change a contact.
+#[utoipa::path(patch, path = "/api/v1/contacts/{id}", tag = "contacts", security(("bearer" = [])),
+    params(("id" = ContactId, Path)), request_body = ContactPatch,
+    responses((status = 200, body = ContactOut), (status = 404, body = ProblemBody), (status = 422, body = ProblemBody)))]
+pub async fn update_contact(
+    State(s): Svc,
+    Caller(who): Caller,
+    Path(id): Path<ContactId>,
+    ApiJson(b): ApiJson<ContactPatch>,
+) -> Result<ApiJson<ContactOut>, Problem> {
+    Ok(ApiJson(s.update_contact(&who, id, &b).await?))
+}
+
+/// Delete a contact and its identities (admin).
+#[utoipa::path(delete, path = "/api/v1/contacts/{id}", tag = "contacts", security(("bearer" = [])),
+    params(("id" = ContactId, Path)), responses((status = 204), (status = 404, body = ProblemBody)))]
+pub async fn delete_contact(
+    State(s): Svc,
+    AdminCaller(who): AdminCaller,
+    Path(id): Path<ContactId>,
+) -> Result<StatusCode, Problem> {
+    s.delete_contact(&who, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Add a channel identity to a contact.
+#[utoipa::path(post, path = "/api/v1/contacts/{id}/identities", tag = "contacts", security(("bearer" = [])),
+    params(("id" = ContactId, Path)), request_body = IdentityIn,
+    responses((status = 201, body = IdentityOut), (status = 404, body = ProblemBody), (status = 409, body = ProblemBody), (status = 422, body = ProblemBody)))]
+pub async fn add_identity(
+    State(s): Svc,
+    Caller(who): Caller,
+    Path(id): Path<ContactId>,
+    ApiJson(b): ApiJson<IdentityIn>,
+) -> Result<(StatusCode, ApiJson<IdentityOut>), Problem> {
+    Ok((
+        StatusCode::CREATED,
+        ApiJson(s.add_identity(&who, id, &b).await?),
+    ))
+}
+
+/// Remove a channel identity from a contact.
+#[utoipa::path(delete, path = "/api/v1/contacts/{id}/identities/{identity_id}", tag = "contacts", security(("bearer" = [])),
+    params(("id" = ContactId, Path), ("identity_id" = IdentityId, Path)),
+    responses((status = 204), (status = 404, body = ProblemBody)))]
+pub async fn remove_identity(
+    State(s): Svc,
+    Caller(who): Caller,
+    Path((id, identity_id)): Path<(ContactId, IdentityId)>,
+) -> Result<StatusCode, Problem> {
+    s.remove_identity(&who, id, identity_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ---- handlers: attribute definitions and settings -------------------------------------------------
+
+/// Custom contact attributes defined by the organisation.
+#[utoipa::path(get, path = "/api/v1/contact-attributes", tag = "contacts", security(("bearer" = [])),
+    responses((status = 200, body = AttrDefList)))]
+pub async fn list_contact_attributes(
+    State(s): Svc,
+    Caller(who): Caller,
+) -> Result<ApiJson<AttrDefList>, Problem> {
+    Ok(ApiJson(AttrDefList {
+        items: s.attribute_defs(&who).await?,
+    }))
+}
+
+/// Define a custom contact attribute (admin).
+#[utoipa::path(post, path = "/api/v1/contact-attributes", tag = "contacts", security(("bearer" = [])), request_body = AttrDefIn,
+    responses((status = 201, body = AttrDefOut), (status = 409, body = ProblemBody), (status = 422, body = ProblemBody)))]
+pub async fn create_contact_attribute(
+    State(s): Svc,
+    AdminCaller(who): AdminCaller,
+    ApiJson(b): ApiJson<AttrDefIn>,
+) -> Result<(StatusCode, ApiJson<AttrDefOut>), Problem> {
+    Ok((
+        StatusCode::CREATED,
+        ApiJson(s.create_attribute_def(&who, &b).await?),
+    ))
+}
+
+/// Change the label, options or required flag of an attribute (admin).
+#[utoipa::path(patch, path = "/api/v1/contact-attributes/{key}", tag = "contacts", security(("bearer" = [])),
+    params(("key" = String, Path)), request_body = AttrDefPatch,
+    responses((status = 200, body = AttrDefOut), (status = 404, body = ProblemBody), (status = 422, body = ProblemBody)))]
+pub async fn update_contact_attribute(
+    State(s): Svc,
+    AdminCaller(who): AdminCaller,
+    Path(key): Path<String>,
+    ApiJson(b): ApiJson<AttrDefPatch>,
+) -> Result<ApiJson<AttrDefOut>, Problem> {
+    Ok(ApiJson(s.update_attribute_def(&who, &key, &b).await?))
+}
+
+/// Delete an attribute and every contact's value for it (admin).
+#[utoipa::path(delete, path = "/api/v1/contact-attributes/{key}", tag = "contacts", security(("bearer" = [])),
+    params(("key" = String, Path)), responses((status = 204), (status = 404, body = ProblemBody)))]
+pub async fn delete_contact_attribute(
+    State(s): Svc,
+    AdminCaller(who): AdminCaller,
+    Path(key): Path<String>,
+) -> Result<StatusCode, Problem> {
+    s.delete_attribute_def(&who, &key).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Contact settings of the organisation.
+#[utoipa::path(get, path = "/api/v1/contact-settings", tag = "contacts", security(("bearer" = [])),
+    responses((status = 200, body = SettingsOut)))]
+pub async fn get_contact_settings(
+    State(s): Svc,
+    Caller(who): Caller,
+) -> Result<ApiJson<SettingsOut>, Problem> {
+    Ok(ApiJson(s.settings(&who).await?))
+}
+
+/// Change the contact settings (admin).
+#[utoipa::path(put, path = "/api/v1/contact-settings", tag = "contacts", security(("bearer" = [])), request_body = SettingsIn,
+    responses((status = 200, body = SettingsOut), (status = 422, body = ProblemBody)))]
+pub async fn update_contact_settings(
+    State(s): Svc,
+    AdminCaller(who): AdminCaller,
+    ApiJson(b): ApiJson<SettingsIn>,
+) -> Result<ApiJson<SettingsOut>, Problem> {
+    Ok(ApiJson(s.set_settings(&who, &b.default_country).await?))
+}
+
+pub fn routes(contacts: Arc<Contacts>) -> OpenApiRouter {
+    OpenApiRouter::new()
+        .routes(routes!(list_contacts, create_contact))
+        .routes(routes!(get_contact, update_contact, delete_contact))
+        .routes(routes!(add_identity))
+        .routes(routes!(remove_identity))
+        .routes(routes!(list_contact_attributes, create_contact_attribute))
+        .routes(routes!(update_contact_attribute, delete_contact_attribute))
+        .routes(routes!(get_contact_settings, update_contact_settings))
+        .with_state(contacts)
+}

@@ -1,0 +1,575 @@
+//! Contacts persistence: one function per use case, each taking the organisation it acts in.
+//! SQL is written once and compiled for SQLite and PostgreSQL by `with_tx!`/`with_db!`; only the
+//! search index differs (an FTS5 table keyed by `contacts.rid` in SQLite, a `tsvector` column in
+//! PostgreSQL), and both are written in the same transaction as the contact.
+
+use serde_json::Value;
+use sqlx::{FromRow, types::Json};
+use wamage_kernel::{OrgId, Timestamp};
+use wamage_platform::{Backend, Db, Tx, with_db, with_tx};
+
+use crate::model::{ContactId, IdentityId};
+
+type R<T> = Result<T, sqlx::Error>;
+
+#[derive(Debug, Clone, FromRow)]
+pub struct ContactRow {
+    pub id: ContactId,
+    pub name: String,
+    pub sort_name: String,
+    pub company: Option<String>,
+    pub language: Option<String>,
+    pub time_zone: Option<String>,
+    pub notes: Option<String>,
+    pub favorite: bool,
+    pub blocked: bool,
+    pub attributes: Json<Value>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+#[derive(Debug, Clone, FromRow)]
+pub struct IdentityRow {
+    pub id: IdentityId,
+    pub contact_id: ContactId,
+    pub kind: String,
+    pub value: String,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone, FromRow)]
+pub struct AttrDefRow {
+    pub attr_key: String,
+    pub label: String,
+    pub attr_type: String,
+    pub options: Json<Vec<String>>,
+    pub required: bool,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+// ---- settings ------------------------------------------------------------------------------
+
+pub async fn default_country(db: &Db, org: OrgId) -> R<Option<String>> {
+    let row: Option<(String,)> = with_db!(db, |p| sqlx::query_as(
+        "SELECT default_country FROM contact_settings WHERE org_id = $1"
+    )
+    .bind(org)
+    .fetch_optional(p)
+    .await)?;
+    Ok(row.map(|(c,)| c))
+}
+
+pub async fn set_default_country(db: &Db, org: OrgId, country: &str, now: Timestamp) -> R<()> {
+    with_db!(db, |p| sqlx::query(
+        "INSERT INTO contact_settings (org_id, default_country, updated_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (org_id) DO UPDATE SET default_country = excluded.default_country, \
+         updated_at = excluded.updated_at"
+    )
+    .bind(org)
+    .bind(country)
+    .bind(now)
+    .execute(p)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+// ---- attribute definitions -------------------------------------------------------------------
+
+const DEF_COLS: &str = "attr_key, label, attr_type, options, required, created_at, updated_at";
+
+pub async fn attr_defs(db: &Db, org: OrgId) -> R<Vec<AttrDefRow>> {
+    with_db!(db, |p| sqlx::query_as::<_, AttrDefRow>(
+        sqlx::AssertSqlSafe(format!(
+            "SELECT {DEF_COLS} FROM contact_attribute_defs WHERE org_id = $1 ORDER BY attr_key"
+        ))
+    )
+    .bind(org)
+    .fetch_all(p)
+    .await)
+}
+
+pub async fn attr_defs_tx(tx: &mut Tx, org: OrgId) -> R<Vec<AttrDefRow>> {
+    with_tx!(tx, |c| sqlx::query_as::<_, AttrDefRow>(
+        sqlx::AssertSqlSafe(format!(
+            "SELECT {DEF_COLS} FROM contact_attribute_defs WHERE org_id = $1 ORDER BY attr_key"
+        ))
+    )
+    .bind(org)
+    .fetch_all(c)
+    .await)
+}
+
+pub struct NewAttrDef<'a> {
+    pub key: &'a str,
+    pub label: &'a str,
+    pub attr_type: &'a str,
+    pub options: &'a [String],
+    pub required: bool,
+}
+
+pub async fn insert_attr_def(db: &Db, org: OrgId, d: &NewAttrDef<'_>, now: Timestamp) -> R<()> {
+    with_db!(db, |p| sqlx::query(
+        "INSERT INTO contact_attribute_defs \
+         (org_id, attr_key, label, attr_type, options, required, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $7)"
+    )
+    .bind(org)
+    .bind(d.key)
+    .bind(d.label)
+    .bind(d.attr_type)
+    .bind(Json(d.options))
+    .bind(d.required)
+    .bind(now)
+    .execute(p)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// Writes label, options and required of an existing definition; false when there is none.
+pub async fn update_attr_def(
+    tx: &mut Tx,
+    org: OrgId,
+    key: &str,
+    label: &str,
+    options: &[String],
+    required: bool,
+    now: Timestamp,
+) -> R<bool> {
+    let n = with_tx!(tx, |c| sqlx::query(
+        "UPDATE contact_attribute_defs SET label = $3, options = $4, required = $5, \
+         updated_at = $6 WHERE org_id = $1 AND attr_key = $2"
+    )
+    .bind(org)
+    .bind(key)
+    .bind(label)
+    .bind(Json(options))
+    .bind(required)
+    .bind(now)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(n > 0)
+}
+
+pub async fn delete_attr_def(tx: &mut Tx, org: OrgId, key: &str) -> R<bool> {
+    let n = with_tx!(tx, |c| sqlx::query(
+        "DELETE FROM contact_attribute_defs WHERE org_id = $1 AND attr_key = $2"
+    )
+    .bind(org)
+    .bind(key)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(n > 0)
+}
+
+/// Contacts that hold a value for attribute `key`.
+pub async fn contacts_with_attr(tx: &mut Tx, org: OrgId, key: &str) -> R<Vec<ContactRow>> {
+    match tx {
+        Tx::Sqlite(t) => {
+            sqlx::query_as::<_, ContactRow>(sqlx::AssertSqlSafe(format!(
+                "SELECT {CONTACT_COLS} FROM contacts c WHERE c.org_id = $1 \
+                 AND json_type(c.attributes, $2) IS NOT NULL"
+            )))
+            .bind(org)
+            .bind(format!("$.\"{key}\""))
+            .fetch_all(&mut **t)
+            .await
+        }
+        Tx::Postgres(t) => {
+            sqlx::query_as::<_, ContactRow>(sqlx::AssertSqlSafe(format!(
+                "SELECT {CONTACT_COLS} FROM contacts c WHERE c.org_id = $1 AND c.attributes ? $2"
+            )))
+            .bind(org)
+            .bind(key)
+            .fetch_all(&mut **t)
+            .await
+        }
+    }
+}
+
+// ---- contacts ----------------------------------------------------------------------------------
+
+const CONTACT_COLS: &str = "c.id, c.name, c.sort_name, c.company, c.language, c.time_zone, \
+    c.notes, c.favorite, c.blocked, c.attributes, c.created_at, c.updated_at";
+
+/// Inserts a contact row (every field as given).
+pub async fn insert_contact(tx: &mut Tx, org: OrgId, c: &ContactRow) -> R<()> {
+    with_tx!(tx, |conn| sqlx::query(
+        "INSERT INTO contacts (id, org_id, name, sort_name, company, language, time_zone, notes, \
+         favorite, blocked, attributes, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+    )
+    .bind(c.id)
+    .bind(org)
+    .bind(&c.name)
+    .bind(&c.sort_name)
+    .bind(&c.company)
+    .bind(&c.language)
+    .bind(&c.time_zone)
+    .bind(&c.notes)
+    .bind(c.favorite)
+    .bind(c.blocked)
+    .bind(&c.attributes)
+    .bind(c.created_at)
+    .bind(c.updated_at)
+    .execute(conn)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// Writes every field of an existing contact; false when it is not in `org`.
+pub async fn update_contact(tx: &mut Tx, org: OrgId, c: &ContactRow) -> R<bool> {
+    let n = with_tx!(tx, |conn| sqlx::query(
+        "UPDATE contacts SET name = $3, sort_name = $4, company = $5, language = $6, \
+         time_zone = $7, notes = $8, favorite = $9, blocked = $10, attributes = $11, \
+         updated_at = $12 WHERE org_id = $1 AND id = $2"
+    )
+    .bind(org)
+    .bind(c.id)
+    .bind(&c.name)
+    .bind(&c.sort_name)
+    .bind(&c.company)
+    .bind(&c.language)
+    .bind(&c.time_zone)
+    .bind(&c.notes)
+    .bind(c.favorite)
+    .bind(c.blocked)
+    .bind(&c.attributes)
+    .bind(c.updated_at)
+    .execute(conn)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(n > 0)
+}
+
+/// Marks a contact changed (an identity was added or removed).
+pub async fn touch_contact(tx: &mut Tx, org: OrgId, id: ContactId, now: Timestamp) -> R<()> {
+    with_tx!(tx, |c| sqlx::query(
+        "UPDATE contacts SET updated_at = $3 WHERE org_id = $1 AND id = $2"
+    )
+    .bind(org)
+    .bind(id)
+    .bind(now)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+pub async fn get_contact(db: &Db, org: OrgId, id: ContactId) -> R<Option<ContactRow>> {
+    with_db!(db, |p| sqlx::query_as::<_, ContactRow>(
+        sqlx::AssertSqlSafe(format!(
+            "SELECT {CONTACT_COLS} FROM contacts c WHERE c.org_id = $1 AND c.id = $2"
+        ))
+    )
+    .bind(org)
+    .bind(id)
+    .fetch_optional(p)
+    .await)
+}
+
+pub async fn get_contact_tx(tx: &mut Tx, org: OrgId, id: ContactId) -> R<Option<ContactRow>> {
+    with_tx!(tx, |c| sqlx::query_as::<_, ContactRow>(
+        sqlx::AssertSqlSafe(format!(
+            "SELECT {CONTACT_COLS} FROM contacts c WHERE c.org_id = $1 AND c.id = $2"
+        ))
+    )
+    .bind(org)
+    .bind(id)
+    .fetch_optional(c)
+    .await)
+}
+
+/// Deletes a contact with its identities and its search entry; false when it is not in `org`.
+pub async fn delete_contact(tx: &mut Tx, org: OrgId, id: ContactId) -> R<bool> {
+    if tx.backend() == Backend::Sqlite {
+        with_tx!(tx, |c| sqlx::query(
+            "DELETE FROM contacts_fts WHERE rowid = \
+             (SELECT rid FROM contacts WHERE org_id = $1 AND id = $2)"
+        )
+        .bind(org)
+        .bind(id)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))?;
+    }
+    with_tx!(tx, |c| sqlx::query(
+        "DELETE FROM contact_identities WHERE org_id = $1 AND contact_id = $2"
+    )
+    .bind(org)
+    .bind(id)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    let n = with_tx!(tx, |c| sqlx::query(
+        "DELETE FROM contacts WHERE org_id = $1 AND id = $2"
+    )
+    .bind(org)
+    .bind(id)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(n > 0)
+}
+
+/// Replaces the search words of a contact.
+pub async fn set_search_words(tx: &mut Tx, id: ContactId, words: &[String]) -> R<()> {
+    match tx {
+        Tx::Sqlite(t) => {
+            sqlx::query(
+                "DELETE FROM contacts_fts WHERE rowid = (SELECT rid FROM contacts WHERE id = $1)",
+            )
+            .bind(id)
+            .execute(&mut **t)
+            .await?;
+            sqlx::query(
+                "INSERT INTO contacts_fts (rowid, body) SELECT rid, $2 FROM contacts WHERE id = $1",
+            )
+            .bind(id)
+            .bind(words.join(" "))
+            .execute(&mut **t)
+            .await?;
+        }
+        Tx::Postgres(t) => {
+            sqlx::query("UPDATE contacts SET search = array_to_tsvector($2::text[]) WHERE id = $1")
+                .bind(id)
+                .bind(words)
+                .execute(&mut **t)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Which order a list is in, with the position after which a page starts.
+#[derive(Debug, Clone)]
+pub enum After {
+    Name(String, ContactId),
+    CreatedAt(Timestamp, ContactId),
+    UpdatedAt(Timestamp, ContactId),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sort {
+    Name,
+    CreatedDesc,
+    UpdatedDesc,
+}
+
+pub struct ListFilter {
+    /// Lower-cased search words, each matched as a prefix (all must match).
+    pub words: Vec<String>,
+    pub favorite: Option<bool>,
+    pub blocked: Option<bool>,
+    pub sort: Sort,
+    pub after: Option<After>,
+    /// Rows to fetch (the page size plus one).
+    pub fetch: i64,
+}
+
+enum Arg {
+    Str(String),
+    Bool(bool),
+    Time(Timestamp),
+    Id(ContactId),
+    Int(i64),
+}
+
+/// A page of contacts in the filter's order.
+pub async fn list_contacts(db: &Db, org: OrgId, f: &ListFilter) -> R<Vec<ContactRow>> {
+    let mut args: Vec<Arg> = Vec::new();
+    let mut push = |a: Arg| {
+        args.push(a);
+        format!("${}", args.len() + 1)
+    };
+    let mut sql = format!("SELECT {CONTACT_COLS} FROM contacts c WHERE c.org_id = $1");
+    if !f.words.is_empty() {
+        match db.backend() {
+            Backend::Sqlite => {
+                let q = f
+                    .words
+                    .iter()
+                    .map(|w| format!("\"{w}\"*"))
+                    .collect::<Vec<_>>()
+                    .join(" AND ");
+                let p = push(Arg::Str(q));
+                sql.push_str(&format!(
+                    " AND c.rid IN (SELECT rowid FROM contacts_fts WHERE contacts_fts MATCH {p})"
+                ));
+            }
+            Backend::Postgres => {
+                let q = f
+                    .words
+                    .iter()
+                    .map(|w| format!("'{w}':*"))
+                    .collect::<Vec<_>>()
+                    .join(" & ");
+                let p = push(Arg::Str(q));
+                sql.push_str(&format!(" AND c.search @@ {p}::tsquery"));
+            }
+        }
+    }
+    if let Some(v) = f.favorite {
+        let p = push(Arg::Bool(v));
+        sql.push_str(&format!(" AND c.favorite = {p}"));
+    }
+    if let Some(v) = f.blocked {
+        let p = push(Arg::Bool(v));
+        sql.push_str(&format!(" AND c.blocked = {p}"));
+    }
+    match &f.after {
+        None => {}
+        Some(After::Name(k, id)) => {
+            let (a, b) = (push(Arg::Str(k.clone())), push(Arg::Id(*id)));
+            sql.push_str(&format!(" AND (c.sort_name, c.id) > ({a}, {b})"));
+        }
+        Some(After::CreatedAt(t, id)) => {
+            let (a, b) = (push(Arg::Time(*t)), push(Arg::Id(*id)));
+            sql.push_str(&format!(" AND (c.created_at, c.id) < ({a}, {b})"));
+        }
+        Some(After::UpdatedAt(t, id)) => {
+            let (a, b) = (push(Arg::Time(*t)), push(Arg::Id(*id)));
+            sql.push_str(&format!(" AND (c.updated_at, c.id) < ({a}, {b})"));
+        }
+    }
+    sql.push_str(match f.sort {
+        Sort::Name => " ORDER BY c.sort_name, c.id",
+        Sort::CreatedDesc => " ORDER BY c.created_at DESC, c.id DESC",
+        Sort::UpdatedDesc => " ORDER BY c.updated_at DESC, c.id DESC",
+    });
+    let p = push(Arg::Int(f.fetch));
+    sql.push_str(&format!(" LIMIT {p}"));
+    with_db!(db, |pool| {
+        let mut q = sqlx::query_as::<_, ContactRow>(sqlx::AssertSqlSafe(sql)).bind(org);
+        for a in args {
+            q = match a {
+                Arg::Str(s) => q.bind(s),
+                Arg::Bool(b) => q.bind(b),
+                Arg::Time(t) => q.bind(t),
+                Arg::Id(id) => q.bind(id),
+                Arg::Int(n) => q.bind(n),
+            };
+        }
+        q.fetch_all(pool).await
+    })
+}
+
+// ---- identities --------------------------------------------------------------------------------
+
+pub async fn insert_identity(
+    tx: &mut Tx,
+    org: OrgId,
+    contact: ContactId,
+    id: IdentityId,
+    kind: &str,
+    value: &str,
+    now: Timestamp,
+) -> R<()> {
+    with_tx!(tx, |c| sqlx::query(
+        "INSERT INTO contact_identities (id, org_id, contact_id, kind, value, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6)"
+    )
+    .bind(id)
+    .bind(org)
+    .bind(contact)
+    .bind(kind)
+    .bind(value)
+    .bind(now)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// The contact that has this identity in `org`, if any.
+pub async fn identity_owner(db: &Db, org: OrgId, kind: &str, value: &str) -> R<Option<ContactId>> {
+    let row: Option<(ContactId,)> = with_db!(db, |p| {
+        sqlx::query_as(
+        "SELECT contact_id FROM contact_identities WHERE org_id = $1 AND kind = $2 AND value = $3"
+    )
+    .bind(org)
+    .bind(kind)
+    .bind(value)
+    .fetch_optional(p)
+    .await
+    })?;
+    Ok(row.map(|(c,)| c))
+}
+
+pub async fn identity_owner_tx(
+    tx: &mut Tx,
+    org: OrgId,
+    kind: &str,
+    value: &str,
+) -> R<Option<ContactId>> {
+    let row: Option<(ContactId,)> = with_tx!(tx, |c| {
+        sqlx::query_as(
+        "SELECT contact_id FROM contact_identities WHERE org_id = $1 AND kind = $2 AND value = $3"
+    )
+    .bind(org)
+    .bind(kind)
+    .bind(value)
+    .fetch_optional(c)
+    .await
+    })?;
+    Ok(row.map(|(c,)| c))
+}
+
+pub async fn delete_identity(
+    tx: &mut Tx,
+    org: OrgId,
+    contact: ContactId,
+    id: IdentityId,
+) -> R<bool> {
+    let n = with_tx!(tx, |c| sqlx::query(
+        "DELETE FROM contact_identities WHERE org_id = $1 AND contact_id = $2 AND id = $3"
+    )
+    .bind(org)
+    .bind(contact)
+    .bind(id)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(n > 0)
+}
+
+fn identities_sql(n: usize) -> String {
+    let list = (0..n)
+        .map(|i| format!("${}", i + 2))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "SELECT id, contact_id, kind, value, created_at FROM contact_identities \
+         WHERE org_id = $1 AND contact_id IN ({list}) ORDER BY created_at, id"
+    )
+}
+
+/// The identities of these contacts, oldest first.
+pub async fn identities_of(db: &Db, org: OrgId, contacts: &[ContactId]) -> R<Vec<IdentityRow>> {
+    if contacts.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = identities_sql(contacts.len());
+    with_db!(db, |p| {
+        let mut q = sqlx::query_as::<_, IdentityRow>(sqlx::AssertSqlSafe(sql)).bind(org);
+        for c in contacts {
+            q = q.bind(*c);
+        }
+        q.fetch_all(p).await
+    })
+}
+
+pub async fn identities_of_tx(tx: &mut Tx, org: OrgId, contact: ContactId) -> R<Vec<IdentityRow>> {
+    with_tx!(tx, |c| sqlx::query_as::<_, IdentityRow>(
+        sqlx::AssertSqlSafe(identities_sql(1))
+    )
+    .bind(org)
+    .bind(contact)
+    .fetch_all(c)
+    .await)
+}
