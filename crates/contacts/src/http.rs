@@ -1,6 +1,7 @@
 //! Contacts HTTP API: DTOs (`…In`, `…Patch`, `…Out`) and thin handlers — extract, call one
-//! service function, map to an `…Out`. Any member reads and writes contacts (agents work with
-//! customers); deleting a contact, attribute definitions and settings need an admin.
+//! service function, map to an `…Out`. Any member reads and writes contacts, tags, groups and
+//! consent (agents work with customers); deleting or merging contacts, attribute definitions and
+//! settings need an admin.
 
 use std::sync::Arc;
 
@@ -13,10 +14,11 @@ use serde_json::{Map, Value};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use wamage_identity::{AdminCaller, Caller};
-use wamage_kernel::{ApiJson, Problem, Timestamp, problem::ProblemBody};
+use wamage_kernel::{ApiJson, Problem, Timestamp, UserId, problem::ProblemBody};
 
 use crate::{
-    model::{AttrType, ContactId, IdentityId, IdentityKind},
+    consent::{ConsentChannel, ConsentId, ConsentPurpose, ConsentSource, ConsentStatus},
+    model::{AttrType, ContactId, GroupId, IdentityId, IdentityKind, TagId},
     service::Contacts,
     store,
 };
@@ -129,8 +131,30 @@ pub struct ContactOut {
     #[schema(value_type = Object)]
     pub attributes: Map<String, Value>,
     pub identities: Vec<IdentityOut>,
+    /// The contact's tags, by name.
+    #[serde(default)]
+    pub tags: Vec<ContactTagOut>,
+    /// The groups the contact is in, by name.
+    #[serde(default)]
+    pub groups: Vec<ContactGroupOut>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+}
+
+/// A tag as a contact shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ContactTagOut {
+    pub id: TagId,
+    pub name: String,
+    /// `#rrggbb`.
+    pub color: String,
+}
+
+/// A group as a contact shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ContactGroupOut {
+    pub id: GroupId,
+    pub name: String,
 }
 
 /// A page of contacts.
@@ -150,6 +174,10 @@ pub struct ContactListQuery {
     pub q: Option<String>,
     pub favorite: Option<bool>,
     pub blocked: Option<bool>,
+    /// Only contacts with this tag.
+    pub tag: Option<TagId>,
+    /// Only contacts in this group.
+    pub group: Option<GroupId>,
     /// `name` (default), `-created_at` or `-updated_at`.
     pub sort: Option<String>,
     /// How many items to return (1–200, default 50).
@@ -224,6 +252,185 @@ impl From<store::AttrDefRow> for AttrDefOut {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct AttrDefList {
     pub items: Vec<AttrDefOut>,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TagIn {
+    /// 1–80 characters, unique in the organisation (ignoring case).
+    pub name: String,
+    /// `#RRGGBB`; stored lower-cased.
+    pub color: String,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TagPatch {
+    pub name: Option<String>,
+    pub color: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TagOut {
+    pub id: TagId,
+    pub name: String,
+    pub color: String,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+impl From<store::TagRow> for TagOut {
+    fn from(t: store::TagRow) -> Self {
+        Self {
+            id: t.id,
+            name: t.name,
+            color: t.color,
+            created_at: t.created_at,
+            updated_at: t.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TagList {
+    pub items: Vec<TagOut>,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GroupIn {
+    /// 1–80 characters, unique in the organisation (ignoring case).
+    pub name: String,
+    /// At most 1000 characters.
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// Absent fields stay; `null` clears the description.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GroupPatch {
+    pub name: Option<String>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub description: Option<Option<String>>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct GroupOut {
+    pub id: GroupId,
+    pub name: String,
+    pub description: Option<String>,
+    /// How many contacts are in the group.
+    pub member_count: i64,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+impl From<store::GroupRow> for GroupOut {
+    fn from(g: store::GroupRow) -> Self {
+        Self {
+            id: g.id,
+            name: g.name,
+            description: g.description,
+            member_count: g.member_count,
+            created_at: g.created_at,
+            updated_at: g.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct GroupList {
+    pub items: Vec<GroupOut>,
+}
+
+/// What a bulk request does to its contacts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BulkAction {
+    AddTags,
+    RemoveTags,
+    AddToGroups,
+    RemoveFromGroups,
+    /// Deletes the contacts (admin).
+    Delete,
+}
+
+/// One action on up to 1000 contacts, all or nothing: an id the organisation does not have
+/// answers 404 and changes nothing.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BulkIn {
+    pub action: BulkAction,
+    /// 1–1000 contacts.
+    pub contact_ids: Vec<ContactId>,
+    /// The tags to add or remove (for `add_tags`, `remove_tags`).
+    #[serde(default)]
+    pub tag_ids: Option<Vec<TagId>>,
+    /// The groups to add to or remove from (for `add_to_groups`, `remove_from_groups`).
+    #[serde(default)]
+    pub group_ids: Option<Vec<GroupId>>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct BulkOut {
+    /// How many contacts changed (gained or lost a tag or group, or were deleted).
+    pub affected: u64,
+}
+
+/// The contact to merge into the one in the path (which survives).
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MergeIn {
+    pub other_id: ContactId,
+}
+
+/// An opt-in or opt-out to record.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConsentIn {
+    pub channel: ConsentChannel,
+    pub purpose: ConsentPurpose,
+    pub status: ConsentStatus,
+    /// Defaults to `agent` for a signed-in member, `api` for an API key.
+    #[serde(default)]
+    pub source: Option<ConsentSource>,
+    /// At most 1000 characters.
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// One entry of a contact's consent ledger.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ConsentOut {
+    pub id: ConsentId,
+    pub channel: ConsentChannel,
+    pub purpose: ConsentPurpose,
+    pub status: ConsentStatus,
+    pub source: ConsentSource,
+    pub note: Option<String>,
+    /// The member who recorded it (absent for API keys).
+    pub recorded_by: Option<UserId>,
+    pub at: Timestamp,
+}
+
+/// The standing consent for one channel and purpose: its newest entry.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ConsentStateOut {
+    pub channel: ConsentChannel,
+    pub purpose: ConsentPurpose,
+    pub status: ConsentStatus,
+    pub source: ConsentSource,
+    pub at: Timestamp,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ConsentLedgerOut {
+    /// One entry per channel and purpose that has any, by channel then purpose.
+    pub current: Vec<ConsentStateOut>,
+    /// Every entry, newest first.
+    pub history: Vec<ConsentOut>,
 }
 
 // ---- handlers: contacts ------------------------------------------------------------------------
@@ -318,6 +525,168 @@ pub async fn remove_identity(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Apply one action to many contacts in one transaction (deleting needs an admin).
+#[utoipa::path(post, path = "/api/v1/contacts/bulk", tag = "contacts", security(("bearer" = [])), request_body = BulkIn,
+    responses((status = 200, body = BulkOut), (status = 403, body = ProblemBody), (status = 404, body = ProblemBody), (status = 422, body = ProblemBody)))]
+pub async fn bulk_contacts(
+    State(s): Svc,
+    Caller(who): Caller,
+    ApiJson(b): ApiJson<BulkIn>,
+) -> Result<ApiJson<BulkOut>, Problem> {
+    Ok(ApiJson(s.bulk(&who, &b).await?))
+}
+
+/// Merge another contact into this one (admin): its identities, tags, groups and consent history
+/// move here, empty fields here are filled from it, attributes combine (this contact's values
+/// win), and it is deleted. The merge is recorded with a snapshot of the merged contact.
+#[utoipa::path(post, path = "/api/v1/contacts/{id}/merge", tag = "contacts", security(("bearer" = [])),
+    params(("id" = ContactId, Path)), request_body = MergeIn,
+    responses((status = 200, body = ContactOut), (status = 403, body = ProblemBody), (status = 404, body = ProblemBody), (status = 422, body = ProblemBody)))]
+pub async fn merge_contacts(
+    State(s): Svc,
+    AdminCaller(who): AdminCaller,
+    Path(id): Path<ContactId>,
+    ApiJson(b): ApiJson<MergeIn>,
+) -> Result<ApiJson<ContactOut>, Problem> {
+    Ok(ApiJson(s.merge(&who, id, b.other_id).await?))
+}
+
+/// A contact's consent: the standing state per channel and purpose, and the full history.
+#[utoipa::path(get, path = "/api/v1/contacts/{id}/consent", tag = "contacts", security(("bearer" = [])),
+    params(("id" = ContactId, Path)), responses((status = 200, body = ConsentLedgerOut), (status = 404, body = ProblemBody)))]
+pub async fn get_consent(
+    State(s): Svc,
+    Caller(who): Caller,
+    Path(id): Path<ContactId>,
+) -> Result<ApiJson<ConsentLedgerOut>, Problem> {
+    Ok(ApiJson(s.consent(&who, id).await?))
+}
+
+/// Record an opt-in or opt-out (appended to the ledger; nothing is ever overwritten).
+#[utoipa::path(post, path = "/api/v1/contacts/{id}/consent", tag = "contacts", security(("bearer" = [])),
+    params(("id" = ContactId, Path)), request_body = ConsentIn,
+    responses((status = 201, body = ConsentOut), (status = 404, body = ProblemBody), (status = 422, body = ProblemBody)))]
+pub async fn record_consent(
+    State(s): Svc,
+    Caller(who): Caller,
+    Path(id): Path<ContactId>,
+    ApiJson(b): ApiJson<ConsentIn>,
+) -> Result<(StatusCode, ApiJson<ConsentOut>), Problem> {
+    Ok((
+        StatusCode::CREATED,
+        ApiJson(s.record_consent(&who, id, &b).await?),
+    ))
+}
+
+// ---- handlers: tags and groups -------------------------------------------------------------------
+
+/// Tags of the organisation, by name.
+#[utoipa::path(get, path = "/api/v1/tags", tag = "contacts", security(("bearer" = [])),
+    responses((status = 200, body = TagList)))]
+pub async fn list_tags(State(s): Svc, Caller(who): Caller) -> Result<ApiJson<TagList>, Problem> {
+    Ok(ApiJson(TagList {
+        items: s.tags(&who).await?,
+    }))
+}
+
+/// Create a tag.
+#[utoipa::path(post, path = "/api/v1/tags", tag = "contacts", security(("bearer" = [])), request_body = TagIn,
+    responses((status = 201, body = TagOut), (status = 409, body = ProblemBody), (status = 422, body = ProblemBody)))]
+pub async fn create_tag(
+    State(s): Svc,
+    Caller(who): Caller,
+    ApiJson(b): ApiJson<TagIn>,
+) -> Result<(StatusCode, ApiJson<TagOut>), Problem> {
+    Ok((StatusCode::CREATED, ApiJson(s.create_tag(&who, &b).await?)))
+}
+
+/// Rename or recolour a tag.
+#[utoipa::path(patch, path = "/api/v1/tags/{id}", tag = "contacts", security(("bearer" = [])),
+    params(("id" = TagId, Path)), request_body = TagPatch,
+    responses((status = 200, body = TagOut), (status = 404, body = ProblemBody), (status = 409, body = ProblemBody), (status = 422, body = ProblemBody)))]
+pub async fn update_tag(
+    State(s): Svc,
+    Caller(who): Caller,
+    Path(id): Path<TagId>,
+    ApiJson(b): ApiJson<TagPatch>,
+) -> Result<ApiJson<TagOut>, Problem> {
+    Ok(ApiJson(s.update_tag(&who, id, &b).await?))
+}
+
+/// Delete a tag; contacts lose it.
+#[utoipa::path(delete, path = "/api/v1/tags/{id}", tag = "contacts", security(("bearer" = [])),
+    params(("id" = TagId, Path)), responses((status = 204), (status = 404, body = ProblemBody)))]
+pub async fn delete_tag(
+    State(s): Svc,
+    Caller(who): Caller,
+    Path(id): Path<TagId>,
+) -> Result<StatusCode, Problem> {
+    s.delete_tag(&who, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Groups of the organisation, by name, with their member counts.
+#[utoipa::path(get, path = "/api/v1/groups", tag = "contacts", security(("bearer" = [])),
+    responses((status = 200, body = GroupList)))]
+pub async fn list_groups(
+    State(s): Svc,
+    Caller(who): Caller,
+) -> Result<ApiJson<GroupList>, Problem> {
+    Ok(ApiJson(GroupList {
+        items: s.groups(&who).await?,
+    }))
+}
+
+/// Create a group.
+#[utoipa::path(post, path = "/api/v1/groups", tag = "contacts", security(("bearer" = [])), request_body = GroupIn,
+    responses((status = 201, body = GroupOut), (status = 409, body = ProblemBody), (status = 422, body = ProblemBody)))]
+pub async fn create_group(
+    State(s): Svc,
+    Caller(who): Caller,
+    ApiJson(b): ApiJson<GroupIn>,
+) -> Result<(StatusCode, ApiJson<GroupOut>), Problem> {
+    Ok((
+        StatusCode::CREATED,
+        ApiJson(s.create_group(&who, &b).await?),
+    ))
+}
+
+/// A group with its member count.
+#[utoipa::path(get, path = "/api/v1/groups/{id}", tag = "contacts", security(("bearer" = [])),
+    params(("id" = GroupId, Path)), responses((status = 200, body = GroupOut), (status = 404, body = ProblemBody)))]
+pub async fn get_group(
+    State(s): Svc,
+    Caller(who): Caller,
+    Path(id): Path<GroupId>,
+) -> Result<ApiJson<GroupOut>, Problem> {
+    Ok(ApiJson(s.group(&who, id).await?))
+}
+
+/// Rename a group or change its description.
+#[utoipa::path(patch, path = "/api/v1/groups/{id}", tag = "contacts", security(("bearer" = [])),
+    params(("id" = GroupId, Path)), request_body = GroupPatch,
+    responses((status = 200, body = GroupOut), (status = 404, body = ProblemBody), (status = 409, body = ProblemBody), (status = 422, body = ProblemBody)))]
+pub async fn update_group(
+    State(s): Svc,
+    Caller(who): Caller,
+    Path(id): Path<GroupId>,
+    ApiJson(b): ApiJson<GroupPatch>,
+) -> Result<ApiJson<GroupOut>, Problem> {
+    Ok(ApiJson(s.update_group(&who, id, &b).await?))
+}
+
+/// Delete a group; its contacts stay, only the membership goes.
+#[utoipa::path(delete, path = "/api/v1/groups/{id}", tag = "contacts", security(("bearer" = [])),
+    params(("id" = GroupId, Path)), responses((status = 204), (status = 404, body = ProblemBody)))]
+pub async fn delete_group(
+    State(s): Svc,
+    Caller(who): Caller,
+    Path(id): Path<GroupId>,
+) -> Result<StatusCode, Problem> {
+    s.delete_group(&who, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 // ---- handlers: attribute definitions and settings -------------------------------------------------
 
 /// Custom contact attributes defined by the organisation.
@@ -396,10 +765,17 @@ pub fn routes(contacts: Arc<Contacts>) -> OpenApiRouter {
     OpenApiRouter::new()
         .routes(routes!(list_contacts, create_contact))
         .routes(routes!(get_contact, update_contact, delete_contact))
+        .routes(routes!(bulk_contacts))
+        .routes(routes!(get_consent, record_consent))
+        .routes(routes!(merge_contacts))
         .routes(routes!(add_identity))
         .routes(routes!(remove_identity))
         .routes(routes!(list_contact_attributes, create_contact_attribute))
         .routes(routes!(update_contact_attribute, delete_contact_attribute))
         .routes(routes!(get_contact_settings, update_contact_settings))
+        .routes(routes!(list_tags, create_tag))
+        .routes(routes!(update_tag, delete_tag))
+        .routes(routes!(list_groups, create_group))
+        .routes(routes!(get_group, update_group, delete_group))
         .with_state(contacts)
 }

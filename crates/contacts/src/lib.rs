@@ -7,15 +7,24 @@
 //! PostgreSQL full text, prefix matches) and page by keyset.
 //!
 //! Events: `wamage.contact.created`, `wamage.contact.updated` (with `changed` fields) and
-//! `wamage.contact.deleted`, each carrying the contact as the API shows it (`data.contact`).
+//! `wamage.contact.deleted`, each carrying the contact as the API shows it (`data.contact`);
+//! `wamage.contact.merged` (`survivor`, `merged_id` and the surviving `contact`);
+//! `wamage.consent.changed` for every consent ledger entry.
+//!
+//! Other domains ask [`Contacts::may_send`] before sending (the rule is documented in
+//! `consent.rs` and on that method).
 
+mod consent;
 pub mod http;
 mod model;
 mod service;
 mod store;
 
+pub use consent::{
+    ConsentChannel, ConsentPurpose, ConsentSource, ConsentStatus, DenyReason, SendPermission,
+};
 pub use http::routes;
-pub use model::{AttrType, ContactId, IdentityId, IdentityKind};
+pub use model::{AttrType, ContactId, GroupId, IdentityId, IdentityKind, TagId};
 pub use service::{Contacts, ContactsDeps};
 use wamage_platform::{MigrationSet, migration_set};
 

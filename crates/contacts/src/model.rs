@@ -23,6 +23,18 @@ id_type!(
     /// One channel identity of a contact.
     IdentityId
 );
+id_type!(
+    /// A tag (a coloured label) of an organisation's contacts.
+    TagId
+);
+id_type!(
+    /// A recorded merge of two contacts.
+    MergeId
+);
+id_type!(
+    /// A group (a static list) of an organisation's contacts.
+    GroupId
+);
 
 /// The organisation's default country when none is configured.
 pub const DEFAULT_COUNTRY: &str = "US";
@@ -293,6 +305,11 @@ fn expected(t: AttrType) -> &'static str {
     }
 }
 
+/// A colour written `#RRGGBB` (hex digits, either case).
+pub fn is_hex_color(s: &str) -> bool {
+    s.len() == 7 && s.starts_with('#') && s[1..].chars().all(|c| c.is_ascii_hexdigit())
+}
+
 /// Splits text into the lower-cased words the search index holds and queries match:
 /// runs of letters and digits.
 pub fn words(text: &str) -> impl Iterator<Item = String> + '_ {
@@ -398,6 +415,8 @@ mod tests {
     fn query_words_split() {
         assert_eq!(query_words("+1 (415)"), ["1415"]);
         assert_eq!(query_words("Ana.Li@ex"), ["ana", "li", "ex"]);
+        assert!(is_hex_color("#1a2B3c") && !is_hex_color("#12345") && !is_hex_color("red"));
+        assert!(!is_hex_color("#12345g"));
         assert!(is_attr_key("plan_2") && !is_attr_key("Plan") && !is_attr_key("2x"));
     }
 }

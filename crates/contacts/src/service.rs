@@ -13,7 +13,7 @@ use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use sqlx::types::Json;
-use wamage_identity::Principal;
+use wamage_identity::{Principal, Role, Via};
 use wamage_kernel::{Clock, Event, OrgId, Problem, Timestamp, validate::Validator};
 use wamage_platform::{
     Db, Tx,
@@ -23,14 +23,21 @@ use wamage_platform::{
 };
 
 use crate::{
+    consent::{
+        self, ConsentChannel, ConsentId, ConsentPurpose, ConsentSource, ConsentStatus,
+        SendPermission,
+    },
     http::{
-        AttrDefIn, AttrDefOut, AttrDefPatch, ContactIn, ContactListQuery, ContactOut, ContactPage,
-        ContactPatch, IdentityIn, IdentityOut, SettingsOut,
+        AttrDefIn, AttrDefOut, AttrDefPatch, BulkAction, BulkIn, BulkOut, ConsentIn,
+        ConsentLedgerOut, ConsentOut, ConsentStateOut, ContactGroupOut, ContactIn,
+        ContactListQuery, ContactOut, ContactPage, ContactPatch, ContactTagOut, GroupIn, GroupOut,
+        GroupPatch, IdentityIn, IdentityOut, SettingsOut, TagIn, TagOut, TagPatch,
     },
     model::{
-        self, AttrDef, AttrType, ContactId, Country, DEFAULT_COUNTRY, IdentityId, IdentityKind,
+        self, AttrDef, AttrType, ContactId, Country, DEFAULT_COUNTRY, GroupId, IdentityId,
+        IdentityKind, MergeId, TagId,
     },
-    store::{self, After, ContactRow, ListFilter, Sort},
+    store::{self, After, ContactRow, GroupRow, Link, ListFilter, Sort, TagRow},
 };
 
 pub const SOURCE: &str = "/wamage/contacts";
@@ -41,6 +48,9 @@ pub const NOTES_MAX: usize = 10_000;
 pub const MAX_IDENTITIES: usize = 50;
 const LABEL_MAX: usize = 80;
 const OPTIONS_MAX: usize = 100;
+const TAG_NAME_MAX: usize = 80;
+const GROUP_DESCRIPTION_MAX: usize = 1000;
+pub const BULK_MAX: usize = 1000;
 
 /// The contacts service, shared by the HTTP handlers.
 #[derive(Debug)]
@@ -231,7 +241,15 @@ fn search_words(
     out
 }
 
-fn to_out(c: ContactRow, identities: Vec<store::IdentityRow>) -> ContactOut {
+/// A contact's identities, tags and groups, as read alongside it.
+#[derive(Default)]
+struct Related {
+    identities: Vec<store::IdentityRow>,
+    tags: Vec<store::ContactTagRow>,
+    groups: Vec<store::ContactGroupRow>,
+}
+
+fn to_out(c: ContactRow, rel: Related) -> ContactOut {
     ContactOut {
         id: c.id,
         name: c.name,
@@ -245,7 +263,24 @@ fn to_out(c: ContactRow, identities: Vec<store::IdentityRow>) -> ContactOut {
             Value::Object(m) => m,
             _ => Map::new(),
         },
-        identities: identities.into_iter().map(IdentityOut::from).collect(),
+        identities: rel.identities.into_iter().map(IdentityOut::from).collect(),
+        tags: rel
+            .tags
+            .into_iter()
+            .map(|t| ContactTagOut {
+                id: t.id,
+                name: t.name,
+                color: t.color,
+            })
+            .collect(),
+        groups: rel
+            .groups
+            .into_iter()
+            .map(|g| ContactGroupOut {
+                id: g.id,
+                name: g.name,
+            })
+            .collect(),
         created_at: c.created_at,
         updated_at: c.updated_at,
     }
@@ -382,8 +417,34 @@ impl Contacts {
             .await
             .map_err(db_err)?
             .ok_or_else(|| Problem::not_found("contact"))?;
-        let identities = store::identities_of_tx(tx, org, id).await.map_err(db_err)?;
-        Ok(to_out(c, identities))
+        let rel = Related {
+            identities: store::identities_of_tx(tx, org, id).await.map_err(db_err)?,
+            tags: store::tags_of_tx(tx, org, id).await.map_err(db_err)?,
+            groups: store::groups_of_tx(tx, org, id).await.map_err(db_err)?,
+        };
+        Ok(to_out(c, rel))
+    }
+
+    /// The identities, tags and groups of these contacts.
+    async fn related(
+        &self,
+        org: OrgId,
+        ids: &[ContactId],
+    ) -> Result<HashMap<ContactId, Related>, Problem> {
+        let mut out: HashMap<ContactId, Related> = HashMap::new();
+        for i in store::identities_of(&self.db, org, ids)
+            .await
+            .map_err(db_err)?
+        {
+            out.entry(i.contact_id).or_default().identities.push(i);
+        }
+        for t in store::tags_of(&self.db, org, ids).await.map_err(db_err)? {
+            out.entry(t.contact_id).or_default().tags.push(t);
+        }
+        for g in store::groups_of(&self.db, org, ids).await.map_err(db_err)? {
+            out.entry(g.contact_id).or_default().groups.push(g);
+        }
+        Ok(out)
     }
 
     // ---- settings -----------------------------------------------------------------------------
@@ -724,10 +785,13 @@ impl Contacts {
             .await
             .map_err(db_err)?
             .ok_or_else(|| Problem::not_found("contact"))?;
-        let identities = store::identities_of(&self.db, who.org_id, &[id])
-            .await
-            .map_err(db_err)?;
-        let out = to_out(c, identities);
+        let out = to_out(
+            c,
+            self.related(who.org_id, &[id])
+                .await?
+                .remove(&id)
+                .unwrap_or_default(),
+        );
         if let Err(e) = cache::set_json(self.cache.as_ref(), &key, &out, CONTACT_TTL).await {
             tracing::warn!(error = %e, key, "failed to cache contact");
         }
@@ -965,6 +1029,8 @@ impl Contacts {
             words,
             favorite: q.favorite,
             blocked: q.blocked,
+            tag: q.tag,
+            group: q.group,
             sort,
             after,
             fetch: i64::from(limit) + 1,
@@ -979,13 +1045,7 @@ impl Contacts {
             None
         };
         let ids: Vec<ContactId> = rows.iter().map(|r| r.id).collect();
-        let mut by_contact: HashMap<ContactId, Vec<store::IdentityRow>> = HashMap::new();
-        for i in store::identities_of(&self.db, who.org_id, &ids)
-            .await
-            .map_err(db_err)?
-        {
-            by_contact.entry(i.contact_id).or_default().push(i);
-        }
+        let mut by_contact = self.related(who.org_id, &ids).await?;
         let items = rows
             .into_iter()
             .map(|r| {
@@ -994,5 +1054,566 @@ impl Contacts {
             })
             .collect();
         Ok(ContactPage { items, next_cursor })
+    }
+}
+
+fn tag_name_taken() -> Problem {
+    Problem::conflict("tag_name_taken", "A tag with this name already exists")
+        .with_field("name", "is already used by another tag")
+}
+
+fn group_name_taken() -> Problem {
+    Problem::conflict("group_name_taken", "A group with this name already exists")
+        .with_field("name", "is already used by another group")
+}
+
+/// Drops repeated ids, keeping the first of each.
+fn unique<T: Copy + Eq + std::hash::Hash>(ids: &[T]) -> Vec<T> {
+    let mut seen = std::collections::HashSet::new();
+    ids.iter().copied().filter(|i| seen.insert(*i)).collect()
+}
+
+/// Tags, groups and bulk membership. Names are unique per organisation ignoring case; deleting a
+/// tag or group drops its memberships, never its contacts.
+impl Contacts {
+    pub async fn tags(&self, who: &Principal) -> Result<Vec<TagOut>, Problem> {
+        Ok(store::tags(&self.db, who.org_id)
+            .await
+            .map_err(db_err)?
+            .into_iter()
+            .map(TagOut::from)
+            .collect())
+    }
+
+    fn check_tag(v: &mut Validator, name: &str, color: &str) {
+        v.length("name", name, 1, TAG_NAME_MAX);
+        v.check(
+            model::is_hex_color(color.trim()),
+            "color",
+            "must be a colour written #RRGGBB, like #1f77b4",
+        );
+    }
+
+    pub async fn create_tag(&self, who: &Principal, b: &TagIn) -> Result<TagOut, Problem> {
+        let mut v = Validator::new();
+        Self::check_tag(&mut v, &b.name, &b.color);
+        v.finish()?;
+        let now = self.now();
+        let row = TagRow {
+            id: TagId::new(),
+            name: b.name.trim().to_owned(),
+            color: b.color.trim().to_lowercase(),
+            created_at: now,
+            updated_at: now,
+        };
+        store::insert_tag(&self.db, who.org_id, &row)
+            .await
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    tag_name_taken()
+                } else {
+                    db_err(e)
+                }
+            })?;
+        Ok(TagOut::from(row))
+    }
+
+    pub async fn update_tag(
+        &self,
+        who: &Principal,
+        id: TagId,
+        b: &TagPatch,
+    ) -> Result<TagOut, Problem> {
+        let org = who.org_id;
+        let mut row = store::get_tag(&self.db, org, id)
+            .await
+            .map_err(db_err)?
+            .ok_or_else(|| Problem::not_found("tag"))?;
+        let name = b.name.as_deref().unwrap_or(&row.name).to_owned();
+        let color = b.color.as_deref().unwrap_or(&row.color).to_owned();
+        let mut v = Validator::new();
+        Self::check_tag(&mut v, &name, &color);
+        v.finish()?;
+        row.name = name.trim().to_owned();
+        row.color = color.trim().to_lowercase();
+        row.updated_at = self.now();
+        let found = store::update_tag(&self.db, org, &row).await.map_err(|e| {
+            if is_unique_violation(&e) {
+                tag_name_taken()
+            } else {
+                db_err(e)
+            }
+        })?;
+        if !found {
+            return Err(Problem::not_found("tag"));
+        }
+        // Contacts show the tag's name and colour.
+        self.forget(org).await;
+        Ok(TagOut::from(row))
+    }
+
+    pub async fn delete_tag(&self, who: &Principal, id: TagId) -> Result<(), Problem> {
+        let mut tx = self.begin().await?;
+        if !store::delete_tag(&mut tx, who.org_id, id)
+            .await
+            .map_err(db_err)?
+        {
+            return Err(Problem::not_found("tag"));
+        }
+        tx.commit().await.map_err(db_err)?;
+        self.forget(who.org_id).await;
+        Ok(())
+    }
+
+    pub async fn groups(&self, who: &Principal) -> Result<Vec<GroupOut>, Problem> {
+        Ok(store::groups(&self.db, who.org_id)
+            .await
+            .map_err(db_err)?
+            .into_iter()
+            .map(GroupOut::from)
+            .collect())
+    }
+
+    pub async fn group(&self, who: &Principal, id: GroupId) -> Result<GroupOut, Problem> {
+        store::get_group(&self.db, who.org_id, id)
+            .await
+            .map_err(db_err)?
+            .map(GroupOut::from)
+            .ok_or_else(|| Problem::not_found("group"))
+    }
+
+    fn check_group(v: &mut Validator, name: &str, description: Option<&str>) {
+        v.length("name", name, 1, TAG_NAME_MAX);
+        if let Some(d) = description {
+            v.length("description", d, 0, GROUP_DESCRIPTION_MAX);
+        }
+    }
+
+    pub async fn create_group(&self, who: &Principal, b: &GroupIn) -> Result<GroupOut, Problem> {
+        let mut v = Validator::new();
+        Self::check_group(&mut v, &b.name, b.description.as_deref());
+        v.finish()?;
+        let now = self.now();
+        let row = GroupRow {
+            id: GroupId::new(),
+            name: b.name.trim().to_owned(),
+            description: clean(b.description.as_deref()),
+            member_count: 0,
+            created_at: now,
+            updated_at: now,
+        };
+        store::insert_group(&self.db, who.org_id, &row)
+            .await
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    group_name_taken()
+                } else {
+                    db_err(e)
+                }
+            })?;
+        Ok(GroupOut::from(row))
+    }
+
+    pub async fn update_group(
+        &self,
+        who: &Principal,
+        id: GroupId,
+        b: &GroupPatch,
+    ) -> Result<GroupOut, Problem> {
+        let org = who.org_id;
+        let mut row = store::get_group(&self.db, org, id)
+            .await
+            .map_err(db_err)?
+            .ok_or_else(|| Problem::not_found("group"))?;
+        let name = b.name.as_deref().unwrap_or(&row.name).to_owned();
+        let mut v = Validator::new();
+        Self::check_group(
+            &mut v,
+            &name,
+            b.description.as_ref().and_then(|d| d.as_deref()),
+        );
+        v.finish()?;
+        row.name = name.trim().to_owned();
+        if let Some(d) = &b.description {
+            row.description = clean(d.as_deref());
+        }
+        row.updated_at = self.now();
+        let found = store::update_group(&self.db, org, &row)
+            .await
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    group_name_taken()
+                } else {
+                    db_err(e)
+                }
+            })?;
+        if !found {
+            return Err(Problem::not_found("group"));
+        }
+        self.forget(org).await;
+        self.group(who, id).await
+    }
+
+    pub async fn delete_group(&self, who: &Principal, id: GroupId) -> Result<(), Problem> {
+        let mut tx = self.begin().await?;
+        if !store::delete_group(&mut tx, who.org_id, id)
+            .await
+            .map_err(db_err)?
+        {
+            return Err(Problem::not_found("group"));
+        }
+        tx.commit().await.map_err(db_err)?;
+        self.forget(who.org_id).await;
+        Ok(())
+    }
+
+    /// One action on many contacts, in one transaction. Every id must be of the caller's
+    /// organisation, or nothing is written (404). Publishes one event per contact that changed.
+    pub async fn bulk(&self, who: &Principal, b: &BulkIn) -> Result<BulkOut, Problem> {
+        let org = who.org_id;
+        // The one role check outside an extractor: which role is needed depends on the body.
+        if b.action == BulkAction::Delete && who.role < Role::Admin {
+            return Err(Problem::forbidden(
+                "Deleting contacts needs the admin or owner role",
+            ));
+        }
+        let contacts = unique(&b.contact_ids);
+        let tags = unique(b.tag_ids.as_deref().unwrap_or_default());
+        let groups = unique(b.group_ids.as_deref().unwrap_or_default());
+        let mut v = Validator::new();
+        v.check(
+            (1..=BULK_MAX).contains(&contacts.len()),
+            "contact_ids",
+            format!("must list 1 to {BULK_MAX} contacts"),
+        );
+        let (wants_tags, wants_groups) = match b.action {
+            BulkAction::AddTags | BulkAction::RemoveTags => (true, false),
+            BulkAction::AddToGroups | BulkAction::RemoveFromGroups => (false, true),
+            BulkAction::Delete => (false, false),
+        };
+        let check_list = |v: &mut Validator, field: &str, given: bool, n: usize, wanted: bool| {
+            if wanted {
+                v.check(
+                    (1..=100).contains(&n),
+                    field,
+                    "must list 1 to 100 ids for this action",
+                );
+            } else {
+                v.check(!given, field, "does not apply to this action");
+            }
+        };
+        check_list(
+            &mut v,
+            "tag_ids",
+            b.tag_ids.is_some(),
+            tags.len(),
+            wants_tags,
+        );
+        check_list(
+            &mut v,
+            "group_ids",
+            b.group_ids.is_some(),
+            groups.len(),
+            wants_groups,
+        );
+        v.finish()?;
+
+        let mut tx = self.begin().await?;
+        let known = |n: i64, len: usize| usize::try_from(n).is_ok_and(|n| n == len);
+        let n = store::count_ids(&mut tx, org, "contacts", &contacts)
+            .await
+            .map_err(db_err)?;
+        if !known(n, contacts.len()) {
+            return Err(Problem::not_found("contact"));
+        }
+        if wants_tags {
+            let n = store::count_ids(&mut tx, org, "contact_tags", &tags)
+                .await
+                .map_err(db_err)?;
+            if !known(n, tags.len()) {
+                return Err(Problem::not_found("tag"));
+            }
+        }
+        if wants_groups {
+            let n = store::count_ids(&mut tx, org, "contact_groups", &groups)
+                .await
+                .map_err(db_err)?;
+            if !known(n, groups.len()) {
+                return Err(Problem::not_found("group"));
+            }
+        }
+        let now = self.now();
+        let mut outs = Vec::new();
+        for &c in &contacts {
+            let n = match b.action {
+                BulkAction::AddTags => store::add_links(&mut tx, org, Link::Tag, c, &tags).await,
+                BulkAction::RemoveTags => {
+                    store::remove_links(&mut tx, org, Link::Tag, c, &tags).await
+                }
+                BulkAction::AddToGroups => {
+                    store::add_links(&mut tx, org, Link::Group, c, &groups).await
+                }
+                BulkAction::RemoveFromGroups => {
+                    store::remove_links(&mut tx, org, Link::Group, c, &groups).await
+                }
+                BulkAction::Delete => {
+                    let out = self.load_tx(&mut tx, org, c).await?;
+                    store::delete_contact(&mut tx, org, c)
+                        .await
+                        .map_err(db_err)?;
+                    outs.push(out);
+                    continue;
+                }
+            }
+            .map_err(db_err)?;
+            if n > 0 {
+                store::touch_contact(&mut tx, org, c, now)
+                    .await
+                    .map_err(db_err)?;
+                outs.push(self.load_tx(&mut tx, org, c).await?);
+            }
+        }
+        tx.commit().await.map_err(db_err)?;
+        self.forget(org).await;
+        let (type_, changed) = match b.action {
+            BulkAction::Delete => ("wamage.contact.deleted", None),
+            BulkAction::AddTags | BulkAction::RemoveTags => {
+                ("wamage.contact.updated", Some("tags"))
+            }
+            BulkAction::AddToGroups | BulkAction::RemoveFromGroups => {
+                ("wamage.contact.updated", Some("groups"))
+            }
+        };
+        let affected = outs.len() as u64;
+        for out in outs {
+            let data = match changed {
+                Some(f) => json!({ "contact": out, "changed": [f] }),
+                None => json!({ "contact": out }),
+            };
+            self.publish(org, type_, data).await;
+        }
+        Ok(BulkOut { affected })
+    }
+}
+
+const CONSENT_NOTE_MAX: usize = 1000;
+
+fn consent_out(r: store::ConsentRow) -> Result<ConsentOut, Problem> {
+    let bad = || Problem::internal(format_args!("unknown consent value in entry {}", r.id));
+    Ok(ConsentOut {
+        id: r.id,
+        channel: ConsentChannel::from_db(&r.channel).ok_or_else(bad)?,
+        purpose: ConsentPurpose::from_db(&r.purpose).ok_or_else(bad)?,
+        status: ConsentStatus::from_db(&r.status).ok_or_else(bad)?,
+        source: ConsentSource::from_db(&r.source).ok_or_else(bad)?,
+        note: r.note.clone(),
+        recorded_by: r.recorded_by,
+        at: r.created_at,
+    })
+}
+
+/// The consent ledger and the sending rule.
+impl Contacts {
+    /// A contact's ledger: the newest entry per channel and purpose, then every entry newest
+    /// first.
+    pub async fn consent(
+        &self,
+        who: &Principal,
+        id: ContactId,
+    ) -> Result<ConsentLedgerOut, Problem> {
+        let org = who.org_id;
+        store::get_contact(&self.db, org, id)
+            .await
+            .map_err(db_err)?
+            .ok_or_else(|| Problem::not_found("contact"))?;
+        let history = store::consents_of(&self.db, org, id)
+            .await
+            .map_err(db_err)?
+            .into_iter()
+            .map(consent_out)
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut current: Vec<ConsentStateOut> = Vec::new();
+        for e in &history {
+            if !current
+                .iter()
+                .any(|c| c.channel == e.channel && c.purpose == e.purpose)
+            {
+                current.push(ConsentStateOut {
+                    channel: e.channel,
+                    purpose: e.purpose,
+                    status: e.status,
+                    source: e.source,
+                    at: e.at,
+                });
+            }
+        }
+        current.sort_by_key(|c| (c.channel, c.purpose));
+        Ok(ConsentLedgerOut { current, history })
+    }
+
+    /// Appends an opt-in or opt-out. The source defaults to who is asking: `agent` for a member
+    /// in the app, `api` for an API key.
+    pub async fn record_consent(
+        &self,
+        who: &Principal,
+        id: ContactId,
+        b: &ConsentIn,
+    ) -> Result<ConsentOut, Problem> {
+        let org = who.org_id;
+        let mut v = Validator::new();
+        if let Some(n) = &b.note {
+            v.length("note", n, 0, CONSENT_NOTE_MAX);
+        }
+        v.finish()?;
+        let (default_source, recorded_by) = match who.via {
+            Via::Session(_) => (ConsentSource::Agent, Some(who.user_id)),
+            Via::ApiKey(_) => (ConsentSource::Api, None),
+        };
+        let row = store::ConsentRow {
+            id: ConsentId::new(),
+            contact_id: id,
+            channel: b.channel.as_str().to_owned(),
+            purpose: b.purpose.as_str().to_owned(),
+            status: b.status.as_str().to_owned(),
+            source: b.source.unwrap_or(default_source).as_str().to_owned(),
+            note: clean(b.note.as_deref()),
+            recorded_by,
+            created_at: self.now(),
+        };
+        let mut tx = self.begin().await?;
+        store::get_contact_tx(&mut tx, org, id)
+            .await
+            .map_err(db_err)?
+            .ok_or_else(|| Problem::not_found("contact"))?;
+        store::insert_consent(&mut tx, org, &row)
+            .await
+            .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        self.forget(org).await;
+        let out = consent_out(row)?;
+        self.publish(
+            org,
+            "wamage.consent.changed",
+            json!({
+                "contact_id": id,
+                "channel": out.channel,
+                "purpose": out.purpose,
+                "status": out.status,
+                "source": out.source,
+            }),
+        )
+        .await;
+        Ok(out)
+    }
+
+    /// May `purpose` be sent on `channel` to `contact`? Every send path asks this first.
+    ///
+    /// The rule: a blocked contact gets nothing; utility is allowed unless the newest ledger
+    /// entry for the channel and purpose is an opt-out; marketing is allowed only when that
+    /// newest entry is an opt-in. A contact the organisation does not have answers 404.
+    pub async fn may_send(
+        &self,
+        org: OrgId,
+        contact: ContactId,
+        channel: ConsentChannel,
+        purpose: ConsentPurpose,
+    ) -> Result<SendPermission, Problem> {
+        let c = store::get_contact(&self.db, org, contact)
+            .await
+            .map_err(db_err)?
+            .ok_or_else(|| Problem::not_found("contact"))?;
+        let latest =
+            store::latest_consent(&self.db, org, contact, channel.as_str(), purpose.as_str())
+                .await
+                .map_err(db_err)?
+                .as_deref()
+                .and_then(ConsentStatus::from_db);
+        Ok(consent::decide(c.blocked, purpose, latest))
+    }
+}
+
+/// Merging duplicates.
+impl Contacts {
+    /// Merges `other` into `id` in one transaction; see [`crate::http::merge_contacts`] for what
+    /// moves. `blocked` and `favorite` are kept when either contact had them: merging never
+    /// lifts a block.
+    pub async fn merge(
+        &self,
+        who: &Principal,
+        id: ContactId,
+        other: ContactId,
+    ) -> Result<ContactOut, Problem> {
+        let org = who.org_id;
+        if id == other {
+            return Err(Problem::invalid_field(
+                "other_id",
+                "must be a different contact than the one merged into",
+            ));
+        }
+        let mut tx = self.begin().await?;
+        let mut row = store::get_contact_tx(&mut tx, org, id)
+            .await
+            .map_err(db_err)?
+            .ok_or_else(|| Problem::not_found("contact"))?;
+        let gone = store::get_contact_tx(&mut tx, org, other)
+            .await
+            .map_err(db_err)?
+            .ok_or_else(|| Problem::not_found("contact"))?;
+        let snapshot = serde_json::to_value(self.load_tx(&mut tx, org, other).await?)
+            .map_err(Problem::internal)?;
+
+        let fill = |slot: &mut Option<String>, from: &Option<String>| {
+            if slot.is_none() {
+                slot.clone_from(from);
+            }
+        };
+        fill(&mut row.company, &gone.company);
+        fill(&mut row.language, &gone.language);
+        fill(&mut row.time_zone, &gone.time_zone);
+        fill(&mut row.notes, &gone.notes);
+        row.favorite |= gone.favorite;
+        row.blocked |= gone.blocked;
+        let mut attributes = match gone.attributes.0 {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        };
+        if let Value::Object(mine) = &row.attributes.0 {
+            attributes.extend(mine.clone());
+        }
+        row.attributes = Json(Value::Object(attributes));
+        let now = self.now();
+        row.updated_at = now;
+
+        store::move_related(&mut tx, org, other, id)
+            .await
+            .map_err(db_err)?;
+        store::delete_contact(&mut tx, org, other)
+            .await
+            .map_err(db_err)?;
+        store::update_contact(&mut tx, org, &row)
+            .await
+            .map_err(db_err)?;
+        self.reindex(&mut tx, org, id).await?;
+        let record = store::NewMerge {
+            id: MergeId::new(),
+            survivor: id,
+            merged: other,
+            snapshot: &snapshot,
+            by: who.session_id().map(|_| who.user_id),
+            at: now,
+        };
+        store::insert_merge(&mut tx, org, &record)
+            .await
+            .map_err(db_err)?;
+        let out = self.load_tx(&mut tx, org, id).await?;
+        tx.commit().await.map_err(db_err)?;
+        self.forget(org).await;
+        self.publish(
+            org,
+            "wamage.contact.merged",
+            json!({ "survivor": id, "merged_id": other, "contact": out }),
+        )
+        .await;
+        Ok(out)
     }
 }

@@ -8,7 +8,12 @@ use sqlx::{FromRow, types::Json};
 use wamage_kernel::{OrgId, Timestamp};
 use wamage_platform::{Backend, Db, Tx, with_db, with_tx};
 
-use crate::model::{ContactId, IdentityId};
+use wamage_kernel::UserId;
+
+use crate::{
+    consent::ConsentId,
+    model::{ContactId, GroupId, IdentityId, MergeId, TagId},
+};
 
 type R<T> = Result<T, sqlx::Error>;
 
@@ -46,6 +51,42 @@ pub struct AttrDefRow {
     pub required: bool,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+}
+
+#[derive(Debug, Clone, FromRow)]
+pub struct TagRow {
+    pub id: TagId,
+    pub name: String,
+    pub color: String,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+#[derive(Debug, Clone, FromRow)]
+pub struct GroupRow {
+    pub id: GroupId,
+    pub name: String,
+    pub description: Option<String>,
+    pub member_count: i64,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// A tag of a contact.
+#[derive(Debug, Clone, FromRow)]
+pub struct ContactTagRow {
+    pub contact_id: ContactId,
+    pub id: TagId,
+    pub name: String,
+    pub color: String,
+}
+
+/// A group a contact is in.
+#[derive(Debug, Clone, FromRow)]
+pub struct ContactGroupRow {
+    pub contact_id: ContactId,
+    pub id: GroupId,
+    pub name: String,
 }
 
 // ---- settings ------------------------------------------------------------------------------
@@ -298,14 +339,21 @@ pub async fn delete_contact(tx: &mut Tx, org: OrgId, id: ContactId) -> R<bool> {
         .await
         .map(|r| r.rows_affected()))?;
     }
-    with_tx!(tx, |c| sqlx::query(
-        "DELETE FROM contact_identities WHERE org_id = $1 AND contact_id = $2"
-    )
-    .bind(org)
-    .bind(id)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected()))?;
+    for table in [
+        "contact_identities",
+        "contact_tag_links",
+        "contact_group_members",
+        "contact_consents",
+    ] {
+        with_tx!(tx, |c| sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM {table} WHERE org_id = $1 AND contact_id = $2"
+        )))
+        .bind(org)
+        .bind(id)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))?;
+    }
     let n = with_tx!(tx, |c| sqlx::query(
         "DELETE FROM contacts WHERE org_id = $1 AND id = $2"
     )
@@ -366,6 +414,10 @@ pub struct ListFilter {
     pub words: Vec<String>,
     pub favorite: Option<bool>,
     pub blocked: Option<bool>,
+    /// Only contacts with this tag.
+    pub tag: Option<TagId>,
+    /// Only contacts in this group.
+    pub group: Option<GroupId>,
     pub sort: Sort,
     pub after: Option<After>,
     /// Rows to fetch (the page size plus one).
@@ -378,6 +430,8 @@ enum Arg {
     Time(Timestamp),
     Id(ContactId),
     Int(i64),
+    Tag(TagId),
+    Group(GroupId),
 }
 
 /// A page of contacts in the filter's order.
@@ -422,6 +476,19 @@ pub async fn list_contacts(db: &Db, org: OrgId, f: &ListFilter) -> R<Vec<Contact
         let p = push(Arg::Bool(v));
         sql.push_str(&format!(" AND c.blocked = {p}"));
     }
+    if let Some(t) = f.tag {
+        let p = push(Arg::Tag(t));
+        sql.push_str(&format!(
+            " AND c.id IN (SELECT contact_id FROM contact_tag_links WHERE org_id = $1 AND tag_id = {p})"
+        ));
+    }
+    if let Some(g) = f.group {
+        let p = push(Arg::Group(g));
+        sql.push_str(&format!(
+            " AND c.id IN (SELECT contact_id FROM contact_group_members \
+             WHERE org_id = $1 AND group_id = {p})"
+        ));
+    }
     match &f.after {
         None => {}
         Some(After::Name(k, id)) => {
@@ -453,6 +520,8 @@ pub async fn list_contacts(db: &Db, org: OrgId, f: &ListFilter) -> R<Vec<Contact
                 Arg::Time(t) => q.bind(t),
                 Arg::Id(id) => q.bind(id),
                 Arg::Int(n) => q.bind(n),
+                Arg::Tag(t) => q.bind(t),
+                Arg::Group(g) => q.bind(g),
             };
         }
         q.fetch_all(pool).await
@@ -572,4 +641,490 @@ pub async fn identities_of_tx(tx: &mut Tx, org: OrgId, contact: ContactId) -> R<
     .bind(contact)
     .fetch_all(c)
     .await)
+}
+
+// ---- tags and groups -------------------------------------------------------------------------
+
+/// `$from, $from+1, …` for `n` values.
+fn placeholders(from: usize, n: usize) -> String {
+    (0..n)
+        .map(|i| format!("${}", i + from))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+const TAG_COLS: &str = "id, name, color, created_at, updated_at";
+
+pub async fn tags(db: &Db, org: OrgId) -> R<Vec<TagRow>> {
+    with_db!(db, |p| sqlx::query_as::<_, TagRow>(sqlx::AssertSqlSafe(
+        format!("SELECT {TAG_COLS} FROM contact_tags WHERE org_id = $1 ORDER BY name_key, id")
+    ))
+    .bind(org)
+    .fetch_all(p)
+    .await)
+}
+
+pub async fn get_tag(db: &Db, org: OrgId, id: TagId) -> R<Option<TagRow>> {
+    with_db!(db, |p| sqlx::query_as::<_, TagRow>(sqlx::AssertSqlSafe(
+        format!("SELECT {TAG_COLS} FROM contact_tags WHERE org_id = $1 AND id = $2")
+    ))
+    .bind(org)
+    .bind(id)
+    .fetch_optional(p)
+    .await)
+}
+
+pub async fn insert_tag(db: &Db, org: OrgId, t: &TagRow) -> R<()> {
+    with_db!(db, |p| sqlx::query(
+        "INSERT INTO contact_tags (id, org_id, name, name_key, color, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)"
+    )
+    .bind(t.id)
+    .bind(org)
+    .bind(&t.name)
+    .bind(t.name.to_lowercase())
+    .bind(&t.color)
+    .bind(t.created_at)
+    .bind(t.updated_at)
+    .execute(p)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// Writes name and colour of a tag; false when it is not in `org`.
+pub async fn update_tag(db: &Db, org: OrgId, t: &TagRow) -> R<bool> {
+    let n = with_db!(db, |p| sqlx::query(
+        "UPDATE contact_tags SET name = $3, name_key = $4, color = $5, updated_at = $6 \
+         WHERE org_id = $1 AND id = $2"
+    )
+    .bind(org)
+    .bind(t.id)
+    .bind(&t.name)
+    .bind(t.name.to_lowercase())
+    .bind(&t.color)
+    .bind(t.updated_at)
+    .execute(p)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(n > 0)
+}
+
+/// Deletes a tag and every contact's link to it; false when it is not in `org`.
+pub async fn delete_tag(tx: &mut Tx, org: OrgId, id: TagId) -> R<bool> {
+    with_tx!(tx, |c| sqlx::query(
+        "DELETE FROM contact_tag_links WHERE org_id = $1 AND tag_id = $2"
+    )
+    .bind(org)
+    .bind(id)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    let n = with_tx!(tx, |c| sqlx::query(
+        "DELETE FROM contact_tags WHERE org_id = $1 AND id = $2"
+    )
+    .bind(org)
+    .bind(id)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(n > 0)
+}
+
+const GROUP_COLS: &str = "g.id, g.name, g.description, \
+    (SELECT COUNT(*) FROM contact_group_members m WHERE m.group_id = g.id) AS member_count, \
+    g.created_at, g.updated_at";
+
+pub async fn groups(db: &Db, org: OrgId) -> R<Vec<GroupRow>> {
+    with_db!(db, |p| {
+        sqlx::query_as::<_, GroupRow>(sqlx::AssertSqlSafe(
+        format!("SELECT {GROUP_COLS} FROM contact_groups g WHERE g.org_id = $1 ORDER BY g.name_key, g.id")
+    ))
+    .bind(org)
+    .fetch_all(p)
+    .await
+    })
+}
+
+pub async fn get_group(db: &Db, org: OrgId, id: GroupId) -> R<Option<GroupRow>> {
+    with_db!(db, |p| sqlx::query_as::<_, GroupRow>(sqlx::AssertSqlSafe(
+        format!("SELECT {GROUP_COLS} FROM contact_groups g WHERE g.org_id = $1 AND g.id = $2")
+    ))
+    .bind(org)
+    .bind(id)
+    .fetch_optional(p)
+    .await)
+}
+
+pub async fn insert_group(db: &Db, org: OrgId, g: &GroupRow) -> R<()> {
+    with_db!(db, |p| {
+        sqlx::query(
+        "INSERT INTO contact_groups (id, org_id, name, name_key, description, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)"
+    )
+    .bind(g.id)
+    .bind(org)
+    .bind(&g.name)
+    .bind(g.name.to_lowercase())
+    .bind(&g.description)
+    .bind(g.created_at)
+    .bind(g.updated_at)
+    .execute(p)
+    .await
+    .map(|r| r.rows_affected())
+    })?;
+    Ok(())
+}
+
+/// Writes name and description of a group; false when it is not in `org`.
+pub async fn update_group(db: &Db, org: OrgId, g: &GroupRow) -> R<bool> {
+    let n = with_db!(db, |p| sqlx::query(
+        "UPDATE contact_groups SET name = $3, name_key = $4, description = $5, updated_at = $6 \
+         WHERE org_id = $1 AND id = $2"
+    )
+    .bind(org)
+    .bind(g.id)
+    .bind(&g.name)
+    .bind(g.name.to_lowercase())
+    .bind(&g.description)
+    .bind(g.updated_at)
+    .execute(p)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(n > 0)
+}
+
+/// Deletes a group and its memberships; false when it is not in `org`.
+pub async fn delete_group(tx: &mut Tx, org: OrgId, id: GroupId) -> R<bool> {
+    with_tx!(tx, |c| sqlx::query(
+        "DELETE FROM contact_group_members WHERE org_id = $1 AND group_id = $2"
+    )
+    .bind(org)
+    .bind(id)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    let n = with_tx!(tx, |c| sqlx::query(
+        "DELETE FROM contact_groups WHERE org_id = $1 AND id = $2"
+    )
+    .bind(org)
+    .bind(id)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(n > 0)
+}
+
+fn contact_tags_sql(n: usize) -> String {
+    format!(
+        "SELECT l.contact_id, t.id, t.name, t.color FROM contact_tag_links l \
+         JOIN contact_tags t ON t.id = l.tag_id \
+         WHERE l.org_id = $1 AND l.contact_id IN ({}) ORDER BY t.name_key, t.id",
+        placeholders(2, n)
+    )
+}
+
+fn contact_groups_sql(n: usize) -> String {
+    format!(
+        "SELECT m.contact_id, g.id, g.name FROM contact_group_members m \
+         JOIN contact_groups g ON g.id = m.group_id \
+         WHERE m.org_id = $1 AND m.contact_id IN ({}) ORDER BY g.name_key, g.id",
+        placeholders(2, n)
+    )
+}
+
+/// The tags of these contacts, by tag name.
+pub async fn tags_of(db: &Db, org: OrgId, contacts: &[ContactId]) -> R<Vec<ContactTagRow>> {
+    if contacts.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = contact_tags_sql(contacts.len());
+    with_db!(db, |p| {
+        let mut q = sqlx::query_as::<_, ContactTagRow>(sqlx::AssertSqlSafe(sql)).bind(org);
+        for c in contacts {
+            q = q.bind(*c);
+        }
+        q.fetch_all(p).await
+    })
+}
+
+pub async fn tags_of_tx(tx: &mut Tx, org: OrgId, contact: ContactId) -> R<Vec<ContactTagRow>> {
+    with_tx!(tx, |c| sqlx::query_as::<_, ContactTagRow>(
+        sqlx::AssertSqlSafe(contact_tags_sql(1))
+    )
+    .bind(org)
+    .bind(contact)
+    .fetch_all(c)
+    .await)
+}
+
+/// The groups these contacts are in, by group name.
+pub async fn groups_of(db: &Db, org: OrgId, contacts: &[ContactId]) -> R<Vec<ContactGroupRow>> {
+    if contacts.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = contact_groups_sql(contacts.len());
+    with_db!(db, |p| {
+        let mut q = sqlx::query_as::<_, ContactGroupRow>(sqlx::AssertSqlSafe(sql)).bind(org);
+        for c in contacts {
+            q = q.bind(*c);
+        }
+        q.fetch_all(p).await
+    })
+}
+
+pub async fn groups_of_tx(tx: &mut Tx, org: OrgId, contact: ContactId) -> R<Vec<ContactGroupRow>> {
+    with_tx!(tx, |c| sqlx::query_as::<_, ContactGroupRow>(
+        sqlx::AssertSqlSafe(contact_groups_sql(1))
+    )
+    .bind(org)
+    .bind(contact)
+    .fetch_all(c)
+    .await)
+}
+
+/// How many rows of `table` (contacts, contact_tags or contact_groups) in `org` have these ids.
+pub async fn count_ids<T>(tx: &mut Tx, org: OrgId, table: &'static str, ids: &[T]) -> R<i64>
+where
+    T: Copy
+        + Send
+        + for<'q> sqlx::Encode<'q, sqlx::Sqlite>
+        + sqlx::Type<sqlx::Sqlite>
+        + for<'q> sqlx::Encode<'q, sqlx::Postgres>
+        + sqlx::Type<sqlx::Postgres>,
+{
+    let sql = format!(
+        "SELECT COUNT(*) FROM {table} WHERE org_id = $1 AND id IN ({})",
+        placeholders(2, ids.len())
+    );
+    let (n,): (i64,) = with_tx!(tx, |c| {
+        let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(org);
+        for id in ids {
+            q = q.bind(*id);
+        }
+        q.fetch_one(c).await
+    })?;
+    Ok(n)
+}
+
+/// Links `contact` to those of `ids` in `link_table` it is not linked to yet (the ids are known
+/// to be of `org`); returns how many links were added.
+pub async fn add_links<T>(
+    tx: &mut Tx,
+    org: OrgId,
+    link: Link,
+    contact: ContactId,
+    ids: &[T],
+) -> R<u64>
+where
+    T: Copy
+        + Send
+        + for<'q> sqlx::Encode<'q, sqlx::Sqlite>
+        + sqlx::Type<sqlx::Sqlite>
+        + for<'q> sqlx::Encode<'q, sqlx::Postgres>
+        + sqlx::Type<sqlx::Postgres>,
+{
+    let (table, column, target) = link.names();
+    let sql = format!(
+        "INSERT INTO {table} (org_id, contact_id, {column}) \
+         SELECT $1, $2, x.id FROM {target} x WHERE x.org_id = $1 AND x.id IN ({}) \
+         ON CONFLICT DO NOTHING",
+        placeholders(3, ids.len())
+    );
+    with_tx!(tx, |c| {
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(org)
+            .bind(contact);
+        for id in ids {
+            q = q.bind(*id);
+        }
+        q.execute(c).await.map(|r| r.rows_affected())
+    })
+}
+
+/// Unlinks `contact` from `ids`; returns how many links were removed.
+pub async fn remove_links<T>(
+    tx: &mut Tx,
+    org: OrgId,
+    link: Link,
+    contact: ContactId,
+    ids: &[T],
+) -> R<u64>
+where
+    T: Copy
+        + Send
+        + for<'q> sqlx::Encode<'q, sqlx::Sqlite>
+        + sqlx::Type<sqlx::Sqlite>
+        + for<'q> sqlx::Encode<'q, sqlx::Postgres>
+        + sqlx::Type<sqlx::Postgres>,
+{
+    let (table, column, _) = link.names();
+    let sql = format!(
+        "DELETE FROM {table} WHERE org_id = $1 AND contact_id = $2 AND {column} IN ({})",
+        placeholders(3, ids.len())
+    );
+    with_tx!(tx, |c| {
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(org)
+            .bind(contact);
+        for id in ids {
+            q = q.bind(*id);
+        }
+        q.execute(c).await.map(|r| r.rows_affected())
+    })
+}
+
+/// A membership kind: contact–tag or contact–group.
+#[derive(Debug, Clone, Copy)]
+pub enum Link {
+    Tag,
+    Group,
+}
+
+impl Link {
+    /// (link table, its id column, the table the id points at).
+    fn names(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            Self::Tag => ("contact_tag_links", "tag_id", "contact_tags"),
+            Self::Group => ("contact_group_members", "group_id", "contact_groups"),
+        }
+    }
+}
+
+// ---- consent ledger --------------------------------------------------------------------------
+
+#[derive(Debug, Clone, FromRow)]
+pub struct ConsentRow {
+    pub id: ConsentId,
+    pub contact_id: ContactId,
+    pub channel: String,
+    pub purpose: String,
+    pub status: String,
+    pub source: String,
+    pub note: Option<String>,
+    pub recorded_by: Option<UserId>,
+    pub created_at: Timestamp,
+}
+
+/// Appends one entry to the ledger.
+pub async fn insert_consent(tx: &mut Tx, org: OrgId, r: &ConsentRow) -> R<()> {
+    with_tx!(tx, |c| sqlx::query(
+        "INSERT INTO contact_consents (id, org_id, contact_id, channel, purpose, status, source, \
+         note, recorded_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+    )
+    .bind(r.id)
+    .bind(org)
+    .bind(r.contact_id)
+    .bind(&r.channel)
+    .bind(&r.purpose)
+    .bind(&r.status)
+    .bind(&r.source)
+    .bind(&r.note)
+    .bind(r.recorded_by)
+    .bind(r.created_at)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// A contact's ledger, newest first.
+pub async fn consents_of(db: &Db, org: OrgId, contact: ContactId) -> R<Vec<ConsentRow>> {
+    with_db!(db, |p| sqlx::query_as::<_, ConsentRow>(
+        "SELECT id, contact_id, channel, purpose, status, source, note, recorded_by, created_at \
+         FROM contact_consents WHERE org_id = $1 AND contact_id = $2 ORDER BY seq DESC"
+    )
+    .bind(org)
+    .bind(contact)
+    .fetch_all(p)
+    .await)
+}
+
+/// The newest status recorded for a contact, channel and purpose.
+pub async fn latest_consent(
+    db: &Db,
+    org: OrgId,
+    contact: ContactId,
+    channel: &str,
+    purpose: &str,
+) -> R<Option<String>> {
+    let row: Option<(String,)> = with_db!(db, |p| sqlx::query_as(
+        "SELECT status FROM contact_consents WHERE org_id = $1 AND contact_id = $2 \
+         AND channel = $3 AND purpose = $4 ORDER BY seq DESC LIMIT 1"
+    )
+    .bind(org)
+    .bind(contact)
+    .bind(channel)
+    .bind(purpose)
+    .fetch_optional(p)
+    .await)?;
+    Ok(row.map(|(s,)| s))
+}
+
+// ---- merges ----------------------------------------------------------------------------------
+
+/// Moves identities, consent entries, tags and groups of `from` to `to` (a tag or group both
+/// have stays once).
+pub async fn move_related(tx: &mut Tx, org: OrgId, from: ContactId, to: ContactId) -> R<()> {
+    for table in ["contact_identities", "contact_consents"] {
+        with_tx!(tx, |c| sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE {table} SET contact_id = $3 WHERE org_id = $1 AND contact_id = $2"
+        )))
+        .bind(org)
+        .bind(from)
+        .bind(to)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))?;
+    }
+    for link in [Link::Tag, Link::Group] {
+        let (table, column, _) = link.names();
+        with_tx!(tx, |c| sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO {table} (org_id, contact_id, {column}) \
+             SELECT org_id, $3, {column} FROM {table} WHERE org_id = $1 AND contact_id = $2 \
+             ON CONFLICT DO NOTHING"
+        )))
+        .bind(org)
+        .bind(from)
+        .bind(to)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))?;
+        with_tx!(tx, |c| sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM {table} WHERE org_id = $1 AND contact_id = $2"
+        )))
+        .bind(org)
+        .bind(from)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))?;
+    }
+    Ok(())
+}
+
+pub struct NewMerge<'a> {
+    pub id: MergeId,
+    pub survivor: ContactId,
+    pub merged: ContactId,
+    pub snapshot: &'a Value,
+    pub by: Option<UserId>,
+    pub at: Timestamp,
+}
+
+pub async fn insert_merge(tx: &mut Tx, org: OrgId, m: &NewMerge<'_>) -> R<()> {
+    with_tx!(tx, |c| sqlx::query(
+        "INSERT INTO contact_merges (id, org_id, survivor_id, merged_id, snapshot, merged_by, \
+         created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+    )
+    .bind(m.id)
+    .bind(org)
+    .bind(m.survivor)
+    .bind(m.merged)
+    .bind(Json(m.snapshot))
+    .bind(m.by)
+    .bind(m.at)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(())
 }

@@ -7,6 +7,7 @@ use std::{collections::HashSet, time::Duration};
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use wamage_contacts::{ConsentChannel, ConsentPurpose, DenyReason, SendPermission};
 use wamage_testkit::{
     TestApp, TestUser, app_tests, expect_json, expect_problem, problem_fields,
     tenancy::{Probe, assert_isolated},
@@ -1095,6 +1096,978 @@ async fn bad_input_is_refused_with_the_field(app: TestApp) {
     expect_problem(res, StatusCode::UNAUTHORIZED, "unauthorized").await;
 }
 
+async fn post_ok(app: &TestApp, who: &TestUser, path: &str, body: Value) -> Value {
+    expect_json(app.post_as(who, path, &body).await, StatusCode::CREATED).await
+}
+
+async fn bulk(app: &TestApp, who: &TestUser, body: Value) -> u64 {
+    let out = expect_json(
+        app.post_as(who, "/api/v1/contacts/bulk", &body).await,
+        StatusCode::OK,
+    )
+    .await;
+    out["affected"].as_u64().unwrap()
+}
+
+async fn tags_and_groups_have_unique_names_and_valid_colours(app: TestApp) {
+    let owner = app.register("owner@acme.example", "Acme").await;
+    let agent = app.add_member(&owner, "agent@acme.example", "agent").await;
+    let vip = post_ok(
+        &app,
+        &agent,
+        "/api/v1/tags",
+        json!({"name": " VIP ", "color": "#FF8800"}),
+    )
+    .await;
+    assert_eq!(vip["name"], "VIP");
+    assert_eq!(vip["color"], "#ff8800");
+    let lead = post_ok(
+        &app,
+        &agent,
+        "/api/v1/tags",
+        json!({"name": "Lead", "color": "#00aa00"}),
+    )
+    .await;
+    // Names are unique ignoring case, on create and on rename.
+    let p = expect_problem(
+        app.post_as(
+            &agent,
+            "/api/v1/tags",
+            &json!({"name": "vip", "color": "#000000"}),
+        )
+        .await,
+        StatusCode::CONFLICT,
+        "tag_name_taken",
+    )
+    .await;
+    assert_eq!(problem_fields(&p), ["name"]);
+    let p = expect_problem(
+        app.patch_as(
+            &agent,
+            &format!("/api/v1/tags/{}", id(&lead)),
+            &json!({"name": "Vip"}),
+        )
+        .await,
+        StatusCode::CONFLICT,
+        "tag_name_taken",
+    )
+    .await;
+    assert_eq!(problem_fields(&p), ["name"]);
+    for color in ["red", "#12345", "#1234567", "#12345g", "ff8800"] {
+        let p = expect_problem(
+            app.post_as(
+                &agent,
+                "/api/v1/tags",
+                &json!({"name": "Other", "color": color}),
+            )
+            .await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        )
+        .await;
+        assert_eq!(problem_fields(&p), ["color"], "{color}");
+    }
+    let p = expect_problem(
+        app.post_as(
+            &agent,
+            "/api/v1/tags",
+            &json!({"name": "", "color": "#000"}),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(problem_fields(&p), ["name", "color"]);
+    let renamed = expect_json(
+        app.patch_as(
+            &agent,
+            &format!("/api/v1/tags/{}", id(&lead)),
+            &json!({"name": "Hot lead", "color": "#ABCDEF"}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(renamed["name"], "Hot lead");
+    assert_eq!(renamed["color"], "#abcdef");
+    let list = expect_json(app.get_as(&agent, "/api/v1/tags").await, StatusCode::OK).await;
+    let names: Vec<&str> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Hot lead", "VIP"]);
+
+    // Groups.
+    let news = post_ok(
+        &app,
+        &agent,
+        "/api/v1/groups",
+        json!({"name": "Newsletter", "description": "Monthly news"}),
+    )
+    .await;
+    assert_eq!(news["member_count"], 0);
+    assert_eq!(news["description"], "Monthly news");
+    let p = expect_problem(
+        app.post_as(&agent, "/api/v1/groups", &json!({"name": "NEWSLETTER"}))
+            .await,
+        StatusCode::CONFLICT,
+        "group_name_taken",
+    )
+    .await;
+    assert_eq!(problem_fields(&p), ["name"]);
+    let p = expect_problem(
+        app.post_as(
+            &agent,
+            "/api/v1/groups",
+            &json!({"name": "x", "description": "d".repeat(1001)}),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(problem_fields(&p), ["description"]);
+    let gid = id(&news);
+    let patched = expect_json(
+        app.patch_as(
+            &agent,
+            &format!("/api/v1/groups/{gid}"),
+            &json!({"description": null}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(patched["name"], "Newsletter");
+    assert_eq!(patched["description"], Value::Null);
+
+    // A tagged, grouped contact loses the tag and group when they are deleted.
+    let c = create(&app, &agent, json!({"name": "Ana"})).await;
+    let cid = id(&c);
+    assert_eq!(c["tags"], json!([]));
+    assert_eq!(c["groups"], json!([]));
+    bulk(
+        &app,
+        &agent,
+        json!({"action": "add_tags", "contact_ids": [cid], "tag_ids": [id(&vip), id(&lead)]}),
+    )
+    .await;
+    bulk(
+        &app,
+        &agent,
+        json!({"action": "add_to_groups", "contact_ids": [cid], "group_ids": [gid]}),
+    )
+    .await;
+    let got = expect_json(
+        app.get_as(&agent, &format!("/api/v1/contacts/{cid}")).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(
+        got["tags"],
+        json!([
+            {"id": id(&lead), "name": "Hot lead", "color": "#abcdef"},
+            {"id": id(&vip), "name": "VIP", "color": "#ff8800"},
+        ])
+    );
+    assert_eq!(got["groups"], json!([{"id": gid, "name": "Newsletter"}]));
+    let g = expect_json(
+        app.get_as(&agent, &format!("/api/v1/groups/{gid}")).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(g["member_count"], 1);
+    // Renaming a tag shows on the (cached) contact.
+    expect_json(
+        app.patch_as(
+            &agent,
+            &format!("/api/v1/tags/{}", id(&vip)),
+            &json!({"name": "Gold"}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    let got = expect_json(
+        app.get_as(&agent, &format!("/api/v1/contacts/{cid}")).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(got["tags"][0]["name"], "Gold");
+    for path in [
+        format!("/api/v1/tags/{}", id(&vip)),
+        format!("/api/v1/groups/{gid}"),
+    ] {
+        let res = app.delete_as(&agent, &path).await;
+        assert_eq!(res.status(), StatusCode::NO_CONTENT, "{path}");
+        let res = app.delete_as(&agent, &path).await;
+        expect_problem(res, StatusCode::NOT_FOUND, "not_found").await;
+    }
+    expect_problem(
+        app.get_as(&agent, &format!("/api/v1/groups/{gid}")).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    let got = expect_json(
+        app.get_as(&agent, &format!("/api/v1/contacts/{cid}")).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(
+        got["tags"],
+        json!([{"id": id(&lead), "name": "Hot lead", "color": "#abcdef"}])
+    );
+    assert_eq!(got["groups"], json!([]));
+    // The name is free again.
+    post_ok(
+        &app,
+        &agent,
+        "/api/v1/groups",
+        json!({"name": "Newsletter"}),
+    )
+    .await;
+}
+
+async fn bulk_membership_drives_the_tag_and_group_filters(app: TestApp) {
+    let owner = app.register("owner@acme.example", "Acme").await;
+    let agent = app.add_member(&owner, "agent@acme.example", "agent").await;
+    let mut ids = Vec::new();
+    for i in 0..60 {
+        let name = if i % 2 == 0 { "Even" } else { "Odd" };
+        let c = create(&app, &agent, json!({"name": format!("{name} {i:02}")})).await;
+        ids.push(id(&c));
+    }
+    let t = id(&post_ok(
+        &app,
+        &agent,
+        "/api/v1/tags",
+        json!({"name": "VIP", "color": "#ff0000"}),
+    )
+    .await);
+    let g = id(&post_ok(&app, &agent, "/api/v1/groups", json!({"name": "Promo"})).await);
+    let mut sub = app.state.bus.subscribe("wamage.contact.*");
+
+    // Tag the first 40 (in two overlapping requests: only new links count).
+    let n = bulk(
+        &app,
+        &agent,
+        json!({"action": "add_tags", "contact_ids": ids[..30], "tag_ids": [t]}),
+    )
+    .await;
+    assert_eq!(n, 30);
+    let e = next_event(&mut sub).await;
+    assert_eq!(e.type_, "wamage.contact.updated");
+    assert_eq!(e.data["changed"], json!(["tags"]));
+    assert_eq!(e.data["contact"]["tags"][0]["id"], t.as_str());
+    let n = bulk(
+        &app,
+        &agent,
+        json!({"action": "add_tags", "contact_ids": ids[20..40], "tag_ids": [t, t]}),
+    )
+    .await;
+    assert_eq!(n, 10);
+    // Group 30..60, then take 50..60 out again.
+    let n = bulk(
+        &app,
+        &agent,
+        json!({"action": "add_to_groups", "contact_ids": ids[30..], "group_ids": [g]}),
+    )
+    .await;
+    assert_eq!(n, 30);
+    let n = bulk(
+        &app,
+        &agent,
+        json!({"action": "remove_from_groups", "contact_ids": ids[50..], "group_ids": [g]}),
+    )
+    .await;
+    assert_eq!(n, 10);
+    let n = bulk(
+        &app,
+        &agent,
+        json!({"action": "remove_tags", "contact_ids": [ids[0], ids[1], ids[59]], "tag_ids": [t]}),
+    )
+    .await;
+    assert_eq!(n, 2, "contact 59 had no tag");
+
+    // Other tags and groups on other contacts do not leak into the filters.
+    let other_t = id(&post_ok(
+        &app,
+        &agent,
+        "/api/v1/tags",
+        json!({"name": "Other", "color": "#00ff00"}),
+    )
+    .await);
+    let other_g = id(&post_ok(&app, &agent, "/api/v1/groups", json!({"name": "Other"})).await);
+    bulk(
+        &app,
+        &agent,
+        json!({"action": "add_tags", "contact_ids": ids[40..50], "tag_ids": [other_t]}),
+    )
+    .await;
+    bulk(
+        &app,
+        &agent,
+        json!({"action": "add_to_groups", "contact_ids": ids[..10], "group_ids": [other_g]}),
+    )
+    .await;
+    let set = |items: &[Value]| items.iter().map(id).collect::<HashSet<String>>();
+    let expect = |r: std::ops::Range<usize>| ids[r].iter().cloned().collect::<HashSet<String>>();
+    // Filters page like any list: 38 tagged over two pages of 25.
+    let tagged = walk(&app, &agent, &format!("tag={t}&sort=-created_at")).await;
+    assert_eq!(tagged.len(), 38);
+    assert_eq!(set(&tagged), expect(2..40));
+    assert_eq!(
+        set(&walk(&app, &agent, &format!("tag={other_t}")).await),
+        expect(40..50)
+    );
+    assert_eq!(
+        set(&walk(&app, &agent, &format!("group={other_g}")).await),
+        expect(0..10)
+    );
+    let grouped = walk(&app, &agent, &format!("group={g}&sort=name")).await;
+    assert_eq!(set(&grouped), expect(30..50));
+    let both = walk(&app, &agent, &format!("tag={t}&group={g}")).await;
+    assert_eq!(set(&both), expect(30..40));
+    let even_tagged = walk(&app, &agent, &format!("tag={t}&q=even")).await;
+    let want: HashSet<String> = (2..40).step_by(2).map(|i| ids[i].clone()).collect();
+    assert_eq!(set(&even_tagged), want);
+    assert!(even_tagged.iter().all(|c| c["tags"][0]["name"] == "VIP"));
+    let g_out = expect_json(
+        app.get_as(&agent, &format!("/api/v1/groups/{g}")).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(g_out["member_count"], 20);
+    let groups = expect_json(app.get_as(&agent, "/api/v1/groups").await, StatusCode::OK).await;
+    let counts: Vec<(&str, i64)> = groups["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            (
+                g["name"].as_str().unwrap(),
+                g["member_count"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(counts, [("Other", 10), ("Promo", 20)]);
+
+    // Deleting in bulk needs an admin; the members of the filter go with their contacts.
+    let del = json!({"action": "delete", "contact_ids": ids[30..35]});
+    expect_problem(
+        app.post_as(&agent, "/api/v1/contacts/bulk", &del).await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    )
+    .await;
+    assert_eq!(bulk(&app, &owner, del).await, 5);
+    let both = walk(&app, &agent, &format!("tag={t}&group={g}")).await;
+    assert_eq!(set(&both), expect(35..40));
+    expect_problem(
+        app.get_as(&agent, &format!("/api/v1/contacts/{}", ids[30]))
+            .await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+}
+
+async fn bulk_with_a_foreign_or_bad_id_writes_nothing(app: TestApp) {
+    let b_owner = app.register("owner@b.example", "Org B").await;
+    let b_contact = id(&create(&app, &b_owner, json!({"name": "B"})).await);
+    let b_tag = id(&post_ok(
+        &app,
+        &b_owner,
+        "/api/v1/tags",
+        json!({"name": "B tag", "color": "#000000"}),
+    )
+    .await);
+    let b_group = id(&post_ok(&app, &b_owner, "/api/v1/groups", json!({"name": "B group"})).await);
+
+    let owner = app.register("owner@acme.example", "Acme").await;
+    let a1 = id(&create(&app, &owner, json!({"name": "A1"})).await);
+    let a2 = id(&create(&app, &owner, json!({"name": "A2"})).await);
+    let t = id(&post_ok(
+        &app,
+        &owner,
+        "/api/v1/tags",
+        json!({"name": "VIP", "color": "#ff0000"}),
+    )
+    .await);
+    let g = id(&post_ok(&app, &owner, "/api/v1/groups", json!({"name": "Promo"})).await);
+    for body in [
+        json!({"action": "add_tags", "contact_ids": [a1, b_contact, a2], "tag_ids": [t]}),
+        json!({"action": "add_tags", "contact_ids": [a1, a2], "tag_ids": [t, b_tag]}),
+        json!({"action": "add_to_groups", "contact_ids": [a1, a2], "group_ids": [g, b_group]}),
+        json!({"action": "add_to_groups", "contact_ids": [a1, b_contact], "group_ids": [g]}),
+        json!({"action": "delete", "contact_ids": [a1, a2, b_contact]}),
+    ] {
+        expect_problem(
+            app.post_as(&owner, "/api/v1/contacts/bulk", &body).await,
+            StatusCode::NOT_FOUND,
+            "not_found",
+        )
+        .await;
+    }
+    for who in [&a1, &a2] {
+        let c = expect_json(
+            app.get_as(&owner, &format!("/api/v1/contacts/{who}")).await,
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(c["tags"], json!([]));
+        assert_eq!(c["groups"], json!([]));
+    }
+    assert!(walk(&app, &owner, &format!("tag={t}")).await.is_empty());
+    assert!(walk(&app, &owner, &format!("group={g}")).await.is_empty());
+    let b = expect_json(
+        app.get_as(&b_owner, &format!("/api/v1/contacts/{b_contact}"))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(b["name"], "B");
+
+    let too_many: Vec<String> = (0..1001).map(|_| a1.clone()).collect();
+    let distinct: Vec<String> = (0..1001)
+        .map(|i| format!("0190f5a2-0000-7000-8000-{i:012}"))
+        .collect();
+    for (body, fields) in [
+        (
+            json!({"action": "add_tags", "contact_ids": [], "tag_ids": [t]}),
+            vec!["contact_ids"],
+        ),
+        (
+            json!({"action": "add_tags", "contact_ids": distinct, "tag_ids": [t]}),
+            vec!["contact_ids"],
+        ),
+        (
+            json!({"action": "add_tags", "contact_ids": [a1]}),
+            vec!["tag_ids"],
+        ),
+        (
+            json!({"action": "add_tags", "contact_ids": [a1], "tag_ids": []}),
+            vec!["tag_ids"],
+        ),
+        (
+            json!({"action": "remove_from_groups", "contact_ids": [a1], "tag_ids": [t]}),
+            vec!["tag_ids", "group_ids"],
+        ),
+        (
+            json!({"action": "delete", "contact_ids": [a1], "group_ids": [g]}),
+            vec!["group_ids"],
+        ),
+        (
+            json!({"action": "explode", "contact_ids": [a1]}),
+            vec!["action"],
+        ),
+    ] {
+        let p = expect_problem(
+            app.post_as(&owner, "/api/v1/contacts/bulk", &body).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        )
+        .await;
+        assert_eq!(problem_fields(&p), fields, "{body}");
+    }
+    // Repeats of one id count once.
+    let n = bulk(
+        &app,
+        &owner,
+        json!({"action": "add_tags", "contact_ids": too_many, "tag_ids": [t]}),
+    )
+    .await;
+    assert_eq!(n, 1);
+}
+
+async fn may_send(
+    app: &TestApp,
+    org: &str,
+    contact: &str,
+    channel: ConsentChannel,
+    purpose: ConsentPurpose,
+) -> SendPermission {
+    app.state
+        .contacts
+        .may_send(
+            org.parse().unwrap(),
+            contact.parse().unwrap(),
+            channel,
+            purpose,
+        )
+        .await
+        .unwrap()
+}
+
+async fn consent_ledger_keeps_history_and_answers_may_send(app: TestApp) {
+    use ConsentChannel::{Email, Whatsapp};
+    use ConsentPurpose::{Marketing, Utility};
+    let denied = |reason| SendPermission::Denied { reason };
+    let owner = app.register("owner@acme.example", "Acme").await;
+    let agent = app.add_member(&owner, "agent@acme.example", "agent").await;
+    let created = expect_json(
+        app.post_as(
+            &owner,
+            "/api/v1/api-keys",
+            &json!({"name": "CRM", "role": "agent"}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let api = TestUser {
+        access_token: created["key"].as_str().unwrap().to_owned(),
+        email: owner.email.clone(),
+        password: owner.password.clone(),
+        refresh_token: owner.refresh_token.clone(),
+        user_id: owner.user_id.clone(),
+        org_id: owner.org_id.clone(),
+        role: "agent".to_owned(),
+    };
+    let c = create(&app, &agent, json!({"name": "Ana"})).await;
+    let cid = id(&c);
+    let path = format!("/api/v1/contacts/{cid}/consent");
+    let org = owner.org_id.clone();
+    let ledger = expect_json(app.get_as(&agent, &path).await, StatusCode::OK).await;
+    assert_eq!(ledger, json!({"current": [], "history": []}));
+    // No entries: utility goes, marketing does not.
+    assert_eq!(
+        may_send(&app, &org, &cid, Whatsapp, Utility).await,
+        SendPermission::Allowed
+    );
+    assert_eq!(
+        may_send(&app, &org, &cid, Whatsapp, Marketing).await,
+        denied(DenyReason::NoOptIn)
+    );
+
+    let mut sub = app.state.bus.subscribe("wamage.consent.*");
+    let first = post_ok(
+        &app,
+        &agent,
+        &path,
+        json!({"channel": "whatsapp", "purpose": "marketing", "status": "opted_in",
+               "source": "form", "note": "  signed up at the till "}),
+    )
+    .await;
+    assert_eq!(first["source"], "form");
+    assert_eq!(first["note"], "signed up at the till");
+    assert_eq!(first["recorded_by"], agent.user_id.as_str());
+    let e = next_event(&mut sub).await;
+    assert_eq!(e.type_, "wamage.consent.changed");
+    assert_eq!(
+        e.data,
+        json!({"contact_id": cid, "channel": "whatsapp", "purpose": "marketing",
+               "status": "opted_in", "source": "form"})
+    );
+    assert!(
+        may_send(&app, &org, &cid, Whatsapp, Marketing)
+            .await
+            .is_allowed()
+    );
+
+    app.clock.advance(Duration::from_secs(60));
+    // Without a source: `agent` for a member, `api` for an API key.
+    let second = post_ok(
+        &app,
+        &agent,
+        &path,
+        json!({"channel": "whatsapp", "purpose": "marketing", "status": "opted_out"}),
+    )
+    .await;
+    assert_eq!(second["source"], "agent");
+    let third = post_ok(
+        &app,
+        &api,
+        &path,
+        json!({"channel": "email", "purpose": "utility", "status": "opted_out"}),
+    )
+    .await;
+    assert_eq!(third["source"], "api");
+    assert_eq!(third["recorded_by"], Value::Null);
+    assert_eq!(next_event(&mut sub).await.data["status"], "opted_out");
+
+    let ledger = expect_json(app.get_as(&agent, &path).await, StatusCode::OK).await;
+    assert_eq!(
+        ledger["current"],
+        json!([
+            {"channel": "whatsapp", "purpose": "marketing", "status": "opted_out",
+             "source": "agent", "at": second["at"]},
+            {"channel": "email", "purpose": "utility", "status": "opted_out",
+             "source": "api", "at": third["at"]},
+        ])
+    );
+    let history: Vec<String> = ledger["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(id)
+        .collect();
+    assert_eq!(history, [id(&third), id(&second), id(&first)]);
+    assert_eq!(ledger["history"][2], first);
+
+    // Opt-in then opt-out denies marketing; the opt-out only covers its channel and purpose.
+    assert_eq!(
+        may_send(&app, &org, &cid, Whatsapp, Marketing).await,
+        denied(DenyReason::OptedOut)
+    );
+    assert_eq!(
+        may_send(&app, &org, &cid, Whatsapp, Utility).await,
+        SendPermission::Allowed
+    );
+    assert_eq!(
+        may_send(&app, &org, &cid, Email, Utility).await,
+        denied(DenyReason::OptedOut)
+    );
+    assert_eq!(
+        may_send(&app, &org, &cid, Email, Marketing).await,
+        denied(DenyReason::NoOptIn)
+    );
+    // A later opt-in stands again (in the same millisecond too).
+    post_ok(
+        &app,
+        &agent,
+        &path,
+        json!({"channel": "whatsapp", "purpose": "marketing", "status": "opted_in", "source": "keyword"}),
+    )
+    .await;
+    assert!(
+        may_send(&app, &org, &cid, Whatsapp, Marketing)
+            .await
+            .is_allowed()
+    );
+    // Blocked contacts get nothing.
+    expect_json(
+        app.patch_as(
+            &agent,
+            &format!("/api/v1/contacts/{cid}"),
+            &json!({"blocked": true}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    for (ch, p) in [(Whatsapp, Marketing), (Whatsapp, Utility)] {
+        assert_eq!(
+            may_send(&app, &org, &cid, ch, p).await,
+            denied(DenyReason::ContactBlocked)
+        );
+    }
+
+    for (body, field) in [
+        (
+            json!({"channel": "fax", "purpose": "utility", "status": "opted_in"}),
+            "channel",
+        ),
+        (
+            json!({"channel": "sms", "purpose": "spam", "status": "opted_in"}),
+            "purpose",
+        ),
+        (
+            json!({"channel": "sms", "purpose": "utility", "status": "maybe"}),
+            "status",
+        ),
+        (
+            json!({"channel": "sms", "purpose": "utility", "status": "opted_in", "source": "rumour"}),
+            "source",
+        ),
+        (
+            json!({"channel": "sms", "purpose": "utility", "status": "opted_in", "note": "n".repeat(1001)}),
+            "note",
+        ),
+    ] {
+        let p = expect_problem(
+            app.post_as(&agent, &path, &body).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        )
+        .await;
+        assert_eq!(problem_fields(&p), [field], "{body}");
+    }
+    let ledger = expect_json(app.get_as(&agent, &path).await, StatusCode::OK).await;
+    assert_eq!(
+        ledger["history"].as_array().unwrap().len(),
+        4,
+        "refused entries are not written"
+    );
+
+    // Another organisation's contact is not there to ask about.
+    let b_owner = app.register("owner@b.example", "Org B").await;
+    let err = app
+        .state
+        .contacts
+        .may_send(
+            b_owner.org_id.parse().unwrap(),
+            cid.parse().unwrap(),
+            Whatsapp,
+            Utility,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, "not_found");
+}
+
+async fn merge_moves_everything_to_the_survivor_and_is_recorded(app: TestApp) {
+    let owner = app.register("owner@acme.example", "Acme").await;
+    let agent = app.add_member(&owner, "agent@acme.example", "agent").await;
+    for key in ["city", "tier"] {
+        define(
+            &app,
+            &owner,
+            json!({"key": key, "label": key, "type": "text"}),
+        )
+        .await;
+    }
+    let t1 = id(&post_ok(
+        &app,
+        &agent,
+        "/api/v1/tags",
+        json!({"name": "A", "color": "#000001"}),
+    )
+    .await);
+    let t2 = id(&post_ok(
+        &app,
+        &agent,
+        "/api/v1/tags",
+        json!({"name": "B", "color": "#000002"}),
+    )
+    .await);
+    let g1 = id(&post_ok(&app, &agent, "/api/v1/groups", json!({"name": "G1"})).await);
+    let g2 = id(&post_ok(&app, &agent, "/api/v1/groups", json!({"name": "G2"})).await);
+    let keep = create(
+        &app,
+        &agent,
+        json!({"name": "Ana", "language": "pt-BR", "attributes": {"city": "Lisbon"},
+               "identities": [{"kind": "phone", "value": "+14155552671"}]}),
+    )
+    .await;
+    let dup = create(
+        &app,
+        &agent,
+        json!({"name": "Ana Lima", "company": "Lima Foods", "language": "en", "notes": "VIP",
+               "blocked": true, "attributes": {"city": "Porto", "tier": "gold"},
+               "identities": [{"kind": "email", "value": "ana@lima.example"}]}),
+    )
+    .await;
+    let (k, d) = (id(&keep), id(&dup));
+    bulk(
+        &app,
+        &agent,
+        json!({"action": "add_tags", "contact_ids": [k], "tag_ids": [t1]}),
+    )
+    .await;
+    bulk(
+        &app,
+        &agent,
+        json!({"action": "add_tags", "contact_ids": [d], "tag_ids": [t1, t2]}),
+    )
+    .await;
+    bulk(
+        &app,
+        &agent,
+        json!({"action": "add_to_groups", "contact_ids": [k], "group_ids": [g1]}),
+    )
+    .await;
+    bulk(
+        &app,
+        &agent,
+        json!({"action": "add_to_groups", "contact_ids": [d], "group_ids": [g2]}),
+    )
+    .await;
+    let consent = |who: &str| format!("/api/v1/contacts/{who}/consent");
+    let c1 = post_ok(
+        &app,
+        &agent,
+        &consent(&d),
+        json!({"channel": "email", "purpose": "marketing", "status": "opted_in"}),
+    )
+    .await;
+    let c2 = post_ok(
+        &app,
+        &agent,
+        &consent(&k),
+        json!({"channel": "sms", "purpose": "utility", "status": "opted_out"}),
+    )
+    .await;
+    let c3 = post_ok(
+        &app,
+        &agent,
+        &consent(&d),
+        json!({"channel": "email", "purpose": "marketing", "status": "opted_out"}),
+    )
+    .await;
+    // Warm the survivor's cache entry: the merge must drop it.
+    expect_json(
+        app.get_as(&agent, &format!("/api/v1/contacts/{k}")).await,
+        StatusCode::OK,
+    )
+    .await;
+
+    let merge = format!("/api/v1/contacts/{k}/merge");
+    expect_problem(
+        app.post_as(&agent, &merge, &json!({"other_id": d})).await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    )
+    .await;
+    let p = expect_problem(
+        app.post_as(&owner, &merge, &json!({"other_id": k})).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(problem_fields(&p), ["other_id"]);
+    expect_problem(
+        app.post_as(
+            &owner,
+            &merge,
+            &json!({"other_id": "0190f5a2-0000-7000-8000-000000000000"}),
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+
+    let mut sub = app.state.bus.subscribe("wamage.contact.merged");
+    let merged = expect_json(
+        app.post_as(&owner, &merge, &json!({"other_id": d})).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(merged["id"], k.as_str());
+    assert_eq!(merged["name"], "Ana", "the survivor keeps its own values");
+    assert_eq!(merged["language"], "pt-BR");
+    assert_eq!(merged["company"], "Lima Foods", "empty fields are filled");
+    assert_eq!(merged["notes"], "VIP");
+    assert_eq!(merged["blocked"], true, "a block survives a merge");
+    assert_eq!(
+        merged["attributes"],
+        json!({"city": "Lisbon", "tier": "gold"})
+    );
+    let idents: Vec<&str> = merged["identities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["value"].as_str().unwrap())
+        .collect();
+    assert_eq!(idents, ["+14155552671", "ana@lima.example"]);
+    let tag_ids: Vec<String> = merged["tags"].as_array().unwrap().iter().map(id).collect();
+    assert_eq!(tag_ids, [t1.clone(), t2.clone()]);
+    let group_ids: Vec<String> = merged["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(id)
+        .collect();
+    assert_eq!(group_ids, [g1.clone(), g2.clone()]);
+    let got = expect_json(
+        app.get_as(&agent, &format!("/api/v1/contacts/{k}")).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(got, merged);
+    expect_problem(
+        app.get_as(&agent, &format!("/api/v1/contacts/{d}")).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    let e = next_event(&mut sub).await;
+    assert_eq!(e.type_, "wamage.contact.merged");
+    assert_eq!(e.data["survivor"], k.as_str());
+    assert_eq!(e.data["merged_id"], d.as_str());
+
+    // The consent history moved, in the order it was recorded.
+    let ledger = expect_json(app.get_as(&agent, &consent(&k)).await, StatusCode::OK).await;
+    let history: Vec<String> = ledger["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(id)
+        .collect();
+    assert_eq!(history, [id(&c3), id(&c2), id(&c1)]);
+    assert!(
+        may_send(
+            &app,
+            &owner.org_id,
+            &k,
+            ConsentChannel::Email,
+            ConsentPurpose::Marketing
+        )
+        .await
+            != SendPermission::Allowed
+    );
+    // Lists, filters and search know only the survivor.
+    let only = |items: Vec<Value>| items.iter().map(id).collect::<Vec<_>>();
+    assert_eq!(
+        only(walk(&app, &agent, &format!("tag={t2}")).await),
+        [k.as_str()]
+    );
+    assert_eq!(
+        only(walk(&app, &agent, &format!("group={g2}")).await),
+        [k.as_str()]
+    );
+    assert_eq!(search_ids(&app, &agent, "ana@lima").await, [k.as_str()]);
+    assert_eq!(search_ids(&app, &agent, "lima").await, [k.as_str()]);
+    let g = expect_json(
+        app.get_as(&agent, &format!("/api/v1/groups/{g2}")).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(g["member_count"], 1);
+    // The e-mail is the survivor's now, so it cannot be given to anyone else.
+    expect_problem(
+        app.post_as(
+            &agent,
+            "/api/v1/contacts",
+            &json!({"name": "X", "identities": [{"kind": "email", "value": "ana@lima.example"}]}),
+        )
+        .await,
+        StatusCode::CONFLICT,
+        "identity_taken",
+    )
+    .await;
+
+    // The merge is recorded with who did it and the merged contact as it was.
+    let (survivor, merged_id): (wamage_contacts::ContactId, wamage_contacts::ContactId) =
+        (k.parse().unwrap(), d.parse().unwrap());
+    let rows: Vec<(sqlx::types::Json<Value>, Option<wamage_kernel::UserId>)> =
+        wamage_platform::with_db!(&app.state.db, |p| sqlx::query_as(
+            "SELECT snapshot, merged_by FROM contact_merges WHERE survivor_id = $1 AND merged_id = $2"
+        )
+        .bind(survivor)
+        .bind(merged_id)
+        .fetch_all(p)
+        .await)
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    let (snapshot, by) = &rows[0];
+    assert_eq!(by.unwrap().to_string(), owner.user_id);
+    assert_eq!(snapshot.0["id"], d.as_str());
+    assert_eq!(snapshot.0["name"], "Ana Lima");
+    assert_eq!(snapshot.0["identities"][0]["value"], "ana@lima.example");
+    assert_eq!(snapshot.0["tags"].as_array().unwrap().len(), 2);
+
+    // Another organisation's contact cannot be merged in; nothing changes.
+    let b_owner = app.register("owner@b.example", "Org B").await;
+    let b = id(&create(&app, &b_owner, json!({"name": "B"})).await);
+    expect_problem(
+        app.post_as(&owner, &merge, &json!({"other_id": b})).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    expect_json(
+        app.get_as(&b_owner, &format!("/api/v1/contacts/{b}")).await,
+        StatusCode::OK,
+    )
+    .await;
+}
+
 async fn other_organisations_cannot_reach_contacts(app: TestApp) {
     let b_owner = app.register("owner@b.example", "Org B").await;
     define(
@@ -1119,6 +2092,17 @@ async fn other_organisations_cannot_reach_contacts(app: TestApp) {
     let cid = id(&c);
     let iid = c["identities"][0]["id"].as_str().unwrap().to_owned();
 
+    let doomed = id(&create(&app, &b_owner, json!({"name": "B doomed"})).await);
+    let dupe = id(&create(&app, &b_owner, json!({"name": "B dupe"})).await);
+    let tag = id(&post_ok(
+        &app,
+        &b_owner,
+        "/api/v1/tags",
+        json!({"name": "VIP", "color": "#ff0000"}),
+    )
+    .await);
+    let group = id(&post_ok(&app, &b_owner, "/api/v1/groups", json!({"name": "Promo"})).await);
+
     let a_owner = app.register("owner@a.example", "Org A").await;
     assert_isolated(
         &app,
@@ -1132,11 +2116,40 @@ async fn other_organisations_cannot_reach_contacts(app: TestApp) {
                 json!({"kind": "telegram", "value": "777"}),
             ),
             Probe::delete(format!("/api/v1/contacts/{cid}/identities/{iid}")),
+            Probe::get(format!("/api/v1/contacts/{cid}/consent")),
+            Probe::post(
+                format!("/api/v1/contacts/{cid}/consent"),
+                json!({"channel": "sms", "purpose": "marketing", "status": "opted_in"}),
+            ),
             Probe::patch(
                 "/api/v1/contact-attributes/city".to_owned(),
                 json!({"label": "Town"}),
             ),
             Probe::delete("/api/v1/contact-attributes/tier".to_owned()),
+            Probe::patch(format!("/api/v1/tags/{tag}"), json!({"color": "#00ff00"})),
+            Probe::get(format!("/api/v1/groups/{group}")),
+            Probe::patch(
+                format!("/api/v1/groups/{group}"),
+                json!({"description": "x"}),
+            ),
+            Probe::post(
+                "/api/v1/contacts/bulk".to_owned(),
+                json!({"action": "add_tags", "contact_ids": [cid], "tag_ids": [tag]}),
+            ),
+            Probe::post(
+                "/api/v1/contacts/bulk".to_owned(),
+                json!({"action": "add_to_groups", "contact_ids": [cid], "group_ids": [group]}),
+            ),
+            Probe::delete(format!("/api/v1/tags/{tag}")),
+            Probe::delete(format!("/api/v1/groups/{group}")),
+            Probe::post(
+                "/api/v1/contacts/bulk".to_owned(),
+                json!({"action": "delete", "contact_ids": [doomed]}),
+            ),
+            Probe::post(
+                format!("/api/v1/contacts/{cid}/merge"),
+                json!({"other_id": dupe}),
+            ),
             Probe::delete(format!("/api/v1/contacts/{cid}")),
         ],
     )
@@ -1153,6 +2166,8 @@ async fn other_organisations_cannot_reach_contacts(app: TestApp) {
         "/api/v1/contacts?q=b",
         "/api/v1/contacts?q=555",
         "/api/v1/contact-attributes",
+        "/api/v1/tags",
+        "/api/v1/groups",
     ] {
         let body = expect_json(app.get_as(&a_owner, path).await, StatusCode::OK).await;
         assert_eq!(body["items"], json!([]), "{path}: {body}");
@@ -1190,4 +2205,9 @@ app_tests!(
     changes_are_published_as_events,
     bad_input_is_refused_with_the_field,
     other_organisations_cannot_reach_contacts,
+    tags_and_groups_have_unique_names_and_valid_colours,
+    bulk_membership_drives_the_tag_and_group_filters,
+    bulk_with_a_foreign_or_bad_id_writes_nothing,
+    consent_ledger_keeps_history_and_answers_may_send,
+    merge_moves_everything_to_the_survivor_and_is_recorded,
 );

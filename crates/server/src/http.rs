@@ -52,7 +52,7 @@ static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
         (name = "organization", description = "The organisation, its members and invitations"),
         (name = "teams", description = "Teams of agents"),
         (name = "api-keys", description = "Keys for programs that call the API"),
-        (name = "contacts", description = "Contacts, their channel identities, custom attributes and settings"),
+        (name = "contacts", description = "Contacts, their channel identities, custom attributes, tags, groups, consent and settings"),
         (name = "ops", description = "Health, readiness and metrics")
     )
 )]
