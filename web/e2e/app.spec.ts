@@ -12,13 +12,18 @@ test.beforeEach(async ({ page, request }) => {
 
 const settingsNav = (page: Page) => page.getByRole('navigation', { name: 'Settings' });
 
-test('placeholder sections say they are not built yet', async ({ page }) => {
+test('placeholder sections say they are not built yet; contacts is built', async ({ page }) => {
   await page.goto('/inbox');
-  for (const name of ['Inbox', 'Contacts', 'Campaigns', 'Templates', 'Team chat', 'Workflows']) {
+  for (const name of ['Inbox', 'Campaigns', 'Templates', 'Team chat', 'Workflows']) {
     await page.getByRole('navigation', { name: 'Main navigation' }).getByRole('link', { name }).click();
     await expect(page.getByRole('heading', { name, level: 2 })).toBeVisible();
     await expect(page.getByTestId('not-built')).toContainText('Not built yet');
   }
+  // Contacts is built: an empty contact book, no placeholder.
+  await page.getByRole('navigation', { name: 'Main navigation' }).getByRole('link', { name: 'Contacts' }).click();
+  await expect(page.getByRole('heading', { name: 'Contacts', level: 2 })).toBeVisible();
+  await expect(page.getByText('No contacts yet')).toBeVisible();
+  await expect(page.getByTestId('not-built')).toHaveCount(0);
   await page.goto('/no-such-page');
   await expect(page.getByTestId('not-found')).toBeVisible();
 });

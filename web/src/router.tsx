@@ -4,6 +4,7 @@ import { RequireAuth } from './auth/RequireAuth';
 import { hasSession } from './auth/session';
 import { AppLayout } from './components/AppLayout';
 import { AcceptInvitePage } from './pages/AcceptInvitePage';
+import { ContactsPage } from './pages/contacts/ContactsPage';
 import { ForgotPasswordPage } from './pages/ForgotPasswordPage';
 import { LoginPage } from './pages/LoginPage';
 import { NotFoundPage } from './pages/NotFoundPage';
@@ -11,6 +12,7 @@ import { PLACEHOLDERS, PlaceholderPage } from './pages/PlaceholderPage';
 import { RegisterPage } from './pages/RegisterPage';
 import { ResetPasswordPage } from './pages/ResetPasswordPage';
 import { ApiKeysPage } from './pages/settings/ApiKeysPage';
+import { ContactFieldsPage } from './pages/settings/ContactFieldsPage';
 import { MembersPage } from './pages/settings/MembersPage';
 import { OrganizationPage } from './pages/settings/OrganizationPage';
 import { ProfilePage } from './pages/settings/ProfilePage';
@@ -38,6 +40,7 @@ export const routes: RouteObject[] = [
     ),
     children: [
       ...PLACEHOLDERS.map((p) => ({ path: p.path, element: <PlaceholderPage title={p.title} purpose={p.purpose} /> })),
+      { path: 'contacts/:id?', element: <ContactsPage /> },
       {
         path: 'settings',
         element: <SettingsLayout />,
@@ -48,6 +51,7 @@ export const routes: RouteObject[] = [
           { path: 'members', element: <MembersPage /> },
           { path: 'teams', element: <TeamsPage /> },
           { path: 'teams/:teamId', element: <TeamPage /> },
+          { path: 'contact-fields', element: <ContactFieldsPage /> },
           { path: 'api-keys', element: <ApiKeysPage /> },
           { path: 'sessions', element: <SessionsPage /> },
         ],

@@ -1,5 +1,5 @@
 /** Query keys and read hooks, one per resource, so invalidation is spelled the same everywhere. */
-import { useQuery } from '@tanstack/react-query';
+import { useInfiniteQuery, useQuery } from '@tanstack/react-query';
 
 import { client, unwrap } from './client';
 
@@ -13,7 +13,69 @@ export const qk = {
   apiKeys: ['api-keys'] as const,
   sessions: ['sessions'] as const,
   invitationPreview: (token: string) => ['invitation-preview', token] as const,
+  contacts: ['contacts'] as const,
+  contactList: (f: ContactFilters) => ['contacts', 'list', f] as const,
+  contact: (id: string) => ['contacts', 'one', id] as const,
+  contactAttributes: ['contact-attributes'] as const,
+  contactSettings: ['contact-settings'] as const,
 };
+
+export type ContactSort = 'name' | '-created_at' | '-updated_at';
+
+export interface ContactFilters {
+  q: string;
+  sort: ContactSort;
+  favorite: boolean;
+  blocked: boolean;
+}
+
+export const CONTACT_PAGE_SIZE = 50;
+
+export function useContacts(f: ContactFilters) {
+  return useInfiniteQuery({
+    queryKey: qk.contactList(f),
+    initialPageParam: undefined as string | undefined,
+    queryFn: ({ pageParam }) =>
+      unwrap(
+        client.GET('/api/v1/contacts', {
+          params: {
+            query: {
+              ...(f.q.trim() ? { q: f.q.trim() } : {}),
+              sort: f.sort,
+              ...(f.favorite ? { favorite: true } : {}),
+              ...(f.blocked ? { blocked: true } : {}),
+              limit: CONTACT_PAGE_SIZE,
+              ...(pageParam ? { cursor: pageParam } : {}),
+            },
+          },
+        }),
+      ),
+    getNextPageParam: (last) => last.next_cursor ?? undefined,
+    placeholderData: (prev) => prev,
+  });
+}
+
+export function useContact(id: string | null) {
+  return useQuery({
+    queryKey: qk.contact(id ?? ''),
+    queryFn: () => unwrap(client.GET('/api/v1/contacts/{id}', { params: { path: { id: id! } } })),
+    enabled: !!id,
+  });
+}
+
+export function useContactAttributes() {
+  return useQuery({
+    queryKey: qk.contactAttributes,
+    queryFn: async () => (await unwrap(client.GET('/api/v1/contact-attributes'))).items,
+  });
+}
+
+export function useContactSettings() {
+  return useQuery({
+    queryKey: qk.contactSettings,
+    queryFn: () => unwrap(client.GET('/api/v1/contact-settings')),
+  });
+}
 
 export function useMe(enabled = true) {
   return useQuery({ queryKey: qk.me, queryFn: () => unwrap(client.GET('/api/v1/me')), enabled, staleTime: 60_000 });

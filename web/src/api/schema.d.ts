@@ -264,6 +264,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/contacts/bulk": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Apply one action to many contacts in one transaction (deleting needs an admin). */
+        post: operations["bulk_contacts"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/contacts/{id}": {
         parameters: {
             query?: never;
@@ -281,6 +298,24 @@ export interface paths {
         head?: never;
         /** Change a contact. */
         patch: operations["update_contact"];
+        trace?: never;
+    };
+    "/api/v1/contacts/{id}/consent": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A contact's consent: the standing state per channel and purpose, and the full history. */
+        get: operations["get_consent"];
+        put?: never;
+        /** Record an opt-in or opt-out (appended to the ledger; nothing is ever overwritten). */
+        post: operations["record_consent"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/api/v1/contacts/{id}/identities": {
@@ -315,6 +350,64 @@ export interface paths {
         options?: never;
         head?: never;
         patch?: never;
+        trace?: never;
+    };
+    "/api/v1/contacts/{id}/merge": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Merge another contact into this one (admin): its identities, tags, groups and consent history
+         *     move here, empty fields here are filled from it, attributes combine (this contact's values
+         *     win), and it is deleted. The merge is recorded with a snapshot of the merged contact.
+         */
+        post: operations["merge_contacts"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/groups": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Groups of the organisation, by name, with their member counts. */
+        get: operations["list_groups"];
+        put?: never;
+        /** Create a group. */
+        post: operations["create_group"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/groups/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A group with its member count. */
+        get: operations["get_group"];
+        put?: never;
+        post?: never;
+        /** Delete a group; its contacts stay, only the membership goes. */
+        delete: operations["delete_group"];
+        options?: never;
+        head?: never;
+        /** Rename a group or change its description. */
+        patch: operations["update_group"];
         trace?: never;
     };
     "/api/v1/invitations": {
@@ -491,6 +584,42 @@ export interface paths {
         options?: never;
         head?: never;
         patch?: never;
+        trace?: never;
+    };
+    "/api/v1/tags": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Tags of the organisation, by name. */
+        get: operations["list_tags"];
+        put?: never;
+        /** Create a tag. */
+        post: operations["create_tag"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/tags/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Delete a tag; contacts lose it. */
+        delete: operations["delete_tag"];
+        options?: never;
+        head?: never;
+        /** Rename or recolour a tag. */
+        patch: operations["update_tag"];
         trace?: never;
     };
     "/api/v1/teams": {
@@ -695,6 +824,92 @@ export interface components {
              */
             file: string;
         };
+        /**
+         * @description What a bulk request does to its contacts.
+         * @enum {string}
+         */
+        BulkAction: "add_tags" | "remove_tags" | "add_to_groups" | "remove_from_groups" | "delete";
+        /**
+         * @description One action on up to 1000 contacts, all or nothing: an id the organisation does not have
+         *     answers 404 and changes nothing.
+         */
+        BulkIn: {
+            action: components["schemas"]["BulkAction"];
+            /** @description 1–1000 contacts. */
+            contact_ids: components["schemas"]["ContactId"][];
+            /** @description The groups to add to or remove from (for `add_to_groups`, `remove_from_groups`). */
+            group_ids?: components["schemas"]["GroupId"][] | null;
+            /** @description The tags to add or remove (for `add_tags`, `remove_tags`). */
+            tag_ids?: components["schemas"]["TagId"][] | null;
+        };
+        BulkOut: {
+            /**
+             * Format: int64
+             * @description How many contacts changed (gained or lost a tag or group, or were deleted).
+             */
+            affected: number;
+        };
+        /**
+         * @description A channel consent is given for.
+         * @enum {string}
+         */
+        ConsentChannel: "whatsapp" | "telegram" | "email" | "sms";
+        /** Format: uuid */
+        ConsentId: string;
+        /** @description An opt-in or opt-out to record. */
+        ConsentIn: {
+            channel: components["schemas"]["ConsentChannel"];
+            /** @description At most 1000 characters. */
+            note?: string | null;
+            purpose: components["schemas"]["ConsentPurpose"];
+            source?: components["schemas"]["ConsentSource"] | null;
+            status: components["schemas"]["ConsentStatus"];
+        };
+        ConsentLedgerOut: {
+            /** @description One entry per channel and purpose that has any, by channel then purpose. */
+            current: components["schemas"]["ConsentStateOut"][];
+            /** @description Every entry, newest first. */
+            history: components["schemas"]["ConsentOut"][];
+        };
+        /** @description One entry of a contact's consent ledger. */
+        ConsentOut: {
+            at: components["schemas"]["Timestamp"];
+            channel: components["schemas"]["ConsentChannel"];
+            id: components["schemas"]["ConsentId"];
+            note?: string | null;
+            purpose: components["schemas"]["ConsentPurpose"];
+            recorded_by?: components["schemas"]["UserId"] | null;
+            source: components["schemas"]["ConsentSource"];
+            status: components["schemas"]["ConsentStatus"];
+        };
+        /**
+         * @description What a message is for.
+         * @enum {string}
+         */
+        ConsentPurpose: "marketing" | "utility";
+        /**
+         * @description Where an entry came from.
+         * @enum {string}
+         */
+        ConsentSource: "form" | "import" | "keyword" | "api" | "agent" | "provider";
+        /** @description The standing consent for one channel and purpose: its newest entry. */
+        ConsentStateOut: {
+            at: components["schemas"]["Timestamp"];
+            channel: components["schemas"]["ConsentChannel"];
+            purpose: components["schemas"]["ConsentPurpose"];
+            source: components["schemas"]["ConsentSource"];
+            status: components["schemas"]["ConsentStatus"];
+        };
+        /**
+         * @description An entry's direction.
+         * @enum {string}
+         */
+        ConsentStatus: "opted_in" | "opted_out";
+        /** @description A group as a contact shows it. */
+        ContactGroupOut: {
+            id: components["schemas"]["GroupId"];
+            name: string;
+        };
         /** Format: uuid */
         ContactId: string;
         ContactIn: {
@@ -718,11 +933,15 @@ export interface components {
             company?: string | null;
             created_at: components["schemas"]["Timestamp"];
             favorite: boolean;
+            /** @description The groups the contact is in, by name. */
+            groups?: components["schemas"]["ContactGroupOut"][];
             id: components["schemas"]["ContactId"];
             identities: components["schemas"]["IdentityOut"][];
             language?: string | null;
             name: string;
             notes?: string | null;
+            /** @description The contact's tags, by name. */
+            tags?: components["schemas"]["ContactTagOut"][];
             time_zone?: string | null;
             updated_at: components["schemas"]["Timestamp"];
         };
@@ -746,6 +965,13 @@ export interface components {
             notes?: string | null;
             time_zone?: string | null;
         };
+        /** @description A tag as a contact shows it. */
+        ContactTagOut: {
+            /** @description `#rrggbb`. */
+            color: string;
+            id: components["schemas"]["TagId"];
+            name: string;
+        };
         /** @description One wrong field of a request. */
         FieldError: {
             /** @description Dotted path of the field in the request body or query (`email`, `members[2].role`). */
@@ -755,6 +981,34 @@ export interface components {
         };
         ForgotPasswordIn: {
             email: string;
+        };
+        /** Format: uuid */
+        GroupId: string;
+        GroupIn: {
+            /** @description At most 1000 characters. */
+            description?: string | null;
+            /** @description 1–80 characters, unique in the organisation (ignoring case). */
+            name: string;
+        };
+        GroupList: {
+            items: components["schemas"]["GroupOut"][];
+        };
+        GroupOut: {
+            created_at: components["schemas"]["Timestamp"];
+            description?: string | null;
+            id: components["schemas"]["GroupId"];
+            /**
+             * Format: int64
+             * @description How many contacts are in the group.
+             */
+            member_count: number;
+            name: string;
+            updated_at: components["schemas"]["Timestamp"];
+        };
+        /** @description Absent fields stay; `null` clears the description. */
+        GroupPatch: {
+            description?: string | null;
+            name?: string | null;
         };
         HealthOut: {
             /** @description Always `ok` when the process answers. */
@@ -848,6 +1102,10 @@ export interface components {
         MemberPatch: {
             role: components["schemas"]["Role"];
         };
+        /** @description The contact to merge into the one in the path (which survives). */
+        MergeIn: {
+            other_id: components["schemas"]["ContactId"];
+        };
         /** Format: uuid */
         OrgId: string;
         OrgOut: {
@@ -934,6 +1192,28 @@ export interface components {
         SettingsOut: {
             /** @description ISO 3166-1 alpha-2 country used to read phone numbers written without `+`. */
             default_country: string;
+        };
+        /** Format: uuid */
+        TagId: string;
+        TagIn: {
+            /** @description `#RRGGBB`; stored lower-cased. */
+            color: string;
+            /** @description 1–80 characters, unique in the organisation (ignoring case). */
+            name: string;
+        };
+        TagList: {
+            items: components["schemas"]["TagOut"][];
+        };
+        TagOut: {
+            color: string;
+            created_at: components["schemas"]["Timestamp"];
+            id: components["schemas"]["TagId"];
+            name: string;
+            updated_at: components["schemas"]["Timestamp"];
+        };
+        TagPatch: {
+            color?: string | null;
+            name?: string | null;
         };
         TeamDetailOut: components["schemas"]["TeamOut"] & {
             members: components["schemas"]["TeamMemberOut"][];
@@ -1589,6 +1869,10 @@ export interface operations {
                 q?: string;
                 favorite?: boolean;
                 blocked?: boolean;
+                /** @description Only contacts with this tag. */
+                tag?: components["schemas"]["TagId"];
+                /** @description Only contacts in this group. */
+                group?: components["schemas"]["GroupId"];
                 /** @description `name` (default), `-created_at` or `-updated_at`. */
                 sort?: string;
                 /** @description How many items to return (1–200, default 50). */
@@ -1642,6 +1926,53 @@ export interface operations {
                 };
             };
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+        };
+    };
+    bulk_contacts: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BulkIn"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BulkOut"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1756,6 +2087,76 @@ export interface operations {
             };
         };
     };
+    get_consent: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["ContactId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConsentLedgerOut"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+        };
+    };
+    record_consent: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["ContactId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ConsentIn"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConsentOut"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+        };
+    };
     add_identity: {
         parameters: {
             query?: never;
@@ -1824,6 +2225,218 @@ export interface operations {
                 content?: never;
             };
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+        };
+    };
+    merge_contacts: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["ContactId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MergeIn"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ContactOut"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+        };
+    };
+    list_groups: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GroupList"];
+                };
+            };
+        };
+    };
+    create_group: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["GroupIn"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GroupOut"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+        };
+    };
+    get_group: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["GroupId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GroupOut"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+        };
+    };
+    delete_group: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["GroupId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+        };
+    };
+    update_group: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["GroupId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["GroupPatch"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GroupOut"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2278,6 +2891,140 @@ export interface operations {
                 content?: never;
             };
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+        };
+    };
+    list_tags: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TagList"];
+                };
+            };
+        };
+    };
+    create_tag: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TagIn"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TagOut"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+        };
+    };
+    delete_tag: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["TagId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+        };
+    };
+    update_tag: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["TagId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TagPatch"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TagOut"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -35,3 +35,13 @@ const RANK: Record<Role, number> = { agent: 0, admin: 1, owner: 2 };
 export function atLeast(role: Role | undefined, min: Role): boolean {
   return role !== undefined && RANK[role] >= RANK[min];
 }
+
+export type ContactOut = Ok<paths['/api/v1/contacts/{id}']['get']>;
+export type ContactPageOut = Ok<paths['/api/v1/contacts']['get']>;
+export type ContactIn = Body<paths['/api/v1/contacts']['post']>;
+export type ContactPatch = Body<paths['/api/v1/contacts/{id}']['patch']>;
+export type IdentityOut = ContactOut['identities'][number];
+export type IdentityKind = IdentityOut['kind'];
+export type AttrDefOut = Ok<paths['/api/v1/contact-attributes']['get']>['items'][number];
+export type AttrType = AttrDefOut['type'];
+export type ContactSettingsOut = Ok<paths['/api/v1/contact-settings']['get']>;

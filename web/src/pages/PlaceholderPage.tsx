@@ -22,11 +22,6 @@ export const PLACEHOLDERS = [
     purpose: 'Conversations from your WhatsApp and Telegram channels, shared by the team: assign, reply, close.',
   },
   {
-    path: 'contacts',
-    title: 'Contacts',
-    purpose: 'Everyone who has written to you, with their channels, tags and conversation history.',
-  },
-  {
     path: 'campaigns',
     title: 'Campaigns',
     purpose: 'Bulk messages to a segment of contacts, with scheduling, pacing and delivery reports.',

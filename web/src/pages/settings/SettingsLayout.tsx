@@ -1,5 +1,13 @@
 import { Box, Group, NavLink, Stack, Text } from '@mantine/core';
-import { IconBuilding, IconDevices, IconKey, IconUser, IconUsers, IconUsersGroup } from '@tabler/icons-react';
+import {
+  IconAddressBook,
+  IconBuilding,
+  IconDevices,
+  IconKey,
+  IconUser,
+  IconUsers,
+  IconUsersGroup,
+} from '@tabler/icons-react';
 import { Link, Outlet, useLocation } from 'react-router';
 
 const SECTIONS = [
@@ -7,6 +15,7 @@ const SECTIONS = [
   { to: '/settings/organization', label: 'Organization', icon: IconBuilding },
   { to: '/settings/members', label: 'Members & roles', icon: IconUsers },
   { to: '/settings/teams', label: 'Teams', icon: IconUsersGroup },
+  { to: '/settings/contact-fields', label: 'Contact fields', icon: IconAddressBook },
   { to: '/settings/api-keys', label: 'API keys', icon: IconKey },
   { to: '/settings/sessions', label: 'Sessions', icon: IconDevices },
 ] as const;
