@@ -13,11 +13,13 @@ import { RegisterPage } from './pages/RegisterPage';
 import { ResetPasswordPage } from './pages/ResetPasswordPage';
 import { ApiKeysPage } from './pages/settings/ApiKeysPage';
 import { ContactFieldsPage } from './pages/settings/ContactFieldsPage';
+import { GroupsPage } from './pages/settings/GroupsPage';
 import { MembersPage } from './pages/settings/MembersPage';
 import { OrganizationPage } from './pages/settings/OrganizationPage';
 import { ProfilePage } from './pages/settings/ProfilePage';
 import { SessionsPage } from './pages/settings/SessionsPage';
 import { SettingsLayout } from './pages/settings/SettingsLayout';
+import { TagsPage } from './pages/settings/TagsPage';
 import { TeamPage } from './pages/settings/TeamPage';
 import { TeamsPage } from './pages/settings/TeamsPage';
 
@@ -52,6 +54,8 @@ export const routes: RouteObject[] = [
           { path: 'teams', element: <TeamsPage /> },
           { path: 'teams/:teamId', element: <TeamPage /> },
           { path: 'contact-fields', element: <ContactFieldsPage /> },
+          { path: 'tags', element: <TagsPage /> },
+          { path: 'groups', element: <GroupsPage /> },
           { path: 'api-keys', element: <ApiKeysPage /> },
           { path: 'sessions', element: <SessionsPage /> },
         ],

@@ -18,6 +18,9 @@ export const qk = {
   contact: (id: string) => ['contacts', 'one', id] as const,
   contactAttributes: ['contact-attributes'] as const,
   contactSettings: ['contact-settings'] as const,
+  consent: (id: string) => ['contacts', 'consent', id] as const,
+  tags: ['tags'] as const,
+  groups: ['groups'] as const,
 };
 
 export type ContactSort = 'name' | '-created_at' | '-updated_at';
@@ -27,6 +30,10 @@ export interface ContactFilters {
   sort: ContactSort;
   favorite: boolean;
   blocked: boolean;
+  /** Tag id, or null for any. */
+  tag?: string | null;
+  /** Group id, or null for any. */
+  group?: string | null;
 }
 
 export const CONTACT_PAGE_SIZE = 50;
@@ -44,6 +51,8 @@ export function useContacts(f: ContactFilters) {
               sort: f.sort,
               ...(f.favorite ? { favorite: true } : {}),
               ...(f.blocked ? { blocked: true } : {}),
+              ...(f.tag ? { tag: f.tag } : {}),
+              ...(f.group ? { group: f.group } : {}),
               limit: CONTACT_PAGE_SIZE,
               ...(pageParam ? { cursor: pageParam } : {}),
             },
@@ -121,4 +130,19 @@ export function useApiKeys(enabled = true) {
 
 export function useSessions() {
   return useQuery({ queryKey: qk.sessions, queryFn: async () => (await unwrap(client.GET('/api/v1/sessions'))).items });
+}
+
+export function useConsent(id: string) {
+  return useQuery({
+    queryKey: qk.consent(id),
+    queryFn: () => unwrap(client.GET('/api/v1/contacts/{id}/consent', { params: { path: { id } } })),
+  });
+}
+
+export function useTags() {
+  return useQuery({ queryKey: qk.tags, queryFn: async () => (await unwrap(client.GET('/api/v1/tags'))).items });
+}
+
+export function useGroups() {
+  return useQuery({ queryKey: qk.groups, queryFn: async () => (await unwrap(client.GET('/api/v1/groups'))).items });
 }

@@ -30,6 +30,7 @@ import { IDENTITY_KINDS, IDENTITY_LABEL, formatAttr } from '../../lib/contacts';
 import { applyApiError, errorMessage } from '../../lib/forms';
 import { formatDateTime } from '../../lib/format';
 import { ContactFormModal } from './ContactFormModal';
+import { ConsentSection, MergeButton, TagsAndGroups } from './ContactOrganize';
 
 export function ContactDrawer({ id, onClose }: { id: string | null; onClose: () => void }) {
   const contact = useContact(id);
@@ -109,6 +110,7 @@ function ContactDetail({ contact, onDeleted }: { contact: ContactOut; onDeleted:
           <Button variant="light" leftSection={<IconEdit size={16} />} onClick={() => setEditOpen(true)}>
             Edit
           </Button>
+          {isAdmin && <MergeButton contact={contact} />}
           {isAdmin && (
             <Button
               variant="light"
@@ -130,6 +132,8 @@ function ContactDetail({ contact, onDeleted }: { contact: ContactOut; onDeleted:
         <Field label="Updated">{formatDateTime(contact.updated_at)}</Field>
       </SimpleGrid>
       <Field label="Notes">{contact.notes && <span style={{ whiteSpace: 'pre-wrap' }}>{contact.notes}</span>}</Field>
+
+      <TagsAndGroups contact={contact} />
 
       <Identities contact={contact} />
 
@@ -153,6 +157,8 @@ function ContactDetail({ contact, onDeleted }: { contact: ContactOut; onDeleted:
           }
         </QueryState>
       </Stack>
+
+      <ConsentSection key={contact.id} contact={contact} />
 
       <ContactFormModal opened={editOpen} onClose={() => setEditOpen(false)} contact={contact} />
     </Stack>

@@ -23,6 +23,8 @@ const contact = (n: number) => ({
   identities: [{ id: `i${n}`, kind: 'phone', value: `+35191000000${n}`, created_at: T }],
   created_at: T,
   updated_at: T,
+  tags: n === 1 ? [{ id: 't1', name: 'VIP', color: '#e03131' }] : [],
+  groups: n === 1 ? [{ id: 'g1', name: 'Leads' }] : [],
 });
 
 const routes = [{ path: '/contacts/:id?', element: <ContactsPage /> }];
@@ -43,7 +45,8 @@ describe('ContactsPage', () => {
   });
 
   it('pages with next_cursor and searches with q', async () => {
-    const { calls } = mockFetch((req) => {
+    const { calls } = mockFetch((req, key) => {
+      if (key === 'GET /api/v1/tags' || key === 'GET /api/v1/groups') return json(200, { items: [] });
       const url = new URL(req.url);
       if (url.searchParams.get('q')) return json(200, { items: [contact(3)] });
       if (url.searchParams.get('cursor') === 'c2') return json(200, { items: [contact(2)] });
@@ -67,5 +70,36 @@ describe('ContactsPage', () => {
     // Debounced: one request for the whole word, not one per key.
     expect(searches.map((c) => new URL(c.request.url).searchParams.get('q'))).toEqual(['per']);
     expect(new URL(searches[0]!.request.url).searchParams.get('sort')).toBe('name');
+  });
+
+  it('filters by tag from the URL, selects all on the page and tags them in bulk', async () => {
+    const { calls } = mockFetch((_req, key) => {
+      if (key === 'GET /api/v1/tags')
+        return json(200, { items: [{ id: 't1', name: 'VIP', color: '#e03131', created_at: T, updated_at: T }] });
+      if (key === 'GET /api/v1/groups') return json(200, { items: [] });
+      if (key === 'POST /api/v1/contacts/bulk') return json(200, { affected: 2 });
+      return json(200, { items: [contact(1), contact(2)] });
+    });
+    renderRoutes(routes, '/contacts?tag=t1', { me: me('agent') });
+    expect(await screen.findByText('Person 2')).toBeInTheDocument();
+    const list = calls.find((c) => c.key === 'GET /api/v1/contacts');
+    expect(new URL(list!.request.url).searchParams.get('tag')).toBe('t1');
+    expect(screen.getAllByTestId('tag-chip')[0]).toHaveTextContent('VIP');
+    expect(screen.getAllByTestId('group-chip')[0]).toHaveTextContent('Leads');
+
+    await userEvent.click(screen.getByRole('checkbox', { name: 'Select all on page' }));
+    expect(screen.getByTestId('bulk-count')).toHaveTextContent('2 selected');
+    // Agents get no bulk delete.
+    expect(screen.queryByRole('button', { name: 'Delete' })).not.toBeInTheDocument();
+    await userEvent.click(screen.getByRole('button', { name: 'Add tag' }));
+    await userEvent.click(await screen.findByRole('menuitem', { name: 'VIP' }));
+    expect(await screen.findByText('Tagged 2 contacts with VIP')).toBeInTheDocument();
+    const bulk = calls.find((c) => c.key === 'POST /api/v1/contacts/bulk');
+    expect(JSON.parse(bulk!.body)).toEqual({
+      action: 'add_tags',
+      contact_ids: [contact(1).id, contact(2).id],
+      tag_ids: ['t1'],
+    });
+    await waitFor(() => expect(screen.queryByTestId('bulk-bar')).not.toBeInTheDocument());
   });
 });

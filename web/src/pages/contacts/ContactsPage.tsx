@@ -3,29 +3,35 @@ import {
   Badge,
   Button,
   Center,
+  Checkbox,
   Chip,
   Group,
   Loader,
+  Menu,
   Paper,
   Select,
   Table,
   Text,
   TextInput,
 } from '@mantine/core';
+import { modals } from '@mantine/modals';
 import { useDebouncedValue } from '@mantine/hooks';
 import { notifications } from '@mantine/notifications';
 import { useMutation, useQueryClient } from '@tanstack/react-query';
-import { IconPlus, IconSearch, IconStar, IconStarFilled } from '@tabler/icons-react';
+import { IconChevronDown, IconPlus, IconSearch, IconStar, IconStarFilled, IconTrash, IconX } from '@tabler/icons-react';
 import { useState } from 'react';
-import { useLocation, useNavigate, useParams } from 'react-router';
+import { useLocation, useNavigate, useParams, useSearchParams } from 'react-router';
 
 import { client, unwrap } from '../../api/client';
-import { qk, useContacts, type ContactFilters, type ContactSort } from '../../api/queries';
-import type { ContactOut } from '../../api/types';
+import { qk, useContacts, useGroups, useTags, type ContactFilters, type ContactSort } from '../../api/queries';
+import { atLeast, type BulkAction, type ContactOut } from '../../api/types';
+import { useCurrent } from '../../auth/useCurrent';
 import { PageHeader } from '../../components/PageHeader';
+import { TagBadge } from '../../components/TagBadge';
 import { EmptyState, ErrorState, LoadingState } from '../../components/QueryState';
 import { mainIdentity } from '../../lib/contacts';
 import { errorMessage } from '../../lib/forms';
+import { bulkBody, bulkMessage, pageSelection, selectedOnPage, toggleOne, togglePage } from '../../lib/organize';
 import { ContactDrawer } from './ContactDrawer';
 import { ContactFormModal } from './ContactFormModal';
 
@@ -39,6 +45,12 @@ export function ContactsPage() {
   const { id } = useParams();
   const navigate = useNavigate();
   const { search } = useLocation();
+  const [params, setParams] = useSearchParams();
+  const tag = params.get('tag');
+  const group = params.get('group');
+  const tags = useTags();
+  const groups = useGroups();
+  const [selected, setSelected] = useState<Set<string>>(new Set());
   const [q, setQ] = useState('');
   const [debouncedQ] = useDebouncedValue(q, 250);
   const [sort, setSort] = useState<ContactSort>('name');
@@ -46,9 +58,20 @@ export function ContactsPage() {
   const [blocked, setBlocked] = useState(false);
   const [createOpen, setCreateOpen] = useState(false);
 
-  const filters: ContactFilters = { q: debouncedQ, sort, favorite, blocked };
+  const filters: ContactFilters = { q: debouncedQ, sort, favorite, blocked, tag, group };
   const contacts = useContacts(filters);
-  const filtered = !!debouncedQ.trim() || favorite || blocked;
+  const filtered = !!debouncedQ.trim() || favorite || blocked || !!tag || !!group;
+
+  const setFilter = (key: 'tag' | 'group', value: string | null) =>
+    setParams(
+      (p) => {
+        const next = new URLSearchParams(p);
+        if (value) next.set(key, value);
+        else next.delete(key);
+        return next;
+      },
+      { replace: true },
+    );
 
   const open = (cid: string) => navigate(`/contacts/${cid}${search}`);
   const close = () => navigate(`/contacts${search}`);
@@ -60,6 +83,8 @@ export function ContactsPage() {
   );
 
   const items = contacts.data?.pages.flatMap((p) => p.items) ?? [];
+  const visibleIds = items.map((c) => c.id);
+  const chosen = selectedOnPage(selected, visibleIds);
 
   let body;
   if (contacts.isPending) body = <LoadingState label="Loading contacts…" />;
@@ -76,7 +101,13 @@ export function ContactsPage() {
   else
     body = (
       <>
-        <ContactTable items={items} onOpen={open} />
+        <ContactTable
+          items={items}
+          onOpen={open}
+          selected={selected}
+          onToggle={(cid) => setSelected((s) => toggleOne(s, cid))}
+          onTogglePage={() => setSelected((s) => togglePage(s, visibleIds))}
+        />
         {contacts.isFetchNextPageError && (
           <Text c="red" size="sm" ta="center" py="xs">
             {errorMessage(contacts.error)}
@@ -116,10 +147,31 @@ export function ContactsPage() {
         <Chip checked={favorite} onChange={setFavorite} variant="light">
           Favorites
         </Chip>
+        <Select
+          label="Tag"
+          placeholder="Any tag"
+          data={(tags.data ?? []).map((t) => ({ value: t.id, label: t.name }))}
+          value={tag}
+          onChange={(v) => setFilter('tag', v)}
+          clearable
+          searchable
+          w={170}
+        />
+        <Select
+          label="Group"
+          placeholder="Any group"
+          data={(groups.data ?? []).map((g) => ({ value: g.id, label: g.name }))}
+          value={group}
+          onChange={(v) => setFilter('group', v)}
+          clearable
+          searchable
+          w={170}
+        />
         <Chip checked={blocked} onChange={setBlocked} variant="light" color="red">
           Blocked
         </Chip>
       </Group>
+      {chosen.length > 0 && <BulkBar ids={chosen} onDone={() => setSelected(new Set())} />}
       <Paper withBorder radius="md">
         {body}
       </Paper>
@@ -129,7 +181,99 @@ export function ContactsPage() {
   );
 }
 
-function ContactTable({ items, onOpen }: { items: ContactOut[]; onOpen: (id: string) => void }) {
+function BulkBar({ ids, onDone }: { ids: string[]; onDone: () => void }) {
+  const { role } = useCurrent();
+  const isAdmin = atLeast(role, 'admin');
+  const tags = useTags();
+  const groups = useGroups();
+  const queryClient = useQueryClient();
+
+  const run = useMutation({
+    mutationFn: (v: { action: BulkAction; target?: string; targetName?: string }) =>
+      unwrap(client.POST('/api/v1/contacts/bulk', { body: bulkBody(v.action, ids, v.target) })),
+    onSuccess: (out, v) => {
+      void queryClient.invalidateQueries({ queryKey: qk.contacts });
+      void queryClient.invalidateQueries({ queryKey: qk.groups });
+      notifications.show({ color: 'teal', message: bulkMessage(v.action, out.affected, v.targetName) });
+      onDone();
+    },
+    onError: (e) => notifications.show({ color: 'red', title: 'Bulk action failed', message: errorMessage(e) }),
+  });
+
+  const confirmDelete = () =>
+    modals.openConfirmModal({
+      title: `Delete ${ids.length} contact${ids.length === 1 ? '' : 's'}?`,
+      children: <Text size="sm">The selected contacts and their identities are deleted. This can't be undone.</Text>,
+      labels: { confirm: 'Delete contacts', cancel: 'Cancel' },
+      confirmProps: { color: 'red' },
+      onConfirm: () => run.mutate({ action: 'delete' }),
+    });
+
+  const menu = (label: string, action: BulkAction, options: { id: string; name: string }[], empty: string) => (
+    <Menu position="bottom-start" withinPortal>
+      <Menu.Target>
+        <Button
+          size="xs"
+          variant="light"
+          rightSection={<IconChevronDown size={14} />}
+          loading={run.isPending && run.variables?.action === action}
+        >
+          {label}
+        </Button>
+      </Menu.Target>
+      <Menu.Dropdown>
+        {options.length === 0 && <Menu.Label>{empty}</Menu.Label>}
+        {options.map((o) => (
+          <Menu.Item key={o.id} onClick={() => run.mutate({ action, target: o.id, targetName: o.name })}>
+            {o.name}
+          </Menu.Item>
+        ))}
+      </Menu.Dropdown>
+    </Menu>
+  );
+
+  const tagList = tags.data ?? [];
+  const groupList = groups.data ?? [];
+  return (
+    <Paper withBorder radius="md" p="xs" mb="sm" data-testid="bulk-bar">
+      <Group gap="xs" wrap="wrap">
+        <Text size="sm" fw={500} data-testid="bulk-count">
+          {ids.length} selected
+        </Text>
+        {menu('Add tag', 'add_tags', tagList, 'No tags yet')}
+        {menu('Remove tag', 'remove_tags', tagList, 'No tags yet')}
+        {menu('Add to group', 'add_to_groups', groupList, 'No groups yet')}
+        {menu('Remove from group', 'remove_from_groups', groupList, 'No groups yet')}
+        {isAdmin && (
+          <Button size="xs" variant="light" color="red" leftSection={<IconTrash size={14} />} onClick={confirmDelete}>
+            Delete
+          </Button>
+        )}
+        <Button size="xs" variant="subtle" color="gray" leftSection={<IconX size={14} />} onClick={onDone}>
+          Clear selection
+        </Button>
+      </Group>
+    </Paper>
+  );
+}
+
+function ContactTable({
+  items,
+  onOpen,
+  selected,
+  onToggle,
+  onTogglePage,
+}: {
+  items: ContactOut[];
+  onOpen: (id: string) => void;
+  selected: ReadonlySet<string>;
+  onToggle: (id: string) => void;
+  onTogglePage: () => void;
+}) {
+  const pageState = pageSelection(
+    selected,
+    items.map((c) => c.id),
+  );
   const queryClient = useQueryClient();
   const star = useMutation({
     mutationFn: (c: ContactOut) =>
@@ -144,15 +288,24 @@ function ContactTable({ items, onOpen }: { items: ContactOut[]; onOpen: (id: str
   });
 
   return (
-    <Table.ScrollContainer minWidth={720}>
+    <Table.ScrollContainer minWidth={900}>
       <Table verticalSpacing="sm" highlightOnHover data-testid="contacts-table">
         <Table.Thead>
           <Table.Tr>
+            <Table.Th w={40}>
+              <Checkbox
+                aria-label="Select all on page"
+                checked={pageState === 'all'}
+                indeterminate={pageState === 'some'}
+                onChange={onTogglePage}
+              />
+            </Table.Th>
             <Table.Th w={40} />
             <Table.Th>Name</Table.Th>
             <Table.Th>Company</Table.Th>
             <Table.Th>Phone</Table.Th>
             <Table.Th>E-mail</Table.Th>
+            <Table.Th>Tags and groups</Table.Th>
           </Table.Tr>
         </Table.Thead>
         <Table.Tbody>
@@ -160,7 +313,20 @@ function ContactTable({ items, onOpen }: { items: ContactOut[]; onOpen: (id: str
             const phone = mainIdentity(c.identities, ['phone', 'whatsapp_phone']);
             const email = mainIdentity(c.identities, ['email']);
             return (
-              <Table.Tr key={c.id} data-testid="contact-row" style={{ cursor: 'pointer' }} onClick={() => onOpen(c.id)}>
+              <Table.Tr
+                key={c.id}
+                data-testid="contact-row"
+                style={{ cursor: 'pointer' }}
+                onClick={() => onOpen(c.id)}
+                bg={selected.has(c.id) ? 'var(--mantine-primary-color-light)' : undefined}
+              >
+                <Table.Td onClick={(e) => e.stopPropagation()}>
+                  <Checkbox
+                    aria-label={`Select ${c.name}`}
+                    checked={selected.has(c.id)}
+                    onChange={() => onToggle(c.id)}
+                  />
+                </Table.Td>
                 <Table.Td>
                   <ActionIcon
                     variant="subtle"
@@ -197,6 +363,18 @@ function ContactTable({ items, onOpen }: { items: ContactOut[]; onOpen: (id: str
                 </Table.Td>
                 <Table.Td>
                   <Text size="sm">{email?.value ?? ''}</Text>
+                </Table.Td>
+                <Table.Td>
+                  <Group gap={4}>
+                    {(c.tags ?? []).map((t) => (
+                      <TagBadge key={t.id} name={t.name} color={t.color} size="xs" />
+                    ))}
+                    {(c.groups ?? []).map((g) => (
+                      <Badge key={g.id} size="xs" variant="outline" color="gray" data-testid="group-chip" tt="none">
+                        {g.name}
+                      </Badge>
+                    ))}
+                  </Group>
                 </Table.Td>
               </Table.Tr>
             );

@@ -4,6 +4,8 @@ import {
   IconBuilding,
   IconDevices,
   IconKey,
+  IconTags,
+  IconUsersPlus,
   IconUser,
   IconUsers,
   IconUsersGroup,
@@ -16,6 +18,8 @@ const SECTIONS = [
   { to: '/settings/members', label: 'Members & roles', icon: IconUsers },
   { to: '/settings/teams', label: 'Teams', icon: IconUsersGroup },
   { to: '/settings/contact-fields', label: 'Contact fields', icon: IconAddressBook },
+  { to: '/settings/tags', label: 'Tags', icon: IconTags },
+  { to: '/settings/groups', label: 'Groups', icon: IconUsersPlus },
   { to: '/settings/api-keys', label: 'API keys', icon: IconKey },
   { to: '/settings/sessions', label: 'Sessions', icon: IconDevices },
 ] as const;
