@@ -6,8 +6,9 @@
 use std::sync::Arc;
 
 use axum::{
-    extract::{Path, Query, State},
-    http::StatusCode,
+    extract::{Multipart, Path, Query, State},
+    http::{StatusCode, header},
+    response::{IntoResponse, Response},
 };
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
@@ -18,8 +19,8 @@ use wamage_kernel::{ApiJson, Problem, Timestamp, UserId, problem::ProblemBody};
 
 use crate::{
     consent::{ConsentChannel, ConsentId, ConsentPurpose, ConsentSource, ConsentStatus},
-    model::{AttrType, ContactId, GroupId, IdentityId, IdentityKind, TagId},
-    service::Contacts,
+    model::{AttrType, ContactId, GroupId, IdentityId, IdentityKind, ImportId, TagId},
+    service::{Contacts, IMPORT_MAX_BYTES, ImportUpload},
     store,
 };
 
@@ -184,6 +185,107 @@ pub struct ContactListQuery {
     pub limit: Option<u32>,
     /// The `next_cursor` of the previous page (with the same sort).
     pub cursor: Option<String>,
+}
+
+/// How an import finds an existing contact for a row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Dedupe {
+    /// The row's first phone (or WhatsApp phone) number.
+    Phone,
+    /// The row's first e-mail.
+    Email,
+    /// Never: every row creates a contact (an identity that already exists rejects the row).
+    None,
+}
+
+/// What an import does with a row that matches an existing contact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OnDuplicate {
+    /// Set the row's non-empty fields, add its identities and tags.
+    Update,
+    /// Leave the contact as it is (counted as skipped).
+    Skip,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ImportStatus {
+    Queued,
+    Running,
+    Completed,
+    Failed,
+}
+
+impl ImportStatus {
+    pub fn from_db(s: &str) -> Self {
+        match s {
+            "running" => Self::Running,
+            "completed" => Self::Completed,
+            "failed" => Self::Failed,
+            _ => Self::Queued,
+        }
+    }
+}
+
+/// A CSV import and its live progress.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ImportOut {
+    pub id: ImportId,
+    pub status: ImportStatus,
+    pub file_name: String,
+    /// Data rows in the file; known when the import has completed.
+    pub total_rows: Option<i64>,
+    /// Rows processed so far (created + updated + skipped + failed).
+    pub rows_done: i64,
+    pub created: i64,
+    pub updated: i64,
+    pub skipped: i64,
+    /// Rows rejected; each is listed with its line and reason in `errors.csv`.
+    pub failed: i64,
+    /// Why a `failed` import stopped.
+    pub error: Option<String>,
+    pub created_at: Timestamp,
+    pub finished_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ImportList {
+    pub items: Vec<ImportOut>,
+}
+
+/// The multipart form of an import.
+#[derive(Debug, Clone, ToSchema)]
+#[allow(dead_code)]
+pub struct ImportForm {
+    /// The CSV file (UTF-8, with a header row), at most 50 MB.
+    #[schema(value_type = String, format = Binary)]
+    pub file: Vec<u8>,
+    /// JSON object: CSV column header → `name`, `company`, `language`, `time_zone`, `notes`,
+    /// `phone`, `email`, `whatsapp_phone`, `telegram`, `attr:<key>`, `tag` or `ignore`. Each
+    /// scalar field takes at most one column; tag cells list tag names separated by `;`.
+    pub mapping: String,
+    /// `phone` (default), `email` or `none`.
+    pub dedupe: Option<Dedupe>,
+    /// `skip` (default) or `update`.
+    pub on_duplicate: Option<OnDuplicate>,
+    /// A group every imported contact is added to.
+    pub group_id: Option<GroupId>,
+}
+
+/// The filtered view to export (the same filters as the list).
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ExportQuery {
+    /// Search words, as in the list.
+    pub q: Option<String>,
+    pub favorite: Option<bool>,
+    pub blocked: Option<bool>,
+    /// Only contacts with this tag.
+    pub tag: Option<TagId>,
+    /// Only contacts in this group.
+    pub group: Option<GroupId>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -444,6 +546,27 @@ pub async fn list_contacts(
     Query(q): Query<ContactListQuery>,
 ) -> Result<ApiJson<ContactPage>, Problem> {
     Ok(ApiJson(s.list(&who, &q).await?))
+}
+
+/// The filtered view as a CSV download (`contacts-YYYY-MM-DD.csv`): id, name, company, language,
+/// time_zone, phones, emails, tags, groups, one column per custom attribute, created_at. Cells a
+/// spreadsheet would run as formulas are prefixed with `'`.
+#[utoipa::path(get, path = "/api/v1/contacts/export.csv", tag = "contacts", security(("bearer" = [])),
+    params(ExportQuery), responses((status = 200, content_type = "text/csv", body = String), (status = 422, body = ProblemBody)))]
+pub async fn export_contacts(
+    State(s): Svc,
+    Caller(who): Caller,
+    Query(q): Query<ExportQuery>,
+) -> Result<Response, Problem> {
+    let (name, chunks) = s.export_csv(&who, q).await?;
+    let chunks = futures::StreamExt::map(chunks, |c| {
+        c.map_err(|p| {
+            // The status is sent; cut the download so the client sees it is incomplete.
+            tracing::warn!(error = %p, "contact export stopped");
+            std::io::Error::other(p.to_string())
+        })
+    });
+    Ok(csv_response(&name, axum::body::Body::from_stream(chunks)))
 }
 
 /// Create a contact with its identities.
@@ -761,11 +884,123 @@ pub async fn update_contact_settings(
     Ok(ApiJson(s.set_settings(&who, &b.default_country).await?))
 }
 
+fn upload_error(e: &axum::extract::multipart::MultipartError) -> Problem {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        Problem::payload_too_large(IMPORT_MAX_BYTES).with_field("file", "must be at most 50 MB")
+    } else {
+        Problem::bad_request("malformed_multipart", "The upload could not be read")
+    }
+}
+
+/// Upload a CSV file and import it in the background. The file, mapping and options are
+/// checked first (422 naming the field); the import then runs as a job: watch its counters
+/// with `GET /api/v1/imports/{id}`, download rejected rows from `…/errors.csv`.
+#[utoipa::path(post, path = "/api/v1/imports", tag = "contacts", security(("bearer" = [])),
+    request_body(content = ImportForm, content_type = "multipart/form-data"),
+    responses((status = 202, body = ImportOut), (status = 413, body = ProblemBody), (status = 415, body = ProblemBody), (status = 422, body = ProblemBody)))]
+pub async fn create_import(
+    State(s): Svc,
+    Caller(who): Caller,
+    multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
+) -> Result<(StatusCode, ApiJson<ImportOut>), Problem> {
+    let mut multipart =
+        multipart.map_err(|_| Problem::unsupported_media_type("multipart/form-data"))?;
+    let mut up = ImportUpload {
+        file_name: None,
+        file: None,
+        mapping: None,
+        dedupe: None,
+        on_duplicate: None,
+        group_id: None,
+    };
+    while let Some(field) = multipart.next_field().await.map_err(|e| upload_error(&e))? {
+        let name = field.name().unwrap_or("").to_owned();
+        if name == "file" {
+            up.file_name = field.file_name().map(str::to_owned);
+            up.file = Some(field.bytes().await.map_err(|e| upload_error(&e))?);
+            continue;
+        }
+        let slot = match name.as_str() {
+            "mapping" => &mut up.mapping,
+            "dedupe" => &mut up.dedupe,
+            "on_duplicate" => &mut up.on_duplicate,
+            "group_id" => &mut up.group_id,
+            _ => continue,
+        };
+        *slot = Some(field.text().await.map_err(|e| upload_error(&e))?);
+    }
+    Ok((
+        StatusCode::ACCEPTED,
+        ApiJson(s.create_import(&who, up).await?),
+    ))
+}
+
+/// The organisation's latest 100 imports, newest first.
+#[utoipa::path(get, path = "/api/v1/imports", tag = "contacts", security(("bearer" = [])),
+    responses((status = 200, body = ImportList)))]
+pub async fn list_imports(
+    State(s): Svc,
+    Caller(who): Caller,
+) -> Result<ApiJson<ImportList>, Problem> {
+    Ok(ApiJson(ImportList {
+        items: s.imports(&who).await?,
+    }))
+}
+
+/// An import and its progress.
+#[utoipa::path(get, path = "/api/v1/imports/{id}", tag = "contacts", security(("bearer" = [])),
+    params(("id" = ImportId, Path)), responses((status = 200, body = ImportOut), (status = 404, body = ProblemBody)))]
+pub async fn get_import(
+    State(s): Svc,
+    Caller(who): Caller,
+    Path(id): Path<ImportId>,
+) -> Result<ApiJson<ImportOut>, Problem> {
+    Ok(ApiJson(s.import(&who, id).await?))
+}
+
+/// The rejected rows of an import as CSV: `line`, `reason`, then the row's cells under the
+/// file's header (formula cells neutralised).
+#[utoipa::path(get, path = "/api/v1/imports/{id}/errors.csv", tag = "contacts", security(("bearer" = [])),
+    params(("id" = ImportId, Path)), responses((status = 200, content_type = "text/csv", body = String), (status = 404, body = ProblemBody)))]
+pub async fn import_errors(
+    State(s): Svc,
+    Caller(who): Caller,
+    Path(id): Path<ImportId>,
+) -> Result<Response, Problem> {
+    let (name, body) = s.import_errors_csv(&who, id).await?;
+    Ok(csv_response(&name, axum::body::Body::from(body)))
+}
+
+fn csv_response(name: &str, body: axum::body::Body) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            ),
+        ],
+        body,
+    )
+        .into_response()
+}
+
 pub fn routes(contacts: Arc<Contacts>) -> OpenApiRouter {
     OpenApiRouter::new()
         .routes(routes!(list_contacts, create_contact))
         .routes(routes!(get_contact, update_contact, delete_contact))
         .routes(routes!(bulk_contacts))
+        .routes(routes!(export_contacts))
+        .merge(
+            // The file may be 50 MB; a little more for the multipart framing and the other fields.
+            OpenApiRouter::new()
+                .routes(routes!(create_import, list_imports))
+                .layer(axum::extract::DefaultBodyLimit::max(
+                    IMPORT_MAX_BYTES + 1024 * 1024,
+                )),
+        )
+        .routes(routes!(get_import))
+        .routes(routes!(import_errors))
         .routes(routes!(get_consent, record_consent))
         .routes(routes!(merge_contacts))
         .routes(routes!(add_identity))

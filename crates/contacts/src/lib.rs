@@ -11,10 +11,17 @@
 //! `wamage.contact.merged` (`survivor`, `merged_id` and the surviving `contact`);
 //! `wamage.consent.changed` for every consent ledger entry.
 //!
+//! CSV import (`/api/v1/imports`) runs as a background job, one batch of 500 rows per
+//! transaction with a checkpoint, and records every rejected row with its line and reason; it
+//! publishes no per-contact events, only `wamage.contacts.imported` with the counts when it
+//! completes (see `service/import.rs`). CSV export (`/api/v1/contacts/export.csv`) streams the
+//! filtered view with formula cells neutralised (see `csvfmt.rs`).
+//!
 //! Other domains ask [`Contacts::may_send`] before sending (the rule is documented in
 //! `consent.rs` and on that method).
 
 mod consent;
+mod csvfmt;
 pub mod http;
 mod model;
 mod service;
@@ -24,8 +31,8 @@ pub use consent::{
     ConsentChannel, ConsentPurpose, ConsentSource, ConsentStatus, DenyReason, SendPermission,
 };
 pub use http::routes;
-pub use model::{AttrType, ContactId, GroupId, IdentityId, IdentityKind, TagId};
-pub use service::{Contacts, ContactsDeps};
+pub use model::{AttrType, ContactId, GroupId, IdentityId, IdentityKind, ImportId, TagId};
+pub use service::{Contacts, ContactsDeps, IMPORT_JOB, ImportJob};
 use wamage_platform::{MigrationSet, migration_set};
 
 /// This crate's migrations.

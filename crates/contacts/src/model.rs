@@ -35,6 +35,10 @@ id_type!(
     /// A group (a static list) of an organisation's contacts.
     GroupId
 );
+id_type!(
+    /// A CSV import.
+    ImportId
+);
 
 /// The organisation's default country when none is configured.
 pub const DEFAULT_COUNTRY: &str = "US";

@@ -17,9 +17,11 @@ use wamage_identity::{Principal, Role, Via};
 use wamage_kernel::{Clock, Event, OrgId, Problem, Timestamp, validate::Validator};
 use wamage_platform::{
     Db, Tx,
+    blob::SharedBlobStore,
     bus::SharedBus,
     cache::{self, SharedCache},
     db::{is_unique_violation, violated_constraint},
+    jobs::JobQueue,
 };
 
 use crate::{
@@ -30,8 +32,9 @@ use crate::{
     http::{
         AttrDefIn, AttrDefOut, AttrDefPatch, BulkAction, BulkIn, BulkOut, ConsentIn,
         ConsentLedgerOut, ConsentOut, ConsentStateOut, ContactGroupOut, ContactIn,
-        ContactListQuery, ContactOut, ContactPage, ContactPatch, ContactTagOut, GroupIn, GroupOut,
-        GroupPatch, IdentityIn, IdentityOut, SettingsOut, TagIn, TagOut, TagPatch,
+        ContactListQuery, ContactOut, ContactPage, ContactPatch, ContactTagOut, ExportQuery,
+        GroupIn, GroupOut, GroupPatch, IdentityIn, IdentityOut, SettingsOut, TagIn, TagOut,
+        TagPatch,
     },
     model::{
         self, AttrDef, AttrType, ContactId, Country, DEFAULT_COUNTRY, GroupId, IdentityId,
@@ -39,6 +42,10 @@ use crate::{
     },
     store::{self, After, ContactRow, GroupRow, Link, ListFilter, Sort, TagRow},
 };
+
+mod import;
+
+pub use import::{IMPORT_JOB, IMPORT_MAX_BYTES, ImportJob, ImportUpload};
 
 pub const SOURCE: &str = "/wamage/contacts";
 const CONTACT_TTL: Duration = Duration::from_secs(300);
@@ -58,6 +65,8 @@ pub struct Contacts {
     db: Db,
     cache: SharedCache,
     bus: SharedBus,
+    blobs: SharedBlobStore,
+    jobs: JobQueue,
     clock: Clock,
 }
 
@@ -66,6 +75,10 @@ pub struct ContactsDeps {
     pub db: Db,
     pub cache: SharedCache,
     pub bus: SharedBus,
+    /// Where uploaded import files are kept.
+    pub blobs: SharedBlobStore,
+    /// Runs imports in the background.
+    pub jobs: JobQueue,
     pub clock: Clock,
 }
 
@@ -357,6 +370,8 @@ impl Contacts {
             db: deps.db,
             cache: deps.cache,
             bus: deps.bus,
+            blobs: deps.blobs,
+            jobs: deps.jobs,
             clock: deps.clock,
         })
     }
@@ -1054,6 +1069,194 @@ impl Contacts {
             })
             .collect();
         Ok(ContactPage { items, next_cursor })
+    }
+}
+
+/// One page of an export, in rows.
+const EXPORT_BATCH: i64 = 500;
+
+/// A cell for an attribute value: text as is, lists joined with `; `.
+fn attr_cell(v: Option<&Value>) -> String {
+    match v {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|i| match i {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join("; "),
+        Some(other) => other.to_string(),
+    }
+}
+
+/// What an export reads, page after page.
+struct ExportState {
+    contacts: std::sync::Arc<Contacts>,
+    org: OrgId,
+    words: Vec<String>,
+    q: ExportQuery,
+    keys: Vec<String>,
+    /// `None` once the last page was sent.
+    after: Option<Option<After>>,
+}
+
+/// CSV export of a filtered view.
+impl Contacts {
+    /// The contacts of the filtered view (`q`, `tag`, `group`, `favorite`, `blocked`, as the
+    /// list takes them) as CSV: `id, name, company, language, time_zone, phones, emails, tags,
+    /// groups`, one column per custom attribute (headed by its key), `created_at`. Lists inside
+    /// a cell are joined with `; `. Every cell that a spreadsheet would run as a formula is
+    /// neutralised with a leading `'` (the phones column holds only E.164 numbers we wrote).
+    ///
+    /// Streamed: the header and the first keyset page of 500 are read before answering (so a
+    /// bad filter or a database error is still a problem response), the rest page by page as
+    /// the client reads. Returns the file name (`contacts-YYYY-MM-DD.csv`) and the chunks.
+    pub async fn export_csv(
+        self: std::sync::Arc<Self>,
+        who: &Principal,
+        q: ExportQuery,
+    ) -> Result<
+        (
+            String,
+            impl futures::Stream<Item = Result<String, Problem>> + Send + 'static,
+        ),
+        Problem,
+    > {
+        let org = who.org_id;
+        let words = match q.q.as_deref() {
+            Some(s) if s.chars().count() > 200 => {
+                return Err(Problem::invalid_field(
+                    "q",
+                    "must be at most 200 characters",
+                ));
+            }
+            Some(s) => model::query_words(s),
+            None => Vec::new(),
+        };
+        let mut keys: Vec<String> = self.defs(org).await?.into_keys().collect();
+        keys.sort();
+        let mut first = String::new();
+        let mut header: Vec<String> = [
+            "id",
+            "name",
+            "company",
+            "language",
+            "time_zone",
+            "phones",
+            "emails",
+            "tags",
+            "groups",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+        header.extend(keys.iter().cloned());
+        header.push("created_at".to_owned());
+        crate::csvfmt::push_record(&mut first, &header);
+        let name = format!(
+            "contacts-{}.csv",
+            self.now().to_datetime().format("%Y-%m-%d")
+        );
+        let mut state = ExportState {
+            contacts: self,
+            org,
+            words,
+            q,
+            keys,
+            after: Some(None),
+        };
+        first.push_str(&state.next_page().await?);
+        let rest = futures::stream::unfold(state, |mut st| async move {
+            st.after.as_ref()?;
+            match st.next_page().await {
+                Ok(chunk) => Some((Ok(chunk), st)),
+                Err(e) => {
+                    st.after = None;
+                    Some((Err(e), st))
+                }
+            }
+        });
+        Ok((
+            name,
+            futures::StreamExt::chain(futures::stream::once(async { Ok(first) }), rest),
+        ))
+    }
+}
+
+impl ExportState {
+    /// The next page of rows as CSV; the last page sets `after` to `None`.
+    async fn next_page(&mut self) -> Result<String, Problem> {
+        let Some(after) = self.after.take() else {
+            return Ok(String::new());
+        };
+        let filter = ListFilter {
+            words: self.words.clone(),
+            favorite: self.q.favorite,
+            blocked: self.q.blocked,
+            tag: self.q.tag,
+            group: self.q.group,
+            sort: Sort::Name,
+            after,
+            fetch: EXPORT_BATCH,
+        };
+        let c = &self.contacts;
+        let rows = store::list_contacts(&c.db, self.org, &filter)
+            .await
+            .map_err(db_err)?;
+        let ids: Vec<ContactId> = rows.iter().map(|r| r.id).collect();
+        let mut rel = c.related(self.org, &ids).await?;
+        let mut out = String::new();
+        for r in &rows {
+            let x = rel.remove(&r.id).unwrap_or_default();
+            let of = |pred: fn(IdentityKind) -> bool| {
+                x.identities
+                    .iter()
+                    .filter(|i| IdentityKind::from_db(&i.kind).is_some_and(pred))
+                    .map(|i| i.value.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            };
+            let attrs = match &r.attributes.0 {
+                Value::Object(m) => Some(m),
+                _ => None,
+            };
+            let mut cells = vec![
+                r.id.to_string(),
+                r.name.clone(),
+                r.company.clone().unwrap_or_default(),
+                r.language.clone().unwrap_or_default(),
+                r.time_zone.clone().unwrap_or_default(),
+                of(IdentityKind::is_phone),
+                of(|k| k == IdentityKind::Email),
+                x.tags
+                    .iter()
+                    .map(|t| t.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; "),
+                x.groups
+                    .iter()
+                    .map(|g| g.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            ];
+            cells.extend(
+                self.keys
+                    .iter()
+                    .map(|k| attr_cell(attrs.and_then(|m| m.get(k)))),
+            );
+            cells.push(r.created_at.to_rfc3339());
+            crate::csvfmt::push_record_except(&mut out, &cells, Some(5));
+        }
+        self.after = match rows.last() {
+            Some(last) if rows.len() as i64 == EXPORT_BATCH => {
+                Some(Some(After::Name(last.sort_name.clone(), last.id)))
+            }
+            _ => None,
+        };
+        Ok(out)
     }
 }
 

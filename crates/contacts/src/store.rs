@@ -12,7 +12,7 @@ use wamage_kernel::UserId;
 
 use crate::{
     consent::ConsentId,
-    model::{ContactId, GroupId, IdentityId, MergeId, TagId},
+    model::{ContactId, GroupId, IdentityId, ImportId, MergeId, TagId},
 };
 
 type R<T> = Result<T, sqlx::Error>;
@@ -1127,4 +1127,213 @@ pub async fn insert_merge(tx: &mut Tx, org: OrgId, m: &NewMerge<'_>) -> R<()> {
     .await
     .map(|r| r.rows_affected()))?;
     Ok(())
+}
+
+// ---- imports -----------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, FromRow)]
+pub struct ImportRow {
+    pub id: ImportId,
+    pub status: String,
+    pub file_name: String,
+    pub blob_key: String,
+    pub options: Json<Value>,
+    pub total_rows: Option<i64>,
+    pub next_byte: i64,
+    pub next_line: i64,
+    pub rows_done: i64,
+    pub created: i64,
+    pub updated: i64,
+    pub skipped: i64,
+    pub failed: i64,
+    pub error: Option<String>,
+    pub created_at: Timestamp,
+    pub finished_at: Option<Timestamp>,
+}
+
+const IMPORT_COLS: &str = "id, status, file_name, blob_key, options, total_rows, next_byte, \
+    next_line, rows_done, created, updated, skipped, failed, error, created_at, finished_at";
+
+pub async fn insert_import(tx: &mut Tx, org: OrgId, r: &ImportRow, by: Option<UserId>) -> R<()> {
+    with_tx!(tx, |c| sqlx::query(
+        "INSERT INTO contact_imports (id, org_id, status, file_name, blob_key, options, \
+         created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+    )
+    .bind(r.id)
+    .bind(org)
+    .bind(&r.status)
+    .bind(&r.file_name)
+    .bind(&r.blob_key)
+    .bind(&r.options)
+    .bind(by)
+    .bind(r.created_at)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+pub async fn get_import(db: &Db, org: OrgId, id: ImportId) -> R<Option<ImportRow>> {
+    with_db!(db, |p| sqlx::query_as::<_, ImportRow>(sqlx::AssertSqlSafe(
+        format!("SELECT {IMPORT_COLS} FROM contact_imports WHERE org_id = $1 AND id = $2")
+    ))
+    .bind(org)
+    .bind(id)
+    .fetch_optional(p)
+    .await)
+}
+
+/// The organisation's latest imports, newest first.
+pub async fn list_imports(db: &Db, org: OrgId, limit: i64) -> R<Vec<ImportRow>> {
+    with_db!(db, |p| sqlx::query_as::<_, ImportRow>(sqlx::AssertSqlSafe(
+        format!(
+            "SELECT {IMPORT_COLS} FROM contact_imports WHERE org_id = $1 \
+         ORDER BY created_at DESC, id DESC LIMIT $2"
+        )
+    ))
+    .bind(org)
+    .bind(limit)
+    .fetch_all(p)
+    .await)
+}
+
+/// What one batch did.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ImportCounts {
+    pub rows: i64,
+    pub created: i64,
+    pub updated: i64,
+    pub skipped: i64,
+    pub failed: i64,
+}
+
+/// Moves the checkpoint from `from_byte` to `next_byte`/`next_line` and adds the batch's counts;
+/// false when the checkpoint is not at `from_byte` any more (another run did this batch).
+#[allow(clippy::too_many_arguments)]
+pub async fn advance_import(
+    tx: &mut Tx,
+    org: OrgId,
+    id: ImportId,
+    from_byte: i64,
+    next_byte: i64,
+    next_line: i64,
+    n: ImportCounts,
+) -> R<bool> {
+    let changed = with_tx!(tx, |c| sqlx::query(
+        "UPDATE contact_imports SET status = 'running', next_byte = $4, next_line = $5, \
+         rows_done = rows_done + $6, created = created + $7, updated = updated + $8, \
+         skipped = skipped + $9, failed = failed + $10 \
+         WHERE org_id = $1 AND id = $2 AND next_byte = $3 AND status IN ('queued', 'running')"
+    )
+    .bind(org)
+    .bind(id)
+    .bind(from_byte)
+    .bind(next_byte)
+    .bind(next_line)
+    .bind(n.rows)
+    .bind(n.created)
+    .bind(n.updated)
+    .bind(n.skipped)
+    .bind(n.failed)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(changed > 0)
+}
+
+/// Ends an import (`completed` with its total, or `failed` with the reason) and drops its
+/// duplicate keys.
+pub async fn finish_import(
+    tx: &mut Tx,
+    org: OrgId,
+    id: ImportId,
+    status: &str,
+    error: Option<&str>,
+    now: Timestamp,
+) -> R<()> {
+    with_tx!(tx, |c| sqlx::query(
+        "UPDATE contact_imports SET status = $3, error = $4, finished_at = $5, \
+         total_rows = CASE WHEN $3 = 'completed' THEN rows_done ELSE total_rows END \
+         WHERE org_id = $1 AND id = $2"
+    )
+    .bind(org)
+    .bind(id)
+    .bind(status)
+    .bind(error)
+    .bind(now)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    with_tx!(tx, |c| sqlx::query(
+        "DELETE FROM contact_import_keys WHERE import_id = $1"
+    )
+    .bind(id)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// The line of this import that already carried `key`, if any.
+pub async fn import_key_line(tx: &mut Tx, id: ImportId, key: &str) -> R<Option<i64>> {
+    let row: Option<(i64,)> = with_tx!(tx, |c| sqlx::query_as(
+        "SELECT line FROM contact_import_keys WHERE import_id = $1 AND ikey = $2"
+    )
+    .bind(id)
+    .bind(key)
+    .fetch_optional(c)
+    .await)?;
+    Ok(row.map(|(l,)| l))
+}
+
+pub async fn insert_import_key(tx: &mut Tx, id: ImportId, key: &str, line: i64) -> R<()> {
+    with_tx!(tx, |c| sqlx::query(
+        "INSERT INTO contact_import_keys (import_id, ikey, line) VALUES ($1, $2, $3) \
+         ON CONFLICT DO NOTHING"
+    )
+    .bind(id)
+    .bind(key)
+    .bind(line)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+pub async fn insert_import_error(
+    tx: &mut Tx,
+    id: ImportId,
+    line: i64,
+    reason: &str,
+    raw: &[String],
+) -> R<()> {
+    with_tx!(tx, |c| sqlx::query(
+        "INSERT INTO contact_import_errors (import_id, line, reason, raw) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT DO NOTHING"
+    )
+    .bind(id)
+    .bind(line)
+    .bind(reason)
+    .bind(Json(raw))
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// The rejected rows of an import, by line.
+pub async fn import_errors(
+    db: &Db,
+    org: OrgId,
+    id: ImportId,
+) -> R<Vec<(i64, String, Json<Vec<String>>)>> {
+    with_db!(db, |p| sqlx::query_as(
+        "SELECT e.line, e.reason, e.raw FROM contact_import_errors e \
+         JOIN contact_imports i ON i.id = e.import_id \
+         WHERE i.org_id = $1 AND e.import_id = $2 ORDER BY e.line"
+    )
+    .bind(org)
+    .bind(id)
+    .fetch_all(p)
+    .await)
 }

@@ -2194,6 +2194,548 @@ async fn other_organisations_cannot_reach_contacts(app: TestApp) {
     assert_eq!(b_settings["default_country"], "US");
 }
 
+async fn export_csv(app: &TestApp, who: &TestUser, query: &str) -> (String, String) {
+    let res = app
+        .get_as(who, &format!("/api/v1/contacts/export.csv{query}"))
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv")
+    );
+    let disposition = res.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    (disposition, res.text().await.unwrap())
+}
+
+async fn export_is_the_filtered_view_with_formulas_neutralised(app: TestApp) {
+    let owner = app.register("owner@acme.example", "Acme").await;
+    define(
+        &app,
+        &owner,
+        json!({"key": "city", "label": "City", "type": "text"}),
+    )
+    .await;
+    let evil = create(
+        &app,
+        &owner,
+        json!({
+            "name": "=cmd|' /C calc'!A0",
+            "company": "@SUM(A1), \"Inc\"",
+            "attributes": {"city": "-2+3"},
+            "identities": [
+                {"kind": "phone", "value": "+14155552671"},
+                {"kind": "email", "value": "evil@example.com"}
+            ]
+        }),
+    )
+    .await;
+    let plain = create(
+        &app,
+        &owner,
+        json!({"name": "Bruno", "attributes": {"city": "Porto"}}),
+    )
+    .await;
+    create(&app, &owner, json!({"name": "Carla"})).await;
+    let tag = post_ok(
+        &app,
+        &owner,
+        "/api/v1/tags",
+        json!({"name": "vip", "color": "#ff0000"}),
+    )
+    .await;
+    bulk(
+        &app,
+        &owner,
+        json!({"action": "add_tags", "contact_ids": [id(&evil), id(&plain)], "tag_ids": [id(&tag)]}),
+    )
+    .await;
+
+    let (disposition, body) = export_csv(&app, &owner, &format!("?tag={}", id(&tag))).await;
+    assert!(
+        disposition.starts_with("attachment; filename=\"contacts-")
+            && disposition.ends_with(".csv\""),
+        "{disposition}"
+    );
+    let lines: Vec<&str> = body.split("\r\n").filter(|l| !l.is_empty()).collect();
+    assert_eq!(
+        lines[0],
+        "id,name,company,language,time_zone,phones,emails,tags,groups,city,created_at"
+    );
+    // Two tagged contacts, by name: "=cmd…" sorts before "bruno"; Carla is filtered out.
+    assert_eq!(lines.len(), 3, "{body}");
+    assert!(!body.contains("Carla"));
+    let evil_line = lines[1];
+    assert!(
+        evil_line.starts_with(&format!(
+            "{},'=cmd|' /C calc'!A0,\"'@SUM(A1), \"\"Inc\"\"\",,,+14155552671,evil@example.com,vip,,'-2+3,",
+            id(&evil)
+        )),
+        "{evil_line}"
+    );
+    assert!(lines[2].starts_with(&format!("{},Bruno,,,,,,vip,,Porto,", id(&plain))));
+
+    // Other filters apply too; an empty view is just the header.
+    let (_, body) = export_csv(&app, &owner, "?q=bru").await;
+    assert_eq!(body.lines().count(), 2, "{body}");
+    let (_, body) = export_csv(&app, &owner, "?favorite=true").await;
+    assert_eq!(body.lines().count(), 1, "{body}");
+    // Another organisation exports nothing of ours.
+    let other = app.register("owner@other.example", "Other").await;
+    let (_, body) = export_csv(&app, &other, "").await;
+    assert_eq!(
+        body,
+        "id,name,company,language,time_zone,phones,emails,tags,groups,created_at\r\n"
+    );
+}
+
+/// Uploads a CSV; returns the response.
+async fn upload(
+    app: &TestApp,
+    who: &TestUser,
+    csv: Vec<u8>,
+    mapping: Value,
+    fields: &[(&str, &str)],
+) -> reqwest::Response {
+    let mut form = reqwest::multipart::Form::new()
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(csv)
+                .file_name("people.csv")
+                .mime_str("text/csv")
+                .unwrap(),
+        )
+        .text("mapping", mapping.to_string());
+    for (k, v) in fields {
+        form = form.text((*k).to_owned(), (*v).to_owned());
+    }
+    app.request_as(who, Method::POST, "/api/v1/imports")
+        .multipart(form)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Uploads, runs the jobs and returns the finished import.
+async fn import_all(
+    app: &TestApp,
+    who: &TestUser,
+    csv: String,
+    mapping: Value,
+    fields: &[(&str, &str)],
+) -> Value {
+    let imp = expect_json(
+        upload(app, who, csv.into_bytes(), mapping, fields).await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    assert_eq!(imp["status"], "queued");
+    assert_eq!(imp["rows_done"], 0);
+    let path = format!("/api/v1/imports/{}", id(&imp));
+    let mut last_done = 0;
+    for _ in 0..20 {
+        app.run_jobs().await;
+        let now = expect_json(app.get_as(who, &path).await, StatusCode::OK).await;
+        let done = now["rows_done"].as_i64().unwrap();
+        assert!(done >= last_done, "progress never goes back: {now}");
+        last_done = done;
+        if now["status"] == "completed" || now["status"] == "failed" {
+            return now;
+        }
+    }
+    panic!("the import did not finish");
+}
+
+async fn get_text(app: &TestApp, who: &TestUser, path: &str) -> String {
+    let res = app.get_as(who, path).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    res.text().await.unwrap()
+}
+
+fn pt_phone(i: usize) -> String {
+    format!("+351 912 {i:06}")
+}
+
+async fn a_thousand_rows_with_ten_bad_ones_import_990(app: TestApp) {
+    let owner = app.register("owner@acme.example", "Acme").await;
+    define(
+        &app,
+        &owner,
+        json!({"key": "score", "label": "Score", "type": "number"}),
+    )
+    .await;
+    let group = post_ok(&app, &owner, "/api/v1/groups", json!({"name": "Imported"})).await;
+    post_ok(
+        &app,
+        &owner,
+        "/api/v1/tags",
+        json!({"name": "lead", "color": "#00ff00"}),
+    )
+    .await;
+    let mut csv = String::from("Name,Phone,Email,Score,Tags,Comment\n");
+    // line → reason fragment, for the rows that must be rejected.
+    let mut bad: Vec<(usize, &str)> = Vec::new();
+    for i in 0..1000 {
+        let line = i + 2;
+        let row = match i {
+            10 => "=HYPERLINK(\"http://evil\"),+351912000010\n".to_owned(),
+            20 | 30 => format!("Ragged {i},{},x@y.example,1,lead,c,extra\n", pt_phone(i)),
+            40 | 50 | 60 => format!("Bad phone {i},12,,1,lead,c\n"),
+            70 | 80 => format!("Bad score {i},{},,lots,lead,c\n", pt_phone(i)),
+            // Rows 90 and 95 repeat the phones of rows 1 and 2.
+            90 | 95 => format!("Dupe {i},{},,1,lead,c\n", pt_phone(i / 45 - 1)),
+            _ => format!(
+                "Person {i},{},p{i}@example.com,{i},lead,\"note, with comma\"\n",
+                pt_phone(i)
+            ),
+        };
+        match i {
+            10 | 20 | 30 => bad.push((line, "columns")),
+            // The reason names the column and the value (quotes doubled by CSV).
+            40 | 50 | 60 => bad.push((line, "Phone: phone \"\"12\"\"")),
+            70 | 80 => bad.push((line, "attributes.score")),
+            90 | 95 => bad.push((line, "duplicate of line")),
+            _ => {}
+        }
+        csv.push_str(&row);
+    }
+    let imp = expect_json(
+        upload(
+            &app,
+            &owner,
+            csv.into_bytes(),
+            json!({"Name": "name", "Phone": "phone", "Email": "email", "Score": "attr:score",
+                   "Tags": "tag", "Comment": "ignore"}),
+            &[("dedupe", "phone"), ("group_id", &id(&group))],
+        )
+        .await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    let path = format!("/api/v1/imports/{}", id(&imp));
+    // Run the first batch by hand, as a worker would: progress shows between batches.
+    let batch = |from_byte: u64| wamage_platform::jobs::JobContext {
+        id: wamage_platform::jobs::JobId::new(),
+        kind: wamage_contacts::IMPORT_JOB.to_owned(),
+        org_id: Some(owner.org_id.parse().unwrap()),
+        payload: json!({"import_id": imp["id"], "from_byte": from_byte}),
+        attempt: 1,
+        max_attempts: 5,
+        run_at: app.clock.now(),
+        created_at: app.clock.now(),
+        worker_id: "test".to_owned(),
+    };
+    let handler = wamage_contacts::ImportJob(app.state.contacts.clone());
+    let run = |job| {
+        let handler = &handler;
+        async move { wamage_platform::jobs::JobHandler::run(handler, &job).await }
+    };
+    assert_eq!(run(batch(0)).await, wamage_platform::jobs::JobOutcome::Done);
+    let mid = expect_json(app.get_as(&owner, &path).await, StatusCode::OK).await;
+    assert_eq!(mid["status"], "running", "{mid}");
+    assert_eq!(mid["rows_done"], 500, "{mid}");
+    assert_eq!(
+        mid["created"].as_i64().unwrap() + mid["failed"].as_i64().unwrap(),
+        500
+    );
+    assert!(mid["total_rows"].is_null());
+    // The same batch again (a retried or duplicated job, a restarted worker) finds the
+    // checkpoint moved on and changes nothing.
+    assert_eq!(run(batch(0)).await, wamage_platform::jobs::JobOutcome::Done);
+    let same = expect_json(app.get_as(&owner, &path).await, StatusCode::OK).await;
+    assert_eq!(same, mid);
+    // The queue holds the original job (now stale) and the next batch; run them.
+    let mut done = Value::Null;
+    for _ in 0..5 {
+        app.run_jobs().await;
+        done = expect_json(app.get_as(&owner, &path).await, StatusCode::OK).await;
+        if done["status"] != "running" {
+            break;
+        }
+    }
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(done["created"], 990, "{done}");
+    assert_eq!(done["failed"], 10, "{done}");
+    assert_eq!(done["updated"], 0);
+    assert_eq!(done["skipped"], 0);
+    assert_eq!(done["rows_done"], 1000);
+    assert_eq!(done["total_rows"], 1000);
+    assert!(done["finished_at"].is_i64() || done["finished_at"].is_string());
+
+    // The contacts are there, normalised, tagged, in the group, with typed attributes.
+    let page = expect_json(
+        app.get_as(&owner, "/api/v1/contacts?q=Person%20999").await,
+        StatusCode::OK,
+    )
+    .await;
+    let c = &page["items"][0];
+    assert_eq!(c["name"], "Person 999");
+    assert_eq!(c["attributes"]["score"], 999);
+    let values: Vec<&str> = c["identities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["value"].as_str().unwrap())
+        .collect();
+    assert!(values.contains(&"+351912000999"), "{values:?}");
+    assert!(values.contains(&"p999@example.com"), "{values:?}");
+    assert_eq!(c["tags"][0]["name"], "lead");
+    assert_eq!(c["groups"][0]["name"], "Imported");
+    let g = expect_json(
+        app.get_as(&owner, &format!("/api/v1/groups/{}", id(&group)))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(g["member_count"], 990);
+
+    let report = get_text(
+        &app,
+        &owner,
+        &format!("/api/v1/imports/{}/errors.csv", id(&done)),
+    )
+    .await;
+    let lines: Vec<&str> = report.split("\r\n").filter(|l| !l.is_empty()).collect();
+    assert_eq!(lines[0], "line,reason,Name,Phone,Email,Score,Tags,Comment");
+    assert_eq!(lines.len(), 11, "{report}");
+    for ((line, why), got) in bad.iter().zip(&lines[1..]) {
+        assert!(
+            got.starts_with(&format!("{line},")),
+            "{got} should be line {line}"
+        );
+        assert!(got.contains(why), "{got} should say {why}");
+    }
+    // The formula cell of the ragged row is neutralised in the report.
+    assert!(report.contains("'=HYPERLINK"), "{report}");
+    assert!(!report.contains(",=HYPERLINK"), "{report}");
+
+    // The export streams every page of the view (more than one page of 500), no row twice.
+    let (_, body) = export_csv(&app, &owner, &format!("?group={}", id(&group))).await;
+    let rows: Vec<&str> = body.split("\r\n").filter(|l| !l.is_empty()).collect();
+    assert_eq!(rows.len(), 991);
+    let unique: HashSet<&str> = rows[1..].iter().map(|l| &l[..36]).collect();
+    assert_eq!(unique.len(), 990);
+
+    // The list shows it, newest first.
+    let list = expect_json(app.get_as(&owner, "/api/v1/imports").await, StatusCode::OK).await;
+    assert_eq!(list["items"][0]["id"], done["id"]);
+    assert_eq!(list["items"][0]["file_name"], "people.csv");
+}
+
+async fn a_second_import_updates_or_skips_duplicates(app: TestApp) {
+    let owner = app.register("owner@acme.example", "Acme").await;
+    let mapping = json!({"name": "name", "email": "email", "company": "company"});
+    let first = import_all(
+        &app,
+        &owner,
+        "name,email,company\nAna,ana@example.com,Old\nBruno,bruno@example.com,Old\n".to_owned(),
+        mapping.clone(),
+        &[("dedupe", "email")],
+    )
+    .await;
+    assert_eq!(first["created"], 2, "{first}");
+
+    let again = "name,email,company\nAna Lima,ANA@example.com,New\nCarla,carla@example.com,New\n";
+    let skip = import_all(
+        &app,
+        &owner,
+        again.to_owned(),
+        mapping.clone(),
+        &[("dedupe", "email"), ("on_duplicate", "skip")],
+    )
+    .await;
+    assert_eq!(
+        (
+            &skip["created"],
+            &skip["updated"],
+            &skip["skipped"],
+            &skip["failed"]
+        ),
+        (&json!(1), &json!(0), &json!(1), &json!(0)),
+        "{skip}"
+    );
+    assert_eq!(search(&app, &owner, "ana").await, vec!["Ana"]);
+
+    let update = import_all(
+        &app,
+        &owner,
+        again.to_owned(),
+        mapping.clone(),
+        &[("dedupe", "email"), ("on_duplicate", "update")],
+    )
+    .await;
+    assert_eq!(
+        (
+            &update["created"],
+            &update["updated"],
+            &update["skipped"],
+            &update["failed"]
+        ),
+        (&json!(0), &json!(2), &json!(0), &json!(0)),
+        "{update}"
+    );
+    assert_eq!(search(&app, &owner, "ana").await, vec!["Ana Lima"]);
+    let page = expect_json(
+        app.get_as(&owner, "/api/v1/contacts?q=ana").await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(page["items"][0]["company"], "New");
+
+    // Without dedupe an existing identity rejects the row instead of creating a second owner.
+    let none = import_all(
+        &app,
+        &owner,
+        "name,email,company\nAna Again,ana@example.com,X\n".to_owned(),
+        mapping,
+        &[("dedupe", "none")],
+    )
+    .await;
+    assert_eq!(none["failed"], 1, "{none}");
+    assert_eq!(none["created"], 0);
+    let report = get_text(
+        &app,
+        &owner,
+        &format!("/api/v1/imports/{}/errors.csv", id(&none)),
+    )
+    .await;
+    assert!(report.contains("already belongs to contact"), "{report}");
+}
+
+async fn junk_uploads_are_refused_with_the_field(app: TestApp) {
+    let owner = app.register("owner@acme.example", "Acme").await;
+    let map = json!({"Name": "name"});
+    // Latin-1 bytes are not UTF-8.
+    let latin1 = b"Name,City\nJos\xe9,S\xe3o Paulo\n".to_vec();
+    let body = expect_problem(
+        upload(&app, &owner, latin1, map.clone(), &[]).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(problem_fields(&body), vec!["file"]);
+    // Junk that is text but not this CSV: the mapped column is not in the header.
+    let junk: String = (0..2000)
+        .map(|i| char::from(b'!' + (i % 90) as u8))
+        .collect();
+    let body = expect_problem(
+        upload(&app, &owner, junk.into_bytes(), map.clone(), &[]).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(problem_fields(&body), vec!["mapping.Name"]);
+    // An empty file, a field mapped twice, an unknown target, bad options.
+    let body = expect_problem(
+        upload(&app, &owner, Vec::new(), map.clone(), &[]).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    assert!(problem_fields(&body).contains(&"file".to_owned()));
+    let body = expect_problem(
+        upload(
+            &app,
+            &owner,
+            b"A,B,C\n1,2,3\n".to_vec(),
+            json!({"A": "name", "B": "name", "C": "attr:nope"}),
+            &[
+                ("dedupe", "fax"),
+                ("on_duplicate", "merge"),
+                ("group_id", "nope"),
+            ],
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    let mut fields = problem_fields(&body);
+    fields.sort();
+    assert_eq!(
+        fields,
+        vec![
+            "dedupe",
+            "group_id",
+            "mapping.B",
+            "mapping.C",
+            "on_duplicate"
+        ]
+    );
+    // Large files get past the server's default body limit (1 MB; this file is 3 MB) and are checked like
+    // any other; past 50 MB the answer is 413 on the file.
+    let mut big = String::from("Name\n");
+    while big.len() < 3 * 1024 * 1024 {
+        big.push_str("Someone with a long enough name to fill the file quickly\n");
+    }
+    let body = expect_problem(
+        upload(&app, &owner, big.into_bytes(), json!({"Nope": "name"}), &[]).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(problem_fields(&body), vec!["mapping.Nope"]);
+    let mut huge = b"Name\n".to_vec();
+    huge.resize(50 * 1024 * 1024 + 1, b'x');
+    let body = expect_problem(
+        upload(&app, &owner, huge, map.clone(), &[]).await,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+    )
+    .await;
+    assert_eq!(problem_fields(&body), vec!["file"]);
+    // Nothing was recorded or imported.
+    let list = expect_json(app.get_as(&owner, "/api/v1/imports").await, StatusCode::OK).await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 0);
+    assert_eq!(app.run_jobs().await, 0);
+    // A file that breaks mid-way (an unterminated quote swallows the rest) still completes with
+    // every row accounted for: the broken record is reported as ragged.
+    let done = import_all(
+        &app,
+        &owner,
+        "Name,Phone\nAna,+351912000001\n\"Bruno,+351912000002\nCarla,+351912000003\n".to_owned(),
+        json!({"Name": "name", "Phone": "phone"}),
+        &[],
+    )
+    .await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(done["created"], 1, "{done}");
+    assert_eq!(done["failed"], 1, "{done}");
+}
+
+async fn other_organisations_cannot_reach_imports(app: TestApp) {
+    let b_owner = app.register("owner@b.example", "Org B").await;
+    let imp = import_all(
+        &app,
+        &b_owner,
+        "name\nAna\n,\n".to_owned(),
+        json!({"name": "name"}),
+        &[],
+    )
+    .await;
+    let a_owner = app.register("owner@a.example", "Org A").await;
+    assert_isolated(
+        &app,
+        &b_owner,
+        &a_owner,
+        &[
+            Probe::get(format!("/api/v1/imports/{}", id(&imp))),
+            Probe::get(format!("/api/v1/imports/{}/errors.csv", id(&imp))),
+        ],
+    )
+    .await;
+    let list = expect_json(
+        app.get_as(&a_owner, "/api/v1/imports").await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 0);
+}
+
 app_tests!(
     crud_round_trip,
     phones_are_normalised_with_the_default_country,
@@ -2210,4 +2752,9 @@ app_tests!(
     bulk_with_a_foreign_or_bad_id_writes_nothing,
     consent_ledger_keeps_history_and_answers_may_send,
     merge_moves_everything_to_the_survivor_and_is_recorded,
+    export_is_the_filtered_view_with_formulas_neutralised,
+    a_thousand_rows_with_ten_bad_ones_import_990,
+    a_second_import_updates_or_skips_duplicates,
+    junk_uploads_are_refused_with_the_field,
+    other_organisations_cannot_reach_imports,
 );

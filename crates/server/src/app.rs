@@ -6,7 +6,7 @@ use std::{sync::Arc, time::Duration};
 use anyhow::Context;
 use axum::Router;
 use serde::Deserialize;
-use wamage_contacts::{Contacts, ContactsDeps};
+use wamage_contacts::{Contacts, ContactsDeps, IMPORT_JOB, ImportJob};
 use wamage_identity::{HashCost, Identity, IdentityConfig, IdentityDeps, MAIL_JOB};
 use wamage_kernel::Clock;
 use wamage_platform::{
@@ -123,6 +123,8 @@ pub async fn build_state(config: Config, opts: BuildOptions) -> anyhow::Result<A
         db: db.clone(),
         cache: cache.clone(),
         bus: bus.clone(),
+        blobs: blobs.clone(),
+        jobs: jobs.clone(),
         clock: clock.clone(),
     });
     Ok(AppState {
@@ -159,6 +161,7 @@ pub fn worker(state: &AppState) -> Worker {
                 mailer: state.mailer.clone(),
             },
         )
+        .register(IMPORT_JOB, ImportJob(state.contacts.clone()))
 }
 
 /// Sends one e-mail (`mail.send` jobs).

@@ -281,6 +281,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/contacts/export.csv": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The filtered view as a CSV download (`contacts-YYYY-MM-DD.csv`): id, name, company, language,
+         *     time_zone, phones, emails, tags, groups, one column per custom attribute, created_at. Cells a
+         *     spreadsheet would run as formulas are prefixed with `'`.
+         */
+        get: operations["export_contacts"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/contacts/{id}": {
         parameters: {
             query?: never;
@@ -408,6 +429,65 @@ export interface paths {
         head?: never;
         /** Rename a group or change its description. */
         patch: operations["update_group"];
+        trace?: never;
+    };
+    "/api/v1/imports": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The organisation's latest 100 imports, newest first. */
+        get: operations["list_imports"];
+        put?: never;
+        /**
+         * Upload a CSV file and import it in the background. The file, mapping and options are
+         *     checked first (422 naming the field); the import then runs as a job: watch its counters
+         *     with `GET /api/v1/imports/{id}`, download rejected rows from `…/errors.csv`.
+         */
+        post: operations["create_import"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/imports/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** An import and its progress. */
+        get: operations["get_import"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/imports/{id}/errors.csv": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The rejected rows of an import as CSV: `line`, `reason`, then the row's cells under the
+         *     file's header (formula cells neutralised).
+         */
+        get: operations["import_errors"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/api/v1/invitations": {
@@ -972,6 +1052,11 @@ export interface components {
             id: components["schemas"]["TagId"];
             name: string;
         };
+        /**
+         * @description How an import finds an existing contact for a row.
+         * @enum {string}
+         */
+        Dedupe: "phone" | "email" | "none";
         /** @description One wrong field of a request. */
         FieldError: {
             /** @description Dotted path of the field in the request body or query (`email`, `members[2].role`). */
@@ -1038,6 +1123,61 @@ export interface components {
             /** @description The canonical value: E.164 for phones, lower-case for e-mails. */
             value: string;
         };
+        /** @description The multipart form of an import. */
+        ImportForm: {
+            dedupe?: components["schemas"]["Dedupe"] | null;
+            /**
+             * Format: binary
+             * @description The CSV file (UTF-8, with a header row), at most 50 MB.
+             */
+            file: string;
+            group_id?: components["schemas"]["GroupId"] | null;
+            /**
+             * @description JSON object: CSV column header → `name`, `company`, `language`, `time_zone`, `notes`,
+             *     `phone`, `email`, `whatsapp_phone`, `telegram`, `attr:<key>`, `tag` or `ignore`. Each
+             *     scalar field takes at most one column; tag cells list tag names separated by `;`.
+             */
+            mapping: string;
+            on_duplicate?: components["schemas"]["OnDuplicate"] | null;
+        };
+        /** Format: uuid */
+        ImportId: string;
+        ImportList: {
+            items: components["schemas"]["ImportOut"][];
+        };
+        /** @description A CSV import and its live progress. */
+        ImportOut: {
+            /** Format: int64 */
+            created: number;
+            created_at: components["schemas"]["Timestamp"];
+            /** @description Why a `failed` import stopped. */
+            error?: string | null;
+            /**
+             * Format: int64
+             * @description Rows rejected; each is listed with its line and reason in `errors.csv`.
+             */
+            failed: number;
+            file_name: string;
+            finished_at?: components["schemas"]["Timestamp"] | null;
+            id: components["schemas"]["ImportId"];
+            /**
+             * Format: int64
+             * @description Rows processed so far (created + updated + skipped + failed).
+             */
+            rows_done: number;
+            /** Format: int64 */
+            skipped: number;
+            status: components["schemas"]["ImportStatus"];
+            /**
+             * Format: int64
+             * @description Data rows in the file; known when the import has completed.
+             */
+            total_rows?: number | null;
+            /** Format: int64 */
+            updated: number;
+        };
+        /** @enum {string} */
+        ImportStatus: "queued" | "running" | "completed" | "failed";
         /** Format: uuid */
         InvitationId: string;
         InvitationIn: {
@@ -1106,6 +1246,11 @@ export interface components {
         MergeIn: {
             other_id: components["schemas"]["ContactId"];
         };
+        /**
+         * @description What an import does with a row that matches an existing contact.
+         * @enum {string}
+         */
+        OnDuplicate: "update" | "skip";
         /** Format: uuid */
         OrgId: string;
         OrgOut: {
@@ -1990,6 +2135,42 @@ export interface operations {
             };
         };
     };
+    export_contacts: {
+        parameters: {
+            query?: {
+                /** @description Search words, as in the list. */
+                q?: string;
+                favorite?: boolean;
+                blocked?: boolean;
+                /** @description Only contacts with this tag. */
+                tag?: components["schemas"]["TagId"];
+                /** @description Only contacts in this group. */
+                group?: components["schemas"]["GroupId"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/csv": string;
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+        };
+    };
     get_contact: {
         parameters: {
             query?: never;
@@ -2437,6 +2618,130 @@ export interface operations {
                 };
             };
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+        };
+    };
+    list_imports: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImportList"];
+                };
+            };
+        };
+    };
+    create_import: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "multipart/form-data": components["schemas"]["ImportForm"];
+            };
+        };
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImportOut"];
+                };
+            };
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+        };
+    };
+    get_import: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["ImportId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImportOut"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+        };
+    };
+    import_errors: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["ImportId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/csv": string;
+                };
+            };
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
