@@ -19,7 +19,7 @@ use wamage_kernel::{ApiJson, Problem, Timestamp, UserId, problem::ProblemBody};
 
 use crate::{
     consent::{ConsentChannel, ConsentId, ConsentPurpose, ConsentSource, ConsentStatus},
-    model::{AttrType, ContactId, GroupId, IdentityId, IdentityKind, ImportId, TagId},
+    model::{AttrType, ContactId, GroupId, IdentityId, IdentityKind, ImportId, SegmentId, TagId},
     service::{Contacts, IMPORT_MAX_BYTES, ImportUpload},
     store,
 };
@@ -179,6 +179,8 @@ pub struct ContactListQuery {
     pub tag: Option<TagId>,
     /// Only contacts in this group.
     pub group: Option<GroupId>,
+    /// Only contacts the saved segment matches now.
+    pub segment: Option<SegmentId>,
     /// `name` (default), `-created_at` or `-updated_at`.
     pub sort: Option<String>,
     /// How many items to return (1–200, default 50).
@@ -286,6 +288,8 @@ pub struct ExportQuery {
     pub tag: Option<TagId>,
     /// Only contacts in this group.
     pub group: Option<GroupId>,
+    /// Only contacts the saved segment matches now.
+    pub segment: Option<SegmentId>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -445,6 +449,91 @@ impl From<store::GroupRow> for GroupOut {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct GroupList {
     pub items: Vec<GroupOut>,
+}
+
+/// A segment filter: a tree of groups `{"all": [..]}` / `{"any": [..]}` (at most 4 levels) and
+/// conditions (at most 50) — `{"field": "tag", "op": "has"|"has_not", "value": <tag id>}`,
+/// `{"field": "group", "op": "in"|"not_in", "value": <group id>}`,
+/// `{"field": "favorite"|"blocked", "op": "is", "value": <bool>}`,
+/// `{"field": "attr:<key>", "op": "eq"|"neq"|"gt"|"lt"|"contains"|"is_set"|"is_not_set", "value": ..}`
+/// (operators and value as the attribute's type allows),
+/// `{"field": "consent", "op": "opted_in"|"opted_out"|"no_consent", "channel": .., "purpose": ..}`
+/// (the current state), `{"field": "created_at", "op": "before"|"after", "value": <RFC 3339>}`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(value_type = Object, example = json!({"all": [
+    {"field": "tag", "op": "has", "value": "0193a0e0-0000-7000-8000-000000000001"},
+    {"any": [
+        {"field": "attr:city", "op": "eq", "value": "Lisbon"},
+        {"field": "consent", "op": "opted_in", "channel": "whatsapp", "purpose": "marketing"}
+    ]}
+]}))]
+#[serde(transparent)]
+pub struct SegmentFilterJson(pub Value);
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SegmentIn {
+    /// 1–80 characters, unique in the organisation (ignoring case).
+    pub name: String,
+    /// At most 1000 characters.
+    #[serde(default)]
+    pub description: Option<String>,
+    #[schema(value_type = SegmentFilterJson)]
+    pub filter: Value,
+}
+
+/// Absent fields stay; `null` clears the description.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SegmentPatch {
+    pub name: Option<String>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub description: Option<Option<String>>,
+    #[schema(value_type = Option<SegmentFilterJson>)]
+    pub filter: Option<Value>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SegmentOut {
+    pub id: SegmentId,
+    pub name: String,
+    pub description: Option<String>,
+    #[schema(value_type = SegmentFilterJson)]
+    pub filter: Value,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+impl From<store::SegmentRow> for SegmentOut {
+    fn from(r: store::SegmentRow) -> Self {
+        Self {
+            id: r.id,
+            name: r.name,
+            description: r.description,
+            filter: r.filter.0,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SegmentList {
+    pub items: Vec<SegmentOut>,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SegmentPreviewIn {
+    #[schema(value_type = SegmentFilterJson)]
+    pub filter: Value,
+}
+
+/// How many contacts a segment matches.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SegmentCount {
+    pub count: i64,
 }
 
 /// What a bulk request does to its contacts.
@@ -810,6 +899,96 @@ pub async fn delete_group(
     Ok(StatusCode::NO_CONTENT)
 }
 
+// ---- handlers: segments ------------------------------------------------------------------------
+
+/// Segments of the organisation, by name.
+#[utoipa::path(get, path = "/api/v1/segments", tag = "contacts", security(("bearer" = [])),
+    responses((status = 200, body = SegmentList)))]
+pub async fn list_segments(
+    State(s): Svc,
+    Caller(who): Caller,
+) -> Result<ApiJson<SegmentList>, Problem> {
+    Ok(ApiJson(SegmentList {
+        items: s.segments(&who).await?,
+    }))
+}
+
+/// Save a segment; the filter is checked against the organisation's tags, groups and attributes.
+#[utoipa::path(post, path = "/api/v1/segments", tag = "contacts", security(("bearer" = [])), request_body = SegmentIn,
+    responses((status = 201, body = SegmentOut), (status = 409, body = ProblemBody), (status = 422, body = ProblemBody)))]
+pub async fn create_segment(
+    State(s): Svc,
+    Caller(who): Caller,
+    ApiJson(b): ApiJson<SegmentIn>,
+) -> Result<(StatusCode, ApiJson<SegmentOut>), Problem> {
+    Ok((
+        StatusCode::CREATED,
+        ApiJson(s.create_segment(&who, &b).await?),
+    ))
+}
+
+/// How many contacts a filter matches, without saving it.
+#[utoipa::path(post, path = "/api/v1/segments/preview", tag = "contacts", security(("bearer" = [])), request_body = SegmentPreviewIn,
+    responses((status = 200, body = SegmentCount), (status = 422, body = ProblemBody)))]
+pub async fn preview_segment(
+    State(s): Svc,
+    Caller(who): Caller,
+    ApiJson(b): ApiJson<SegmentPreviewIn>,
+) -> Result<ApiJson<SegmentCount>, Problem> {
+    Ok(ApiJson(SegmentCount {
+        count: s.preview_segment(&who, &b.filter).await?,
+    }))
+}
+
+/// A segment.
+#[utoipa::path(get, path = "/api/v1/segments/{id}", tag = "contacts", security(("bearer" = [])),
+    params(("id" = SegmentId, Path)), responses((status = 200, body = SegmentOut), (status = 404, body = ProblemBody)))]
+pub async fn get_segment(
+    State(s): Svc,
+    Caller(who): Caller,
+    Path(id): Path<SegmentId>,
+) -> Result<ApiJson<SegmentOut>, Problem> {
+    Ok(ApiJson(s.segment(&who, id).await?))
+}
+
+/// Rename a segment, change its description or its filter.
+#[utoipa::path(patch, path = "/api/v1/segments/{id}", tag = "contacts", security(("bearer" = [])),
+    params(("id" = SegmentId, Path)), request_body = SegmentPatch,
+    responses((status = 200, body = SegmentOut), (status = 404, body = ProblemBody), (status = 409, body = ProblemBody), (status = 422, body = ProblemBody)))]
+pub async fn update_segment(
+    State(s): Svc,
+    Caller(who): Caller,
+    Path(id): Path<SegmentId>,
+    ApiJson(b): ApiJson<SegmentPatch>,
+) -> Result<ApiJson<SegmentOut>, Problem> {
+    Ok(ApiJson(s.update_segment(&who, id, &b).await?))
+}
+
+/// Delete a segment; no contact changes.
+#[utoipa::path(delete, path = "/api/v1/segments/{id}", tag = "contacts", security(("bearer" = [])),
+    params(("id" = SegmentId, Path)), responses((status = 204), (status = 404, body = ProblemBody)))]
+pub async fn delete_segment(
+    State(s): Svc,
+    Caller(who): Caller,
+    Path(id): Path<SegmentId>,
+) -> Result<StatusCode, Problem> {
+    s.delete_segment(&who, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// How many contacts the segment matches now.
+#[utoipa::path(get, path = "/api/v1/segments/{id}/count", tag = "contacts", security(("bearer" = [])),
+    params(("id" = SegmentId, Path)), responses((status = 200, body = SegmentCount), (status = 404, body = ProblemBody), (status = 422, body = ProblemBody)))]
+pub async fn count_segment(
+    State(s): Svc,
+    Caller(who): Caller,
+    Path(id): Path<SegmentId>,
+) -> Result<ApiJson<SegmentCount>, Problem> {
+    Ok(ApiJson(SegmentCount {
+        count: s.segment_count(&who, id).await?,
+    }))
+}
+
 // ---- handlers: attribute definitions and settings -------------------------------------------------
 
 /// Custom contact attributes defined by the organisation.
@@ -1012,5 +1191,9 @@ pub fn routes(contacts: Arc<Contacts>) -> OpenApiRouter {
         .routes(routes!(update_tag, delete_tag))
         .routes(routes!(list_groups, create_group))
         .routes(routes!(get_group, update_group, delete_group))
+        .routes(routes!(list_segments, create_segment))
+        .routes(routes!(preview_segment))
+        .routes(routes!(get_segment, update_segment, delete_segment))
+        .routes(routes!(count_segment))
         .with_state(contacts)
 }

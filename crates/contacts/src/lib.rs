@@ -17,6 +17,10 @@
 //! completes (see `service/import.rs`). CSV export (`/api/v1/contacts/export.csv`) streams the
 //! filtered view with formula cells neutralised (see `csvfmt.rs`).
 //!
+//! Segments (`/api/v1/segments`) are saved filters in one JSON filter language (documented in
+//! `segment.rs`), parsed once into a typed tree and compiled to SQL with bound values only; the
+//! contact list and the export take `segment=<id>` alongside their other filters.
+//!
 //! Other domains ask [`Contacts::may_send`] before sending (the rule is documented in
 //! `consent.rs` and on that method).
 
@@ -24,6 +28,7 @@ mod consent;
 mod csvfmt;
 pub mod http;
 mod model;
+mod segment;
 mod service;
 mod store;
 
@@ -31,7 +36,9 @@ pub use consent::{
     ConsentChannel, ConsentPurpose, ConsentSource, ConsentStatus, DenyReason, SendPermission,
 };
 pub use http::routes;
-pub use model::{AttrType, ContactId, GroupId, IdentityId, IdentityKind, ImportId, TagId};
+pub use model::{
+    AttrType, ContactId, GroupId, IdentityId, IdentityKind, ImportId, SegmentId, TagId,
+};
 pub use service::{Contacts, ContactsDeps, IMPORT_JOB, ImportJob};
 use wamage_platform::{MigrationSet, migration_set};
 

@@ -39,6 +39,10 @@ id_type!(
     /// A CSV import.
     ImportId
 );
+id_type!(
+    /// A segment (a saved filter) of an organisation's contacts.
+    SegmentId
+);
 
 /// The organisation's default country when none is configured.
 pub const DEFAULT_COUNTRY: &str = "US";

@@ -44,6 +44,7 @@ use crate::{
 };
 
 mod import;
+mod segments;
 
 pub use import::{IMPORT_JOB, IMPORT_MAX_BYTES, ImportJob, ImportUpload};
 
@@ -1040,12 +1041,14 @@ impl Contacts {
             Some(s) => model::query_words(s),
             None => Vec::new(),
         };
+        let segment = self.list_segment(who.org_id, q.segment).await?;
         let filter = ListFilter {
             words,
             favorite: q.favorite,
             blocked: q.blocked,
             tag: q.tag,
             group: q.group,
+            segment,
             sort,
             after,
             fetch: i64::from(limit) + 1,
@@ -1098,6 +1101,7 @@ struct ExportState {
     org: OrgId,
     words: Vec<String>,
     q: ExportQuery,
+    segment: Option<crate::segment::SegmentFilter>,
     keys: Vec<String>,
     /// `None` once the last page was sent.
     after: Option<Option<After>>,
@@ -1105,11 +1109,12 @@ struct ExportState {
 
 /// CSV export of a filtered view.
 impl Contacts {
-    /// The contacts of the filtered view (`q`, `tag`, `group`, `favorite`, `blocked`, as the
-    /// list takes them) as CSV: `id, name, company, language, time_zone, phones, emails, tags,
-    /// groups`, one column per custom attribute (headed by its key), `created_at`. Lists inside
-    /// a cell are joined with `; `. Every cell that a spreadsheet would run as a formula is
-    /// neutralised with a leading `'` (the phones column holds only E.164 numbers we wrote).
+    /// The contacts of the filtered view (`q`, `tag`, `group`, `segment`, `favorite`,
+    /// `blocked`, as the list takes them) as CSV: `id, name, company, language, time_zone,
+    /// phones, emails, tags, groups`, one column per custom attribute (headed by its key),
+    /// `created_at`. Lists inside a cell are joined with `; `. Every cell that a spreadsheet
+    /// would run as a formula is neutralised with a leading `'` (the phones column holds only
+    /// E.164 numbers we wrote).
     ///
     /// Streamed: the header and the first keyset page of 500 are read before answering (so a
     /// bad filter or a database error is still a problem response), the rest page by page as
@@ -1136,6 +1141,7 @@ impl Contacts {
             Some(s) => model::query_words(s),
             None => Vec::new(),
         };
+        let segment = self.list_segment(org, q.segment).await?;
         let mut keys: Vec<String> = self.defs(org).await?.into_keys().collect();
         keys.sort();
         let mut first = String::new();
@@ -1165,6 +1171,7 @@ impl Contacts {
             org,
             words,
             q,
+            segment,
             keys,
             after: Some(None),
         };
@@ -1198,6 +1205,7 @@ impl ExportState {
             blocked: self.q.blocked,
             tag: self.q.tag,
             group: self.q.group,
+            segment: self.segment.clone(),
             sort: Sort::Name,
             after,
             fetch: EXPORT_BATCH,

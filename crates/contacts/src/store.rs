@@ -12,7 +12,8 @@ use wamage_kernel::UserId;
 
 use crate::{
     consent::ConsentId,
-    model::{ContactId, GroupId, IdentityId, ImportId, MergeId, TagId},
+    model::{ContactId, GroupId, IdentityId, ImportId, MergeId, SegmentId, TagId},
+    segment::SegmentFilter,
 };
 
 type R<T> = Result<T, sqlx::Error>;
@@ -418,14 +419,18 @@ pub struct ListFilter {
     pub tag: Option<TagId>,
     /// Only contacts in this group.
     pub group: Option<GroupId>,
+    /// Only contacts the segment filter matches.
+    pub segment: Option<SegmentFilter>,
     pub sort: Sort,
     pub after: Option<After>,
     /// Rows to fetch (the page size plus one).
     pub fetch: i64,
 }
 
-enum Arg {
+/// A value bound to a built query.
+pub enum Arg {
     Str(String),
+    Float(f64),
     Bool(bool),
     Time(Timestamp),
     Id(ContactId),
@@ -489,6 +494,10 @@ pub async fn list_contacts(db: &Db, org: OrgId, f: &ListFilter) -> R<Vec<Contact
              WHERE org_id = $1 AND group_id = {p})"
         ));
     }
+    if let Some(seg) = &f.segment {
+        let cond = seg.to_sql(db.backend(), &mut push);
+        sql.push_str(&format!(" AND {cond}"));
+    }
     match &f.after {
         None => {}
         Some(After::Name(k, id)) => {
@@ -516,6 +525,7 @@ pub async fn list_contacts(db: &Db, org: OrgId, f: &ListFilter) -> R<Vec<Contact
         for a in args {
             q = match a {
                 Arg::Str(s) => q.bind(s),
+                Arg::Float(n) => q.bind(n),
                 Arg::Bool(b) => q.bind(b),
                 Arg::Time(t) => q.bind(t),
                 Arg::Id(id) => q.bind(id),
@@ -526,6 +536,122 @@ pub async fn list_contacts(db: &Db, org: OrgId, f: &ListFilter) -> R<Vec<Contact
         }
         q.fetch_all(pool).await
     })
+}
+
+/// How many contacts of `org` the filter matches.
+pub async fn count_contacts(db: &Db, org: OrgId, filter: &SegmentFilter) -> R<i64> {
+    let mut args: Vec<Arg> = Vec::new();
+    let mut push = |a: Arg| {
+        args.push(a);
+        format!("${}", args.len() + 1)
+    };
+    let cond = filter.to_sql(db.backend(), &mut push);
+    let sql = format!("SELECT COUNT(*) FROM contacts c WHERE c.org_id = $1 AND {cond}");
+    let (n,): (i64,) = with_db!(db, |pool| {
+        let mut q = sqlx::query_as::<_, (i64,)>(sqlx::AssertSqlSafe(sql)).bind(org);
+        for a in args {
+            q = match a {
+                Arg::Str(s) => q.bind(s),
+                Arg::Float(n) => q.bind(n),
+                Arg::Bool(b) => q.bind(b),
+                Arg::Time(t) => q.bind(t),
+                Arg::Id(id) => q.bind(id),
+                Arg::Int(n) => q.bind(n),
+                Arg::Tag(t) => q.bind(t),
+                Arg::Group(g) => q.bind(g),
+            };
+        }
+        q.fetch_one(pool).await
+    })?;
+    Ok(n)
+}
+
+// ---- segments --------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, FromRow)]
+pub struct SegmentRow {
+    pub id: SegmentId,
+    pub name: String,
+    pub description: Option<String>,
+    pub filter: Json<Value>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+const SEGMENT_COLS: &str = "id, name, description, filter, created_at, updated_at";
+
+pub async fn segments(db: &Db, org: OrgId) -> R<Vec<SegmentRow>> {
+    with_db!(db, |p| sqlx::query_as::<_, SegmentRow>(
+        sqlx::AssertSqlSafe(format!(
+            "SELECT {SEGMENT_COLS} FROM contact_segments WHERE org_id = $1 ORDER BY name_key, id"
+        ))
+    )
+    .bind(org)
+    .fetch_all(p)
+    .await)
+}
+
+pub async fn get_segment(db: &Db, org: OrgId, id: SegmentId) -> R<Option<SegmentRow>> {
+    with_db!(db, |p| sqlx::query_as::<_, SegmentRow>(
+        sqlx::AssertSqlSafe(format!(
+            "SELECT {SEGMENT_COLS} FROM contact_segments WHERE org_id = $1 AND id = $2"
+        ))
+    )
+    .bind(org)
+    .bind(id)
+    .fetch_optional(p)
+    .await)
+}
+
+pub async fn insert_segment(db: &Db, org: OrgId, s: &SegmentRow) -> R<()> {
+    with_db!(db, |p| sqlx::query(
+        "INSERT INTO contact_segments \
+         (id, org_id, name, name_key, description, filter, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+    )
+    .bind(s.id)
+    .bind(org)
+    .bind(&s.name)
+    .bind(s.name.to_lowercase())
+    .bind(&s.description)
+    .bind(&s.filter)
+    .bind(s.created_at)
+    .bind(s.updated_at)
+    .execute(p)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// Writes name, description and filter of a segment; false when it is not in `org`.
+pub async fn update_segment(db: &Db, org: OrgId, s: &SegmentRow) -> R<bool> {
+    let n = with_db!(db, |p| sqlx::query(
+        "UPDATE contact_segments SET name = $3, name_key = $4, description = $5, filter = $6, \
+         updated_at = $7 WHERE org_id = $1 AND id = $2"
+    )
+    .bind(org)
+    .bind(s.id)
+    .bind(&s.name)
+    .bind(s.name.to_lowercase())
+    .bind(&s.description)
+    .bind(&s.filter)
+    .bind(s.updated_at)
+    .execute(p)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(n > 0)
+}
+
+pub async fn delete_segment(db: &Db, org: OrgId, id: SegmentId) -> R<bool> {
+    let n = with_db!(db, |p| sqlx::query(
+        "DELETE FROM contact_segments WHERE org_id = $1 AND id = $2"
+    )
+    .bind(org)
+    .bind(id)
+    .execute(p)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(n > 0)
 }
 
 // ---- identities --------------------------------------------------------------------------------

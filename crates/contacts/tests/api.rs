@@ -2736,6 +2736,627 @@ async fn other_organisations_cannot_reach_imports(app: TestApp) {
     assert_eq!(list["items"].as_array().unwrap().len(), 0);
 }
 
+// ---- segments ----------------------------------------------------------------------------------
+
+/// Ten contacts with tags, groups, attributes and consent, for the segment tests.
+struct SegFixture {
+    hot: String,
+    cold: String,
+    news: String,
+}
+
+async fn segment_fixture(app: &TestApp, who: &TestUser) -> SegFixture {
+    for def in [
+        json!({"key": "city", "label": "City", "type": "text"}),
+        json!({"key": "score", "label": "Score", "type": "number"}),
+        json!({"key": "born", "label": "Born", "type": "date"}),
+        json!({"key": "vip", "label": "VIP", "type": "boolean"}),
+        json!({"key": "plan", "label": "Plan", "type": "single_choice", "options": ["free", "pro"]}),
+        json!({"key": "langs", "label": "Languages", "type": "multi_choice", "options": ["en", "pt", "de"]}),
+    ] {
+        define(app, who, def).await;
+    }
+    let hot = id(&post_ok(
+        app,
+        who,
+        "/api/v1/tags",
+        json!({"name": "hot", "color": "#ff0000"}),
+    )
+    .await);
+    let cold = id(&post_ok(
+        app,
+        who,
+        "/api/v1/tags",
+        json!({"name": "cold", "color": "#0000ff"}),
+    )
+    .await);
+    let news = id(&post_ok(app, who, "/api/v1/groups", json!({"name": "News"})).await);
+    let mk = |name: &str, extra: Value| {
+        let mut body = json!({"name": name});
+        for (k, v) in extra.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        body
+    };
+    let bodies = [
+        mk(
+            "Ana",
+            json!({"favorite": true, "attributes": {"city": "Lisbon", "score": 10, "born": "1990-01-01", "vip": true, "plan": "pro", "langs": ["en", "pt"]}}),
+        ),
+        mk(
+            "Bruno",
+            json!({"attributes": {"city": "Porto", "score": 5, "vip": false, "plan": "free", "langs": ["de"]}}),
+        ),
+        mk(
+            "Carla",
+            json!({"blocked": true, "attributes": {"city": "lisboa norte", "score": 20}}),
+        ),
+        mk("Dario", json!({})),
+        mk(
+            "Eva",
+            json!({"attributes": {"city": "x' OR 1=1 --", "score": 7.5}}),
+        ),
+        mk(
+            "Filipe",
+            json!({"attributes": {"born": "2000-06-15", "plan": "pro"}}),
+        ),
+        mk("Gil", json!({"attributes": {"vip": true}})),
+        mk("Hugo", json!({"attributes": {"langs": ["pt"]}})),
+        mk("Ines", json!({"favorite": true})),
+        mk("Joao", json!({})),
+    ];
+    let mut ids = Vec::new();
+    for b in bodies {
+        ids.push(id(&create(app, who, b).await));
+    }
+    let bulk_ok = |body: Value| async move {
+        expect_json(
+            app.post_as(who, "/api/v1/contacts/bulk", &body).await,
+            StatusCode::OK,
+        )
+        .await;
+    };
+    bulk_ok(json!({"action": "add_tags", "contact_ids": [ids[0], ids[2]], "tag_ids": [hot]})).await;
+    bulk_ok(json!({"action": "add_tags", "contact_ids": [ids[1], ids[2]], "tag_ids": [cold]}))
+        .await;
+    bulk_ok(json!({"action": "add_to_groups", "contact_ids": [ids[0], ids[2], ids[9]], "group_ids": [news]})).await;
+    let consent = |who_id: &str, channel: &str, status: &str| {
+        let path = format!("/api/v1/contacts/{who_id}/consent");
+        let body = json!({"channel": channel, "purpose": "marketing", "status": status});
+        async move {
+            let r = app.post_as(who, &path, &body).await;
+            assert!(r.status().is_success(), "{}", r.status());
+        }
+    };
+    consent(&ids[0], "whatsapp", "opted_in").await;
+    consent(&ids[1], "whatsapp", "opted_in").await;
+    consent(&ids[1], "whatsapp", "opted_out").await;
+    consent(&ids[3], "whatsapp", "opted_out").await;
+    consent(&ids[3], "whatsapp", "opted_in").await;
+    consent(&ids[6], "sms", "opted_in").await;
+    SegFixture { hot, cold, news }
+}
+
+/// The names a filter matches (through a saved segment and the list), checked against the
+/// preview and the segment's count.
+async fn matching(app: &TestApp, who: &TestUser, filter: Value) -> Vec<String> {
+    let preview = expect_json(
+        app.post_as(who, "/api/v1/segments/preview", &json!({"filter": filter}))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    let name = format!("s{}", uuid_like(&filter));
+    let seg = post_ok(
+        app,
+        who,
+        "/api/v1/segments",
+        json!({"name": name, "filter": filter}),
+    )
+    .await;
+    let page = expect_json(
+        app.get_as(
+            who,
+            &format!("/api/v1/contacts?limit=200&segment={}", id(&seg)),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    let names: Vec<String> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap().to_owned())
+        .collect();
+    let count = expect_json(
+        app.get_as(who, &format!("/api/v1/segments/{}/count", id(&seg)))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(count["count"], names.len(), "{filter}");
+    assert_eq!(preview["count"], names.len(), "{filter}");
+    names
+}
+
+/// A name unique enough for a segment per filter.
+fn uuid_like(v: &Value) -> u64 {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let mut h = DefaultHasher::new();
+    v.to_string().hash(&mut h);
+    h.finish()
+}
+
+fn all_but(except: &[&str]) -> Vec<String> {
+    [
+        "Ana", "Bruno", "Carla", "Dario", "Eva", "Filipe", "Gil", "Hugo", "Ines", "Joao",
+    ]
+    .iter()
+    .filter(|n| !except.contains(n))
+    .map(|n| (*n).to_owned())
+    .collect()
+}
+
+async fn segment_operators_match_exactly(app: TestApp) {
+    let owner = app.register("owner@acme.example", "Acme").await;
+    let f = segment_fixture(&app, &owner).await;
+    let cases: Vec<(Value, Vec<&str>)> = vec![
+        (
+            json!({"field": "tag", "op": "has", "value": f.hot}),
+            vec!["Ana", "Carla"],
+        ),
+        (
+            json!({"field": "tag", "op": "has", "value": f.cold}),
+            vec!["Bruno", "Carla"],
+        ),
+        (
+            json!({"field": "group", "op": "in", "value": f.news}),
+            vec!["Ana", "Carla", "Joao"],
+        ),
+        (
+            json!({"field": "favorite", "op": "is", "value": true}),
+            vec!["Ana", "Ines"],
+        ),
+        (
+            json!({"field": "blocked", "op": "is", "value": true}),
+            vec!["Carla"],
+        ),
+        (
+            json!({"field": "attr:city", "op": "eq", "value": "Lisbon"}),
+            vec!["Ana"],
+        ),
+        (
+            json!({"field": "attr:city", "op": "contains", "value": "LISB"}),
+            vec!["Ana", "Carla"],
+        ),
+        (
+            json!({"field": "attr:city", "op": "is_set"}),
+            vec!["Ana", "Bruno", "Carla", "Eva"],
+        ),
+        (
+            json!({"field": "attr:score", "op": "gt", "value": 6}),
+            vec!["Ana", "Carla", "Eva"],
+        ),
+        (
+            json!({"field": "attr:score", "op": "lt", "value": 6}),
+            vec!["Bruno"],
+        ),
+        (
+            json!({"field": "attr:score", "op": "eq", "value": 7.5}),
+            vec!["Eva"],
+        ),
+        (
+            json!({"field": "attr:born", "op": "lt", "value": "1995-01-01"}),
+            vec!["Ana"],
+        ),
+        (
+            json!({"field": "attr:born", "op": "gt", "value": "1995-01-01"}),
+            vec!["Filipe"],
+        ),
+        (
+            json!({"field": "attr:vip", "op": "eq", "value": true}),
+            vec!["Ana", "Gil"],
+        ),
+        (
+            json!({"field": "attr:vip", "op": "eq", "value": false}),
+            vec!["Bruno"],
+        ),
+        (
+            json!({"field": "attr:plan", "op": "eq", "value": "pro"}),
+            vec!["Ana", "Filipe"],
+        ),
+        (
+            json!({"field": "attr:langs", "op": "contains", "value": "pt"}),
+            vec!["Ana", "Hugo"],
+        ),
+        (
+            json!({"field": "consent", "op": "opted_in", "channel": "whatsapp", "purpose": "marketing"}),
+            vec!["Ana", "Dario"],
+        ),
+        (
+            json!({"field": "consent", "op": "opted_out", "channel": "whatsapp", "purpose": "marketing"}),
+            vec!["Bruno"],
+        ),
+        (
+            json!({"field": "consent", "op": "opted_in", "channel": "sms", "purpose": "marketing"}),
+            vec!["Gil"],
+        ),
+        (
+            json!({"field": "created_at", "op": "after", "value": "2999-01-01T00:00:00Z"}),
+            vec![],
+        ),
+        // A value that looks like SQL is only a value.
+        (
+            json!({"field": "attr:city", "op": "eq", "value": "x' OR 1=1 --"}),
+            vec!["Eva"],
+        ),
+        (
+            json!({"field": "attr:city", "op": "contains", "value": "' OR 1=1 --"}),
+            vec!["Eva"],
+        ),
+        (
+            json!({"field": "attr:city", "op": "contains", "value": "%"}),
+            vec![],
+        ),
+        // Nesting.
+        (
+            json!({"all": [
+                {"any": [{"field": "tag", "op": "has", "value": f.hot}, {"field": "group", "op": "in", "value": f.news}]},
+                {"field": "favorite", "op": "is", "value": false}
+            ]}),
+            vec!["Carla", "Joao"],
+        ),
+        (
+            json!({"any": [
+                {"all": [{"field": "attr:vip", "op": "eq", "value": true}, {"field": "tag", "op": "has_not", "value": f.hot}]},
+                {"all": [{"any": [{"field": "attr:plan", "op": "eq", "value": "free"}]}]}
+            ]}),
+            vec!["Bruno", "Gil"],
+        ),
+        (json!({"any": []}), vec![]),
+    ];
+    for (filter, want) in cases {
+        let got = matching(&app, &owner, filter.clone()).await;
+        assert_eq!(got, want, "{filter}");
+    }
+    let complements: Vec<(Value, Vec<&str>)> = vec![
+        (
+            json!({"field": "tag", "op": "has_not", "value": f.hot}),
+            vec!["Ana", "Carla"],
+        ),
+        (
+            json!({"field": "group", "op": "not_in", "value": f.news}),
+            vec!["Ana", "Carla", "Joao"],
+        ),
+        (
+            json!({"field": "attr:city", "op": "neq", "value": "Lisbon"}),
+            vec!["Ana"],
+        ),
+        (
+            json!({"field": "attr:city", "op": "is_not_set"}),
+            vec!["Ana", "Bruno", "Carla", "Eva"],
+        ),
+        (
+            json!({"field": "attr:vip", "op": "neq", "value": true}),
+            vec!["Ana", "Gil"],
+        ),
+        (
+            json!({"field": "attr:plan", "op": "neq", "value": "pro"}),
+            vec!["Ana", "Filipe"],
+        ),
+        (
+            json!({"field": "consent", "op": "no_consent", "channel": "whatsapp", "purpose": "marketing"}),
+            vec!["Ana", "Bruno", "Dario"],
+        ),
+        (
+            json!({"field": "created_at", "op": "before", "value": "2999-01-01T00:00:00+02:00"}),
+            vec![],
+        ),
+        (json!({"all": []}), vec![]),
+    ];
+    for (filter, except) in complements {
+        let got = matching(&app, &owner, filter.clone()).await;
+        assert_eq!(got, all_but(&except), "{filter}");
+    }
+}
+
+async fn segments_compose_with_the_list_and_page(app: TestApp) {
+    let owner = app.register("owner@acme.example", "Acme").await;
+    let f = segment_fixture(&app, &owner).await;
+    let seg = post_ok(
+        &app,
+        &owner,
+        "/api/v1/segments",
+        json!({"name": "Not hot", "description": "everyone else",
+               "filter": {"field": "tag", "op": "has_not", "value": f.hot}}),
+    )
+    .await;
+    let sid = id(&seg);
+    assert_eq!(seg["description"], "everyone else");
+    // Paging by 3 visits all 8 once, in name order.
+    let mut names = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut url = format!("/api/v1/contacts?segment={sid}&limit=3");
+        if let Some(c) = &cursor {
+            url.push_str(&format!("&cursor={}", urlencode(c)));
+        }
+        let page = expect_json(app.get_as(&owner, &url).await, StatusCode::OK).await;
+        for c in page["items"].as_array().unwrap() {
+            names.push(c["name"].as_str().unwrap().to_owned());
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(names, all_but(&["Ana", "Carla"]));
+    // With the other filters.
+    let page = expect_json(
+        app.get_as(
+            &owner,
+            &format!("/api/v1/contacts?segment={sid}&tag={}", f.cold),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(page["items"].as_array().unwrap().len(), 1);
+    assert_eq!(page["items"][0]["name"], "Bruno");
+    let page = expect_json(
+        app.get_as(&owner, &format!("/api/v1/contacts?segment={sid}&q=gi"))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(page["items"][0]["name"], "Gil");
+    assert_eq!(page["items"].as_array().unwrap().len(), 1);
+    let page = expect_json(
+        app.get_as(
+            &owner,
+            &format!(
+                "/api/v1/contacts?segment={sid}&group={}&sort=-created_at",
+                f.news
+            ),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(page["items"][0]["name"], "Joao");
+    // The export takes the segment too.
+    let r = app
+        .get_as(
+            &owner,
+            &format!("/api/v1/contacts/export.csv?segment={sid}"),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let csv = r.text().await.unwrap();
+    assert_eq!(csv.lines().count(), 1 + 8, "{csv}");
+    assert!(!csv.contains("Ana") && csv.contains("Joao"), "{csv}");
+    // Change it: the audience is live.
+    let seg = expect_json(
+        app.patch_as(
+            &owner,
+            &format!("/api/v1/segments/{sid}"),
+            &json!({"name": "Hot", "filter": {"field": "tag", "op": "has", "value": f.hot}}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(seg["name"], "Hot");
+    let count = expect_json(
+        app.get_as(&owner, &format!("/api/v1/segments/{sid}/count"))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(count["count"], 2);
+    // Names are unique per organisation.
+    let p = expect_problem(
+        app.post_as(
+            &owner,
+            "/api/v1/segments",
+            &json!({"name": "hot", "filter": {"all": []}}),
+        )
+        .await,
+        StatusCode::CONFLICT,
+        "segment_name_taken",
+    )
+    .await;
+    assert_eq!(problem_fields(&p), ["name"]);
+    let list = expect_json(app.get_as(&owner, "/api/v1/segments").await, StatusCode::OK).await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 1);
+    // A deleted tag matches nobody rather than breaking the segment.
+    let r = app
+        .delete_as(&owner, &format!("/api/v1/tags/{}", f.hot))
+        .await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let count = expect_json(
+        app.get_as(&owner, &format!("/api/v1/segments/{sid}/count"))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(count["count"], 0);
+    let r = app
+        .delete_as(&owner, &format!("/api/v1/segments/{sid}"))
+        .await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let r = app.get_as(&owner, &format!("/api/v1/segments/{sid}")).await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    expect_problem(
+        app.get_as(&owner, &format!("/api/v1/contacts?segment={sid}"))
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+}
+
+async fn invalid_segment_filters_name_the_path(app: TestApp) {
+    let owner = app.register("owner@acme.example", "Acme").await;
+    segment_fixture(&app, &owner).await;
+    let bad = |filter: Value| {
+        let app = &app;
+        let owner = &owner;
+        async move {
+            let p = expect_problem(
+                app.post_as(
+                    owner,
+                    "/api/v1/segments/preview",
+                    &json!({"filter": filter}),
+                )
+                .await,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation_failed",
+            )
+            .await;
+            problem_fields(&p)
+        }
+    };
+    assert_eq!(
+        bad(json!({"all": [
+            {"field": "tag", "op": "has", "value": "not-an-id"},
+            {"field": "attr:score", "op": "contains", "value": "x"},
+            {"field": "attr:nope", "op": "eq", "value": 1},
+            {"any": [{"field": "consent", "op": "opted_in", "channel": "fax", "purpose": "marketing"}]},
+            {"field": "attr:score", "op": "eq", "value": "ten"},
+            {"field": "attr:plan", "op": "eq", "value": "gold"},
+            {"field": "created_at", "op": "before", "value": "yesterday"},
+            {"field": "favorite", "op": "eq", "value": true},
+            {"field": "name", "op": "eq", "value": "x"},
+            {"field": "tag", "op": "has", "value": "0193a0e0-0000-7000-8000-000000000001"},
+            7
+        ]}))
+        .await,
+        [
+            "filter.all[0].value",
+            "filter.all[1].op",
+            "filter.all[2].field",
+            "filter.all[3].any[0].channel",
+            "filter.all[4].value",
+            "filter.all[5].value",
+            "filter.all[6].value",
+            "filter.all[7].op",
+            "filter.all[8].field",
+            "filter.all[9].value",
+            "filter.all[10]",
+        ]
+    );
+    assert_eq!(
+        bad(json!({"all": [{"any": [{"all": [{"any": [{"all": []}]}]}]}]})).await,
+        ["filter.all[0].any[0].all[0].any[0]"]
+    );
+    let many: Vec<Value> = (0..51)
+        .map(|_| json!({"field": "favorite", "op": "is", "value": true}))
+        .collect();
+    assert_eq!(bad(json!({"any": many})).await, ["filter"]);
+    assert_eq!(
+        bad(json!({"field": "attr:city", "op": "is_set", "value": "x"})).await,
+        ["filter.value"]
+    );
+    assert_eq!(bad(json!({"all": [], "any": []})).await, ["filter"]);
+    // Saving checks the same way, and the name.
+    let p = expect_problem(
+        app.post_as(
+            &owner,
+            "/api/v1/segments",
+            &json!({"name": "", "filter": {"field": "blocked", "op": "is", "value": "yes"}}),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(problem_fields(&p), ["name", "filter.value"]);
+    let p = expect_problem(
+        app.post_as(
+            &owner,
+            "/api/v1/segments",
+            &json!({"name": "Bad", "filter": {"field": "blocked", "op": "is", "value": "yes"}}),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(problem_fields(&p), ["filter.value"]);
+}
+
+async fn other_organisations_cannot_reach_segments(app: TestApp) {
+    let b_owner = app.register("owner@b.example", "Org B").await;
+    let b_tag = id(&post_ok(
+        &app,
+        &b_owner,
+        "/api/v1/tags",
+        json!({"name": "VIP", "color": "#ff0000"}),
+    )
+    .await);
+    create(&app, &b_owner, json!({"name": "B customer"})).await;
+    let seg = id(&post_ok(
+        &app,
+        &b_owner,
+        "/api/v1/segments",
+        json!({"name": "VIPs", "filter": {"field": "tag", "op": "has", "value": b_tag}}),
+    )
+    .await);
+    let a_owner = app.register("owner@a.example", "Org A").await;
+    assert_isolated(
+        &app,
+        &b_owner,
+        &a_owner,
+        &[
+            Probe::get(format!("/api/v1/segments/{seg}")),
+            Probe::patch(format!("/api/v1/segments/{seg}"), json!({"name": "Mine"})),
+            Probe::get(format!("/api/v1/segments/{seg}/count")),
+            Probe::delete(format!("/api/v1/segments/{seg}")),
+        ],
+    )
+    .await;
+    // Another organisation's tag is not a tag here.
+    let p = expect_problem(
+        app.post_as(
+            &a_owner,
+            "/api/v1/segments",
+            &json!({"name": "Theirs", "filter": {"field": "tag", "op": "has", "value": b_tag}}),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(problem_fields(&p), ["filter.value"]);
+    // Nor is its segment, and nothing of B is listed or counted.
+    expect_problem(
+        app.get_as(&a_owner, &format!("/api/v1/contacts?segment={seg}"))
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    let list = expect_json(
+        app.get_as(&a_owner, "/api/v1/segments").await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 0);
+    let n = expect_json(
+        app.post_as(
+            &a_owner,
+            "/api/v1/segments/preview",
+            &json!({"filter": {"all": []}}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(n["count"], 0);
+}
+
 app_tests!(
     crud_round_trip,
     phones_are_normalised_with_the_default_country,
@@ -2757,4 +3378,8 @@ app_tests!(
     a_second_import_updates_or_skips_duplicates,
     junk_uploads_are_refused_with_the_field,
     other_organisations_cannot_reach_imports,
+    segment_operators_match_exactly,
+    segments_compose_with_the_list_and_page,
+    invalid_segment_filters_name_the_path,
+    other_organisations_cannot_reach_segments,
 );

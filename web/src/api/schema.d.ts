@@ -631,6 +631,77 @@ export interface paths {
         patch: operations["update_organization"];
         trace?: never;
     };
+    "/api/v1/segments": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Segments of the organisation, by name. */
+        get: operations["list_segments"];
+        put?: never;
+        /** Save a segment; the filter is checked against the organisation's tags, groups and attributes. */
+        post: operations["create_segment"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/segments/preview": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** How many contacts a filter matches, without saving it. */
+        post: operations["preview_segment"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/segments/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A segment. */
+        get: operations["get_segment"];
+        put?: never;
+        post?: never;
+        /** Delete a segment; no contact changes. */
+        delete: operations["delete_segment"];
+        options?: never;
+        head?: never;
+        /** Rename a segment, change its description or its filter. */
+        patch: operations["update_segment"];
+        trace?: never;
+    };
+    "/api/v1/segments/{id}/count": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** How many contacts the segment matches now. */
+        get: operations["count_segment"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/sessions": {
         parameters: {
             query?: never;
@@ -1317,6 +1388,51 @@ export interface components {
          * @enum {string}
          */
         Role: "agent" | "admin" | "owner";
+        /** @description How many contacts a segment matches. */
+        SegmentCount: {
+            /** Format: int64 */
+            count: number;
+        };
+        /**
+         * @description A segment filter: a tree of groups `{"all": [..]}` / `{"any": [..]}` (at most 4 levels) and
+         *     conditions (at most 50) — `{"field": "tag", "op": "has"|"has_not", "value": <tag id>}`,
+         *     `{"field": "group", "op": "in"|"not_in", "value": <group id>}`,
+         *     `{"field": "favorite"|"blocked", "op": "is", "value": <bool>}`,
+         *     `{"field": "attr:<key>", "op": "eq"|"neq"|"gt"|"lt"|"contains"|"is_set"|"is_not_set", "value": ..}`
+         *     (operators and value as the attribute's type allows),
+         *     `{"field": "consent", "op": "opted_in"|"opted_out"|"no_consent", "channel": .., "purpose": ..}`
+         *     (the current state), `{"field": "created_at", "op": "before"|"after", "value": <RFC 3339>}`.
+         */
+        SegmentFilterJson: Record<string, never>;
+        /** Format: uuid */
+        SegmentId: string;
+        SegmentIn: {
+            /** @description At most 1000 characters. */
+            description?: string | null;
+            filter: components["schemas"]["SegmentFilterJson"];
+            /** @description 1–80 characters, unique in the organisation (ignoring case). */
+            name: string;
+        };
+        SegmentList: {
+            items: components["schemas"]["SegmentOut"][];
+        };
+        SegmentOut: {
+            created_at: components["schemas"]["Timestamp"];
+            description?: string | null;
+            filter: components["schemas"]["SegmentFilterJson"];
+            id: components["schemas"]["SegmentId"];
+            name: string;
+            updated_at: components["schemas"]["Timestamp"];
+        };
+        /** @description Absent fields stay; `null` clears the description. */
+        SegmentPatch: {
+            description?: string | null;
+            filter?: components["schemas"]["SegmentFilterJson"] | null;
+            name?: string | null;
+        };
+        SegmentPreviewIn: {
+            filter: components["schemas"]["SegmentFilterJson"];
+        };
         /** Format: uuid */
         SessionId: string;
         SessionList: {
@@ -2018,6 +2134,8 @@ export interface operations {
                 tag?: components["schemas"]["TagId"];
                 /** @description Only contacts in this group. */
                 group?: components["schemas"]["GroupId"];
+                /** @description Only contacts the saved segment matches now. */
+                segment?: components["schemas"]["SegmentId"];
                 /** @description `name` (default), `-created_at` or `-updated_at`. */
                 sort?: string;
                 /** @description How many items to return (1–200, default 50). */
@@ -2146,6 +2264,8 @@ export interface operations {
                 tag?: components["schemas"]["TagId"];
                 /** @description Only contacts in this group. */
                 group?: components["schemas"]["GroupId"];
+                /** @description Only contacts the saved segment matches now. */
+                segment?: components["schemas"]["SegmentId"];
             };
             header?: never;
             path?: never;
@@ -3133,6 +3253,237 @@ export interface operations {
                 };
             };
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+        };
+    };
+    list_segments: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SegmentList"];
+                };
+            };
+        };
+    };
+    create_segment: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SegmentIn"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SegmentOut"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+        };
+    };
+    preview_segment: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SegmentPreviewIn"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SegmentCount"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+        };
+    };
+    get_segment: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["SegmentId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SegmentOut"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+        };
+    };
+    delete_segment: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["SegmentId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+        };
+    };
+    update_segment: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["SegmentId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SegmentPatch"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SegmentOut"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+        };
+    };
+    count_segment: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["SegmentId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SegmentCount"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -1,0 +1,243 @@
+//! Segments: saved filters (see `segment.rs` for the language) that resolve to a live audience.
+//! A filter is checked against the organisation's tags, groups and attribute definitions when it
+//! is saved or previewed; a saved segment whose tag or group was deleted since simply matches
+//! nobody for that condition.
+
+use std::collections::HashSet;
+
+use serde_json::Value;
+use sqlx::types::Json;
+use wamage_identity::Principal;
+use wamage_kernel::{OrgId, Problem, validate::Validator};
+use wamage_platform::db::is_unique_violation;
+
+use super::{Contacts, GROUP_DESCRIPTION_MAX, TAG_NAME_MAX, clean, db_err};
+use crate::{
+    http::{SegmentIn, SegmentOut, SegmentPatch},
+    model::SegmentId,
+    segment::{FilterContext, SegmentFilter},
+    store::{self, SegmentRow},
+};
+
+fn segment_name_taken() -> Problem {
+    Problem::conflict(
+        "segment_name_taken",
+        "A segment with this name already exists",
+    )
+    .with_field("name", "is already used by another segment")
+}
+
+/// Both checks' field errors together, or the first other problem.
+fn both<T>(a: Result<(), Problem>, b: Result<T, Problem>) -> Result<(), Problem> {
+    match (a, b) {
+        (Ok(()), Ok(_)) => Ok(()),
+        (Err(mut a), Err(b)) if a.code == b.code && !b.errors.is_empty() => {
+            a.errors.extend(b.errors);
+            Err(a)
+        }
+        (Err(a), _) => Err(a),
+        (Ok(()), Err(b)) => Err(b),
+    }
+}
+
+fn name_err(e: sqlx::Error) -> Problem {
+    if is_unique_violation(&e) {
+        segment_name_taken()
+    } else {
+        db_err(e)
+    }
+}
+
+impl Contacts {
+    /// Parses a filter in the organisation; errors are under `root`. `strict` refuses unknown
+    /// tag and group ids (when saving or previewing).
+    pub(crate) async fn parse_filter(
+        &self,
+        org: OrgId,
+        raw: &Value,
+        root: &str,
+        strict: bool,
+    ) -> Result<SegmentFilter, Problem> {
+        let defs = self.defs(org).await?;
+        let tags: HashSet<_> = store::tags(&self.db, org)
+            .await
+            .map_err(db_err)?
+            .into_iter()
+            .map(|t| t.id)
+            .collect();
+        let groups: HashSet<_> = store::groups(&self.db, org)
+            .await
+            .map_err(db_err)?
+            .into_iter()
+            .map(|g| g.id)
+            .collect();
+        let ctx = FilterContext {
+            defs: &defs,
+            tags: &tags,
+            groups: &groups,
+            strict_refs: strict,
+        };
+        SegmentFilter::parse(raw, root, &ctx)
+    }
+
+    /// The filter of a saved segment, for resolving it (`field` names the segment in errors).
+    pub(crate) async fn segment_filter(
+        &self,
+        org: OrgId,
+        id: SegmentId,
+        field: &str,
+    ) -> Result<SegmentFilter, Problem> {
+        let row = store::get_segment(&self.db, org, id)
+            .await
+            .map_err(db_err)?
+            .ok_or_else(|| Problem::not_found("segment"))?;
+        self.parse_filter(org, &row.filter.0, "filter", false)
+            .await
+            .map_err(|_| {
+                Problem::invalid_field(
+                    field,
+                    "the segment's filter no longer fits the attribute definitions; edit it",
+                )
+            })
+    }
+
+    /// The filter of the `segment` a list or export asks for; an unknown one is a wrong field.
+    pub(crate) async fn list_segment(
+        &self,
+        org: OrgId,
+        id: Option<SegmentId>,
+    ) -> Result<Option<SegmentFilter>, Problem> {
+        let Some(id) = id else {
+            return Ok(None);
+        };
+        self.segment_filter(org, id, "segment")
+            .await
+            .map(Some)
+            .map_err(|p| {
+                if p.status == 404 {
+                    Problem::invalid_field("segment", "there is no such segment")
+                } else {
+                    p
+                }
+            })
+    }
+
+    pub async fn segments(&self, who: &Principal) -> Result<Vec<SegmentOut>, Problem> {
+        Ok(store::segments(&self.db, who.org_id)
+            .await
+            .map_err(db_err)?
+            .into_iter()
+            .map(SegmentOut::from)
+            .collect())
+    }
+
+    pub async fn segment(&self, who: &Principal, id: SegmentId) -> Result<SegmentOut, Problem> {
+        store::get_segment(&self.db, who.org_id, id)
+            .await
+            .map_err(db_err)?
+            .map(SegmentOut::from)
+            .ok_or_else(|| Problem::not_found("segment"))
+    }
+
+    fn check_segment(v: &mut Validator, name: &str, description: Option<&str>) {
+        v.length("name", name.trim(), 1, TAG_NAME_MAX);
+        if let Some(d) = description {
+            v.length("description", d, 0, GROUP_DESCRIPTION_MAX);
+        }
+    }
+
+    pub async fn create_segment(
+        &self,
+        who: &Principal,
+        b: &SegmentIn,
+    ) -> Result<SegmentOut, Problem> {
+        let mut v = Validator::new();
+        Self::check_segment(&mut v, &b.name, b.description.as_deref());
+        let checked = v.finish();
+        let parsed = self
+            .parse_filter(who.org_id, &b.filter, "filter", true)
+            .await;
+        both(checked, parsed)?;
+        let now = self.now();
+        let row = SegmentRow {
+            id: SegmentId::new(),
+            name: b.name.trim().to_owned(),
+            description: clean(b.description.as_deref()),
+            filter: Json(b.filter.clone()),
+            created_at: now,
+            updated_at: now,
+        };
+        store::insert_segment(&self.db, who.org_id, &row)
+            .await
+            .map_err(name_err)?;
+        Ok(SegmentOut::from(row))
+    }
+
+    pub async fn update_segment(
+        &self,
+        who: &Principal,
+        id: SegmentId,
+        b: &SegmentPatch,
+    ) -> Result<SegmentOut, Problem> {
+        let org = who.org_id;
+        let mut row = store::get_segment(&self.db, org, id)
+            .await
+            .map_err(db_err)?
+            .ok_or_else(|| Problem::not_found("segment"))?;
+        let name = b.name.as_deref().unwrap_or(&row.name).to_owned();
+        let mut v = Validator::new();
+        Self::check_segment(
+            &mut v,
+            &name,
+            b.description.as_ref().and_then(|d| d.as_deref()),
+        );
+        let checked = v.finish();
+        if let Some(f) = &b.filter {
+            let parsed = self.parse_filter(org, f, "filter", true).await;
+            both(checked, parsed)?;
+            row.filter = Json(f.clone());
+        } else {
+            checked?;
+        }
+        row.name = name.trim().to_owned();
+        if let Some(d) = &b.description {
+            row.description = clean(d.as_deref());
+        }
+        row.updated_at = self.now();
+        if !store::update_segment(&self.db, org, &row)
+            .await
+            .map_err(name_err)?
+        {
+            return Err(Problem::not_found("segment"));
+        }
+        Ok(SegmentOut::from(row))
+    }
+
+    pub async fn delete_segment(&self, who: &Principal, id: SegmentId) -> Result<(), Problem> {
+        if !store::delete_segment(&self.db, who.org_id, id)
+            .await
+            .map_err(db_err)?
+        {
+            return Err(Problem::not_found("segment"));
+        }
+        Ok(())
+    }
+
+    /// How many contacts a saved segment matches now.
+    pub async fn segment_count(&self, who: &Principal, id: SegmentId) -> Result<i64, Problem> {
+        let filter = self.segment_filter(who.org_id, id, "segment").await?;
+        store::count_contacts(&self.db, who.org_id, &filter)
+            .await
+            .map_err(db_err)
+    }
+
+    /// How many contacts a filter would match, without saving it.
+    pub async fn preview_segment(&self, who: &Principal, filter: &Value) -> Result<i64, Problem> {
+        let filter = self
+            .parse_filter(who.org_id, filter, "filter", true)
+            .await?;
+        store::count_contacts(&self.db, who.org_id, &filter)
+            .await
+            .map_err(db_err)
+    }
+}
