@@ -5,6 +5,8 @@ import { hasSession } from './auth/session';
 import { AppLayout } from './components/AppLayout';
 import { AcceptInvitePage } from './pages/AcceptInvitePage';
 import { ContactsPage } from './pages/contacts/ContactsPage';
+import { ImportPage } from './pages/contacts/ImportPage';
+import { SegmentsPage } from './pages/contacts/SegmentsPage';
 import { ForgotPasswordPage } from './pages/ForgotPasswordPage';
 import { LoginPage } from './pages/LoginPage';
 import { NotFoundPage } from './pages/NotFoundPage';
@@ -42,6 +44,8 @@ export const routes: RouteObject[] = [
     ),
     children: [
       ...PLACEHOLDERS.map((p) => ({ path: p.path, element: <PlaceholderPage title={p.title} purpose={p.purpose} /> })),
+      { path: 'contacts/segments', element: <SegmentsPage /> },
+      { path: 'contacts/import', element: <ImportPage /> },
       { path: 'contacts/:id?', element: <ContactsPage /> },
       {
         path: 'settings',

@@ -1188,7 +1188,12 @@ impl Contacts {
         });
         Ok((
             name,
-            futures::StreamExt::chain(futures::stream::once(async { Ok(first) }), rest),
+            // Fused: the compression layer polls once more after the end, and `unfold`
+            // panics if polled after it finished.
+            futures::StreamExt::fuse(futures::StreamExt::chain(
+                futures::stream::once(async { Ok(first) }),
+                rest,
+            )),
         ))
     }
 }

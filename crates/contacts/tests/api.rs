@@ -3357,7 +3357,33 @@ async fn other_organisations_cannot_reach_segments(app: TestApp) {
     assert_eq!(n["count"], 0);
 }
 
+/// Browsers always accept gzip: the streamed export must arrive whole through the compression
+/// layer (it once panicked when polled after its end, leaving an empty reply).
+async fn export_survives_compression(app: TestApp) {
+    let owner = app.register("owner@example.com", "Acme").await;
+    for i in 0..3 {
+        expect_json(
+            app.post_as(&owner, "/api/v1/contacts", &json!({"name": format!("Person {i}")}))
+                .await,
+            StatusCode::CREATED,
+        )
+        .await;
+    }
+    let res = app
+        .request_as(&owner, Method::GET, "/api/v1/contacts/export.csv")
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["content-encoding"], "gzip");
+    let body = res.bytes().await.expect("the whole compressed body arrives");
+    assert!(body.starts_with(&[0x1f, 0x8b]), "a gzip stream");
+    assert!(body.len() > 20);
+}
+
 app_tests!(
+    export_survives_compression,
     crud_round_trip,
     phones_are_normalised_with_the_default_country,
     duplicate_identities_name_the_contact_that_has_them,

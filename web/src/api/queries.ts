@@ -21,6 +21,8 @@ export const qk = {
   consent: (id: string) => ['contacts', 'consent', id] as const,
   tags: ['tags'] as const,
   groups: ['groups'] as const,
+  segments: ['segments'] as const,
+  segmentCount: (id: string) => ['segments', 'count', id] as const,
 };
 
 export type ContactSort = 'name' | '-created_at' | '-updated_at';
@@ -34,6 +36,8 @@ export interface ContactFilters {
   tag?: string | null;
   /** Group id, or null for any. */
   group?: string | null;
+  /** Saved segment id, or null for any. */
+  segment?: string | null;
 }
 
 export const CONTACT_PAGE_SIZE = 50;
@@ -53,6 +57,7 @@ export function useContacts(f: ContactFilters) {
               ...(f.blocked ? { blocked: true } : {}),
               ...(f.tag ? { tag: f.tag } : {}),
               ...(f.group ? { group: f.group } : {}),
+              ...(f.segment ? { segment: f.segment } : {}),
               limit: CONTACT_PAGE_SIZE,
               ...(pageParam ? { cursor: pageParam } : {}),
             },
@@ -145,4 +150,11 @@ export function useTags() {
 
 export function useGroups() {
   return useQuery({ queryKey: qk.groups, queryFn: async () => (await unwrap(client.GET('/api/v1/groups'))).items });
+}
+
+export function useSegments() {
+  return useQuery({
+    queryKey: qk.segments,
+    queryFn: async () => (await unwrap(client.GET('/api/v1/segments'))).items,
+  });
 }

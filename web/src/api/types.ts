@@ -57,3 +57,4 @@ export type ConsentChannel = ConsentIn['channel'];
 export type ConsentPurpose = ConsentIn['purpose'];
 export type ConsentStatus = ConsentIn['status'];
 export type ConsentSource = ConsentEntryOut['source'];
+export type SegmentOut = Ok<paths['/api/v1/segments']['get']>['items'][number];

@@ -46,7 +46,8 @@ describe('ContactsPage', () => {
 
   it('pages with next_cursor and searches with q', async () => {
     const { calls } = mockFetch((req, key) => {
-      if (key === 'GET /api/v1/tags' || key === 'GET /api/v1/groups') return json(200, { items: [] });
+      if (key === 'GET /api/v1/tags' || key === 'GET /api/v1/groups' || key === 'GET /api/v1/segments')
+        return json(200, { items: [] });
       const url = new URL(req.url);
       if (url.searchParams.get('q')) return json(200, { items: [contact(3)] });
       if (url.searchParams.get('cursor') === 'c2') return json(200, { items: [contact(2)] });
@@ -76,7 +77,7 @@ describe('ContactsPage', () => {
     const { calls } = mockFetch((_req, key) => {
       if (key === 'GET /api/v1/tags')
         return json(200, { items: [{ id: 't1', name: 'VIP', color: '#e03131', created_at: T, updated_at: T }] });
-      if (key === 'GET /api/v1/groups') return json(200, { items: [] });
+      if (key === 'GET /api/v1/groups' || key === 'GET /api/v1/segments') return json(200, { items: [] });
       if (key === 'POST /api/v1/contacts/bulk') return json(200, { affected: 2 });
       return json(200, { items: [contact(1), contact(2)] });
     });

@@ -18,18 +18,36 @@ import { modals } from '@mantine/modals';
 import { useDebouncedValue } from '@mantine/hooks';
 import { notifications } from '@mantine/notifications';
 import { useMutation, useQueryClient } from '@tanstack/react-query';
-import { IconChevronDown, IconPlus, IconSearch, IconStar, IconStarFilled, IconTrash, IconX } from '@tabler/icons-react';
+import {
+  IconChevronDown,
+  IconDownload,
+  IconPlus,
+  IconSearch,
+  IconStar,
+  IconStarFilled,
+  IconTrash,
+  IconX,
+} from '@tabler/icons-react';
 import { useState } from 'react';
-import { useLocation, useNavigate, useParams, useSearchParams } from 'react-router';
+import { Link, useLocation, useNavigate, useParams, useSearchParams } from 'react-router';
 
 import { client, unwrap } from '../../api/client';
-import { qk, useContacts, useGroups, useTags, type ContactFilters, type ContactSort } from '../../api/queries';
+import {
+  qk,
+  useContacts,
+  useGroups,
+  useSegments,
+  useTags,
+  type ContactFilters,
+  type ContactSort,
+} from '../../api/queries';
 import { atLeast, type BulkAction, type ContactOut } from '../../api/types';
 import { useCurrent } from '../../auth/useCurrent';
 import { PageHeader } from '../../components/PageHeader';
 import { TagBadge } from '../../components/TagBadge';
 import { EmptyState, ErrorState, LoadingState } from '../../components/QueryState';
 import { mainIdentity } from '../../lib/contacts';
+import { fileNameFrom, saveBlob } from '../../lib/download';
 import { errorMessage } from '../../lib/forms';
 import { bulkBody, bulkMessage, pageSelection, selectedOnPage, toggleOne, togglePage } from '../../lib/organize';
 import { ContactDrawer } from './ContactDrawer';
@@ -48,6 +66,8 @@ export function ContactsPage() {
   const [params, setParams] = useSearchParams();
   const tag = params.get('tag');
   const group = params.get('group');
+  const segment = params.get('segment');
+  const segments = useSegments();
   const tags = useTags();
   const groups = useGroups();
   const [selected, setSelected] = useState<Set<string>>(new Set());
@@ -58,11 +78,11 @@ export function ContactsPage() {
   const [blocked, setBlocked] = useState(false);
   const [createOpen, setCreateOpen] = useState(false);
 
-  const filters: ContactFilters = { q: debouncedQ, sort, favorite, blocked, tag, group };
+  const filters: ContactFilters = { q: debouncedQ, sort, favorite, blocked, tag, group, segment };
   const contacts = useContacts(filters);
-  const filtered = !!debouncedQ.trim() || favorite || blocked || !!tag || !!group;
+  const filtered = !!debouncedQ.trim() || favorite || blocked || !!tag || !!group || !!segment;
 
-  const setFilter = (key: 'tag' | 'group', value: string | null) =>
+  const setFilter = (key: 'tag' | 'group' | 'segment', value: string | null) =>
     setParams(
       (p) => {
         const next = new URLSearchParams(p);
@@ -80,6 +100,48 @@ export function ContactsPage() {
     <Button leftSection={<IconPlus size={16} />} onClick={() => setCreateOpen(true)}>
       New contact
     </Button>
+  );
+
+  const exportCsv = useMutation({
+    mutationFn: async () => {
+      const r = await client.GET('/api/v1/contacts/export.csv', {
+        params: {
+          query: {
+            ...(debouncedQ.trim() ? { q: debouncedQ.trim() } : {}),
+            ...(favorite ? { favorite: true } : {}),
+            ...(blocked ? { blocked: true } : {}),
+            ...(tag ? { tag } : {}),
+            ...(group ? { group } : {}),
+            ...(segment ? { segment } : {}),
+          },
+        },
+        parseAs: 'blob',
+      });
+      const blob = await unwrap(Promise.resolve(r));
+      const today = new Date().toISOString().slice(0, 10);
+      saveBlob(blob, fileNameFrom(r.response.headers.get('Content-Disposition'), `contacts-${today}.csv`));
+    },
+    onError: (e) => notifications.show({ color: 'red', title: 'Export failed', message: errorMessage(e) }),
+  });
+
+  const actions = (
+    <Group gap="xs">
+      <Button component={Link} to="/contacts/segments" variant="default">
+        Segments
+      </Button>
+      <Button component={Link} to="/contacts/import" variant="default">
+        Import
+      </Button>
+      <Button
+        variant="default"
+        leftSection={<IconDownload size={16} />}
+        onClick={() => exportCsv.mutate()}
+        loading={exportCsv.isPending}
+      >
+        Export
+      </Button>
+      {newButton}
+    </Group>
   );
 
   const items = contacts.data?.pages.flatMap((p) => p.items) ?? [];
@@ -125,7 +187,7 @@ export function ContactsPage() {
 
   return (
     <>
-      <PageHeader title="Contacts" description="The people and businesses you talk to." actions={newButton} />
+      <PageHeader title="Contacts" description="The people and businesses you talk to." actions={actions} />
       <Group mb="md" align="flex-end" wrap="wrap">
         <TextInput
           placeholder="Search by name, company, phone, e-mail…"
@@ -163,6 +225,16 @@ export function ContactsPage() {
           data={(groups.data ?? []).map((g) => ({ value: g.id, label: g.name }))}
           value={group}
           onChange={(v) => setFilter('group', v)}
+          clearable
+          searchable
+          w={170}
+        />
+        <Select
+          label="Segment"
+          placeholder="Any segment"
+          data={(segments.data ?? []).map((sg) => ({ value: sg.id, label: sg.name }))}
+          value={segment}
+          onChange={(v) => setFilter('segment', v)}
           clearable
           searchable
           w={170}
