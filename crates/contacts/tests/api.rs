@@ -3363,8 +3363,12 @@ async fn export_survives_compression(app: TestApp) {
     let owner = app.register("owner@example.com", "Acme").await;
     for i in 0..3 {
         expect_json(
-            app.post_as(&owner, "/api/v1/contacts", &json!({"name": format!("Person {i}")}))
-                .await,
+            app.post_as(
+                &owner,
+                "/api/v1/contacts",
+                &json!({"name": format!("Person {i}")}),
+            )
+            .await,
             StatusCode::CREATED,
         )
         .await;
@@ -3377,7 +3381,10 @@ async fn export_survives_compression(app: TestApp) {
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(res.headers()["content-encoding"], "gzip");
-    let body = res.bytes().await.expect("the whole compressed body arrives");
+    let body = res
+        .bytes()
+        .await
+        .expect("the whole compressed body arrives");
     assert!(body.starts_with(&[0x1f, 0x8b]), "a gzip stream");
     assert!(body.len() > 20);
 }
