@@ -280,29 +280,15 @@ impl Contacts {
         } else if file.len() > IMPORT_MAX_BYTES {
             return Err(Problem::payload_too_large(IMPORT_MAX_BYTES)
                 .with_field("file", "must be at most 50 MB"));
-        } else if let Err(e) = std::str::from_utf8(&file) {
-            v.error(
-                "file",
-                format!(
-                    "is not UTF-8 text (invalid byte at offset {}); save the CSV as UTF-8",
-                    e.valid_up_to()
-                ),
-            );
         } else {
-            let mut rdr = csv::ReaderBuilder::new()
-                .has_headers(false)
-                .flexible(true)
-                .from_reader(&file[..]);
-            let mut rec = csv::StringRecord::new();
-            match rdr.read_record(&mut rec) {
-                Ok(true) => {
-                    header = rec
-                        .iter()
-                        .map(|h| h.trim_start_matches('\u{feff}').trim().to_owned())
-                        .collect();
-                }
-                Ok(false) => v.error("file", "has no header row"),
-                Err(e) => v.error("file", format!("is not CSV: {e}")),
+            // Checking up to 50 MB of UTF-8 and parsing the header is CPU work: off the runtime.
+            let bytes = file.clone();
+            match tokio::task::spawn_blocking(move || read_header(&bytes))
+                .await
+                .map_err(Problem::internal)?
+            {
+                Ok(h) => header = h,
+                Err(message) => v.error("file", message),
             }
         }
         let mut mapping: Vec<(usize, String)> = Vec::new();
@@ -850,5 +836,29 @@ impl JobHandler for ImportJob {
             }
             Err(e) => JobOutcome::retry(e.to_string()),
         }
+    }
+}
+
+/// Checks an upload is UTF-8 CSV and returns its header (BOM and spaces trimmed), or what is
+/// wrong with it for the `file` field. Blocking: call it on the blocking pool.
+fn read_header(file: &[u8]) -> Result<Vec<String>, String> {
+    if let Err(e) = std::str::from_utf8(file) {
+        return Err(format!(
+            "is not UTF-8 text (invalid byte at offset {}); save the CSV as UTF-8",
+            e.valid_up_to()
+        ));
+    }
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(file);
+    let mut rec = csv::StringRecord::new();
+    match rdr.read_record(&mut rec) {
+        Ok(true) => Ok(rec
+            .iter()
+            .map(|h| h.trim_start_matches('\u{feff}').trim().to_owned())
+            .collect()),
+        Ok(false) => Err("has no header row".to_owned()),
+        Err(e) => Err(format!("is not CSV: {e}")),
     }
 }
