@@ -11,6 +11,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+mod contacts;
+
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::json;
@@ -31,6 +33,9 @@ struct Cli {
 enum Command {
     /// Job queue throughput: enqueue, claim, run (no-op) and complete.
     Jobs(JobsArgs),
+    /// Contacts: a large CSV import, then search and segment-count latency, through a real
+    /// `wamage serve`.
+    Contacts(contacts::ContactsArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -79,6 +84,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Jobs(args) => jobs(args).await,
+        Command::Contacts(args) => contacts::run(args).await,
     }
 }
 

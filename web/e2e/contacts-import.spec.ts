@@ -1,6 +1,6 @@
 /**
- * Import wizard: upload a 50-row CSV with 2 bad rows → map columns → dedupe by e-mail → progress →
- * completed with 48 created / 2 failed → download the error report.
+ * Import wizard: upload a 1,000-row CSV with 10 bad rows → map columns → dedupe by e-mail →
+ * progress → completed with 990 created / 10 failed → download the error report.
  */
 import { readFileSync } from 'node:fs';
 
@@ -13,8 +13,8 @@ test('import a CSV with bad rows and download the error report', async ({ page, 
   await useSession(page, owner);
 
   const lines = ['Full name,E-mail,Extra'];
-  for (let i = 1; i <= 50; i++) {
-    const email = i === 10 || i === 20 ? `not-an-email-${i}` : `import${i}@example.com`;
+  for (let i = 1; i <= 1000; i++) {
+    const email = i % 100 === 10 ? `not-an-email-${i}` : `import${i}@example.com`;
     lines.push(`Imported ${i},${email},x`);
   }
   const csv = lines.join('\n') + '\n';
@@ -37,8 +37,8 @@ test('import a CSV with bad rows and download the error report', async ({ page, 
 
   await test.step('progress to a result', async () => {
     await expect(page.getByTestId('import-status')).toHaveText('Completed', { timeout: 30_000 });
-    await expect(page.getByTestId('import-created')).toHaveText('Created: 48');
-    await expect(page.getByTestId('import-failed')).toHaveText('Failed: 2');
+    await expect(page.getByTestId('import-created')).toHaveText('Created: 990');
+    await expect(page.getByTestId('import-failed')).toHaveText('Failed: 10');
   });
 
   await test.step('download the error report', async () => {
@@ -48,7 +48,10 @@ test('import a CSV with bad rows and download the error report', async ({ page, 
     ]);
     expect(dl.suggestedFilename()).toMatch(/\.csv$/);
     const report = readFileSync((await dl.path())!, 'utf8');
-    expect(report).toContain('not-an-email-10');
-    expect(report).toContain('not-an-email-20');
+    const rows = report.split(/\r?\n/).filter((l) => l.length > 0);
+    expect(rows).toHaveLength(11); // the header and the 10 rejected rows
+    for (let i = 10; i <= 1000; i += 100) expect(report).toContain(`not-an-email-${i}`);
+    // Each row says its line in the file (the header is line 1).
+    expect(rows[1]).toMatch(/^11,/);
   });
 });

@@ -39,7 +39,7 @@ pub use http::routes;
 pub use model::{
     AttrType, ContactId, GroupId, IdentityId, IdentityKind, ImportId, SegmentId, TagId,
 };
-pub use service::{Contacts, ContactsDeps, IMPORT_JOB, ImportJob};
+pub use service::{Contacts, ContactsDeps, IMPORT_BATCH_ROWS, IMPORT_JOB, ImportJob};
 use wamage_platform::{MigrationSet, migration_set};
 
 /// This crate's migrations.

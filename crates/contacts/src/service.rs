@@ -46,7 +46,7 @@ use crate::{
 mod import;
 mod segments;
 
-pub use import::{IMPORT_JOB, IMPORT_MAX_BYTES, ImportJob, ImportUpload};
+pub use import::{IMPORT_BATCH_ROWS, IMPORT_JOB, IMPORT_MAX_BYTES, ImportJob, ImportUpload};
 
 pub const SOURCE: &str = "/wamage/contacts";
 const CONTACT_TTL: Duration = Duration::from_secs(300);
@@ -69,6 +69,7 @@ pub struct Contacts {
     blobs: SharedBlobStore,
     jobs: JobQueue,
     clock: Clock,
+    import_batch_rows: usize,
 }
 
 /// Everything the contacts service needs from the platform.
@@ -81,6 +82,8 @@ pub struct ContactsDeps {
     /// Runs imports in the background.
     pub jobs: JobQueue,
     pub clock: Clock,
+    /// Rows an import writes per transaction (`None`: [`IMPORT_BATCH_ROWS`]).
+    pub import_batch_rows: Option<usize>,
 }
 
 fn db_err(e: sqlx::Error) -> Problem {
@@ -215,20 +218,34 @@ fn search_words(
     identities: &[store::IdentityRow],
     defs: &HashMap<String, AttrDef>,
 ) -> Vec<String> {
-    let mut out: Vec<String> = model::words(&c.name).collect();
-    out.extend(c.company.as_deref().map(model::words).into_iter().flatten());
-    for i in identities {
-        let kind = IdentityKind::from_db(&i.kind);
+    let ids: Vec<(Option<IdentityKind>, &str)> = identities
+        .iter()
+        .map(|i| (IdentityKind::from_db(&i.kind), i.value.as_str()))
+        .collect();
+    search_words_of(&c.name, c.company.as_deref(), &ids, &c.attributes.0, defs)
+}
+
+/// The search words of a contact's name, company, identities and searchable attributes.
+fn search_words_of(
+    name: &str,
+    company: Option<&str>,
+    identities: &[(Option<IdentityKind>, &str)],
+    attributes: &Value,
+    defs: &HashMap<String, AttrDef>,
+) -> Vec<String> {
+    let mut out: Vec<String> = model::words(name).collect();
+    out.extend(company.map(model::words).into_iter().flatten());
+    for (kind, value) in identities {
         if kind.is_some_and(IdentityKind::is_phone) {
-            out.push(i.value.trim_start_matches('+').to_owned());
-            if let Ok(n) = phonenumber::parse(None, &i.value) {
+            out.push(value.trim_start_matches('+').to_owned());
+            if let Ok(n) = phonenumber::parse(None, value) {
                 out.push(n.national().value().to_string());
             }
         } else {
-            out.extend(model::words(&i.value));
+            out.extend(model::words(value));
         }
     }
-    if let Value::Object(attrs) = &c.attributes.0 {
+    if let Value::Object(attrs) = attributes {
         for (k, val) in attrs {
             if !defs.get(k).is_some_and(|d| d.attr_type.is_searchable()) {
                 continue;
@@ -374,6 +391,10 @@ impl Contacts {
             blobs: deps.blobs,
             jobs: deps.jobs,
             clock: deps.clock,
+            import_batch_rows: deps
+                .import_batch_rows
+                .unwrap_or(IMPORT_BATCH_ROWS)
+                .clamp(1, 50_000),
         })
     }
 

@@ -1283,7 +1283,7 @@ const IMPORT_COLS: &str = "id, status, file_name, blob_key, options, total_rows,
 pub async fn insert_import(tx: &mut Tx, org: OrgId, r: &ImportRow, by: Option<UserId>) -> R<()> {
     with_tx!(tx, |c| sqlx::query(
         "INSERT INTO contact_imports (id, org_id, status, file_name, blob_key, options, \
-         created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+         created_by, created_at, total_rows) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
     )
     .bind(r.id)
     .bind(org)
@@ -1293,6 +1293,7 @@ pub async fn insert_import(tx: &mut Tx, org: OrgId, r: &ImportRow, by: Option<Us
     .bind(&r.options)
     .bind(by)
     .bind(r.created_at)
+    .bind(r.total_rows)
     .execute(c)
     .await
     .map(|r| r.rows_affected()))?;
@@ -1400,53 +1401,6 @@ pub async fn finish_import(
     Ok(())
 }
 
-/// The line of this import that already carried `key`, if any.
-pub async fn import_key_line(tx: &mut Tx, id: ImportId, key: &str) -> R<Option<i64>> {
-    let row: Option<(i64,)> = with_tx!(tx, |c| sqlx::query_as(
-        "SELECT line FROM contact_import_keys WHERE import_id = $1 AND ikey = $2"
-    )
-    .bind(id)
-    .bind(key)
-    .fetch_optional(c)
-    .await)?;
-    Ok(row.map(|(l,)| l))
-}
-
-pub async fn insert_import_key(tx: &mut Tx, id: ImportId, key: &str, line: i64) -> R<()> {
-    with_tx!(tx, |c| sqlx::query(
-        "INSERT INTO contact_import_keys (import_id, ikey, line) VALUES ($1, $2, $3) \
-         ON CONFLICT DO NOTHING"
-    )
-    .bind(id)
-    .bind(key)
-    .bind(line)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected()))?;
-    Ok(())
-}
-
-pub async fn insert_import_error(
-    tx: &mut Tx,
-    id: ImportId,
-    line: i64,
-    reason: &str,
-    raw: &[String],
-) -> R<()> {
-    with_tx!(tx, |c| sqlx::query(
-        "INSERT INTO contact_import_errors (import_id, line, reason, raw) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT DO NOTHING"
-    )
-    .bind(id)
-    .bind(line)
-    .bind(reason)
-    .bind(Json(raw))
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected()))?;
-    Ok(())
-}
-
 /// The rejected rows of an import, by line.
 pub async fn import_errors(
     db: &Db,
@@ -1462,4 +1416,400 @@ pub async fn import_errors(
     .bind(id)
     .fetch_all(p)
     .await)
+}
+
+// ---- bulk import -----------------------------------------------------------------------------
+//
+// An import batch writes thousands of rows per transaction, so these take whole batches: one
+// statement per table, whatever the batch size. PostgreSQL gets column arrays (`UNNEST`);
+// SQLite gets one JSON array parameter read with `json_each` (no bound-parameter limit), with
+// ids as 32-digit hex turned back into 16-byte blobs by `unhex`.
+
+/// A contact an import creates, with its search words.
+pub struct NewImported {
+    pub row: ContactRow,
+    pub words: Vec<String>,
+}
+
+/// An identity an import adds.
+pub struct NewIdentity {
+    pub contact: ContactId,
+    pub kind: &'static str,
+    pub value: String,
+}
+
+fn hex(id: uuid::Uuid) -> String {
+    id.simple().to_string()
+}
+
+/// Who holds each of these `(kind, value)` identities in `org`: the held ones, with their
+/// contact.
+pub async fn identity_owners(
+    tx: &mut Tx,
+    org: OrgId,
+    keys: &[(&str, &str)],
+) -> R<Vec<(String, String, ContactId)>> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    match tx {
+        Tx::Sqlite(t) => {
+            let json = serde_json::to_string(keys).map_err(|e| sqlx::Error::Encode(e.into()))?;
+            sqlx::query_as(
+                "SELECT i.kind, i.value, i.contact_id FROM json_each($2) j \
+                 JOIN contact_identities i \
+                   ON i.org_id = $1 AND i.kind = j.value ->> 0 AND i.value = j.value ->> 1",
+            )
+            .bind(org)
+            .bind(json)
+            .fetch_all(&mut **t)
+            .await
+        }
+        Tx::Postgres(t) => {
+            let (kinds, values): (Vec<&str>, Vec<&str>) = keys.iter().copied().unzip();
+            sqlx::query_as(
+                "SELECT i.kind, i.value, i.contact_id FROM contact_identities i \
+                 WHERE i.org_id = $1 AND (i.kind, i.value) IN \
+                   (SELECT k, v FROM UNNEST($2::text[], $3::text[]) AS u(k, v))",
+            )
+            .bind(org)
+            .bind(kinds)
+            .bind(values)
+            .fetch_all(&mut **t)
+            .await
+        }
+    }
+}
+
+/// The lines of this import that already carried any of `keys`: `(key, line)`.
+pub async fn import_key_lines(tx: &mut Tx, id: ImportId, keys: &[&str]) -> R<Vec<(String, i64)>> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    match tx {
+        Tx::Sqlite(t) => {
+            let json = serde_json::to_string(keys).map_err(|e| sqlx::Error::Encode(e.into()))?;
+            sqlx::query_as(
+                "SELECT k.ikey, k.line FROM json_each($2) j \
+                 JOIN contact_import_keys k ON k.import_id = $1 AND k.ikey = j.value",
+            )
+            .bind(id)
+            .bind(json)
+            .fetch_all(&mut **t)
+            .await
+        }
+        Tx::Postgres(t) => {
+            sqlx::query_as(
+                "SELECT ikey, line FROM contact_import_keys \
+                 WHERE import_id = $1 AND ikey = ANY($2::text[])",
+            )
+            .bind(id)
+            .bind(keys)
+            .fetch_all(&mut **t)
+            .await
+        }
+    }
+}
+
+/// Inserts new contacts with their search index entries. Favorite and blocked start off.
+pub async fn insert_contacts_bulk(
+    tx: &mut Tx,
+    org: OrgId,
+    rows: &[NewImported],
+    now: Timestamp,
+) -> R<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    match tx {
+        Tx::Sqlite(t) => {
+            let json = Value::Array(
+                rows.iter()
+                    .map(|n| {
+                        let c = &n.row;
+                        serde_json::json!([
+                            hex(c.id.as_uuid()),
+                            c.name,
+                            c.sort_name,
+                            c.company,
+                            c.language,
+                            c.time_zone,
+                            c.notes,
+                            c.attributes.0.to_string(),
+                            n.words.join(" "),
+                        ])
+                    })
+                    .collect(),
+            )
+            .to_string();
+            sqlx::query(
+                "INSERT INTO contacts (id, org_id, name, sort_name, company, language, \
+                 time_zone, notes, favorite, blocked, attributes, created_at, updated_at) \
+                 SELECT unhex(j.value ->> 0), $1, j.value ->> 1, j.value ->> 2, j.value ->> 3, \
+                 j.value ->> 4, j.value ->> 5, j.value ->> 6, 0, 0, j.value ->> 7, $2, $2 \
+                 FROM json_each($3) j",
+            )
+            .bind(org)
+            .bind(now)
+            .bind(&json)
+            .execute(&mut **t)
+            .await?;
+            sqlx::query(
+                "INSERT INTO contacts_fts (rowid, body) \
+                 SELECT c.rid, j.value ->> 8 FROM json_each($1) j \
+                 JOIN contacts c ON c.id = unhex(j.value ->> 0)",
+            )
+            .bind(&json)
+            .execute(&mut **t)
+            .await?;
+        }
+        Tx::Postgres(t) => {
+            let mut ids = Vec::with_capacity(rows.len());
+            let mut names = Vec::with_capacity(rows.len());
+            let mut sort_names = Vec::with_capacity(rows.len());
+            let mut companies = Vec::with_capacity(rows.len());
+            let mut languages = Vec::with_capacity(rows.len());
+            let mut zones = Vec::with_capacity(rows.len());
+            let mut notes = Vec::with_capacity(rows.len());
+            let mut attrs = Vec::with_capacity(rows.len());
+            let mut words = Vec::with_capacity(rows.len());
+            for n in rows {
+                let c = &n.row;
+                ids.push(c.id.as_uuid());
+                names.push(c.name.as_str());
+                sort_names.push(c.sort_name.as_str());
+                companies.push(c.company.as_deref());
+                languages.push(c.language.as_deref());
+                zones.push(c.time_zone.as_deref());
+                notes.push(c.notes.as_deref());
+                attrs.push(c.attributes.0.to_string());
+                words.push(n.words.join(" "));
+            }
+            sqlx::query(
+                "INSERT INTO contacts (id, org_id, name, sort_name, company, language, \
+                 time_zone, notes, favorite, blocked, attributes, search, created_at, updated_at) \
+                 SELECT u.id, $1, u.name, u.sort_name, u.company, u.language, u.time_zone, \
+                 u.notes, FALSE, FALSE, u.attributes::jsonb, \
+                 array_to_tsvector(string_to_array(u.words, ' ')), $2, $2 \
+                 FROM UNNEST($3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[], \
+                 $8::text[], $9::text[], $10::text[], $11::text[]) \
+                 AS u(id, name, sort_name, company, language, time_zone, notes, attributes, words)",
+            )
+            .bind(org)
+            .bind(now)
+            .bind(ids)
+            .bind(names)
+            .bind(sort_names)
+            .bind(companies)
+            .bind(languages)
+            .bind(zones)
+            .bind(notes)
+            .bind(attrs)
+            .bind(words)
+            .execute(&mut **t)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Inserts identities (known to be free in `org`).
+pub async fn insert_identities_bulk(
+    tx: &mut Tx,
+    org: OrgId,
+    rows: &[NewIdentity],
+    now: Timestamp,
+) -> R<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    match tx {
+        Tx::Sqlite(t) => {
+            let json = Value::Array(
+                rows.iter()
+                    .map(|i| {
+                        serde_json::json!([
+                            hex(IdentityId::new().as_uuid()),
+                            hex(i.contact.as_uuid()),
+                            i.kind,
+                            i.value
+                        ])
+                    })
+                    .collect(),
+            )
+            .to_string();
+            sqlx::query(
+                "INSERT INTO contact_identities (id, org_id, contact_id, kind, value, created_at) \
+                 SELECT unhex(j.value ->> 0), $1, unhex(j.value ->> 1), j.value ->> 2, \
+                 j.value ->> 3, $2 FROM json_each($3) j",
+            )
+            .bind(org)
+            .bind(now)
+            .bind(json)
+            .execute(&mut **t)
+            .await?;
+        }
+        Tx::Postgres(t) => {
+            let ids: Vec<uuid::Uuid> = rows.iter().map(|_| IdentityId::new().as_uuid()).collect();
+            let contacts: Vec<uuid::Uuid> = rows.iter().map(|i| i.contact.as_uuid()).collect();
+            let kinds: Vec<&str> = rows.iter().map(|i| i.kind).collect();
+            let values: Vec<&str> = rows.iter().map(|i| i.value.as_str()).collect();
+            sqlx::query(
+                "INSERT INTO contact_identities (id, org_id, contact_id, kind, value, created_at) \
+                 SELECT u.id, $1, u.contact_id, u.kind, u.value, $2 \
+                 FROM UNNEST($3::uuid[], $4::uuid[], $5::text[], $6::text[]) \
+                 AS u(id, contact_id, kind, value)",
+            )
+            .bind(org)
+            .bind(now)
+            .bind(ids)
+            .bind(contacts)
+            .bind(kinds)
+            .bind(values)
+            .execute(&mut **t)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Adds `(contact, tag or group)` links (the targets are known to be of `org`); existing
+/// links are left as they are.
+pub async fn add_links_bulk(
+    tx: &mut Tx,
+    org: OrgId,
+    link: Link,
+    pairs: &[(ContactId, uuid::Uuid)],
+) -> R<()> {
+    if pairs.is_empty() {
+        return Ok(());
+    }
+    // Joined with the tag or group table: one deleted since the upload is skipped, not an
+    // error that would stop the import.
+    let (table, column, target) = link.names();
+    match tx {
+        Tx::Sqlite(t) => {
+            let json = Value::Array(
+                pairs
+                    .iter()
+                    .map(|(c, x)| serde_json::json!([hex(c.as_uuid()), hex(*x)]))
+                    .collect(),
+            )
+            .to_string();
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO {table} (org_id, contact_id, {column}) \
+                 SELECT $1, unhex(j.value ->> 0), x.id FROM json_each($2) j \
+                 JOIN {target} x ON x.id = unhex(j.value ->> 1) AND x.org_id = $1 \
+                 WHERE true ON CONFLICT DO NOTHING"
+            )))
+            .bind(org)
+            .bind(json)
+            .execute(&mut **t)
+            .await?;
+        }
+        Tx::Postgres(t) => {
+            let (contacts, targets): (Vec<uuid::Uuid>, Vec<uuid::Uuid>) =
+                pairs.iter().map(|(c, x)| (c.as_uuid(), *x)).unzip();
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO {table} (org_id, contact_id, {column}) \
+                 SELECT $1, u.c, x.id FROM UNNEST($2::uuid[], $3::uuid[]) AS u(c, t) \
+                 JOIN {target} x ON x.id = u.t AND x.org_id = $1 \
+                 ON CONFLICT DO NOTHING"
+            )))
+            .bind(org)
+            .bind(contacts)
+            .bind(targets)
+            .execute(&mut **t)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Remembers which line carried each identity key of this import.
+pub async fn insert_import_keys_bulk(tx: &mut Tx, id: ImportId, keys: &[(String, i64)]) -> R<()> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    match tx {
+        Tx::Sqlite(t) => {
+            let json = serde_json::to_string(keys).map_err(|e| sqlx::Error::Encode(e.into()))?;
+            sqlx::query(
+                "INSERT INTO contact_import_keys (import_id, ikey, line) \
+                 SELECT $1, j.value ->> 0, j.value ->> 1 FROM json_each($2) j \
+                 WHERE true ON CONFLICT DO NOTHING",
+            )
+            .bind(id)
+            .bind(json)
+            .execute(&mut **t)
+            .await?;
+        }
+        Tx::Postgres(t) => {
+            let (k, l): (Vec<&str>, Vec<i64>) = keys.iter().map(|(k, l)| (k.as_str(), *l)).unzip();
+            sqlx::query(
+                "INSERT INTO contact_import_keys (import_id, ikey, line) \
+                 SELECT $1, u.k, u.l FROM UNNEST($2::text[], $3::bigint[]) AS u(k, l) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(id)
+            .bind(k)
+            .bind(l)
+            .execute(&mut **t)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Records rejected rows: `(line, reason, raw cells)`.
+pub async fn insert_import_errors_bulk(
+    tx: &mut Tx,
+    id: ImportId,
+    rows: &[(i64, String, Vec<String>)],
+) -> R<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    match tx {
+        Tx::Sqlite(t) => {
+            let json = Value::Array(
+                rows.iter()
+                    .map(|(line, reason, raw)| {
+                        serde_json::json!([line, reason, serde_json::to_string(raw).ok()])
+                    })
+                    .collect(),
+            )
+            .to_string();
+            sqlx::query(
+                "INSERT INTO contact_import_errors (import_id, line, reason, raw) \
+                 SELECT $1, j.value ->> 0, j.value ->> 1, j.value ->> 2 FROM json_each($2) j \
+                 WHERE true ON CONFLICT DO NOTHING",
+            )
+            .bind(id)
+            .bind(json)
+            .execute(&mut **t)
+            .await?;
+        }
+        Tx::Postgres(t) => {
+            let lines: Vec<i64> = rows.iter().map(|r| r.0).collect();
+            let reasons: Vec<&str> = rows.iter().map(|r| r.1.as_str()).collect();
+            let raws: Vec<String> = rows
+                .iter()
+                .map(|r| serde_json::to_string(&r.2).unwrap_or_else(|_| "[]".to_owned()))
+                .collect();
+            sqlx::query(
+                "INSERT INTO contact_import_errors (import_id, line, reason, raw) \
+                 SELECT $1, u.l, u.r, u.raw::jsonb \
+                 FROM UNNEST($2::bigint[], $3::text[], $4::text[]) AS u(l, r, raw) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(id)
+            .bind(lines)
+            .bind(reasons)
+            .bind(raws)
+            .execute(&mut **t)
+            .await?;
+        }
+    }
+    Ok(())
 }

@@ -34,6 +34,23 @@ pub trait BlobStore: Send + Sync + fmt::Debug + 'static {
     async fn get(&self, key: &str) -> anyhow::Result<Option<Blob>>;
     /// Removes the object; removing a missing object is not an error.
     async fn delete(&self, key: &str) -> anyhow::Result<()>;
+    /// Up to `max_len` bytes of the object from byte `offset` (fewer at the end, none past
+    /// it), `None` if there is no object: lets a reader stream a large file in windows
+    /// without holding all of it. The default reads the whole object; stores override it.
+    async fn get_range(
+        &self,
+        key: &str,
+        offset: u64,
+        max_len: usize,
+    ) -> anyhow::Result<Option<Bytes>> {
+        Ok(self.get(key).await?.map(|b| {
+            let start = usize::try_from(offset)
+                .unwrap_or(usize::MAX)
+                .min(b.bytes.len());
+            let end = start.saturating_add(max_len).min(b.bytes.len());
+            b.bytes.slice(start..end)
+        }))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -194,6 +211,40 @@ impl BlobStore for LocalBlobStore {
             bytes,
             content_type,
         }))
+    }
+
+    async fn get_range(
+        &self,
+        key: &str,
+        offset: u64,
+        max_len: usize,
+    ) -> anyhow::Result<Option<Bytes>> {
+        use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
+        validate_key(key)?;
+        let path = self.object_path(key);
+        let mut file = match tokio::fs::File::open(&path).await {
+            Ok(f) => f,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(e) => {
+                return Err(e).with_context(|| format!("failed to open blob {}", path.display()));
+            }
+        };
+        let len = file.metadata().await.context("failed to stat blob")?.len();
+        let want = usize::try_from(len.saturating_sub(offset))
+            .unwrap_or(usize::MAX)
+            .min(max_len);
+        let mut buf = Vec::with_capacity(want);
+        if want > 0 {
+            file.seek(std::io::SeekFrom::Start(offset))
+                .await
+                .context("failed to seek in blob")?;
+            (&mut file)
+                .take(want as u64)
+                .read_to_end(&mut buf)
+                .await
+                .with_context(|| format!("failed to read blob {}", path.display()))?;
+        }
+        Ok(Some(Bytes::from(buf)))
     }
 
     async fn delete(&self, key: &str) -> anyhow::Result<()> {

@@ -126,6 +126,7 @@ pub async fn build_state(config: Config, opts: BuildOptions) -> anyhow::Result<A
         blobs: blobs.clone(),
         jobs: jobs.clone(),
         clock: clock.clone(),
+        import_batch_rows: Some(config.import_batch_rows),
     });
     Ok(AppState {
         config: Arc::new(config),

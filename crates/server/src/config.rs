@@ -107,6 +107,8 @@ pub struct Config {
     pub roles: String,
     /// Background jobs run at once by this process's worker.
     pub worker_concurrency: usize,
+    /// Rows a contacts import writes per transaction.
+    pub import_batch_rows: usize,
 }
 
 impl Default for Config {
@@ -130,6 +132,7 @@ impl Default for Config {
             db_max_connections: 16,
             roles: "api,worker,realtime".to_owned(),
             worker_concurrency: 16,
+            import_batch_rows: wamage_contacts::IMPORT_BATCH_ROWS,
         }
     }
 }
@@ -222,6 +225,9 @@ impl Config {
         }
         if self.db_max_connections == 0 || self.worker_concurrency == 0 {
             bail!("WAMAGE_DB_MAX_CONNECTIONS and WAMAGE_WORKER_CONCURRENCY must be at least 1");
+        }
+        if !(1..=50_000).contains(&self.import_batch_rows) {
+            bail!("WAMAGE_IMPORT_BATCH_ROWS must be between 1 and 50000");
         }
         self.roles()?;
         Ok(())

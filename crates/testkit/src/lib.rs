@@ -121,6 +121,8 @@ impl TestApp {
             secret_key: Some(Secret::new(
                 "test-secret-key-that-is-long-enough-0123456789",
             )),
+            // Small import batches, so a 1,000-row file shows progress between batches.
+            import_batch_rows: 500,
             ..Config::default()
         };
         let mailer = LogMailer::new();

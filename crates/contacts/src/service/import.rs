@@ -1,16 +1,22 @@
 //! CSV import: the upload is checked up front (UTF-8, a header, a valid mapping), stored in the
 //! blob store, and recorded with a `contacts.import` job in one transaction. The job streams the
-//! file from its checkpoint (byte offset and line of the next record), processes one batch of
-//! [`IMPORT_BATCH`] rows per run in one transaction — the rows, the rejected rows
-//! (`contact_import_errors`), the counters and the new checkpoint together — and enqueues the
+//! file from its checkpoint (byte offset and line of the next record): each run reads one window
+//! of the file (never the whole of it, so memory stays flat whatever the file's size), parses
+//! and checks up to [`IMPORT_BATCH_ROWS`] rows on the blocking pool (in parallel), and writes
+//! them in one transaction — the contacts, identities, links, search entries, the rejected rows
+//! (`contact_import_errors`), the counters and the new checkpoint together — then enqueues the
 //! next batch in that same transaction. A run whose checkpoint moved on does nothing, so a
 //! retried or duplicated job never creates a contact twice.
+//!
+//! A batch costs a fixed number of statements whatever its size: one lookup of the identities
+//! the batch names (who holds them already), one of the keys earlier batches of this file
+//! accepted (duplicates within the file), then one multi-row insert per table. Rows are decided
+//! in file order against both lookups and against the rows before them in the batch. Only rows
+//! that update an existing contact are written one by one.
 //!
 //! Events: bulk imports publish no `wamage.contact.created`/`updated` per row; one
 //! `wamage.contacts.imported` event (`import_id`, `created`, `updated`, `skipped`, `failed`)
 //! is published when an import completes.
-
-use std::collections::HashSet;
 
 use axum::body::Bytes;
 use wamage_platform::jobs::{JobContext, JobHandler, JobOutcome, NewJob};
@@ -24,8 +30,6 @@ use crate::{
 
 /// The job kind that runs imports.
 pub const IMPORT_JOB: &str = "contacts.import";
-/// Rows per batch (and per transaction).
-pub const IMPORT_BATCH: usize = 500;
 /// Largest accepted file.
 pub const IMPORT_MAX_BYTES: usize = 50 * 1024 * 1024;
 
@@ -97,12 +101,6 @@ pub struct ImportUpload {
 struct ImportPayload {
     import_id: ImportId,
     from_byte: i64,
-}
-
-enum RowOutcome {
-    Created,
-    Updated,
-    Skipped,
 }
 
 fn import_out(r: store::ImportRow) -> ImportOut {
@@ -275,6 +273,7 @@ impl Contacts {
         let mut v = Validator::new();
         let file = up.file.unwrap_or_default();
         let mut header: Vec<String> = Vec::new();
+        let mut total_rows = None;
         if file.is_empty() {
             v.error("file", "is required: a CSV file with a header row");
         } else if file.len() > IMPORT_MAX_BYTES {
@@ -287,7 +286,10 @@ impl Contacts {
                 .await
                 .map_err(Problem::internal)?
             {
-                Ok(h) => header = h,
+                Ok((h, rows)) => {
+                    header = h;
+                    total_rows = Some(rows);
+                }
                 Err(message) => v.error("file", message),
             }
         }
@@ -409,7 +411,7 @@ impl Contacts {
             file_name,
             blob_key,
             options: Json(serde_json::to_value(&opts).map_err(Problem::internal)?),
-            total_rows: None,
+            total_rows,
             next_byte: 0,
             next_line: 1,
             rows_done: 0,
@@ -504,7 +506,10 @@ impl Contacts {
         tx.commit().await.map_err(db_err)
     }
 
-    /// Runs one batch of an import from the checkpoint `from_byte`.
+    /// Runs one batch of an import from the checkpoint `from_byte`: reads the next window of
+    /// the stored file, parses and checks its rows on the blocking pool, then writes the batch
+    /// in one transaction with a fixed number of statements (lookups and inserts take the
+    /// whole batch), so the cost per row is parsing plus index maintenance.
     async fn import_batch(&self, org: OrgId, id: ImportId, from_byte: i64) -> Result<(), Problem> {
         let Some(imp) = store::get_import(&self.db, org, id).await.map_err(db_err)? else {
             return Ok(());
@@ -514,55 +519,15 @@ impl Contacts {
         }
         let opts: ImportOptions =
             serde_json::from_value(imp.options.0.clone()).map_err(Problem::internal)?;
-        let blob = self
-            .blobs
-            .get(&imp.blob_key)
-            .await
-            .map_err(|e| Problem::internal(format_args!("blob store: {e:#}")))?;
-        let Some(blob) = blob else {
-            return self
-                .fail_import(org, id, "the uploaded file is no longer stored")
-                .await;
+        let chunk = match self
+            .read_chunk(&imp.blob_key, from_byte, imp.next_line)
+            .await?
+        {
+            Ok(chunk) => chunk,
+            Err(reason) => return self.fail_import(org, id, &reason).await,
         };
-        let start = usize::try_from(from_byte).unwrap_or(usize::MAX);
-        let Some(rest) = blob.bytes.get(start..) else {
-            return self
-                .fail_import(org, id, "the checkpoint is past the end of the file")
-                .await;
-        };
-        let mut rdr = csv::ReaderBuilder::new()
-            .has_headers(false)
-            .flexible(true)
-            .from_reader(rest);
-        let mut batch: Vec<(i64, csv::StringRecord)> = Vec::with_capacity(IMPORT_BATCH);
-        let mut rec = csv::StringRecord::new();
-        let mut first = start == 0;
-        let mut end = false;
-        while batch.len() < IMPORT_BATCH {
-            match rdr.read_record(&mut rec) {
-                Ok(true) if first => first = false, // the header
-                Ok(true) => {
-                    let line = rec.position().map_or(0, |p| p.line() as i64);
-                    batch.push((imp.next_line + line - 1, rec.clone()));
-                }
-                Ok(false) => {
-                    end = true;
-                    break;
-                }
-                Err(e) => {
-                    let line = imp.next_line + rdr.position().line() as i64 - 1;
-                    return self
-                        .fail_import(org, id, &format!("line {line}: the file is not CSV: {e}"))
-                        .await;
-                }
-            }
-        }
-        let pos = rdr.position();
-        let next_byte = from_byte + pos.byte() as i64;
-        let next_line = imp.next_line + pos.line() as i64 - 1;
 
-        let mut tx = self.begin().await?;
-        let defs = defs_of(store::attr_defs_tx(&mut tx, org).await.map_err(db_err)?);
+        let defs = defs_of(store::attr_defs(&self.db, org).await.map_err(db_err)?);
         let country = self.country(org).await?;
         let tags: HashMap<String, TagId> = store::tags(&self.db, org)
             .await
@@ -570,246 +535,585 @@ impl Contacts {
             .into_iter()
             .map(|t| (t.name.to_lowercase(), t.id))
             .collect();
-        let mut n = ImportCounts::default();
-        for (line, rec) in &batch {
-            n.rows += 1;
-            let outcome = match parse_row(&opts, &defs, country, &tags, rec) {
-                Ok(row) => {
-                    self.import_row(&mut tx, org, id, &opts, &defs, *line, row)
-                        .await?
-                }
-                Err(reason) => Err(reason),
-            };
-            match outcome {
-                Ok(RowOutcome::Created) => n.created += 1,
-                Ok(RowOutcome::Updated) => n.updated += 1,
-                Ok(RowOutcome::Skipped) => n.skipped += 1,
-                Err(reason) => {
-                    n.failed += 1;
-                    let raw: Vec<String> = rec.iter().map(str::to_owned).collect();
-                    store::insert_import_error(&mut tx, id, *line, &reason, &raw)
-                        .await
-                        .map_err(db_err)?;
-                }
+        let records = chunk.records;
+        let parsed = {
+            let opts = opts.clone();
+            let defs = defs.clone();
+            tokio::task::spawn_blocking(move || parse_rows(&opts, &defs, country, &tags, records))
+                .await
+                .map_err(Problem::internal)?
+        };
+
+        let mut tx = self.begin().await?;
+        let plan = self
+            .plan_batch(&mut tx, org, id, &opts, &defs, parsed)
+            .await?;
+        let n = plan.counts;
+        let now = self.now();
+        store::insert_contacts_bulk(&mut tx, org, &plan.creates, now)
+            .await
+            .map_err(db_err)?;
+        store::insert_identities_bulk(&mut tx, org, &plan.identities, now)
+            .await
+            .map_err(db_err)?;
+        store::add_links_bulk(&mut tx, org, Link::Tag, &plan.tag_links)
+            .await
+            .map_err(db_err)?;
+        if let Some(g) = opts.group_id {
+            let pairs: Vec<(ContactId, uuid::Uuid)> =
+                plan.touched.iter().map(|c| (*c, g.as_uuid())).collect();
+            store::add_links_bulk(&mut tx, org, Link::Group, &pairs)
+                .await
+                .map_err(db_err)?;
+        }
+        for (cid, row) in plan.updates {
+            if let Some(mut c) = store::get_contact_tx(&mut tx, org, cid)
+                .await
+                .map_err(db_err)?
+            {
+                apply_update(&mut c, row, now);
+                store::update_contact(&mut tx, org, &c)
+                    .await
+                    .map_err(db_err)?;
+                self.reindex(&mut tx, org, cid).await?;
             }
         }
-        if !store::advance_import(&mut tx, org, id, from_byte, next_byte, next_line, n)
+        store::insert_import_keys_bulk(&mut tx, id, &plan.keys)
             .await
-            .map_err(db_err)?
+            .map_err(db_err)?;
+        store::insert_import_errors_bulk(&mut tx, id, &plan.errors)
+            .await
+            .map_err(db_err)?;
+        if !store::advance_import(
+            &mut tx,
+            org,
+            id,
+            from_byte,
+            chunk.next_byte,
+            chunk.next_line,
+            n,
+        )
+        .await
+        .map_err(db_err)?
         {
             return Ok(()); // another run did this batch; roll back
         }
-        if end {
+        if chunk.end {
             store::finish_import(&mut tx, org, id, "completed", None, self.now())
                 .await
                 .map_err(db_err)?;
         } else {
-            self.enqueue_batch(&mut tx, org, id, next_byte).await?;
+            self.enqueue_batch(&mut tx, org, id, chunk.next_byte)
+                .await?;
         }
         tx.commit().await.map_err(db_err)?;
         self.jobs.notify();
         if n.created + n.updated > 0 {
             self.forget(org).await;
         }
-        if end
-            && let Ok(done) = store::get_import(&self.db, org, id).await.map_err(db_err)
-            && let Some(done) = done
-        {
-            self.publish(
-                org,
-                "wamage.contacts.imported",
-                json!({
-                    "import_id": id,
-                    "created": done.created,
-                    "updated": done.updated,
-                    "skipped": done.skipped,
-                    "failed": done.failed,
-                }),
-            )
-            .await;
+        if chunk.end {
+            // The file is not needed any more: the error report keeps the rejected rows.
+            if let Err(e) = self.blobs.delete(&imp.blob_key).await {
+                tracing::warn!(error = %e, import_id = %id, "failed to delete an import file");
+            }
+            if let Ok(Some(done)) = store::get_import(&self.db, org, id).await {
+                self.publish(
+                    org,
+                    "wamage.contacts.imported",
+                    json!({
+                        "import_id": id,
+                        "created": done.created,
+                        "updated": done.updated,
+                        "skipped": done.skipped,
+                        "failed": done.failed,
+                    }),
+                )
+                .await;
+            }
         }
         Ok(())
     }
 
-    /// Writes one checked row; `Err(reason)` rejects it (nothing of it is written).
-    #[allow(clippy::too_many_arguments)]
-    async fn import_row(
+    /// The next records of the stored file from `from_byte`, read in windows of
+    /// [`IMPORT_WINDOW`] bytes (a window is doubled until it holds a whole record), at most
+    /// `import_batch_rows` of them. `Err(reason)` fails the import.
+    async fn read_chunk(
+        &self,
+        key: &str,
+        from_byte: i64,
+        first_line: i64,
+    ) -> Result<Result<Chunk, String>, Problem> {
+        let offset = u64::try_from(from_byte).unwrap_or(0);
+        let mut window = IMPORT_WINDOW;
+        loop {
+            let Some(bytes) = self
+                .blobs
+                .get_range(key, offset, window)
+                .await
+                .map_err(|e| Problem::internal(format_args!("blob store: {e:#}")))?
+            else {
+                return Ok(Err("the uploaded file is no longer stored".to_owned()));
+            };
+            let eof = bytes.len() < window;
+            let max_rows = self.import_batch_rows;
+            let split = tokio::task::spawn_blocking(move || {
+                split_records(&bytes, eof, offset == 0, max_rows, first_line)
+            })
+            .await
+            .map_err(Problem::internal)?;
+            match split {
+                Err(reason) => return Ok(Err(reason)),
+                Ok(None) if window < IMPORT_MAX_BYTES * 2 => window *= 2,
+                Ok(None) => {
+                    return Ok(Err(format!(
+                        "line {first_line}: a record is longer than the largest file"
+                    )));
+                }
+                Ok(Some(mut chunk)) => {
+                    chunk.next_byte += from_byte;
+                    return Ok(Ok(chunk));
+                }
+            }
+        }
+    }
+
+    /// Decides every row of a batch against the database (two lookups for the whole batch)
+    /// and against the rows before it, in file order.
+    async fn plan_batch(
         &self,
         tx: &mut Tx,
         org: OrgId,
         id: ImportId,
         opts: &ImportOptions,
         defs: &HashMap<String, AttrDef>,
-        line: i64,
-        row: ParsedRow,
-    ) -> Result<Result<RowOutcome, String>, Problem> {
-        let keys: Vec<String> = row
-            .identities
-            .iter()
-            .map(|(k, v)| format!("{}:{v}", k.as_str()))
-            .collect();
-        for (key, (kind, value)) in keys.iter().zip(&row.identities) {
-            if let Some(l) = store::import_key_line(tx, id, key).await.map_err(db_err)? {
-                return Ok(Err(format!(
-                    "duplicate of line {l} in this file ({} {value})",
-                    kind.as_str()
-                )));
+        rows: Vec<Parsed>,
+    ) -> Result<BatchPlan, Problem> {
+        let mut all_keys: Vec<String> = Vec::new();
+        let mut pairs: Vec<(&'static str, &str)> = Vec::new();
+        for p in &rows {
+            if let Ok(r) = &p.row {
+                for (kind, value) in &r.identities {
+                    all_keys.push(identity_key(*kind, value));
+                    pairs.push((kind.as_str(), value.as_str()));
+                }
             }
         }
-        let dedupe_on = match opts.dedupe {
-            Dedupe::Phone => row.identities.iter().find(|(k, _)| k.is_phone()),
-            Dedupe::Email => row
+        let key_refs: Vec<&str> = all_keys.iter().map(String::as_str).collect();
+        let earlier: HashMap<String, i64> = store::import_key_lines(tx, id, &key_refs)
+            .await
+            .map_err(db_err)?
+            .into_iter()
+            .collect();
+        let owners: HashMap<(String, String), ContactId> = store::identity_owners(tx, org, &pairs)
+            .await
+            .map_err(db_err)?
+            .into_iter()
+            .map(|(k, v, c)| ((k, v), c))
+            .collect();
+        let owner = |kind: IdentityKind, value: &str| {
+            owners
+                .get(&(kind.as_str().to_owned(), value.to_owned()))
+                .copied()
+        };
+
+        let mut plan = BatchPlan::default();
+        let mut this_batch: HashMap<String, i64> = HashMap::new();
+        let mut required: Vec<&str> = defs
+            .values()
+            .filter(|d| d.required)
+            .map(|d| d.key.as_str())
+            .collect();
+        required.sort_unstable();
+        for p in rows {
+            plan.counts.rows += 1;
+            let row = match p.row {
+                Ok(row) => row,
+                Err(reason) => {
+                    plan.reject(p.line, reason, p.raw);
+                    continue;
+                }
+            };
+            let keys: Vec<String> = row
                 .identities
                 .iter()
-                .find(|(k, _)| *k == IdentityKind::Email),
-            Dedupe::None => None,
-        };
-        let existing = match dedupe_on {
-            Some((kind, value)) => store::identity_owner_tx(tx, org, kind.as_str(), value)
-                .await
-                .map_err(db_err)?,
-            None => None,
-        };
-        let mut seen = HashSet::new();
-        let mut new_identities = Vec::new();
-        for (kind, value) in &row.identities {
-            match store::identity_owner_tx(tx, org, kind.as_str(), value)
-                .await
-                .map_err(db_err)?
+                .map(|(k, v)| identity_key(*k, v))
+                .collect();
+            if let Some((l, (kind, value))) = keys
+                .iter()
+                .zip(&row.identities)
+                .find_map(|(k, i)| earlier.get(k).or_else(|| this_batch.get(k)).map(|l| (l, i)))
             {
+                let reason = format!(
+                    "duplicate of line {l} in this file ({} {value})",
+                    kind.as_str()
+                );
+                plan.reject(p.line, reason, p.raw);
+                continue;
+            }
+            let dedupe_on = match opts.dedupe {
+                Dedupe::Phone => row.identities.iter().find(|(k, _)| k.is_phone()),
+                Dedupe::Email => row
+                    .identities
+                    .iter()
+                    .find(|(k, _)| *k == IdentityKind::Email),
+                Dedupe::None => None,
+            };
+            let existing = dedupe_on.and_then(|(kind, value)| owner(*kind, value));
+            let mut new_identities: Vec<(IdentityKind, String)> = Vec::new();
+            let mut taken = None;
+            for (kind, value) in &row.identities {
+                match owner(*kind, value) {
+                    None => new_identities.push((*kind, value.clone())),
+                    Some(o) if Some(o) == existing => {}
+                    Some(o) => {
+                        taken = Some(format!(
+                            "{} {value} already belongs to contact {o}",
+                            kind.as_str()
+                        ));
+                        break;
+                    }
+                }
+            }
+            if let Some(reason) = taken {
+                plan.reject(p.line, reason, p.raw);
+                continue;
+            }
+            let contact = match existing {
+                Some(_) if opts.on_duplicate == OnDuplicate::Skip => {
+                    plan.counts.skipped += 1;
+                    plan.remember(&mut this_batch, keys, p.line);
+                    continue;
+                }
+                Some(cid) => {
+                    plan.counts.updated += 1;
+                    plan.updates.push((cid, row.fields));
+                    cid
+                }
                 None => {
-                    if seen.insert((kind.as_str(), value.as_str())) {
-                        new_identities.push((*kind, value.clone()));
+                    let missing: Vec<&str> = required
+                        .iter()
+                        .copied()
+                        .filter(|k| !row.fields.attributes.contains_key(*k))
+                        .collect();
+                    if !missing.is_empty() {
+                        let reason = format!("attributes {} are required", missing.join(", "));
+                        plan.reject(p.line, reason, p.raw);
+                        continue;
                     }
-                }
-                Some(owner) if Some(owner) == existing => {}
-                Some(owner) => {
-                    return Ok(Err(format!(
-                        "{} {value} already belongs to contact {owner}",
-                        kind.as_str()
-                    )));
-                }
-            }
-        }
-        let now = self.now();
-        let contact = match existing {
-            Some(_) if opts.on_duplicate == OnDuplicate::Skip => {
-                self.remember_keys(tx, id, &keys, line).await?;
-                return Ok(Ok(RowOutcome::Skipped));
-            }
-            Some(cid) => {
-                let Some(mut c) = store::get_contact_tx(tx, org, cid).await.map_err(db_err)? else {
-                    return Ok(Err("the matching contact was deleted".to_owned()));
-                };
-                if let Some(n) = row.name {
-                    c.sort_name = n.to_lowercase();
-                    c.name = n;
-                }
-                for (slot, given) in [
-                    (&mut c.company, row.company),
-                    (&mut c.language, row.language),
-                    (&mut c.time_zone, row.time_zone),
-                    (&mut c.notes, row.notes),
-                ] {
-                    if given.is_some() {
-                        *slot = given;
-                    }
-                }
-                if !row.attributes.is_empty() {
-                    let mut attrs = match &c.attributes.0 {
-                        Value::Object(m) => m.clone(),
-                        _ => Map::new(),
+                    let Some(name) = row.fields.name.clone() else {
+                        plan.reject(p.line, "has no name and no identity".to_owned(), p.raw);
+                        continue;
                     };
-                    attrs.extend(row.attributes);
-                    c.attributes = Json(Value::Object(attrs));
+                    plan.counts.created += 1;
+                    let f = row.fields;
+                    let c = ContactRow {
+                        id: ContactId::new(),
+                        sort_name: name.to_lowercase(),
+                        name,
+                        company: f.company,
+                        language: f.language,
+                        time_zone: f.time_zone,
+                        notes: f.notes,
+                        favorite: false,
+                        blocked: false,
+                        attributes: Json(Value::Object(f.attributes)),
+                        created_at: self.now(),
+                        updated_at: self.now(),
+                    };
+                    let cid = c.id;
+                    plan.creates.push(store::NewImported {
+                        row: c,
+                        words: row.words,
+                    });
+                    cid
                 }
-                c.updated_at = now;
-                store::update_contact(tx, org, &c).await.map_err(db_err)?;
-                cid
-            }
-            None => {
-                let mut missing: Vec<&str> = defs
-                    .values()
-                    .filter(|d| d.required && !row.attributes.contains_key(&d.key))
-                    .map(|d| d.key.as_str())
-                    .collect();
-                if !missing.is_empty() {
-                    missing.sort_unstable();
-                    return Ok(Err(format!(
-                        "attributes {} are required",
-                        missing.join(", ")
-                    )));
+            };
+            plan.identities
+                .extend(
+                    new_identities
+                        .into_iter()
+                        .map(|(kind, value)| store::NewIdentity {
+                            contact,
+                            kind: kind.as_str(),
+                            value,
+                        }),
+                );
+            plan.tag_links
+                .extend(row.tags.iter().map(|t| (contact, t.as_uuid())));
+            plan.touched.push(contact);
+            plan.remember(&mut this_batch, keys, p.line);
+        }
+        Ok(plan)
+    }
+}
+
+/// Rows per batch (and per transaction) unless configured.
+pub const IMPORT_BATCH_ROWS: usize = 5_000;
+/// Bytes of the file read per batch (more when one record is longer).
+const IMPORT_WINDOW: usize = 4 * 1024 * 1024;
+
+/// `kind:value`, the key of an identity in `contact_import_keys`.
+fn identity_key(kind: IdentityKind, value: &str) -> String {
+    format!("{}:{value}", kind.as_str())
+}
+
+/// The records of one batch and where the next batch starts.
+struct Chunk {
+    records: Vec<(i64, csv::StringRecord)>,
+    /// Relative to the window until `read_chunk` makes it absolute.
+    next_byte: i64,
+    next_line: i64,
+    /// The file has no records after these.
+    end: bool,
+}
+
+/// Splits a window of the file into whole records. A record that reaches the end of a window
+/// that is not the end of the file may be cut short, so it is left for the next batch;
+/// `Ok(None)` means the window holds no whole record and must grow.
+fn split_records(
+    buf: &[u8],
+    eof: bool,
+    skip_header: bool,
+    max_rows: usize,
+    first_line: i64,
+) -> Result<Option<Chunk>, String> {
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(buf);
+    let mut rec = csv::ByteRecord::new();
+    let mut records = Vec::new();
+    // Line numbers are counted here from the bytes: the reader's own line counts attribute
+    // the `\n` of a `\r\n` ending to the next record.
+    let mut newlines = Newlines::default();
+    let mut next_byte = 0usize;
+    let mut skip = skip_header;
+    let mut end = false;
+    let mut seen_any = false;
+    while records.len() < max_rows {
+        match rdr.read_byte_record(&mut rec) {
+            Ok(true) => {
+                let after = usize::try_from(rdr.position().byte()).unwrap_or(usize::MAX);
+                if !eof && after >= buf.len() {
+                    break; // maybe cut at the window's edge
                 }
-                let Some(name) = row
-                    .name
-                    .or_else(|| row.identities.first().map(|(_, v)| v.clone()))
-                else {
-                    return Ok(Err("has no name and no identity".to_owned()));
-                };
-                let c = ContactRow {
-                    id: ContactId::new(),
-                    sort_name: name.to_lowercase(),
-                    name,
-                    company: row.company,
-                    language: row.language,
-                    time_zone: row.time_zone,
-                    notes: row.notes,
-                    favorite: false,
-                    blocked: false,
-                    attributes: Json(Value::Object(row.attributes)),
-                    created_at: now,
-                    updated_at: now,
-                };
-                store::insert_contact(tx, org, &c).await.map_err(db_err)?;
-                c.id
+                seen_any = true;
+                // The reader reports a record from the blank line ends it skipped before it.
+                let mut start = rec
+                    .position()
+                    .map_or(0, |p| usize::try_from(p.byte()).unwrap_or(0));
+                while start < buf.len() && matches!(buf[start], b'\r' | b'\n') {
+                    start += 1;
+                }
+                let line = first_line + newlines.upto(buf, start);
+                next_byte = after;
+                if skip {
+                    skip = false;
+                    continue;
+                }
+                match csv::StringRecord::from_byte_record(rec.clone()) {
+                    Ok(r) => records.push((line, r)),
+                    Err(_) => return Err(format!("line {line}: the file is not UTF-8")),
+                }
             }
+            Ok(false) => {
+                end = eof;
+                if eof {
+                    next_byte = buf.len();
+                }
+                break;
+            }
+            Err(e) => {
+                let at = usize::try_from(rdr.position().byte()).unwrap_or(0);
+                let line = first_line + newlines.upto(buf, at.min(buf.len()));
+                return Err(format!("line {line}: the file is not CSV: {e}"));
+            }
+        }
+    }
+    if !seen_any && !end {
+        return Ok(None);
+    }
+    let next_line = first_line + newlines.upto(buf, next_byte);
+    Ok(Some(Chunk {
+        records,
+        next_byte: i64::try_from(next_byte).unwrap_or(i64::MAX),
+        next_line,
+        end,
+    }))
+}
+
+/// Counts `\n` bytes up to a position, resuming from the last one asked (positions only grow).
+#[derive(Default)]
+struct Newlines {
+    at: usize,
+    count: i64,
+}
+
+impl Newlines {
+    fn upto(&mut self, buf: &[u8], pos: usize) -> i64 {
+        if pos > self.at {
+            self.count += buf[self.at..pos].iter().filter(|&&b| b == b'\n').count() as i64;
+            self.at = pos;
+        }
+        self.count
+    }
+}
+
+/// A row after parsing: its line, its raw cells, and the checked fields or why not.
+struct Parsed {
+    line: i64,
+    raw: csv::StringRecord,
+    row: Result<CheckedRow, String>,
+}
+
+/// A row that parsed, with the search words it would have as a new contact.
+struct CheckedRow {
+    identities: Vec<(IdentityKind, String)>,
+    tags: Vec<TagId>,
+    fields: RowFields,
+    words: Vec<String>,
+}
+
+/// The contact fields a row sets. `name` is the row's name, or for a new contact its first
+/// identity.
+#[derive(Default)]
+struct RowFields {
+    name: Option<String>,
+    given_name: bool,
+    company: Option<String>,
+    language: Option<String>,
+    time_zone: Option<String>,
+    notes: Option<String>,
+    attributes: Map<String, Value>,
+}
+
+/// Copies the fields a row gives onto an existing contact.
+fn apply_update(c: &mut ContactRow, f: RowFields, now: Timestamp) {
+    if f.given_name
+        && let Some(n) = f.name
+    {
+        c.sort_name = n.to_lowercase();
+        c.name = n;
+    }
+    for (slot, given) in [
+        (&mut c.company, f.company),
+        (&mut c.language, f.language),
+        (&mut c.time_zone, f.time_zone),
+        (&mut c.notes, f.notes),
+    ] {
+        if given.is_some() {
+            *slot = given;
+        }
+    }
+    if !f.attributes.is_empty() {
+        let mut attrs = match &c.attributes.0 {
+            Value::Object(m) => m.clone(),
+            _ => Map::new(),
         };
-        for (kind, value) in &new_identities {
-            store::insert_identity(
-                tx,
-                org,
-                contact,
-                IdentityId::new(),
-                kind.as_str(),
-                value,
-                now,
-            )
-            .await
-            .map_err(db_err)?;
-        }
-        if !row.tags.is_empty() {
-            store::add_links(tx, org, Link::Tag, contact, &row.tags)
-                .await
-                .map_err(db_err)?;
-        }
-        if let Some(g) = opts.group_id {
-            store::add_links(tx, org, Link::Group, contact, &[g])
-                .await
-                .map_err(db_err)?;
-        }
-        self.reindex(tx, org, contact).await?;
-        self.remember_keys(tx, id, &keys, line).await?;
-        Ok(Ok(if existing.is_some() {
-            RowOutcome::Updated
-        } else {
-            RowOutcome::Created
-        }))
+        attrs.extend(f.attributes);
+        c.attributes = Json(Value::Object(attrs));
+    }
+    c.updated_at = now;
+}
+
+/// What a batch writes.
+#[derive(Default)]
+struct BatchPlan {
+    counts: ImportCounts,
+    creates: Vec<store::NewImported>,
+    /// Existing contacts to update, with the fields the row gives.
+    updates: Vec<(ContactId, RowFields)>,
+    identities: Vec<store::NewIdentity>,
+    tag_links: Vec<(ContactId, uuid::Uuid)>,
+    /// Contacts created or updated (they join the import's group).
+    touched: Vec<ContactId>,
+    keys: Vec<(String, i64)>,
+    errors: Vec<(i64, String, Vec<String>)>,
+}
+
+impl BatchPlan {
+    fn reject(&mut self, line: i64, reason: String, raw: csv::StringRecord) {
+        self.counts.failed += 1;
+        self.errors
+            .push((line, reason, raw.iter().map(str::to_owned).collect()));
     }
 
-    async fn remember_keys(
-        &self,
-        tx: &mut Tx,
-        id: ImportId,
-        keys: &[String],
-        line: i64,
-    ) -> Result<(), Problem> {
+    fn remember(&mut self, batch: &mut HashMap<String, i64>, keys: Vec<String>, line: i64) {
         for k in keys {
-            store::insert_import_key(tx, id, k, line)
-                .await
-                .map_err(db_err)?;
+            batch.insert(k.clone(), line);
+            self.keys.push((k, line));
         }
-        Ok(())
     }
+}
+
+/// Parses and checks a batch's rows, on as many threads as there are cores (phone-number
+/// parsing dominates). Blocking: call it on the blocking pool.
+fn parse_rows(
+    opts: &ImportOptions,
+    defs: &HashMap<String, AttrDef>,
+    country: Country,
+    tags: &HashMap<String, TagId>,
+    records: Vec<(i64, csv::StringRecord)>,
+) -> Vec<Parsed> {
+    let one = |(line, rec): &(i64, csv::StringRecord)| {
+        let row = parse_row(opts, defs, country, tags, rec).map(|r| {
+            let ids: Vec<(Option<IdentityKind>, &str)> = r
+                .identities
+                .iter()
+                .map(|(k, v)| (Some(*k), v.as_str()))
+                .collect();
+            let given_name = r.name.is_some();
+            let name = r
+                .name
+                .clone()
+                .or_else(|| r.identities.first().map(|(_, v)| v.clone()));
+            let attrs = Value::Object(r.attributes.clone());
+            let words = search_words_of(
+                name.as_deref().unwrap_or(""),
+                r.company.as_deref(),
+                &ids,
+                &attrs,
+                defs,
+            );
+            CheckedRow {
+                identities: r.identities,
+                tags: r.tags,
+                fields: RowFields {
+                    name,
+                    given_name,
+                    company: r.company,
+                    language: r.language,
+                    time_zone: r.time_zone,
+                    notes: r.notes,
+                    attributes: r.attributes,
+                },
+                words,
+            }
+        });
+        Parsed {
+            line: *line,
+            raw: rec.clone(),
+            row,
+        }
+    };
+    let threads = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .clamp(1, 8);
+    if threads == 1 || records.len() < 256 {
+        return records.iter().map(one).collect();
+    }
+    let per = records.len().div_ceil(threads);
+    std::thread::scope(|s| {
+        let parts: Vec<_> = records
+            .chunks(per)
+            .map(|part| s.spawn(move || part.iter().map(one).collect::<Vec<_>>()))
+            .collect();
+        parts
+            .into_iter()
+            // A panic in a parser thread fails the batch (and the job retries); no row is lost.
+            .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    })
 }
 
 /// Runs `contacts.import` jobs: one batch per run.
@@ -839,9 +1143,10 @@ impl JobHandler for ImportJob {
     }
 }
 
-/// Checks an upload is UTF-8 CSV and returns its header (BOM and spaces trimmed), or what is
-/// wrong with it for the `file` field. Blocking: call it on the blocking pool.
-fn read_header(file: &[u8]) -> Result<Vec<String>, String> {
+/// Checks an upload is UTF-8 CSV and returns its header (BOM and spaces trimmed) with the
+/// number of records after it, or what is wrong with it for the `file` field. Blocking: call it
+/// on the blocking pool.
+fn read_header(file: &[u8]) -> Result<(Vec<String>, i64), String> {
     if let Err(e) = std::str::from_utf8(file) {
         return Err(format!(
             "is not UTF-8 text (invalid byte at offset {}); save the CSV as UTF-8",
@@ -852,13 +1157,122 @@ fn read_header(file: &[u8]) -> Result<Vec<String>, String> {
         .has_headers(false)
         .flexible(true)
         .from_reader(file);
-    let mut rec = csv::StringRecord::new();
-    match rdr.read_record(&mut rec) {
-        Ok(true) => Ok(rec
+    let mut rec = csv::ByteRecord::new();
+    let header = match rdr.read_byte_record(&mut rec) {
+        Ok(true) => csv::StringRecord::from_byte_record(rec.clone())
+            .map_err(|_| "is not UTF-8 text".to_owned())?
             .iter()
             .map(|h| h.trim_start_matches('\u{feff}').trim().to_owned())
-            .collect()),
-        Ok(false) => Err("has no header row".to_owned()),
-        Err(e) => Err(format!("is not CSV: {e}")),
+            .collect(),
+        Ok(false) => return Err("has no header row".to_owned()),
+        Err(e) => return Err(format!("is not CSV: {e}")),
+    };
+    let mut rows = 0i64;
+    loop {
+        match rdr.read_byte_record(&mut rec) {
+            Ok(true) => rows += 1,
+            Ok(false) => break,
+            Err(e) => return Err(format!("is not CSV: {e}")),
+        }
+    }
+    Ok((header, rows))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// Reads a whole file the way batches do: windows of `window` bytes from each checkpoint,
+    /// growing a window that holds no whole record, at most `max_rows` records per batch.
+    fn stream(file: &[u8], window: usize, max_rows: usize) -> Vec<(i64, Vec<String>)> {
+        let (mut at, mut line) = (0usize, 1i64);
+        let mut out = Vec::new();
+        for _ in 0..10_000 {
+            let mut w = window;
+            let chunk = loop {
+                let end = (at + w).min(file.len());
+                let eof = end == file.len();
+                match split_records(&file[at..end], eof, at == 0, max_rows, line).unwrap() {
+                    Some(c) => break c,
+                    None => w *= 2,
+                }
+            };
+            out.extend(
+                chunk
+                    .records
+                    .iter()
+                    .map(|(l, r)| (*l, r.iter().map(str::to_owned).collect())),
+            );
+            at += usize::try_from(chunk.next_byte).unwrap();
+            line = chunk.next_line;
+            if chunk.end {
+                return out;
+            }
+        }
+        panic!("the file never ended");
+    }
+
+    #[test]
+    fn windows_never_cut_or_repeat_a_record() {
+        let mut file = String::from("Name,Note\r\n");
+        let mut want = Vec::new();
+        let mut line = 2;
+        for i in 0..300 {
+            let (row, lines) = match i % 4 {
+                0 => (format!("Ana {i},plain\r\n"), 1),
+                1 => (format!("\"Quoted, {i}\",\"two\nlines\"\r\n"), 2),
+                2 => (format!("Zoë {i},ünïcode ✓\n"), 1),
+                _ => (format!("Long {i},{}\r\n", "x".repeat(i * 3)), 1),
+            };
+            let note = match i % 4 {
+                0 => "plain".to_owned(),
+                1 => "two\nlines".to_owned(),
+                2 => "ünïcode ✓".to_owned(),
+                _ => "x".repeat(i * 3),
+            };
+            let name = match i % 4 {
+                0 => format!("Ana {i}"),
+                1 => format!("Quoted, {i}"),
+                2 => format!("Zoë {i}"),
+                _ => format!("Long {i}"),
+            };
+            want.push((line, vec![name, note]));
+            line += lines;
+            file.push_str(&row);
+        }
+        for window in [7, 16, 64, 100, 1000, 1 << 20] {
+            for max_rows in [1, 3, 50, 10_000] {
+                assert_eq!(
+                    stream(file.as_bytes(), window, max_rows),
+                    want,
+                    "window {window}, batch {max_rows}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_file_without_a_final_newline_keeps_its_last_row() {
+        let file = b"Name\nA\nB";
+        assert_eq!(
+            stream(file, 3, 10),
+            vec![(2, vec!["A".to_owned()]), (3, vec!["B".to_owned()])]
+        );
+    }
+
+    #[test]
+    fn the_header_counts_rows_and_refuses_bad_files() {
+        assert_eq!(
+            read_header(b"\xef\xbb\xbfName , Phone\na,1\n\"b\nc\",2\n").unwrap(),
+            (vec!["Name".to_owned(), "Phone".to_owned()], 2)
+        );
+        assert!(read_header(b"").unwrap_err().contains("no header"));
+        assert!(
+            read_header(b"Name\n\xff\xfe")
+                .unwrap_err()
+                .contains("UTF-8")
+        );
     }
 }

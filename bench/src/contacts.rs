@@ -1,0 +1,396 @@
+//! `wamage-bench contacts …`: a contacts import and search at scale, end to end through a real
+//! `wamage serve` process (release build) on a fresh SQLite file or PostgreSQL database.
+//!
+//! 1. Generates a CSV of `--rows` contacts (name, phone, e-mail, city; every phone unique, so
+//!    dedupe by phone checks every row and creates it).
+//! 2. Uploads it to `POST /api/v1/imports` (dedupe by phone, into a group) and polls the
+//!    import until it completes; rows/s is rows over the time from the upload to completion.
+//!    The server's RSS is sampled at every poll (is memory flat while streaming the file?).
+//! 3. Prefix searches (`GET /api/v1/contacts?q=`) for names and phone digits, one at a time,
+//!    and segment counts (`POST /api/v1/segments/preview`): latency percentiles.
+
+use std::{
+    io::Write as _,
+    path::PathBuf,
+    process::{Child, Command as Proc, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use serde_json::{Value, json};
+
+use crate::{BackendArg, machine, round2};
+
+#[derive(Parser)]
+pub struct ContactsArgs {
+    #[arg(long, value_enum, default_value = "sqlite")]
+    backend: BackendArg,
+    /// Contacts in the imported file.
+    #[arg(long, default_value_t = 1_000_000)]
+    rows: usize,
+    /// Searches (and segment counts) to time after the import.
+    #[arg(long, default_value_t = 500)]
+    queries: usize,
+    /// The `wamage` binary to run (build it with `cargo build --release -p wamage-server`).
+    #[arg(long, env = "WAMAGE_BIN")]
+    wamage_bin: Option<PathBuf>,
+    /// PostgreSQL server URL (a fresh database is created and dropped).
+    #[arg(
+        long,
+        env = "WAMAGE_BENCH_POSTGRES_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+    )]
+    postgres_url: String,
+    /// Where to write the JSON result.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+const CITIES: [&str; 8] = [
+    "Porto", "Lisbon", "Braga", "Faro", "Evora", "Leiria", "Aveiro", "Viseu",
+];
+
+/// The CSV: `Name,Phone,Email,City`, ~44 bytes a row.
+fn csv(rows: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(rows * 48 + 32);
+    out.extend_from_slice(b"Name,Phone,Email,City\n");
+    for i in 0..rows {
+        let _ = writeln!(
+            out,
+            "C{i:07},+351912{:06},c{i:07}@x.io,{}",
+            i % 1_000_000,
+            CITIES[i % CITIES.len()]
+        );
+    }
+    out
+}
+
+struct Server {
+    child: Child,
+    base: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    fn rss_kb(&self) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+fn default_bin() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"),
+        PathBuf::from,
+    );
+    target.join("release/wamage")
+}
+
+async fn start(bin: &PathBuf, database_url: Option<&str>) -> anyhow::Result<Server> {
+    let dir = tempfile::tempdir()?;
+    let port = free_port()?;
+    let mut cmd = Proc::new(bin);
+    cmd.arg("serve")
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--data-dir")
+        .arg(dir.path())
+        .env(
+            "WAMAGE_SECRET_KEY",
+            "bench-secret-key-that-is-long-enough-0123456789",
+        )
+        .env("WAMAGE_LOG_LEVEL", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    if let Some(url) = database_url {
+        cmd.env("WAMAGE_DATABASE_URL", url);
+    }
+    let child = cmd
+        .spawn()
+        .with_context(|| format!("failed to start {}", bin.display()))?;
+    let server = Server {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+        _dir: dir,
+    };
+    let http = reqwest::Client::new();
+    for _ in 0..600 {
+        if let Ok(r) = http.get(format!("{}/ready", server.base)).send().await
+            && r.status().is_success()
+        {
+            return Ok(server);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bail!("the server did not become ready")
+}
+
+fn percentiles(mut ms: Vec<f64>) -> Value {
+    ms.sort_by(f64::total_cmp);
+    let at = |p: f64| {
+        let i = ((ms.len() as f64 * p).ceil() as usize).clamp(1, ms.len()) - 1;
+        round2(ms[i])
+    };
+    if ms.is_empty() {
+        return json!(null);
+    }
+    json!({
+        "n": ms.len(),
+        "p50_ms": at(0.50),
+        "p95_ms": at(0.95),
+        "p99_ms": at(0.99),
+        "max_ms": round2(ms[ms.len() - 1]),
+    })
+}
+
+async fn expect(res: reqwest::Response, what: &str) -> anyhow::Result<Value> {
+    let status = res.status();
+    let body: Value = res.json().await.unwrap_or(Value::Null);
+    if !status.is_success() {
+        bail!("{what}: {status} {body}");
+    }
+    Ok(body)
+}
+
+pub async fn run(args: ContactsArgs) -> anyhow::Result<()> {
+    let bin = args.wamage_bin.clone().unwrap_or_else(default_bin);
+    let (db_url, db_name) = match args.backend {
+        BackendArg::Sqlite => (None, None),
+        BackendArg::Postgres => {
+            let name = format!("wamage_bench_{}", std::process::id());
+            let admin = wamage_platform::Db::connect(
+                &args.postgres_url,
+                &wamage_platform::DbOptions::default(),
+            )
+            .await
+            .context("connect to PostgreSQL")?;
+            if let wamage_platform::Db::Postgres(pool) = &admin {
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .execute(pool)
+                    .await?;
+            }
+            admin.close().await;
+            let base = args
+                .postgres_url
+                .rsplit_once('/')
+                .map_or(args.postgres_url.as_str(), |(b, _)| b);
+            (Some(format!("{base}/{name}")), Some(name))
+        }
+    };
+    let result = bench(&args, &bin, db_url.as_deref()).await;
+    if let Some(name) = db_name {
+        let admin = wamage_platform::Db::connect(
+            &args.postgres_url,
+            &wamage_platform::DbOptions::default(),
+        )
+        .await?;
+        if let wamage_platform::Db::Postgres(pool) = &admin {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+            )))
+            .execute(pool)
+            .await?;
+        }
+        admin.close().await;
+    }
+    let result = result?;
+    println!("{}", serde_json::to_string_pretty(&result)?);
+    if let Some(out) = &args.out {
+        std::fs::write(out, serde_json::to_string_pretty(&result)? + "\n")
+            .with_context(|| format!("failed to write {}", out.display()))?;
+    }
+    Ok(())
+}
+
+async fn bench(args: &ContactsArgs, bin: &PathBuf, db_url: Option<&str>) -> anyhow::Result<Value> {
+    let server = start(bin, db_url).await?;
+    let base = server.base.clone();
+    let http = reqwest::Client::new();
+    let auth = expect(
+        http.post(format!("{base}/api/v1/auth/register"))
+            .json(
+                &json!({"email": "bench@example.com", "password": "bench-password-123",
+                          "name": "Bench", "organization": "Bench"}),
+            )
+            .send()
+            .await?,
+        "register",
+    )
+    .await?;
+    let token = auth["access_token"].as_str().unwrap_or_default().to_owned();
+    let post = |path: &str, body: Value| {
+        http.post(format!("{base}{path}"))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+    };
+    expect(
+        post(
+            "/api/v1/contact-attributes",
+            json!({"key": "city", "label": "City", "type": "text"}),
+        )
+        .await?,
+        "define city",
+    )
+    .await?;
+    let group = expect(
+        post("/api/v1/groups", json!({"name": "Imported"})).await?,
+        "create group",
+    )
+    .await?;
+
+    let file = csv(args.rows);
+    let file_mb = file.len() as f64 / 1024.0 / 1024.0;
+    eprintln!("importing {} rows ({file_mb:.1} MiB)", args.rows);
+    let rss_before = server.rss_kb();
+    let form = reqwest::multipart::Form::new()
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(file)
+                .file_name("bench.csv")
+                .mime_str("text/csv")?,
+        )
+        .text(
+            "mapping",
+            json!({"Name": "name", "Phone": "phone", "Email": "email", "City": "attr:city"})
+                .to_string(),
+        )
+        .text("dedupe", "phone")
+        .text(
+            "group_id",
+            group["id"].as_str().unwrap_or_default().to_owned(),
+        );
+    let started = Instant::now();
+    let imp = expect(
+        http.post(format!("{base}/api/v1/imports"))
+            .bearer_auth(&token)
+            .multipart(form)
+            .send()
+            .await?,
+        "upload",
+    )
+    .await?;
+    let accepted_s = started.elapsed().as_secs_f64();
+    let path = format!("{base}/api/v1/imports/{}", imp["id"].as_str().unwrap_or(""));
+    let mut rss_peak = 0;
+    let mut rss_samples: Vec<u64> = Vec::new();
+    let done = loop {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let rss = server.rss_kb();
+        rss_peak = rss_peak.max(rss);
+        rss_samples.push(rss);
+        let now = expect(http.get(&path).bearer_auth(&token).send().await?, "poll").await?;
+        match now["status"].as_str() {
+            Some("completed") => break now,
+            Some("failed") => bail!("the import failed: {now}"),
+            _ => {}
+        }
+        if started.elapsed() > Duration::from_secs(3600) {
+            bail!("the import took over an hour: {now}");
+        }
+    };
+    let import_s = started.elapsed().as_secs_f64();
+    if done["created"].as_u64() != Some(args.rows as u64) {
+        bail!("expected {} contacts created: {done}", args.rows);
+    }
+    let rows_per_sec = args.rows as f64 / import_s;
+    eprintln!("imported in {import_s:.1} s: {rows_per_sec:.0} rows/s");
+
+    // Prefix searches: a name prefix (matches 10 contacts) and phone digits (100 contacts).
+    let mut name_ms = Vec::new();
+    let mut phone_ms = Vec::new();
+    let step = (args.rows / args.queries.max(1)).max(1);
+    for q in 0..args.queries {
+        let i = (q * step + 7) % args.rows;
+        for (query, into) in [
+            (format!("c{:06}", i / 10), &mut name_ms),
+            (format!("91{:05}", (i % 1_000_000) / 100), &mut phone_ms),
+        ] {
+            let t = Instant::now();
+            let page = expect(
+                http.get(format!("{base}/api/v1/contacts?q={query}&limit=50"))
+                    .bearer_auth(&token)
+                    .send()
+                    .await?,
+                "search",
+            )
+            .await?;
+            into.push(t.elapsed().as_secs_f64() * 1000.0);
+            if page["items"].as_array().is_none_or(Vec::is_empty) {
+                bail!("search {query} found nothing");
+            }
+        }
+    }
+
+    // Segment counts: a text attribute (an eighth of the book) and group membership with it.
+    let mut attr_ms = Vec::new();
+    let mut group_ms = Vec::new();
+    let segment_queries = (args.queries / 10).max(5);
+    for q in 0..segment_queries {
+        let city = CITIES[q % CITIES.len()];
+        for (filter, into) in [
+            (
+                json!({"all": [{"field": "attr:city", "op": "eq", "value": city}]}),
+                &mut attr_ms,
+            ),
+            (
+                json!({"all": [{"field": "group", "op": "in", "value": group["id"]},
+                               {"field": "attr:city", "op": "neq", "value": city}]}),
+                &mut group_ms,
+            ),
+        ] {
+            let t = Instant::now();
+            let count = expect(
+                post("/api/v1/segments/preview", json!({ "filter": filter })).await?,
+                "segment count",
+            )
+            .await?;
+            into.push(t.elapsed().as_secs_f64() * 1000.0);
+            if count["count"].as_i64().unwrap_or(0) == 0 {
+                bail!("segment {filter} counted nobody");
+            }
+        }
+    }
+
+    Ok(json!({
+        "bench": "contacts",
+        "backend": match args.backend { BackendArg::Sqlite => "sqlite", BackendArg::Postgres => "postgres" },
+        "rows": args.rows,
+        "file_mib": round2(file_mb),
+        "upload_accepted_s": round2(accepted_s),
+        "import_s": round2(import_s),
+        "rows_per_sec": rows_per_sec.round(),
+        "rss_kb": {
+            "before_upload": rss_before,
+            "peak_during_import": rss_peak,
+            "samples": rss_samples.len(),
+            "last": rss_samples.last().copied().unwrap_or(0),
+        },
+        "search_name_prefix": percentiles(name_ms),
+        "search_phone_digits": percentiles(phone_ms),
+        "segment_count_attr": percentiles(attr_ms),
+        "segment_count_group_and_attr": percentiles(group_ms),
+        "machine": machine(),
+        "load_avg": std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim(),
+        "date": chrono::Utc::now().to_rfc3339(),
+    }))
+}
