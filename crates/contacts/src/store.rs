@@ -1423,7 +1423,9 @@ pub async fn import_errors(
 // An import batch writes thousands of rows per transaction, so these take whole batches: one
 // statement per table, whatever the batch size. PostgreSQL gets column arrays (`UNNEST`);
 // SQLite gets one JSON array parameter read with `json_each` (no bound-parameter limit), with
-// ids as 32-digit hex turned back into 16-byte blobs by `unhex`.
+// ids as 32-digit hex turned back into 16-byte blobs by `unhex`. SQLite joins say `CROSS JOIN`
+// to keep `json_each` as the outer loop: the planner otherwise scans the whole table (every
+// identity of the organisation) once per batch row and probes the JSON.
 
 /// A contact an import creates, with its search words.
 pub struct NewImported {
@@ -1457,7 +1459,7 @@ pub async fn identity_owners(
             let json = serde_json::to_string(keys).map_err(|e| sqlx::Error::Encode(e.into()))?;
             sqlx::query_as(
                 "SELECT i.kind, i.value, i.contact_id FROM json_each($2) j \
-                 JOIN contact_identities i \
+                 CROSS JOIN contact_identities i \
                    ON i.org_id = $1 AND i.kind = j.value ->> 0 AND i.value = j.value ->> 1",
             )
             .bind(org)
@@ -1491,7 +1493,7 @@ pub async fn import_key_lines(tx: &mut Tx, id: ImportId, keys: &[&str]) -> R<Vec
             let json = serde_json::to_string(keys).map_err(|e| sqlx::Error::Encode(e.into()))?;
             sqlx::query_as(
                 "SELECT k.ikey, k.line FROM json_each($2) j \
-                 JOIN contact_import_keys k ON k.import_id = $1 AND k.ikey = j.value",
+                 CROSS JOIN contact_import_keys k ON k.import_id = $1 AND k.ikey = j.value",
             )
             .bind(id)
             .bind(json)
@@ -1557,7 +1559,7 @@ pub async fn insert_contacts_bulk(
             sqlx::query(
                 "INSERT INTO contacts_fts (rowid, body) \
                  SELECT c.rid, j.value ->> 8 FROM json_each($1) j \
-                 JOIN contacts c ON c.id = unhex(j.value ->> 0)",
+                 CROSS JOIN contacts c ON c.id = unhex(j.value ->> 0)",
             )
             .bind(&json)
             .execute(&mut **t)
@@ -1699,7 +1701,7 @@ pub async fn add_links_bulk(
             sqlx::query(sqlx::AssertSqlSafe(format!(
                 "INSERT INTO {table} (org_id, contact_id, {column}) \
                  SELECT $1, unhex(j.value ->> 0), x.id FROM json_each($2) j \
-                 JOIN {target} x ON x.id = unhex(j.value ->> 1) AND x.org_id = $1 \
+                 CROSS JOIN {target} x ON x.id = unhex(j.value ->> 1) AND x.org_id = $1 \
                  WHERE true ON CONFLICT DO NOTHING"
             )))
             .bind(org)
