@@ -2,7 +2,6 @@ import {
   ActionIcon,
   Badge,
   Button,
-  Center,
   Checkbox,
   Chip,
   Group,
@@ -32,6 +31,7 @@ import { useState } from 'react';
 import { Link, useLocation, useNavigate, useParams, useSearchParams } from 'react-router';
 
 import { client, unwrap } from '../../api/client';
+import { LoadMoreSentinel } from '../../components/LoadMoreSentinel';
 import {
   qk,
   useContacts,
@@ -175,13 +175,11 @@ export function ContactsPage() {
             {errorMessage(contacts.error)}
           </Text>
         )}
-        {contacts.hasNextPage && (
-          <Center py="sm">
-            <Button variant="light" onClick={() => void contacts.fetchNextPage()} loading={contacts.isFetchingNextPage}>
-              Load more
-            </Button>
-          </Center>
-        )}
+        <LoadMoreSentinel
+          hasMore={contacts.hasNextPage}
+          loading={contacts.isFetchingNextPage}
+          onLoadMore={() => void contacts.fetchNextPage()}
+        />
       </>
     );
 
