@@ -59,6 +59,9 @@ cargo test --workspace --all-features --locked --no-fail-fast
 # ---- web ------------------------------------------------------------------------------------
 step "web unit tests"
 (cd web && npm run typecheck && npm test)
+# The Socket.IO gateway with the official socket.io-client, against the real binary.
+cargo build --locked --bin wamage
+(cd web && WAMAGE_BIN="$target_dir/debug/wamage" npm run test:realtime)
 
 step "browser tests"
 chromium="${CHROMIUM_PATH:-/usr/bin/chromium}"

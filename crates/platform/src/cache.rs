@@ -16,6 +16,10 @@
 //!   use: `let (n, retry_after) = cache.incr("rl:login:{ip}", 60s)`; allow while `n <= limit`.
 //!   The counter is stored as its decimal text, so `get` on it returns e.g. `b"3"` on both
 //!   backends.
+//! - **Sliding counter.** [`Cache::add`] adds a (possibly negative or zero) delta to a counter,
+//!   creating it at 0, and restarts its TTL on every call: it lives while someone keeps touching
+//!   it (`add(key, 0, ttl)` is a pure refresh). This is what counts live connections per user
+//!   for presence: a process that crashes stops refreshing, and its count expires.
 
 use std::{
     fmt,
@@ -42,6 +46,10 @@ pub trait Cache: Send + Sync + fmt::Debug + 'static {
     /// Fixed-window counter: increments `key`, setting `ttl` when the key is created; returns the new value
     /// and the seconds left in the window. Used for rate limits, must be atomic (Redis: INCR + EXPIRE NX in a pipeline/MULTI or a Lua script).
     async fn incr(&self, key: &str, ttl: Duration) -> anyhow::Result<(i64, u64)>;
+    /// Sliding counter: atomically adds `delta` (may be negative or 0) to the integer at `key`
+    /// (a missing key counts as 0) and sets the key's TTL to `ttl` again; returns the new value.
+    /// Fails, leaving the value unchanged, when the value is not an integer or would overflow.
+    async fn add(&self, key: &str, delta: i64, ttl: Duration) -> anyhow::Result<i64>;
     async fn ping(&self) -> anyhow::Result<()>;
     /// `"memory"` or `"redis"`.
     fn backend(&self) -> &'static str;
@@ -225,6 +233,34 @@ impl Cache for MemoryCache {
         }
     }
 
+    async fn add(&self, key: &str, delta: i64, ttl: Duration) -> anyhow::Result<i64> {
+        // Serial per key, like `incr`; every call moves the deadline (sliding TTL).
+        let result = self
+            .inner
+            .entry(key.to_owned())
+            .and_compute_with(|current| async move {
+                let base = match current {
+                    None => Some(0),
+                    Some(current) => parse_counter(&current.into_value().value),
+                };
+                match base.and_then(|n| n.checked_add(delta)) {
+                    Some(next) => Op::Put(Entry {
+                        value: next.to_string().into_bytes().into(),
+                        expires_at: Instant::now() + ttl,
+                    }),
+                    None => Op::Nop,
+                }
+            })
+            .await;
+        match result {
+            CompResult::Inserted(entry) | CompResult::ReplacedWith(entry) => {
+                parse_counter(&entry.into_value().value)
+                    .ok_or_else(|| anyhow!("counter at {key} is not an integer"))
+            }
+            _ => bail!("value at {key} is not an integer or would overflow"),
+        }
+    }
+
     async fn ping(&self) -> anyhow::Result<()> {
         Ok(())
     }
@@ -252,6 +288,14 @@ if t < 0 then
   t = tonumber(ARGV[1])
 end
 return {v, t}
+";
+
+/// INCRBY (which refuses non-integers and overflow, leaving the value alone), then restart the
+/// TTL; one script so the counter is never seen without its expiry.
+const ADD_SCRIPT: &str = r"
+local v = redis.call('INCRBY', KEYS[1], ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return v
 ";
 
 /// How many keys one SCAN step asks for, and so the size of one UNLINK batch.
@@ -388,6 +432,19 @@ impl Cache for RedisCache {
             .context("redis incr failed")?;
         let left = Duration::from_millis(u64::try_from(pttl).unwrap_or(0));
         Ok((value, ceil_secs(left)))
+    }
+
+    async fn add(&self, key: &str, delta: i64, ttl: Duration) -> anyhow::Result<i64> {
+        let mut conn = self.conn.clone();
+        redis::cmd("EVAL")
+            .arg(ADD_SCRIPT)
+            .arg(1)
+            .arg(self.key(key))
+            .arg(delta)
+            .arg(ttl_millis(ttl))
+            .query_async(&mut conn)
+            .await
+            .context("redis add failed")
     }
 
     async fn ping(&self) -> anyhow::Result<()> {

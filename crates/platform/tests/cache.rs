@@ -72,6 +72,9 @@ conformance!(
     delete_prefix_leaves_other_prefixes,
     incr_is_atomic_under_concurrency_and_resets_after_window,
     incr_on_non_integer_fails,
+    add_is_atomic_and_goes_both_ways,
+    add_slides_the_ttl,
+    add_on_non_integer_fails,
     json_helpers_round_trip,
     ping_answers,
 );
@@ -218,6 +221,67 @@ async fn incr_on_non_integer_fails(cache: SharedCache) {
     assert_eq!(
         cache.get("k").await.unwrap(),
         Some(b"not a number".to_vec())
+    );
+}
+
+async fn add_is_atomic_and_goes_both_ways(cache: SharedCache) {
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let cache = cache.clone();
+            tokio::spawn(async move { cache.add("conns:u1", 1, LONG).await.unwrap() })
+        })
+        .collect();
+    let mut values = BTreeSet::new();
+    for task in tasks {
+        values.insert(task.await.unwrap());
+    }
+    // Every addition saw a distinct value: none was lost.
+    assert_eq!(values, (1..=50).collect::<BTreeSet<i64>>());
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let cache = cache.clone();
+            tokio::spawn(async move { cache.add("conns:u1", -1, LONG).await.unwrap() })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert_eq!(cache.add("conns:u1", 0, LONG).await.unwrap(), 30);
+    assert_eq!(cache.get("conns:u1").await.unwrap(), Some(b"30".to_vec()));
+    // A missing key starts at 0 and may go below it.
+    assert_eq!(cache.add("conns:u2", -2, LONG).await.unwrap(), -2);
+    assert_eq!(cache.add("conns:u2", 5, LONG).await.unwrap(), 3);
+    // `incr` and `add` read each other's counters.
+    cache.incr("conns:u3", LONG).await.unwrap();
+    assert_eq!(cache.add("conns:u3", 2, LONG).await.unwrap(), 3);
+}
+
+async fn add_slides_the_ttl(cache: SharedCache) {
+    let ttl = Duration::from_millis(1200);
+    assert_eq!(cache.add("c", 1, ttl).await.unwrap(), 1);
+    // Each call restarts the window (unlike `incr`): touched every 700 ms it never expires.
+    for _ in 0..2 {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        assert_eq!(cache.add("c", 0, ttl).await.unwrap(), 1);
+    }
+    // Left alone, it expires and the next addition starts from 0.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(cache.get("c").await.unwrap(), None);
+    assert_eq!(cache.add("c", 1, ttl).await.unwrap(), 1);
+}
+
+async fn add_on_non_integer_fails(cache: SharedCache) {
+    cache.set("k", b"nope".to_vec(), LONG).await.unwrap();
+    assert!(cache.add("k", 1, LONG).await.is_err());
+    assert_eq!(cache.get("k").await.unwrap(), Some(b"nope".to_vec()));
+    cache
+        .set("max", i64::MAX.to_string().into_bytes(), LONG)
+        .await
+        .unwrap();
+    assert!(cache.add("max", 1, LONG).await.is_err());
+    assert_eq!(
+        cache.get("max").await.unwrap(),
+        Some(i64::MAX.to_string().into_bytes())
     );
 }
 

@@ -17,6 +17,7 @@ use wamage_platform::{
     jobs::{JobContext, JobHandler, JobOutcome, JobQueue, RetryPolicy, Worker, WorkerConfig},
     mail::{LogMailer, Mail, SharedMailer, SmtpMailer},
 };
+use wamage_realtime::{Realtime, RealtimeConfig, RealtimeDeps};
 
 use crate::{config::Config, http};
 
@@ -33,6 +34,8 @@ pub struct AppState {
     pub clock: Clock,
     pub identity: Arc<Identity>,
     pub contacts: Arc<Contacts>,
+    /// The Socket.IO gateway (mounted by the router when the `realtime` role is on).
+    pub realtime: Arc<Realtime>,
 }
 
 /// Things tests (and only tests) replace.
@@ -128,6 +131,15 @@ pub async fn build_state(config: Config, opts: BuildOptions) -> anyhow::Result<A
         clock: clock.clone(),
         import_batch_rows: Some(config.import_batch_rows),
     });
+    let realtime = Realtime::new(
+        RealtimeDeps {
+            identity: identity.clone(),
+            cache: cache.clone(),
+            bus: bus.clone(),
+            clock: clock.clone(),
+        },
+        RealtimeConfig::default(),
+    );
     Ok(AppState {
         config: Arc::new(config),
         db,
@@ -139,6 +151,7 @@ pub async fn build_state(config: Config, opts: BuildOptions) -> anyhow::Result<A
         clock,
         identity,
         contacts,
+        realtime,
     })
 }
 

@@ -1,7 +1,14 @@
 //! The HTTP application: domain routers composed under `/api/v1`, the OpenAPI document and its
-//! Swagger UI, the ops endpoints, the embedded web UI, and the middleware every request crosses:
-//! request id → trace span → metrics → problem rendering → security headers → CORS → compression
-//! → timeout → panic catcher → body limit.
+//! Swagger UI, the ops endpoints, the embedded web UI, the Socket.IO gateway, and the middleware
+//! every request crosses: request id → trace span → metrics → problem rendering → security
+//! headers → CORS → compression → [Socket.IO at `/socket.io`] → timeout → panic catcher → body
+//! limit.
+//!
+//! The gateway sits inside the outer middleware (requests to it get an id, a span, metrics,
+//! security headers, CORS) but outside the request timeout: a long-polling request is held open
+//! up to the ping interval by design, and a websocket lives on after its upgrade response. The
+//! 101 upgrade response has an empty body of known size, which the compression layer leaves
+//! alone (tested in `crates/realtime/tests`).
 
 use std::time::Duration;
 
@@ -31,7 +38,7 @@ use utoipa_swagger_ui::SwaggerUi;
 use wamage_identity::TrustForwardedFor;
 use wamage_kernel::Problem;
 
-use crate::{app::AppState, ops, web};
+use crate::{app::AppState, config::ServerRole, ops, web};
 
 static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -53,6 +60,7 @@ static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
         (name = "teams", description = "Teams of agents"),
         (name = "api-keys", description = "Keys for programs that call the API"),
         (name = "contacts", description = "Contacts, their channel identities, custom attributes, tags, groups, consent and settings"),
+        (name = "realtime", description = "Presence (live updates over Socket.IO at `/socket.io`)"),
         (name = "ops", description = "Health, readiness and metrics")
     )
 )]
@@ -80,6 +88,7 @@ pub fn api(state: &AppState) -> OpenApiRouter {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(wamage_identity::routes(state.identity.clone()))
         .merge(wamage_contacts::routes(state.contacts.clone()))
+        .merge(wamage_realtime::routes(state.realtime.clone()))
         .merge(ops::routes(state.clone()))
 }
 
@@ -88,12 +97,26 @@ pub fn openapi_document(state: &AppState) -> utoipa::openapi::OpenApi {
     api(state).into_openapi()
 }
 
+/// The application for this process's roles: the API, its docs and the web UI with `api`, the
+/// Socket.IO gateway with `realtime` (its background tasks start here), the ops endpoints always.
 pub fn router(state: &AppState) -> Router {
-    let (api_router, openapi) = api(state).split_for_parts();
     let cfg = &state.config;
-    let router = api_router
-        .merge(SwaggerUi::new("/api/docs").url("/api/openapi.json", openapi))
-        .fallback(web::serve)
+    // Validated at start-up; an unreadable value here means the defaults (every role).
+    let roles = cfg
+        .roles()
+        .unwrap_or_else(|_| vec![ServerRole::Api, ServerRole::Worker, ServerRole::Realtime]);
+    let routes = if roles.contains(&ServerRole::Api) {
+        let (api_router, openapi) = api(state).split_for_parts();
+        api_router
+            .merge(SwaggerUi::new("/api/docs").url("/api/openapi.json", openapi))
+            .fallback(web::serve)
+    } else {
+        let (ops_router, _) = OpenApiRouter::new()
+            .merge(ops::routes(state.clone()))
+            .split_for_parts();
+        ops_router.fallback(|| async { not_found() })
+    };
+    let router = routes
         .layer(axum::extract::DefaultBodyLimit::max(cfg.max_body_bytes))
         .layer(Extension(state.identity.clone()))
         .layer(Extension(TrustForwardedFor(cfg.trust_forwarded_for)));
@@ -116,14 +139,24 @@ pub fn router(state: &AppState) -> Router {
         .layer(middleware::from_fn(render_problems))
         .layer(middleware::from_fn(security_headers))
         .option_layer(cors)
-        .layer(CompressionLayer::new())
+        .layer(CompressionLayer::new());
+    let inner = ServiceBuilder::new()
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(cfg.request_timeout_secs),
         ))
-        .layer(CatchPanicLayer::custom(|_panic: Box<dyn std::any::Any + Send>| {
-            Problem::internal("handler panicked").into_response()
-        }));
+        .layer(CatchPanicLayer::custom(
+            |_panic: Box<dyn std::any::Any + Send>| {
+                Problem::internal("handler panicked").into_response()
+            },
+        ));
+    let router = router.layer(inner);
+    let router = if roles.contains(&ServerRole::Realtime) {
+        state.realtime.start();
+        router.layer(state.realtime.layer())
+    } else {
+        router
+    };
     router.layer(stack)
 }
 
@@ -163,9 +196,12 @@ async fn track_metrics(req: Request, next: Next) -> Response {
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned());
     let method = req.method().as_str().to_owned();
+    let path_is_socket_io = req.uri().path().starts_with("/socket.io/");
     let res = next.run(req).await;
     let route = route.unwrap_or_else(|| {
-        if res.status() == StatusCode::NOT_FOUND {
+        if path_is_socket_io {
+            "socket.io".to_owned()
+        } else if res.status() == StatusCode::NOT_FOUND {
             "unmatched".to_owned()
         } else {
             "web".to_owned()

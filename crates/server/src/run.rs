@@ -73,17 +73,16 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
             }
         });
     }
-    if roles.contains(&ServerRole::Realtime) {
-        tracing::info!("realtime role: the Socket.IO gateway is not part of this build yet");
-    }
-    if roles.contains(&ServerRole::Api) {
+    // The gateway is served by the same listener; `router` mounts it for the realtime role.
+    let realtime = roles.contains(&ServerRole::Realtime);
+    if roles.contains(&ServerRole::Api) || realtime {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("failed to listen on {addr} (WAMAGE_LISTEN)"))?;
         let local = listener.local_addr()?;
         let router = app::router(&state);
         let token = shutdown.clone();
-        tracing::info!(url = %format!("http://{local}"), database = state.db.backend().name(), cache = state.cache.backend(), "wamage is running");
+        tracing::info!(url = %format!("http://{local}"), database = state.db.backend().name(), cache = state.cache.backend(), realtime, "wamage is running");
         println!("Wamage is running at http://{local}");
         tasks.spawn(async move {
             let served = axum::serve(
@@ -99,6 +98,11 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     }
 
     shutdown_signal().await;
+    // Sockets first: a held long-polling request or an open websocket would otherwise keep the
+    // graceful HTTP shutdown waiting; closing them also marks their users offline.
+    if realtime {
+        state.realtime.close().await;
+    }
     shutdown.cancel();
     while tasks.join_next().await.is_some() {}
     state.db.close().await;

@@ -114,13 +114,22 @@ async fn web_ui_never_shadows_the_api(app: TestApp) {
         "/api/v1/unknown",
         "/api",
         "/webhooks/whatsapp/x",
-        "/socket.io/",
         "/metrics/x",
         "/assets/missing.js",
     ] {
         let res = app.request(Method::GET, path).send().await.unwrap();
         expect_problem(res, StatusCode::NOT_FOUND, "not_found").await;
     }
+    // The Socket.IO gateway owns /socket.io: a request that is not Engine.IO gets Engine.IO's
+    // own JSON error (which clients understand), left alone by the problem renderer.
+    let res = app
+        .request(Method::GET, "/socket.io/")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["message"], "Transport unknown", "{body}");
     // Wrong method: a problem that names the allowed methods.
     let res = app
         .request(Method::DELETE, "/api/v1/auth/login")

@@ -5,10 +5,13 @@
 //!   schema per test) and, when `WAMAGE_TEST_REDIS_URL` is set, Redis as the cache (a new key
 //!   namespace per test) — the scale-out configuration.
 //! - [`app_tests!`] turns one `async fn(TestApp)` into a test per backend.
+//! - [`socket`] is a small Socket.IO client for the gateway at `/socket.io`
+//!   ([`TestApp::socket`]).
 //! - [`tenancy`] checks that another organisation's caller gets 404 for every probe.
 //! - The clock is manual ([`TestApp::clock`]), mail is captured ([`TestApp::mailer`]) and jobs run
 //!   when the test says so ([`TestApp::run_jobs`]): no sleeps.
 
+pub mod socket;
 pub mod tenancy;
 
 use std::{net::SocketAddr, sync::Arc};
@@ -284,6 +287,13 @@ impl TestApp {
         )
         .await;
         TestUser::from_auth(email, PASSWORD, &body)
+    }
+
+    /// A Socket.IO connection authenticated as `user`; panics when it is refused.
+    pub async fn socket(&self, user: &TestUser) -> socket::TestSocket {
+        socket::TestSocket::with_token(&self.base, &user.access_token)
+            .await
+            .unwrap_or_else(|e| panic!("socket.io connection as {} failed: {e:?}", user.email))
     }
 
     /// Runs every due background job once; returns how many ran.

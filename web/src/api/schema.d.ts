@@ -631,6 +631,26 @@ export interface paths {
         patch: operations["update_organization"];
         trace?: never;
     };
+    "/api/v1/presence": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Presence of every member of the organisation: `online`, `away` or `offline`, with when it
+         *     last changed.
+         */
+        get: operations["list_presence"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/segments": {
         parameters: {
             query?: never;
@@ -1340,6 +1360,16 @@ export interface components {
             current_password: string;
             new_password: string;
         };
+        PresenceList: {
+            /** @description One entry per member of the organisation. */
+            items: components["schemas"]["PresenceOut"][];
+        };
+        /** @description One user's presence as the API and the `presence.changed` event show it. */
+        PresenceOut: {
+            last_seen?: components["schemas"]["Timestamp"] | null;
+            status: components["schemas"]["Status"];
+            user_id: components["schemas"]["UserId"];
+        };
         /** @description The JSON body of a problem (also its OpenAPI schema). */
         ProblemBody: {
             /** @description Stable machine-readable code, e.g. `validation_failed`, `not_found`. */
@@ -1454,6 +1484,11 @@ export interface components {
             /** @description ISO 3166-1 alpha-2 country used to read phone numbers written without `+`. */
             default_country: string;
         };
+        /**
+         * @description A user's presence.
+         * @enum {string}
+         */
+        Status: "online" | "away" | "offline";
         /** Format: uuid */
         TagId: string;
         TagIn: {
@@ -3253,6 +3288,33 @@ export interface operations {
                 };
             };
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+        };
+    };
+    list_presence: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PresenceList"];
+                };
+            };
+            401: {
                 headers: {
                     [name: string]: unknown;
                 };
