@@ -446,17 +446,39 @@ pub async fn list_contacts(db: &Db, org: OrgId, f: &ListFilter) -> R<Vec<Contact
         args.push(a);
         format!("${}", args.len() + 1)
     };
-    let mut sql = format!("SELECT {CONTACT_COLS} FROM contacts c WHERE c.org_id = $1");
+    // SQLite plans a search one of two ways and cannot tell which is cheaper: walk the list's
+    // index in order and test each contact against the matches (fast when most contacts match,
+    // e.g. a one-letter prefix), or look up the matches by rowid and sort them (fast when few
+    // do — a name or phone number being typed). A capped count of the matches picks: under
+    // `SPARSE_MATCHES`, `+c.org_id` keeps SQLite off the ordered index and on the matches.
+    const SPARSE_MATCHES: i64 = 2_000;
+    let fts_query = (db.backend() == Backend::Sqlite && !f.words.is_empty()).then(|| {
+        f.words
+            .iter()
+            .map(|w| format!("\"{w}\"*"))
+            .collect::<Vec<_>>()
+            .join(" AND ")
+    });
+    let sparse = match (&fts_query, db) {
+        (Some(q), Db::Sqlite(pool)) => {
+            let (n,): (i64,) = sqlx::query_as(
+                "SELECT COUNT(*) FROM (SELECT 1 FROM contacts_fts WHERE contacts_fts MATCH $1 \
+                 LIMIT $2)",
+            )
+            .bind(q)
+            .bind(SPARSE_MATCHES + 1)
+            .fetch_one(pool)
+            .await?;
+            n <= SPARSE_MATCHES
+        }
+        _ => false,
+    };
+    let org_term = if sparse { "+c.org_id" } else { "c.org_id" };
+    let mut sql = format!("SELECT {CONTACT_COLS} FROM contacts c WHERE {org_term} = $1");
     if !f.words.is_empty() {
         match db.backend() {
             Backend::Sqlite => {
-                let q = f
-                    .words
-                    .iter()
-                    .map(|w| format!("\"{w}\"*"))
-                    .collect::<Vec<_>>()
-                    .join(" AND ");
-                let p = push(Arg::Str(q));
+                let p = push(Arg::Str(fts_query.clone().unwrap_or_default()));
                 sql.push_str(&format!(
                     " AND c.rid IN (SELECT rowid FROM contacts_fts WHERE contacts_fts MATCH {p})"
                 ));

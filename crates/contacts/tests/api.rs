@@ -3363,6 +3363,80 @@ async fn other_organisations_cannot_reach_segments(app: TestApp) {
     assert_eq!(n["count"], 0);
 }
 
+/// Counts are cached; every kind of write to the contacts must show in the next count.
+async fn cached_segment_counts_follow_every_write(app: TestApp) {
+    let owner = app.register("owner@example.com", "Acme").await;
+    let filter = json!({"all": [{"field": "favorite", "op": "is", "value": true},
+                                {"field": "consent", "op": "opted_in",
+                                 "channel": "whatsapp", "purpose": "marketing"}]});
+    let count = || async {
+        expect_json(
+            app.post_as(
+                &owner,
+                "/api/v1/segments/preview",
+                &json!({"filter": filter}),
+            )
+            .await,
+            StatusCode::OK,
+        )
+        .await["count"]
+            .as_i64()
+            .unwrap()
+    };
+    assert_eq!(count().await, 0);
+    let c = post_ok(
+        &app,
+        &owner,
+        "/api/v1/contacts",
+        json!({"name": "Ana", "favorite": true}),
+    )
+    .await;
+    assert_eq!(count().await, 0, "no consent yet");
+    post_ok(
+        &app,
+        &owner,
+        &format!("/api/v1/contacts/{}/consent", id(&c)),
+        json!({"channel": "whatsapp", "purpose": "marketing", "status": "opted_in", "source": "agent"}),
+    )
+    .await;
+    assert_eq!(count().await, 1, "the consent shows");
+    let res = app
+        .request_as(
+            &owner,
+            Method::PATCH,
+            &format!("/api/v1/contacts/{}", id(&c)),
+        )
+        .json(&json!({"favorite": false}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(count().await, 0, "the edit shows");
+    let res = app
+        .request_as(
+            &owner,
+            Method::PATCH,
+            &format!("/api/v1/contacts/{}", id(&c)),
+        )
+        .json(&json!({"favorite": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(count().await, 1);
+    let res = app
+        .request_as(
+            &owner,
+            Method::DELETE,
+            &format!("/api/v1/contacts/{}", id(&c)),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    assert_eq!(count().await, 0, "the deletion shows");
+}
+
 /// Browsers always accept gzip: the streamed export must arrive whole through the compression
 /// layer (it once panicked when polled after its end, leaving an empty reply).
 async fn export_survives_compression(app: TestApp) {
@@ -3421,4 +3495,5 @@ app_tests!(
     segments_compose_with_the_list_and_page,
     invalid_segment_filters_name_the_path,
     other_organisations_cannot_reach_segments,
+    cached_segment_counts_follow_every_write,
 );

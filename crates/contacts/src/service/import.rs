@@ -519,6 +519,7 @@ impl Contacts {
         }
         let opts: ImportOptions =
             serde_json::from_value(imp.options.0.clone()).map_err(Problem::internal)?;
+        let started = std::time::Instant::now();
         let chunk = match self
             .read_chunk(&imp.blob_key, from_byte, imp.next_line)
             .await?
@@ -544,18 +545,22 @@ impl Contacts {
                 .map_err(Problem::internal)?
         };
 
+        let parsed_at = started.elapsed();
         let mut tx = self.begin().await?;
         let plan = self
             .plan_batch(&mut tx, org, id, &opts, &defs, parsed)
             .await?;
+        let planned_at = started.elapsed();
         let n = plan.counts;
         let now = self.now();
         store::insert_contacts_bulk(&mut tx, org, &plan.creates, now)
             .await
             .map_err(db_err)?;
+        let contacts_at = started.elapsed();
         store::insert_identities_bulk(&mut tx, org, &plan.identities, now)
             .await
             .map_err(db_err)?;
+        let identities_at = started.elapsed();
         store::add_links_bulk(&mut tx, org, Link::Tag, &plan.tag_links)
             .await
             .map_err(db_err)?;
@@ -607,6 +612,16 @@ impl Contacts {
                 .await?;
         }
         tx.commit().await.map_err(db_err)?;
+        tracing::debug!(
+            import_id = %id,
+            rows = n.rows,
+            read_parse_ms = parsed_at.as_millis() as u64,
+            plan_ms = (planned_at - parsed_at).as_millis() as u64,
+            contacts_ms = (contacts_at - planned_at).as_millis() as u64,
+            identities_ms = (identities_at - contacts_at).as_millis() as u64,
+            rest_ms = (started.elapsed() - identities_at).as_millis() as u64,
+            "import batch written"
+        );
         self.jobs.notify();
         if n.created + n.updated > 0 {
             self.forget(org).await;

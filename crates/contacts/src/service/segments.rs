@@ -9,7 +9,7 @@ use serde_json::Value;
 use sqlx::types::Json;
 use wamage_identity::Principal;
 use wamage_kernel::{OrgId, Problem, validate::Validator};
-use wamage_platform::db::is_unique_violation;
+use wamage_platform::{cache, db::is_unique_violation};
 
 use super::{Contacts, GROUP_DESCRIPTION_MAX, TAG_NAME_MAX, clean, db_err};
 use crate::{
@@ -226,9 +226,7 @@ impl Contacts {
     /// How many contacts a saved segment matches now.
     pub async fn segment_count(&self, who: &Principal, id: SegmentId) -> Result<i64, Problem> {
         let filter = self.segment_filter(who.org_id, id, "segment").await?;
-        store::count_contacts(&self.db, who.org_id, &filter)
-            .await
-            .map_err(db_err)
+        self.count_matching(who.org_id, &filter).await
     }
 
     /// How many contacts a filter would match, without saving it.
@@ -236,8 +234,36 @@ impl Contacts {
         let filter = self
             .parse_filter(who.org_id, filter, "filter", true)
             .await?;
-        store::count_contacts(&self.db, who.org_id, &filter)
+        self.count_matching(who.org_id, &filter).await
+    }
+
+    /// Counts the contacts a filter matches. A count of a large book is a scan, so counts are
+    /// cached under `contacts:{org}:count:…`: every write to the organisation's contacts drops
+    /// that prefix (like the other cached reads), so a cached count is never older than the
+    /// last change — the TTL only bounds memory.
+    pub(crate) async fn count_matching(
+        &self,
+        org: OrgId,
+        filter: &SegmentFilter,
+    ) -> Result<i64, Problem> {
+        use std::hash::{Hash as _, Hasher as _};
+        // `DefaultHasher::new()` has fixed keys: the same filter hashes alike in every process
+        // sharing a Redis cache.
+        let mut h = std::hash::DefaultHasher::new();
+        format!("{filter:?}").hash(&mut h);
+        let key = format!("contacts:{org}:count:{:016x}", h.finish());
+        if let Ok(Some(n)) = cache::get_json::<i64>(self.cache.as_ref(), &key).await {
+            return Ok(n);
+        }
+        let n = store::count_contacts(&self.db, org, filter)
             .await
-            .map_err(db_err)
+            .map_err(db_err)?;
+        if let Err(e) = cache::set_json(self.cache.as_ref(), &key, &n, COUNT_TTL).await {
+            tracing::warn!(error = %e, "failed to cache a segment count");
+        }
+        Ok(n)
     }
 }
+
+/// How long a segment count stays cached without writes to the contacts.
+const COUNT_TTL: std::time::Duration = std::time::Duration::from_secs(600);
