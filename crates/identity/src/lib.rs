@@ -5,7 +5,8 @@
 //! family of rotating refresh tokens), API keys and password resets.
 //!
 //! Other domains use only this façade: the [`Caller`] / [`AdminCaller`] extractors, the
-//! [`Principal`] they yield, [`Role`], and the ids.
+//! [`Principal`] they yield, [`Role`], the ids, and on [`Identity`] the member directory
+//! ([`Identity::member_cards`]) and the password re-check ([`Identity::verify_password`]).
 
 mod auth;
 pub mod http;
@@ -16,7 +17,7 @@ mod store;
 
 pub use auth::{AdminCaller, Caller, SessionCaller, TrustForwardedFor};
 pub use http::routes;
-pub use model::{ApiKeyId, InvitationId, Principal, Role, SessionId, TeamId, Via};
+pub use model::{ApiKeyId, InvitationId, MemberCard, Principal, Role, SessionId, TeamId, Via};
 pub use secrets::HashCost;
 pub use service::{ClientInfo, Identity, IdentityConfig, IdentityDeps, LoginLimits, MAIL_JOB};
 use wamage_platform::{MigrationSet, migration_set};

@@ -22,6 +22,16 @@ id_type!(
     ApiKeyId
 );
 
+/// A member of an organisation as other domains show them ([`Identity::member_cards`](crate::Identity::member_cards)).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberCard {
+    pub user_id: wamage_kernel::UserId,
+    pub name: String,
+    /// `/api/v1/avatars/…`, when the member has one.
+    pub avatar_url: Option<String>,
+    pub role: Role,
+}
+
 /// What a member may do in an organisation. Ordered: agent < admin < owner.
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,

@@ -863,6 +863,31 @@ impl Identity {
         Ok(org)
     }
 
+    /// Every member of `org` as other domains show them: id, name, avatar and role. Part of the
+    /// façade (chat names message authors and channel members with it).
+    pub async fn member_cards(&self, org: OrgId) -> Result<Vec<crate::MemberCard>, Problem> {
+        let rows = store::list_members(&self.db, org).await.map_err(db_err)?;
+        Ok(rows
+            .into_iter()
+            .map(|m| crate::MemberCard {
+                user_id: m.user_id,
+                avatar_url: crate::http::avatar_url(m.avatar_key.as_deref()),
+                name: m.name,
+                role: Role::from_db(&m.role),
+            })
+            .collect())
+    }
+
+    /// Whether `password` is the password of `user` (argon2id, checked on the blocking pool).
+    /// Part of the façade: domains that re-check a password before a sensitive action (a chat
+    /// lock) call it; the caller decides what a wrong password means.
+    pub async fn verify_password(&self, user: UserId, password: &str) -> Result<bool, Problem> {
+        let row = self.user(user).await?;
+        secrets::verify_password(password.to_owned(), row.password_hash)
+            .await
+            .map_err(Problem::internal)
+    }
+
     pub async fn members(&self, who: &Principal) -> Result<Vec<store::MemberRow>, Problem> {
         store::list_members(&self.db, who.org_id)
             .await

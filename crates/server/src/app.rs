@@ -6,6 +6,7 @@ use std::{sync::Arc, time::Duration};
 use anyhow::Context;
 use axum::Router;
 use serde::Deserialize;
+use wamage_chat::{Chat, ChatDeps, ChatRooms, EXPIRE_JOB, ExpireJob};
 use wamage_contacts::{Contacts, ContactsDeps, IMPORT_JOB, ImportJob};
 use wamage_identity::{HashCost, Identity, IdentityConfig, IdentityDeps, MAIL_JOB};
 use wamage_kernel::Clock;
@@ -34,6 +35,7 @@ pub struct AppState {
     pub clock: Clock,
     pub identity: Arc<Identity>,
     pub contacts: Arc<Contacts>,
+    pub chat: Arc<Chat>,
     /// The Socket.IO gateway (mounted by the router when the `realtime` role is on).
     pub realtime: Arc<Realtime>,
 }
@@ -55,6 +57,7 @@ pub fn all_migrations() -> Vec<wamage_platform::MigrationSet> {
         wamage_platform::migrations(),
         wamage_identity::migrations(),
         wamage_contacts::migrations(),
+        wamage_chat::migrations(),
     ]
 }
 
@@ -140,6 +143,17 @@ pub async fn build_state(config: Config, opts: BuildOptions) -> anyhow::Result<A
         },
         RealtimeConfig::default(),
     );
+    let chat = Chat::new(ChatDeps {
+        db: db.clone(),
+        cache: cache.clone(),
+        bus: bus.clone(),
+        blobs: blobs.clone(),
+        jobs: jobs.clone(),
+        clock: clock.clone(),
+        identity: identity.clone(),
+        realtime: realtime.clone(),
+    });
+    realtime.register_policy(wamage_chat::ROOM_KIND, Arc::new(ChatRooms(chat.clone())));
     Ok(AppState {
         config: Arc::new(config),
         db,
@@ -151,6 +165,7 @@ pub async fn build_state(config: Config, opts: BuildOptions) -> anyhow::Result<A
         clock,
         identity,
         contacts,
+        chat,
         realtime,
     })
 }
@@ -176,6 +191,7 @@ pub fn worker(state: &AppState) -> Worker {
             },
         )
         .register(IMPORT_JOB, ImportJob(state.contacts.clone()))
+        .register(EXPIRE_JOB, ExpireJob(state.chat.clone()))
 }
 
 /// Sends one e-mail (`mail.send` jobs).

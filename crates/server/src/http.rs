@@ -60,6 +60,7 @@ static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
         (name = "teams", description = "Teams of agents"),
         (name = "api-keys", description = "Keys for programs that call the API"),
         (name = "contacts", description = "Contacts, their channel identities, custom attributes, tags, groups, consent and settings"),
+        (name = "chat", description = "Team chat: channels, DMs, messages, threads, reactions, pins, read markers, attachments, search"),
         (name = "realtime", description = "Presence (live updates over Socket.IO at `/socket.io`)"),
         (name = "ops", description = "Health, readiness and metrics")
     )
@@ -88,6 +89,7 @@ pub fn api(state: &AppState) -> OpenApiRouter {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(wamage_identity::routes(state.identity.clone()))
         .merge(wamage_contacts::routes(state.contacts.clone()))
+        .merge(wamage_chat::routes(state.chat.clone()))
         .merge(wamage_realtime::routes(state.realtime.clone()))
         .merge(ops::routes(state.clone()))
 }
