@@ -36,5 +36,7 @@ export default defineConfig({
     include: ['src/**/*.test.{ts,tsx}'],
     css: false,
     restoreMocks: true,
+    // userEvent typing is slow on a busy 2-core machine: some tests take 4 s alone.
+    testTimeout: 30_000,
   },
 });

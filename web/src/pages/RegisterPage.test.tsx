@@ -66,8 +66,10 @@ describe('RegisterPage', () => {
     const user = userEvent.setup();
     renderRoutes(routes, '/register');
     await fill(user, 'short');
-    expect(screen.getByLabelText(/^password/i)).toHaveAccessibleDescription(
-      expect.stringContaining('Use at least 10 characters'),
+    await waitFor(() =>
+      expect(screen.getByLabelText(/^password/i)).toHaveAccessibleDescription(
+        expect.stringContaining('Use at least 10 characters'),
+      ),
     );
     expect(fn).not.toHaveBeenCalled();
   });
