@@ -1,12 +1,48 @@
 /**
  * Contacts: a custom field → a contact with a national phone and the field → list, search, edit,
- * duplicate identity, delete.
+ * photo upload and removal, duplicate identity, delete.
  */
+import { deflateSync } from 'node:zlib';
+
 import { expect, test } from '@playwright/test';
 
 import { bearer, expectToast, pickOption, registerViaApi, useSession } from './helpers';
 
-test('custom field → create contact → list (E.164) → search → edit → duplicate phone → delete', async ({
+/** A real `size`×`size` PNG of one colour, so the browser actually decodes and shows it. */
+function solidPng(size: number, [r, g, b]: [number, number, number]): Buffer {
+  const crcTable = Array.from({ length: 256 }, (_, n) => {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    return c >>> 0;
+  });
+  const crc = (buf: Buffer) => {
+    let c = 0xffffffff;
+    for (const byte of buf) c = crcTable[(c ^ byte) & 0xff]! ^ (c >>> 8);
+    return (c ^ 0xffffffff) >>> 0;
+  };
+  const chunk = (type: string, data: Buffer) => {
+    const body = Buffer.concat([Buffer.from(type, 'ascii'), data]);
+    const out = Buffer.alloc(body.length + 8);
+    out.writeUInt32BE(data.length, 0);
+    body.copy(out, 4);
+    out.writeUInt32BE(crc(body), body.length + 4);
+    return out;
+  };
+  const header = Buffer.alloc(13);
+  header.writeUInt32BE(size, 0);
+  header.writeUInt32BE(size, 4);
+  header.set([8, 2, 0, 0, 0], 8); // 8-bit RGB, no interlace
+  const row = Buffer.from([0, ...Array.from({ length: size }, () => [r, g, b]).flat()]);
+  const pixels = Buffer.concat(Array.from({ length: size }, () => row));
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk('IHDR', header),
+    chunk('IDAT', deflateSync(pixels)),
+    chunk('IEND', Buffer.alloc(0)),
+  ]);
+}
+
+test('custom field → create contact → list (E.164) → search → edit → photo → duplicate phone → delete', async ({
   page,
   request,
 }) => {
@@ -113,6 +149,39 @@ test('custom field → create contact → list (E.164) → search → edit → d
     await expect(page.getByTestId('contact-row')).toHaveCount(1);
     await page.getByText('Favorites').click();
     await expect(page.getByTestId('contact-row')).toHaveCount(2);
+  });
+
+  await test.step('upload a photo, see it in the drawer and the list, remove it', async () => {
+    const png = solidPng(8, [20, 140, 120]);
+    await page.getByTestId('contact-row').filter({ hasText: 'Ana Silva' }).click();
+    const detail = page.getByTestId('contact-detail');
+    const avatar = detail.getByTestId('contact-avatar');
+    await expect(avatar).toHaveText('AS');
+    await expect(detail.getByRole('button', { name: 'Remove photo' })).toHaveCount(0);
+    await detail.locator('input[type=file]').setInputFiles({ name: 'ana.png', mimeType: 'image/png', buffer: png });
+    await expectToast(page, 'Photo updated');
+    const img = avatar.locator('img');
+    await expect(img).toHaveAttribute('src', /^\/api\/v1\/contact-avatars\/[0-9a-f-]+\/[0-9a-f-]+\/[0-9a-f]+\.png$/);
+    // The browser loaded it with no token (an <img> sends none) and decoded it.
+    await expect.poll(() => img.evaluate((el: HTMLImageElement) => el.complete && el.naturalWidth)).toBe(8);
+    const url = (await img.getAttribute('src'))!;
+    const served = await request.get(url);
+    expect(served.status()).toBe(200);
+    expect(Buffer.from(await served.body()).equals(png)).toBe(true);
+
+    await page.keyboard.press('Escape');
+    const row = page.getByTestId('contact-row').filter({ hasText: 'Ana Silva' });
+    await expect(row.getByTestId('contact-row-avatar').locator('img')).toHaveAttribute('src', url);
+
+    await row.click();
+    await detail.getByRole('button', { name: 'Remove photo' }).click();
+    await expectToast(page, 'Photo removed');
+    await expect(avatar.locator('img')).toHaveCount(0);
+    await expect(avatar).toHaveText('AS');
+    await expect(detail.getByRole('button', { name: 'Remove photo' })).toHaveCount(0);
+    expect((await request.get(url)).status()).toBe(404);
+    await page.keyboard.press('Escape');
+    await expect(row.getByTestId('contact-row-avatar').locator('img')).toHaveCount(0);
   });
 
   await test.step('a second contact with the same phone is refused on the identity row', async () => {

@@ -20,7 +20,7 @@ use wamage_kernel::{ApiJson, Problem, Timestamp, UserId, problem::ProblemBody};
 use crate::{
     consent::{ConsentChannel, ConsentId, ConsentPurpose, ConsentSource, ConsentStatus},
     model::{AttrType, ContactId, GroupId, IdentityId, IdentityKind, ImportId, SegmentId, TagId},
-    service::{Contacts, IMPORT_MAX_BYTES, ImportUpload},
+    service::{AVATAR_MAX_BYTES, Contacts, IMPORT_MAX_BYTES, ImportUpload},
     store,
 };
 
@@ -138,6 +138,10 @@ pub struct ContactOut {
     /// The groups the contact is in, by name.
     #[serde(default)]
     pub groups: Vec<ContactGroupOut>,
+    /// URL of the contact's photo, usable directly in `<img src>` (no token needed: the URL is
+    /// unguessable); `null` when it has none.
+    #[serde(default)]
+    pub avatar_url: Option<String>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
@@ -274,6 +278,15 @@ pub struct ImportForm {
     pub on_duplicate: Option<OnDuplicate>,
     /// A group every imported contact is added to.
     pub group_id: Option<GroupId>,
+}
+
+/// The photo upload form.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)] // documents the multipart body; read field by field in the handler
+pub struct ContactAvatarUpload {
+    /// PNG, JPEG, GIF or WebP (judged by the bytes), at most 2 MB.
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
 }
 
 /// The filtered view to export (the same filters as the list).
@@ -750,7 +763,7 @@ pub async fn bulk_contacts(
 
 /// Merge another contact into this one (admin): its identities, tags, groups and consent history
 /// move here, empty fields here are filled from it, attributes combine (this contact's values
-/// win), and it is deleted. The merge is recorded with a snapshot of the merged contact.
+/// win), this contact keeps its photo or takes the merged one's if it has none, and it is deleted. The merge is recorded with a snapshot of the merged contact.
 #[utoipa::path(post, path = "/api/v1/contacts/{id}/merge", tag = "contacts", security(("bearer" = [])),
     params(("id" = ContactId, Path)), request_body = MergeIn,
     responses((status = 200, body = ContactOut), (status = 403, body = ProblemBody), (status = 404, body = ProblemBody), (status = 422, body = ProblemBody)))]
@@ -788,6 +801,79 @@ pub async fn record_consent(
         StatusCode::CREATED,
         ApiJson(s.record_consent(&who, id, &b).await?),
     ))
+}
+
+fn avatar_upload_error(e: &axum::extract::multipart::MultipartError) -> Problem {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        Problem::payload_too_large(AVATAR_MAX_BYTES).with_field("file", "must be at most 2 MB")
+    } else {
+        Problem::bad_request("malformed_multipart", "The upload could not be read")
+    }
+}
+
+/// Set a contact's photo (multipart field `file`: PNG, JPEG, GIF or WebP, at most 2 MB); the
+/// photo it replaces is deleted.
+#[utoipa::path(put, path = "/api/v1/contacts/{id}/avatar", tag = "contacts", security(("bearer" = [])),
+    params(("id" = ContactId, Path)),
+    request_body(content = ContactAvatarUpload, content_type = "multipart/form-data"),
+    responses((status = 200, body = ContactOut), (status = 404, body = ProblemBody), (status = 413, body = ProblemBody),
+        (status = 415, body = ProblemBody), (status = 422, body = ProblemBody)))]
+pub async fn upload_contact_avatar(
+    State(s): Svc,
+    Caller(who): Caller,
+    Path(id): Path<ContactId>,
+    multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
+) -> Result<ApiJson<ContactOut>, Problem> {
+    let mut multipart =
+        multipart.map_err(|_| Problem::unsupported_media_type("multipart/form-data"))?;
+    let mut file = None;
+    while let Some(field) = multipart
+        .next_field()
+        .await
+        .map_err(|e| avatar_upload_error(&e))?
+    {
+        if field.name() == Some("file") {
+            file = Some(field.bytes().await.map_err(|e| avatar_upload_error(&e))?);
+        }
+    }
+    let file = file.ok_or_else(|| Problem::invalid_field("file", "is required"))?;
+    Ok(ApiJson(s.set_avatar(&who, id, file).await?))
+}
+
+/// Remove a contact's photo.
+#[utoipa::path(delete, path = "/api/v1/contacts/{id}/avatar", tag = "contacts", security(("bearer" = [])),
+    params(("id" = ContactId, Path)), responses((status = 204), (status = 404, body = ProblemBody)))]
+pub async fn delete_contact_avatar(
+    State(s): Svc,
+    Caller(who): Caller,
+    Path(id): Path<ContactId>,
+) -> Result<StatusCode, Problem> {
+    s.clear_avatar(&who, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A contact's photo, at the `avatar_url` the contact shows. Public like member avatars: the
+/// random name is unguessable, and an `<img>` sends no token.
+#[utoipa::path(get, path = "/api/v1/contact-avatars/{org}/{contact}/{name}", tag = "contacts",
+    params(("org" = String, Path), ("contact" = String, Path), ("name" = String, Path)),
+    responses((status = 200, content_type = "image/*"), (status = 404, body = ProblemBody)))]
+pub async fn get_contact_avatar(
+    State(s): Svc,
+    Path((org, contact, name)): Path<(String, String, String)>,
+) -> Result<Response, Problem> {
+    let blob = s.avatar(&org, &contact, &name).await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, blob.content_type),
+            // A new photo gets a new name, so a name's bytes never change.
+            (
+                header::CACHE_CONTROL,
+                "public, max-age=31536000, immutable".to_owned(),
+            ),
+        ],
+        blob.bytes,
+    )
+        .into_response())
 }
 
 // ---- handlers: tags and groups -------------------------------------------------------------------
@@ -1178,6 +1264,16 @@ pub fn routes(contacts: Arc<Contacts>) -> OpenApiRouter {
                     IMPORT_MAX_BYTES + 1024 * 1024,
                 )),
         )
+        .merge(
+            // Photos may be up to 2 MB; the limit leaves room for the multipart framing so an
+            // oversized file is answered 413 naming `file` instead of the connection being cut.
+            OpenApiRouter::new()
+                .routes(routes!(upload_contact_avatar, delete_contact_avatar))
+                .layer(axum::extract::DefaultBodyLimit::max(
+                    AVATAR_MAX_BYTES + 1024 * 1024,
+                )),
+        )
+        .routes(routes!(get_contact_avatar))
         .routes(routes!(get_import))
         .routes(routes!(import_errors))
         .routes(routes!(get_consent, record_consent))

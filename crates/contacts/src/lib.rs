@@ -21,6 +21,11 @@
 //! `segment.rs`), parsed once into a typed tree and compiled to SQL with bound values only; the
 //! contact list and the export take `segment=<id>` alongside their other filters.
 //!
+//! A contact may have a photo (`PUT`/`DELETE /api/v1/contacts/{id}/avatar`), stored in the blob
+//! store and served publicly at its unguessable `avatar_url` like member avatars (see
+//! `service/avatar.rs`); its blob is deleted when it is replaced or removed, or when the contact
+//! is deleted or merged away.
+//!
 //! Other domains ask [`Contacts::may_send`] before sending (the rule is documented in
 //! `consent.rs` and on that method).
 

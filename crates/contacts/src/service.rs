@@ -43,9 +43,11 @@ use crate::{
     store::{self, After, ContactRow, GroupRow, Link, ListFilter, Sort, TagRow},
 };
 
+mod avatar;
 mod import;
 mod segments;
 
+pub use avatar::AVATAR_MAX_BYTES;
 pub use import::{IMPORT_BATCH_ROWS, IMPORT_JOB, IMPORT_MAX_BYTES, ImportJob, ImportUpload};
 
 pub const SOURCE: &str = "/wamage/contacts";
@@ -312,6 +314,7 @@ fn to_out(c: ContactRow, rel: Related) -> ContactOut {
                 name: g.name,
             })
             .collect(),
+        avatar_url: avatar::avatar_url(c.avatar_key.as_deref()),
         created_at: c.created_at,
         updated_at: c.updated_at,
     }
@@ -778,6 +781,7 @@ impl Contacts {
             favorite: b.favorite,
             blocked: b.blocked,
             attributes: Json(Value::Object(attributes)),
+            avatar_key: None,
             created_at: now,
             updated_at: now,
         };
@@ -931,6 +935,7 @@ impl Contacts {
         let org = who.org_id;
         let mut tx = self.begin().await?;
         let out = self.load_tx(&mut tx, org, id).await?;
+        let photo = store::avatar_key(&mut tx, org, id).await.map_err(db_err)?;
         if !store::delete_contact(&mut tx, org, id)
             .await
             .map_err(db_err)?
@@ -938,6 +943,9 @@ impl Contacts {
             return Err(Problem::not_found("contact"));
         }
         tx.commit().await.map_err(db_err)?;
+        if let Some(k) = photo {
+            self.drop_blob(&k).await;
+        }
         self.forget(org).await;
         self.publish(org, "wamage.contact.deleted", json!({ "contact": out }))
             .await;
@@ -1581,6 +1589,7 @@ impl Contacts {
         }
         let now = self.now();
         let mut outs = Vec::new();
+        let mut photos = Vec::new();
         for &c in &contacts {
             let n = match b.action {
                 BulkAction::AddTags => store::add_links(&mut tx, org, Link::Tag, c, &tags).await,
@@ -1595,6 +1604,7 @@ impl Contacts {
                 }
                 BulkAction::Delete => {
                     let out = self.load_tx(&mut tx, org, c).await?;
+                    photos.extend(store::avatar_key(&mut tx, org, c).await.map_err(db_err)?);
                     store::delete_contact(&mut tx, org, c)
                         .await
                         .map_err(db_err)?;
@@ -1611,6 +1621,9 @@ impl Contacts {
             }
         }
         tx.commit().await.map_err(db_err)?;
+        for k in &photos {
+            self.drop_blob(k).await;
+        }
         self.forget(org).await;
         let (type_, changed) = match b.action {
             BulkAction::Delete => ("wamage.contact.deleted", None),
@@ -1821,13 +1834,61 @@ impl Contacts {
         let now = self.now();
         row.updated_at = now;
 
+        // The survivor keeps its photo, or takes the merged contact's (copied under its own key).
+        let taken_photo = match (&row.avatar_key, &gone.avatar_key) {
+            (None, Some(theirs)) => self.copy_avatar(org, id, theirs).await?,
+            _ => None,
+        };
+        let result = self
+            .merge_tx(tx, who, &row, other, taken_photo.as_deref(), &snapshot)
+            .await;
+        let out = match result {
+            Ok(out) => out,
+            Err(p) => {
+                if let Some(k) = &taken_photo {
+                    self.drop_blob(k).await;
+                }
+                return Err(p);
+            }
+        };
+        if let Some(k) = &gone.avatar_key {
+            self.drop_blob(k).await;
+        }
+        self.forget(org).await;
+        self.publish(
+            org,
+            "wamage.contact.merged",
+            json!({ "survivor": id, "merged_id": other, "contact": out }),
+        )
+        .await;
+        Ok(out)
+    }
+
+    /// The writes of a merge, committed together.
+    async fn merge_tx(
+        &self,
+        mut tx: Tx,
+        who: &Principal,
+        row: &ContactRow,
+        other: ContactId,
+        photo: Option<&str>,
+        snapshot: &Value,
+    ) -> Result<ContactOut, Problem> {
+        let org = who.org_id;
+        let id = row.id;
+        let now = row.updated_at;
+        if photo.is_some() {
+            store::set_avatar(&mut tx, org, id, photo, now)
+                .await
+                .map_err(db_err)?;
+        }
         store::move_related(&mut tx, org, other, id)
             .await
             .map_err(db_err)?;
         store::delete_contact(&mut tx, org, other)
             .await
             .map_err(db_err)?;
-        store::update_contact(&mut tx, org, &row)
+        store::update_contact(&mut tx, org, row)
             .await
             .map_err(db_err)?;
         self.reindex(&mut tx, org, id).await?;
@@ -1835,7 +1896,7 @@ impl Contacts {
             id: MergeId::new(),
             survivor: id,
             merged: other,
-            snapshot: &snapshot,
+            snapshot,
             by: who.session_id().map(|_| who.user_id),
             at: now,
         };
@@ -1844,13 +1905,6 @@ impl Contacts {
             .map_err(db_err)?;
         let out = self.load_tx(&mut tx, org, id).await?;
         tx.commit().await.map_err(db_err)?;
-        self.forget(org).await;
-        self.publish(
-            org,
-            "wamage.contact.merged",
-            json!({ "survivor": id, "merged_id": other, "contact": out }),
-        )
-        .await;
         Ok(out)
     }
 }

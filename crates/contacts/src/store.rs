@@ -30,6 +30,8 @@ pub struct ContactRow {
     pub favorite: bool,
     pub blocked: bool,
     pub attributes: Json<Value>,
+    /// Blob key of the contact's photo (written only by [`set_avatar`]).
+    pub avatar_key: Option<String>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
@@ -236,7 +238,7 @@ pub async fn contacts_with_attr(tx: &mut Tx, org: OrgId, key: &str) -> R<Vec<Con
 // ---- contacts ----------------------------------------------------------------------------------
 
 const CONTACT_COLS: &str = "c.id, c.name, c.sort_name, c.company, c.language, c.time_zone, \
-    c.notes, c.favorite, c.blocked, c.attributes, c.created_at, c.updated_at";
+    c.notes, c.favorite, c.blocked, c.attributes, c.avatar_key, c.created_at, c.updated_at";
 
 /// Inserts a contact row (every field as given).
 pub async fn insert_contact(tx: &mut Tx, org: OrgId, c: &ContactRow) -> R<()> {
@@ -325,6 +327,54 @@ pub async fn get_contact_tx(tx: &mut Tx, org: OrgId, id: ContactId) -> R<Option<
     .bind(id)
     .fetch_optional(c)
     .await)
+}
+
+/// Sets a contact's photo (`None` removes it) and returns the previous key, so its blob can be
+/// deleted; `None` when the contact is not in `org`. The row is written first so a concurrent
+/// change waits for this transaction and no previous key is ever lost (a lost key is an orphaned
+/// blob). Rolling back leaves everything as it was.
+pub async fn set_avatar(
+    tx: &mut Tx,
+    org: OrgId,
+    id: ContactId,
+    key: Option<&str>,
+    now: Timestamp,
+) -> R<Option<Option<String>>> {
+    let n = with_tx!(tx, |c| sqlx::query(
+        "UPDATE contacts SET updated_at = $3 WHERE org_id = $1 AND id = $2"
+    )
+    .bind(org)
+    .bind(id)
+    .bind(now)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    if n == 0 {
+        return Ok(None);
+    }
+    let old = avatar_key(tx, org, id).await?;
+    with_tx!(tx, |c| sqlx::query(
+        "UPDATE contacts SET avatar_key = $3 WHERE org_id = $1 AND id = $2"
+    )
+    .bind(org)
+    .bind(id)
+    .bind(key)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(Some(old))
+}
+
+/// The blob key of a contact's photo, if it has one.
+pub async fn avatar_key(tx: &mut Tx, org: OrgId, id: ContactId) -> R<Option<String>> {
+    let row: Option<(Option<String>,)> = with_tx!(tx, |c| sqlx::query_as(
+        "SELECT avatar_key FROM contacts WHERE org_id = $1 AND id = $2"
+    )
+    .bind(org)
+    .bind(id)
+    .fetch_optional(c)
+    .await)?;
+    Ok(row.and_then(|(k,)| k))
 }
 
 /// Deletes a contact with its identities and its search entry; false when it is not in `org`.
@@ -459,8 +509,15 @@ pub async fn list_contacts(db: &Db, org: OrgId, f: &ListFilter) -> R<Vec<Contact
             .collect::<Vec<_>>()
             .join(" AND ")
     });
-    let sparse = match (&fts_query, db) {
-        (Some(q), Db::Sqlite(pool)) => {
+    let ts_query = (db.backend() == Backend::Postgres && !f.words.is_empty()).then(|| {
+        f.words
+            .iter()
+            .map(|w| format!("'{w}':*"))
+            .collect::<Vec<_>>()
+            .join(" & ")
+    });
+    let sparse = match (&fts_query, &ts_query, db) {
+        (Some(q), _, Db::Sqlite(pool)) => {
             let (n,): (i64,) = sqlx::query_as(
                 "SELECT COUNT(*) FROM (SELECT 1 FROM contacts_fts WHERE contacts_fts MATCH $1 \
                  LIMIT $2)",
@@ -471,9 +528,28 @@ pub async fn list_contacts(db: &Db, org: OrgId, f: &ListFilter) -> R<Vec<Contact
             .await?;
             n <= SPARSE_MATCHES
         }
+        (_, Some(q), Db::Postgres(pool)) => {
+            let (n,): (i64,) = sqlx::query_as(
+                "SELECT COUNT(*) FROM (SELECT 1 FROM contacts WHERE org_id = $1 \
+                 AND search @@ $2::tsquery LIMIT $3) s",
+            )
+            .bind(org)
+            .bind(q)
+            .bind(SPARSE_MATCHES + 1)
+            .fetch_one(pool)
+            .await?;
+            n <= SPARSE_MATCHES
+        }
         _ => false,
     };
-    let org_term = if sparse { "+c.org_id" } else { "c.org_id" };
+    // PostgreSQL: the same choice, made with an `OFFSET 0` fence — the matches are found by the
+    // GIN index inside it and sorted outside.
+    let pg_fence = sparse && db.backend() == Backend::Postgres;
+    let org_term = if sparse && !pg_fence {
+        "+c.org_id"
+    } else {
+        "c.org_id"
+    };
     let mut sql = format!("SELECT {CONTACT_COLS} FROM contacts c WHERE {org_term} = $1");
     if !f.words.is_empty() {
         match db.backend() {
@@ -484,13 +560,7 @@ pub async fn list_contacts(db: &Db, org: OrgId, f: &ListFilter) -> R<Vec<Contact
                 ));
             }
             Backend::Postgres => {
-                let q = f
-                    .words
-                    .iter()
-                    .map(|w| format!("'{w}':*"))
-                    .collect::<Vec<_>>()
-                    .join(" & ");
-                let p = push(Arg::Str(q));
+                let p = push(Arg::Str(ts_query.clone().unwrap_or_default()));
                 sql.push_str(&format!(" AND c.search @@ {p}::tsquery"));
             }
         }
@@ -534,6 +604,9 @@ pub async fn list_contacts(db: &Db, org: OrgId, f: &ListFilter) -> R<Vec<Contact
             let (a, b) = (push(Arg::Time(*t)), push(Arg::Id(*id)));
             sql.push_str(&format!(" AND (c.updated_at, c.id) < ({a}, {b})"));
         }
+    }
+    if pg_fence {
+        sql = format!("SELECT c.* FROM ({sql} OFFSET 0) c");
     }
     sql.push_str(match f.sort {
         Sort::Name => " ORDER BY c.sort_name, c.id",

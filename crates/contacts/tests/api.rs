@@ -2104,6 +2104,29 @@ async fn other_organisations_cannot_reach_contacts(app: TestApp) {
     let group = id(&post_ok(&app, &b_owner, "/api/v1/groups", json!({"name": "Promo"})).await);
 
     let a_owner = app.register("owner@a.example", "Org A").await;
+    // A photo upload is multipart, which a probe cannot send: checked by hand, the same way.
+    let c = expect_json(
+        put_avatar(&app, &b_owner, &cid, png(8), "image/png").await,
+        StatusCode::OK,
+    )
+    .await;
+    let photo = c["avatar_url"].as_str().unwrap().to_owned();
+    expect_problem(
+        put_avatar(&app, &a_owner, &cid, png(9), "image/png").await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    let (status, _, bytes) = fetch_photo(&app, &photo).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(bytes, png(8), "the intruder replaced nothing");
+    let got = expect_json(
+        app.get_as(&b_owner, &format!("/api/v1/contacts/{cid}"))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(got["avatar_url"], photo.as_str());
     assert_isolated(
         &app,
         &b_owner,
@@ -2116,6 +2139,7 @@ async fn other_organisations_cannot_reach_contacts(app: TestApp) {
                 json!({"kind": "telegram", "value": "777"}),
             ),
             Probe::delete(format!("/api/v1/contacts/{cid}/identities/{iid}")),
+            Probe::delete(format!("/api/v1/contacts/{cid}/avatar")),
             Probe::get(format!("/api/v1/contacts/{cid}/consent")),
             Probe::post(
                 format!("/api/v1/contacts/{cid}/consent"),
@@ -3469,6 +3493,301 @@ async fn export_survives_compression(app: TestApp) {
     assert!(body.len() > 20);
 }
 
+// ---- photos -----------------------------------------------------------------------------------
+
+/// A tiny PNG: the signature is what the server judges, the rest makes each image distinct.
+fn png(fill: u8) -> Vec<u8> {
+    [b"\x89PNG\r\n\x1a\n".as_slice(), &[fill; 64]].concat()
+}
+
+async fn put_avatar(
+    app: &TestApp,
+    who: &TestUser,
+    cid: &str,
+    bytes: Vec<u8>,
+    mime: &str,
+) -> reqwest::Response {
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(bytes)
+            .file_name("photo.png")
+            .mime_str(mime)
+            .unwrap(),
+    );
+    app.request_as(who, Method::PUT, &format!("/api/v1/contacts/{cid}/avatar"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The photo behind a URL, fetched without a token as an `<img>` would.
+async fn fetch_photo(app: &TestApp, url: &str) -> (StatusCode, Option<String>, Vec<u8>) {
+    let res = app.request(Method::GET, url).send().await.unwrap();
+    let status = res.status();
+    let ct = res
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned());
+    (status, ct, res.bytes().await.unwrap().to_vec())
+}
+
+async fn contact_photos_are_stored_replaced_and_removed(app: TestApp) {
+    let owner = app.register("owner@acme.example", "Acme").await;
+    let agent = app.add_member(&owner, "agent@acme.example", "agent").await;
+    let cid = id(&create(&app, &agent, json!({"name": "Ana"})).await);
+    let mut sub = app.state.bus.subscribe("wamage.contact.*");
+
+    let first = png(1);
+    let c = expect_json(
+        put_avatar(&app, &agent, &cid, first.clone(), "image/png").await,
+        StatusCode::OK,
+    )
+    .await;
+    let url1 = c["avatar_url"].as_str().unwrap().to_owned();
+    assert!(
+        url1.starts_with(&format!("/api/v1/contact-avatars/{}/{cid}/", owner.org_id)),
+        "{url1}"
+    );
+    assert!(url1.ends_with(".png"), "{url1}");
+    let (status, ct, bytes) = fetch_photo(&app, &url1).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(ct.as_deref(), Some("image/png"));
+    assert_eq!(bytes, first);
+    let e = next_event(&mut sub).await;
+    assert_eq!(e.type_, "wamage.contact.updated");
+    assert_eq!(e.data["changed"], json!(["avatar_url"]));
+    assert_eq!(e.data["contact"]["avatar_url"], url1.as_str());
+    // The cached contact and the list show it.
+    let got = expect_json(
+        app.get_as(&agent, &format!("/api/v1/contacts/{cid}")).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(got["avatar_url"], url1.as_str());
+    let page = expect_json(app.get_as(&agent, "/api/v1/contacts").await, StatusCode::OK).await;
+    assert_eq!(page["items"][0]["avatar_url"], url1.as_str());
+
+    // Replacing it stores the new one under a new URL and deletes the old blob.
+    let gif = b"GIF89a\x01\x00\x01\x00rest".to_vec();
+    let c = expect_json(
+        put_avatar(&app, &agent, &cid, gif.clone(), "image/png").await,
+        StatusCode::OK,
+    )
+    .await;
+    let url2 = c["avatar_url"].as_str().unwrap().to_owned();
+    assert_ne!(url2, url1);
+    assert!(
+        url2.ends_with(".gif"),
+        "judged by the bytes, not the declared type: {url2}"
+    );
+    let (status, ct, bytes) = fetch_photo(&app, &url2).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(ct.as_deref(), Some("image/gif"));
+    assert_eq!(bytes, gif);
+    assert_eq!(fetch_photo(&app, &url1).await.0, StatusCode::NOT_FOUND);
+    let got = expect_json(
+        app.get_as(&agent, &format!("/api/v1/contacts/{cid}")).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(got["avatar_url"], url2.as_str(), "the cache was dropped");
+
+    // Removing it answers 204, clears the URL and deletes the blob; removing again is harmless.
+    let path = format!("/api/v1/contacts/{cid}/avatar");
+    assert_eq!(
+        app.delete_as(&agent, &path).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    let got = expect_json(
+        app.get_as(&agent, &format!("/api/v1/contacts/{cid}")).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert!(got["avatar_url"].is_null(), "{got}");
+    assert_eq!(fetch_photo(&app, &url2).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        app.delete_as(&agent, &path).await.status(),
+        StatusCode::NO_CONTENT
+    );
+
+    // Deleting the contact deletes its photo.
+    let c = expect_json(
+        put_avatar(&app, &agent, &cid, png(3), "image/png").await,
+        StatusCode::OK,
+    )
+    .await;
+    let url3 = c["avatar_url"].as_str().unwrap().to_owned();
+    assert_eq!(fetch_photo(&app, &url3).await.0, StatusCode::OK);
+    assert_eq!(
+        app.delete_as(&owner, &format!("/api/v1/contacts/{cid}"))
+            .await
+            .status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(fetch_photo(&app, &url3).await.0, StatusCode::NOT_FOUND);
+
+    // So does a bulk delete.
+    let other = id(&create(&app, &agent, json!({"name": "Bo"})).await);
+    let c = expect_json(
+        put_avatar(&app, &agent, &other, png(4), "image/png").await,
+        StatusCode::OK,
+    )
+    .await;
+    let url4 = c["avatar_url"].as_str().unwrap().to_owned();
+    assert_eq!(
+        bulk(
+            &app,
+            &owner,
+            json!({"action": "delete", "contact_ids": [other]})
+        )
+        .await,
+        1
+    );
+    assert_eq!(fetch_photo(&app, &url4).await.0, StatusCode::NOT_FOUND);
+    // Made-up photo paths are 404, never a file-system error.
+    for bad in [
+        "/api/v1/contact-avatars/x/y/z.png",
+        &format!("/api/v1/contact-avatars/{}/{cid}/..", owner.org_id),
+        &format!("/api/v1/contact-avatars/{}/{cid}/nope.png", owner.org_id),
+    ] {
+        assert_eq!(
+            fetch_photo(&app, bad).await.0,
+            StatusCode::NOT_FOUND,
+            "{bad}"
+        );
+    }
+}
+
+async fn bad_photos_are_refused_with_the_field(app: TestApp) {
+    let owner = app.register("owner@acme.example", "Acme").await;
+    let cid = id(&create(&app, &owner, json!({"name": "Ana"})).await);
+    // An SVG declared as a PNG is judged by its bytes.
+    let body = expect_problem(
+        put_avatar(
+            &app,
+            &owner,
+            &cid,
+            b"<svg xmlns=\"http://www.w3.org/2000/svg\" onload=\"alert(1)\"></svg>".to_vec(),
+            "image/png",
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(problem_fields(&body), ["file"]);
+    // Over 2 MB. (Far bigger bodies are cut off by the body limit while still being sent, which
+    // the client sees as a broken connection, so the case tested is the one a user hits.)
+    let big = [b"\x89PNG\r\n\x1a\n".as_slice(), &vec![0u8; 2 * 1024 * 1024]].concat();
+    let body = expect_problem(
+        put_avatar(&app, &owner, &cid, big, "image/png").await,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+    )
+    .await;
+    assert_eq!(problem_fields(&body), ["file"], "{body}");
+    // Not multipart at all.
+    expect_problem(
+        app.request_as(
+            &owner,
+            Method::PUT,
+            &format!("/api/v1/contacts/{cid}/avatar"),
+        )
+        .json(&json!({"file": "x"}))
+        .send()
+        .await
+        .unwrap(),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+    )
+    .await;
+    // No file part.
+    let form = reqwest::multipart::Form::new().text("other", "x");
+    let body = expect_problem(
+        app.request_as(
+            &owner,
+            Method::PUT,
+            &format!("/api/v1/contacts/{cid}/avatar"),
+        )
+        .multipart(form)
+        .send()
+        .await
+        .unwrap(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(problem_fields(&body), ["file"]);
+    // Nothing was stored.
+    let got = expect_json(
+        app.get_as(&owner, &format!("/api/v1/contacts/{cid}")).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert!(got["avatar_url"].is_null(), "{got}");
+}
+
+async fn a_merge_survivor_keeps_its_photo_or_takes_the_merged_one(app: TestApp) {
+    let owner = app.register("owner@acme.example", "Acme").await;
+    let photo_of = |c: &Value| c["avatar_url"].as_str().unwrap().to_owned();
+    let merge = |into: &str, other: &str| {
+        let path = format!("/api/v1/contacts/{into}/merge");
+        let body = json!({"other_id": other});
+        let app = &app;
+        let owner = &owner;
+        async move { expect_json(app.post_as(owner, &path, &body).await, StatusCode::OK).await }
+    };
+
+    // Both have one: the survivor keeps its own, the merged one's is deleted.
+    let keep = id(&create(&app, &owner, json!({"name": "Keep"})).await);
+    let gone = id(&create(&app, &owner, json!({"name": "Gone"})).await);
+    let keep_url = photo_of(
+        &expect_json(
+            put_avatar(&app, &owner, &keep, png(1), "image/png").await,
+            StatusCode::OK,
+        )
+        .await,
+    );
+    let gone_url = photo_of(
+        &expect_json(
+            put_avatar(&app, &owner, &gone, png(2), "image/png").await,
+            StatusCode::OK,
+        )
+        .await,
+    );
+    let out = merge(&keep, &gone).await;
+    assert_eq!(out["avatar_url"], keep_url.as_str());
+    assert_eq!(fetch_photo(&app, &keep_url).await.0, StatusCode::OK);
+    assert_eq!(fetch_photo(&app, &gone_url).await.0, StatusCode::NOT_FOUND);
+
+    // The survivor has none: it takes the merged one's, under its own key.
+    let bare = id(&create(&app, &owner, json!({"name": "Bare"})).await);
+    let donor = id(&create(&app, &owner, json!({"name": "Donor"})).await);
+    let donor_png = png(7);
+    let donor_url = photo_of(
+        &expect_json(
+            put_avatar(&app, &owner, &donor, donor_png.clone(), "image/png").await,
+            StatusCode::OK,
+        )
+        .await,
+    );
+    let out = merge(&bare, &donor).await;
+    let taken = photo_of(&out);
+    assert!(taken.contains(&format!("/{bare}/")), "{taken}");
+    let (status, _, bytes) = fetch_photo(&app, &taken).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(bytes, donor_png);
+    assert_eq!(fetch_photo(&app, &donor_url).await.0, StatusCode::NOT_FOUND);
+    let got = expect_json(
+        app.get_as(&owner, &format!("/api/v1/contacts/{bare}"))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(got["avatar_url"], taken.as_str());
+}
+
 app_tests!(
     export_survives_compression,
     crud_round_trip,
@@ -3496,4 +3815,7 @@ app_tests!(
     invalid_segment_filters_name_the_path,
     other_organisations_cannot_reach_segments,
     cached_segment_counts_follow_every_write,
+    contact_photos_are_stored_replaced_and_removed,
+    bad_photos_are_refused_with_the_field,
+    a_merge_survivor_keeps_its_photo_or_takes_the_merged_one,
 );

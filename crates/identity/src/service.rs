@@ -14,7 +14,7 @@ use serde_json::json;
 use wamage_kernel::{Clock, Event, OrgId, Problem, Timestamp, UserId, validate::Validator};
 use wamage_platform::{
     Db, Tx,
-    blob::SharedBlobStore,
+    blob::{SharedBlobStore, sniff_image},
     bus::SharedBus,
     cache::{self, SharedCache},
     db::{is_unique_violation, violated_constraint},
@@ -1585,39 +1585,5 @@ impl Identity {
         let tx = self.db.begin().await.map_err(db_err)?;
         self.store_password(tx, user.id, &hash, None, "password_reset")
             .await
-    }
-}
-
-/// Recognises an image by its first bytes; returns (extension, content type).
-fn sniff_image(b: &[u8]) -> Option<(&'static str, &'static str)> {
-    if b.starts_with(b"\x89PNG\r\n\x1a\n") {
-        Some(("png", "image/png"))
-    } else if b.starts_with(&[0xFF, 0xD8, 0xFF]) {
-        Some(("jpg", "image/jpeg"))
-    } else if b.starts_with(b"GIF87a") || b.starts_with(b"GIF89a") {
-        Some(("gif", "image/gif"))
-    } else if b.len() >= 12 && &b[..4] == b"RIFF" && &b[8..12] == b"WEBP" {
-        Some(("webp", "image/webp"))
-    } else {
-        None
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::sniff_image;
-
-    #[test]
-    fn sniffs_images_by_content() {
-        assert_eq!(
-            sniff_image(b"\x89PNG\r\n\x1a\nrest").map(|x| x.0),
-            Some("png")
-        );
-        assert_eq!(sniff_image(b"GIF89a..").map(|x| x.1), Some("image/gif"));
-        assert_eq!(sniff_image(b"<svg onload=alert(1)>"), None);
-        assert_eq!(
-            sniff_image(b"RIFF\0\0\0\0WEBPVP8 ").map(|x| x.0),
-            Some("webp")
-        );
     }
 }

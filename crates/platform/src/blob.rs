@@ -70,6 +70,23 @@ pub const MAX_SEGMENT_LEN: usize = 255;
 /// Content type returned for an object whose sidecar is missing.
 const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";
 
+/// Recognises an uploaded image by its first bytes, never by its name or declared type (an SVG
+/// sent as `image/png` must not be served as an image it is not); returns (extension, content
+/// type) for PNG, JPEG, GIF and WebP, the types every browser shows.
+pub fn sniff_image(b: &[u8]) -> Option<(&'static str, &'static str)> {
+    if b.starts_with(b"\x89PNG\r\n\x1a\n") {
+        Some(("png", "image/png"))
+    } else if b.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        Some(("jpg", "image/jpeg"))
+    } else if b.starts_with(b"GIF87a") || b.starts_with(b"GIF89a") {
+        Some(("gif", "image/gif"))
+    } else if b.len() >= 12 && &b[..4] == b"RIFF" && &b[8..12] == b"WEBP" {
+        Some(("webp", "image/webp"))
+    } else {
+        None
+    }
+}
+
 /// Checks a blob key; see the module docs for the rules.
 pub fn validate_key(key: &str) -> anyhow::Result<()> {
     if key.is_empty() {

@@ -1,7 +1,7 @@
 #![allow(clippy::unwrap_used)]
 
 use bytes::Bytes;
-use wamage_platform::blob::{Blob, BlobStore, LocalBlobStore, SharedBlobStore};
+use wamage_platform::blob::{Blob, BlobStore, LocalBlobStore, SharedBlobStore, sniff_image};
 
 fn store() -> (tempfile::TempDir, SharedBlobStore) {
     let dir = tempfile::tempdir().unwrap();
@@ -201,4 +201,24 @@ async fn ranges_read_windows_of_an_object() {
         None
     );
     assert!(store.get_range("../etc/passwd", 0, 10).await.is_err());
+}
+
+#[test]
+fn images_are_recognised_by_their_bytes() {
+    assert_eq!(
+        sniff_image(b"\x89PNG\r\n\x1a\nrest").map(|x| x.0),
+        Some("png")
+    );
+    assert_eq!(
+        sniff_image(&[0xFF, 0xD8, 0xFF, 0xE0]).map(|x| x.1),
+        Some("image/jpeg")
+    );
+    assert_eq!(sniff_image(b"GIF89a..").map(|x| x.1), Some("image/gif"));
+    assert_eq!(
+        sniff_image(b"RIFF\0\0\0\0WEBPVP8 ").map(|x| x.0),
+        Some("webp")
+    );
+    assert_eq!(sniff_image(b"<svg onload=alert(1)>"), None);
+    assert_eq!(sniff_image(b"RIFF\0\0\0\0WAVE"), None);
+    assert_eq!(sniff_image(b""), None);
 }

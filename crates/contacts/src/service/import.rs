@@ -832,6 +832,7 @@ impl Contacts {
                         favorite: false,
                         blocked: false,
                         attributes: Json(Value::Object(f.attributes)),
+                        avatar_key: None,
                         created_at: self.now(),
                         updated_at: self.now(),
                     };

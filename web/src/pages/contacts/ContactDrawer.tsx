@@ -3,6 +3,7 @@ import {
   Badge,
   Button,
   Drawer,
+  FileButton,
   Group,
   Select,
   SimpleGrid,
@@ -16,7 +17,7 @@ import { useForm } from '@mantine/form';
 import { modals } from '@mantine/modals';
 import { notifications } from '@mantine/notifications';
 import { useMutation, useQueryClient } from '@tanstack/react-query';
-import { IconEdit, IconPlus, IconStarFilled, IconTrash } from '@tabler/icons-react';
+import { IconEdit, IconPhotoX, IconPlus, IconStarFilled, IconTrash, IconUpload } from '@tabler/icons-react';
 import { useState, type ReactNode } from 'react';
 
 import { client, unwrap } from '../../api/client';
@@ -26,6 +27,8 @@ import { atLeast, type ContactOut, type IdentityKind, type IdentityOut } from '.
 import { useCurrent } from '../../auth/useCurrent';
 import { FormError } from '../../components/FormError';
 import { QueryState } from '../../components/QueryState';
+import { UserAvatar } from '../../components/UserAvatar';
+import { AVATAR_TYPES, checkAvatar } from '../../lib/avatar';
 import { IDENTITY_KINDS, IDENTITY_LABEL, formatAttr } from '../../lib/contacts';
 import { applyApiError, errorMessage } from '../../lib/forms';
 import { formatDateTime } from '../../lib/format';
@@ -86,26 +89,30 @@ function ContactDetail({ contact, onDeleted }: { contact: ContactOut; onDeleted:
   return (
     <Stack data-testid="contact-detail">
       <Group justify="space-between" align="flex-start" wrap="nowrap">
-        <Stack gap={4}>
-          <Group gap="xs">
-            <Title order={3} data-testid="contact-name">
-              {contact.name}
-            </Title>
-            {contact.favorite && (
-              <IconStarFilled size={18} color="var(--mantine-color-yellow-5)" aria-label="Favorite" />
+        <Group gap="md" align="flex-start" wrap="nowrap">
+          <UserAvatar name={contact.name} url={contact.avatar_url} size={64} data-testid="contact-avatar" />
+          <Stack gap={4}>
+            <Group gap="xs">
+              <Title order={3} data-testid="contact-name">
+                {contact.name}
+              </Title>
+              {contact.favorite && (
+                <IconStarFilled size={18} color="var(--mantine-color-yellow-5)" aria-label="Favorite" />
+              )}
+              {contact.blocked && (
+                <Badge color="red" variant="light">
+                  Blocked
+                </Badge>
+              )}
+            </Group>
+            {contact.company && (
+              <Text c="dimmed" size="sm">
+                {contact.company}
+              </Text>
             )}
-            {contact.blocked && (
-              <Badge color="red" variant="light">
-                Blocked
-              </Badge>
-            )}
-          </Group>
-          {contact.company && (
-            <Text c="dimmed" size="sm">
-              {contact.company}
-            </Text>
-          )}
-        </Stack>
+            <PhotoActions key={contact.id} contact={contact} />
+          </Stack>
+        </Group>
         <Group gap="xs" wrap="nowrap">
           <Button variant="light" leftSection={<IconEdit size={16} />} onClick={() => setEditOpen(true)}>
             Edit
@@ -161,6 +168,91 @@ function ContactDetail({ contact, onDeleted }: { contact: ContactOut; onDeleted:
       <ConsentSection key={contact.id} contact={contact} />
 
       <ContactFormModal opened={editOpen} onClose={() => setEditOpen(false)} contact={contact} />
+    </Stack>
+  );
+}
+
+/** Upload a photo (checked here first, judged by its bytes on the server) or remove it. */
+function PhotoActions({ contact }: { contact: ContactOut }) {
+  const queryClient = useQueryClient();
+  const [error, setError] = useState<string | null>(null);
+  const path = { params: { path: { id: contact.id } } };
+
+  const changed = (c: ContactOut, message: string) => {
+    setError(null);
+    queryClient.setQueryData(qk.contact(c.id), c);
+    // The list rows show the photo too.
+    void queryClient.invalidateQueries({ queryKey: qk.contacts });
+    notifications.show({ color: 'teal', message });
+  };
+  const failed = (title: string) => (e: unknown) => {
+    setError(errorMessage(e));
+    notifications.show({ color: 'red', title, message: errorMessage(e) });
+  };
+
+  const upload = useMutation({
+    mutationFn: (f: File) => {
+      const form = new FormData();
+      form.append('file', f);
+      // openapi-fetch passes FormData through untouched (the browser sets the multipart boundary);
+      // the generated type of a binary part is `string`, hence the cast.
+      return unwrap(client.PUT('/api/v1/contacts/{id}/avatar', { ...path, body: form as never }));
+    },
+    onSuccess: (c) => changed(c, 'Photo updated'),
+    onError: failed('Could not upload the photo'),
+  });
+  const remove = useMutation({
+    mutationFn: () => unwrap(client.DELETE('/api/v1/contacts/{id}/avatar', path)),
+    onSuccess: () => changed({ ...contact, avatar_url: null }, 'Photo removed'),
+    onError: failed('Could not remove the photo'),
+  });
+
+  const pick = (f: File | null) => {
+    if (!f) return;
+    const problem = checkAvatar(f);
+    if (problem) {
+      setError(problem);
+      return;
+    }
+    upload.mutate(f);
+  };
+  const busy = upload.isPending || remove.isPending;
+
+  return (
+    <Stack gap={2}>
+      <Group gap={4}>
+        <FileButton onChange={pick} accept={AVATAR_TYPES.join(',')} disabled={busy}>
+          {(props) => (
+            <Button
+              {...props}
+              size="compact-xs"
+              variant="subtle"
+              leftSection={<IconUpload size={14} />}
+              loading={upload.isPending}
+            >
+              Upload photo
+            </Button>
+          )}
+        </FileButton>
+        {contact.avatar_url && (
+          <Button
+            size="compact-xs"
+            variant="subtle"
+            color="red"
+            leftSection={<IconPhotoX size={14} />}
+            onClick={() => remove.mutate()}
+            loading={remove.isPending}
+            disabled={upload.isPending}
+          >
+            Remove photo
+          </Button>
+        )}
+      </Group>
+      {error && (
+        <Text size="xs" c="red" data-testid="photo-error">
+          {error}
+        </Text>
+      )}
     </Stack>
   );
 }

@@ -45,6 +45,7 @@ import { atLeast, type BulkAction, type ContactOut } from '../../api/types';
 import { useCurrent } from '../../auth/useCurrent';
 import { PageHeader } from '../../components/PageHeader';
 import { TagBadge } from '../../components/TagBadge';
+import { UserAvatar } from '../../components/UserAvatar';
 import { EmptyState, ErrorState, LoadingState } from '../../components/QueryState';
 import { mainIdentity } from '../../lib/contacts';
 import { fileNameFrom, saveBlob } from '../../lib/download';
@@ -413,6 +414,7 @@ function ContactTable({
                 </Table.Td>
                 <Table.Td>
                   <Group gap="xs" wrap="nowrap">
+                    <UserAvatar name={c.name} url={c.avatar_url} size="sm" data-testid="contact-row-avatar" />
                     <Text size="sm" fw={500}>
                       {c.name}
                     </Text>

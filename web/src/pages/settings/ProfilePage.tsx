@@ -12,18 +12,9 @@ import { useCurrent } from '../../auth/useCurrent';
 import { FormError } from '../../components/FormError';
 import { PageHeader } from '../../components/PageHeader';
 import { UserAvatar } from '../../components/UserAvatar';
+import { AVATAR_TYPES, checkAvatar } from '../../lib/avatar';
 import { applyApiError, errorMessage } from '../../lib/forms';
 import { MIN_PASSWORD, confirmRule, passwordRule } from '../../lib/validation';
-
-export const AVATAR_TYPES = ['image/png', 'image/jpeg', 'image/webp', 'image/gif'];
-export const AVATAR_MAX_BYTES = 2 * 1024 * 1024;
-
-/** Client-side check mirroring the server's limits, so the user hears about it before uploading. */
-export function checkAvatar(file: { type: string; size: number }): string | null {
-  if (!AVATAR_TYPES.includes(file.type)) return 'Use a PNG, JPEG, WebP or GIF image';
-  if (file.size > AVATAR_MAX_BYTES) return 'The image must be 2 MB or smaller';
-  return null;
-}
 
 function useSetUser() {
   const queryClient = useQueryClient();
