@@ -627,6 +627,9 @@ impl Contacts {
             self.forget(org).await;
         }
         if chunk.end {
+            if let Err(e) = store::refresh_statistics(&self.db).await {
+                tracing::warn!(error = %e, "failed to refresh table statistics after an import");
+            }
             // The file is not needed any more: the error report keeps the rejected rows.
             if let Err(e) = self.blobs.delete(&imp.blob_key).await {
                 tracing::warn!(error = %e, import_id = %id, "failed to delete an import file");
