@@ -136,7 +136,7 @@ pub struct ChannelPatch {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct MemberOut {
+pub struct ChannelMemberOut {
     pub user_id: UserId,
     pub name: String,
     pub avatar_url: Option<String>,
@@ -145,8 +145,8 @@ pub struct MemberOut {
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct MemberList {
-    pub items: Vec<MemberOut>,
+pub struct ChannelMemberList {
+    pub items: Vec<ChannelMemberOut>,
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -471,13 +471,13 @@ pub async fn update_channel(
 /// The members of a channel.
 #[utoipa::path(get, path = "/api/v1/chat/channels/{id}/members", tag = "chat", security(("bearer" = [])),
     params(("id" = ChannelId, Path)),
-    responses((status = 200, body = MemberList), (status = 403, body = ProblemBody), (status = 404, body = ProblemBody)))]
-pub async fn list_members(
+    responses((status = 200, body = ChannelMemberList), (status = 403, body = ProblemBody), (status = 404, body = ProblemBody)))]
+pub async fn list_channel_members(
     State(s): Svc,
     Caller(who): Caller,
     Path(id): Path<ChannelId>,
-) -> Result<ApiJson<MemberList>, Problem> {
-    Ok(ApiJson(MemberList {
+) -> Result<ApiJson<ChannelMemberList>, Problem> {
+    Ok(ApiJson(ChannelMemberList {
         items: s.members(&who, id).await?,
     }))
 }
@@ -485,14 +485,14 @@ pub async fn list_members(
 /// Add members (channel or organisation admin); answers the member list.
 #[utoipa::path(post, path = "/api/v1/chat/channels/{id}/members", tag = "chat", security(("bearer" = [])),
     params(("id" = ChannelId, Path)), request_body = MembersIn,
-    responses((status = 200, body = MemberList), (status = 403, body = ProblemBody), (status = 404, body = ProblemBody), (status = 409, body = ProblemBody), (status = 422, body = ProblemBody)))]
-pub async fn add_members(
+    responses((status = 200, body = ChannelMemberList), (status = 403, body = ProblemBody), (status = 404, body = ProblemBody), (status = 409, body = ProblemBody), (status = 422, body = ProblemBody)))]
+pub async fn add_channel_members(
     State(s): Svc,
     Caller(who): Caller,
     Path(id): Path<ChannelId>,
     ApiJson(b): ApiJson<MembersIn>,
-) -> Result<ApiJson<MemberList>, Problem> {
-    Ok(ApiJson(MemberList {
+) -> Result<ApiJson<ChannelMemberList>, Problem> {
+    Ok(ApiJson(ChannelMemberList {
         items: s.add_members(&who, id, &b.user_ids, b.role).await?,
     }))
 }
@@ -501,7 +501,7 @@ pub async fn add_members(
 #[utoipa::path(delete, path = "/api/v1/chat/channels/{id}/members/{user_id}", tag = "chat", security(("bearer" = [])),
     params(("id" = ChannelId, Path), ("user_id" = UserId, Path)),
     responses((status = 204), (status = 403, body = ProblemBody), (status = 404, body = ProblemBody), (status = 409, body = ProblemBody)))]
-pub async fn remove_member(
+pub async fn remove_channel_member(
     State(s): Svc,
     Caller(who): Caller,
     Path((id, user)): Path<(ChannelId, UserId)>,
@@ -870,8 +870,8 @@ pub fn routes(chat: Arc<Chat>) -> OpenApiRouter {
         .routes(routes!(browse_channels))
         .routes(routes!(open_dm))
         .routes(routes!(get_channel, update_channel))
-        .routes(routes!(list_members, add_members))
-        .routes(routes!(remove_member))
+        .routes(routes!(list_channel_members, add_channel_members))
+        .routes(routes!(remove_channel_member))
         .routes(routes!(join_channel))
         .routes(routes!(leave_channel))
         .routes(routes!(lock_channel, unlock_channel_for_good))

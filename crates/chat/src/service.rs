@@ -40,8 +40,8 @@ pub use self::{
 };
 use crate::{
     http::{
-        AttachmentOut, AuthorOut, ChannelIn, ChannelOut, ChannelPatch, ForwardIn, ForwardedFrom,
-        HistoryQuery, MemberOut, MemberPreview, MessageIn, MessageOut, MessagePage, QuoteOut,
+        AttachmentOut, AuthorOut, ChannelIn, ChannelMemberOut, ChannelOut, ChannelPatch, ForwardIn,
+        ForwardedFrom, HistoryQuery, MemberPreview, MessageIn, MessageOut, MessagePage, QuoteOut,
         ReactionOut, ThreadOut, ThreadQuery, UnlockOut,
     },
     model::{
@@ -941,7 +941,11 @@ impl Chat {
 
     // ---- members -----------------------------------------------------------------------
 
-    pub async fn members(&self, who: &Principal, id: ChannelId) -> Result<Vec<MemberOut>, Problem> {
+    pub async fn members(
+        &self,
+        who: &Principal,
+        id: ChannelId,
+    ) -> Result<Vec<ChannelMemberOut>, Problem> {
         match self.readable(who, id, &[]).await {
             // The member list is not message content: a locked channel still lists it.
             Err(e) if e.code != "chat_locked" => return Err(e),
@@ -950,12 +954,16 @@ impl Chat {
         self.member_list(who.org_id, id).await
     }
 
-    async fn member_list(&self, org: OrgId, id: ChannelId) -> Result<Vec<MemberOut>, Problem> {
+    async fn member_list(
+        &self,
+        org: OrgId,
+        id: ChannelId,
+    ) -> Result<Vec<ChannelMemberOut>, Problem> {
         let dir = self.directory(org).await?;
         let rows = store::members(&self.db, id).await.map_err(db_err)?;
         Ok(rows
             .into_iter()
-            .map(|m| MemberOut {
+            .map(|m| ChannelMemberOut {
                 user_id: m.user_id,
                 name: dir.name(m.user_id),
                 avatar_url: dir.avatar(m.user_id),
@@ -971,7 +979,7 @@ impl Chat {
         id: ChannelId,
         user_ids: &[UserId],
         role: Option<MemberRole>,
-    ) -> Result<Vec<MemberOut>, Problem> {
+    ) -> Result<Vec<ChannelMemberOut>, Problem> {
         let channel = self.channel_row(who.org_id, id).await?;
         let member = self.member_row(id, who.user_id).await?;
         if ChannelKind::from_db(&channel.kind).is_dm() {
