@@ -14,7 +14,7 @@ const settingsNav = (page: Page) => page.getByRole('navigation', { name: 'Settin
 
 test('placeholder sections say they are not built yet; contacts is built', async ({ page }) => {
   await page.goto('/inbox');
-  for (const name of ['Inbox', 'Campaigns', 'Templates', 'Team chat', 'Workflows']) {
+  for (const name of ['Inbox', 'Campaigns', 'Templates', 'Workflows']) {
     await page.getByRole('navigation', { name: 'Main navigation' }).getByRole('link', { name }).click();
     await expect(page.getByRole('heading', { name, level: 2 })).toBeVisible();
     await expect(page.getByTestId('not-built')).toContainText('Not built yet');

@@ -4,6 +4,7 @@ import { RequireAuth } from './auth/RequireAuth';
 import { hasSession } from './auth/session';
 import { AppLayout } from './components/AppLayout';
 import { AcceptInvitePage } from './pages/AcceptInvitePage';
+import { ChatPage } from './pages/chat/ChatPage';
 import { ContactsPage } from './pages/contacts/ContactsPage';
 import { ImportPage } from './pages/contacts/ImportPage';
 import { SegmentsPage } from './pages/contacts/SegmentsPage';
@@ -44,6 +45,8 @@ export const routes: RouteObject[] = [
     ),
     children: [
       ...PLACEHOLDERS.map((p) => ({ path: p.path, element: <PlaceholderPage title={p.title} purpose={p.purpose} /> })),
+      { path: 'chat/:channelId?', element: <ChatPage /> },
+      { path: 'team-chat', element: <Navigate to="/chat" replace /> },
       { path: 'contacts/segments', element: <SegmentsPage /> },
       { path: 'contacts/import', element: <ImportPage /> },
       { path: 'contacts/:id?', element: <ContactsPage /> },

@@ -1,4 +1,4 @@
-import { AppShell, Burger, Group, Menu, NavLink, ScrollArea, Text, UnstyledButton } from '@mantine/core';
+import { AppShell, Badge, Burger, Group, Menu, NavLink, ScrollArea, Text, UnstyledButton } from '@mantine/core';
 import { useDisclosure } from '@mantine/hooks';
 import {
   IconAddressBook,
@@ -15,7 +15,11 @@ import {
 import { useQueryClient } from '@tanstack/react-query';
 import { Link, Outlet, useLocation, useNavigate } from 'react-router';
 
+import { useChannels } from '../api/chat';
 import { signOut } from '../auth/session';
+import { ChatSync } from '../chat/ChatSync';
+import { SocketProvider } from '../chat/SocketProvider';
+import { totals } from '../lib/chat/cache';
 import { useCurrent } from '../auth/useCurrent';
 import { RoleBadge } from './RoleBadge';
 import { UserAvatar } from './UserAvatar';
@@ -25,12 +29,33 @@ export const NAV = [
   { to: '/contacts', label: 'Contacts', icon: IconAddressBook },
   { to: '/campaigns', label: 'Campaigns', icon: IconSend },
   { to: '/templates', label: 'Templates', icon: IconFileText },
-  { to: '/team-chat', label: 'Team chat', icon: IconMessages },
+  { to: '/chat', label: 'Team chat', icon: IconMessages },
   { to: '/workflows', label: 'Workflows', icon: IconRoute },
   { to: '/settings', label: 'Settings', icon: IconSettings },
 ] as const;
 
+/** Unread chat messages on the "Team chat" entry (mentions in red). */
+function ChatNavBadge() {
+  const channels = useChannels();
+  const t = totals(channels.data ?? []);
+  if (t.unread === 0 && t.mentions === 0) return null;
+  return (
+    <Badge size="sm" color={t.mentions > 0 ? 'red' : 'teal'} data-testid="chat-nav-badge">
+      {t.unread + t.mentions > 99 ? '99+' : Math.max(t.unread, t.mentions)}
+    </Badge>
+  );
+}
+
 export function AppLayout() {
+  return (
+    <SocketProvider>
+      <ChatSync />
+      <Shell />
+    </SocketProvider>
+  );
+}
+
+function Shell() {
   const [opened, { toggle, close }] = useDisclosure();
   const { pathname } = useLocation();
   const { user, organization, role } = useCurrent();
@@ -110,6 +135,7 @@ export function AppLayout() {
               to={item.to}
               label={item.label}
               leftSection={<item.icon size={18} stroke={1.6} />}
+              rightSection={item.to === '/chat' ? <ChatNavBadge /> : undefined}
               active={pathname === item.to || pathname.startsWith(`${item.to}/`)}
               onClick={close}
               style={{ borderRadius: 'var(--mantine-radius-sm)' }}

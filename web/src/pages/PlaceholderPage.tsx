@@ -32,11 +32,6 @@ export const PLACEHOLDERS = [
     purpose: 'Approved WhatsApp message templates and reusable replies, with variables.',
   },
   {
-    path: 'team-chat',
-    title: 'Team chat',
-    purpose: 'Internal channels and direct messages between members of your organization.',
-  },
-  {
     path: 'workflows',
     title: 'Workflows',
     purpose: 'Automations that react to messages and events: routing, auto-replies, webhooks.',

@@ -1,0 +1,14 @@
+/**
+ * Which chat channel is on screen, so live messages there are read at once instead of bumping
+ * its unread badge. Set by the channel view; "visible" also needs the tab to be in front.
+ */
+let current: string | null = null;
+
+export function setViewingChannel(id: string | null): void {
+  current = id;
+}
+
+export function viewingChannel(): string | null {
+  if (typeof document !== 'undefined' && document.visibilityState === 'hidden') return null;
+  return current;
+}
