@@ -1515,6 +1515,31 @@ impl Chat {
         }
     }
 
+    /// After a change to a message: publishes `chat.message.updated` and returns the message
+    /// as the caller sees it, from one read.
+    async fn updated_message(
+        &self,
+        who: &Principal,
+        id: ChatMessageId,
+        channel: &ChannelRow,
+        dir: &Directory,
+    ) -> Result<MessageOut, Problem> {
+        let row = store::message(&self.db, who.org_id, id)
+            .await
+            .map_err(db_err)?
+            .ok_or_else(|| Problem::not_found("message"))?;
+        self.publish_message(
+            who.org_id,
+            "wamage.chat.message.updated",
+            row.clone(),
+            channel,
+            dir,
+        )
+        .await;
+        self.render_one(who.org_id, Viewer(Some(who.user_id)), row, channel, dir)
+            .await
+    }
+
     async fn message_event(
         &self,
         org: OrgId,
@@ -1633,20 +1658,7 @@ impl Chat {
         .await
         .map_err(db_err)?;
         tx.commit().await.map_err(db_err)?;
-        self.message_event(
-            who.org_id,
-            "wamage.chat.message.updated",
-            id,
-            &channel,
-            &dir,
-        )
-        .await;
-        let row = store::message(&self.db, who.org_id, id)
-            .await
-            .map_err(db_err)?
-            .ok_or_else(|| Problem::not_found("message"))?;
-        self.render_one(who.org_id, Viewer(Some(who.user_id)), row, &channel, &dir)
-            .await
+        self.updated_message(who, id, &channel, &dir).await
     }
 
     /// Deletes a message: it stays as a tombstone (no text, files, reactions or pin).
@@ -1864,20 +1876,7 @@ impl Chat {
             tx.commit().await.map_err(db_err)?;
         }
         let dir = self.directory(who.org_id).await?;
-        self.message_event(
-            who.org_id,
-            "wamage.chat.message.updated",
-            id,
-            &channel,
-            &dir,
-        )
-        .await;
-        let row = store::message(&self.db, who.org_id, id)
-            .await
-            .map_err(db_err)?
-            .ok_or_else(|| Problem::not_found("message"))?;
-        self.render_one(who.org_id, Viewer(Some(who.user_id)), row, &channel, &dir)
-            .await
+        self.updated_message(who, id, &channel, &dir).await
     }
 
     pub async fn pins(
