@@ -1,0 +1,4 @@
+//! Channels: an organisation's connected provider accounts (WhatsApp Cloud API numbers,
+//! Telegram bots, the built-in Sandbox), their webhooks in and their sender out.
+
+pub mod provider;
