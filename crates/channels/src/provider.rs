@@ -38,9 +38,13 @@ pub enum Recipient {
         phone: Option<String>,
         user_id: Option<String>,
     },
-    Telegram { chat_id: i64 },
+    Telegram {
+        chat_id: i64,
+    },
     /// The built-in simulated customer, keyed by an opaque handle.
-    Sandbox { handle: String },
+    Sandbox {
+        handle: String,
+    },
 }
 
 /// The kinds of media both directions know.
@@ -231,13 +235,19 @@ pub struct StatusUpdate {
 }
 
 /// One thing a webhook told us.
+// Messages dominate the stream, so boxing the large variant would cost an allocation for the
+// common case to save stack on the rare ones.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Inbound {
     Message(InboundMessage),
     Status(StatusUpdate),
     /// The customer blocked (`blocked: true`) or unblocked the bot (Telegram `my_chat_member`).
-    BotBlocked { from: Sender, blocked: bool },
+    BotBlocked {
+        from: Sender,
+        blocked: bool,
+    },
     /// A WhatsApp template changed state (`message_template_status_update`), for templates.
     TemplateStatus {
         template_id: String,
@@ -247,7 +257,25 @@ pub enum Inbound {
         reason: Option<String>,
     },
     /// Something valid but not for us (e.g. a field we do not subscribe to); kept in the raw log.
-    Ignored { reason: String },
+    Ignored {
+        reason: String,
+    },
+}
+
+/// A webhook body (or `getUpdates` item) that is not what the provider sends: answer 400 and keep
+/// the raw body for inspection. Items inside a valid body that we cannot use are not errors; they
+/// become [`Inbound::Ignored`].
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookError {
+    #[error("webhook body is not valid JSON: {0}")]
+    InvalidJson(#[from] serde_json::Error),
+    #[error("webhook is for {found:?}, expected {expected:?}")]
+    WrongObject {
+        expected: &'static str,
+        found: String,
+    },
+    #[error("malformed webhook: {0}")]
+    Malformed(String),
 }
 
 /// A button of an interactive message.
@@ -289,9 +317,16 @@ pub enum TemplateParam {
         /// For named parameters (`{{first_name}}`).
         parameter_name: Option<String>,
     },
-    Image { link: String },
-    Video { link: String },
-    Document { link: String, filename: Option<String> },
+    Image {
+        link: String,
+    },
+    Video {
+        link: String,
+    },
+    Document {
+        link: String,
+        filename: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -418,6 +453,62 @@ impl SendError {
             Self::Retryable { message, .. }
             | Self::Permanent { message, .. }
             | Self::NeedsAction { message, .. } => message,
+        }
+    }
+
+    /// Code of a request that got no answer in time (the provider may still have acted on it).
+    pub const CODE_TIMEOUT: i64 = -1;
+    /// Code of a request that could not be sent or whose answer broke off (connection refused,
+    /// reset, TLS failure).
+    pub const CODE_TRANSPORT: i64 = -2;
+    /// Code of an answer we could not understand (not JSON, required fields missing).
+    pub const CODE_BAD_RESPONSE: i64 = -3;
+
+    /// True for errors worth retrying later.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Retryable { .. })
+    }
+
+    /// How long the provider asked us to wait, when it said.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Retryable { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    /// The action someone has to take first, for needs-action errors.
+    pub fn action(&self) -> Option<ActionNeeded> {
+        match self {
+            Self::NeedsAction { action, .. } => Some(*action),
+            _ => None,
+        }
+    }
+}
+
+/// Classifies a failure below the provider's API (no HTTP answer, or an unreadable one). Both
+/// adapters share it: a timeout or a broken connection is always worth another try. The URL is
+/// left out of the message (Telegram's carries the bot token).
+pub(crate) fn transport_error(err: reqwest::Error) -> SendError {
+    let err = err.without_url();
+    if err.is_timeout() {
+        SendError::Retryable {
+            code: SendError::CODE_TIMEOUT,
+            message: format!("provider did not answer in time: {err}"),
+            retry_after: None,
+        }
+    } else if err.is_decode() {
+        // The request reached the provider and it answered; whatever it was, the same request
+        // will most likely get the same answer.
+        SendError::Permanent {
+            code: SendError::CODE_BAD_RESPONSE,
+            message: format!("unreadable provider answer: {err}"),
+        }
+    } else {
+        SendError::Retryable {
+            code: SendError::CODE_TRANSPORT,
+            message: format!("provider unreachable: {err}"),
+            retry_after: None,
         }
     }
 }

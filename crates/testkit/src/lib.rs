@@ -10,28 +10,45 @@
 //! - [`tenancy`] checks that another organisation's caller gets 404 for every probe.
 //! - The clock is manual ([`TestApp::clock`]), mail is captured ([`TestApp::mailer`]) and jobs run
 //!   when the test says so ([`TestApp::run_jobs`]): no sleeps.
+//! - [`fakes`] are the messaging providers (WhatsApp Cloud API, Telegram Bot API) as real HTTP
+//!   servers that check request shapes and can be told to fail, throttle or hang.
+//!
+//! Everything but [`fakes`] needs the default `app` feature; crates below the server (channels)
+//! depend on this crate with `default-features = false` and get only the fakes.
 
+pub mod fakes;
+#[cfg(feature = "app")]
 pub mod socket;
+#[cfg(feature = "app")]
 pub mod tenancy;
 
+#[cfg(feature = "app")]
 use std::{net::SocketAddr, sync::Arc};
 
+#[cfg(feature = "app")]
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
+#[cfg(feature = "app")]
 use serde_json::{Value, json};
+#[cfg(feature = "app")]
 use tokio_util::sync::CancellationToken;
+#[cfg(feature = "app")]
 use wamage_identity::HashCost;
+#[cfg(feature = "app")]
 use wamage_kernel::{Clock, Timestamp};
+#[cfg(feature = "app")]
 use wamage_platform::{
     cache::{RedisCache, SharedCache},
     jobs::Worker,
     mail::LogMailer,
     testing::{TestDb, redis_url},
 };
+#[cfg(feature = "app")]
 use wamage_server::{
     app::{self, AppState, BuildOptions},
     config::{Config, Secret},
 };
 
+#[cfg(feature = "app")]
 /// A running app for one test. Dropping it stops the server.
 pub struct TestApp {
     pub base: String,
@@ -46,12 +63,14 @@ pub struct TestApp {
     _dir: tempfile::TempDir,
 }
 
+#[cfg(feature = "app")]
 impl Drop for TestApp {
     fn drop(&mut self) {
         self.shutdown.cancel();
     }
 }
 
+#[cfg(feature = "app")]
 /// A signed-in user of a test.
 #[derive(Debug, Clone)]
 pub struct TestUser {
@@ -64,6 +83,7 @@ pub struct TestUser {
     pub role: String,
 }
 
+#[cfg(feature = "app")]
 impl TestUser {
     fn from_auth(email: &str, password: &str, body: &Value) -> Self {
         let s = |v: &Value| v.as_str().unwrap_or_default().to_owned();
@@ -79,8 +99,10 @@ impl TestUser {
     }
 }
 
+#[cfg(feature = "app")]
 pub const PASSWORD: &str = "correct horse battery";
 
+#[cfg(feature = "app")]
 impl TestApp {
     pub async fn sqlite() -> Self {
         let db = TestDb::sqlite(&app::all_migrations()).await;
@@ -302,10 +324,12 @@ impl TestApp {
     }
 }
 
+#[cfg(feature = "app")]
 fn name_of(email: &str) -> String {
     email.split('@').next().unwrap_or("someone").to_owned()
 }
 
+#[cfg(feature = "app")]
 async fn axum_serve(
     listener: tokio::net::TcpListener,
     router: axum::Router,
@@ -319,6 +343,7 @@ async fn axum_serve(
     .await
 }
 
+#[cfg(feature = "app")]
 /// Asserts the status and returns the JSON body.
 pub async fn expect_json(res: Response, status: StatusCode) -> Value {
     let got = res.status();
@@ -331,6 +356,7 @@ pub async fn expect_json(res: Response, status: StatusCode) -> Value {
     }
 }
 
+#[cfg(feature = "app")]
 /// Asserts a problem+json answer with this status and code; returns the body.
 pub async fn expect_problem(res: Response, status: StatusCode, code: &str) -> Value {
     let got = res.status();
@@ -352,6 +378,7 @@ pub async fn expect_problem(res: Response, status: StatusCode, code: &str) -> Va
     body
 }
 
+#[cfg(feature = "app")]
 /// The field names listed in a validation problem.
 pub fn problem_fields(body: &Value) -> Vec<String> {
     body["errors"]
@@ -364,6 +391,7 @@ pub fn problem_fields(body: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+#[cfg(feature = "app")]
 /// One async test function run against every backend: `sqlite::name` and `postgres::name`.
 #[macro_export]
 macro_rules! app_tests {
