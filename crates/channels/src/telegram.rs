@@ -37,7 +37,9 @@ pub struct TelegramConfig {
 }
 
 impl TelegramConfig {
+    /// Telegram's Bot API root.
     pub const DEFAULT_BASE_URL: &str = "https://api.telegram.org";
+    /// Timeout of one ordinary call.
     pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(20);
 
     /// A configuration with the default API root and timeout.
@@ -599,6 +601,7 @@ impl TelegramClient {
         Self { http, config }
     }
 
+    /// The configuration the client was made with.
     pub fn config(&self) -> &TelegramConfig {
         &self.config
     }

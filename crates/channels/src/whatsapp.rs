@@ -54,8 +54,11 @@ pub struct WhatsappConfig {
 }
 
 impl WhatsappConfig {
+    /// Meta's Graph API root.
     pub const DEFAULT_BASE_URL: &str = "https://graph.facebook.com";
+    /// The Graph API version the adapter is written against.
     pub const DEFAULT_API_VERSION: &str = "v21.0";
+    /// Long enough for Meta's slow moments, short enough to free a sender.
     pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(20);
 
     /// A configuration with the default Graph root, version and timeout.
@@ -879,6 +882,7 @@ impl WhatsappClient {
         Self { http, config }
     }
 
+    /// The configuration the client was made with.
     pub fn config(&self) -> &WhatsappConfig {
         &self.config
     }

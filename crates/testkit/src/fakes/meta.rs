@@ -1163,6 +1163,7 @@ pub mod webhook {
         (id, m)
     }
 
+    /// A text message.
     pub fn text(from: &str, body: &str) -> (String, Value) {
         message(from, "text", json!({ "body": body }))
     }
@@ -1171,6 +1172,7 @@ pub mod webhook {
         json!({ "id": id, "mime_type": mime, "sha256": "3b2f6c2d1e0a9f8e7d6c5b4a39281706f5e4d3c2b1a09f8e7d6c5b4a39281706" })
     }
 
+    /// An image, with an optional caption.
     pub fn image(from: &str, media_id: &str, caption: Option<&str>) -> (String, Value) {
         let mut o = media(media_id, "image/jpeg");
         if let Some(c) = caption {
@@ -1179,6 +1181,7 @@ pub mod webhook {
         message(from, "image", o)
     }
 
+    /// A video.
     pub fn video(from: &str, media_id: &str) -> (String, Value) {
         message(from, "video", media(media_id, "video/mp4"))
     }
@@ -1190,6 +1193,7 @@ pub mod webhook {
         message(from, "audio", o)
     }
 
+    /// A PDF document with its file name.
     pub fn document(
         from: &str,
         media_id: &str,
@@ -1204,12 +1208,14 @@ pub mod webhook {
         message(from, "document", o)
     }
 
+    /// A (static) sticker.
     pub fn sticker(from: &str, media_id: &str) -> (String, Value) {
         let mut o = media(media_id, "image/webp");
         o["animated"] = json!(false);
         message(from, "sticker", o)
     }
 
+    /// A shared location, maybe a named place.
     pub fn location(
         from: &str,
         latitude: f64,
@@ -1391,6 +1397,7 @@ pub mod webhook {
         )
     }
 
+    /// One `changes[]` item.
     pub fn change(field: &str, value: Value) -> Value {
         json!({ "field": field, "value": value })
     }
@@ -1400,6 +1407,7 @@ pub mod webhook {
         json!({ "id": WABA_ID, "changes": changes })
     }
 
+    /// The whole webhook body.
     pub fn envelope(entries: Vec<Value>) -> Value {
         json!({ "object": "whatsapp_business_account", "entry": entries })
     }

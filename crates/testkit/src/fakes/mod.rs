@@ -52,6 +52,7 @@ pub(crate) struct Window {
 }
 
 impl Window {
+    /// An empty window.
     pub fn new(max: u32, per: Duration) -> Self {
         Self {
             max,

@@ -193,6 +193,7 @@ impl FakeTelegram {
         lock(&self.state).blocked.insert(chat_id);
     }
 
+    /// The user unblocked the bot again.
     pub fn unblock_chat(&self, chat_id: i64) {
         lock(&self.state).blocked.remove(&chat_id);
     }
@@ -261,6 +262,7 @@ impl FakeTelegram {
         lock(&self.state).sent.clone()
     }
 
+    /// How many sends (and reactions) were accepted.
     pub fn sent_count(&self) -> usize {
         lock(&self.state).sent.len()
     }
@@ -825,6 +827,7 @@ pub mod updates {
         m
     }
 
+    /// A text message.
     pub fn text(message_id: i64, chat: &Value, from: Option<&Value>, text: &str) -> Value {
         message(message_id, chat, from, json!({ "text": text }))
     }
@@ -848,6 +851,7 @@ pub mod updates {
         message(message_id, chat, from, fields)
     }
 
+    /// A voice note.
     pub fn voice(message_id: i64, chat: &Value, from: Option<&Value>, file_id: &str) -> Value {
         message(
             message_id,
@@ -858,6 +862,7 @@ pub mod updates {
         )
     }
 
+    /// A music file.
     pub fn audio(message_id: i64, chat: &Value, from: Option<&Value>, file_id: &str) -> Value {
         message(
             message_id,
@@ -869,6 +874,7 @@ pub mod updates {
         )
     }
 
+    /// A video.
     pub fn video(message_id: i64, chat: &Value, from: Option<&Value>, file_id: &str) -> Value {
         message(
             message_id,
@@ -880,6 +886,7 @@ pub mod updates {
         )
     }
 
+    /// A document with its file name and MIME type.
     pub fn document(
         message_id: i64,
         chat: &Value,
@@ -898,6 +905,7 @@ pub mod updates {
         )
     }
 
+    /// A static sticker.
     pub fn sticker(message_id: i64, chat: &Value, from: Option<&Value>, file_id: &str) -> Value {
         message(
             message_id,
@@ -909,6 +917,7 @@ pub mod updates {
         )
     }
 
+    /// A shared location.
     pub fn location(
         message_id: i64,
         chat: &Value,
@@ -924,6 +933,7 @@ pub mod updates {
         )
     }
 
+    /// A shared contact.
     pub fn contact(
         message_id: i64,
         chat: &Value,
@@ -950,6 +960,7 @@ pub mod updates {
         json!({ "update_id": update_id, kind: payload })
     }
 
+    /// A new message.
     pub fn message_update(update_id: i64, message: Value) -> Value {
         update(update_id, "message", message)
     }
@@ -960,6 +971,7 @@ pub mod updates {
         update(update_id, "edited_message", message)
     }
 
+    /// A post in a channel the bot administers.
     pub fn channel_post_update(update_id: i64, message: Value) -> Value {
         update(update_id, "channel_post", message)
     }
