@@ -12,9 +12,13 @@ test.beforeEach(async ({ page, request }) => {
 
 const settingsNav = (page: Page) => page.getByRole('navigation', { name: 'Settings' });
 
-test('placeholder sections say they are not built yet; contacts is built', async ({ page }) => {
+test('placeholder sections say they are not built yet; contacts and the inbox are built', async ({ page }) => {
   await page.goto('/inbox');
-  for (const name of ['Inbox', 'Campaigns', 'Templates', 'Workflows']) {
+  // The inbox is built: an empty inbox guides a new organization.
+  await expect(page.getByRole('heading', { name: 'Inbox', level: 2 })).toBeVisible();
+  await expect(page.getByText('No conversations yet — connect a channel or try the Sandbox')).toBeVisible();
+  await expect(page.getByTestId('not-built')).toHaveCount(0);
+  for (const name of ['Campaigns', 'Templates', 'Workflows']) {
     await page.getByRole('navigation', { name: 'Main navigation' }).getByRole('link', { name }).click();
     await expect(page.getByRole('heading', { name, level: 2 })).toBeVisible();
     await expect(page.getByTestId('not-built')).toContainText('Not built yet');

@@ -7,7 +7,10 @@ import { bearer, registerViaApi, useSession } from './helpers';
 
 test('scrolling to the end of the list loads the next pages', async ({ page, request }) => {
   const owner = await registerViaApi(request);
-  const csv = ['Name,Email', ...Array.from({ length: 120 }, (_, i) => `Scroll ${String(i).padStart(3, '0')},s${i}@example.com`)].join('\n');
+  const csv = [
+    'Name,Email',
+    ...Array.from({ length: 120 }, (_, i) => `Scroll ${String(i).padStart(3, '0')},s${i}@example.com`),
+  ].join('\n');
   const imp = await request.post('/api/v1/imports', {
     headers: bearer(owner.access_token),
     multipart: {

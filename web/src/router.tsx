@@ -5,6 +5,7 @@ import { hasSession } from './auth/session';
 import { AppLayout } from './components/AppLayout';
 import { AcceptInvitePage } from './pages/AcceptInvitePage';
 import { ChatPage } from './pages/chat/ChatPage';
+import { InboxPage } from './pages/inbox/InboxPage';
 import { ContactsPage } from './pages/contacts/ContactsPage';
 import { ImportPage } from './pages/contacts/ImportPage';
 import { SegmentsPage } from './pages/contacts/SegmentsPage';
@@ -15,6 +16,9 @@ import { PLACEHOLDERS, PlaceholderPage } from './pages/PlaceholderPage';
 import { RegisterPage } from './pages/RegisterPage';
 import { ResetPasswordPage } from './pages/ResetPasswordPage';
 import { ApiKeysPage } from './pages/settings/ApiKeysPage';
+import { CannedResponsesPage } from './pages/settings/CannedResponsesPage';
+import { ChannelPage } from './pages/settings/ChannelPage';
+import { ChannelsPage } from './pages/settings/ChannelsPage';
 import { ContactFieldsPage } from './pages/settings/ContactFieldsPage';
 import { GroupsPage } from './pages/settings/GroupsPage';
 import { MembersPage } from './pages/settings/MembersPage';
@@ -45,6 +49,7 @@ export const routes: RouteObject[] = [
     ),
     children: [
       ...PLACEHOLDERS.map((p) => ({ path: p.path, element: <PlaceholderPage title={p.title} purpose={p.purpose} /> })),
+      { path: 'inbox/:conversationId?', element: <InboxPage /> },
       { path: 'chat/:channelId?', element: <ChatPage /> },
       { path: 'team-chat', element: <Navigate to="/chat" replace /> },
       { path: 'contacts/segments', element: <SegmentsPage /> },
@@ -60,6 +65,9 @@ export const routes: RouteObject[] = [
           { path: 'members', element: <MembersPage /> },
           { path: 'teams', element: <TeamsPage /> },
           { path: 'teams/:teamId', element: <TeamPage /> },
+          { path: 'channels', element: <ChannelsPage /> },
+          { path: 'channels/:id', element: <ChannelPage /> },
+          { path: 'canned-responses', element: <CannedResponsesPage /> },
           { path: 'contact-fields', element: <ContactFieldsPage /> },
           { path: 'tags', element: <TagsPage /> },
           { path: 'groups', element: <GroupsPage /> },

@@ -44,7 +44,10 @@ pub use http::routes;
 pub use model::{
     AttrType, ContactId, GroupId, IdentityId, IdentityKind, ImportId, SegmentId, TagId,
 };
-pub use service::{Contacts, ContactsDeps, IMPORT_BATCH_ROWS, IMPORT_JOB, ImportJob};
+pub use service::{
+    Contacts, ContactsDeps, IMPORT_BATCH_ROWS, IMPORT_JOB, ImportJob, ResolvedContact,
+    SystemConsent,
+};
 use wamage_platform::{MigrationSet, migration_set};
 
 /// This crate's migrations.

@@ -61,6 +61,8 @@ pub enum IdentityKind {
     WhatsappUser,
     /// A Telegram user or chat id (64-bit integer, sent as a string).
     Telegram,
+    /// A simulated customer of the Sandbox channel (its handle).
+    Sandbox,
 }
 
 impl IdentityKind {
@@ -71,6 +73,7 @@ impl IdentityKind {
             Self::WhatsappPhone => "whatsapp_phone",
             Self::WhatsappUser => "whatsapp_user",
             Self::Telegram => "telegram",
+            Self::Sandbox => "sandbox",
         }
     }
 
@@ -81,6 +84,7 @@ impl IdentityKind {
             "whatsapp_phone" => Self::WhatsappPhone,
             "whatsapp_user" => Self::WhatsappUser,
             "telegram" => Self::Telegram,
+            "sandbox" => Self::Sandbox,
             _ => return None,
         })
     }
@@ -157,7 +161,7 @@ pub fn parse_identity(kind: IdentityKind, raw: &str, country: Country) -> Result
             .parse::<i64>()
             .map(|n| n.to_string())
             .map_err(|_| "must be a Telegram user or chat id (a 64-bit integer)".to_owned()),
-        IdentityKind::WhatsappUser => {
+        IdentityKind::WhatsappUser | IdentityKind::Sandbox => {
             let v = raw.trim();
             if v.is_empty() || v.len() > 128 {
                 Err("must be 1 to 128 characters".to_owned())

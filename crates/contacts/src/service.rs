@@ -45,10 +45,12 @@ use crate::{
 
 mod avatar;
 mod import;
+mod inbound;
 mod segments;
 
 pub use avatar::AVATAR_MAX_BYTES;
 pub use import::{IMPORT_BATCH_ROWS, IMPORT_JOB, IMPORT_MAX_BYTES, ImportJob, ImportUpload};
+pub use inbound::{ResolvedContact, SystemConsent};
 
 pub const SOURCE: &str = "/wamage/contacts";
 const CONTACT_TTL: Duration = Duration::from_secs(300);
@@ -816,19 +818,25 @@ impl Contacts {
 
     /// A contact with its identities (served from the cache when warm).
     pub async fn contact(&self, who: &Principal, id: ContactId) -> Result<ContactOut, Problem> {
-        let key = contact_key(who.org_id, id);
+        self.contact_in(who.org_id, id).await
+    }
+
+    /// A contact of `org` as the API shows it, for other domains (the inbox's side panel and
+    /// conversation cards); served from the cache when warm. 404 when `org` has no such contact.
+    pub async fn contact_in(&self, org: OrgId, id: ContactId) -> Result<ContactOut, Problem> {
+        let key = contact_key(org, id);
         match cache::get_json::<ContactOut>(self.cache.as_ref(), &key).await {
             Ok(Some(c)) => return Ok(c),
             Ok(None) => {}
             Err(e) => tracing::warn!(error = %e, key, "failed to read cached contact"),
         }
-        let c = store::get_contact(&self.db, who.org_id, id)
+        let c = store::get_contact(&self.db, org, id)
             .await
             .map_err(db_err)?
             .ok_or_else(|| Problem::not_found("contact"))?;
         let out = to_out(
             c,
-            self.related(who.org_id, &[id])
+            self.related(org, &[id])
                 .await?
                 .remove(&id)
                 .unwrap_or_default(),

@@ -1009,6 +1009,26 @@ impl Identity {
             .map_err(db_err)
     }
 
+    /// Every team of `org` by id and name (for other domains' cards).
+    pub async fn team_names(&self, org: OrgId) -> Result<Vec<(uuid::Uuid, String)>, Problem> {
+        Ok(store::list_teams(&self.db, org)
+            .await
+            .map_err(db_err)?
+            .into_iter()
+            .map(|t| (t.id.as_uuid(), t.name))
+            .collect())
+    }
+
+    /// The members of one of the caller's organisation's teams (404 for another's).
+    pub async fn team_member_ids(
+        &self,
+        who: &Principal,
+        id: uuid::Uuid,
+    ) -> Result<Vec<UserId>, Problem> {
+        let (_, members) = self.team(who, TeamId(id)).await?;
+        Ok(members.into_iter().map(|m| m.user_id).collect())
+    }
+
     pub async fn team(
         &self,
         who: &Principal,

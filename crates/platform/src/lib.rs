@@ -12,6 +12,7 @@ pub mod blob;
 pub mod bus;
 pub mod cache;
 pub mod db;
+pub mod idempotency;
 pub mod jobs;
 pub mod mail;
 

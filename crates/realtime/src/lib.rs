@@ -192,6 +192,23 @@ impl std::fmt::Debug for Realtime {
 }
 
 impl Realtime {
+    /// Which of `users` are online now (connected and not away), for assignment.
+    pub async fn online_users(
+        &self,
+        org: OrgId,
+        users: &[wamage_kernel::UserId],
+    ) -> anyhow::Result<Vec<wamage_kernel::UserId>> {
+        Ok(self
+            .shared()
+            .presence
+            .of(org, users)
+            .await?
+            .into_iter()
+            .filter(|p| p.status == presence::Status::Online)
+            .map(|p| p.user_id)
+            .collect())
+    }
+
     pub fn new(deps: RealtimeDeps, cfg: RealtimeConfig) -> Arc<Self> {
         let (layer, io) = SocketIo::builder()
             .ping_interval(cfg.ping_interval)

@@ -6,9 +6,14 @@ use std::{sync::Arc, time::Duration};
 use anyhow::Context;
 use axum::Router;
 use serde::Deserialize;
+use wamage_channels::{Channels, ChannelsConfig, ChannelsDeps, INGEST_JOB};
 use wamage_chat::{Chat, ChatDeps, ChatRooms, EXPIRE_JOB, ExpireJob};
 use wamage_contacts::{Contacts, ContactsDeps, IMPORT_JOB, ImportJob};
 use wamage_identity::{HashCost, Identity, IdentityConfig, IdentityDeps, MAIL_JOB};
+use wamage_inbox::{
+    ConversationRooms, Inbox, InboxDeps, IngestJob, MEDIA_JOB, MediaJob, SEND_JOB, SNOOZE_JOB,
+    SendJob, SnoozeJob,
+};
 use wamage_kernel::Clock;
 use wamage_platform::{
     Db, DbOptions,
@@ -36,6 +41,8 @@ pub struct AppState {
     pub identity: Arc<Identity>,
     pub contacts: Arc<Contacts>,
     pub chat: Arc<Chat>,
+    pub channels: Arc<Channels>,
+    pub inbox: Arc<Inbox>,
     /// The Socket.IO gateway (mounted by the router when the `realtime` role is on).
     pub realtime: Arc<Realtime>,
 }
@@ -58,6 +65,8 @@ pub fn all_migrations() -> Vec<wamage_platform::MigrationSet> {
         wamage_identity::migrations(),
         wamage_contacts::migrations(),
         wamage_chat::migrations(),
+        wamage_channels::migrations(),
+        wamage_inbox::migrations(),
     ]
 }
 
@@ -103,11 +112,50 @@ pub async fn build_state(config: Config, opts: BuildOptions) -> anyhow::Result<A
         (None, _) => Arc::new(LogMailer::new()),
     };
     let clock = opts.clock.unwrap_or_default();
-    let jobs = JobQueue::new(db.clone(), clock.clone()).with_policy(
-        MAIL_JOB,
-        RetryPolicy::fixed_exponential(8, Duration::from_secs(10), 2.0),
-    );
+    let jobs = JobQueue::new(db.clone(), clock.clone())
+        .with_policy(
+            MAIL_JOB,
+            RetryPolicy::fixed_exponential(8, Duration::from_secs(10), 2.0),
+        )
+        // Statuses can beat the send result they report on: a few quick retries.
+        .with_policy(
+            INGEST_JOB,
+            RetryPolicy::fixed_exponential(8, Duration::from_secs(1), 2.0),
+        )
+        // Pacing and an open breaker reschedule sends: many tries, capped backoff, so a long
+        // provider outage delays messages instead of dropping them (~20 h in all).
+        .with_policy(
+            SEND_JOB,
+            RetryPolicy {
+                max_attempts: 200,
+                base_delay: Duration::from_secs(1),
+                factor: 2.0,
+                max_delay: Duration::from_secs(600),
+                jitter: 0.2,
+            },
+        )
+        .with_policy(
+            MEDIA_JOB,
+            RetryPolicy::fixed_exponential(6, Duration::from_secs(5), 3.0),
+        );
     let secret = config.load_or_create_secret()?;
+    let channels = Channels::new(
+        ChannelsDeps {
+            db: db.clone(),
+            jobs: jobs.clone(),
+            clock: clock.clone(),
+            secret: secret.clone(),
+        },
+        ChannelsConfig {
+            public_url: config.public_url(),
+            whatsapp_base_url: config.whatsapp_base_url.clone(),
+            whatsapp_api_version: config.whatsapp_api_version.clone(),
+            telegram_base_url: config.telegram_base_url.clone(),
+            allow_base_url_override: config.allow_channel_base_url,
+            http_timeout: Duration::from_secs(config.provider_timeout_secs.max(1)),
+            pacing: config.channel_pacing,
+        },
+    );
     let identity = Identity::new(
         IdentityDeps {
             db: db.clone(),
@@ -154,6 +202,22 @@ pub async fn build_state(config: Config, opts: BuildOptions) -> anyhow::Result<A
         realtime: realtime.clone(),
     });
     realtime.register_policy(wamage_chat::ROOM_KIND, Arc::new(ChatRooms(chat.clone())));
+    let inbox = Inbox::new(InboxDeps {
+        db: db.clone(),
+        bus: bus.clone(),
+        blobs: blobs.clone(),
+        jobs: jobs.clone(),
+        clock: clock.clone(),
+        identity: identity.clone(),
+        contacts: contacts.clone(),
+        channels: channels.clone(),
+        realtime: realtime.clone(),
+        public_url: config.public_url(),
+    });
+    realtime.register_policy(
+        wamage_inbox::ROOM_KIND,
+        Arc::new(ConversationRooms(inbox.clone())),
+    );
     Ok(AppState {
         config: Arc::new(config),
         db,
@@ -166,6 +230,8 @@ pub async fn build_state(config: Config, opts: BuildOptions) -> anyhow::Result<A
         identity,
         contacts,
         chat,
+        channels,
+        inbox,
         realtime,
     })
 }
@@ -192,6 +258,10 @@ pub fn worker(state: &AppState) -> Worker {
         )
         .register(IMPORT_JOB, ImportJob(state.contacts.clone()))
         .register(EXPIRE_JOB, ExpireJob(state.chat.clone()))
+        .register(INGEST_JOB, IngestJob(state.inbox.clone()))
+        .register(SEND_JOB, SendJob(state.inbox.clone()))
+        .register(MEDIA_JOB, MediaJob(state.inbox.clone()))
+        .register(SNOOZE_JOB, SnoozeJob(state.inbox.clone()))
 }
 
 /// Sends one e-mail (`mail.send` jobs).

@@ -109,6 +109,18 @@ pub struct Config {
     pub worker_concurrency: usize,
     /// Rows a contacts import writes per transaction.
     pub import_batch_rows: usize,
+    /// WhatsApp Cloud API (Graph API) root (`WAMAGE_WHATSAPP_BASE_URL`).
+    pub whatsapp_base_url: String,
+    /// Default Graph API version of WhatsApp channels.
+    pub whatsapp_api_version: String,
+    /// Telegram Bot API root (`WAMAGE_TELEGRAM_BASE_URL`).
+    pub telegram_base_url: String,
+    /// Let a channel's settings carry its own provider `base_url` (test set-ups only).
+    pub allow_channel_base_url: bool,
+    /// Outbound pacing per channel (turn off only to measure raw throughput).
+    pub channel_pacing: bool,
+    /// Timeout of one provider call, in seconds.
+    pub provider_timeout_secs: u64,
 }
 
 impl Default for Config {
@@ -133,6 +145,12 @@ impl Default for Config {
             roles: "api,worker,realtime".to_owned(),
             worker_concurrency: 16,
             import_batch_rows: wamage_contacts::IMPORT_BATCH_ROWS,
+            whatsapp_base_url: "https://graph.facebook.com".to_owned(),
+            whatsapp_api_version: "v21.0".to_owned(),
+            telegram_base_url: "https://api.telegram.org".to_owned(),
+            allow_channel_base_url: false,
+            channel_pacing: true,
+            provider_timeout_secs: 20,
         }
     }
 }

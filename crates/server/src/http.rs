@@ -61,6 +61,9 @@ static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
         (name = "api-keys", description = "Keys for programs that call the API"),
         (name = "contacts", description = "Contacts, their channel identities, custom attributes, tags, groups, consent and settings"),
         (name = "chat", description = "Team chat: channels, DMs, messages, threads, reactions, pins, read markers, attachments, search"),
+        (name = "channels", description = "Connected WhatsApp numbers, Telegram bots and Sandbox channels"),
+        (name = "webhooks", description = "Provider webhooks (signed by the provider, no bearer token)"),
+        (name = "inbox", description = "Shared inbox: conversations, messages, sending, notes, canned responses, simulated customers"),
         (name = "realtime", description = "Presence (live updates over Socket.IO at `/socket.io`)"),
         (name = "ops", description = "Health, readiness and metrics")
     )
@@ -90,6 +93,9 @@ pub fn api(state: &AppState) -> OpenApiRouter {
         .merge(wamage_identity::routes(state.identity.clone()))
         .merge(wamage_contacts::routes(state.contacts.clone()))
         .merge(wamage_chat::routes(state.chat.clone()))
+        .merge(wamage_channels::routes(state.channels.clone()))
+        .merge(wamage_channels::webhook_routes(state.channels.clone()))
+        .merge(wamage_inbox::routes(state.inbox.clone()))
         .merge(wamage_realtime::routes(state.realtime.clone()))
         .merge(ops::routes(state.clone()))
 }

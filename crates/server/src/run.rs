@@ -67,6 +67,10 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         let worker = app::worker(&state);
         let token = shutdown.child_token();
         tracing::info!(worker_id = worker.id(), "worker started");
+        tasks.spawn(wamage_channels::poller::run(
+            state.channels.clone(),
+            token.clone(),
+        ));
         tasks.spawn(async move {
             if let Err(e) = worker.run(token).await {
                 tracing::error!(error = %e, "worker stopped with an error");

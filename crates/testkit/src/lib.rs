@@ -148,6 +148,8 @@ impl TestApp {
             )),
             // Small import batches, so a 1,000-row file shows progress between batches.
             import_batch_rows: 500,
+            // Channels in tests talk to the fake providers of `fakes`.
+            allow_channel_base_url: true,
             ..Config::default()
         };
         let mailer = LogMailer::new();

@@ -12,3 +12,15 @@ export function viewingChannel(): string | null {
   if (typeof document !== 'undefined' && document.visibilityState === 'hidden') return null;
   return current;
 }
+
+/** The same for the inbox: the conversation open in the thread view. */
+let currentConversation: string | null = null;
+
+export function setViewingConversation(id: string | null): void {
+  currentConversation = id;
+}
+
+export function viewingConversation(): string | null {
+  if (typeof document !== 'undefined' && document.visibilityState === 'hidden') return null;
+  return currentConversation;
+}

@@ -18,6 +18,7 @@ import { Link, Outlet, useLocation, useNavigate } from 'react-router';
 import { useChannels } from '../api/chat';
 import { signOut } from '../auth/session';
 import { ChatSync } from '../chat/ChatSync';
+import { InboxSync } from '../chat/InboxSync';
 import { SocketProvider } from '../chat/SocketProvider';
 import { totals } from '../lib/chat/cache';
 import { useCurrent } from '../auth/useCurrent';
@@ -50,6 +51,7 @@ export function AppLayout() {
   return (
     <SocketProvider>
       <ChatSync />
+      <InboxSync />
       <Shell />
     </SocketProvider>
   );

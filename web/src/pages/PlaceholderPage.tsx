@@ -17,11 +17,6 @@ export function PlaceholderPage({ title, purpose }: { title: string; purpose: st
 
 export const PLACEHOLDERS = [
   {
-    path: 'inbox',
-    title: 'Inbox',
-    purpose: 'Conversations from your WhatsApp and Telegram channels, shared by the team: assign, reply, close.',
-  },
-  {
     path: 'campaigns',
     title: 'Campaigns',
     purpose: 'Bulk messages to a segment of contacts, with scheduling, pacing and delivery reports.',

@@ -1,0 +1,258 @@
+//! Channel persistence: one function per use case, scoped to the organisation (webhooks look a
+//! channel up by id alone: the id in the URL is the only thing a provider knows).
+
+use sqlx::FromRow;
+use wamage_kernel::{OrgId, Timestamp};
+use wamage_platform::{Db, Tx, with_db, with_tx};
+
+use crate::model::{ChannelId, EventId};
+
+type R<T> = Result<T, sqlx::Error>;
+
+#[derive(Debug, Clone, FromRow)]
+pub struct ChannelRow {
+    pub id: ChannelId,
+    pub org_id: OrgId,
+    pub kind: String,
+    pub name: String,
+    pub enabled: bool,
+    pub config: String,
+    pub secrets: String,
+    pub external_id: Option<String>,
+    pub verify_token: Option<String>,
+    pub messages_per_second: i64,
+    pub health_state: String,
+    pub health_reason: Option<String>,
+    pub health_at: Option<Timestamp>,
+    pub poll_offset: Option<i64>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+const COLS: &str = "id, org_id, kind, name, enabled, config, secrets, external_id, verify_token, \
+     messages_per_second, health_state, health_reason, health_at, poll_offset, created_at, \
+     updated_at";
+
+pub async fn insert(tx: &mut Tx, c: &ChannelRow) -> R<()> {
+    with_tx!(tx, |e| sqlx::query(
+        "INSERT INTO channels (id, org_id, kind, name, enabled, config, secrets, external_id, \
+         verify_token, messages_per_second, health_state, health_reason, health_at, poll_offset, \
+         created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+    )
+    .bind(c.id)
+    .bind(c.org_id)
+    .bind(&c.kind)
+    .bind(&c.name)
+    .bind(c.enabled)
+    .bind(&c.config)
+    .bind(&c.secrets)
+    .bind(&c.external_id)
+    .bind(&c.verify_token)
+    .bind(c.messages_per_second)
+    .bind(&c.health_state)
+    .bind(&c.health_reason)
+    .bind(c.health_at)
+    .bind(c.poll_offset)
+    .bind(c.created_at)
+    .bind(c.updated_at)
+    .execute(e)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// Writes the editable columns back.
+pub async fn update(tx: &mut Tx, c: &ChannelRow) -> R<u64> {
+    with_tx!(tx, |e| sqlx::query(
+        "UPDATE channels SET name = $3, enabled = $4, config = $5, secrets = $6, \
+         external_id = $7, messages_per_second = $8, updated_at = $9 \
+         WHERE id = $1 AND org_id = $2 AND deleted_at IS NULL"
+    )
+    .bind(c.id)
+    .bind(c.org_id)
+    .bind(&c.name)
+    .bind(c.enabled)
+    .bind(&c.config)
+    .bind(&c.secrets)
+    .bind(&c.external_id)
+    .bind(c.messages_per_second)
+    .bind(c.updated_at)
+    .execute(e)
+    .await
+    .map(|r| r.rows_affected()))
+}
+
+pub async fn get(db: &Db, org: OrgId, id: ChannelId) -> R<Option<ChannelRow>> {
+    let sql =
+        format!("SELECT {COLS} FROM channels WHERE id = $1 AND org_id = $2 AND deleted_at IS NULL");
+    with_db!(db, |p| sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+        .bind(id)
+        .bind(org)
+        .fetch_optional(p)
+        .await)
+}
+
+pub async fn get_tx(tx: &mut Tx, org: OrgId, id: ChannelId) -> R<Option<ChannelRow>> {
+    let sql =
+        format!("SELECT {COLS} FROM channels WHERE id = $1 AND org_id = $2 AND deleted_at IS NULL");
+    with_tx!(tx, |e| sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+        .bind(id)
+        .bind(org)
+        .fetch_optional(e)
+        .await)
+}
+
+/// A live channel by id alone (webhooks, workers).
+pub async fn get_any(db: &Db, id: ChannelId) -> R<Option<ChannelRow>> {
+    let sql = format!("SELECT {COLS} FROM channels WHERE id = $1 AND deleted_at IS NULL");
+    with_db!(db, |p| sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+        .bind(id)
+        .fetch_optional(p)
+        .await)
+}
+
+pub async fn list(db: &Db, org: OrgId) -> R<Vec<ChannelRow>> {
+    let sql = format!(
+        "SELECT {COLS} FROM channels WHERE org_id = $1 AND deleted_at IS NULL ORDER BY created_at, id"
+    );
+    with_db!(db, |p| sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+        .bind(org)
+        .fetch_all(p)
+        .await)
+}
+
+/// Every live Telegram channel in polling mode, across organisations (the poller).
+pub async fn polling_channels(db: &Db) -> R<Vec<ChannelRow>> {
+    let sql = format!(
+        "SELECT {COLS} FROM channels WHERE kind = 'telegram' AND enabled = TRUE \
+         AND deleted_at IS NULL ORDER BY id"
+    );
+    with_db!(db, |p| sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+        .fetch_all(p)
+        .await)
+}
+
+pub async fn soft_delete(tx: &mut Tx, org: OrgId, id: ChannelId, now: Timestamp) -> R<u64> {
+    with_tx!(tx, |e| sqlx::query(
+        "UPDATE channels SET deleted_at = $3, enabled = FALSE, updated_at = $3 \
+         WHERE id = $1 AND org_id = $2 AND deleted_at IS NULL"
+    )
+    .bind(id)
+    .bind(org)
+    .bind(now)
+    .execute(e)
+    .await
+    .map(|r| r.rows_affected()))
+}
+
+pub async fn set_health(
+    db: &Db,
+    id: ChannelId,
+    state: &str,
+    reason: Option<&str>,
+    now: Timestamp,
+) -> R<u64> {
+    with_db!(db, |p| sqlx::query(
+        "UPDATE channels SET health_state = $2, health_reason = $3, health_at = $4 WHERE id = $1"
+    )
+    .bind(id)
+    .bind(state)
+    .bind(reason)
+    .bind(now)
+    .execute(p)
+    .await
+    .map(|r| r.rows_affected()))
+}
+
+/// Merges provider facts (display number, bot username) into the stored config.
+pub async fn set_config(db: &Db, id: ChannelId, config: &str) -> R<u64> {
+    with_db!(db, |p| sqlx::query(
+        "UPDATE channels SET config = $2 WHERE id = $1"
+    )
+    .bind(id)
+    .bind(config)
+    .execute(p)
+    .await
+    .map(|r| r.rows_affected()))
+}
+
+pub async fn set_poll_offset(db: &Db, id: ChannelId, offset: i64) -> R<u64> {
+    with_db!(db, |p| {
+        sqlx::query(
+        "UPDATE channels SET poll_offset = $2 WHERE id = $1 AND (poll_offset IS NULL OR poll_offset < $2)"
+    )
+    .bind(id)
+    .bind(offset)
+    .execute(p)
+    .await
+    .map(|r| r.rows_affected())
+    })
+}
+
+// ---- raw events ----------------------------------------------------------------------------
+
+#[derive(Debug, Clone, FromRow)]
+pub struct EventRow {
+    pub id: EventId,
+    pub org_id: OrgId,
+    pub channel_id: ChannelId,
+    pub body: Vec<u8>,
+    pub state: String,
+    pub received_at: Timestamp,
+}
+
+pub async fn insert_event(
+    tx: &mut Tx,
+    id: EventId,
+    org: OrgId,
+    channel: ChannelId,
+    body: &[u8],
+    now: Timestamp,
+) -> R<()> {
+    with_tx!(tx, |e| sqlx::query(
+        "INSERT INTO channel_events (id, org_id, channel_id, body, state, received_at) \
+         VALUES ($1, $2, $3, $4, 'pending', $5)"
+    )
+    .bind(id)
+    .bind(org)
+    .bind(channel)
+    .bind(body)
+    .bind(now)
+    .execute(e)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+pub async fn get_event(db: &Db, id: EventId) -> R<Option<EventRow>> {
+    with_db!(db, |p| sqlx::query_as(
+        "SELECT id, org_id, channel_id, body, state, received_at FROM channel_events WHERE id = $1"
+    )
+    .bind(id)
+    .fetch_optional(p)
+    .await)
+}
+
+pub async fn finish_event(
+    db: &Db,
+    id: EventId,
+    state: &str,
+    items: Option<i64>,
+    error: Option<&str>,
+    now: Timestamp,
+) -> R<u64> {
+    with_db!(db, |p| {
+        sqlx::query(
+        "UPDATE channel_events SET state = $2, items = $3, error = $4, processed_at = $5 WHERE id = $1"
+    )
+    .bind(id)
+    .bind(state)
+    .bind(items)
+    .bind(error)
+    .bind(now)
+    .execute(p)
+    .await
+    .map(|r| r.rows_affected())
+    })
+}

@@ -1,0 +1,230 @@
+//! The façade channels use when a customer writes: find the contact that has any of the
+//! sender's identities, or create one, and record consent changes the provider reported.
+//!
+//! Resolution never stores the same identity twice: every identity the sender brings that no
+//! contact has yet is attached to the contact found (a WhatsApp user who first wrote with a
+//! phone number and later also shows a business-scoped user id keeps one contact). When two
+//! of the sender's identities belong to two different contacts, the first one found wins and
+//! the other identity stays where it is (merging is an agent's decision). A concurrent insert
+//! of the same new identity (two webhooks of one new customer at once) loses the unique key
+//! race and resolves again, so both end on the same contact.
+
+use serde_json::{Map, Value, json};
+use sqlx::types::Json;
+use wamage_kernel::{OrgId, Problem};
+
+use super::{Contacts, db_err, is_identity_clash};
+use crate::{
+    consent::{ConsentChannel, ConsentId, ConsentPurpose, ConsentSource, ConsentStatus},
+    model::{ContactId, IdentityId, IdentityKind},
+    store::{self, ContactRow},
+};
+
+/// Longest display name taken from a provider profile.
+const NAME_MAX: usize = 200;
+
+/// The contact an inbound sender resolved to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedContact {
+    pub id: ContactId,
+    pub name: String,
+    /// True when this message created the contact.
+    pub created: bool,
+}
+
+impl Contacts {
+    /// The contact of `org` with any of `identities` (canonical values: E.164 phones, decimal
+    /// Telegram ids), created with `name` (or the first identity's value) when there is none.
+    pub async fn resolve_inbound(
+        &self,
+        org: OrgId,
+        identities: &[(IdentityKind, String)],
+        name: Option<&str>,
+    ) -> Result<ResolvedContact, Problem> {
+        if identities.is_empty() {
+            return Err(Problem::invalid_field(
+                "identities",
+                "an inbound sender needs at least one identity",
+            ));
+        }
+        // One retry covers the race where another writer inserted the same identity between
+        // our lookup and our insert.
+        let mut last = None;
+        for _ in 0..3 {
+            match self.try_resolve(org, identities, name).await {
+                Ok(r) => {
+                    if r.created {
+                        self.forget(org).await;
+                        if let Ok(out) = self.contact_in(org, r.id).await {
+                            self.publish(org, "wamage.contact.created", json!({ "contact": out }))
+                                .await;
+                        }
+                    }
+                    return Ok(r);
+                }
+                Err(Retry::Clash) => last = Some(Problem::conflict("identity_taken", "retry")),
+                Err(Retry::Problem(p)) => return Err(p),
+            }
+        }
+        Err(last.unwrap_or_else(|| Problem::internal("inbound contact resolution failed")))
+    }
+
+    async fn try_resolve(
+        &self,
+        org: OrgId,
+        identities: &[(IdentityKind, String)],
+        name: Option<&str>,
+    ) -> Result<ResolvedContact, Retry> {
+        let now = self.now();
+        let mut tx = self.begin().await.map_err(Retry::Problem)?;
+        let mut owner: Option<ContactId> = None;
+        let mut missing = Vec::new();
+        for (kind, value) in identities {
+            match store::identity_owner_tx(&mut tx, org, kind.as_str(), value)
+                .await
+                .map_err(|e| Retry::Problem(db_err(e)))?
+            {
+                Some(c) if owner.is_none() => owner = Some(c),
+                Some(_) => {}
+                None => missing.push((*kind, value.clone())),
+            }
+        }
+        let (id, created, display) = match owner {
+            Some(id) => {
+                let c = store::get_contact_tx(&mut tx, org, id)
+                    .await
+                    .map_err(|e| Retry::Problem(db_err(e)))?
+                    .ok_or_else(|| Retry::Problem(Problem::not_found("contact")))?;
+                (id, false, c.name)
+            }
+            None => {
+                let display = display_name(name, &identities[0].1);
+                let row = ContactRow {
+                    id: ContactId::new(),
+                    sort_name: display.to_lowercase(),
+                    name: display.clone(),
+                    company: None,
+                    language: None,
+                    time_zone: None,
+                    notes: None,
+                    favorite: false,
+                    blocked: false,
+                    attributes: Json(Value::Object(Map::new())),
+                    avatar_key: None,
+                    created_at: now,
+                    updated_at: now,
+                };
+                store::insert_contact(&mut tx, org, &row)
+                    .await
+                    .map_err(|e| Retry::Problem(db_err(e)))?;
+                (row.id, true, display)
+            }
+        };
+        for (kind, value) in &missing {
+            store::insert_identity(
+                &mut tx,
+                org,
+                id,
+                IdentityId::new(),
+                kind.as_str(),
+                value,
+                now,
+            )
+            .await
+            .map_err(|e| {
+                if is_identity_clash(&e) {
+                    Retry::Clash
+                } else {
+                    Retry::Problem(db_err(e))
+                }
+            })?;
+        }
+        if created || !missing.is_empty() {
+            self.reindex(&mut tx, org, id)
+                .await
+                .map_err(Retry::Problem)?;
+        }
+        tx.commit().await.map_err(|e| {
+            if is_identity_clash(&e) {
+                Retry::Clash
+            } else {
+                Retry::Problem(db_err(e))
+            }
+        })?;
+        if !created && !missing.is_empty() {
+            self.forget(org).await;
+        }
+        Ok(ResolvedContact {
+            id,
+            name: display,
+            created,
+        })
+    }
+
+    /// Appends a consent entry on behalf of the system (a provider report, an opt-out
+    /// keyword): no member recorded it. Publishes `wamage.consent.changed`.
+    pub async fn record_system_consent(
+        &self,
+        org: OrgId,
+        contact: ContactId,
+        entry: SystemConsent<'_>,
+    ) -> Result<(), Problem> {
+        let row = store::ConsentRow {
+            id: ConsentId::new(),
+            contact_id: contact,
+            channel: entry.channel.as_str().to_owned(),
+            purpose: entry.purpose.as_str().to_owned(),
+            status: entry.status.as_str().to_owned(),
+            source: entry.source.as_str().to_owned(),
+            note: entry.note.map(str::to_owned),
+            recorded_by: None,
+            created_at: self.now(),
+        };
+        let mut tx = self.begin().await?;
+        store::get_contact_tx(&mut tx, org, contact)
+            .await
+            .map_err(db_err)?
+            .ok_or_else(|| Problem::not_found("contact"))?;
+        store::insert_consent(&mut tx, org, &row)
+            .await
+            .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        self.forget(org).await;
+        self.publish(
+            org,
+            "wamage.consent.changed",
+            json!({
+                "contact_id": contact,
+                "channel": entry.channel,
+                "purpose": entry.purpose,
+                "status": entry.status,
+                "source": entry.source,
+            }),
+        )
+        .await;
+        Ok(())
+    }
+}
+
+/// A consent entry the system records.
+#[derive(Debug, Clone, Copy)]
+pub struct SystemConsent<'a> {
+    pub channel: ConsentChannel,
+    pub purpose: ConsentPurpose,
+    pub status: ConsentStatus,
+    pub source: ConsentSource,
+    pub note: Option<&'a str>,
+}
+
+enum Retry {
+    Clash,
+    Problem(Problem),
+}
+
+fn display_name(name: Option<&str>, fallback: &str) -> String {
+    let n = name
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .unwrap_or(fallback);
+    n.chars().take(NAME_MAX).collect()
+}

@@ -1,0 +1,590 @@
+//! Processing stored webhook events (`channels.ingest` jobs): each item of an event is applied
+//! on its own, idempotently, so a redelivered webhook or a retried job changes nothing twice.
+//!
+//! - Customer messages resolve their contact (contacts façade), find the conversation of that
+//!   address on the channel (creating one, or a new one after a resolved conversation when the
+//!   channel's reopen policy says so), and insert the message keyed by its provider id: a
+//!   duplicate inserts nothing and publishes nothing. The conversation reopens, its window
+//!   moves, media is queued for download, and a lone opt-out keyword (STOP, …) records an
+//!   opt-out of marketing in the consent ledger (START opts back in).
+//! - Delivery reports only move a message forward ([`DeliveryStatus::may_advance_to`]). A
+//!   report about a message whose send result is not stored yet (the provider's webhook can
+//!   beat its own HTTP answer) makes the job retry shortly; on its last try it is dropped.
+//! - A Telegram user blocking the bot records an opt-out of both purposes; unblocking an
+//!   opt-in of utility messages. Meta's marketing opt-out error (131050) records an opt-out.
+
+use std::{sync::Arc, time::Duration};
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+use wamage_channels::{
+    Channel, ChannelKind, EventId, ReopenPolicy,
+    provider::{
+        DeliveryStatus, Inbound, InboundContent, InboundMessage, Recipient, Sender, StatusUpdate,
+    },
+};
+use wamage_contacts::{
+    ConsentChannel, ConsentPurpose, ConsentSource, ConsentStatus, ContactId, IdentityKind,
+    SystemConsent,
+};
+use wamage_kernel::{Problem, Timestamp};
+use wamage_platform::jobs::{JobContext, JobHandler, JobOutcome, NewJob};
+
+use super::{Inbox, MEDIA_JOB, db_err, error_json};
+use crate::{
+    model::{ConversationId, MessageId, OPT_IN_KEYWORDS, OPT_OUT_KEYWORDS},
+    store::{self, ConversationRow, MessageRow},
+};
+
+/// Runs `channels.ingest` jobs.
+pub struct IngestJob(pub Arc<Inbox>);
+
+#[derive(Deserialize)]
+struct Payload {
+    event_id: EventId,
+}
+
+enum Applied {
+    Done,
+    /// A delivery report for a message we do not know (yet).
+    Unknown,
+}
+
+#[async_trait::async_trait]
+impl JobHandler for IngestJob {
+    async fn run(&self, job: &JobContext) -> JobOutcome {
+        let p: Payload = match job.payload_as() {
+            Ok(p) => p,
+            Err(e) => return JobOutcome::fail(format!("invalid ingest payload: {e}")),
+        };
+        let inbox = &self.0;
+        let (channel, ev) = match inbox.channels.event(p.event_id).await {
+            Ok(Some(x)) => x,
+            Ok(None) => return JobOutcome::Done,
+            Err(e) => return JobOutcome::retry(e.to_string()),
+        };
+        if ev.state == "processed" {
+            return JobOutcome::Done;
+        }
+        let items = match inbox.channels.parse(&channel, &ev.body) {
+            Ok(items) => items,
+            Err(e) => {
+                // Malformed or unknown: kept in the raw log with the reason, never retried.
+                metrics::counter!("wamage_webhooks_unparsable_total", "kind" => channel.kind.as_str())
+                    .increment(1);
+                if let Err(p) = inbox.channels.finish_event(p.event_id, Err(&e)).await {
+                    return JobOutcome::retry(p.to_string());
+                }
+                return JobOutcome::Done;
+            }
+        };
+        let mut unknown = 0;
+        for item in &items {
+            match inbox.apply(&channel, item).await {
+                Ok(Applied::Done) => {}
+                Ok(Applied::Unknown) => unknown += 1,
+                Err(e) => return JobOutcome::retry(format!("applying an inbound item: {e}")),
+            }
+        }
+        if unknown > 0 && !job.is_last_attempt() {
+            return JobOutcome::retry_after(
+                format!("{unknown} delivery report(s) for messages not known yet"),
+                Duration::from_secs(2),
+            );
+        }
+        if let Err(e) = inbox
+            .channels
+            .finish_event(p.event_id, Ok(items.len()))
+            .await
+        {
+            return JobOutcome::retry(e.to_string());
+        }
+        let lag = inbox.now().millis() - ev.received_at.millis();
+        metrics::histogram!("wamage_webhook_ingest_lag_seconds", "kind" => channel.kind.as_str())
+            .record(lag.max(0) as f64 / 1000.0);
+        JobOutcome::Done
+    }
+}
+
+/// A sender's contact identities, reply address and address key.
+type Address = (Vec<(IdentityKind, String)>, Recipient, String);
+
+/// The contact identities, reply address and address key of a sender.
+fn address(c: &Channel, from: &Sender) -> Option<Address> {
+    match c.kind {
+        ChannelKind::Whatsapp => {
+            let mut ids = Vec::new();
+            if let Some(p) = &from.phone {
+                ids.push((IdentityKind::WhatsappPhone, p.clone()));
+            }
+            if let Some(u) = &from.wa_user_id {
+                ids.push((IdentityKind::WhatsappUser, u.clone()));
+            }
+            let key = from.phone.clone().or_else(|| from.wa_user_id.clone())?;
+            Some((
+                ids,
+                Recipient::Whatsapp {
+                    phone: from.phone.clone(),
+                    user_id: from.wa_user_id.clone(),
+                },
+                key,
+            ))
+        }
+        ChannelKind::Telegram => {
+            let chat = from.telegram_chat_id.or(from.telegram_user_id)?;
+            let user = from.telegram_user_id.unwrap_or(chat);
+            Some((
+                vec![(IdentityKind::Telegram, user.to_string())],
+                Recipient::Telegram { chat_id: chat },
+                chat.to_string(),
+            ))
+        }
+        ChannelKind::Sandbox => {
+            let h = from.username.clone()?;
+            Some((
+                vec![(IdentityKind::Sandbox, h.clone())],
+                Recipient::Sandbox { handle: h.clone() },
+                h,
+            ))
+        }
+    }
+}
+
+fn consent_channel(kind: ChannelKind) -> Option<ConsentChannel> {
+    match kind {
+        ChannelKind::Whatsapp => Some(ConsentChannel::Whatsapp),
+        ChannelKind::Telegram => Some(ConsentChannel::Telegram),
+        ChannelKind::Sandbox => None,
+    }
+}
+
+/// Kind, text, content and media columns of an inbound message.
+fn columns(content: &InboundContent) -> (String, Option<String>, Option<Value>, Option<Value>) {
+    match content {
+        InboundContent::Text { body } => ("text".into(), Some(body.clone()), None, None),
+        InboundContent::Media(m) => (
+            m.kind.as_str().into(),
+            m.caption.clone(),
+            None,
+            Some(json!({
+                "kind": m.kind.as_str(),
+                "provider_media_id": m.provider_media_id,
+                "mime_type": m.mime_type,
+                "filename": m.filename,
+                "size": m.size,
+                "sha256": m.sha256,
+                "state": "pending",
+            })),
+        ),
+        InboundContent::Location(l) => (
+            "location".into(),
+            l.name.clone(),
+            Some(
+                json!({"latitude": l.latitude, "longitude": l.longitude, "name": l.name, "address": l.address}),
+            ),
+            None,
+        ),
+        InboundContent::Contacts { contacts } => (
+            "contacts".into(),
+            None,
+            Some(json!({ "contacts": contacts })),
+            None,
+        ),
+        InboundContent::InteractiveReply {
+            reply_kind,
+            id,
+            title,
+            description,
+        } => (
+            "interactive_reply".into(),
+            Some(title.clone()),
+            Some(
+                json!({"reply_kind": reply_kind, "id": id, "title": title, "description": description}),
+            ),
+            None,
+        ),
+        InboundContent::Button {
+            payload,
+            text,
+            callback_id,
+        } => (
+            "button_reply".into(),
+            Some(text.clone()),
+            Some(json!({"payload": payload, "callback_id": callback_id})),
+            None,
+        ),
+        InboundContent::Reaction { emoji, .. } => {
+            ("reaction".into(), Some(emoji.clone()), None, None)
+        }
+        InboundContent::Unsupported { errors } => (
+            "unsupported".into(),
+            None,
+            Some(json!({ "errors": errors })),
+            None,
+        ),
+        InboundContent::System { body } => ("system".into(), Some(body.clone()), None, None),
+    }
+}
+
+impl Inbox {
+    async fn apply(&self, c: &Channel, item: &Inbound) -> Result<Applied, Problem> {
+        match item {
+            Inbound::Message(m) => self.apply_message(c, m).await,
+            Inbound::Status(s) => self.apply_status(c, s).await,
+            Inbound::BotBlocked { from, blocked } => {
+                self.apply_block(c, from, *blocked).await?;
+                Ok(Applied::Done)
+            }
+            Inbound::TemplateStatus {
+                template_id,
+                name,
+                language,
+                status,
+                reason,
+            } => {
+                // For the templates domain; no socket audience.
+                let ev = wamage_kernel::Event::new(
+                    super::SOURCE,
+                    "wamage.template.status_changed",
+                    c.org_id,
+                    self.now(),
+                    json!({"channel_id": c.id, "template_id": template_id, "name": name,
+                           "language": language, "status": status, "reason": reason}),
+                );
+                if let Err(e) = self.bus.publish(ev).await {
+                    tracing::warn!(error = %e, "failed to publish a template status");
+                }
+                Ok(Applied::Done)
+            }
+            Inbound::Ignored { .. } => Ok(Applied::Done),
+        }
+    }
+
+    async fn apply_message(&self, c: &Channel, m: &InboundMessage) -> Result<Applied, Problem> {
+        let org = c.org_id;
+        let now = self.now();
+        if let InboundContent::Reaction {
+            to_provider_message_id,
+            emoji,
+        } = &m.content
+        {
+            let Some(target) = store::message_by_provider(&self.db, c.id, to_provider_message_id)
+                .await
+                .map_err(db_err)?
+            else {
+                return Ok(Applied::Done);
+            };
+            let mut tx = self.db.begin().await.map_err(db_err)?;
+            store::set_reaction(&mut tx, target.id, "customer", emoji, now)
+                .await
+                .map_err(db_err)?;
+            tx.commit().await.map_err(db_err)?;
+            self.publish_message(org, "wamage.message.updated", target.id)
+                .await;
+            return Ok(Applied::Done);
+        }
+        if m.edited
+            && let Some(existing) =
+                store::message_by_provider(&self.db, c.id, &m.provider_message_id)
+                    .await
+                    .map_err(db_err)?
+        {
+            let (_, text, _, _) = columns(&m.content);
+            let mut tx = self.db.begin().await.map_err(db_err)?;
+            store::edit_text(
+                &mut tx,
+                existing.id,
+                text.as_deref().unwrap_or_default(),
+                now,
+            )
+            .await
+            .map_err(db_err)?;
+            tx.commit().await.map_err(db_err)?;
+            self.publish_message(org, "wamage.message.updated", existing.id)
+                .await;
+            return Ok(Applied::Done);
+        }
+        let Some((identities, recipient, key)) = address(c, &m.from) else {
+            tracing::warn!(channel = %c.id, "inbound message without a usable sender address");
+            return Ok(Applied::Done);
+        };
+        // A redelivery: nothing to resolve or write.
+        if store::message_by_provider(&self.db, c.id, &m.provider_message_id)
+            .await
+            .map_err(db_err)?
+            .is_some()
+        {
+            metrics::counter!("wamage_inbound_duplicates_total").increment(1);
+            return Ok(Applied::Done);
+        }
+        let contact = self
+            .contacts
+            .resolve_inbound(org, &identities, m.from.name.as_deref())
+            .await?;
+        let (kind, text, content, media) = columns(&m.content);
+        let sent_at = Timestamp::from_millis(m.sent_at_ms.min(now.millis()));
+        let mut tx = self.db.begin().await.map_err(db_err)?;
+        let latest = store::latest_for_address(&mut tx, c.id, &key)
+            .await
+            .map_err(db_err)?;
+        let (mut conv, created) = match latest {
+            Some(cv) if !(cv.status == "resolved" && c.config.reopen == ReopenPolicy::New) => {
+                (cv, false)
+            }
+            _ => (
+                ConversationRow {
+                    id: ConversationId::new(),
+                    org_id: org,
+                    channel_id: c.id,
+                    contact_id: contact.id,
+                    contact_name: contact.name.clone(),
+                    recipient: serde_json::to_string(&recipient).unwrap_or_default(),
+                    recipient_key: key.clone(),
+                    status: "open".to_owned(),
+                    snoozed_until: None,
+                    priority: "none".to_owned(),
+                    assignee_id: None,
+                    team_id: None,
+                    labels: "[]".to_owned(),
+                    last_inbound_at: None,
+                    last_message_id: None,
+                    last_activity_at: now,
+                    created_at: now,
+                    updated_at: now,
+                    resolved_at: None,
+                },
+                true,
+            ),
+        };
+        if created {
+            store::insert_conversation(&mut tx, &conv)
+                .await
+                .map_err(db_err)?;
+        }
+        let reply_to_id = match &m.reply_to {
+            Some(r) => store::message_by_provider(&mut tx, c.id, r)
+                .await
+                .map_err(db_err)?
+                .map(|x| x.id),
+            None => None,
+        };
+        let row = MessageRow {
+            id: MessageId::new(),
+            org_id: org,
+            conversation_id: conv.id,
+            channel_id: c.id,
+            direction: "inbound".to_owned(),
+            kind,
+            text: text.clone(),
+            content: content.map(|v| v.to_string()),
+            media: media.as_ref().map(Value::to_string),
+            reply_to_id,
+            provider_message_id: Some(m.provider_message_id.clone()),
+            status: "received".to_owned(),
+            error: None,
+            author_id: None,
+            private: false,
+            purpose: None,
+            edited: false,
+            created_at: now,
+            sent_at: Some(sent_at),
+            delivered_at: None,
+            read_at: None,
+            updated_at: now,
+        };
+        if !store::insert_message(&mut tx, &row).await.map_err(db_err)? {
+            tx.rollback().await.map_err(db_err)?;
+            metrics::counter!("wamage_inbound_duplicates_total").increment(1);
+            return Ok(Applied::Done);
+        }
+        let was = conv.status.clone();
+        if conv.status != "open" {
+            conv.status = "open".to_owned();
+            conv.snoozed_until = None;
+            conv.resolved_at = None;
+        }
+        conv.last_message_id = Some(row.id);
+        conv.last_activity_at = now;
+        conv.last_inbound_at = Some(conv.last_inbound_at.map_or(sent_at, |t| t.max(sent_at)));
+        conv.contact_name = contact.name.clone();
+        conv.recipient = serde_json::to_string(&recipient).unwrap_or_default();
+        conv.updated_at = now;
+        store::save_conversation(&mut tx, &conv)
+            .await
+            .map_err(db_err)?;
+        if media.is_some() {
+            self.jobs
+                .enqueue(
+                    &mut tx,
+                    NewJob::new(MEDIA_JOB, json!({ "message_id": row.id })).with_org(org),
+                )
+                .await
+                .map_err(|e| Problem::internal(format_args!("enqueue media: {e}")))?;
+        }
+        tx.commit().await.map_err(db_err)?;
+        if media.is_some() {
+            self.jobs.notify();
+        }
+        metrics::counter!("wamage_messages_received_total", "kind" => c.kind.as_str()).increment(1);
+        let type_ = if created {
+            "wamage.conversation.created"
+        } else {
+            "wamage.conversation.updated"
+        };
+        self.publish_conversation(org, type_, conv.id).await;
+        self.publish_message(org, "wamage.message.received", row.id)
+            .await;
+        if was == "resolved" && !created {
+            tracing::debug!(conversation = %conv.id, "reopened by a customer message");
+        }
+        if let Some(t) = &text {
+            self.keyword(c, contact.id, t).await;
+        }
+        Ok(Applied::Done)
+    }
+
+    async fn keyword(&self, c: &Channel, contact: ContactId, text: &str) {
+        let Some(channel) = consent_channel(c.kind) else {
+            return;
+        };
+        let word = text.trim().trim_end_matches(['.', '!']).to_uppercase();
+        let status = if OPT_OUT_KEYWORDS.contains(&word.as_str()) {
+            ConsentStatus::OptedOut
+        } else if OPT_IN_KEYWORDS.contains(&word.as_str()) {
+            ConsentStatus::OptedIn
+        } else {
+            return;
+        };
+        let note = format!("Keyword \"{word}\"");
+        if let Err(p) = self
+            .contacts
+            .record_system_consent(
+                c.org_id,
+                contact,
+                SystemConsent {
+                    channel,
+                    purpose: ConsentPurpose::Marketing,
+                    status,
+                    source: ConsentSource::Keyword,
+                    note: Some(&note),
+                },
+            )
+            .await
+        {
+            tracing::warn!(error = %p, "failed to record a keyword consent change");
+        }
+    }
+
+    async fn apply_status(&self, c: &Channel, s: &StatusUpdate) -> Result<Applied, Problem> {
+        let from: Vec<&str> = [
+            DeliveryStatus::Queued,
+            DeliveryStatus::Sent,
+            DeliveryStatus::Delivered,
+            DeliveryStatus::Read,
+            DeliveryStatus::Played,
+            DeliveryStatus::Failed,
+        ]
+        .into_iter()
+        .filter(|x| x.may_advance_to(s.status))
+        .map(DeliveryStatus::as_str)
+        .collect();
+        let error = s.errors.first().map(|e| {
+            let class = match e.code {
+                131047 | 131050 | 131049 | 190 => "needs_action",
+                130429 | 131056 | 131000 => "retryable",
+                _ => "permanent",
+            };
+            error_json(e.code, &e.title, e.detail.as_deref(), class)
+        });
+        let at = Timestamp::from_millis(s.at_ms);
+        let now = self.now();
+        let Some(id) = store::advance_status(
+            &self.db,
+            c.id,
+            &s.provider_message_id,
+            s.status.as_str(),
+            &from,
+            at,
+            error.as_deref(),
+            now,
+        )
+        .await
+        .map_err(db_err)?
+        else {
+            let known = store::message_by_provider(&self.db, c.id, &s.provider_message_id)
+                .await
+                .map_err(db_err)?
+                .is_some();
+            return Ok(if known {
+                Applied::Done
+            } else {
+                Applied::Unknown
+            });
+        };
+        self.publish_message(c.org_id, "wamage.message.status.updated", id)
+            .await;
+        if s.status == DeliveryStatus::Failed
+            && s.errors.iter().any(|e| e.code == 131050)
+            && let Ok(Some(m)) = store::message_any(&self.db, id).await
+            && let Ok(Some(conv)) = store::conversation(&self.db, c.org_id, m.conversation_id).await
+            && let Some(channel) = consent_channel(c.kind)
+            && let Err(p) = self
+                .contacts
+                .record_system_consent(
+                    c.org_id,
+                    conv.contact_id,
+                    SystemConsent {
+                        channel,
+                        purpose: ConsentPurpose::Marketing,
+                        status: ConsentStatus::OptedOut,
+                        source: ConsentSource::Provider,
+                        note: Some("The customer stopped marketing messages (131050)"),
+                    },
+                )
+                .await
+        {
+            tracing::warn!(error = %p, "failed to record a provider opt-out");
+        }
+        Ok(Applied::Done)
+    }
+
+    async fn apply_block(&self, c: &Channel, from: &Sender, blocked: bool) -> Result<(), Problem> {
+        let (Some((identities, _, _)), Some(channel)) = (address(c, from), consent_channel(c.kind))
+        else {
+            return Ok(());
+        };
+        let contact = self
+            .contacts
+            .resolve_inbound(c.org_id, &identities, from.name.as_deref())
+            .await?;
+        let purposes: &[ConsentPurpose] = if blocked {
+            &[ConsentPurpose::Utility, ConsentPurpose::Marketing]
+        } else {
+            &[ConsentPurpose::Utility]
+        };
+        for purpose in purposes {
+            self.contacts
+                .record_system_consent(
+                    c.org_id,
+                    contact.id,
+                    SystemConsent {
+                        channel,
+                        purpose: *purpose,
+                        status: if blocked {
+                            ConsentStatus::OptedOut
+                        } else {
+                            ConsentStatus::OptedIn
+                        },
+                        source: ConsentSource::Provider,
+                        note: Some(if blocked {
+                            "The customer blocked the bot"
+                        } else {
+                            "The customer unblocked the bot"
+                        }),
+                    },
+                )
+                .await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,807 @@
+//! Inbox persistence: one function per use case, every one scoped to the organisation (or to a
+//! conversation/message id the service resolved inside it). SQL is shared by SQLite and
+//! PostgreSQL; JSON columns are TEXT.
+
+use sqlx::FromRow;
+use uuid::Uuid;
+use wamage_channels::ChannelId;
+use wamage_contacts::ContactId;
+use wamage_kernel::{OrgId, Timestamp, UserId};
+use wamage_platform::{Db, Tx, with_db, with_tx};
+
+use crate::model::{AttachmentId, CannedId, ConversationId, MessageId};
+
+type R<T> = Result<T, sqlx::Error>;
+
+/// The pool or an open transaction.
+pub enum Ex<'a> {
+    Db(&'a Db),
+    Tx(&'a mut Tx),
+}
+
+impl<'a> From<&'a Db> for Ex<'a> {
+    fn from(db: &'a Db) -> Self {
+        Self::Db(db)
+    }
+}
+
+impl<'a> From<&'a mut Tx> for Ex<'a> {
+    fn from(tx: &'a mut Tx) -> Self {
+        Self::Tx(tx)
+    }
+}
+
+macro_rules! on {
+    ($ex:expr, |$e:ident| $body:expr) => {
+        match $ex {
+            Ex::Db(db) => with_db!(db, |$e| $body),
+            Ex::Tx(tx) => with_tx!(tx, |$e| $body),
+        }
+    };
+}
+
+// ---- conversations -------------------------------------------------------------------------
+
+#[derive(Debug, Clone, FromRow)]
+pub struct ConversationRow {
+    pub id: ConversationId,
+    pub org_id: OrgId,
+    pub channel_id: ChannelId,
+    pub contact_id: ContactId,
+    pub contact_name: String,
+    pub recipient: String,
+    pub recipient_key: String,
+    pub status: String,
+    pub snoozed_until: Option<Timestamp>,
+    pub priority: String,
+    pub assignee_id: Option<UserId>,
+    pub team_id: Option<Uuid>,
+    pub labels: String,
+    pub last_inbound_at: Option<Timestamp>,
+    pub last_message_id: Option<MessageId>,
+    pub last_activity_at: Timestamp,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub resolved_at: Option<Timestamp>,
+}
+
+const CONV_COLS: &str = "c.id, c.org_id, c.channel_id, c.contact_id, c.contact_name, c.recipient, \
+     c.recipient_key, c.status, c.snoozed_until, c.priority, c.assignee_id, c.team_id, c.labels, \
+     c.last_inbound_at, c.last_message_id, c.last_activity_at, c.created_at, c.updated_at, \
+     c.resolved_at";
+
+pub async fn insert_conversation(tx: &mut Tx, c: &ConversationRow) -> R<()> {
+    with_tx!(tx, |e| {
+        sqlx::query(
+        "INSERT INTO inbox_conversations (id, org_id, channel_id, contact_id, contact_name, \
+         recipient, recipient_key, status, snoozed_until, priority, assignee_id, team_id, labels, \
+         last_inbound_at, last_message_id, last_activity_at, created_at, updated_at, resolved_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
+    )
+    .bind(c.id)
+    .bind(c.org_id)
+    .bind(c.channel_id)
+    .bind(c.contact_id)
+    .bind(&c.contact_name)
+    .bind(&c.recipient)
+    .bind(&c.recipient_key)
+    .bind(&c.status)
+    .bind(c.snoozed_until)
+    .bind(&c.priority)
+    .bind(c.assignee_id)
+    .bind(c.team_id)
+    .bind(&c.labels)
+    .bind(c.last_inbound_at)
+    .bind(c.last_message_id)
+    .bind(c.last_activity_at)
+    .bind(c.created_at)
+    .bind(c.updated_at)
+    .bind(c.resolved_at)
+    .execute(e)
+    .await
+    .map(|r| r.rows_affected())
+    })?;
+    Ok(())
+}
+
+/// Writes every mutable column back.
+pub async fn save_conversation(tx: &mut Tx, c: &ConversationRow) -> R<()> {
+    with_tx!(tx, |e| sqlx::query(
+        "UPDATE inbox_conversations SET contact_name = $3, recipient = $4, status = $5, \
+         snoozed_until = $6, priority = $7, assignee_id = $8, team_id = $9, labels = $10, \
+         last_inbound_at = $11, last_message_id = $12, last_activity_at = $13, updated_at = $14, \
+         resolved_at = $15 WHERE id = $1 AND org_id = $2"
+    )
+    .bind(c.id)
+    .bind(c.org_id)
+    .bind(&c.contact_name)
+    .bind(&c.recipient)
+    .bind(&c.status)
+    .bind(c.snoozed_until)
+    .bind(&c.priority)
+    .bind(c.assignee_id)
+    .bind(c.team_id)
+    .bind(&c.labels)
+    .bind(c.last_inbound_at)
+    .bind(c.last_message_id)
+    .bind(c.last_activity_at)
+    .bind(c.updated_at)
+    .bind(c.resolved_at)
+    .execute(e)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+pub async fn conversation<'a>(
+    ex: impl Into<Ex<'a>>,
+    org: OrgId,
+    id: ConversationId,
+) -> R<Option<ConversationRow>> {
+    let sql =
+        format!("SELECT {CONV_COLS} FROM inbox_conversations c WHERE c.id = $1 AND c.org_id = $2");
+    on!(ex.into(), |e| sqlx::query_as(sqlx::AssertSqlSafe(
+        sql.as_str()
+    ))
+    .bind(id)
+    .bind(org)
+    .fetch_optional(e)
+    .await)
+}
+
+/// The newest conversation with this customer address on this channel.
+pub async fn latest_for_address(
+    tx: &mut Tx,
+    channel: ChannelId,
+    key: &str,
+) -> R<Option<ConversationRow>> {
+    let sql = format!(
+        "SELECT {CONV_COLS} FROM inbox_conversations c WHERE c.channel_id = $1 AND c.recipient_key = $2 \
+         ORDER BY c.created_at DESC, c.id DESC LIMIT 1"
+    );
+    with_tx!(tx, |e| sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+        .bind(channel)
+        .bind(key)
+        .fetch_optional(e)
+        .await)
+}
+
+/// A conversation row with what the list shows next to it.
+#[derive(Debug, Clone, FromRow)]
+pub struct ConversationView {
+    #[sqlx(flatten)]
+    pub c: ConversationRow,
+    pub unread_count: i64,
+}
+
+/// Filters of the conversation list (all optional).
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    pub status: Option<String>,
+    /// `Some(None)`: unassigned only.
+    pub assignee: Option<Option<UserId>>,
+    pub channel: Option<ChannelId>,
+    pub team: Option<Uuid>,
+    pub label: Option<String>,
+    pub q: Option<String>,
+    /// Keyset: strictly older than `(last_activity_at, id)`.
+    pub before: Option<(Timestamp, ConversationId)>,
+    pub limit: i64,
+}
+
+pub async fn list_conversations(
+    db: &Db,
+    org: OrgId,
+    viewer: UserId,
+    f: &ListFilter,
+) -> R<Vec<ConversationView>> {
+    let mut sql = format!(
+        "SELECT {CONV_COLS}, (SELECT COUNT(*) FROM inbox_messages m WHERE m.conversation_id = c.id \
+           AND m.direction = 'inbound' AND m.created_at > COALESCE((SELECT r.last_read_at FROM \
+           inbox_reads r WHERE r.conversation_id = c.id AND r.user_id = $2), 0)) AS unread_count \
+         FROM inbox_conversations c WHERE c.org_id = $1"
+    );
+    let mut n = 2;
+    let mut next = || {
+        n += 1;
+        n
+    };
+    if f.status.is_some() {
+        sql += &format!(" AND c.status = ${}", next());
+    }
+    match f.assignee {
+        Some(Some(_)) => sql += &format!(" AND c.assignee_id = ${}", next()),
+        Some(None) => sql += " AND c.assignee_id IS NULL",
+        None => {}
+    }
+    if f.channel.is_some() {
+        sql += &format!(" AND c.channel_id = ${}", next());
+    }
+    if f.team.is_some() {
+        sql += &format!(" AND c.team_id = ${}", next());
+    }
+    if f.label.is_some() {
+        sql += &format!(" AND c.labels LIKE ${}", next());
+    }
+    if f.q.is_some() {
+        let i = next();
+        sql += &format!(
+            " AND (LOWER(c.contact_name) LIKE ${i} OR LOWER(c.recipient_key) LIKE ${i} OR EXISTS (SELECT 1 FROM \
+             inbox_messages q WHERE q.conversation_id = c.id AND LOWER(q.text) LIKE ${i}))"
+        );
+    }
+    if f.before.is_some() {
+        let (a, b) = (next(), next());
+        sql += &format!(
+            " AND (c.last_activity_at < ${a} OR (c.last_activity_at = ${a} AND c.id < ${b}))"
+        );
+    }
+    sql += &format!(
+        " ORDER BY c.last_activity_at DESC, c.id DESC LIMIT ${}",
+        next()
+    );
+    with_db!(db, |p| {
+        let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+            .bind(org)
+            .bind(viewer);
+        if let Some(s) = &f.status {
+            q = q.bind(s.clone());
+        }
+        if let Some(Some(u)) = f.assignee {
+            q = q.bind(u);
+        }
+        if let Some(ch) = f.channel {
+            q = q.bind(ch);
+        }
+        if let Some(t) = f.team {
+            q = q.bind(t);
+        }
+        if let Some(l) = &f.label {
+            q = q.bind(format!("%{}%", serde_json::Value::String(l.clone())));
+        }
+        if let Some(text) = &f.q {
+            let esc = text.to_lowercase().replace(['%', '_'], "");
+            q = q.bind(format!("%{esc}%"));
+        }
+        if let Some((at, id)) = f.before {
+            q = q.bind(at).bind(id);
+        }
+        q.bind(f.limit).fetch_all(p).await
+    })
+}
+
+/// Customer messages after `user`'s read marker.
+pub async fn unread_count(db: &Db, conv: ConversationId, user: UserId) -> R<i64> {
+    let (n,): (i64,) = with_db!(db, |p| {
+        sqlx::query_as(
+        "SELECT COUNT(*) FROM inbox_messages m WHERE m.conversation_id = $1 AND m.direction = 'inbound' \
+         AND m.created_at > COALESCE((SELECT r.last_read_at FROM inbox_reads r \
+         WHERE r.conversation_id = $1 AND r.user_id = $2), 0)"
+    )
+    .bind(conv)
+    .bind(user)
+    .fetch_one(p)
+    .await
+    })?;
+    Ok(n)
+}
+
+/// Open conversations: mine, unassigned, all.
+pub async fn counts(db: &Db, org: OrgId, me: UserId) -> R<(i64, i64, i64)> {
+    with_db!(db, |p| sqlx::query_as(
+        "SELECT COALESCE(SUM(CASE WHEN assignee_id = $2 THEN 1 ELSE 0 END), 0), \
+         COALESCE(SUM(CASE WHEN assignee_id IS NULL THEN 1 ELSE 0 END), 0), COUNT(*) \
+         FROM inbox_conversations WHERE org_id = $1 AND status = 'open'"
+    )
+    .bind(org)
+    .bind(me)
+    .fetch_one(p)
+    .await)
+}
+
+/// Open conversations per assignee among `users` (round-robin capacity).
+pub async fn open_load(db: &Db, org: OrgId) -> R<Vec<(UserId, i64)>> {
+    with_db!(db, |p| sqlx::query_as(
+        "SELECT assignee_id, COUNT(*) FROM inbox_conversations WHERE org_id = $1 \
+         AND status IN ('open', 'pending') AND assignee_id IS NOT NULL GROUP BY assignee_id"
+    )
+    .bind(org)
+    .fetch_all(p)
+    .await)
+}
+
+/// Snoozed conversations whose time has come, across organisations.
+pub async fn wake_snoozed(db: &Db, now: Timestamp) -> R<Vec<(OrgId, ConversationId)>> {
+    with_db!(db, |p| sqlx::query_as(
+        "UPDATE inbox_conversations SET status = 'open', snoozed_until = NULL, updated_at = $1 \
+         WHERE status = 'snoozed' AND snoozed_until <= $1 RETURNING org_id, id"
+    )
+    .bind(now)
+    .fetch_all(p)
+    .await)
+}
+
+pub async fn mark_read(db: &Db, conv: ConversationId, user: UserId, at: Timestamp) -> R<()> {
+    with_db!(db, |p| sqlx::query(
+        "INSERT INTO inbox_reads (conversation_id, user_id, last_read_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (conversation_id, user_id) DO UPDATE SET last_read_at = excluded.last_read_at \
+         WHERE inbox_reads.last_read_at < excluded.last_read_at"
+    )
+    .bind(conv)
+    .bind(user)
+    .bind(at)
+    .execute(p)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+// ---- messages ------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, FromRow)]
+pub struct MessageRow {
+    pub id: MessageId,
+    pub org_id: OrgId,
+    pub conversation_id: ConversationId,
+    pub channel_id: ChannelId,
+    pub direction: String,
+    pub kind: String,
+    pub text: Option<String>,
+    pub content: Option<String>,
+    pub media: Option<String>,
+    pub reply_to_id: Option<MessageId>,
+    pub provider_message_id: Option<String>,
+    pub status: String,
+    pub error: Option<String>,
+    pub author_id: Option<UserId>,
+    pub private: bool,
+    pub purpose: Option<String>,
+    pub edited: bool,
+    pub created_at: Timestamp,
+    pub sent_at: Option<Timestamp>,
+    pub delivered_at: Option<Timestamp>,
+    pub read_at: Option<Timestamp>,
+    pub updated_at: Timestamp,
+}
+
+const MSG_COLS: &str = "m.id, m.org_id, m.conversation_id, m.channel_id, m.direction, m.kind, \
+     m.text, m.content, m.media, m.reply_to_id, m.provider_message_id, m.status, m.error, \
+     m.author_id, m.private, m.purpose, m.edited, m.created_at, m.sent_at, m.delivered_at, \
+     m.read_at, m.updated_at";
+
+/// Inserts a message; `false` when a message with the same provider id exists on the channel
+/// (a redelivered webhook).
+pub async fn insert_message(tx: &mut Tx, m: &MessageRow) -> R<bool> {
+    with_tx!(tx, |e| {
+        sqlx::query(
+        "INSERT INTO inbox_messages (id, org_id, conversation_id, channel_id, direction, kind, text, \
+         content, media, reply_to_id, provider_message_id, status, error, author_id, private, \
+         purpose, edited, created_at, sent_at, delivered_at, read_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
+         $19, $20, $21, $22) ON CONFLICT DO NOTHING"
+    )
+    .bind(m.id)
+    .bind(m.org_id)
+    .bind(m.conversation_id)
+    .bind(m.channel_id)
+    .bind(&m.direction)
+    .bind(&m.kind)
+    .bind(&m.text)
+    .bind(&m.content)
+    .bind(&m.media)
+    .bind(m.reply_to_id)
+    .bind(&m.provider_message_id)
+    .bind(&m.status)
+    .bind(&m.error)
+    .bind(m.author_id)
+    .bind(m.private)
+    .bind(&m.purpose)
+    .bind(m.edited)
+    .bind(m.created_at)
+    .bind(m.sent_at)
+    .bind(m.delivered_at)
+    .bind(m.read_at)
+    .bind(m.updated_at)
+    .execute(e)
+    .await
+    .map(|r| r.rows_affected() == 1)
+    })
+}
+
+pub async fn message<'a>(
+    ex: impl Into<Ex<'a>>,
+    org: OrgId,
+    id: MessageId,
+) -> R<Option<MessageRow>> {
+    let sql = format!("SELECT {MSG_COLS} FROM inbox_messages m WHERE m.id = $1 AND m.org_id = $2");
+    on!(ex.into(), |e| sqlx::query_as(sqlx::AssertSqlSafe(
+        sql.as_str()
+    ))
+    .bind(id)
+    .bind(org)
+    .fetch_optional(e)
+    .await)
+}
+
+/// A message by id alone (jobs).
+pub async fn message_any(db: &Db, id: MessageId) -> R<Option<MessageRow>> {
+    let sql = format!("SELECT {MSG_COLS} FROM inbox_messages m WHERE m.id = $1");
+    with_db!(db, |p| sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+        .bind(id)
+        .fetch_optional(p)
+        .await)
+}
+
+pub async fn message_by_provider<'a>(
+    ex: impl Into<Ex<'a>>,
+    channel: ChannelId,
+    provider_id: &str,
+) -> R<Option<MessageRow>> {
+    let sql = format!(
+        "SELECT {MSG_COLS} FROM inbox_messages m WHERE m.channel_id = $1 AND m.provider_message_id = $2"
+    );
+    on!(ex.into(), |e| sqlx::query_as(sqlx::AssertSqlSafe(
+        sql.as_str()
+    ))
+    .bind(channel)
+    .bind(provider_id)
+    .fetch_optional(e)
+    .await)
+}
+
+pub async fn messages_by_ids(db: &Db, ids: &[MessageId]) -> R<Vec<MessageRow>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let params: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
+    let sql = format!(
+        "SELECT {MSG_COLS} FROM inbox_messages m WHERE m.id IN ({})",
+        params.join(", ")
+    );
+    with_db!(db, |p| {
+        let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()));
+        for id in ids {
+            q = q.bind(*id);
+        }
+        q.fetch_all(p).await
+    })
+}
+
+/// A page of a conversation, newest first, older than `before` when given.
+pub async fn page(
+    db: &Db,
+    conv: ConversationId,
+    before: Option<(Timestamp, MessageId)>,
+    limit: i64,
+) -> R<Vec<MessageRow>> {
+    let sql = if before.is_some() {
+        format!(
+            "SELECT {MSG_COLS} FROM inbox_messages m WHERE m.conversation_id = $1 AND (m.created_at < $2 \
+             OR (m.created_at = $2 AND m.id < $3)) ORDER BY m.created_at DESC, m.id DESC LIMIT $4"
+        )
+    } else {
+        format!(
+            "SELECT {MSG_COLS} FROM inbox_messages m WHERE m.conversation_id = $1 \
+             ORDER BY m.created_at DESC, m.id DESC LIMIT $2"
+        )
+    };
+    with_db!(db, |p| {
+        let q = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(conv);
+        match before {
+            Some((at, id)) => q.bind(at).bind(id).bind(limit).fetch_all(p).await,
+            None => q.bind(limit).fetch_all(p).await,
+        }
+    })
+}
+
+/// Outbound messages of a conversation not yet read (the Sandbox's "customer reads all").
+pub async fn unread_outbound(db: &Db, conv: ConversationId) -> R<Vec<String>> {
+    let rows: Vec<(String,)> = with_db!(db, |p| sqlx::query_as(
+        "SELECT provider_message_id FROM inbox_messages WHERE conversation_id = $1 \
+         AND direction = 'outbound' AND provider_message_id IS NOT NULL \
+         AND status IN ('sent', 'delivered')"
+    )
+    .bind(conv)
+    .fetch_all(p)
+    .await)?;
+    Ok(rows.into_iter().map(|r| r.0).collect())
+}
+
+/// Moves a message's delivery status forward: only from one of `from`; sets the time column
+/// of the new status and the error. Returns the updated row, `None` when the move does not
+/// apply (duplicate, older, or unknown message).
+#[allow(clippy::too_many_arguments)]
+pub async fn advance_status(
+    db: &Db,
+    channel: ChannelId,
+    provider_id: &str,
+    to: &str,
+    from: &[&str],
+    at: Timestamp,
+    error: Option<&str>,
+    now: Timestamp,
+) -> R<Option<MessageId>> {
+    let col = match to {
+        "sent" => "sent_at",
+        "delivered" => "delivered_at",
+        "read" | "played" => "read_at",
+        _ => "updated_at",
+    };
+    let from_list = from
+        .iter()
+        .map(|s| format!("'{s}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    // Reaching delivered/read implies the earlier steps: fill their times when skipped.
+    let fill = match to {
+        "delivered" => ", sent_at = COALESCE(sent_at, $4)",
+        "read" | "played" => {
+            ", sent_at = COALESCE(sent_at, $4), delivered_at = COALESCE(delivered_at, $4)"
+        }
+        _ => "",
+    };
+    let sql = format!(
+        "UPDATE inbox_messages SET status = $3, {col} = COALESCE({col}, $4), error = COALESCE($5, error), \
+         updated_at = $6{fill} WHERE channel_id = $1 AND provider_message_id = $2 \
+         AND direction = 'outbound' AND status IN ({from_list}) RETURNING id"
+    );
+    let row: Option<(MessageId,)> =
+        with_db!(db, |p| sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+            .bind(channel)
+            .bind(provider_id)
+            .bind(to)
+            .bind(at)
+            .bind(error)
+            .bind(now)
+            .fetch_optional(p)
+            .await)?;
+    Ok(row.map(|r| r.0))
+}
+
+/// The send worker's result: `queued` → `sent` with the provider id (only from `queued`, so a
+/// status report that already moved it on is kept).
+pub async fn mark_sent(db: &Db, id: MessageId, provider_id: &str, now: Timestamp) -> R<u64> {
+    with_db!(db, |p| sqlx::query(
+        "UPDATE inbox_messages SET provider_message_id = $2, \
+         status = CASE WHEN status = 'queued' THEN 'sent' ELSE status END, \
+         sent_at = COALESCE(sent_at, $3), updated_at = $3 WHERE id = $1"
+    )
+    .bind(id)
+    .bind(provider_id)
+    .bind(now)
+    .execute(p)
+    .await
+    .map(|r| r.rows_affected()))
+}
+
+pub async fn mark_failed(db: &Db, id: MessageId, error: &str, now: Timestamp) -> R<u64> {
+    with_db!(db, |p| sqlx::query(
+        "UPDATE inbox_messages SET status = 'failed', error = $2, updated_at = $3 \
+         WHERE id = $1 AND status IN ('queued', 'sent')"
+    )
+    .bind(id)
+    .bind(error)
+    .bind(now)
+    .execute(p)
+    .await
+    .map(|r| r.rows_affected()))
+}
+
+pub async fn set_media(db: &Db, id: MessageId, media: &str, now: Timestamp) -> R<u64> {
+    with_db!(db, |p| sqlx::query(
+        "UPDATE inbox_messages SET media = $2, updated_at = $3 WHERE id = $1"
+    )
+    .bind(id)
+    .bind(media)
+    .bind(now)
+    .execute(p)
+    .await
+    .map(|r| r.rows_affected()))
+}
+
+pub async fn edit_text(tx: &mut Tx, id: MessageId, text: &str, now: Timestamp) -> R<u64> {
+    with_tx!(tx, |e| sqlx::query(
+        "UPDATE inbox_messages SET text = $2, edited = TRUE, updated_at = $3 WHERE id = $1"
+    )
+    .bind(id)
+    .bind(text)
+    .bind(now)
+    .execute(e)
+    .await
+    .map(|r| r.rows_affected()))
+}
+
+// ---- reactions -----------------------------------------------------------------------------
+
+pub async fn set_reaction(
+    tx: &mut Tx,
+    message: MessageId,
+    actor: &str,
+    emoji: &str,
+    now: Timestamp,
+) -> R<()> {
+    if emoji.is_empty() {
+        with_tx!(tx, |e| sqlx::query(
+            "DELETE FROM inbox_reactions WHERE message_id = $1 AND actor = $2"
+        )
+        .bind(message)
+        .bind(actor)
+        .execute(e)
+        .await
+        .map(|r| r.rows_affected()))?;
+    } else {
+        with_tx!(tx, |e| {
+            sqlx::query(
+            "INSERT INTO inbox_reactions (message_id, actor, emoji, created_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (message_id, actor) DO UPDATE SET emoji = excluded.emoji, created_at = excluded.created_at"
+        )
+        .bind(message)
+        .bind(actor)
+        .bind(emoji)
+        .bind(now)
+        .execute(e)
+        .await
+    .map(|r| r.rows_affected())
+        })?;
+    }
+    Ok(())
+}
+
+pub async fn reactions(db: &Db, ids: &[MessageId]) -> R<Vec<(MessageId, String, String)>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let params: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
+    let sql = format!(
+        "SELECT message_id, actor, emoji FROM inbox_reactions WHERE message_id IN ({}) ORDER BY created_at",
+        params.join(", ")
+    );
+    with_db!(db, |p| {
+        let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()));
+        for id in ids {
+            q = q.bind(*id);
+        }
+        q.fetch_all(p).await
+    })
+}
+
+// ---- attachments ---------------------------------------------------------------------------
+
+#[derive(Debug, Clone, FromRow)]
+pub struct AttachmentRow {
+    pub id: AttachmentId,
+    pub org_id: OrgId,
+    pub conversation_id: ConversationId,
+    pub blob_key: String,
+    pub kind: String,
+    pub mime_type: String,
+    pub filename: String,
+    pub size: i64,
+    pub created_by: UserId,
+    pub created_at: Timestamp,
+}
+
+pub async fn insert_attachment(db: &Db, a: &AttachmentRow) -> R<()> {
+    with_db!(db, |p| sqlx::query(
+        "INSERT INTO inbox_attachments (id, org_id, conversation_id, blob_key, kind, mime_type, \
+         filename, size, created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+    )
+    .bind(a.id)
+    .bind(a.org_id)
+    .bind(a.conversation_id)
+    .bind(&a.blob_key)
+    .bind(&a.kind)
+    .bind(&a.mime_type)
+    .bind(&a.filename)
+    .bind(a.size)
+    .bind(a.created_by)
+    .bind(a.created_at)
+    .execute(p)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+pub async fn attachment(db: &Db, org: OrgId, id: AttachmentId) -> R<Option<AttachmentRow>> {
+    with_db!(db, |p| {
+        sqlx::query_as(
+        "SELECT id, org_id, conversation_id, blob_key, kind, mime_type, filename, size, created_by, \
+         created_at FROM inbox_attachments WHERE id = $1 AND org_id = $2"
+    )
+    .bind(id)
+    .bind(org)
+    .fetch_optional(p)
+    .await
+    })
+}
+
+// ---- canned responses ----------------------------------------------------------------------
+
+#[derive(Debug, Clone, FromRow)]
+pub struct CannedRow {
+    pub id: CannedId,
+    pub org_id: OrgId,
+    pub shortcut: String,
+    pub title: String,
+    pub body: String,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+pub async fn canned_list(db: &Db, org: OrgId, q: Option<&str>) -> R<Vec<CannedRow>> {
+    let base = "SELECT id, org_id, shortcut, title, body, created_at, updated_at \
+                FROM inbox_canned_responses WHERE org_id = $1";
+    with_db!(db, |p| match q {
+        Some(q) => {
+            let like = format!("%{}%", q.to_lowercase().replace(['%', '_'], ""));
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "{base} AND (shortcut LIKE $2 OR LOWER(title) LIKE $2) ORDER BY shortcut LIMIT 50"
+            )))
+            .bind(org)
+            .bind(like)
+            .fetch_all(p)
+            .await
+        }
+        None =>
+            sqlx::query_as(sqlx::AssertSqlSafe(format!("{base} ORDER BY shortcut")))
+                .bind(org)
+                .fetch_all(p)
+                .await,
+    })
+}
+
+pub async fn canned(db: &Db, org: OrgId, id: CannedId) -> R<Option<CannedRow>> {
+    with_db!(db, |p| sqlx::query_as(
+        "SELECT id, org_id, shortcut, title, body, created_at, updated_at \
+         FROM inbox_canned_responses WHERE id = $1 AND org_id = $2"
+    )
+    .bind(id)
+    .bind(org)
+    .fetch_optional(p)
+    .await)
+}
+
+pub async fn canned_upsert(db: &Db, c: &CannedRow, by: Option<UserId>, insert: bool) -> R<u64> {
+    with_db!(db, |p| if insert {
+        sqlx::query(
+            "INSERT INTO inbox_canned_responses (id, org_id, shortcut, title, body, created_by, \
+             created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(c.id)
+        .bind(c.org_id)
+        .bind(&c.shortcut)
+        .bind(&c.title)
+        .bind(&c.body)
+        .bind(by)
+        .bind(c.created_at)
+        .bind(c.updated_at)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected())
+    } else {
+        sqlx::query(
+            "UPDATE inbox_canned_responses SET shortcut = $3, title = $4, body = $5, updated_at = $6 \
+             WHERE id = $1 AND org_id = $2",
+        )
+        .bind(c.id)
+        .bind(c.org_id)
+        .bind(&c.shortcut)
+        .bind(&c.title)
+        .bind(&c.body)
+        .bind(c.updated_at)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected())
+    })
+}
+
+pub async fn canned_delete(db: &Db, org: OrgId, id: CannedId) -> R<u64> {
+    with_db!(db, |p| sqlx::query(
+        "DELETE FROM inbox_canned_responses WHERE id = $1 AND org_id = $2"
+    )
+    .bind(id)
+    .bind(org)
+    .execute(p)
+    .await
+    .map(|r| r.rows_affected()))
+}
