@@ -102,6 +102,17 @@ pub(crate) fn client(ch: &Channels, me: Weak<Channels>, c: &Channel) -> Arc<dyn 
     }
 }
 
+/// Points the bot's webhook at this channel's URL with the channel's secret token.
+pub(crate) async fn telegram_set_webhook(
+    ch: &Channels,
+    c: &Channel,
+    url: &str,
+) -> Result<(), crate::provider::SendError> {
+    TelegramClient::with_http(telegram_config(ch, c), ch.http_client().clone())
+        .set_webhook(url, c.secrets.webhook_secret.as_deref().unwrap_or_default())
+        .await
+}
+
 /// Keeps what a successful "test connection" taught us about the account.
 pub(crate) fn absorb_check(kind: ChannelKind, cfg: &mut ChannelConfig, detail: &Value) {
     let s = |k: &str| detail.get(k).and_then(Value::as_str).map(str::to_owned);

@@ -670,7 +670,17 @@ impl Channels {
         admin_only(who)?;
         let c = self.get(who.org_id, id).await?;
         let client = self.client(&c);
-        match client.check().await {
+        let mut res = client.check().await;
+        // A Telegram bot in webhook mode gets its webhook (URL and secret token) set here.
+        if res.is_ok()
+            && c.kind == ChannelKind::Telegram
+            && c.config.mode.as_deref() == Some("webhook")
+            && let Some(url) = self.webhook_url(&c)
+            && let Err(e) = adapters::telegram_set_webhook(self, &c, &url).await
+        {
+            res = Err(e);
+        }
+        match res {
             Ok(detail) => {
                 let mut cfg = c.config.clone();
                 adapters::absorb_check(c.kind, &mut cfg, &detail);

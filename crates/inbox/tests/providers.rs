@@ -1,0 +1,618 @@
+//! WhatsApp Cloud API and Telegram Bot API channels through the real app, against the fake
+//! providers of the testkit: signed webhooks in (verified on the raw bytes, stored, processed
+//! once whatever the redeliveries), sends out with the providers' error codes classified, and
+//! everything a user sees change — on every backend.
+
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use wamage_testkit::{
+    PASSWORD, TestApp, TestUser, app_tests, expect_json, expect_problem,
+    fakes::{
+        FakeMeta, FakeTelegram,
+        meta::{self, MetaError, Signature, webhook},
+        telegram::{self, updates},
+    },
+};
+
+const APP_SECRET: &str = "meta-app-secret-0123456789";
+
+fn s(v: &Value, k: &str) -> String {
+    v[k].as_str()
+        .unwrap_or_else(|| panic!("{k} missing in {v}"))
+        .to_owned()
+}
+
+async fn whatsapp(app: &TestApp, admin: &TestUser, fake: &FakeMeta) -> Value {
+    expect_json(
+        app.post_as(
+            admin,
+            "/api/v1/channels",
+            &json!({"kind": "whatsapp", "name": "Support", "config": {
+                "phone_number_id": meta::PHONE_NUMBER_ID, "waba_id": meta::WABA_ID,
+                "access_token": meta::TOKEN, "app_secret": APP_SECRET,
+                "base_url": fake.base_url()}}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await
+}
+
+async fn list(app: &TestApp, who: &TestUser) -> Vec<Value> {
+    expect_json(
+        app.get_as(who, "/api/v1/conversations?status=all").await,
+        StatusCode::OK,
+    )
+    .await["items"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+async fn thread(app: &TestApp, who: &TestUser, conv: &str) -> Vec<Value> {
+    expect_json(
+        app.get_as(who, &format!("/api/v1/conversations/{conv}/messages"))
+            .await,
+        StatusCode::OK,
+    )
+    .await["items"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+async fn count(app: &TestApp, table: &str) -> i64 {
+    use wamage_platform::{Db, with_db};
+    let db: &Db = &app.state.db;
+    let sql = format!("SELECT COUNT(*) FROM {table}");
+    let (n,): (i64,) = with_db!(db, |p| sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+        .fetch_one(p)
+        .await)
+    .unwrap();
+    n
+}
+
+/// Runs jobs until none is due (a few rounds: jobs enqueue jobs).
+async fn settle(app: &TestApp) {
+    for _ in 0..5 {
+        if app.run_jobs().await == 0 {
+            break;
+        }
+    }
+}
+
+async fn whatsapp_webhooks_in(app: TestApp) {
+    let fake = FakeMeta::start().await;
+    let admin = app.register("owner@acme.test", "Acme").await;
+    let ch = whatsapp(&app, &admin, &fake).await;
+    let id = s(&ch, "id");
+    // Credentials are never returned, nor stored in the clear.
+    let text = ch.to_string();
+    assert!(
+        !text.contains(meta::TOKEN) && !text.contains(APP_SECRET),
+        "{text}"
+    );
+    assert_eq!(ch["secrets"]["access_token"], true);
+    assert!(
+        ch["webhook_url"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("/webhooks/whatsapp/{id}"))
+    );
+    let verify = s(&ch, "verify_token");
+    {
+        use wamage_platform::{Db, with_db};
+        let db: &Db = &app.state.db;
+        let (sealed,): (String,) = with_db!(db, |p| sqlx::query_as("SELECT secrets FROM channels")
+            .fetch_one(p)
+            .await)
+        .unwrap();
+        assert!(
+            sealed.starts_with("v1:") && !sealed.contains("EAA") && !sealed.contains("meta-app")
+        );
+    }
+
+    // Meta's subscription check echoes the challenge verbatim, only with the right token.
+    let url = app.url(&format!("/webhooks/whatsapp/{id}"));
+    let res = app
+        .client
+        .get(format!(
+            "{url}?hub.mode=subscribe&hub.verify_token={verify}&hub.challenge=1158201444"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.text().await.unwrap(), "1158201444");
+    let res = app
+        .client
+        .get(format!(
+            "{url}?hub.mode=subscribe&hub.verify_token=wrong&hub.challenge=1"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+
+    // Wrong or missing signatures, unknown channels: 401/404 and nothing stored.
+    let (wamid, body) = FakeMeta::webhook_text("4915112345678", "Grace Hopper", "Hi there");
+    let bytes = serde_json::to_vec(&body).unwrap();
+    assert_eq!(
+        FakeMeta::post_webhook_raw(&url, &bytes, Signature::Wrong).await,
+        401
+    );
+    assert_eq!(
+        FakeMeta::post_webhook_raw(&url, &bytes, Signature::Missing).await,
+        401
+    );
+    let ghost = app.url("/webhooks/whatsapp/0190a1b2-0000-7000-8000-000000000000");
+    assert_eq!(FakeMeta::post_webhook(&ghost, APP_SECRET, &body).await, 404);
+    assert_eq!(
+        FakeMeta::post_webhook(&app.url("/webhooks/whatsapp/not-a-uuid"), APP_SECRET, &body).await,
+        400
+    );
+    let huge = vec![b' '; 2 * 1024 * 1024];
+    assert_eq!(
+        FakeMeta::post_webhook_raw(&url, &huge, Signature::Valid(APP_SECRET)).await,
+        413
+    );
+    assert_eq!(count(&app, "channel_events").await, 0);
+
+    // Meta retries: the same webhook twice is stored twice and makes one message.
+    assert_eq!(
+        FakeMeta::post_webhook_twice(&url, APP_SECRET, &body).await,
+        (200, 200)
+    );
+    settle(&app).await;
+    let convs = list(&app, &admin).await;
+    assert_eq!(convs.len(), 1);
+    let conv = s(&convs[0], "id");
+    assert_eq!(convs[0]["contact"]["name"], "Grace Hopper");
+    assert_eq!(convs[0]["contact"]["phone"], "+4915112345678");
+    assert_eq!(convs[0]["window"]["open"], true);
+    assert_eq!(thread(&app, &admin, &conv).await.len(), 1);
+
+    // Malformed JSON with a good signature: accepted (Meta would retry forever otherwise),
+    // kept with the reason, creates nothing.
+    assert_eq!(
+        FakeMeta::post_webhook_raw(&url, b"{not json", Signature::Valid(APP_SECRET)).await,
+        200
+    );
+    settle(&app).await;
+    assert_eq!(thread(&app, &admin, &conv).await.len(), 1);
+
+    // A batch: media, location, a button reply, a reply with context, a reaction, an
+    // unsupported type, and a customer known only by a business-scoped user id.
+    let media_id = fake.add_media(b"\x89PNG\r\n\x1a\nfake-png-bytes", "image/png");
+    let from = "4915112345678";
+    let (_, image) = webhook::image(from, &media_id, Some("my receipt"));
+    let (_, loc) = webhook::location(from, 52.52, 13.405, Some("Office"), Some("Berlin"));
+    let (_, tap) = webhook::button_reply(from, "yes", "Yes please");
+    let (_, reply) = webhook::text(from, "answering you");
+    let reply = webhook::reply_to(reply, from, &wamid);
+    let (_, react) = webhook::reaction(from, &wamid, Some("👍"));
+    let (_, odd) = webhook::unsupported(from);
+    let (_, bsuid) = webhook::message_from_user_id(
+        "US.13491208655302741918",
+        "text",
+        json!({"body": "no phone here"}),
+    );
+    let batch = FakeMeta::webhook_messages(
+        vec![
+            webhook::contact(Some(from), None, "Grace Hopper", None),
+            webhook::contact(
+                None,
+                Some("US.13491208655302741918"),
+                "Anon",
+                Some("anon_user"),
+            ),
+        ],
+        vec![image, loc, tap, reply, react, odd, bsuid],
+    );
+    assert_eq!(FakeMeta::post_webhook(&url, APP_SECRET, &batch).await, 200);
+    settle(&app).await;
+    let msgs = thread(&app, &admin, &conv).await;
+    let kinds: Vec<&str> = msgs.iter().map(|m| m["kind"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            "text",
+            "image",
+            "location",
+            "interactive_reply",
+            "text",
+            "unsupported"
+        ],
+        "{msgs:?}"
+    );
+    assert_eq!(msgs[0]["reactions"][0]["emoji"], "👍");
+    assert_eq!(msgs[0]["reactions"][0]["by"], "customer");
+    assert_eq!(msgs[4]["reply_to"]["id"], msgs[0]["id"]);
+    assert_eq!(msgs[2]["content"]["latitude"], 52.52);
+    let media = &msgs[1]["media"];
+    assert_eq!(media["state"], "ready", "{media}");
+    let got = app
+        .client
+        .get(media["url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.status(), StatusCode::OK);
+    assert!(got.bytes().await.unwrap().starts_with(b"\x89PNG"));
+    let convs = list(&app, &admin).await;
+    assert_eq!(
+        convs.len(),
+        2,
+        "the user-id-only customer has their own conversation"
+    );
+    let anon = convs
+        .iter()
+        .find(|c| c["contact"]["name"] == "Anon")
+        .unwrap();
+    assert_eq!(anon["contact"]["handle"], "US.13491208655302741918");
+
+    // A media download that fails is retried, then shown as failed.
+    let (_, broken) = webhook::image(from, "missing-media-id", None);
+    let body = FakeMeta::webhook_messages(
+        vec![webhook::contact(Some(from), None, "Grace Hopper", None)],
+        vec![broken],
+    );
+    assert_eq!(FakeMeta::post_webhook(&url, APP_SECRET, &body).await, 200);
+    settle(&app).await;
+    let last = thread(&app, &admin, &conv).await.pop().unwrap();
+    assert_eq!(last["media"]["state"], "failed", "{last}");
+    assert!(last["media"]["error"].is_string());
+}
+
+async fn whatsapp_sends_out(app: TestApp) {
+    let fake = FakeMeta::start().await;
+    let admin = app.register("owner@acme.test", "Acme").await;
+    let ch = whatsapp(&app, &admin, &fake).await;
+    let id = s(&ch, "id");
+    let url = app.url(&format!("/webhooks/whatsapp/{id}"));
+    let test = expect_json(
+        app.post_as(&admin, &format!("/api/v1/channels/{id}/test"), &json!({}))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(test["ok"], true, "{test}");
+    let ch = expect_json(
+        app.get_as(&admin, &format!("/api/v1/channels/{id}")).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(ch["health"]["state"], "healthy");
+    assert!(ch["config"]["display_phone_number"].is_string(), "{ch}");
+
+    let (_, body) = FakeMeta::webhook_text("4915112345678", "Grace Hopper", "Do you ship to Kyiv?");
+    assert_eq!(FakeMeta::post_webhook(&url, APP_SECRET, &body).await, 200);
+    settle(&app).await;
+    let conv = s(&list(&app, &admin).await[0], "id");
+    let path = format!("/api/v1/conversations/{conv}/messages");
+    let send = |text: &str| {
+        let body = json!({"type": "text", "text": text});
+        let (app, admin, path) = (&app, &admin, path.clone());
+        async move { app.post_as(admin, &path, &body).await }
+    };
+
+    // Accepted: the exact Cloud API body, then out-of-order statuses end at read.
+    let m = expect_json(send("Yes, in 3 days").await, StatusCode::ACCEPTED).await;
+    settle(&app).await;
+    let sent = fake.sent();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].body["to"], "4915112345678");
+    assert_eq!(sent[0].body["type"], "text");
+    assert_eq!(sent[0].body["text"]["body"], "Yes, in 3 days");
+    let wamid = sent[0].id.clone();
+    assert_eq!(
+        FakeMeta::post_statuses_out_of_order(&url, APP_SECRET, &wamid, "4915112345678").await,
+        vec![200, 200, 200]
+    );
+    settle(&app).await;
+    let got = expect_json(
+        app.get_as(&admin, &format!("/api/v1/messages/{}", s(&m, "id")))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(got["status"], "read", "{got}");
+    assert!(got["delivered_at"].is_string() && got["read_at"].is_string());
+
+    // 130429 (throughput): retried after a pause, never lost, never sent twice.
+    fake.fail_next(1, MetaError::new(400, 130429));
+    let m = expect_json(send("Rate limited once").await, StatusCode::ACCEPTED).await;
+    settle(&app).await;
+    let got = expect_json(
+        app.get_as(&admin, &format!("/api/v1/messages/{}", s(&m, "id")))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(got["status"], "queued", "waiting to retry: {got}");
+    assert_eq!(fake.sent_count(), 1);
+    app.clock.advance(Duration::from_secs(5));
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    settle(&app).await;
+    let got = expect_json(
+        app.get_as(&admin, &format!("/api/v1/messages/{}", s(&m, "id")))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(got["status"], "sent", "{got}");
+    assert_eq!(fake.sent_count(), 2);
+
+    // 131026 (undeliverable): permanent, with the provider's reason.
+    fake.fail_next(1, MetaError::new(400, 131026));
+    let m = expect_json(send("Undeliverable").await, StatusCode::ACCEPTED).await;
+    settle(&app).await;
+    let got = expect_json(
+        app.get_as(&admin, &format!("/api/v1/messages/{}", s(&m, "id")))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(got["status"], "failed");
+    assert_eq!(got["error"]["code"], 131026);
+    assert_eq!(got["error"]["class"], "permanent");
+
+    // 190 (expired token): the message fails and the channel shows it needs attention.
+    fake.set_token("a-rotated-token");
+    let m = expect_json(send("Token expired").await, StatusCode::ACCEPTED).await;
+    settle(&app).await;
+    let got = expect_json(
+        app.get_as(&admin, &format!("/api/v1/messages/{}", s(&m, "id")))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(got["status"], "failed");
+    assert_eq!(got["error"]["class"], "needs_action");
+    let ch = expect_json(
+        app.get_as(&admin, &format!("/api/v1/channels/{id}")).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(ch["health"]["state"], "unhealthy", "{ch}");
+    assert!(ch["health"]["reason"].as_str().unwrap().contains("190"));
+    // The admin fixes the token; the next send works and the channel is healthy again.
+    fake.set_token(meta::TOKEN);
+    expect_json(
+        app.patch_as(
+            &admin,
+            &format!("/api/v1/channels/{id}"),
+            &json!({"config": {"access_token": meta::TOKEN}}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    expect_json(send("Works again").await, StatusCode::ACCEPTED).await;
+    settle(&app).await;
+    let ch = expect_json(
+        app.get_as(&admin, &format!("/api/v1/channels/{id}")).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(ch["health"]["state"], "healthy");
+
+    // Provider down: 5xx count towards the breaker, which opens; nothing is dropped.
+    fake.fail_next_with_500(100);
+    let mut ids = Vec::new();
+    for i in 0..6 {
+        ids.push(s(
+            &expect_json(
+                send(&format!("During the outage {i}")).await,
+                StatusCode::ACCEPTED,
+            )
+            .await,
+            "id",
+        ));
+    }
+    settle(&app).await;
+    let ch = expect_json(
+        app.get_as(&admin, &format!("/api/v1/channels/{id}")).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(ch["circuit"]["state"], "open", "{ch}");
+    for m in &ids {
+        let got = expect_json(
+            app.get_as(&admin, &format!("/api/v1/messages/{m}")).await,
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(got["status"], "queued");
+    }
+
+    // Outside the 24-hour window only templates go out.
+    app.clock.advance(Duration::from_secs(25 * 3600));
+    let res = app.login(&admin.email, PASSWORD).await;
+    let body = expect_json(res, StatusCode::OK).await;
+    let admin = TestUser {
+        access_token: s(&body, "access_token"),
+        ..admin
+    };
+    let p = expect_problem(
+        app.post_as(&admin, &path, &json!({"type": "text", "text": "Late"}))
+            .await,
+        StatusCode::CONFLICT,
+        "window_closed",
+    )
+    .await;
+    assert!(p["detail"].as_str().unwrap().contains("template"));
+    let conv_out = expect_json(
+        app.get_as(&admin, &format!("/api/v1/conversations/{conv}"))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(conv_out["window"]["open"], false);
+    expect_json(
+        app.post_as(&admin, &path, &json!({"type": "template", "template": {"name": "order_update", "language": "en_US", "body": ["Grace"]}})).await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+}
+
+async fn telegram_webhook_polling_and_blocks(app: TestApp) {
+    let fake = FakeTelegram::start().await;
+    let admin = app.register("owner@acme.test", "Acme").await;
+    let ch = expect_json(
+        app.post_as(&admin, "/api/v1/channels", &json!({"kind": "telegram", "name": "Bot",
+            "config": {"bot_token": telegram::TOKEN, "mode": "webhook", "base_url": fake.base_url()}}))
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    assert!(!ch.to_string().contains("AAFake"));
+    let id = s(&ch, "id");
+    let channel = app
+        .state
+        .channels
+        .get(admin.org_id.parse().unwrap(), id.parse().unwrap())
+        .await
+        .unwrap();
+    let secret = channel.secrets.webhook_secret.clone().unwrap();
+    let url = app.url(&format!("/webhooks/telegram/{id}"));
+    // 64-bit ids beyond 2^53 survive the whole way.
+    let big: i64 = 9_007_199_254_740_993;
+    let user = updates::user(big, "Linus", Some("T"), Some("linus"));
+    let chat = updates::private_chat(&user);
+    let update = updates::message_update(1, updates::text(10, &chat, Some(&user), "Moin"));
+    assert_eq!(
+        FakeTelegram::post_webhook(&url, Some("wrong"), &update).await,
+        401
+    );
+    assert_eq!(FakeTelegram::post_webhook(&url, None, &update).await, 401);
+    assert_eq!(
+        FakeTelegram::post_webhook(&url, Some(&secret), &update).await,
+        200
+    );
+    assert_eq!(
+        FakeTelegram::post_webhook(&url, Some(&secret), &update).await,
+        200
+    );
+    settle(&app).await;
+    let convs = list(&app, &admin).await;
+    assert_eq!(convs.len(), 1);
+    assert_eq!(convs[0]["contact"]["handle"], big.to_string());
+    let conv = s(&convs[0], "id");
+    assert_eq!(thread(&app, &admin, &conv).await.len(), 1);
+
+    // Replies go to the chat, with buttons as an inline keyboard.
+    expect_json(
+        app.post_as(&admin, &format!("/api/v1/conversations/{conv}/messages"),
+            &json!({"type": "buttons", "text": "Rate us", "buttons": [{"id": "good", "title": "Good"}, {"id": "bad", "title": "Bad"}]}))
+            .await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    settle(&app).await;
+    let sent = fake.sent();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].chat_id, big);
+    assert_eq!(sent[0].method, "sendMessage");
+    assert!(sent[0].params["reply_markup"]["inline_keyboard"].is_array());
+
+    // The user blocks the bot: sends fail with the reason and consent records the opt-out.
+    fake.block_chat(big);
+    let m = expect_json(
+        app.post_as(
+            &admin,
+            &format!("/api/v1/conversations/{conv}/messages"),
+            &json!({"type": "text", "text": "Still there?"}),
+        )
+        .await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    settle(&app).await;
+    let got = expect_json(
+        app.get_as(&admin, &format!("/api/v1/messages/{}", s(&m, "id")))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(got["status"], "failed");
+    assert_eq!(got["error"]["class"], "needs_action");
+    let kicked = updates::my_chat_member_update(2, &chat, &user, "member", "kicked");
+    assert_eq!(
+        FakeTelegram::post_webhook(&url, Some(&secret), &kicked).await,
+        200
+    );
+    settle(&app).await;
+    let contact = s(&convs[0]["contact"], "id");
+    let ledger = expect_json(
+        app.get_as(&admin, &format!("/api/v1/contacts/{contact}/consent"))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    let current = ledger["current"].as_array().unwrap();
+    assert!(
+        current.iter().any(|c| c["channel"] == "telegram"
+            && c["purpose"] == "utility"
+            && c["status"] == "opted_out"),
+        "{ledger}"
+    );
+    let p = expect_problem(
+        app.post_as(
+            &admin,
+            &format!("/api/v1/conversations/{conv}/messages"),
+            &json!({"type": "text", "text": "Hello?"}),
+        )
+        .await,
+        StatusCode::CONFLICT,
+        "consent_denied",
+    )
+    .await;
+    assert!(p["detail"].is_string());
+
+    // Long polling: switch to polling; updates are fetched, stored and confirmed.
+    expect_json(
+        app.patch_as(
+            &admin,
+            &format!("/api/v1/channels/{id}"),
+            &json!({"config": {"mode": "polling"}}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    let other = updates::user(77, "Ada", None, None);
+    let other_chat = updates::private_chat(&other);
+    fake.push_update(updates::message_update(
+        3,
+        updates::text(11, &other_chat, Some(&other), "Polling works"),
+    ));
+    let token = tokio_util::sync::CancellationToken::new();
+    let poller = tokio::spawn(wamage_channels::poller::run(
+        app.state.channels.clone(),
+        token.clone(),
+    ));
+    let mut found = false;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        settle(&app).await;
+        if list(&app, &admin).await.len() == 2 {
+            found = true;
+            break;
+        }
+    }
+    token.cancel();
+    let _ = poller.await;
+    assert!(found, "the polled update became a conversation");
+    assert_eq!(fake.pending_updates(), 0, "the offset confirmed the update");
+}
+
+app_tests!(
+    whatsapp_webhooks_in,
+    whatsapp_sends_out,
+    telegram_webhook_polling_and_blocks
+);
