@@ -35,6 +35,9 @@ enum Command {
     Admin(AdminCommand),
     /// Print the OpenAPI document (JSON) and exit.
     Openapi(CommonArgs),
+    /// Play a customer of a Sandbox channel on a running server: send a message as them, or
+    /// have them read what they were sent.
+    Simulate(SimulateArgs),
     /// Print the version and exit.
     Version,
 }
@@ -59,6 +62,31 @@ struct ServeArgs {
     /// Roles to run, comma-separated: api, worker, realtime. Env: WAMAGE_ROLES.
     #[arg(long)]
     roles: Option<String>,
+}
+
+#[derive(Args)]
+struct SimulateArgs {
+    /// The running server. Env: WAMAGE_URL.
+    #[arg(long, env = "WAMAGE_URL", default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// An API key of the organisation (Settings → API keys). Env: WAMAGE_API_KEY.
+    #[arg(long, env = "WAMAGE_API_KEY", hide_env_values = true)]
+    api_key: String,
+    /// The Sandbox channel's id (default: the organisation's first Sandbox channel).
+    #[arg(long)]
+    channel: Option<String>,
+    /// The simulated customer's handle.
+    #[arg(long, default_value = "ada")]
+    from: String,
+    /// The simulated customer's display name.
+    #[arg(long)]
+    name: Option<String>,
+    /// Instead of writing: the customer reads every message of this conversation.
+    #[arg(long, value_name = "CONVERSATION_ID", conflicts_with = "text")]
+    read: Option<String>,
+    /// What the customer writes.
+    #[arg(required_unless_present = "read")]
+    text: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -157,6 +185,7 @@ async fn main() -> anyhow::Result<()> {
             let _ = std::fs::remove_dir_all(&dir);
             println!("{}", doc.to_pretty_json()?);
         }
+        Command::Simulate(args) => simulate(args).await?,
         Command::Admin(cmd) => {
             let (common, action) = match &cmd {
                 AdminCommand::CreateUser { common, .. }
@@ -198,6 +227,79 @@ async fn main() -> anyhow::Result<()> {
             }
             state.db.close().await;
         }
+    }
+    Ok(())
+}
+
+/// `wamage simulate`: the Sandbox's customer, over the HTTP API of a running server.
+async fn simulate(a: SimulateArgs) -> anyhow::Result<()> {
+    let base = a.url.trim_end_matches('/');
+    let http = reqwest::Client::new();
+    let call = |req: reqwest::RequestBuilder| async {
+        let res = req
+            .bearer_auth(&a.api_key)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {base}"))?;
+        let status = res.status();
+        let body: serde_json::Value = res.json().await.unwrap_or(serde_json::Value::Null);
+        if !status.is_success() {
+            let detail = body["errors"]
+                .as_array()
+                .map(|e| {
+                    e.iter()
+                        .map(|x| {
+                            format!(
+                                "{}: {}",
+                                x["field"].as_str().unwrap_or("?"),
+                                x["message"].as_str().unwrap_or("?")
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                })
+                .unwrap_or_default();
+            anyhow::bail!(
+                "{status}: {} {detail}",
+                body["title"].as_str().unwrap_or("request failed")
+            );
+        }
+        anyhow::Ok(body)
+    };
+    let channel = match &a.channel {
+        Some(c) => c.clone(),
+        None => {
+            let list = call(http.get(format!("{base}/api/v1/channels"))).await?;
+            list.as_array()
+                .and_then(|l| l.iter().find(|c| c["kind"] == "sandbox"))
+                .and_then(|c| c["id"].as_str())
+                .map(str::to_owned)
+                .context(
+                    "this organisation has no Sandbox channel: connect one in Settings → Channels",
+                )?
+        }
+    };
+    if let Some(conv) = &a.read {
+        call(
+            http.post(format!("{base}/api/v1/channels/{channel}/simulate/read"))
+                .json(&serde_json::json!({ "conversation_id": conv })),
+        )
+        .await?;
+        println!("{} read the conversation {conv}", a.from);
+    } else {
+        let out = call(
+            http.post(format!("{base}/api/v1/channels/{channel}/simulate"))
+                .json(&serde_json::json!({
+                    "from": { "handle": a.from, "name": a.name },
+                    "text": a.text.unwrap_or_default(),
+                })),
+        )
+        .await?;
+        println!(
+            "{} wrote on channel {channel} (message {})",
+            a.from,
+            out["provider_message_id"].as_str().unwrap_or("?")
+        );
     }
     Ok(())
 }

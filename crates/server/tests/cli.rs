@@ -142,3 +142,129 @@ fn openapi_command_prints_the_document() {
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(doc["paths"]["/api/v1/auth/login"].is_object());
 }
+
+/// `wamage simulate` plays a Sandbox customer against a running server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simulate_writes_and_reads_as_a_sandbox_customer() {
+    use reqwest::StatusCode;
+    use serde_json::json;
+    use wamage_testkit::{TestApp, expect_json};
+
+    let app = TestApp::sqlite().await;
+    let owner = app.register("owner@example.com", "Acme").await;
+    let key = expect_json(
+        app.post_as(
+            &owner,
+            "/api/v1/api-keys",
+            &json!({"name": "cli", "role": "agent"}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let (data, base) = (dir.path().to_path_buf(), app.base.clone());
+    let run = move |args: Vec<String>| {
+        let mut c = wamage(&data);
+        c.env("WAMAGE_URL", &base)
+            .env("WAMAGE_API_KEY", &key)
+            .arg("simulate")
+            .args(args);
+        c.output().unwrap()
+    };
+    // No Sandbox channel yet: a clear error.
+    let out = tokio::task::spawn_blocking({
+        let run = run.clone();
+        move || run(vec!["hello".into()])
+    })
+    .await
+    .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no Sandbox channel"));
+
+    expect_json(
+        app.post_as(
+            &owner,
+            "/api/v1/channels",
+            &json!({"kind": "sandbox", "name": "Try", "config": {"auto_read": false}}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let out = tokio::task::spawn_blocking({
+        let run = run.clone();
+        move || {
+            run(vec![
+                "--from".into(),
+                "zed".into(),
+                "--name".into(),
+                "Zed".into(),
+                "Where is my parcel?".into(),
+            ])
+        }
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    app.run_jobs().await;
+    let list = expect_json(
+        app.get_as(&owner, "/api/v1/conversations").await,
+        StatusCode::OK,
+    )
+    .await;
+    let conv = list["items"][0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(list["items"][0]["contact"]["name"], "Zed");
+
+    // A reply the customer then reads.
+    let m = expect_json(
+        app.post_as(
+            &owner,
+            &format!("/api/v1/conversations/{conv}/messages"),
+            &json!({"type": "text", "text": "Today!"}),
+        )
+        .await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    for _ in 0..3 {
+        app.run_jobs().await;
+    }
+    let out = tokio::task::spawn_blocking({
+        let run = run.clone();
+        let conv = conv.clone();
+        move || run(vec!["--from".into(), "zed".into(), "--read".into(), conv])
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    app.run_jobs().await;
+    let got = expect_json(
+        app.get_as(
+            &owner,
+            &format!("/api/v1/messages/{}", m["id"].as_str().unwrap()),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(got["status"], "read");
+    // Bad input is named.
+    let out =
+        tokio::task::spawn_blocking(move || run(vec!["--from".into(), "a b".into(), "hi".into()]))
+            .await
+            .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("from.handle"));
+}
