@@ -113,6 +113,17 @@ pub(crate) async fn telegram_set_webhook(
         .await
 }
 
+/// Acknowledges a tap on an inline keyboard button (Telegram shows a spinner until then).
+pub(crate) async fn telegram_answer_callback(
+    ch: &Channels,
+    c: &Channel,
+    id: &str,
+) -> Result<(), crate::provider::SendError> {
+    TelegramClient::with_http(telegram_config(ch, c), ch.http_client().clone())
+        .answer_callback_query(id, None)
+        .await
+}
+
 /// Keeps what a successful "test connection" taught us about the account.
 pub(crate) fn absorb_check(kind: ChannelKind, cfg: &mut ChannelConfig, detail: &Value) {
     let s = |k: &str| detail.get(k).and_then(Value::as_str).map(str::to_owned);

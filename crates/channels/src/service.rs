@@ -749,6 +749,17 @@ impl Channels {
         }
     }
 
+    /// Answers a Telegram callback query (a button tap), so the customer's client stops
+    /// waiting; failures are logged (the tap itself is already recorded).
+    pub async fn answer_callback(&self, c: &Channel, id: &str) {
+        if c.kind != ChannelKind::Telegram {
+            return;
+        }
+        if let Err(e) = adapters::telegram_answer_callback(self, c, id).await {
+            tracing::warn!(error = %e, channel = %c.id, "answerCallbackQuery failed");
+        }
+    }
+
     /// After a successful send: an unhealthy channel that works again is healthy.
     pub async fn note_send_ok(&self, c: &Channel) {
         if c.health != HealthState::Healthy

@@ -29,7 +29,7 @@ use wamage_realtime::{Realtime, Room, event_for_rooms};
 
 pub use self::{
     ingest::IngestJob,
-    send::{MEDIA_JOB, MediaJob, SEND_JOB, SNOOZE_JOB, SendJob, SnoozeJob},
+    send::{MEDIA_JOB, MediaJob, READ_JOB, ReadJob, SEND_JOB, SNOOZE_JOB, SendJob, SnoozeJob},
 };
 use crate::{
     http::{
@@ -748,11 +748,25 @@ impl Inbox {
             })
     }
 
+    /// Moves the caller's read marker; on WhatsApp the customer's last message is marked read
+    /// at the provider too (blue ticks), by an `inbox.mark_read` job.
     pub async fn mark_read(&self, who: &Principal, id: ConversationId) -> Result<(), Problem> {
-        self.conv_row(who.org_id, id).await?;
+        let c = self.conv_row(who.org_id, id).await?;
         store::mark_read(&self.db, id, who.user_id, self.now())
             .await
-            .map_err(db_err)
+            .map_err(db_err)?;
+        if let Some(ch) = self.channels.get_any(c.channel_id).await?
+            && ch.kind == ChannelKind::Whatsapp
+            && let Some((mid, _)) = store::last_inbound(&self.db, id).await.map_err(db_err)?
+        {
+            let job = wamage_platform::jobs::NewJob::new(READ_JOB, json!({ "message_id": mid }))
+                .with_org(who.org_id)
+                .with_dedupe_key(mid.to_string());
+            if let Err(e) = self.jobs.enqueue_now(job).await {
+                tracing::warn!(error = %e, "failed to queue a provider read receipt");
+            }
+        }
+        Ok(())
     }
 
     pub async fn messages(

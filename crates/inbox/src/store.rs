@@ -494,6 +494,18 @@ pub async fn page(
     })
 }
 
+/// The newest customer message of a conversation that the provider knows.
+pub async fn last_inbound(db: &Db, conv: ConversationId) -> R<Option<(MessageId, String)>> {
+    with_db!(db, |p| sqlx::query_as(
+        "SELECT id, provider_message_id FROM inbox_messages WHERE conversation_id = $1 \
+         AND direction = 'inbound' AND provider_message_id IS NOT NULL \
+         ORDER BY created_at DESC, id DESC LIMIT 1"
+    )
+    .bind(conv)
+    .fetch_optional(p)
+    .await)
+}
+
 /// Outbound messages of a conversation not yet read (the Sandbox's "customer reads all").
 pub async fn unread_outbound(db: &Db, conv: ConversationId) -> R<Vec<String>> {
     let rows: Vec<(String,)> = with_db!(db, |p| sqlx::query_as(

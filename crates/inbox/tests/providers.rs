@@ -289,10 +289,24 @@ async fn whatsapp_sends_out(app: TestApp) {
     assert_eq!(ch["health"]["state"], "healthy");
     assert!(ch["config"]["display_phone_number"].is_string(), "{ch}");
 
-    let (_, body) = FakeMeta::webhook_text("4915112345678", "Grace Hopper", "Do you ship to Kyiv?");
+    let (inbound, body) =
+        FakeMeta::webhook_text("4915112345678", "Grace Hopper", "Do you ship to Kyiv?");
     assert_eq!(FakeMeta::post_webhook(&url, APP_SECRET, &body).await, 200);
     settle(&app).await;
     let conv = s(&list(&app, &admin).await[0], "id");
+    // Opening the conversation marks the customer's message read at Meta (blue ticks).
+    let res = app
+        .request_as(
+            &admin,
+            reqwest::Method::POST,
+            &format!("/api/v1/conversations/{conv}/read"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    settle(&app).await;
+    assert_eq!(fake.read_receipts(), vec![inbound]);
     let path = format!("/api/v1/conversations/{conv}/messages");
     let send = |text: &str| {
         let body = json!({"type": "text", "text": text});
@@ -519,6 +533,28 @@ async fn telegram_webhook_polling_and_blocks(app: TestApp) {
     assert_eq!(sent[0].chat_id, big);
     assert_eq!(sent[0].method, "sendMessage");
     assert!(sent[0].params["reply_markup"]["inline_keyboard"].is_array());
+
+    // A tap on an inline button arrives as a callback query and is answered.
+    let tap = updates::callback_query_update(
+        5,
+        "cbq-42",
+        &user,
+        &updates::text(12, &chat, None, "Rate us"),
+        "good",
+    );
+    assert_eq!(
+        FakeTelegram::post_webhook(&url, Some(&secret), &tap).await,
+        200
+    );
+    settle(&app).await;
+    assert_eq!(
+        fake.answered_callbacks().len(),
+        1,
+        "{:?}",
+        fake.answered_callbacks()
+    );
+    let last = thread(&app, &admin, &conv).await.pop().unwrap();
+    assert_eq!(last["kind"], "button_reply", "{last}");
 
     // The user blocks the bot: sends fail with the reason and consent records the opt-out.
     fake.block_chat(big);

@@ -11,8 +11,8 @@ use wamage_chat::{Chat, ChatDeps, ChatRooms, EXPIRE_JOB, ExpireJob};
 use wamage_contacts::{Contacts, ContactsDeps, IMPORT_JOB, ImportJob};
 use wamage_identity::{HashCost, Identity, IdentityConfig, IdentityDeps, MAIL_JOB};
 use wamage_inbox::{
-    ConversationRooms, Inbox, InboxDeps, IngestJob, MEDIA_JOB, MediaJob, SEND_JOB, SNOOZE_JOB,
-    SendJob, SnoozeJob,
+    ConversationRooms, Inbox, InboxDeps, IngestJob, MEDIA_JOB, MediaJob, READ_JOB, ReadJob,
+    SEND_JOB, SNOOZE_JOB, SendJob, SnoozeJob,
 };
 use wamage_kernel::Clock;
 use wamage_platform::{
@@ -262,6 +262,7 @@ pub fn worker(state: &AppState) -> Worker {
         .register(SEND_JOB, SendJob(state.inbox.clone()))
         .register(MEDIA_JOB, MediaJob(state.inbox.clone()))
         .register(SNOOZE_JOB, SnoozeJob(state.inbox.clone()))
+        .register(READ_JOB, ReadJob(state.inbox.clone()))
 }
 
 /// Sends one e-mail (`mail.send` jobs).

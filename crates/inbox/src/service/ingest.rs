@@ -437,6 +437,13 @@ impl Inbox {
         if was == "resolved" && !created {
             tracing::debug!(conversation = %conv.id, "reopened by a customer message");
         }
+        if let InboundContent::Button {
+            callback_id: Some(id),
+            ..
+        } = &m.content
+        {
+            self.channels.answer_callback(c, id).await;
+        }
         if let Some(t) = &text {
             self.keyword(c, contact.id, t).await;
         }

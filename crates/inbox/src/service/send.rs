@@ -49,6 +49,7 @@ use crate::{
 pub const SEND_JOB: &str = "inbox.send";
 pub const MEDIA_JOB: &str = "inbox.media";
 pub const SNOOZE_JOB: &str = "inbox.wake";
+pub const READ_JOB: &str = "inbox.mark_read";
 const BATCH_MAX: usize = 100;
 
 /// What a validated send turns into.
@@ -1215,6 +1216,40 @@ impl JobHandler for SnoozeJob {
                 JobOutcome::Done
             }
             Err(e) => JobOutcome::retry(e.to_string()),
+        }
+    }
+}
+
+/// Sends the provider's read receipt for a customer message (`inbox.mark_read` jobs).
+pub struct ReadJob(pub Arc<Inbox>);
+
+#[async_trait::async_trait]
+impl JobHandler for ReadJob {
+    async fn run(&self, job: &JobContext) -> JobOutcome {
+        let p: MessagePayload = match job.payload_as() {
+            Ok(p) => p,
+            Err(e) => return JobOutcome::fail(format!("invalid read payload: {e}")),
+        };
+        let inbox = &self.0;
+        let m = match store::message_any(&inbox.db, p.message_id).await {
+            Ok(Some(m)) => m,
+            Ok(None) => return JobOutcome::Done,
+            Err(e) => return JobOutcome::retry(e.to_string()),
+        };
+        let (Some(pid), Ok(Some(channel))) = (
+            m.provider_message_id.as_deref(),
+            inbox.channels.get_any(m.channel_id).await,
+        ) else {
+            return JobOutcome::Done;
+        };
+        match inbox.channels.client(&channel).mark_read(pid).await {
+            Ok(()) => JobOutcome::Done,
+            Err(e @ SendError::Retryable { .. }) => JobOutcome::Retry {
+                error: describe(&e),
+                retry_after: e.retry_after(),
+            },
+            // A receipt is a courtesy: a refused one is not retried.
+            Err(e) => JobOutcome::fail(describe(&e)),
         }
     }
 }
