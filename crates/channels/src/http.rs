@@ -49,9 +49,24 @@ pub struct ConfigIn {
     pub base_url: Option<String>,
     /// What a customer message does to a resolved conversation.
     pub reopen: Option<ReopenPolicy>,
+    /// A team whose online agents get new conversations round-robin (`null` turns it off).
+    #[serde(default, deserialize_with = "double_option")]
+    pub assign_team_id: Option<Option<uuid::Uuid>>,
+    /// Extra opt-out words (matched as the whole message, case-insensitive).
+    pub opt_out_keywords: Option<Vec<String>>,
+}
+
+/// `null` → Some(None) (clear), absent → None (leave as is).
+fn double_option<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
+#[schema(as = InboxChannelIn)]
 #[serde(deny_unknown_fields)]
 pub struct ChannelIn {
     pub kind: ChannelKind,
@@ -63,6 +78,7 @@ pub struct ChannelIn {
 }
 
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[schema(as = InboxChannelPatch)]
 #[serde(deny_unknown_fields)]
 pub struct ChannelPatch {
     pub name: Option<String>,
@@ -73,6 +89,7 @@ pub struct ChannelPatch {
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = ChannelHealthOut)]
 pub struct HealthOut {
     pub state: HealthState,
     pub reason: Option<String>,
@@ -80,6 +97,7 @@ pub struct HealthOut {
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = InboxChannelOut)]
 pub struct ChannelOut {
     pub id: ChannelId,
     pub kind: ChannelKind,
@@ -110,7 +128,7 @@ pub struct TestOut {
 }
 
 /// The organisation's channels.
-#[utoipa::path(get, path = "/api/v1/channels", tag = "channels", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/channels", operation_id = "list_inbox_channels", tag = "channels", security(("bearer" = [])),
     responses((status = 200, body = Vec<ChannelOut>)))]
 pub async fn list_channels(
     State(s): Svc,
@@ -120,7 +138,7 @@ pub async fn list_channels(
 }
 
 /// Connect a WhatsApp number, a Telegram bot or a Sandbox (admins).
-#[utoipa::path(post, path = "/api/v1/channels", tag = "channels", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/channels", operation_id = "create_inbox_channel", tag = "channels", security(("bearer" = [])),
     request_body = ChannelIn,
     responses((status = 201, body = ChannelOut), (status = 409, body = ProblemBody), (status = 422, body = ProblemBody)))]
 pub async fn create_channel(
@@ -131,7 +149,7 @@ pub async fn create_channel(
     Ok((StatusCode::CREATED, ApiJson(s.create(&who, &b).await?)))
 }
 
-#[utoipa::path(get, path = "/api/v1/channels/{id}", tag = "channels", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/channels/{id}", operation_id = "get_inbox_channel", tag = "channels", security(("bearer" = [])),
     params(("id" = ChannelId, Path)), responses((status = 200, body = ChannelOut), (status = 404, body = ProblemBody)))]
 pub async fn get_channel(
     State(s): Svc,
@@ -142,7 +160,7 @@ pub async fn get_channel(
 }
 
 /// Rename, re-rate, enable/disable, or change settings (secrets only when given).
-#[utoipa::path(patch, path = "/api/v1/channels/{id}", tag = "channels", security(("bearer" = [])),
+#[utoipa::path(patch, path = "/api/v1/channels/{id}", operation_id = "update_inbox_channel", tag = "channels", security(("bearer" = [])),
     params(("id" = ChannelId, Path)), request_body = ChannelPatch,
     responses((status = 200, body = ChannelOut), (status = 404, body = ProblemBody), (status = 422, body = ProblemBody)))]
 pub async fn update_channel(

@@ -17,6 +17,7 @@ id_type!(
 pub const NAME_MAX: usize = 80;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[schema(as = InboxChannelKind)]
 #[serde(rename_all = "snake_case")]
 pub enum ChannelKind {
     Whatsapp,

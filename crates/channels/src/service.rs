@@ -68,6 +68,8 @@ impl Default for ChannelsConfig {
 
 pub struct ChannelsDeps {
     pub db: Db,
+    /// Checks that an assignment team exists.
+    pub identity: Arc<wamage_identity::Identity>,
     pub jobs: JobQueue,
     pub clock: Clock,
     /// The server secret (credentials are sealed with a key derived from it).
@@ -106,6 +108,12 @@ pub struct ChannelConfig {
     /// What a customer message does to a resolved conversation.
     #[serde(default)]
     pub reopen: ReopenPolicy,
+    /// New conversations go round-robin to this team's online agents.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assign_team_id: Option<uuid::Uuid>,
+    /// Extra opt-out words (any language) besides the built-in STOP, UNSUBSCRIBE, …
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub opt_out_keywords: Vec<String>,
 }
 
 /// Secret settings, sealed at rest.
@@ -234,6 +242,7 @@ type CachedClient = (Timestamp, Arc<dyn ProviderClient>);
 /// The channels service.
 pub struct Channels {
     db: Db,
+    identity: Arc<wamage_identity::Identity>,
     jobs: JobQueue,
     clock: Clock,
     sealer: SecretBox,
@@ -260,6 +269,7 @@ impl Channels {
             .unwrap_or_default();
         Arc::new_cyclic(|me| Self {
             db: deps.db,
+            identity: deps.identity,
             jobs: deps.jobs,
             clock: deps.clock,
             sealer: SecretBox::new(&deps.secret),
@@ -419,6 +429,29 @@ impl Channels {
         if let Some(r) = input.reopen {
             cfg.reopen = r;
         }
+        if let Some(t) = input.assign_team_id {
+            cfg.assign_team_id = t;
+        }
+        if let Some(words) = &input.opt_out_keywords {
+            v.check(
+                words.len() <= 50,
+                "config.opt_out_keywords",
+                "at most 50 words",
+            );
+            let mut clean = Vec::new();
+            for (i, w) in words.iter().enumerate() {
+                let w = w.trim().to_uppercase();
+                if w.is_empty() || w.chars().count() > 40 || w.chars().any(char::is_control) {
+                    v.error(
+                        &format!("config.opt_out_keywords[{i}]"),
+                        "must be 1 to 40 characters",
+                    );
+                } else if !clean.contains(&w) {
+                    clean.push(w);
+                }
+            }
+            cfg.opt_out_keywords = clean;
+        }
         match kind {
             ChannelKind::Whatsapp => {
                 for (field, present) in [
@@ -527,6 +560,17 @@ impl Channels {
         }
     }
 
+    async fn check_team(&self, v: &mut Validator, org: OrgId, cfg: &ChannelConfig) {
+        if let Some(t) = cfg.assign_team_id
+            && self.identity.team_members_in(org, t).await.is_err()
+        {
+            v.error(
+                "config.assign_team_id",
+                "is not a team of this organisation",
+            );
+        }
+    }
+
     fn external_id(kind: ChannelKind, cfg: &ChannelConfig) -> Option<String> {
         match kind {
             ChannelKind::Whatsapp => cfg.phone_number_id.clone(),
@@ -556,6 +600,7 @@ impl Channels {
         let mut cfg = ChannelConfig::default();
         let mut secrets = ChannelSecrets::default();
         self.apply_config(&mut v, b.kind, &mut cfg, &mut secrets, &b.config, true);
+        self.check_team(&mut v, who.org_id, &cfg).await;
         v.finish()?;
         let now = self.now();
         let id = ChannelId::new();
@@ -623,6 +668,7 @@ impl Channels {
         if let Some(input) = &b.config {
             let (mut cfg, mut secrets) = (c.config.clone(), c.secrets.clone());
             self.apply_config(&mut v, c.kind, &mut cfg, &mut secrets, input, false);
+            self.check_team(&mut v, org, &cfg).await;
             c.config = cfg;
             c.secrets = secrets;
         }

@@ -1025,8 +1025,26 @@ impl Identity {
         who: &Principal,
         id: uuid::Uuid,
     ) -> Result<Vec<UserId>, Problem> {
-        let (_, members) = self.team(who, TeamId(id)).await?;
-        Ok(members.into_iter().map(|m| m.user_id).collect())
+        self.team_members_in(who.org_id, id).await
+    }
+
+    /// The members of a team of `org` (404 when `org` has no such team), for other domains
+    /// acting on their own (automatic assignment).
+    pub async fn team_members_in(
+        &self,
+        org: OrgId,
+        id: uuid::Uuid,
+    ) -> Result<Vec<UserId>, Problem> {
+        store::get_team(&self.db, org, TeamId(id))
+            .await
+            .map_err(db_err)?
+            .ok_or_else(|| Problem::not_found("team"))?;
+        Ok(store::team_members(&self.db, org, TeamId(id))
+            .await
+            .map_err(db_err)?
+            .into_iter()
+            .map(|m| m.user_id)
+            .collect())
     }
 
     pub async fn team(

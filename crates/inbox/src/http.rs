@@ -55,6 +55,7 @@ pub struct ContactRef {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(as = InboxUserRef)]
 pub struct UserRef {
     pub id: UserId,
     pub name: String,
@@ -138,6 +139,7 @@ pub struct ReplyRef {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(as = InboxReactionOut)]
 pub struct ReactionOut {
     pub emoji: String,
     /// `customer` or `agent`.
@@ -155,6 +157,7 @@ pub struct ErrorOut {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(as = InboxMessageOut)]
 pub struct MessageOut {
     pub id: MessageId,
     pub conversation_id: ConversationId,
@@ -180,6 +183,7 @@ pub struct MessageOut {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(as = InboxMessagePage)]
 pub struct MessagePage {
     /// Oldest first.
     pub items: Vec<MessageOut>,
@@ -333,6 +337,7 @@ pub struct BatchOut {
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = InboxAttachmentOut)]
 pub struct AttachmentOut {
     pub id: AttachmentId,
     pub kind: String,
@@ -522,7 +527,7 @@ pub async fn read_conversation(
 }
 
 /// Messages, a page backwards from the newest (or from `before`), oldest first.
-#[utoipa::path(get, path = "/api/v1/conversations/{id}/messages", tag = "inbox", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/conversations/{id}/messages", operation_id = "list_conversation_messages", tag = "inbox", security(("bearer" = [])),
     params(("id" = ConversationId, Path), PageQuery),
     responses((status = 200, body = MessagePage), (status = 404, body = ProblemBody)))]
 pub async fn list_messages(
@@ -588,7 +593,7 @@ pub async fn get_message(
 }
 
 /// Upload a file to send (multipart `file`, up to 16 MB).
-#[utoipa::path(post, path = "/api/v1/conversations/{id}/attachments", tag = "inbox", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/conversations/{id}/attachments", operation_id = "upload_conversation_attachment", tag = "inbox", security(("bearer" = [])),
     params(("id" = ConversationId, Path)),
     responses((status = 201, body = AttachmentOut), (status = 413, body = ProblemBody), (status = 422, body = ProblemBody)))]
 pub async fn upload_attachment(

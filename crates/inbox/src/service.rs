@@ -720,6 +720,47 @@ impl Inbox {
         self.conversation(who, id).await
     }
 
+    /// Hands a new conversation to the team (channel setting `assign_team_id`): to its online
+    /// agent with the fewest open conversations below capacity, or to the team's unassigned
+    /// queue when nobody is available.
+    pub(crate) async fn auto_assign(&self, org: OrgId, id: ConversationId, team: Uuid) {
+        let members = match self.identity.team_members_in(org, team).await {
+            Ok(m) => m,
+            Err(p) => {
+                tracing::warn!(error = %p, %team, "automatic assignment: team not found");
+                return;
+            }
+        };
+        let agent = self.pick_agent(org, &members).await.ok();
+        let res: Result<(), Problem> = async {
+            let mut tx = self.db.begin().await.map_err(db_err)?;
+            let Some(mut c) = store::conversation(&mut tx, org, id)
+                .await
+                .map_err(db_err)?
+            else {
+                return Ok(());
+            };
+            if c.assignee_id.is_some() {
+                return Ok(());
+            }
+            c.assignee_id = agent;
+            c.team_id = Some(team);
+            c.updated_at = self.now();
+            store::save_conversation(&mut tx, &c)
+                .await
+                .map_err(db_err)?;
+            tx.commit().await.map_err(db_err)
+        }
+        .await;
+        match res {
+            Ok(()) => {
+                self.publish_conversation(org, "wamage.conversation.assigned", id)
+                    .await;
+            }
+            Err(p) => tracing::warn!(error = %p, "automatic assignment failed"),
+        }
+    }
+
     /// Round-robin: the online team member with the fewest open conversations below
     /// [`DEFAULT_CAPACITY`] (ties: the one who has waited longest, by id order as a stable
     /// fallback).

@@ -444,6 +444,31 @@ async fn whatsapp_sends_out(app: TestApp) {
         assert_eq!(got["status"], "queued");
     }
 
+    // Opt-out words: built-in STOP and the channel's own; both land in the consent ledger.
+    expect_json(
+        app.patch_as(
+            &admin,
+            &format!("/api/v1/channels/{id}"),
+            &json!({"config": {"opt_out_keywords": ["genug"]}}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    let contact = s(&list(&app, &admin).await[0]["contact"], "id");
+    let (_, body) = FakeMeta::webhook_text("4915112345678", "Grace Hopper", "Genug!");
+    assert_eq!(FakeMeta::post_webhook(&url, APP_SECRET, &body).await, 200);
+    settle(&app).await;
+    let ledger = expect_json(
+        app.get_as(&admin, &format!("/api/v1/contacts/{contact}/consent"))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(ledger["current"][0]["status"], "opted_out", "{ledger}");
+    assert_eq!(ledger["current"][0]["source"], "keyword");
+    assert_eq!(ledger["current"][0]["purpose"], "marketing");
+
     // Outside the 24-hour window only templates go out.
     app.clock.advance(Duration::from_secs(25 * 3600));
     let res = app.login(&admin.email, PASSWORD).await;

@@ -743,7 +743,87 @@ async fn direct_send_api(app: TestApp) {
     assert_eq!(r[2]["problem"]["errors"][0]["field"], "text");
 }
 
+async fn teams_get_new_conversations_round_robin(app: TestApp) {
+    let admin = app.register("owner@acme.test", "Acme").await;
+    let ann = app.add_member(&admin, "ann@acme.test", "agent").await;
+    let ben = app.add_member(&admin, "ben@acme.test", "agent").await;
+    let cid = app.add_member(&admin, "cid@acme.test", "agent").await;
+    let team = expect_json(
+        app.post_as(&admin, "/api/v1/teams", &json!({"name": "Support"}))
+            .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let team_id = s(&team, "id");
+    for u in [&ann, &ben, &cid] {
+        let res = app
+            .put_as(
+                &admin,
+                &format!("/api/v1/teams/{team_id}/members/{}", u.user_id),
+            )
+            .await;
+        assert!(res.status().is_success(), "{}", res.status());
+    }
+    let ch = sandbox(&app, &admin).await;
+    // An unknown team is a field error.
+    let p = expect_problem(
+        app.patch_as(&admin, &format!("/api/v1/channels/{ch}"), &json!({"config": {"assign_team_id": "0190a1b2-0000-7000-8000-000000000000", "opt_out_keywords": [""]}}))
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(
+        problem_fields(&p),
+        vec!["config.opt_out_keywords[0]", "config.assign_team_id"]
+    );
+    let updated = expect_json(
+        app.patch_as(
+            &admin,
+            &format!("/api/v1/channels/{ch}"),
+            &json!({"config": {"assign_team_id": team_id, "opt_out_keywords": ["halt", "Halt"]}}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(updated["config"]["opt_out_keywords"], json!(["HALT"]));
+    // Ann and Ben are online (Cid is not): four customers split two and two.
+    let _a = app.socket(&ann).await;
+    let _b = app.socket(&ben).await;
+    for h in ["c1", "c2", "c3", "c4"] {
+        simulate(&app, &admin, &ch, h, "hello").await;
+        app.run_jobs().await;
+    }
+    let list = conversations(&app, &admin, "").await;
+    assert_eq!(list.len(), 4);
+    let to = |u: &TestUser| {
+        list.iter()
+            .filter(|c| c["assignee"]["id"] == u.user_id.as_str())
+            .count()
+    };
+    assert_eq!((to(&ann), to(&ben), to(&cid)), (2, 2, 0), "{list:?}");
+    assert!(list.iter().all(|c| c["team"]["id"] == team_id.as_str()));
+    // Manual round-robin on request works the same way; nobody online → 409.
+    drop(_a);
+    drop(_b);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let conv = s(&list[0], "id");
+    expect_problem(
+        app.post_as(
+            &admin,
+            &format!("/api/v1/conversations/{conv}/assign"),
+            &json!({"auto": true, "team_id": team_id}),
+        )
+        .await,
+        StatusCode::CONFLICT,
+        "no_agent_available",
+    )
+    .await;
+}
+
 app_tests!(
+    teams_get_new_conversations_round_robin,
     sandbox_customer_to_resolved,
     redelivered_and_out_of_order_events_change_nothing_twice,
     bad_input_gets_field_errors,

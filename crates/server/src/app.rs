@@ -139,23 +139,7 @@ pub async fn build_state(config: Config, opts: BuildOptions) -> anyhow::Result<A
             RetryPolicy::fixed_exponential(6, Duration::from_secs(5), 3.0),
         );
     let secret = config.load_or_create_secret()?;
-    let channels = Channels::new(
-        ChannelsDeps {
-            db: db.clone(),
-            jobs: jobs.clone(),
-            clock: clock.clone(),
-            secret: secret.clone(),
-        },
-        ChannelsConfig {
-            public_url: config.public_url(),
-            whatsapp_base_url: config.whatsapp_base_url.clone(),
-            whatsapp_api_version: config.whatsapp_api_version.clone(),
-            telegram_base_url: config.telegram_base_url.clone(),
-            allow_base_url_override: config.allow_channel_base_url,
-            http_timeout: Duration::from_secs(config.provider_timeout_secs.max(1)),
-            pacing: config.channel_pacing,
-        },
-    );
+    let channel_secret = secret.clone();
     let identity = Identity::new(
         IdentityDeps {
             db: db.clone(),
@@ -173,6 +157,24 @@ pub async fn build_state(config: Config, opts: BuildOptions) -> anyhow::Result<A
         },
     )
     .await?;
+    let channels = Channels::new(
+        ChannelsDeps {
+            db: db.clone(),
+            identity: identity.clone(),
+            jobs: jobs.clone(),
+            clock: clock.clone(),
+            secret: channel_secret,
+        },
+        ChannelsConfig {
+            public_url: config.public_url(),
+            whatsapp_base_url: config.whatsapp_base_url.clone(),
+            whatsapp_api_version: config.whatsapp_api_version.clone(),
+            telegram_base_url: config.telegram_base_url.clone(),
+            allow_base_url_override: config.allow_channel_base_url,
+            http_timeout: Duration::from_secs(config.provider_timeout_secs.max(1)),
+            pacing: config.channel_pacing,
+        },
+    );
     let contacts = Contacts::new(ContactsDeps {
         db: db.clone(),
         cache: cache.clone(),

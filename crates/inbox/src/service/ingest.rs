@@ -434,6 +434,9 @@ impl Inbox {
         self.publish_conversation(org, type_, conv.id).await;
         self.publish_message(org, "wamage.message.received", row.id)
             .await;
+        if created && let Some(team) = c.config.assign_team_id {
+            self.auto_assign(org, conv.id, team).await;
+        }
         if was == "resolved" && !created {
             tracing::debug!(conversation = %conv.id, "reopened by a customer message");
         }
@@ -455,7 +458,9 @@ impl Inbox {
             return;
         };
         let word = text.trim().trim_end_matches(['.', '!']).to_uppercase();
-        let status = if OPT_OUT_KEYWORDS.contains(&word.as_str()) {
+        let status = if OPT_OUT_KEYWORDS.contains(&word.as_str())
+            || c.config.opt_out_keywords.contains(&word)
+        {
             ConsentStatus::OptedOut
         } else if OPT_IN_KEYWORDS.contains(&word.as_str()) {
             ConsentStatus::OptedIn
