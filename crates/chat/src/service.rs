@@ -217,7 +217,7 @@ impl Chat {
     async fn directory(&self, org: OrgId) -> Result<Directory, Problem> {
         let cards = self.identity.member_cards(org).await?;
         Ok(Directory(
-            cards.into_iter().map(|c| (c.user_id, c)).collect(),
+            cards.iter().map(|c| (c.user_id, c.clone())).collect(),
         ))
     }
 

@@ -109,7 +109,14 @@ pub struct Identity {
     /// A real argon2 hash of a random password, verified against when an e-mail is unknown so
     /// that the response time does not reveal which addresses have accounts.
     dummy_hash: String,
+    /// Member cards per organisation, in this process: every chat post and inbox read renders
+    /// names from them. Dropped on membership, role, name and avatar changes made here; other
+    /// nodes see a change within [`CARDS_TTL`].
+    cards: moka::future::Cache<OrgId, Arc<Vec<crate::MemberCard>>>,
 }
+
+/// How long another node may show a member's old name or avatar.
+const CARDS_TTL: Duration = Duration::from_secs(10);
 
 /// Everything the identity service needs from the platform.
 pub struct IdentityDeps {
@@ -153,6 +160,10 @@ impl Identity {
             clock: deps.clock,
             cfg,
             dummy_hash,
+            cards: moka::future::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(CARDS_TTL)
+                .build(),
         }))
     }
 
@@ -622,6 +633,7 @@ impl Identity {
         .map_err(db_err)?
         .ok_or_else(|| Problem::not_found("user"))?;
         self.forget(&user_key(who.user_id)).await;
+        self.cards.invalidate(&who.org_id).await;
         Ok(row)
     }
 
@@ -666,6 +678,7 @@ impl Identity {
             .await
             .map_err(db_err)?;
         tx.commit().await.map_err(db_err)?;
+        self.cards.invalidate(&who.org_id).await;
         if let Some(old) = old
             && let Err(e) = self.blobs.delete(&old).await
         {
@@ -865,17 +878,23 @@ impl Identity {
 
     /// Every member of `org` as other domains show them: id, name, avatar and role. Part of the
     /// façade (chat names message authors and channel members with it).
-    pub async fn member_cards(&self, org: OrgId) -> Result<Vec<crate::MemberCard>, Problem> {
+    pub async fn member_cards(&self, org: OrgId) -> Result<Arc<Vec<crate::MemberCard>>, Problem> {
+        if let Some(c) = self.cards.get(&org).await {
+            return Ok(c);
+        }
         let rows = store::list_members(&self.db, org).await.map_err(db_err)?;
-        Ok(rows
-            .into_iter()
-            .map(|m| crate::MemberCard {
-                user_id: m.user_id,
-                avatar_url: crate::http::avatar_url(m.avatar_key.as_deref()),
-                name: m.name,
-                role: Role::from_db(&m.role),
-            })
-            .collect())
+        let cards = Arc::new(
+            rows.into_iter()
+                .map(|m| crate::MemberCard {
+                    user_id: m.user_id,
+                    avatar_url: crate::http::avatar_url(m.avatar_key.as_deref()),
+                    name: m.name,
+                    role: Role::from_db(&m.role),
+                })
+                .collect::<Vec<_>>(),
+        );
+        self.cards.insert(org, cards.clone()).await;
+        Ok(cards)
     }
 
     /// Whether `password` is the password of `user` (argon2id, checked on the blocking pool).
@@ -945,6 +964,7 @@ impl Identity {
     }
 
     async fn forget_org_principals(&self, org: OrgId) {
+        self.cards.invalidate(&org).await;
         if let Err(e) = self
             .cache
             .delete_prefix(&format!("identity:{org}:sess:"))
@@ -1444,6 +1464,7 @@ impl Identity {
             .open_session(&mut tx, inv.org_id, user_id, client)
             .await?;
         tx.commit().await.map_err(db_err)?;
+        self.cards.invalidate(&inv.org_id).await;
         self.publish(
             inv.org_id,
             "wamage.member.joined",

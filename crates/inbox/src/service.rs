@@ -183,8 +183,8 @@ impl Inbox {
             self.identity
                 .member_cards(org)
                 .await?
-                .into_iter()
-                .map(|m| (m.user_id, m))
+                .iter()
+                .map(|m| (m.user_id, m.clone()))
                 .collect(),
         ))
     }
