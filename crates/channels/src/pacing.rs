@@ -4,7 +4,7 @@
 //! `1/rate` seconds with a burst of one, so a channel configured at 80 msg/s emits at 80 msg/s
 //! evenly instead of in bursts that trip the provider's own limiter. WhatsApp also limits the
 //! pair (business number, customer): each recipient gets its own GCRA ([`PAIR_INTERVAL`] with a
-//! burst of [`PAIR_BURST`], Meta's documented allowance). A provider rate-limit answer
+//! burst of [`PAIR_BURST`], Meta's documented allowance; Telegram chats get about one per second). A provider rate-limit answer
 //! (130429, 131056, Telegram 429) pushes the channel's (or the pair's) next slot past its
 //! `retry_after`, so nothing hammers a limiter that already said no. A caller that would wait
 //! longer than [`MAX_INLINE_WAIT`] gets the delay back instead, to reschedule its job rather
@@ -31,6 +31,27 @@ use crate::model::ChannelId;
 /// Meta allows roughly one message every 6 seconds per customer, after a burst.
 pub const PAIR_INTERVAL: Duration = Duration::from_secs(6);
 pub const PAIR_BURST: u32 = 45;
+/// Telegram: about one message per second in one chat (a short burst passes).
+pub const TELEGRAM_CHAT_INTERVAL: Duration = Duration::from_secs(1);
+pub const TELEGRAM_CHAT_BURST: u32 = 3;
+
+/// Per-recipient pacing: one send per `interval` after a burst of `burst`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PairLimit {
+    pub interval: Duration,
+    pub burst: u32,
+}
+
+impl PairLimit {
+    pub const WHATSAPP: Self = Self {
+        interval: PAIR_INTERVAL,
+        burst: PAIR_BURST,
+    };
+    pub const TELEGRAM: Self = Self {
+        interval: TELEGRAM_CHAT_INTERVAL,
+        burst: TELEGRAM_CHAT_BURST,
+    };
+}
 /// Longer waits are handed back to the caller to reschedule.
 pub const MAX_INLINE_WAIT: Duration = Duration::from_secs(2);
 pub const FAILURE_THRESHOLD: u32 = 5;
@@ -162,16 +183,16 @@ pub struct Guard {
     channel: Mutex<Gcra>,
     pairs: Mutex<HashMap<String, Gcra>>,
     breaker: Mutex<Breaker>,
-    pair_pacing: bool,
+    pair: Option<PairLimit>,
 }
 
 impl Guard {
-    fn new(rate: u32, pair_pacing: bool) -> Self {
+    fn new(rate: u32, pair: Option<PairLimit>) -> Self {
         Self {
             channel: Mutex::new(Gcra::per_second(rate)),
             pairs: Mutex::new(HashMap::new()),
             breaker: Mutex::new(Breaker::default()),
-            pair_pacing,
+            pair,
         }
     }
 
@@ -193,10 +214,10 @@ impl Guard {
             Ok(p) => p,
             Err(p) => p.into_inner(),
         };
-        let pair_wait = if self.pair_pacing {
+        let pair_wait = if let Some(limit) = self.pair {
             let g = pairs
                 .entry(recipient.to_owned())
-                .or_insert_with(|| Gcra::new(PAIR_INTERVAL, PAIR_BURST));
+                .or_insert_with(|| Gcra::new(limit.interval, limit.burst));
             let w = g.wait(now);
             if w > MAX_INLINE_WAIT {
                 self.probe_done();
@@ -212,7 +233,7 @@ impl Guard {
         };
         match ch.reserve(now + pair_wait, MAX_INLINE_WAIT) {
             Ok(w) => {
-                if self.pair_pacing {
+                if self.pair.is_some() {
                     if let Some(g) = pairs.get_mut(recipient) {
                         let _ = g.reserve(now, MAX_INLINE_WAIT);
                     }
@@ -234,7 +255,7 @@ impl Guard {
         if let Ok(mut c) = self.channel.lock() {
             c.release();
         }
-        if self.pair_pacing
+        if self.pair.is_some()
             && let Ok(mut p) = self.pairs.lock()
             && let Some(g) = p.get_mut(recipient)
         {
@@ -251,9 +272,10 @@ impl Guard {
 
     /// The provider said "too many" for this recipient.
     pub fn throttle_pair(&self, recipient: &str, retry_after: Duration, now: Instant) {
+        let limit = self.pair.unwrap_or(PairLimit::WHATSAPP);
         if let Ok(mut p) = self.pairs.lock() {
             p.entry(recipient.to_owned())
-                .or_insert_with(|| Gcra::new(PAIR_INTERVAL, PAIR_BURST))
+                .or_insert_with(|| Gcra::new(limit.interval, limit.burst))
                 .block_until(now + retry_after);
         }
     }
@@ -362,14 +384,14 @@ pub struct Guards {
 
 impl Guards {
     /// The guard of `channel`, created (or re-rated) for `rate` messages per second.
-    pub fn get(&self, channel: ChannelId, rate: u32, pair_pacing: bool) -> Arc<Guard> {
+    pub fn get(&self, channel: ChannelId, rate: u32, pair: Option<PairLimit>) -> Arc<Guard> {
         let mut m = match self.map.lock() {
             Ok(m) => m,
             Err(m) => m.into_inner(),
         };
         let g = m
             .entry(channel)
-            .or_insert_with(|| Arc::new(Guard::new(rate, pair_pacing)))
+            .or_insert_with(|| Arc::new(Guard::new(rate, pair)))
             .clone();
         g.set_rate(rate);
         g
@@ -438,7 +460,7 @@ mod tests {
 
     #[test]
     fn breaker_opens_half_opens_and_closes() {
-        let guard = Guard::new(1000, false);
+        let guard = Guard::new(1000, None);
         let now = Instant::now();
         let wall = Timestamp::from_millis(1_000_000);
         for i in 1..FAILURE_THRESHOLD {
@@ -463,7 +485,7 @@ mod tests {
 
     #[test]
     fn pair_pacing_limits_one_recipient_not_the_others() {
-        let guard = Guard::new(1000, true);
+        let guard = Guard::new(1000, Some(PairLimit::WHATSAPP));
         let now = Instant::now();
         for _ in 0..PAIR_BURST {
             assert!(matches!(guard.admit("+1555", now), Gate::Go(_)));

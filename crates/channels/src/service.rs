@@ -25,7 +25,7 @@ use crate::{
     adapters,
     http::{ChannelIn, ChannelOut, ChannelPatch, ConfigIn, HealthOut, TestOut},
     model::{ChannelId, ChannelKind, EventId, HealthState, NAME_MAX, ReopenPolicy},
-    pacing::{CircuitOut, Guard, Guards},
+    pacing::{CircuitOut, Guard, Guards, PairLimit},
     provider::{ActionNeeded, Inbound, ProviderClient, SendError},
     secrets::SecretBox,
     store::{self, ChannelRow, EventRow},
@@ -845,11 +845,13 @@ impl Channels {
         } else {
             u32::MAX / 2
         };
-        self.guards.get(
-            c.id,
-            rate,
-            self.cfg.pacing && c.kind == ChannelKind::Whatsapp,
-        )
+        let pair = match c.kind {
+            _ if !self.cfg.pacing => None,
+            ChannelKind::Whatsapp => Some(PairLimit::WHATSAPP),
+            ChannelKind::Telegram => Some(PairLimit::TELEGRAM),
+            ChannelKind::Sandbox => None,
+        };
+        self.guards.get(c.id, rate, pair)
     }
 
     pub fn circuit(&self, id: ChannelId) -> CircuitOut {
