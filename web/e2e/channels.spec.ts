@@ -84,15 +84,18 @@ test('Sandbox: listed healthy-or-unknown with an enabled switch; simulate a cust
   await expect(dialog.getByTestId('connect-result')).toContainText('is connected');
   await expect(dialog.getByTestId('webhook-url')).toHaveCount(0);
   await page.keyboard.press('Escape');
+  await expect(dialog).toBeHidden();
 
   const row = page.getByTestId('channel-row').filter({ hasText: 'Sandbox' });
   await expect(row.getByTestId('health-badge')).toBeVisible();
   const toggle = row.getByRole('switch', { name: 'Sandbox enabled' });
   await expect(toggle).toBeChecked();
-  await toggle.click({ force: true });
+  await toggle.uncheck();
   await expectToast(page, 'Sandbox disabled');
-  await toggle.click({ force: true });
+  await expect(toggle).not.toBeChecked();
+  await toggle.check();
   await expectToast(page, 'Sandbox enabled');
+  await expect(toggle).toBeChecked();
 
   await row.getByRole('link', { name: 'Sandbox' }).click();
   await page.getByRole('button', { name: 'Simulate customer' }).click();

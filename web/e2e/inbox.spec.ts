@@ -32,13 +32,29 @@ async function sandboxViaApi(request: APIRequestContext, who: Auth): Promise<{ i
   return (await res.json()) as { id: string };
 }
 
+/**
+ * A simulated customer message. The server answers 202 once the event is stored (it is processed
+ * like a real webhook, by the job queue), so the conversation is looked up until it exists.
+ */
 async function simulateViaApi(request: APIRequestContext, who: Auth, channelId: string, text: string) {
   const res = await request.post(`/api/v1/channels/${channelId}/simulate`, {
     headers: bearer(who.access_token),
     data: { from: { handle: 'ada', name: 'Ada Lovelace' }, text },
   });
   expect(res.status(), await res.text()).toBe(202);
-  return (await res.json()) as { conversation_id: string; message_id: string };
+  let conversation_id = '';
+  await expect
+    .poll(async () => {
+      const list = await request.get('/api/v1/conversations', {
+        headers: bearer(who.access_token),
+        params: { channel_id: channelId, status: 'all', q: text },
+      });
+      const items = ((await list.json()) as { items: { id: string }[] }).items;
+      conversation_id = items[0]?.id ?? '';
+      return conversation_id;
+    })
+    .not.toBe('');
+  return { conversation_id };
 }
 
 test('sandbox journey: simulate → live → assign → reply with ticks → note → resolve', async ({ page, request }) => {

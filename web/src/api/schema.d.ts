@@ -192,6 +192,125 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/canned-responses": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["list_canned"];
+        put?: never;
+        post: operations["create_canned"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/canned-responses/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        delete: operations["delete_canned"];
+        options?: never;
+        head?: never;
+        patch: operations["update_canned"];
+        trace?: never;
+    };
+    "/api/v1/channels": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The organisation's channels. */
+        get: operations["list_inbox_channels"];
+        put?: never;
+        /** Connect a WhatsApp number, a Telegram bot or a Sandbox (admins). */
+        post: operations["create_inbox_channel"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/channels/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["get_inbox_channel"];
+        put?: never;
+        post?: never;
+        /** Disconnect (conversations stay readable). */
+        delete: operations["delete_channel"];
+        options?: never;
+        head?: never;
+        /** Rename, re-rate, enable/disable, or change settings (secrets only when given). */
+        patch: operations["update_inbox_channel"];
+        trace?: never;
+    };
+    "/api/v1/channels/{id}/simulate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** A simulated customer writes on a Sandbox channel. */
+        post: operations["simulate"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/channels/{id}/simulate/read": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** The simulated customer reads every message of a Sandbox conversation. */
+        post: operations["simulate_read"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/channels/{id}/test": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Check the credentials against the provider; updates the channel's health. */
+        post: operations["test_channel"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/chat/attachments": {
         parameters: {
             query?: never;
@@ -826,6 +945,158 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/conversations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Conversations, most recent activity first. */
+        get: operations["list_conversations"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/conversations/counts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Open conversations: assigned to me, unassigned, all. */
+        get: operations["conversation_counts"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/conversations/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["get_conversation"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /** Change status (snooze needs `snoozed_until`), priority or labels. */
+        patch: operations["update_conversation"];
+        trace?: never;
+    };
+    "/api/v1/conversations/{id}/assign": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Assign to an agent and/or team, or round-robin (`auto`). */
+        post: operations["assign_conversation"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/conversations/{id}/attachments": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Upload a file to send (multipart `file`, up to 16 MB). */
+        post: operations["upload_conversation_attachment"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/conversations/{id}/messages": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Messages, a page backwards from the newest (or from `before`), oldest first. */
+        get: operations["list_conversation_messages"];
+        put?: never;
+        /** Send a reply (queued; answers 202) or add a private note (201). Honours `Idempotency-Key`. */
+        post: operations["send_message"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/conversations/{id}/read": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Moves the caller's read marker to now. */
+        post: operations["read_conversation"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/conversations/{id}/reopen": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["reopen_conversation"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/conversations/{id}/resolve": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["resolve_conversation"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/groups": {
         parameters: {
             query?: never;
@@ -914,6 +1185,26 @@ export interface paths {
          *     file's header (formula cells neutralised).
          */
         get: operations["import_errors"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/inbox-media/{key}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Message media and uploads by their unguessable key (no credentials: providers fetch
+         *     outbound media from here, `<img>` tags load inbound media).
+         */
+        get: operations["get_media"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1043,6 +1334,56 @@ export interface paths {
         head?: never;
         /** Change a member's role (admin; ownership only by an owner). */
         patch: operations["update_member"];
+        trace?: never;
+    };
+    "/api/v1/messages": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Send to a contact or address directly (creates the conversation when needed). */
+        post: operations["send_direct"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/messages/batch": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Up to 100 single sends; each gets its own result. */
+        post: operations["send_batch"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/messages/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["get_message"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/api/v1/organization": {
@@ -1331,6 +1672,41 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/webhooks/telegram/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Telegram Bot API updates (authenticated by `X-Telegram-Bot-Api-Secret-Token`). */
+        post: operations["telegram_webhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/webhooks/whatsapp/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Meta's webhook verification: echoes `hub.challenge` when the verify token matches. */
+        get: operations["whatsapp_verify"];
+        put?: never;
+        /** WhatsApp Cloud API events (signed with `X-Hub-Signature-256`). Answers 200 once stored. */
+        post: operations["whatsapp_webhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -1369,6 +1745,16 @@ export interface components {
             prefix: string;
             revoked_at?: components["schemas"]["Timestamp"] | null;
             role: components["schemas"]["Role"];
+        };
+        AssignIn: {
+            assignee_id?: components["schemas"]["UserId"] | null;
+            /** @description Round-robin among the team's online agents below their capacity. */
+            auto?: boolean;
+            /**
+             * Format: uuid
+             * @description The team (`null` clears it).
+             */
+            team_id?: string | null;
         };
         /** @description The multipart form of an upload. */
         AttachmentForm: {
@@ -1471,6 +1857,19 @@ export interface components {
              */
             file: string;
         };
+        BatchIn: {
+            messages: unknown[];
+        };
+        BatchOut: {
+            results: components["schemas"]["BatchResult"][];
+        };
+        BatchResult: {
+            index: number;
+            message?: components["schemas"]["InboxMessageOut"] | null;
+            problem?: Record<string, never> | null;
+            /** Format: int32 */
+            status: number;
+        };
         /**
          * @description What a bulk request does to its contacts.
          * @enum {string}
@@ -1495,6 +1894,63 @@ export interface components {
              * @description How many contacts changed (gained or lost a tag or group, or were deleted).
              */
             affected: number;
+        };
+        ButtonIn: {
+            id: string;
+            title: string;
+        };
+        /** Format: uuid */
+        CannedId: string;
+        CannedIn: {
+            body: string;
+            shortcut: string;
+            title: string;
+        };
+        CannedOut: {
+            body: string;
+            created_at: components["schemas"]["Timestamp"];
+            id: components["schemas"]["CannedId"];
+            shortcut: string;
+            title: string;
+            updated_at: components["schemas"]["Timestamp"];
+        };
+        CannedPatch: {
+            body?: string | null;
+            shortcut?: string | null;
+            title?: string | null;
+        };
+        /** @description Non-secret settings of a channel, stored as JSON. */
+        ChannelConfig: {
+            api_version?: string | null;
+            /**
+             * Format: uuid
+             * @description New conversations go round-robin to this team's online agents.
+             */
+            assign_team_id?: string | null;
+            /** @description Sandbox: simulated customers read what they get. */
+            auto_read?: boolean | null;
+            /** @description Provider base URL override (only when the server allows it). */
+            base_url?: string | null;
+            /** Format: int64 */
+            bot_id?: number | null;
+            bot_username?: string | null;
+            /** @description From "test connection" (WhatsApp). */
+            display_phone_number?: string | null;
+            /** @description Telegram: `webhook` or `polling`. */
+            mode?: string | null;
+            /** @description Extra opt-out words (any language) besides the built-in STOP, UNSUBSCRIBE, … */
+            opt_out_keywords?: string[];
+            phone_number_id?: string | null;
+            quality_rating?: string | null;
+            /** @description What a customer message does to a resolved conversation. */
+            reopen?: components["schemas"]["ReopenPolicy"];
+            verified_name?: string | null;
+            waba_id?: string | null;
+        };
+        ChannelHealthOut: {
+            checked_at?: components["schemas"]["Timestamp"] | null;
+            reason?: string | null;
+            state: components["schemas"]["HealthState"];
         };
         /** Format: uuid */
         ChannelId: string;
@@ -1564,8 +2020,55 @@ export interface components {
             name?: string | null;
             topic?: string | null;
         };
+        ChannelRef: {
+            id: components["schemas"]["ChannelId"];
+            kind: components["schemas"]["InboxChannelKind"];
+            name: string;
+        };
         /** Format: uuid */
         ChatMessageId: string;
+        /** @description The breaker as the API shows it. */
+        CircuitOut: {
+            /**
+             * Format: int32
+             * @description Consecutive provider failures.
+             */
+            failures: number;
+            opened_at?: components["schemas"]["Timestamp"] | null;
+            retry_at?: components["schemas"]["Timestamp"] | null;
+            state: components["schemas"]["CircuitState"];
+        };
+        /** @enum {string} */
+        CircuitState: "closed" | "open" | "half_open";
+        /** @description Settings given when connecting or editing a channel. Secrets are write-only. */
+        ConfigIn: {
+            /** @description WhatsApp: a system user access token (secret). */
+            access_token?: string | null;
+            /** @description WhatsApp: Graph API version, like `v21.0`. */
+            api_version?: string | null;
+            /** @description WhatsApp: the Meta app secret that signs webhooks (secret). */
+            app_secret?: string | null;
+            /**
+             * Format: uuid
+             * @description A team whose online agents get new conversations round-robin (`null` turns it off).
+             */
+            assign_team_id?: string | null;
+            /** @description Sandbox: simulated customers read what they receive (default true). */
+            auto_read?: boolean | null;
+            /** @description Provider base URL (only on servers that allow overrides, e.g. tests). */
+            base_url?: string | null;
+            /** @description Telegram: the bot token from @BotFather (secret). */
+            bot_token?: string | null;
+            /** @description Telegram: `webhook` or `polling` (default). */
+            mode?: string | null;
+            /** @description Extra opt-out words (matched as the whole message, case-insensitive). */
+            opt_out_keywords?: string[] | null;
+            /** @description WhatsApp: the phone number id (digits). */
+            phone_number_id?: string | null;
+            reopen?: components["schemas"]["ReopenPolicy"] | null;
+            /** @description WhatsApp: the WhatsApp Business Account id (digits; templates need it). */
+            waba_id?: string | null;
+        };
         /**
          * @description A channel consent is given for.
          * @enum {string}
@@ -1695,6 +2198,14 @@ export interface components {
             notes?: string | null;
             time_zone?: string | null;
         };
+        ContactRef: {
+            avatar_url?: string | null;
+            /** @description How the customer is addressed on this channel (`+4915…`, `@ada`, `ada`). */
+            handle: string;
+            id: components["schemas"]["ContactId"];
+            name: string;
+            phone?: string | null;
+        };
         /** @description A tag as a contact shows it. */
         ContactTagOut: {
             /** @description `#rrggbb`. */
@@ -1702,11 +2213,66 @@ export interface components {
             id: components["schemas"]["TagId"];
             name: string;
         };
+        /** Format: uuid */
+        ConversationId: string;
+        ConversationOut: {
+            assignee?: components["schemas"]["InboxUserRef"] | null;
+            channel: components["schemas"]["ChannelRef"];
+            contact: components["schemas"]["ContactRef"];
+            created_at: components["schemas"]["Timestamp"];
+            id: components["schemas"]["ConversationId"];
+            labels: string[];
+            last_activity_at: components["schemas"]["Timestamp"];
+            last_message?: components["schemas"]["LastMessage"] | null;
+            priority: components["schemas"]["Priority"];
+            snoozed_until?: components["schemas"]["Timestamp"] | null;
+            status: components["schemas"]["ConversationStatus"];
+            team?: components["schemas"]["TeamRef"] | null;
+            /**
+             * Format: int64
+             * @description Customer messages after the caller's read marker.
+             */
+            unread_count: number;
+            updated_at: components["schemas"]["Timestamp"];
+            window: components["schemas"]["WindowOut"];
+        };
+        ConversationPage: {
+            items: components["schemas"]["ConversationOut"][];
+            next_cursor?: string | null;
+        };
+        ConversationPatch: {
+            labels?: string[] | null;
+            priority?: components["schemas"]["Priority"] | null;
+            snoozed_until?: components["schemas"]["Timestamp"] | null;
+            status?: components["schemas"]["ConversationStatus"] | null;
+        };
+        /**
+         * @description Where a conversation is.
+         * @enum {string}
+         */
+        ConversationStatus: "open" | "pending" | "snoozed" | "resolved";
+        CountsOut: {
+            /** Format: int64 */
+            all: number;
+            /** Format: int64 */
+            mine: number;
+            /** Format: int64 */
+            unassigned: number;
+        };
         /**
          * @description How an import finds an existing contact for a row.
          * @enum {string}
          */
         Dedupe: "phone" | "email" | "none";
+        /** @description The single-send API: a message to a contact or address on a channel. */
+        DirectSendIn: components["schemas"]["SendIn"] & {
+            channel_id: components["schemas"]["ChannelId"];
+            /** @description `utility` (default) or `marketing` (needs an opt-in). */
+            purpose?: string | null;
+            to: components["schemas"]["ToIn"];
+        };
+        /** @enum {string} */
+        Direction: "inbound" | "outbound";
         /**
          * @description How long messages live in a channel.
          * @enum {string}
@@ -1715,6 +2281,14 @@ export interface components {
         DmIn: {
             /** @description The other people: 1 → a DM, 2–8 → a group DM (the caller is added implicitly). */
             user_ids: components["schemas"]["UserId"][];
+        };
+        ErrorOut: {
+            /** @description `retryable`, `permanent` or `needs_action`. */
+            class: string;
+            /** Format: int64 */
+            code: number;
+            detail?: string | null;
+            title: string;
         };
         /** @description One wrong field of a request. */
         FieldError: {
@@ -1771,6 +2345,8 @@ export interface components {
             status: string;
             version: string;
         };
+        /** @enum {string} */
+        HealthState: "unknown" | "healthy" | "unhealthy";
         /** Format: uuid */
         IdentityId: string;
         /**
@@ -1786,7 +2362,7 @@ export interface components {
          * @description A way to reach a contact on a channel.
          * @enum {string}
          */
-        IdentityKind: "phone" | "email" | "whatsapp_phone" | "whatsapp_user" | "telegram";
+        IdentityKind: "phone" | "email" | "whatsapp_phone" | "whatsapp_user" | "telegram" | "sandbox";
         IdentityOut: {
             created_at: components["schemas"]["Timestamp"];
             id: components["schemas"]["IdentityId"];
@@ -1849,6 +2425,94 @@ export interface components {
         };
         /** @enum {string} */
         ImportStatus: "queued" | "running" | "completed" | "failed";
+        InboxAttachmentOut: {
+            filename: string;
+            id: components["schemas"]["AttachmentId"];
+            kind: string;
+            mime_type: string;
+            /** Format: int64 */
+            size: number;
+            url: string;
+        };
+        InboxChannelIn: {
+            config?: components["schemas"]["ConfigIn"];
+            kind: components["schemas"]["InboxChannelKind"];
+            /**
+             * Format: int32
+             * @description Pacing, 1–1000 (default: WhatsApp 80, Telegram 30, Sandbox 1000).
+             */
+            messages_per_second?: number | null;
+            name: string;
+        };
+        /** @enum {string} */
+        InboxChannelKind: "whatsapp" | "telegram" | "sandbox";
+        InboxChannelOut: {
+            /** @description The circuit breaker of the sender in this process. */
+            circuit: components["schemas"]["CircuitOut"];
+            config: components["schemas"]["ChannelConfig"];
+            created_at: components["schemas"]["Timestamp"];
+            enabled: boolean;
+            health: components["schemas"]["ChannelHealthOut"];
+            id: components["schemas"]["ChannelId"];
+            kind: components["schemas"]["InboxChannelKind"];
+            /** Format: int32 */
+            messages_per_second: number;
+            name: string;
+            /** @description Which secrets are set (never their values). */
+            secrets: Record<string, never>;
+            updated_at: components["schemas"]["Timestamp"];
+            /** @description WhatsApp: the verify token to paste next to the webhook URL. */
+            verify_token?: string | null;
+            /** @description The URL to paste into the provider's webhook settings (`null` for the Sandbox). */
+            webhook_url?: string | null;
+        };
+        InboxChannelPatch: {
+            config?: components["schemas"]["ConfigIn"] | null;
+            enabled?: boolean | null;
+            /** Format: int32 */
+            messages_per_second?: number | null;
+            name?: string | null;
+        };
+        InboxMessageOut: {
+            author?: components["schemas"]["InboxUserRef"] | null;
+            content?: Record<string, never> | null;
+            conversation_id: components["schemas"]["ConversationId"];
+            created_at: components["schemas"]["Timestamp"];
+            delivered_at?: components["schemas"]["Timestamp"] | null;
+            direction: components["schemas"]["Direction"];
+            edited: boolean;
+            error?: components["schemas"]["ErrorOut"] | null;
+            id: components["schemas"]["MessageId"];
+            kind: string;
+            media?: components["schemas"]["MediaOut"] | null;
+            private: boolean;
+            reactions: components["schemas"]["InboxReactionOut"][];
+            read_at?: components["schemas"]["Timestamp"] | null;
+            reply_to?: components["schemas"]["ReplyRef"] | null;
+            sent_at?: components["schemas"]["Timestamp"] | null;
+            /**
+             * @description `received` (customer messages), `queued`, `sent`, `delivered`, `read`, `played`,
+             *     `failed`, or `note`.
+             */
+            status: string;
+            text?: string | null;
+        };
+        InboxMessagePage: {
+            has_more: boolean;
+            /** @description Oldest first. */
+            items: components["schemas"]["InboxMessageOut"][];
+        };
+        InboxReactionOut: {
+            /** @description `customer` or `agent`. */
+            by: string;
+            emoji: string;
+            user_id?: components["schemas"]["UserId"] | null;
+        };
+        InboxUserRef: {
+            avatar_url?: string | null;
+            id: components["schemas"]["UserId"];
+            name: string;
+        };
         /** Format: uuid */
         InvitationId: string;
         InvitationIn: {
@@ -1889,6 +2553,14 @@ export interface components {
          * @enum {string}
          */
         InvitationStatus: "pending" | "accepted" | "revoked" | "expired";
+        LastMessage: {
+            at: components["schemas"]["Timestamp"];
+            direction: components["schemas"]["Direction"];
+            id: components["schemas"]["MessageId"];
+            kind: string;
+            preview: string;
+            status: string;
+        };
         LoginIn: {
             email: string;
             organization_id?: components["schemas"]["OrgId"] | null;
@@ -1898,6 +2570,18 @@ export interface components {
             organization: components["schemas"]["OrgOut"];
             role: components["schemas"]["Role"];
             user: components["schemas"]["UserOut"];
+        };
+        MediaOut: {
+            error?: string | null;
+            filename?: string | null;
+            kind: string;
+            mime_type?: string | null;
+            /** Format: int64 */
+            size?: number | null;
+            /** @description `pending` (being downloaded), `ready` or `failed`. */
+            state: string;
+            /** @description Where the file can be fetched (unguessable), once downloaded. */
+            url?: string | null;
         };
         MemberList: {
             items: components["schemas"]["MemberOut"][];
@@ -1929,6 +2613,8 @@ export interface components {
         MergeIn: {
             other_id: components["schemas"]["ContactId"];
         };
+        /** Format: uuid */
+        MessageId: string;
         MessageIn: {
             /** @description Up to 10 of the caller's unsent uploads. */
             attachment_ids?: components["schemas"]["AttachmentId"][] | null;
@@ -2012,6 +2698,8 @@ export interface components {
             status: components["schemas"]["Status"];
             user_id: components["schemas"]["UserId"];
         };
+        /** @enum {string} */
+        Priority: "none" | "low" | "medium" | "high" | "urgent";
         /** @description The JSON body of a problem (also its OpenAPI schema). */
         ProblemBody: {
             /** @description Stable machine-readable code, e.g. `validation_failed`, `not_found`. */
@@ -2071,6 +2759,16 @@ export interface components {
             /** @description At least 10 characters. */
             password: string;
         };
+        /**
+         * @description How a resolved conversation reacts to a new customer message.
+         * @enum {string}
+         */
+        ReopenPolicy: "reopen" | "new";
+        ReplyRef: {
+            direction: components["schemas"]["Direction"];
+            id: components["schemas"]["MessageId"];
+            preview: string;
+        };
         ResetPasswordIn: {
             password: string;
             /** @description The token from the reset link. */
@@ -2081,6 +2779,15 @@ export interface components {
          * @enum {string}
          */
         Role: "agent" | "admin" | "owner";
+        RowIn: {
+            description?: string | null;
+            id: string;
+            title: string;
+        };
+        SectionIn: {
+            rows: components["schemas"]["RowIn"][];
+            title: string;
+        };
         /** @description How many contacts a segment matches. */
         SegmentCount: {
             /** Format: int64 */
@@ -2126,6 +2833,32 @@ export interface components {
         SegmentPreviewIn: {
             filter: components["schemas"]["SegmentFilterJson"];
         };
+        /** @description A message to send (or a private note). Which fields apply depends on `type`. */
+        SendIn: {
+            address?: string | null;
+            attachment_id?: components["schemas"]["AttachmentId"] | null;
+            button?: string | null;
+            buttons?: components["schemas"]["ButtonIn"][] | null;
+            caption?: string | null;
+            emoji?: string | null;
+            footer?: string | null;
+            header?: string | null;
+            /** Format: double */
+            latitude?: number | null;
+            /** Format: double */
+            longitude?: number | null;
+            media_kind?: string | null;
+            /** @description Media by public link instead of an upload. */
+            media_url?: string | null;
+            name?: string | null;
+            preview_url?: boolean | null;
+            reply_to_id?: components["schemas"]["MessageId"] | null;
+            sections?: components["schemas"]["SectionIn"][] | null;
+            template?: components["schemas"]["TemplateIn"] | null;
+            text?: string | null;
+            /** @description `text`, `note`, `media`, `buttons`, `list`, `location`, `reaction` or `template`. */
+            type: string;
+        };
         /** Format: uuid */
         SessionId: string;
         SessionList: {
@@ -2146,6 +2879,22 @@ export interface components {
         SettingsOut: {
             /** @description ISO 3166-1 alpha-2 country used to read phone numbers written without `+`. */
             default_country: string;
+        };
+        SimFrom: {
+            handle: string;
+            name?: string | null;
+        };
+        SimulateIn: {
+            from: components["schemas"]["SimFrom"];
+            reply_to_message_id?: components["schemas"]["MessageId"] | null;
+            text: string;
+        };
+        SimulateOut: {
+            /** @description The provider id the simulated message got (`sbx.…`). */
+            provider_message_id: string;
+        };
+        SimulateReadIn: {
+            conversation_id: components["schemas"]["ConversationId"];
         };
         /**
          * @description A user's presence.
@@ -2205,6 +2954,24 @@ export interface components {
             description?: string | null;
             name?: string | null;
         };
+        TeamRef: {
+            /** Format: uuid */
+            id: string;
+            name: string;
+        };
+        TemplateIn: {
+            body?: string[];
+            /** @description Button parameters in order (quick-reply payloads or URL suffixes). */
+            buttons?: string[];
+            header?: string[];
+            language: string;
+            name: string;
+        };
+        TestOut: {
+            detail?: Record<string, never> | null;
+            error?: string | null;
+            ok: boolean;
+        };
         ThreadOut: {
             has_more_after: boolean;
             /** @description Oldest first. */
@@ -2213,6 +2980,15 @@ export interface components {
         };
         /** Format: date-time */
         Timestamp: string;
+        ToIn: {
+            contact_id?: components["schemas"]["ContactId"] | null;
+            /** @description A Sandbox customer handle. */
+            handle?: string | null;
+            /** @description E.164 (WhatsApp). */
+            phone?: string | null;
+            /** Format: int64 */
+            telegram_chat_id?: number | null;
+        };
         UnlockOut: {
             /**
              * Format: int64
@@ -2236,6 +3012,11 @@ export interface components {
         UserRef: {
             id: components["schemas"]["UserId"];
             name: string;
+        };
+        /** @description The WhatsApp 24-hour customer-service window (always open elsewhere). */
+        WindowOut: {
+            expires_at?: components["schemas"]["Timestamp"] | null;
+            open: boolean;
         };
     };
     responses: never;
@@ -2645,6 +3426,398 @@ export interface operations {
                 };
                 content: {
                     "image/*": unknown;
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+        };
+    };
+    list_canned: {
+        parameters: {
+            query?: {
+                q?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CannedOut"][];
+                };
+            };
+        };
+    };
+    create_canned: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CannedIn"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CannedOut"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+        };
+    };
+    delete_canned: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["CannedId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+        };
+    };
+    update_canned: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["CannedId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CannedPatch"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CannedOut"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+        };
+    };
+    list_inbox_channels: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InboxChannelOut"][];
+                };
+            };
+        };
+    };
+    create_inbox_channel: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["InboxChannelIn"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InboxChannelOut"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+        };
+    };
+    get_inbox_channel: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["ChannelId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InboxChannelOut"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+        };
+    };
+    delete_channel: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["ChannelId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+        };
+    };
+    update_inbox_channel: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["ChannelId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["InboxChannelPatch"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InboxChannelOut"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+        };
+    };
+    simulate: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["ChannelId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SimulateIn"];
+            };
+        };
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SimulateOut"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+        };
+    };
+    simulate_read: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["ChannelId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SimulateReadIn"];
+            };
+        };
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+        };
+    };
+    test_channel: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["ChannelId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TestOut"];
                 };
             };
             404: {
@@ -4767,6 +5940,397 @@ export interface operations {
             };
         };
     };
+    list_conversations: {
+        parameters: {
+            query?: {
+                /** @description `me`, `unassigned` or `all` (default). */
+                assignee?: string;
+                /** @description `open` (default), `pending`, `snoozed`, `resolved` or `all`. */
+                status?: string;
+                channel_id?: components["schemas"]["ChannelId"];
+                label?: string;
+                team_id?: string;
+                /** @description Searches the contact's name and address and the messages' text. */
+                q?: string;
+                limit?: number;
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConversationPage"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+        };
+    };
+    conversation_counts: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CountsOut"];
+                };
+            };
+        };
+    };
+    get_conversation: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["ConversationId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConversationOut"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+        };
+    };
+    update_conversation: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["ConversationId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ConversationPatch"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConversationOut"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+        };
+    };
+    assign_conversation: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["ConversationId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AssignIn"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConversationOut"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+        };
+    };
+    upload_conversation_attachment: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["ConversationId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InboxAttachmentOut"];
+                };
+            };
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+        };
+    };
+    list_conversation_messages: {
+        parameters: {
+            query?: {
+                /** @description The oldest message id you have; answers older ones. */
+                before?: components["schemas"]["MessageId"];
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                id: components["schemas"]["ConversationId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InboxMessagePage"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+        };
+    };
+    send_message: {
+        parameters: {
+            query?: never;
+            header?: {
+                "Idempotency-Key"?: string | null;
+            };
+            path: {
+                id: components["schemas"]["ConversationId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SendIn"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InboxMessageOut"];
+                };
+            };
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InboxMessageOut"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+        };
+    };
+    read_conversation: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["ConversationId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+        };
+    };
+    reopen_conversation: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["ConversationId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConversationOut"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+        };
+    };
+    resolve_conversation: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["ConversationId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConversationOut"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+        };
+    };
     list_groups: {
         parameters: {
             query?: never;
@@ -5043,6 +6607,33 @@ export interface operations {
                 content: {
                     "text/csv": string;
                 };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+        };
+    };
+    get_media: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                key: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             404: {
                 headers: {
@@ -5386,6 +6977,115 @@ export interface operations {
                 };
             };
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+        };
+    };
+    send_direct: {
+        parameters: {
+            query?: never;
+            header?: {
+                "Idempotency-Key"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DirectSendIn"];
+            };
+        };
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InboxMessageOut"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+        };
+    };
+    send_batch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BatchIn"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BatchOut"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+        };
+    };
+    get_message: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["MessageId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InboxMessageOut"];
+                };
+            };
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6173,6 +7873,133 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ReadyOut"];
+                };
+            };
+        };
+    };
+    telegram_webhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["ChannelId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": Record<string, never>;
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+        };
+    };
+    whatsapp_verify: {
+        parameters: {
+            query?: {
+                "hub.mode"?: string | null;
+                "hub.verify_token"?: string | null;
+                "hub.challenge"?: string | null;
+            };
+            header?: never;
+            path: {
+                id: components["schemas"]["ChannelId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+        };
+    };
+    whatsapp_webhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["ChannelId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": Record<string, never>;
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
                 };
             };
         };

@@ -1,6 +1,6 @@
 /**
  * Keeps the inbox caches live for the whole signed-in app (the client is in its `org:{org}` room
- * automatically): applies `wamage.conversation.*` / `wamage.message.*` events to the conversation
+ * automatically): applies `conversation.*` / `message.*` events to the conversation
  * lists and open threads, refreshes the filter counts, marks the conversation on screen read,
  * and reloads the inbox over REST after a reconnect (events missed while offline are gone).
  */

@@ -40,7 +40,7 @@ describe('applyInboxEvent', () => {
     const m = message('m2', { conversation_id: 'c1', text: 'Hello?', created_at: '2026-01-01T12:00:00Z' });
     const fx = applyInboxEvent(
       qc,
-      'wamage.message.received',
+      'message.received',
       { message: m, conversation_id: 'c1' },
       { meId: ME, viewing: null },
     );
@@ -52,12 +52,37 @@ describe('applyInboxEvent', () => {
     expect(ids(MINE)).toEqual([]);
   });
 
+  it('counts a received message once, also after the conversation event already showed it', () => {
+    const { qc, ids, inOpen } = setup();
+    const m = message('m3', { conversation_id: 'c2', text: 'Hi', created_at: '2026-01-01T13:00:00Z' });
+    // The server's order: the conversation (preview = the new message, unread 0 in events), then the message.
+    const created = conversation('c2', {
+      last_activity_at: '2026-01-01T13:00:00Z',
+      unread_count: 0,
+      last_message: {
+        id: 'm3',
+        direction: 'inbound',
+        kind: 'text',
+        preview: 'Hi',
+        status: 'received',
+        at: m.created_at,
+      },
+    });
+    applyInboxEvent(qc, 'conversation.created', { conversation: created }, { meId: ME, viewing: null });
+    applyInboxEvent(qc, 'message.received', { message: m, conversation_id: 'c2' }, { meId: ME, viewing: null });
+    expect(ids(OPEN)[0]).toBe('c2');
+    expect(inOpen('c2')!.unread_count).toBe(1);
+    // The same event again changes nothing.
+    applyInboxEvent(qc, 'message.received', { message: m, conversation_id: 'c2' }, { meId: ME, viewing: null });
+    expect(inOpen('c2')!.unread_count).toBe(1);
+  });
+
   it('asks to mark read when the message is for the conversation on screen', () => {
     const { qc, inOpen } = setup();
     const m = message('m2', { conversation_id: 'c1', created_at: '2026-01-01T12:00:00Z' });
     const fx = applyInboxEvent(
       qc,
-      'wamage.message.received',
+      'message.received',
       { message: m, conversation_id: 'c1' },
       { meId: ME, viewing: 'c1' },
     );
@@ -73,22 +98,22 @@ describe('applyInboxEvent', () => {
       status: 'queued',
       created_at: '2026-01-01T12:00:00Z',
     });
-    applyInboxEvent(qc, 'wamage.message.created', { message: out, conversation_id: 'c1' }, { meId: ME, viewing: 'c1' });
+    applyInboxEvent(qc, 'message.created', { message: out, conversation_id: 'c1' }, { meId: ME, viewing: 'c1' });
     applyInboxEvent(
       qc,
-      'wamage.message.status.updated',
+      'message.status.updated',
       { message: { ...out, status: 'delivered' }, conversation_id: 'c1' },
       { meId: ME, viewing: 'c1' },
     );
     applyInboxEvent(
       qc,
-      'wamage.message.status.updated',
+      'message.status.updated',
       { message: { ...out, status: 'read' }, conversation_id: 'c1' },
       { meId: ME, viewing: 'c1' },
     );
     applyInboxEvent(
       qc,
-      'wamage.message.sent',
+      'message.sent',
       { message: { ...out, status: 'sent' }, conversation_id: 'c1' },
       { meId: ME, viewing: 'c1' },
     );
@@ -99,7 +124,7 @@ describe('applyInboxEvent', () => {
     const { qc } = setup();
     const fx = applyInboxEvent(
       qc,
-      'wamage.message.received',
+      'message.received',
       { message: message('x1', { conversation_id: 'new' }), conversation_id: 'new' },
       { meId: ME, viewing: null },
     );
@@ -109,21 +134,21 @@ describe('applyInboxEvent', () => {
   it('conversation events insert, move between filtered lists and remove resolved ones, keeping unread', () => {
     const { qc, ids, inOpen } = setup();
     const created = conversation('c2', { last_activity_at: '2026-01-01T13:00:00Z' });
-    expect(
-      applyInboxEvent(qc, 'wamage.conversation.created', { conversation: created }, { meId: ME, viewing: null }),
-    ).toEqual({
-      refetchCounts: true,
-    });
+    expect(applyInboxEvent(qc, 'conversation.created', { conversation: created }, { meId: ME, viewing: null })).toEqual(
+      {
+        refetchCounts: true,
+      },
+    );
     expect(ids(OPEN)).toEqual(['c2', 'c0', 'c1']);
 
     const assigned = { ...conversation('c1'), assignee: { id: ME, name: 'Me', avatar_url: null } };
-    applyInboxEvent(qc, 'wamage.conversation.assigned', { conversation: assigned }, { meId: ME, viewing: null });
+    applyInboxEvent(qc, 'conversation.assigned', { conversation: assigned }, { meId: ME, viewing: null });
     expect(ids(MINE)).toEqual(['c1']);
     expect(inOpen('c1')).toMatchObject({ unread_count: 1, assignee: { id: ME } });
 
     applyInboxEvent(
       qc,
-      'wamage.conversation.resolved',
+      'conversation.resolved',
       { conversation: { ...assigned, status: 'resolved' } },
       { meId: ME, viewing: null },
     );
@@ -133,7 +158,7 @@ describe('applyInboxEvent', () => {
 
   it('ignores events without a payload', () => {
     const { qc } = setup();
-    expect(applyInboxEvent(qc, 'wamage.conversation.updated', {}, { meId: ME, viewing: null })).toEqual({});
-    expect(applyInboxEvent(qc, 'wamage.message.sent', {}, { meId: ME, viewing: null })).toEqual({});
+    expect(applyInboxEvent(qc, 'conversation.updated', {}, { meId: ME, viewing: null })).toEqual({});
+    expect(applyInboxEvent(qc, 'message.sent', {}, { meId: ME, viewing: null })).toEqual({});
   });
 });

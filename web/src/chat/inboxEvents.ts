@@ -2,14 +2,18 @@
  * Applies one inbox event from the gateway to the TanStack Query caches. Pure apart from the
  * QueryClient it is given, so tests drive it with a real client and plain payloads.
  *
- * Payloads (data of `{ id, type, time, data }`):
- *   wamage.conversation.created|updated|assigned|resolved   { conversation }
- *   wamage.message.received|created|sent|status.updated      { message, conversation_id }
+ * Event names are the CloudEvents type without its `wamage.` prefix, like the chat events
+ * (`wamage.message.received` arrives as `message.received`). Payloads (data of `{ id, type, time, data }`):
+ *   conversation.created|updated|assigned|resolved               { conversation }
+ *   message.received|created|sent|status.updated|updated         { message, conversation_id }
+ * (`message.updated`: a reaction or an edit changed the message.)
  */
 import type { QueryClient } from '@tanstack/react-query';
 
 import { inboxKeys, type ConversationFilters } from '../lib/inbox/api';
 import {
+  bumpUnread,
+  countsAsUnread,
   findConversation,
   matchesFilter,
   onMessage,
@@ -21,15 +25,27 @@ import {
 } from '../lib/inbox/cache';
 import type { ConversationOut, MessageOut } from '../lib/inbox/types';
 
-export const INBOX_EVENTS = [
-  'wamage.conversation.created',
-  'wamage.conversation.updated',
-  'wamage.conversation.assigned',
-  'wamage.conversation.resolved',
-  'wamage.message.received',
-  'wamage.message.created',
-  'wamage.message.sent',
-  'wamage.message.status.updated',
+export type InboxEventName =
+  | 'conversation.created'
+  | 'conversation.updated'
+  | 'conversation.assigned'
+  | 'conversation.resolved'
+  | 'message.received'
+  | 'message.created'
+  | 'message.sent'
+  | 'message.status.updated'
+  | 'message.updated';
+
+export const INBOX_EVENTS: InboxEventName[] = [
+  'conversation.created',
+  'conversation.updated',
+  'conversation.assigned',
+  'conversation.resolved',
+  'message.received',
+  'message.created',
+  'message.sent',
+  'message.status.updated',
+  'message.updated',
 ];
 
 export interface InboxEffects {
@@ -41,6 +57,23 @@ export interface InboxEffects {
   refetchCounts?: boolean;
   /** The conversation's own state (e.g. its WhatsApp window) changed: reload it. */
   refetchConversation?: string;
+}
+
+/**
+ * Customer messages already counted as unread, per client. The server publishes
+ * `conversation.created|updated` (whose preview already is the new message) before
+ * `message.received`, so "the preview changed" cannot tell a new message from a repeat.
+ */
+const counted = new WeakMap<QueryClient, Set<string>>();
+const COUNTED_MAX = 1000;
+
+function firstCount(qc: QueryClient, messageId: string): boolean {
+  let seen = counted.get(qc);
+  if (!seen) counted.set(qc, (seen = new Set()));
+  if (seen.has(messageId)) return false;
+  seen.add(messageId);
+  if (seen.size > COUNTED_MAX) seen.delete(seen.values().next().value!);
+  return true;
 }
 
 /** The conversation as any cache has it (its own query first, then the lists). */
@@ -81,24 +114,25 @@ export function applyInboxEvent(
   ctx: MessageEventContext,
 ): InboxEffects {
   const effects: InboxEffects = {};
-  if (name.startsWith('wamage.conversation.')) {
+  if (name.startsWith('conversation.')) {
     const c = data.conversation as ConversationOut | undefined;
     if (!c) return effects;
     applyConversation(qc, c, ctx.meId);
     effects.refetchCounts = true;
     return effects;
   }
-  if (name.startsWith('wamage.message.')) {
+  if (name.startsWith('message.')) {
     const msg = data.message as MessageOut | undefined;
     if (!msg) return effects;
-    const change = name === 'wamage.message.received' || name === 'wamage.message.created' ? 'new' : 'status';
+    const change = name === 'message.received' || name === 'message.created' ? 'new' : 'status';
     qc.setQueryData<MessagePages>(inboxKeys.messages(msg.conversation_id), (d) => upsertMessage(d, msg, ctx.meId));
     const known = knownConversation(qc, msg.conversation_id);
+    const bump = change === 'new' && countsAsUnread(msg, ctx) && firstCount(qc, msg.id);
     eachList(qc, (d, f) => {
-      const r = onMessage(d, msg, f, ctx, change);
+      const r = onMessage(d, msg, f, ctx, change, { countUnread: false });
       // Missing from a list it belongs in (or a conversation we have never seen): reload the lists.
       if (r.missing && (!known || matchesFilter(known, f, ctx.meId) !== false)) effects.refetchLists = true;
-      return r.data;
+      return bump ? bumpUnread(r.data, msg.conversation_id) : r.data;
     });
     if (change === 'new' && msg.direction === 'inbound') {
       if (ctx.viewing === msg.conversation_id) effects.markRead = msg.conversation_id;

@@ -13,6 +13,7 @@ import type {
 } from '../api/types';
 import { isApiError, networkError } from '../api/problem';
 
+/** The kinds a person can type in; `sandbox` identities come only from the Sandbox channel. */
 export const IDENTITY_KINDS: readonly IdentityKind[] = [
   'phone',
   'email',
@@ -27,6 +28,7 @@ export const IDENTITY_LABEL: Record<IdentityKind, string> = {
   whatsapp_phone: 'WhatsApp phone',
   whatsapp_user: 'WhatsApp user id',
   telegram: 'Telegram id',
+  sandbox: 'Sandbox handle',
 };
 
 export const ATTR_TYPE_LABEL: Record<AttrType, string> = {

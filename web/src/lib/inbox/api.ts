@@ -1,11 +1,7 @@
 /**
- * Channels, inbox and canned-response calls (issue 5): query keys, read hooks and writes.
- *
- * These endpoints are not in the generated `schema.d.ts` yet, so they go through the same
- * openapi-fetch client as everything else (bearer token, one refresh on 401, `unwrap` → data or
- * `ApiError` from problem+json) but with the path typing loosened to plain strings, and the shapes
- * come from the hand-written `./types`. When the server's OpenAPI document has them, drop `loose`,
- * call `client.GET('/api/v1/…')` directly and derive the types from `paths`.
+ * Channels, inbox and canned-response calls (issue 5): query keys, read hooks and writes, through
+ * the typed openapi-fetch client (bearer token, one refresh on 401, `unwrap` → data or `ApiError`
+ * from problem+json). The shapes are named in `./types`, derived from the generated `paths`.
  */
 import { useInfiniteQuery, useQuery } from '@tanstack/react-query';
 
@@ -15,6 +11,7 @@ import type {
   AttachmentOut,
   CannedIn,
   CannedOut,
+  CannedPatch,
   ChannelIn,
   ChannelOut,
   ChannelPatch,
@@ -31,27 +28,6 @@ import type {
   StatusFilter,
 } from './types';
 
-interface Init {
-  params?: { path?: Record<string, string>; query?: Record<string, string | number | boolean> };
-  body?: unknown;
-  headers?: Record<string, string>;
-  parseAs?: 'json' | 'blob' | 'text';
-}
-type Call = (path: string, init?: Init) => Promise<{ data?: unknown; error?: unknown; response: Response }>;
-const loose = client as unknown as Record<'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE', Call>;
-
-function get<T>(path: string, init?: Init): Promise<T> {
-  return unwrap(loose.GET(path, init)) as Promise<T>;
-}
-function post<T>(path: string, init?: Init): Promise<T> {
-  return unwrap(loose.POST(path, init)) as Promise<T>;
-}
-function patch<T>(path: string, init?: Init): Promise<T> {
-  return unwrap(loose.PATCH(path, init)) as Promise<T>;
-}
-function del(path: string, init?: Init): Promise<void> {
-  return unwrap(loose.DELETE(path, init)) as Promise<void>;
-}
 const byId = (id: string) => ({ params: { path: { id } } });
 
 export interface ConversationFilters {
@@ -76,7 +52,8 @@ export const inboxKeys = {
 
 // ---- channels ---------------------------------------------------------------------------------
 
-export const fetchChannels = () => get<ChannelOut[]>('/api/v1/channels');
+export const fetchChannels = (): Promise<ChannelOut[]> =>
+  unwrap(client.GET('/api/v1/channels')) as Promise<ChannelOut[]>;
 
 export function useInboxChannels() {
   return useQuery({ queryKey: inboxKeys.channels, queryFn: fetchChannels, staleTime: 30_000 });
@@ -85,19 +62,25 @@ export function useInboxChannels() {
 export function useInboxChannel(id: string) {
   return useQuery({
     queryKey: inboxKeys.channel(id),
-    queryFn: () => get<ChannelOut>('/api/v1/channels/{id}', byId(id)),
+    queryFn: () => unwrap(client.GET('/api/v1/channels/{id}', byId(id))) as Promise<ChannelOut>,
   });
 }
 
-export const createChannel = (body: ChannelIn) => post<ChannelOut>('/api/v1/channels', { body });
+export const createChannel = (body: ChannelIn) =>
+  unwrap(client.POST('/api/v1/channels', { body })) as Promise<ChannelOut>;
 export const updateChannel = (id: string, body: ChannelPatch) =>
-  patch<ChannelOut>('/api/v1/channels/{id}', { ...byId(id), body });
-export const deleteChannel = (id: string) => del('/api/v1/channels/{id}', byId(id));
-export const testChannel = (id: string) => post<ChannelTestOut>('/api/v1/channels/{id}/test', byId(id));
-export const simulateInbound = (id: string, body: SimulateIn) =>
-  post<SimulateOut>('/api/v1/channels/{id}/simulate', { ...byId(id), body });
-export const simulateRead = (id: string, conversationId: string) =>
-  post<void>('/api/v1/channels/{id}/simulate/read', { ...byId(id), body: { conversation_id: conversationId } });
+  unwrap(client.PATCH('/api/v1/channels/{id}', { ...byId(id), body })) as Promise<ChannelOut>;
+export const deleteChannel = (id: string): Promise<void> =>
+  unwrap(client.DELETE('/api/v1/channels/{id}', byId(id))).then(() => undefined);
+export const testChannel = (id: string): Promise<ChannelTestOut> =>
+  unwrap(client.POST('/api/v1/channels/{id}/test', byId(id)));
+/** A simulated customer message; 202 once stored (it is then processed like a real webhook). */
+export const simulateInbound = (id: string, body: SimulateIn): Promise<SimulateOut> =>
+  unwrap(client.POST('/api/v1/channels/{id}/simulate', { ...byId(id), body }));
+export const simulateRead = (id: string, conversationId: string): Promise<void> =>
+  unwrap(
+    client.POST('/api/v1/channels/{id}/simulate/read', { ...byId(id), body: { conversation_id: conversationId } }),
+  ).then(() => undefined);
 
 // ---- conversations ----------------------------------------------------------------------------
 
@@ -108,18 +91,20 @@ export function useConversations(f: ConversationFilters) {
     queryKey: inboxKeys.list(f),
     initialPageParam: undefined as string | undefined,
     queryFn: ({ pageParam }) =>
-      get<ConversationPage>('/api/v1/conversations', {
-        params: {
-          query: {
-            assignee: f.assignee,
-            status: f.status,
-            ...(f.channelId ? { channel_id: f.channelId } : {}),
-            ...(f.q.trim() ? { q: f.q.trim() } : {}),
-            limit: CONVERSATION_PAGE,
-            ...(pageParam ? { cursor: pageParam } : {}),
+      unwrap(
+        client.GET('/api/v1/conversations', {
+          params: {
+            query: {
+              assignee: f.assignee,
+              status: f.status,
+              ...(f.channelId ? { channel_id: f.channelId } : {}),
+              ...(f.q.trim() ? { q: f.q.trim() } : {}),
+              limit: CONVERSATION_PAGE,
+              ...(pageParam ? { cursor: pageParam } : {}),
+            },
           },
-        },
-      }),
+        }),
+      ) as Promise<ConversationPage>,
     getNextPageParam: (last) => last.next_cursor ?? undefined,
     placeholderData: (prev) => prev,
   });
@@ -128,26 +113,30 @@ export function useConversations(f: ConversationFilters) {
 export function useConversationCounts() {
   return useQuery({
     queryKey: inboxKeys.counts,
-    queryFn: () => get<ConversationCounts>('/api/v1/conversations/counts'),
+    queryFn: (): Promise<ConversationCounts> => unwrap(client.GET('/api/v1/conversations/counts')),
   });
 }
 
 export function useConversation(id: string | null) {
   return useQuery({
     queryKey: inboxKeys.conversation(id ?? ''),
-    queryFn: () => get<ConversationOut>('/api/v1/conversations/{id}', byId(id!)),
+    queryFn: () => unwrap(client.GET('/api/v1/conversations/{id}', byId(id!))) as Promise<ConversationOut>,
     enabled: !!id,
   });
 }
 
 export const patchConversation = (id: string, body: ConversationPatch) =>
-  patch<ConversationOut>('/api/v1/conversations/{id}', { ...byId(id), body });
+  unwrap(client.PATCH('/api/v1/conversations/{id}', { ...byId(id), body })) as Promise<ConversationOut>;
 export const assignConversation = (id: string, assigneeId: string | null) =>
-  post<ConversationOut>('/api/v1/conversations/{id}/assign', { ...byId(id), body: { assignee_id: assigneeId } });
+  unwrap(
+    client.POST('/api/v1/conversations/{id}/assign', { ...byId(id), body: { assignee_id: assigneeId } }),
+  ) as Promise<ConversationOut>;
 export const resolveConversation = (id: string) =>
-  post<ConversationOut>('/api/v1/conversations/{id}/resolve', byId(id));
-export const reopenConversation = (id: string) => post<ConversationOut>('/api/v1/conversations/{id}/reopen', byId(id));
-export const markConversationRead = (id: string) => post<void>('/api/v1/conversations/{id}/read', byId(id));
+  unwrap(client.POST('/api/v1/conversations/{id}/resolve', byId(id))) as Promise<ConversationOut>;
+export const reopenConversation = (id: string) =>
+  unwrap(client.POST('/api/v1/conversations/{id}/reopen', byId(id))) as Promise<ConversationOut>;
+export const markConversationRead = (id: string): Promise<void> =>
+  unwrap(client.POST('/api/v1/conversations/{id}/read', byId(id))).then(() => undefined);
 
 // ---- messages ---------------------------------------------------------------------------------
 
@@ -159,9 +148,11 @@ export function useConversationMessages(id: string) {
     queryKey: inboxKeys.messages(id),
     initialPageParam: undefined as string | undefined,
     queryFn: ({ pageParam }) =>
-      get<MessagePage>('/api/v1/conversations/{id}/messages', {
-        params: { path: { id }, query: { limit: MESSAGE_PAGE, ...(pageParam ? { before: pageParam } : {}) } },
-      }),
+      unwrap(
+        client.GET('/api/v1/conversations/{id}/messages', {
+          params: { path: { id }, query: { limit: MESSAGE_PAGE, ...(pageParam ? { before: pageParam } : {}) } },
+        }),
+      ) as Promise<MessagePage>,
     getPreviousPageParam: (first) => (first.has_more && first.items[0] ? first.items[0].id : undefined),
     getNextPageParam: () => undefined,
     staleTime: Infinity,
@@ -172,24 +163,35 @@ export function useConversationMessages(id: string) {
 
 /** Sends one message; `idempotencyKey` makes a retried request not send twice. */
 export const sendConversationMessage = (id: string, body: SendIn, idempotencyKey: string) =>
-  post<MessageOut>('/api/v1/conversations/{id}/messages', {
-    ...byId(id),
-    body,
-    headers: { 'Idempotency-Key': idempotencyKey },
-  });
+  unwrap(
+    client.POST('/api/v1/conversations/{id}/messages', {
+      params: { path: { id }, header: { 'Idempotency-Key': idempotencyKey } },
+      body,
+    }),
+  ) as Promise<MessageOut>;
 
 export function uploadConversationAttachment(id: string, file: File): Promise<AttachmentOut> {
   const form = new FormData();
   form.append('file', file, file.name);
-  // openapi-fetch passes FormData through untouched (the browser sets the multipart boundary).
-  return post<AttachmentOut>('/api/v1/conversations/{id}/attachments', { ...byId(id), body: form });
+  // openapi-fetch passes FormData through untouched (the browser sets the multipart boundary);
+  // the document declares no request body for the multipart upload.
+  return unwrap(
+    client.POST('/api/v1/conversations/{id}/attachments', {
+      ...byId(id),
+      body: form as unknown as undefined,
+    }),
+  );
 }
 
 /** The bytes of a media URL under /api (img/video tags cannot send the bearer token). */
 export function fetchMediaBlob(url: string): Promise<Blob> {
   const u = new URL(url, window.location.origin);
   const path = u.pathname + u.search;
-  return get<Blob>(path, { parseAs: 'blob' });
+  // A URL the server handed out, not a path of the document: the path typing is loosened here only.
+  const loose = client as unknown as {
+    GET(p: string, init: { parseAs: 'blob' }): Promise<{ data?: Blob; error?: unknown; response: Response }>;
+  };
+  return unwrap(loose.GET(path, { parseAs: 'blob' }));
 }
 
 // ---- canned responses -------------------------------------------------------------------------
@@ -198,21 +200,16 @@ export function useCannedResponses(q = '', enabled = true) {
   const query = q.trim();
   return useQuery({
     queryKey: inboxKeys.cannedSearch(query),
-    queryFn: () =>
-      get<CannedOut[] | { items: CannedOut[] }>('/api/v1/canned-responses', {
-        params: { query: query ? { q: query } : {} },
-      }).then(listOf),
+    queryFn: (): Promise<CannedOut[]> =>
+      unwrap(client.GET('/api/v1/canned-responses', { params: { query: query ? { q: query } : {} } })),
     enabled,
     placeholderData: (prev) => prev,
   });
 }
 
-/** The contract lists canned responses as a plain array; accept `{items}` too (the usual list shape). */
-export function listOf<T>(r: T[] | { items: T[] }): T[] {
-  return Array.isArray(r) ? r : r.items;
-}
-
-export const createCanned = (body: CannedIn) => post<CannedOut>('/api/v1/canned-responses', { body });
-export const updateCanned = (id: string, body: Partial<CannedIn>) =>
-  patch<CannedOut>('/api/v1/canned-responses/{id}', { ...byId(id), body });
-export const deleteCanned = (id: string) => del('/api/v1/canned-responses/{id}', byId(id));
+export const createCanned = (body: CannedIn): Promise<CannedOut> =>
+  unwrap(client.POST('/api/v1/canned-responses', { body }));
+export const updateCanned = (id: string, body: CannedPatch): Promise<CannedOut> =>
+  unwrap(client.PATCH('/api/v1/canned-responses/{id}', { ...byId(id), body }));
+export const deleteCanned = (id: string): Promise<void> =>
+  unwrap(client.DELETE('/api/v1/canned-responses/{id}', byId(id))).then(() => undefined);

@@ -206,6 +206,7 @@ export interface MessageEventContext {
  * conversation's preview and activity time, moved to its new place, and its unread count bumped
  * for an inbound message not on screen; for a `status` change, the preview's tick.
  * `missing` says the conversation is not in this list (the caller may refetch it).
+ * `countUnread: false` leaves the unread count to the caller (see `bumpUnread`).
  */
 export function onMessage(
   data: ConversationPages | undefined,
@@ -213,6 +214,7 @@ export function onMessage(
   f: ConversationFilters,
   ctx: MessageEventContext,
   change: 'new' | 'status',
+  opts: { countUnread?: boolean } = {},
 ): { data: ConversationPages | undefined; missing: boolean } {
   if (!data) return { data, missing: false };
   const prev = findConversation(data, msg.conversation_id);
@@ -238,10 +240,7 @@ export function onMessage(
   const next: ConversationOut = {
     ...prev,
     last_activity_at: msg.created_at,
-    unread_count:
-      msg.direction === 'inbound' && !msg.private && ctx.viewing !== msg.conversation_id
-        ? prev.unread_count + 1
-        : prev.unread_count,
+    unread_count: opts.countUnread !== false && countsAsUnread(msg, ctx) ? prev.unread_count + 1 : prev.unread_count,
     last_message: previewable
       ? {
           id: msg.id,
@@ -254,6 +253,23 @@ export function onMessage(
       : prev.last_message,
   };
   return { data: upsertConversation(data, next, f, ctx.meId, { keepUnread: false }), missing: false };
+}
+
+/** A customer message the caller is not looking at. */
+export function countsAsUnread(msg: MessageOut, ctx: MessageEventContext): boolean {
+  return msg.direction === 'inbound' && !msg.private && ctx.viewing !== msg.conversation_id;
+}
+
+/** One more unread message in a conversation of the list (nothing when it is not there). */
+export function bumpUnread(data: ConversationPages | undefined, id: string): ConversationPages | undefined {
+  if (!data || !findConversation(data, id)) return data;
+  return {
+    ...data,
+    pages: data.pages.map((p) => ({
+      ...p,
+      items: p.items.map((x) => (x.id === id ? { ...x, unread_count: x.unread_count + 1 } : x)),
+    })),
+  };
 }
 
 /** The caller read a conversation: its unread badge goes. */

@@ -11,7 +11,8 @@ export const KIND_LABEL: Record<ChannelKind, string> = {
   sandbox: 'Sandbox',
 };
 
-export const DEFAULT_RATE: Record<ChannelKind, number> = { whatsapp: 80, telegram: 30, sandbox: 80 };
+/** The server's defaults per kind (messages per second). */
+export const DEFAULT_RATE: Record<ChannelKind, number> = { whatsapp: 80, telegram: 30, sandbox: 1000 };
 export const SECRET_FIELDS: Record<ChannelKind, readonly string[]> = {
   whatsapp: ['access_token', 'app_secret'],
   telegram: ['bot_token'],
@@ -56,7 +57,7 @@ export function channelToForm(c: ChannelOut): ChannelFormValues {
     phone_number_id: c.config.phone_number_id ?? '',
     waba_id: c.config.waba_id ?? '',
     api_version: c.config.api_version ?? base.api_version,
-    mode: c.config.mode ?? base.mode,
+    mode: c.config.mode === 'webhook' || c.config.mode === 'polling' ? c.config.mode : base.mode,
     auto_read: c.config.auto_read ?? base.auto_read,
   };
 }

@@ -41,6 +41,7 @@ export function message(id: string, over: Partial<MessageOut> = {}): MessageOut 
     sent_at: null,
     delivered_at: null,
     read_at: null,
+    edited: false,
     ...over,
   };
 }

@@ -1,81 +1,57 @@
 /**
- * Hand-written shapes of the channels / inbox / canned-responses API (issue 5), copied from the
- * contract in notes/inbox-api.md because the server's OpenAPI document does not describe these
- * endpoints yet. Once it does, derive them from `paths` like `src/api/types.ts` does and delete
- * this file.
+ * Names for the channels / inbox / canned-response shapes (issue 5), derived from the generated
+ * `paths` like `src/api/types.ts` does, so they follow the server's OpenAPI document.
+ *
+ * Hand-written parts, where the document is looser than what the UI relies on:
+ * - string fields documented as a closed set (`MessageOut.kind` / `status`, `error.class`,
+ *   `reactions[].by`, `media.state`, `last_message.kind` / `status`) are narrowed to unions;
+ * - `ChannelOut.secrets` (an object of booleans) and the test's `detail` (the document says only "object");
+ * - `content` of a message (kind-specific JSON);
+ * - `SendIn` as a union per `type` (the document has one flat body with every field optional);
+ * - the list filters (`AssigneeFilter`, `StatusFilter`; plain strings in the document).
  */
+import type { paths } from '../../api/schema';
 
-export type ChannelKind = 'whatsapp' | 'telegram' | 'sandbox';
-export type HealthState = 'unknown' | 'healthy' | 'unhealthy';
-export type CircuitState = 'closed' | 'open' | 'half_open';
+type Json<T> = T extends { content: { 'application/json': infer B } } ? B : never;
+type Ok<Op> = Op extends { responses: infer R }
+  ? R extends { 200: infer S }
+    ? Json<S>
+    : R extends { 201: infer S }
+      ? Json<S>
+      : R extends { 202: infer S }
+        ? Json<S>
+        : never
+  : never;
+type Body<Op> = Op extends { requestBody?: infer B } ? Json<NonNullable<B>> : never;
 
-/** Non-secret settings per kind (read-only ones filled by "Test connection"). */
-export interface WhatsAppConfig {
-  phone_number_id?: string;
-  waba_id?: string | null;
-  api_version?: string;
-  display_phone_number?: string | null;
-}
-export interface TelegramConfig {
-  mode?: 'webhook' | 'polling';
-  bot_username?: string | null;
-}
-export interface SandboxConfig {
-  auto_read?: boolean;
-}
+// ---- channels ---------------------------------------------------------------------------------
 
-export interface ChannelOut {
-  id: string;
-  kind: ChannelKind;
-  name: string;
-  enabled: boolean;
-  health: { state: HealthState; reason: string | null; checked_at: string | null };
-  circuit: { state: CircuitState; failures: number; opened_at: string | null; retry_at: string | null };
-  messages_per_second: number;
-  config: WhatsAppConfig & TelegramConfig & SandboxConfig & Record<string, unknown>;
+type ChannelGen = Ok<paths['/api/v1/channels/{id}']['get']>;
+
+export type ChannelKind = ChannelGen['kind'];
+export type HealthState = ChannelGen['health']['state'];
+export type CircuitState = ChannelGen['circuit']['state'];
+/** Non-secret settings of every kind (read-only ones filled by "Test connection"). */
+export type ChannelConfig = ChannelGen['config'];
+
+export type ChannelOut = Omit<ChannelGen, 'secrets'> & {
   /** Which secrets are set (never their values). */
   secrets: Record<string, boolean>;
-  webhook_url: string | null;
-  verify_token: string | null;
-  created_at: string;
-  updated_at: string;
-}
+};
 
+export type ChannelIn = Body<paths['/api/v1/channels']['post']>;
+export type ChannelPatch = Body<paths['/api/v1/channels/{id}']['patch']>;
 /** `config` of a create or update: non-secret settings plus secrets (only when typed). */
-export type ChannelConfigIn = Record<string, string | boolean | null>;
+export type ChannelConfigIn = NonNullable<ChannelIn['config']>;
+/** `{ok: true, detail}` (provider info) or `{ok: false, error}`. */
+export type ChannelTestOut = Omit<Ok<paths['/api/v1/channels/{id}/test']['post']>, 'detail'> & {
+  detail?: Record<string, unknown> | null;
+};
 
-export interface ChannelIn {
-  kind: ChannelKind;
-  name: string;
-  messages_per_second?: number;
-  config: ChannelConfigIn;
-}
-
-export interface ChannelPatch {
-  name?: string;
-  enabled?: boolean;
-  messages_per_second?: number;
-  config?: ChannelConfigIn;
-}
-
-export type ChannelTestOut = { ok: true; detail: Record<string, unknown> } | { ok: false; error: string };
-
-export interface SimulateIn {
-  from: { handle: string; name: string };
-  text: string;
-  reply_to_message_id?: string;
-}
-export interface SimulateOut {
-  message_id: string;
-  conversation_id: string;
-}
+export type SimulateIn = Body<paths['/api/v1/channels/{id}/simulate']['post']>;
+export type SimulateOut = Ok<paths['/api/v1/channels/{id}/simulate']['post']>;
 
 // ---- conversations ----------------------------------------------------------------------------
-
-export type ConversationStatus = 'open' | 'pending' | 'snoozed' | 'resolved';
-export type StatusFilter = ConversationStatus | 'all';
-export type AssigneeFilter = 'me' | 'unassigned' | 'all';
-export type Priority = 'none' | 'low' | 'medium' | 'high' | 'urgent';
 
 export type MessageDirection = 'inbound' | 'outbound';
 export type MessageKind =
@@ -100,111 +76,53 @@ export type MessageKind =
 /** `note` is what private notes carry. */
 export type MessageStatus = 'received' | 'queued' | 'sent' | 'delivered' | 'read' | 'played' | 'failed' | 'note';
 
-export interface PersonRef {
-  id: string;
-  name: string;
-  avatar_url: string | null;
-}
+type ConversationGen = Ok<paths['/api/v1/conversations/{id}']['get']>;
+type LastMessageGen = NonNullable<ConversationGen['last_message']>;
 
-export interface ConversationOut {
-  id: string;
-  channel: { id: string; kind: ChannelKind; name: string };
-  contact: { id: string; name: string; avatar_url: string | null; phone: string | null; handle: string };
-  status: ConversationStatus;
-  snoozed_until: string | null;
-  priority: Priority;
-  assignee: PersonRef | null;
-  team: { id: string; name: string } | null;
-  labels: string[];
-  /** Inbound messages after the caller's read marker (0 in events: they are not per caller). */
-  unread_count: number;
-  last_message: {
-    id: string;
-    direction: MessageDirection;
-    kind: MessageKind;
-    preview: string;
-    status: MessageStatus;
-    at: string;
-  } | null;
-  /** The WhatsApp 24-hour customer service window; always open (no expiry) elsewhere. */
-  window: { open: boolean; expires_at: string | null };
-  last_activity_at: string;
-  created_at: string;
-  updated_at: string;
-}
+export type ConversationStatus = ConversationGen['status'];
+export type StatusFilter = ConversationStatus | 'all';
+export type AssigneeFilter = 'me' | 'unassigned' | 'all';
+export type Priority = ConversationGen['priority'];
+export type PersonRef = NonNullable<ConversationGen['assignee']>;
 
-export interface ConversationPage {
+export type ConversationOut = Omit<ConversationGen, 'last_message'> & {
+  last_message?: (Omit<LastMessageGen, 'kind' | 'status'> & { kind: MessageKind; status: MessageStatus }) | null;
+};
+
+export type ConversationPage = Omit<Ok<paths['/api/v1/conversations']['get']>, 'items'> & {
   items: ConversationOut[];
-  next_cursor: string | null;
-}
+};
+export type ConversationCounts = Ok<paths['/api/v1/conversations/counts']['get']>;
+export type ConversationPatch = Body<paths['/api/v1/conversations/{id}']['patch']>;
 
-export interface ConversationCounts {
-  mine: number;
-  unassigned: number;
-  all: number;
-}
+// ---- messages ---------------------------------------------------------------------------------
 
-export interface ConversationPatch {
-  status?: ConversationStatus;
-  snoozed_until?: string | null;
-  priority?: Priority;
-  labels?: string[];
-}
+type MessageGen = Ok<paths['/api/v1/messages/{id}']['get']>;
+type MediaGen = NonNullable<MessageGen['media']>;
+type ErrorGen = NonNullable<MessageGen['error']>;
 
-export interface MediaOut {
-  kind: string;
-  url: string | null;
-  mime_type: string | null;
-  filename: string | null;
-  size: number | null;
-  state: 'pending' | 'ready' | 'failed';
-  error: string | null;
-}
+export type MediaOut = Omit<MediaGen, 'state'> & { state: 'pending' | 'ready' | 'failed' };
+export type ReactionOut = Omit<MessageGen['reactions'][number], 'by'> & { by: 'customer' | 'agent' };
+export type MessageError = Omit<ErrorGen, 'class'> & { class: 'retryable' | 'permanent' | 'needs_action' };
 
-export interface ReactionOut {
-  emoji: string;
-  by: 'customer' | 'agent';
-  user_id: string | null;
-}
-
-export interface MessageError {
-  code: number | string;
-  title: string;
-  detail: string | null;
-  class: 'retryable' | 'permanent' | 'needs_action';
-}
-
-export interface MessageOut {
-  id: string;
-  conversation_id: string;
-  direction: MessageDirection;
+export type MessageOut = Omit<MessageGen, 'kind' | 'status' | 'content' | 'media' | 'reactions' | 'error'> & {
   kind: MessageKind;
-  text: string | null;
-  /** Kind-specific: location, buttons, list, template, interactive_reply, contacts, unsupported. */
-  content: Record<string, unknown> | null;
-  media: MediaOut | null;
-  reply_to: { id: string; direction: MessageDirection; preview: string } | null;
-  reactions: ReactionOut[];
   status: MessageStatus;
-  error: MessageError | null;
-  author: PersonRef | null;
-  private: boolean;
-  created_at: string;
-  sent_at: string | null;
-  delivered_at: string | null;
-  read_at: string | null;
-}
+  /** Kind-specific: location, buttons, list, template, interactive_reply, contacts, unsupported. */
+  content?: Record<string, unknown> | null;
+  media?: MediaOut | null;
+  reactions: ReactionOut[];
+  error?: MessageError | null;
+};
 
-export interface MessagePage {
+export type MessagePage = Omit<Ok<paths['/api/v1/conversations/{id}/messages']['get']>, 'items'> & {
   items: MessageOut[];
-  has_more: boolean;
-}
+};
 
-export interface ButtonIn {
-  id: string;
-  title: string;
-}
+type SendGen = Body<paths['/api/v1/conversations/{id}/messages']['post']>;
+export type ButtonIn = NonNullable<SendGen['buttons']>[number];
 
+/** One body per `type`; every member is a valid `SendIn` of the document. */
 export type SendIn =
   | { type: 'text'; text: string; reply_to_id?: string; preview_url?: boolean }
   | { type: 'note'; text: string }
@@ -214,37 +132,16 @@ export type SendIn =
       type: 'list';
       text: string;
       button: string;
-      sections: { title: string; rows: { id: string; title: string; description?: string }[] }[];
+      sections: NonNullable<SendGen['sections']>;
     }
   | { type: 'location'; latitude: number; longitude: number; name?: string; address?: string }
   | { type: 'reaction'; reply_to_id: string; emoji: string }
-  | {
-      type: 'template';
-      template: { name: string; language: string; body: string[]; header?: string[]; buttons?: string[] };
-    };
+  | { type: 'template'; template: NonNullable<SendGen['template']> };
 
-export interface AttachmentOut {
-  id: string;
-  kind: string;
-  mime_type: string;
-  filename: string;
-  size: number;
-  url: string;
-}
+export type AttachmentOut = Ok<paths['/api/v1/conversations/{id}/attachments']['post']>;
 
 // ---- canned responses -------------------------------------------------------------------------
 
-export interface CannedOut {
-  id: string;
-  shortcut: string;
-  title: string;
-  body: string;
-  created_at: string;
-  updated_at: string;
-}
-
-export interface CannedIn {
-  shortcut: string;
-  title: string;
-  body: string;
-}
+export type CannedOut = Ok<paths['/api/v1/canned-responses']['get']>[number];
+export type CannedIn = Body<paths['/api/v1/canned-responses']['post']>;
+export type CannedPatch = Body<paths['/api/v1/canned-responses/{id}']['patch']>;

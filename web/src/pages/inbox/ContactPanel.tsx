@@ -16,6 +16,7 @@ const IDENTITY_LABEL: Record<string, string> = {
   whatsapp_phone: 'WhatsApp',
   whatsapp_user: 'WhatsApp',
   telegram: 'Telegram',
+  sandbox: 'Sandbox',
 };
 
 export function ContactPanel({ conversation }: { conversation: ConversationOut }) {

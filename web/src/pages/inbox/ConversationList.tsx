@@ -125,12 +125,13 @@ export function ConversationList({
   const channels = useInboxChannels();
   const { pathname } = useLocation();
   const items = list.data?.pages.flatMap((p) => p.items) ?? [];
+  // The badges are named after the counts' fields: `count-mine`, `count-unassigned`, `count-all`.
   const tab = (value: AssigneeFilter, label: string, n: number | undefined) => (
     <Tabs.Tab
       value={value}
       rightSection={
         n !== undefined ? (
-          <Text span size="xs" c="dimmed" fw={600} data-testid={`count-${value}`}>
+          <Text span size="xs" c="dimmed" fw={600} data-testid={`count-${value === 'me' ? 'mine' : value}`}>
             {n}
           </Text>
         ) : undefined

@@ -199,6 +199,7 @@ export function InboxComposer({ conversation, me, members, contactEmail, replyTo
           sent_at: null,
           delivered_at: null,
           read_at: null,
+          edited: false,
         }
       : null;
     const cacheKey = inboxKeys.messages(id);

@@ -56,7 +56,7 @@ function useMediaSrc(url: string | null): { src: string | null; error: boolean }
 
 function MediaView({ media }: { media: MediaOut }) {
   const ready = media.state === 'ready' && !!media.url;
-  const { src, error } = useMediaSrc(ready ? media.url : null);
+  const { src, error } = useMediaSrc(ready ? (media.url ?? null) : null);
   if (media.state === 'pending') {
     return (
       <Group gap={6} data-testid="media-pending">

@@ -180,6 +180,7 @@ function ChannelDetail({ channel }: { channel: ChannelOut }) {
             data-testid="test-result"
           >
             {test.ok ? (
+              test.detail &&
               Object.keys(test.detail).length > 0 && <Code block>{JSON.stringify(test.detail, null, 2)}</Code>
             ) : (
               <Text size="sm">{test.error}</Text>

@@ -96,13 +96,22 @@ export function ChannelsPage() {
       return n;
     });
 
+  const setEnabled = (id: string, enabled: boolean) =>
+    qc.setQueryData<ChannelOut[]>(inboxKeys.channels, (list) =>
+      list?.map((x) => (x.id === id ? { ...x, enabled } : x)),
+    );
   const toggle = useMutation({
     mutationFn: ({ c, enabled }: { c: ChannelOut; enabled: boolean }) => updateChannel(c.id, { enabled }),
+    // The switch moves at once; a refusal puts it back.
+    onMutate: ({ c, enabled }) => setEnabled(c.id, enabled),
     onSuccess: (c) => {
       qc.setQueryData<ChannelOut[]>(inboxKeys.channels, (list) => list?.map((x) => (x.id === c.id ? c : x)));
       notifications.show({ color: 'teal', message: `${c.name} ${c.enabled ? 'enabled' : 'disabled'}` });
     },
-    onError: (e) => notifications.show({ color: 'red', title: 'Not changed', message: errorMessage(e) }),
+    onError: (e, { c }) => {
+      setEnabled(c.id, c.enabled);
+      notifications.show({ color: 'red', title: 'Not changed', message: errorMessage(e) });
+    },
   });
 
   const connectButton = isAdmin && (
