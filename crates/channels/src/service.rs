@@ -250,8 +250,14 @@ pub struct Channels {
     cfg: ChannelsConfig,
     guards: Guards,
     clients: Mutex<HashMap<ChannelId, CachedClient>>,
+    /// Live channels by id, decrypted (every webhook and every send reads its channel).
+    /// Dropped on every change made here; other nodes see a change within [`CHANNEL_TTL`].
+    live: moka::future::Cache<ChannelId, Option<Channel>>,
     me: Weak<Channels>,
 }
+
+/// How long another node may use a channel's previous settings.
+const CHANNEL_TTL: Duration = Duration::from_secs(5);
 
 impl std::fmt::Debug for Channels {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -277,6 +283,10 @@ impl Channels {
             cfg,
             guards: Guards::default(),
             clients: Mutex::new(HashMap::new()),
+            live: moka::future::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(CHANNEL_TTL)
+                .build(),
             me: me.clone(),
         })
     }
@@ -370,19 +380,29 @@ impl Channels {
 
     /// A live channel of `org` (404 otherwise).
     pub async fn get(&self, org: OrgId, id: ChannelId) -> Result<Channel, Problem> {
-        let r = store::get(&self.db, org, id)
-            .await
-            .map_err(db_err)?
-            .ok_or_else(|| Problem::not_found("channel"))?;
-        self.decode(r)
+        self.get_any(id)
+            .await?
+            .filter(|c| c.org_id == org)
+            .ok_or_else(|| Problem::not_found("channel"))
     }
 
-    /// A live channel by id alone (webhooks and workers).
+    /// A live channel by id alone (webhooks and workers), from the cache when warm.
     pub async fn get_any(&self, id: ChannelId) -> Result<Option<Channel>, Problem> {
-        match store::get_any(&self.db, id).await.map_err(db_err)? {
-            Some(r) => self.decode(r).map(Some),
-            None => Ok(None),
+        if let Some(c) = self.live.get(&id).await {
+            return Ok(c);
         }
+        let c = match store::get_any(&self.db, id).await.map_err(db_err)? {
+            Some(r) => Some(self.decode(r)?),
+            None => None,
+        };
+        self.live.insert(id, c.clone()).await;
+        Ok(c)
+    }
+
+    /// Drops what this process remembers of a channel after a change.
+    async fn forget(&self, id: ChannelId) {
+        self.live.invalidate(&id).await;
+        self.forget_client(id);
     }
 
     pub async fn list(&self, who: &Principal) -> Result<Vec<ChannelOut>, Problem> {
@@ -692,7 +712,7 @@ impl Channels {
             }
         })?;
         tx.commit().await.map_err(db_err)?;
-        self.forget_client(id);
+        self.forget(id).await;
         Ok(self.out(&c))
     }
 
@@ -703,10 +723,10 @@ impl Channels {
             .await
             .map_err(db_err)?;
         tx.commit().await.map_err(db_err)?;
+        self.forget(id).await;
         if n == 0 {
             return Err(Problem::not_found("channel"));
         }
-        self.forget_client(id);
         Ok(())
     }
 
@@ -771,6 +791,7 @@ impl Channels {
         store::set_health(&self.db, id, state.as_str(), reason, self.now())
             .await
             .map_err(db_err)?;
+        self.live.invalidate(&id).await;
         metrics::gauge!("wamage_channel_healthy", "channel" => id.to_string()).set(
             if state == HealthState::Unhealthy {
                 0.0

@@ -83,16 +83,6 @@ pub async fn update(tx: &mut Tx, c: &ChannelRow) -> R<u64> {
     .map(|r| r.rows_affected()))
 }
 
-pub async fn get(db: &Db, org: OrgId, id: ChannelId) -> R<Option<ChannelRow>> {
-    let sql =
-        format!("SELECT {COLS} FROM channels WHERE id = $1 AND org_id = $2 AND deleted_at IS NULL");
-    with_db!(db, |p| sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
-        .bind(id)
-        .bind(org)
-        .fetch_optional(p)
-        .await)
-}
-
 pub async fn get_tx(tx: &mut Tx, org: OrgId, id: ChannelId) -> R<Option<ChannelRow>> {
     let sql =
         format!("SELECT {COLS} FROM channels WHERE id = $1 AND org_id = $2 AND deleted_at IS NULL");
