@@ -216,13 +216,16 @@ impl Inbox {
         org: OrgId,
         rows: Vec<(ConversationRow, i64)>,
     ) -> Result<Vec<ConversationOut>, Problem> {
-        let channels: HashMap<ChannelId, Channel> = self
-            .channels
-            .channels_of(org)
-            .await?
-            .into_iter()
-            .map(|c| (c.id, c))
-            .collect();
+        // Channels from the channels' cache (a page touches few of them).
+        let mut channels: HashMap<ChannelId, Channel> = HashMap::new();
+        for (c, _) in &rows {
+            if !channels.contains_key(&c.channel_id)
+                && let Some(ch) = self.channels.get_any(c.channel_id).await?
+                && ch.org_id == org
+            {
+                channels.insert(ch.id, ch);
+            }
+        }
         let dir = self.directory(org).await?;
         let last_ids: Vec<MessageId> = rows.iter().filter_map(|(c, _)| c.last_message_id).collect();
         let lasts: HashMap<MessageId, MessageRow> = store::messages_by_ids(&self.db, &last_ids)
@@ -231,7 +234,11 @@ impl Inbox {
             .into_iter()
             .map(|m| (m.id, m))
             .collect();
-        let teams = self.team_names(org).await;
+        let teams = if rows.iter().any(|(c, _)| c.team_id.is_some()) {
+            self.team_names(org).await
+        } else {
+            HashMap::new()
+        };
         let now = self.now();
         let mut out = Vec::with_capacity(rows.len());
         for (c, unread) in rows {

@@ -18,6 +18,7 @@
 
 use std::{sync::Arc, time::Duration};
 
+use futures::StreamExt;
 use http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -51,6 +52,8 @@ pub const MEDIA_JOB: &str = "inbox.media";
 pub const SNOOZE_JOB: &str = "inbox.wake";
 pub const READ_JOB: &str = "inbox.mark_read";
 const BATCH_MAX: usize = 100;
+/// Sends of one batch request in flight at once.
+const BATCH_CONCURRENCY: usize = 8;
 
 /// What a validated send turns into.
 struct Prepared {
@@ -66,6 +69,9 @@ struct Prepared {
     /// The reaction's target and emoji (shown on the target at once).
     reaction: Option<(MessageId, String)>,
 }
+
+/// A send's answer: status and JSON body, or the problem.
+type SendOutcome = Result<(StatusCode, String), Problem>;
 
 /// Where a send goes.
 enum Target<'a> {
@@ -871,15 +877,23 @@ impl Inbox {
                 format!("must have 1 to {BATCH_MAX} messages"),
             ));
         }
-        let mut results = Vec::with_capacity(items.len());
-        for (index, v) in items.into_iter().enumerate() {
-            let res = match serde_json::from_value::<DirectSendIn>(v) {
-                Ok(b) => self.send_direct(who, &b, None).await,
-                Err(e) => Err(Problem::invalid_field(
-                    format!("messages[{index}]"),
-                    e.to_string(),
-                )),
-            };
+        // A few sends at once (each is its own transaction); results keep the request's order.
+        let outcomes: Vec<(usize, SendOutcome)> =
+            futures::stream::iter(items.into_iter().enumerate().map(|(index, v)| async move {
+                let res = match serde_json::from_value::<DirectSendIn>(v) {
+                    Ok(b) => self.send_direct(who, &b, None).await,
+                    Err(e) => Err(Problem::invalid_field(
+                        format!("messages[{index}]"),
+                        e.to_string(),
+                    )),
+                };
+                (index, res)
+            }))
+            .buffered(BATCH_CONCURRENCY)
+            .collect()
+            .await;
+        let mut results = Vec::with_capacity(outcomes.len());
+        for (index, res) in outcomes {
             results.push(match res {
                 Ok((status, body)) => BatchResult {
                     index,
