@@ -67,10 +67,12 @@ fn csv(rows: usize) -> Vec<u8> {
     out
 }
 
-struct Server {
+/// A `wamage serve` child process on a free loopback port with its own data dir; killed on
+/// drop.
+pub(crate) struct Server {
     child: Child,
-    base: String,
-    _dir: tempfile::TempDir,
+    pub(crate) base: String,
+    dir: tempfile::TempDir,
 }
 
 impl Drop for Server {
@@ -81,7 +83,17 @@ impl Drop for Server {
 }
 
 impl Server {
-    fn rss_kb(&self) -> u64 {
+    /// The server's data dir (its SQLite file is `wamage.db` there).
+    pub(crate) fn data_dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// CPU seconds (user + system) the server has used so far.
+    pub(crate) fn cpu_seconds(&self) -> f64 {
+        cpu_seconds_of(&format!("/proc/{}/stat", self.child.id()))
+    }
+
+    pub(crate) fn rss_kb(&self) -> u64 {
         std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
             .unwrap_or_default()
             .lines()
@@ -98,7 +110,18 @@ fn free_port() -> anyhow::Result<u16> {
         .port())
 }
 
-fn default_bin() -> PathBuf {
+/// utime + stime of a `/proc/…/stat` file, in seconds (clock ticks of 1/100 s).
+pub(crate) fn cpu_seconds_of(stat: &str) -> f64 {
+    let text = std::fs::read_to_string(stat).unwrap_or_default();
+    // Fields after the `(comm)`, which may contain spaces: state is the 3rd field overall.
+    let rest = text.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15; `rest` starts at field 3.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+pub(crate) fn default_bin() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
         || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"),
         PathBuf::from,
@@ -107,6 +130,15 @@ fn default_bin() -> PathBuf {
 }
 
 async fn start(bin: &PathBuf, database_url: Option<&str>) -> anyhow::Result<Server> {
+    start_with(bin, database_url, &[]).await
+}
+
+/// Starts the server with extra `WAMAGE_*` settings in its environment.
+pub(crate) async fn start_with(
+    bin: &PathBuf,
+    database_url: Option<&str>,
+    env: &[(&str, String)],
+) -> anyhow::Result<Server> {
     let dir = tempfile::tempdir()?;
     let port = free_port()?;
     let mut cmd = Proc::new(bin);
@@ -134,13 +166,16 @@ async fn start(bin: &PathBuf, database_url: Option<&str>) -> anyhow::Result<Serv
     if let Some(url) = database_url {
         cmd.env("WAMAGE_DATABASE_URL", url);
     }
+    for (key, value) in env {
+        cmd.env(key, value);
+    }
     let child = cmd
         .spawn()
         .with_context(|| format!("failed to start {}", bin.display()))?;
     let server = Server {
         child,
         base: format!("http://127.0.0.1:{port}"),
-        _dir: dir,
+        dir,
     };
     let http = reqwest::Client::new();
     for _ in 0..600 {
@@ -154,7 +189,7 @@ async fn start(bin: &PathBuf, database_url: Option<&str>) -> anyhow::Result<Serv
     bail!("the server did not become ready")
 }
 
-fn percentiles(mut ms: Vec<f64>) -> Value {
+pub(crate) fn percentiles(mut ms: Vec<f64>) -> Value {
     ms.sort_by(f64::total_cmp);
     let at = |p: f64| {
         let i = ((ms.len() as f64 * p).ceil() as usize).clamp(1, ms.len()) - 1;
@@ -172,7 +207,7 @@ fn percentiles(mut ms: Vec<f64>) -> Value {
     })
 }
 
-async fn expect(res: reqwest::Response, what: &str) -> anyhow::Result<Value> {
+pub(crate) async fn expect(res: reqwest::Response, what: &str) -> anyhow::Result<Value> {
     let status = res.status();
     let body: Value = res.json().await.unwrap_or(Value::Null);
     if !status.is_success() {
@@ -186,41 +221,13 @@ pub async fn run(args: ContactsArgs) -> anyhow::Result<()> {
     let (db_url, db_name) = match args.backend {
         BackendArg::Sqlite => (None, None),
         BackendArg::Postgres => {
-            let name = format!("wamage_bench_{}", std::process::id());
-            let admin = wamage_platform::Db::connect(
-                &args.postgres_url,
-                &wamage_platform::DbOptions::default(),
-            )
-            .await
-            .context("connect to PostgreSQL")?;
-            if let wamage_platform::Db::Postgres(pool) = &admin {
-                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                    .execute(pool)
-                    .await?;
-            }
-            admin.close().await;
-            let base = args
-                .postgres_url
-                .rsplit_once('/')
-                .map_or(args.postgres_url.as_str(), |(b, _)| b);
-            (Some(format!("{base}/{name}")), Some(name))
+            let (url, name) = create_pg_database(&args.postgres_url).await?;
+            (Some(url), Some(name))
         }
     };
     let result = bench(&args, &bin, db_url.as_deref()).await;
     if let Some(name) = db_name {
-        let admin = wamage_platform::Db::connect(
-            &args.postgres_url,
-            &wamage_platform::DbOptions::default(),
-        )
-        .await?;
-        if let wamage_platform::Db::Postgres(pool) = &admin {
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-            )))
-            .execute(pool)
-            .await?;
-        }
-        admin.close().await;
+        drop_pg_database(&args.postgres_url, &name).await?;
     }
     let result = result?;
     println!("{}", serde_json::to_string_pretty(&result)?);
@@ -228,6 +235,43 @@ pub async fn run(args: ContactsArgs) -> anyhow::Result<()> {
         std::fs::write(out, serde_json::to_string_pretty(&result)? + "\n")
             .with_context(|| format!("failed to write {}", out.display()))?;
     }
+    Ok(())
+}
+
+/// Creates a fresh database `wamage_bench_<pid>` on the server of `postgres_url`: its URL and
+/// name.
+pub(crate) async fn create_pg_database(postgres_url: &str) -> anyhow::Result<(String, String)> {
+    let name = format!("wamage_bench_{}", std::process::id());
+    let admin = wamage_platform::Db::connect(postgres_url, &wamage_platform::DbOptions::default())
+        .await
+        .context("connect to PostgreSQL")?;
+    if let wamage_platform::Db::Postgres(pool) = &admin {
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(pool)
+            .await
+            .with_context(|| format!("failed to create database {name}"))?;
+    }
+    admin.close().await;
+    let base = postgres_url
+        .rsplit_once('/')
+        .map_or(postgres_url, |(b, _)| b);
+    Ok((format!("{base}/{name}"), name))
+}
+
+/// Drops a database made by [`create_pg_database`] (closing any connection left to it).
+pub(crate) async fn drop_pg_database(postgres_url: &str, name: &str) -> anyhow::Result<()> {
+    let admin = wamage_platform::Db::connect(postgres_url, &wamage_platform::DbOptions::default())
+        .await
+        .context("connect to PostgreSQL")?;
+    if let wamage_platform::Db::Postgres(pool) = &admin {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+        )))
+        .execute(pool)
+        .await
+        .with_context(|| format!("failed to drop database {name}"))?;
+    }
+    admin.close().await;
     Ok(())
 }
 

@@ -12,6 +12,7 @@ use std::{
 };
 
 mod contacts;
+mod inbox;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -36,6 +37,13 @@ enum Command {
     /// Contacts: a large CSV import, then search and segment-count latency, through a real
     /// `wamage serve`.
     Contacts(contacts::ContactsArgs),
+    /// Inbox outbound: template sends through `/api/v1/messages/batch` to a fake Graph API,
+    /// pacing off; durable sends/s.
+    InboxOutbound(inbox::OutboundArgs),
+    /// Inbox pacing: the rate a strictly rate-limited fake Graph API accepts with pacing on.
+    InboxPacing(inbox::PacingArgs),
+    /// Inbox inbound: signed WhatsApp webhooks/s, latency of the 200, redeliveries deduplicated.
+    InboxInbound(inbox::InboundArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -85,6 +93,9 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Jobs(args) => jobs(args).await,
         Command::Contacts(args) => contacts::run(args).await,
+        Command::InboxOutbound(args) => inbox::outbound(args).await,
+        Command::InboxPacing(args) => inbox::pacing(args).await,
+        Command::InboxInbound(args) => inbox::inbound(args).await,
     }
 }
 

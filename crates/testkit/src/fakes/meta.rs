@@ -155,6 +155,9 @@ pub struct SentMessage {
     pub id: String,
     /// The request body as sent.
     pub body: Value,
+    /// When the fake accepted it (after the rate limits let it through): benchmarks build
+    /// per-second histograms of what a provider actually took.
+    pub accepted_at: Instant,
 }
 
 #[derive(Debug)]
@@ -327,6 +330,15 @@ impl FakeMeta {
     /// Every accepted message, in order.
     pub fn sent(&self) -> Vec<SentMessage> {
         lock(&self.state).sent.clone()
+    }
+
+    /// When each accepted message was accepted, in order (cheaper than [`Self::sent`]).
+    pub fn accepted_times(&self) -> Vec<Instant> {
+        lock(&self.state)
+            .sent
+            .iter()
+            .map(|m| m.accepted_at)
+            .collect()
     }
 
     /// How many messages were accepted.
@@ -573,6 +585,7 @@ async fn post_messages(
     s.sent.push(SentMessage {
         id: id.clone(),
         body: body.clone(),
+        accepted_at: now,
     });
     let contact = if body.get("to").is_some() {
         json!({ "input": to, "wa_id": to })
