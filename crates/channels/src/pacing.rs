@@ -436,7 +436,7 @@ mod tests {
 
     #[test]
     fn gcra_hands_back_long_waits_without_reserving() {
-        let mut g = Gcra::per_second(1);
+        let mut g = Gcra::new(Duration::from_secs(1), 1);
         let now = Instant::now();
         assert_eq!(g.reserve(now, Duration::ZERO), Ok(Duration::ZERO));
         let w = g
