@@ -214,9 +214,10 @@ pub struct SubscribeQuery {
     responses((status = 200, body = String, content_type = "text/plain"), (status = 403, body = ProblemBody)))]
 pub async fn whatsapp_verify(
     State(s): Svc,
-    Path(id): Path<ChannelId>,
+    Path(id): Path<String>,
     Query(q): Query<SubscribeQuery>,
 ) -> Result<Response, Problem> {
+    let id = webhook_channel(&id)?;
     let challenge = s
         .whatsapp_subscribe(
             id,
@@ -238,10 +239,11 @@ pub async fn whatsapp_verify(
     responses((status = 200), (status = 401, body = ProblemBody), (status = 404, body = ProblemBody), (status = 413, body = ProblemBody)))]
 pub async fn whatsapp_webhook(
     State(s): Svc,
-    Path(id): Path<ChannelId>,
+    Path(id): Path<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<StatusCode, Problem> {
+    let id = webhook_channel(&id)?;
     let sig = headers
         .get("x-hub-signature-256")
         .and_then(|v| v.to_str().ok());
@@ -255,15 +257,22 @@ pub async fn whatsapp_webhook(
     responses((status = 200), (status = 401, body = ProblemBody), (status = 404, body = ProblemBody), (status = 413, body = ProblemBody)))]
 pub async fn telegram_webhook(
     State(s): Svc,
-    Path(id): Path<ChannelId>,
+    Path(id): Path<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<StatusCode, Problem> {
+    let id = webhook_channel(&id)?;
     let secret = headers
         .get("x-telegram-bot-api-secret-token")
         .and_then(|v| v.to_str().ok());
     s.receive(ChannelKind::Telegram, id, secret, body).await?;
     Ok(StatusCode::OK)
+}
+
+/// The channel of a webhook URL: a path that is not a channel id is a channel that does not
+/// exist (404, like an unknown id), not a malformed request.
+fn webhook_channel(id: &str) -> Result<ChannelId, Problem> {
+    id.parse().map_err(|_| Problem::not_found("channel"))
 }
 
 /// The management API.

@@ -40,6 +40,14 @@ macro_rules! on {
     };
 }
 
+/// `$1, $2, …` for `n` bound values (lists here are at most a page long).
+fn placeholders(n: usize) -> String {
+    (1..=n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 // ---- conversations -------------------------------------------------------------------------
 
 #[derive(Debug, Clone, FromRow)]
@@ -453,10 +461,9 @@ pub async fn messages_by_ids(db: &Db, ids: &[MessageId]) -> R<Vec<MessageRow>> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let params: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
     let sql = format!(
         "SELECT {MSG_COLS} FROM inbox_messages m WHERE m.id IN ({})",
-        params.join(", ")
+        placeholders(ids.len())
     );
     with_db!(db, |p| {
         let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()));
@@ -663,10 +670,9 @@ pub async fn reactions(db: &Db, ids: &[MessageId]) -> R<Vec<(MessageId, String, 
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let params: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
     let sql = format!(
         "SELECT message_id, actor, emoji FROM inbox_reactions WHERE message_id IN ({}) ORDER BY created_at",
-        params.join(", ")
+        placeholders(ids.len())
     );
     with_db!(db, |p| {
         let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()));

@@ -153,7 +153,7 @@ async fn whatsapp_webhooks_in(app: TestApp) {
     assert_eq!(FakeMeta::post_webhook(&ghost, APP_SECRET, &body).await, 404);
     assert_eq!(
         FakeMeta::post_webhook(&app.url("/webhooks/whatsapp/not-a-uuid"), APP_SECRET, &body).await,
-        400
+        404
     );
     let huge = vec![b' '; 2 * 1024 * 1024];
     assert_eq!(
