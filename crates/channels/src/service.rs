@@ -253,8 +253,23 @@ pub struct Channels {
     /// Live channels by id, decrypted (every webhook and every send reads its channel).
     /// Dropped on every change made here; other nodes see a change within [`CHANNEL_TTL`].
     live: moka::future::Cache<ChannelId, Option<Channel>>,
+    /// The webhook batcher's queue, once started ([`Channels::start_intake`]).
+    intake: std::sync::OnceLock<tokio::sync::mpsc::Sender<Pending>>,
     me: Weak<Channels>,
 }
+
+/// A webhook waiting for the batcher to store it.
+struct Pending {
+    org: OrgId,
+    channel: ChannelId,
+    body: Vec<u8>,
+    reply: tokio::sync::oneshot::Sender<Result<EventId, Problem>>,
+}
+
+/// Webhooks stored in one transaction at most.
+const INTAKE_BATCH: usize = 256;
+/// Webhooks waiting for the batcher before senders wait too.
+const INTAKE_QUEUE: usize = 4096;
 
 /// How long another node may use a channel's previous settings.
 const CHANNEL_TTL: Duration = Duration::from_secs(5);
@@ -287,6 +302,7 @@ impl Channels {
                 .max_capacity(100_000)
                 .time_to_live(CHANNEL_TTL)
                 .build(),
+            intake: std::sync::OnceLock::new(),
             me: me.clone(),
         })
     }
@@ -950,6 +966,24 @@ impl Channels {
         raw: &[u8],
         delay: Option<Duration>,
     ) -> Result<EventId, Problem> {
+        // Webhooks arriving together share one transaction (group commit): the batcher takes
+        // whatever is queued when it is free, so an idle server adds no wait.
+        if delay.is_none()
+            && let Some(intake) = self.intake.get()
+        {
+            let (reply, answer) = tokio::sync::oneshot::channel();
+            let pending = Pending {
+                org: c.org_id,
+                channel: c.id,
+                body: raw.to_vec(),
+                reply,
+            };
+            if intake.send(pending).await.is_ok() {
+                return answer
+                    .await
+                    .unwrap_or_else(|_| Err(Problem::unavailable("The webhook intake stopped")));
+            }
+        }
         let id = EventId::new();
         let now = self.now();
         let mut tx = self.db.begin().await.map_err(db_err)?;
@@ -971,6 +1005,63 @@ impl Channels {
             self.jobs.notify();
         }
         Ok(id)
+    }
+
+    /// Starts the webhook batcher on the current runtime (once; later calls do nothing).
+    pub fn start_intake(self: &Arc<Self>) {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Pending>(INTAKE_QUEUE);
+        if self.intake.set(tx).is_err() {
+            return;
+        }
+        let me = Arc::downgrade(self);
+        tokio::spawn(async move {
+            while let Some(first) = rx.recv().await {
+                let mut batch = vec![first];
+                while batch.len() < INTAKE_BATCH {
+                    match rx.try_recv() {
+                        Ok(p) => batch.push(p),
+                        Err(_) => break,
+                    }
+                }
+                let Some(ch) = me.upgrade() else {
+                    break;
+                };
+                ch.store_batch(batch).await;
+            }
+        });
+    }
+
+    /// One transaction for the events of several webhooks and their ingest jobs.
+    async fn store_batch(&self, batch: Vec<Pending>) {
+        let now = self.now();
+        let ids: Vec<EventId> = batch.iter().map(|_| EventId::new()).collect();
+        let res: Result<(), Problem> = async {
+            let mut tx = self.db.begin().await.map_err(db_err)?;
+            let mut jobs = Vec::with_capacity(batch.len());
+            for (p, id) in batch.iter().zip(&ids) {
+                store::insert_event(&mut tx, *id, p.org, p.channel, &p.body, now)
+                    .await
+                    .map_err(db_err)?;
+                jobs.push(
+                    NewJob::new(INGEST_JOB, json!({ "event_id": id }))
+                        .with_org(p.org)
+                        .with_priority(10),
+                );
+            }
+            self.jobs
+                .enqueue_many(&mut tx, jobs)
+                .await
+                .map_err(|e| Problem::internal(format_args!("enqueue ingest: {e}")))?;
+            tx.commit().await.map_err(db_err)
+        }
+        .await;
+        if res.is_ok() {
+            self.jobs.notify();
+        }
+        metrics::histogram!("wamage_webhook_batch_size").record(batch.len() as f64);
+        for (p, id) in batch.into_iter().zip(ids) {
+            let _ = p.reply.send(res.clone().map(|()| id));
+        }
     }
 
     /// Records an event the system made up (Sandbox customers and their delivery reports),

@@ -672,7 +672,29 @@ async fn telegram_webhook_polling_and_blocks(app: TestApp) {
     assert_eq!(fake.pending_updates(), 0, "the offset confirmed the update");
 }
 
+async fn concurrent_webhooks_are_stored_together_and_each_once(app: TestApp) {
+    let fake = FakeMeta::start().await;
+    let admin = app.register("owner@acme.test", "Acme").await;
+    let ch = whatsapp(&app, &admin, &fake).await;
+    let url = app.url(&format!("/webhooks/whatsapp/{}", s(&ch, "id")));
+    // 40 customers write at once, each webhook posted twice (Meta retries).
+    let bodies: Vec<Value> = (0..40)
+        .map(|i| FakeMeta::webhook_text(&format!("49151000000{i:02}"), &format!("C{i}"), "hi").1)
+        .collect();
+    let posts = bodies
+        .iter()
+        .chain(bodies.iter())
+        .map(|b| FakeMeta::post_webhook(&url, APP_SECRET, b));
+    let codes = futures::future::join_all(posts).await;
+    assert!(codes.iter().all(|c| *c == 200), "{codes:?}");
+    assert_eq!(count(&app, "channel_events").await, 80);
+    settle(&app).await;
+    assert_eq!(count(&app, "inbox_conversations").await, 40);
+    assert_eq!(count(&app, "inbox_messages").await, 40);
+}
+
 app_tests!(
+    concurrent_webhooks_are_stored_together_and_each_once,
     whatsapp_webhooks_in,
     whatsapp_sends_out,
     telegram_webhook_polling_and_blocks

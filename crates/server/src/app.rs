@@ -175,6 +175,7 @@ pub async fn build_state(config: Config, opts: BuildOptions) -> anyhow::Result<A
             pacing: config.channel_pacing,
         },
     );
+    channels.start_intake();
     let contacts = Contacts::new(ContactsDeps {
         db: db.clone(),
         cache: cache.clone(),
