@@ -268,6 +268,8 @@ struct Pending {
 
 /// Webhooks stored in one transaction at most.
 const INTAKE_BATCH: usize = 256;
+/// Batches being committed at once.
+const INTAKE_PARALLEL: usize = 4;
 /// Webhooks waiting for the batcher before senders wait too.
 const INTAKE_QUEUE: usize = 4096;
 
@@ -1014,8 +1016,13 @@ impl Channels {
             return;
         }
         let me = Arc::downgrade(self);
+        // A few batches commit at once (PostgreSQL overlaps them; SQLite takes them in turn).
+        let slots = Arc::new(tokio::sync::Semaphore::new(INTAKE_PARALLEL));
         tokio::spawn(async move {
             while let Some(first) = rx.recv().await {
+                let Ok(permit) = slots.clone().acquire_owned().await else {
+                    break;
+                };
                 let mut batch = vec![first];
                 while batch.len() < INTAKE_BATCH {
                     match rx.try_recv() {
@@ -1026,7 +1033,10 @@ impl Channels {
                 let Some(ch) = me.upgrade() else {
                     break;
                 };
-                ch.store_batch(batch).await;
+                tokio::spawn(async move {
+                    ch.store_batch(batch).await;
+                    drop(permit);
+                });
             }
         });
     }
