@@ -50,19 +50,10 @@ pub struct ConfigIn {
     /// What a customer message does to a resolved conversation.
     pub reopen: Option<ReopenPolicy>,
     /// A team whose online agents get new conversations round-robin (`null` turns it off).
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(default, deserialize_with = "wamage_kernel::json::double_option")]
     pub assign_team_id: Option<Option<uuid::Uuid>>,
     /// Extra opt-out words (matched as the whole message, case-insensitive).
     pub opt_out_keywords: Option<Vec<String>>,
-}
-
-/// `null` → Some(None) (clear), absent → None (leave as is).
-fn double_option<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(d).map(Some)
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]

@@ -10,7 +10,7 @@ use axum::{
     http::{HeaderValue, StatusCode, header, request::Parts},
     response::{IntoResponse, Response},
 };
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use wamage_identity::Caller;
@@ -25,15 +25,6 @@ type Svc = State<Arc<Chat>>;
 
 /// The header carrying unlock tokens of locked channels.
 pub const UNLOCK_HEADER: &str = "x-chat-unlock";
-
-/// `null` → Some(None) (clear), absent → None (leave as is).
-fn double_option<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(d).map(Some)
-}
 
 /// The unlock tokens sent in `X-Chat-Unlock` (several may be comma-separated).
 #[derive(Debug, Clone, Default)]
@@ -128,7 +119,7 @@ pub struct DmIn {
 #[serde(deny_unknown_fields)]
 pub struct ChannelPatch {
     pub name: Option<String>,
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(default, deserialize_with = "wamage_kernel::json::double_option")]
     #[schema(value_type = Option<String>)]
     pub topic: Option<Option<String>>,
     pub archived: Option<bool>,

@@ -10,7 +10,7 @@ use axum::{
     http::{StatusCode, header},
     response::{IntoResponse, Response},
 };
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -25,15 +25,6 @@ use crate::{
 };
 
 type Svc = State<Arc<Contacts>>;
-
-/// `null` → Some(None) (clear), absent → None (leave as is).
-fn double_option<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(d).map(Some)
-}
 
 // ---- DTOs --------------------------------------------------------------------------------
 
@@ -101,16 +92,16 @@ pub struct ContactIn {
 #[serde(deny_unknown_fields)]
 pub struct ContactPatch {
     pub name: Option<String>,
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(default, deserialize_with = "wamage_kernel::json::double_option")]
     #[schema(value_type = Option<String>)]
     pub company: Option<Option<String>>,
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(default, deserialize_with = "wamage_kernel::json::double_option")]
     #[schema(value_type = Option<String>)]
     pub language: Option<Option<String>>,
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(default, deserialize_with = "wamage_kernel::json::double_option")]
     #[schema(value_type = Option<String>)]
     pub time_zone: Option<Option<String>>,
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(default, deserialize_with = "wamage_kernel::json::double_option")]
     #[schema(value_type = Option<String>)]
     pub notes: Option<Option<String>>,
     pub favorite: Option<bool>,
@@ -430,7 +421,7 @@ pub struct GroupIn {
 #[serde(deny_unknown_fields)]
 pub struct GroupPatch {
     pub name: Option<String>,
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(default, deserialize_with = "wamage_kernel::json::double_option")]
     #[schema(value_type = Option<String>)]
     pub description: Option<Option<String>>,
 }
@@ -500,7 +491,7 @@ pub struct SegmentIn {
 #[serde(deny_unknown_fields)]
 pub struct SegmentPatch {
     pub name: Option<String>,
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(default, deserialize_with = "wamage_kernel::json::double_option")]
     #[schema(value_type = Option<String>)]
     pub description: Option<Option<String>>,
     #[schema(value_type = Option<SegmentFilterJson>)]

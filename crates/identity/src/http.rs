@@ -8,7 +8,7 @@ use axum::{
     http::{StatusCode, header},
     response::{IntoResponse, Response},
 };
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use wamage_kernel::{ApiJson, OrgId, Problem, Timestamp, UserId, problem::ProblemBody};
@@ -24,15 +24,6 @@ type Svc = State<Arc<Identity>>;
 
 /// Multipart overhead on top of the 2 MB image limit, plus room to see that a file is too big.
 const AVATAR_BODY_LIMIT: usize = 3 * 1024 * 1024;
-
-/// `null` → Some(None) (clear), absent → None (leave as is).
-fn double_option<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(d).map(Some)
-}
 
 pub(crate) fn avatar_url(key: Option<&str>) -> Option<String> {
     key.and_then(|k| k.strip_prefix("avatars/"))
@@ -165,7 +156,7 @@ pub struct MeOut {
 pub struct ProfilePatch {
     pub name: Option<String>,
     /// `null` clears it.
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(default, deserialize_with = "wamage_kernel::json::double_option")]
     #[schema(value_type = Option<String>)]
     pub status_text: Option<Option<String>>,
 }
@@ -280,7 +271,7 @@ pub struct TeamIn {
 pub struct TeamPatch {
     pub name: Option<String>,
     /// `null` clears it.
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(default, deserialize_with = "wamage_kernel::json::double_option")]
     #[schema(value_type = Option<String>)]
     pub description: Option<Option<String>>,
 }

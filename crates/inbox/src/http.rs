@@ -9,7 +9,7 @@ use axum::{
     http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -27,15 +27,6 @@ use crate::{
 };
 
 type Svc = State<Arc<Inbox>>;
-
-/// `null` → Some(None) (clear), absent → None (leave as is).
-fn double_option<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(d).map(Some)
-}
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ChannelRef {
@@ -211,7 +202,7 @@ pub struct ListQuery {
 pub struct ConversationPatch {
     pub status: Option<ConversationStatus>,
     /// Required (in the future) with `status: snoozed`.
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(default, deserialize_with = "wamage_kernel::json::double_option")]
     pub snoozed_until: Option<Option<Timestamp>>,
     pub priority: Option<Priority>,
     pub labels: Option<Vec<String>>,
@@ -221,10 +212,10 @@ pub struct ConversationPatch {
 #[serde(deny_unknown_fields)]
 pub struct AssignIn {
     /// The agent (`null` unassigns).
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(default, deserialize_with = "wamage_kernel::json::double_option")]
     pub assignee_id: Option<Option<UserId>>,
     /// The team (`null` clears it).
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(default, deserialize_with = "wamage_kernel::json::double_option")]
     pub team_id: Option<Option<Uuid>>,
     /// Round-robin among the team's online agents below their capacity.
     #[serde(default)]

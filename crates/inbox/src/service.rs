@@ -140,6 +140,15 @@ impl Directory {
     }
 }
 
+/// The consent ledger's channel of a channel kind (the Sandbox has no consent to keep).
+pub(crate) fn consent_channel(kind: ChannelKind) -> Option<wamage_contacts::ConsentChannel> {
+    match kind {
+        ChannelKind::Whatsapp => Some(wamage_contacts::ConsentChannel::Whatsapp),
+        ChannelKind::Telegram => Some(wamage_contacts::ConsentChannel::Telegram),
+        ChannelKind::Sandbox => None,
+    }
+}
+
 /// The JSON error stored on a failed message.
 pub(crate) fn error_json(code: i64, title: &str, detail: Option<&str>, class: &str) -> String {
     json!({"code": code, "title": title, "detail": detail, "class": class}).to_string()

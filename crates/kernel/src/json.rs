@@ -14,6 +14,16 @@ use serde::{Serialize, de::DeserializeOwned};
 
 use crate::problem::Problem;
 
+/// For `#[serde(default, deserialize_with = "double_option")]` on patch fields: `null` →
+/// `Some(None)` (clear the value), absent → `None` (leave it as is).
+pub fn double_option<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    <Option<T> as serde::Deserialize>::deserialize(d).map(Some)
+}
+
 /// JSON in (validated shape) and out.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ApiJson<T>(pub T);

@@ -24,13 +24,12 @@ use wamage_channels::{
     },
 };
 use wamage_contacts::{
-    ConsentChannel, ConsentPurpose, ConsentSource, ConsentStatus, ContactId, IdentityKind,
-    SystemConsent,
+    ConsentPurpose, ConsentSource, ConsentStatus, ContactId, IdentityKind, SystemConsent,
 };
 use wamage_kernel::{Problem, Timestamp};
 use wamage_platform::jobs::{JobContext, JobHandler, JobOutcome, NewJob};
 
-use super::{Inbox, MEDIA_JOB, db_err, error_json};
+use super::{Inbox, MEDIA_JOB, consent_channel, db_err, error_json};
 use crate::{
     model::{ConversationId, MessageId, OPT_IN_KEYWORDS, OPT_OUT_KEYWORDS},
     store::{self, ConversationRow, MessageRow},
@@ -147,14 +146,6 @@ fn address(c: &Channel, from: &Sender) -> Option<Address> {
                 h,
             ))
         }
-    }
-}
-
-fn consent_channel(kind: ChannelKind) -> Option<ConsentChannel> {
-    match kind {
-        ChannelKind::Whatsapp => Some(ConsentChannel::Whatsapp),
-        ChannelKind::Telegram => Some(ConsentChannel::Telegram),
-        ChannelKind::Sandbox => None,
     }
 }
 

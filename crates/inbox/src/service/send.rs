@@ -32,7 +32,7 @@ use wamage_channels::{
     },
     recipient_key,
 };
-use wamage_contacts::{ConsentChannel, ConsentPurpose, IdentityKind, SendPermission};
+use wamage_contacts::{ConsentPurpose, IdentityKind, SendPermission};
 use wamage_identity::Principal;
 use wamage_kernel::{OrgId, Problem, validate::Validator};
 use wamage_platform::{
@@ -40,7 +40,7 @@ use wamage_platform::{
     jobs::{JobContext, JobHandler, JobOutcome, NewJob},
 };
 
-use super::{Inbox, db_err, error_json, media_kind_of, random_hex};
+use super::{Inbox, consent_channel, db_err, error_json, media_kind_of, random_hex};
 use crate::{
     http::{BatchOut, BatchResult, DirectSendIn, SendIn},
     model::{ConversationId, MessageId, TEXT_MAX, WINDOW},
@@ -87,14 +87,6 @@ fn fingerprint(scope: &str, v: &impl serde::Serialize) -> String {
             .chain_update(body)
             .finalize(),
     )
-}
-
-fn consent_channel(kind: ChannelKind) -> Option<ConsentChannel> {
-    match kind {
-        ChannelKind::Whatsapp => Some(ConsentChannel::Whatsapp),
-        ChannelKind::Telegram => Some(ConsentChannel::Telegram),
-        ChannelKind::Sandbox => None,
-    }
 }
 
 fn window_closed() -> Problem {
