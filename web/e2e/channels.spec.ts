@@ -90,10 +90,12 @@ test('Sandbox: listed healthy-or-unknown with an enabled switch; simulate a cust
   await expect(row.getByTestId('health-badge')).toBeVisible();
   const toggle = row.getByRole('switch', { name: 'Sandbox enabled' });
   await expect(toggle).toBeChecked();
-  await toggle.uncheck();
+  // Wait for the list to settle after the wizard closed, then flip the switch.
+  await page.waitForLoadState('networkidle');
+  await toggle.click();
   await expectToast(page, 'Sandbox disabled');
   await expect(toggle).not.toBeChecked();
-  await toggle.check();
+  await toggle.click();
   await expectToast(page, 'Sandbox enabled');
   await expect(toggle).toBeChecked();
 

@@ -102,8 +102,12 @@ export function ChannelsPage() {
     );
   const toggle = useMutation({
     mutationFn: ({ c, enabled }: { c: ChannelOut; enabled: boolean }) => updateChannel(c.id, { enabled }),
-    // The switch moves at once; a refusal puts it back.
-    onMutate: ({ c, enabled }) => setEnabled(c.id, enabled),
+    // The switch moves at once (a list refetch still in flight must not move it back); a
+    // refusal puts it back.
+    onMutate: async ({ c, enabled }) => {
+      await qc.cancelQueries({ queryKey: inboxKeys.channels });
+      setEnabled(c.id, enabled);
+    },
     onSuccess: (c) => {
       qc.setQueryData<ChannelOut[]>(inboxKeys.channels, (list) => list?.map((x) => (x.id === c.id ? c : x)));
       notifications.show({ color: 'teal', message: `${c.name} ${c.enabled ? 'enabled' : 'disabled'}` });
