@@ -232,6 +232,10 @@ pub struct StatusUpdate {
     /// The customer's address as the provider reports it (WhatsApp `recipient_id`).
     pub recipient: Option<String>,
     pub errors: Vec<ProviderError>,
+    /// What the send asked the provider to echo (WhatsApp `biz_opaque_callback_data`): how a
+    /// report finds a campaign send whose answer was lost.
+    #[serde(default)]
+    pub callback_data: Option<String>,
 }
 
 /// One thing a webhook told us.
@@ -388,6 +392,10 @@ pub struct Outbound {
     /// Provider id of the message we reply to (WhatsApp `context.message_id`, Telegram
     /// `reply_parameters.message_id`, taken from `{chat_id}:{message_id}`).
     pub reply_to: Option<String>,
+    /// Echoed by the provider in this message's delivery reports (WhatsApp
+    /// `biz_opaque_callback_data`, at most 512 characters; other providers ignore it).
+    #[serde(default)]
+    pub callback_data: Option<String>,
 }
 
 /// What a successful send returns.

@@ -126,6 +126,7 @@ pub fn parse_event(raw: &[u8]) -> Result<Vec<Inbound>, String> {
                 status,
                 at_ms,
                 recipient: None,
+                callback_data: None,
                 errors: if status == DeliveryStatus::Failed {
                     vec![ProviderError {
                         code: 131026,

@@ -877,6 +877,15 @@ impl Channels {
         client
     }
 
+    /// The Cloud API client of a WhatsApp channel (templates live on its business account);
+    /// `None` for other kinds.
+    pub fn whatsapp_client(&self, c: &Channel) -> Option<crate::whatsapp::WhatsappClient> {
+        if c.kind != ChannelKind::Whatsapp {
+            return None;
+        }
+        crate::whatsapp::WhatsappClient::new(adapters::whatsapp_config(self, c)).ok()
+    }
+
     /// The channel's pacing and breaker in this process.
     pub fn guard(&self, c: &Channel) -> Arc<Guard> {
         let rate = if self.cfg.pacing {

@@ -926,6 +926,7 @@ mod tests {
             to: Recipient::Telegram { chat_id: -100 },
             content,
             reply_to: reply_to.map(str::to_owned),
+            callback_data: None,
         };
         let (m, p) = method_call(&out(
             OutboundContent::Text {

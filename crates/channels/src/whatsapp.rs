@@ -487,6 +487,7 @@ fn parse_status(status: &Value) -> Inbound {
         at_ms: timestamp_ms(status),
         recipient: str_of(status, "recipient_id").or_else(|| str_of(status, "recipient_user_id")),
         errors: parse_errors(status),
+        callback_data: str_of(status, "biz_opaque_callback_data"),
     })
 }
 
@@ -648,6 +649,9 @@ pub fn message_body(msg: &Outbound) -> Result<Value, SendError> {
     }
     body.insert("type".into(), json!(kind));
     body.insert(kind.into(), object);
+    if let Some(data) = &msg.callback_data {
+        body.insert("biz_opaque_callback_data".into(), json!(data));
+    }
     Ok(Value::Object(body))
 }
 
@@ -1317,6 +1321,7 @@ mod tests {
             },
             content: text.clone(),
             reply_to: Some("wamid.Q".into()),
+            callback_data: None,
         })
         .unwrap();
         assert_eq!(
@@ -1333,6 +1338,7 @@ mod tests {
             },
             content: text.clone(),
             reply_to: None,
+            callback_data: None,
         })
         .unwrap();
         assert_eq!(by_bsuid["recipient"], "DE.1");
@@ -1341,6 +1347,7 @@ mod tests {
             to: Recipient::Telegram { chat_id: 1 },
             content: text,
             reply_to: None,
+            callback_data: None,
         });
         assert!(matches!(telegram, Err(SendError::Permanent { .. })));
     }

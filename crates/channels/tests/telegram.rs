@@ -42,6 +42,7 @@ fn out(chat_id: i64, content: OutboundContent) -> Outbound {
         to: Recipient::Telegram { chat_id },
         content,
         reply_to: None,
+        callback_data: None,
     }
 }
 
@@ -148,6 +149,7 @@ async fn every_outbound_type_is_accepted_by_the_bot_api() {
             to: Recipient::Telegram { chat_id: chat },
             content: text("answer"),
             reply_to: Some(format!("{chat}:1")),
+            callback_data: None,
         })
         .await
         .unwrap();

@@ -61,6 +61,7 @@ fn out(content: OutboundContent) -> Outbound {
         to: to(CUSTOMER),
         content,
         reply_to: None,
+        callback_data: None,
     }
 }
 
@@ -210,6 +211,7 @@ async fn every_outbound_type_is_accepted_by_the_cloud_api() {
             to: to(CUSTOMER),
             content: text("answer"),
             reply_to: Some("wamid.QUESTION".into()),
+            callback_data: None,
         })
         .await
         .unwrap();
@@ -221,6 +223,7 @@ async fn every_outbound_type_is_accepted_by_the_cloud_api() {
             },
             content: text("hi without a number"),
             reply_to: None,
+            callback_data: None,
         })
         .await
         .unwrap();
@@ -300,6 +303,7 @@ async fn pair_rate_limit_is_retryable_131056_per_recipient() {
         to: to("+14155550123"),
         content: text("hi"),
         reply_to: None,
+        callback_data: None,
     })
     .await
     .unwrap();
