@@ -45,8 +45,8 @@ pub use model::{
     AttrType, ContactId, GroupId, IdentityId, IdentityKind, ImportId, SegmentId, TagId,
 };
 pub use service::{
-    Contacts, ContactsDeps, IMPORT_BATCH_ROWS, IMPORT_JOB, ImportJob, ResolvedContact,
-    SystemConsent,
+    AudienceSpec, Breakdown, Contacts, ContactsDeps, IMPORT_BATCH_ROWS, IMPORT_JOB, ImportJob,
+    ResolvedContact, SendChannel, SendContact, SkipReason, SystemConsent, VarField, address_kinds,
 };
 use wamage_platform::{MigrationSet, migration_set};
 

@@ -50,6 +50,9 @@ pub enum SegmentFilter {
     All(Vec<SegmentFilter>),
     Any(Vec<SegmentFilter>),
     Cond(Cond),
+    /// Everybody the inner filter does not match (built by audiences for exclusions; not part
+    /// of the JSON language).
+    Not(Box<SegmentFilter>),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -154,6 +157,7 @@ impl SegmentFilter {
             Self::All(items) => join(items, " AND ", backend, push),
             Self::Any(items) => join(items, " OR ", backend, push),
             Self::Cond(c) => c.to_sql(backend, push),
+            Self::Not(inner) => format!("NOT COALESCE({}, FALSE)", inner.to_sql(backend, push)),
         }
     }
 }

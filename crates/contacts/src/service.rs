@@ -43,11 +43,15 @@ use crate::{
     store::{self, After, ContactRow, GroupRow, Link, ListFilter, Sort, TagRow},
 };
 
+mod audience;
 mod avatar;
 mod import;
 mod inbound;
 mod segments;
 
+pub use audience::{
+    AudienceSpec, Breakdown, SendChannel, SendContact, SkipReason, VarField, address_kinds,
+};
 pub use avatar::AVATAR_MAX_BYTES;
 pub use import::{IMPORT_BATCH_ROWS, IMPORT_JOB, IMPORT_MAX_BYTES, ImportJob, ImportUpload};
 pub use inbound::{ResolvedContact, SystemConsent};

@@ -1942,3 +1942,299 @@ pub async fn refresh_statistics(db: &Db) -> R<()> {
     }
     Ok(())
 }
+
+// ---- audiences (bulk sends) ------------------------------------------------------------------
+
+/// What an audience query reads besides the contact: the consent entry for (channel, purpose)
+/// and the address among these identity kinds (in order of preference).
+pub struct AudienceAsk<'a> {
+    pub consent: Option<(&'a str, &'a str)>,
+    pub kinds: &'a [crate::model::IdentityKind],
+}
+
+#[derive(FromRow)]
+struct AudienceRow {
+    id: ContactId,
+    name: String,
+    company: Option<String>,
+    language: Option<String>,
+    attributes: Json<Value>,
+    blocked: bool,
+    email: Option<String>,
+    phone: Option<String>,
+    consent: Option<String>,
+    addr_kind: Option<String>,
+    addr: Option<String>,
+}
+
+impl From<AudienceRow> for crate::service::SendContact {
+    fn from(r: AudienceRow) -> Self {
+        Self {
+            id: r.id,
+            name: r.name,
+            company: r.company,
+            language: r.language,
+            email: r.email,
+            phone: r.phone,
+            attributes: r.attributes.0,
+            blocked: r.blocked,
+            consent: r
+                .consent
+                .as_deref()
+                .and_then(crate::consent::ConsentStatus::from_db),
+            address: match (r.addr_kind.as_deref(), r.addr) {
+                (Some(k), Some(v)) => crate::model::IdentityKind::from_db(k).map(|k| (k, v)),
+                _ => None,
+            },
+        }
+    }
+}
+
+/// The select list of an audience row on `contacts c`: identity kinds are the enum's own
+/// names (never input), consent channel and purpose are bound through `push`. `full` adds the
+/// e-mail and phone variables read (a snapshot does not need them).
+fn audience_columns(
+    ask: &AudienceAsk<'_>,
+    full: bool,
+    push: &mut dyn FnMut(Arg) -> String,
+) -> String {
+    let ident = |kinds: &str| {
+        format!(
+            "(SELECT i.value FROM contact_identities i WHERE i.contact_id = c.id \
+             AND i.kind IN ({kinds}) ORDER BY i.created_at, i.id LIMIT 1)"
+        )
+    };
+    let (email, phone) = if full {
+        (ident("'email'"), ident("'phone', 'whatsapp_phone'"))
+    } else {
+        ("NULL".to_owned(), "NULL".to_owned())
+    };
+    let consent = match ask.consent {
+        Some((ch, pu)) => {
+            let (ch, pu) = (push(Arg::Str(ch.to_owned())), push(Arg::Str(pu.to_owned())));
+            format!(
+                "(SELECT k.status FROM contact_consents k WHERE k.org_id = $1 AND k.contact_id = c.id \
+                 AND k.channel = {ch} AND k.purpose = {pu} ORDER BY k.seq DESC LIMIT 1)"
+            )
+        }
+        None => "NULL".to_owned(),
+    };
+    // The preferred kind the contact has, then its value: one lookup per kind, first hit wins.
+    let mut kind_case = String::from("CASE");
+    let mut values = Vec::new();
+    for k in ask.kinds {
+        let v = ident(&format!("'{}'", k.as_str()));
+        kind_case.push_str(&format!(" WHEN {v} IS NOT NULL THEN '{}'", k.as_str()));
+        values.push(v);
+    }
+    kind_case.push_str(" ELSE NULL END");
+    let addr = if values.is_empty() {
+        "NULL".to_owned()
+    } else if values.len() == 1 {
+        values.remove(0)
+    } else {
+        format!("COALESCE({})", values.join(", "))
+    };
+    format!(
+        "c.id, c.name, c.company, c.language, c.attributes, c.blocked, {email} AS email, \
+         {phone} AS phone, {consent} AS consent, {kind_case} AS addr_kind, {addr} AS addr"
+    )
+}
+
+/// Binds the collected filter arguments, in order, to a query.
+macro_rules! bind_args {
+    ($q:expr, $args:expr) => {{
+        let mut q = $q;
+        for a in $args {
+            q = match a {
+                Arg::Str(s) => q.bind(s),
+                Arg::Float(n) => q.bind(n),
+                Arg::Bool(b) => q.bind(b),
+                Arg::Time(t) => q.bind(t),
+                Arg::Id(id) => q.bind(id),
+                Arg::Int(n) => q.bind(n),
+                Arg::Tag(t) => q.bind(t),
+                Arg::Group(g) => q.bind(g),
+            };
+        }
+        q
+    }};
+}
+
+/// One page of an audience in contact-id order (the snapshot's walk).
+pub async fn audience_page(
+    db: &Db,
+    org: OrgId,
+    filter: &SegmentFilter,
+    ask: &AudienceAsk<'_>,
+    after: Option<ContactId>,
+    limit: usize,
+) -> R<Vec<crate::service::SendContact>> {
+    let mut args: Vec<Arg> = Vec::new();
+    let mut push = |a: Arg| {
+        args.push(a);
+        format!("${}", args.len() + 1)
+    };
+    let cols = audience_columns(ask, false, &mut push);
+    let cond = filter.to_sql(db.backend(), &mut push);
+    let mut sql = format!("SELECT {cols} FROM contacts c WHERE c.org_id = $1 AND {cond}");
+    if let Some(a) = after {
+        let p = push(Arg::Id(a));
+        sql.push_str(&format!(" AND c.id > {p}"));
+    }
+    let p = push(Arg::Int(i64::try_from(limit).unwrap_or(i64::MAX)));
+    sql.push_str(&format!(" ORDER BY c.id LIMIT {p}"));
+    let rows: Vec<AudienceRow> = with_db!(db, |pool| {
+        bind_args!(
+            sqlx::query_as::<_, AudienceRow>(sqlx::AssertSqlSafe(sql)).bind(org),
+            args
+        )
+        .fetch_all(pool)
+        .await
+    })?;
+    Ok(rows.into_iter().map(Into::into).collect())
+}
+
+/// The current facts of these contacts of `org` for a send.
+pub async fn send_context(
+    db: &Db,
+    org: OrgId,
+    ids: &[ContactId],
+    ask: &AudienceAsk<'_>,
+) -> R<Vec<crate::service::SendContact>> {
+    let mut args: Vec<Arg> = Vec::new();
+    let mut push = |a: Arg| {
+        args.push(a);
+        format!("${}", args.len() + 2)
+    };
+    let cols = audience_columns(ask, true, &mut push);
+    let rows: Vec<AudienceRow> = match db {
+        Db::Sqlite(pool) => {
+            let hex: Vec<String> = ids
+                .iter()
+                .map(|i| i.as_uuid().simple().to_string())
+                .collect();
+            let sql = format!(
+                "SELECT {cols} FROM json_each($2) j CROSS JOIN contacts c \
+                 ON c.id = unhex(j.value) WHERE c.org_id = $1"
+            );
+            bind_args!(
+                sqlx::query_as::<_, AudienceRow>(sqlx::AssertSqlSafe(sql))
+                    .bind(org)
+                    .bind(serde_json::to_string(&hex).unwrap_or_default()),
+                args
+            )
+            .fetch_all(pool)
+            .await?
+        }
+        Db::Postgres(pool) => {
+            let uuids: Vec<uuid::Uuid> = ids.iter().map(|i| i.as_uuid()).collect();
+            let sql = format!(
+                "SELECT {cols} FROM contacts c WHERE c.org_id = $1 AND c.id = ANY($2::uuid[])"
+            );
+            bind_args!(
+                sqlx::query_as::<_, AudienceRow>(sqlx::AssertSqlSafe(sql))
+                    .bind(org)
+                    .bind(uuids),
+                args
+            )
+            .fetch_all(pool)
+            .await?
+        }
+    };
+    Ok(rows.into_iter().map(Into::into).collect())
+}
+
+/// An audience counted by what a send would do (see [`crate::service::Breakdown`]).
+pub async fn audience_breakdown(
+    db: &Db,
+    org: OrgId,
+    filter: &SegmentFilter,
+    ask: &AudienceAsk<'_>,
+    marketing: bool,
+    required: &[crate::service::VarField],
+) -> R<crate::service::Breakdown> {
+    use crate::service::VarField;
+    let backend = db.backend();
+    let mut args: Vec<Arg> = Vec::new();
+    let mut push = |a: Arg| {
+        args.push(a);
+        format!("${}", args.len() + 1)
+    };
+    let cols = audience_columns(ask, false, &mut push);
+    let mut missing: Vec<String> = Vec::new();
+    for f in required {
+        let has_ident = |kinds: &str| {
+            format!(
+                "NOT EXISTS (SELECT 1 FROM contact_identities i WHERE i.contact_id = c.id \
+                 AND i.kind IN ({kinds}))"
+            )
+        };
+        missing.push(match f {
+            VarField::Name | VarField::FirstName => "(c.name = '')".to_owned(),
+            VarField::Company => "COALESCE(c.company, '') = ''".to_owned(),
+            VarField::Language => "COALESCE(c.language, '') = ''".to_owned(),
+            VarField::Email => has_ident("'email'"),
+            VarField::Phone => has_ident("'phone', 'whatsapp_phone'"),
+            VarField::Attr(key) => match backend {
+                Backend::Sqlite => {
+                    let p = push(Arg::Str(format!("$.\"{}\"", key.replace('"', ""))));
+                    format!("COALESCE(CAST(json_extract(c.attributes, {p}) AS TEXT), '') = ''")
+                }
+                Backend::Postgres => {
+                    let p = push(Arg::Str(key.clone()));
+                    format!("COALESCE(c.attributes ->> {p}, '') = ''")
+                }
+            },
+        });
+    }
+    let missing = if missing.is_empty() {
+        "FALSE".to_owned()
+    } else {
+        missing.join(" OR ")
+    };
+    let cond = filter.to_sql(backend, &mut push);
+    let no_consent = if marketing && ask.consent.is_some() {
+        "x.consent IS NULL"
+    } else {
+        "FALSE"
+    };
+    let sql = format!(
+        "SELECT COUNT(*) AS total, \
+         COALESCE(SUM(CASE WHEN x.addr IS NULL THEN 1 ELSE 0 END), 0) AS no_identity, \
+         COALESCE(SUM(CASE WHEN x.addr IS NOT NULL AND x.blocked THEN 1 ELSE 0 END), 0) AS blocked, \
+         COALESCE(SUM(CASE WHEN x.addr IS NOT NULL AND NOT x.blocked AND x.consent = 'opted_out' \
+           THEN 1 ELSE 0 END), 0) AS opted_out, \
+         COALESCE(SUM(CASE WHEN x.addr IS NOT NULL AND NOT x.blocked AND {no_consent} \
+           THEN 1 ELSE 0 END), 0) AS no_consent, \
+         COALESCE(SUM(CASE WHEN x.addr IS NOT NULL AND NOT x.blocked \
+           AND COALESCE(x.consent, '') <> 'opted_out' AND NOT ({no_consent}) AND x.missing \
+           THEN 1 ELSE 0 END), 0) AS missing \
+         FROM (SELECT {cols}, ({missing}) AS missing FROM contacts c \
+               WHERE c.org_id = $1 AND {cond}) x"
+    );
+    let (total, no_identity, blocked, opted_out, no_consent, missing): (
+        i64,
+        i64,
+        i64,
+        i64,
+        i64,
+        i64,
+    ) = with_db!(db, |pool| {
+        bind_args!(
+            sqlx::query_as::<_, (i64, i64, i64, i64, i64, i64)>(sqlx::AssertSqlSafe(sql)).bind(org),
+            args
+        )
+        .fetch_one(pool)
+        .await
+    })?;
+    Ok(crate::service::Breakdown {
+        total,
+        eligible: total - no_identity - blocked - opted_out - no_consent,
+        opted_out,
+        no_consent,
+        blocked,
+        no_identity,
+        missing_variables: missing,
+    })
+}
