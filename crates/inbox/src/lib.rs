@@ -30,8 +30,8 @@ use wamage_realtime::RoomPolicy;
 pub use http::routes;
 pub use model::{AttachmentId, CannedId, ConversationId, ConversationStatus, MessageId, Priority};
 pub use service::{
-    ATTACHMENT_MAX, Inbox, InboxDeps, IngestJob, MEDIA_JOB, MediaJob, READ_JOB, ROOM_KIND, ReadJob,
-    SEND_JOB, SNOOZE_JOB, SendJob, SnoozeJob,
+    ATTACHMENT_MAX, Inbox, InboxDeps, IngestHook, IngestJob, MEDIA_JOB, MediaJob, READ_JOB,
+    ROOM_KIND, ReadJob, SEND_JOB, SNOOZE_JOB, SendJob, SnoozeJob, TemplateStatusChange,
 };
 
 /// This crate's migrations.

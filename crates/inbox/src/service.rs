@@ -86,6 +86,54 @@ pub struct Inbox {
     channels: Arc<Channels>,
     realtime: Arc<Realtime>,
     public_url: String,
+    hooks: std::sync::RwLock<Vec<Arc<dyn IngestHook>>>,
+}
+
+/// What other domains learn from stored webhook events, called by the ingest job after the
+/// inbox applied (or could not place) an item. Errors make the ingest job retry the event,
+/// so a hook must be idempotent.
+#[async_trait::async_trait]
+pub trait IngestHook: Send + Sync + 'static {
+    /// A delivery report for a message the inbox did not send (a campaign's, found by the
+    /// report's `callback_data`); `true` when the hook placed it.
+    async fn status(
+        &self,
+        _channel: &Channel,
+        _status: &wamage_channels::provider::StatusUpdate,
+    ) -> Result<bool, Problem> {
+        Ok(false)
+    }
+
+    /// A template of the channel's business account changed state
+    /// (`message_template_status_update`).
+    async fn template_status(
+        &self,
+        _channel: &Channel,
+        _change: &TemplateStatusChange,
+    ) -> Result<(), Problem> {
+        Ok(())
+    }
+
+    /// A customer wrote (a new message; redeliveries are not reported).
+    async fn customer_message(
+        &self,
+        _channel: &Channel,
+        _contact: wamage_contacts::ContactId,
+        _at: Timestamp,
+    ) -> Result<(), Problem> {
+        Ok(())
+    }
+}
+
+/// A template's new state, as the provider reported it.
+#[derive(Debug, Clone)]
+pub struct TemplateStatusChange {
+    pub template_id: String,
+    pub name: String,
+    pub language: String,
+    /// The provider's event (`APPROVED`, `REJECTED`, `PAUSED`, `DISABLED`, …).
+    pub status: String,
+    pub reason: Option<String>,
 }
 
 impl std::fmt::Debug for Inbox {
@@ -167,7 +215,23 @@ impl Inbox {
             channels: deps.channels,
             realtime: deps.realtime,
             public_url: deps.public_url.trim_end_matches('/').to_owned(),
+            hooks: std::sync::RwLock::new(Vec::new()),
         })
+    }
+
+    /// Registers a hook the ingest job reports to (see [`IngestHook`]).
+    pub fn add_hook(&self, hook: Arc<dyn IngestHook>) {
+        self.hooks
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(hook);
+    }
+
+    pub(crate) fn hooks(&self) -> Vec<Arc<dyn IngestHook>> {
+        self.hooks
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     fn now(&self) -> Timestamp {

@@ -233,7 +233,17 @@ impl Inbox {
                 status,
                 reason,
             } => {
-                // For the templates domain; no socket audience.
+                let change = crate::TemplateStatusChange {
+                    template_id: template_id.clone(),
+                    name: name.clone(),
+                    language: language.clone(),
+                    status: status.clone(),
+                    reason: reason.clone(),
+                };
+                for h in self.hooks() {
+                    h.template_status(c, &change).await?;
+                }
+                // Also on the bus, for anything else listening (no socket audience).
                 let ev = wamage_kernel::Event::new(
                     super::SOURCE,
                     "wamage.template.status_changed",
@@ -425,6 +435,11 @@ impl Inbox {
         self.publish_conversation(org, type_, conv.id).await;
         self.publish_message(org, "wamage.message.received", row.id)
             .await;
+        for h in self.hooks() {
+            if let Err(p) = h.customer_message(c, contact.id, sent_at).await {
+                tracing::warn!(error = %p, "an ingest hook failed on a customer message");
+            }
+        }
         if created && let Some(team) = c.config.assign_team_id {
             self.auto_assign(org, conv.id, team).await;
         }
@@ -479,6 +494,15 @@ impl Inbox {
     }
 
     async fn apply_status(&self, c: &Channel, s: &StatusUpdate) -> Result<Applied, Problem> {
+        // Reports carrying callback data are for sends of other domains (campaigns): the
+        // inbox never sets it on its own sends.
+        if s.callback_data.is_some() {
+            for h in self.hooks() {
+                if h.status(c, s).await? {
+                    return Ok(Applied::Done);
+                }
+            }
+        }
         let from: Vec<&str> = [
             DeliveryStatus::Queued,
             DeliveryStatus::Sent,
@@ -518,11 +542,15 @@ impl Inbox {
                 .await
                 .map_err(db_err)?
                 .is_some();
-            return Ok(if known {
-                Applied::Done
-            } else {
-                Applied::Unknown
-            });
+            if known {
+                return Ok(Applied::Done);
+            }
+            for h in self.hooks() {
+                if h.status(c, s).await? {
+                    return Ok(Applied::Done);
+                }
+            }
+            return Ok(Applied::Unknown);
         };
         self.publish_message(c.org_id, "wamage.message.status.updated", id)
             .await;

@@ -989,6 +989,7 @@ impl Inbox {
             to,
             content,
             reply_to,
+            callback_data: None,
         };
         let rkey = recipient_key(&out.to);
         let guard = self.channels.guard(&channel);
