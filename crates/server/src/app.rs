@@ -6,6 +6,10 @@ use std::{sync::Arc, time::Duration};
 use anyhow::Context;
 use axum::Router;
 use serde::Deserialize;
+use wamage_campaigns::{
+    CampaignHook, Campaigns, CampaignsConfig, CampaignsDeps, DISPATCH_JOB, DispatchJob, LAUNCH_JOB,
+    LaunchJob,
+};
 use wamage_channels::{Channels, ChannelsConfig, ChannelsDeps, INGEST_JOB};
 use wamage_chat::{Chat, ChatDeps, ChatRooms, EXPIRE_JOB, ExpireJob};
 use wamage_contacts::{Contacts, ContactsDeps, IMPORT_JOB, ImportJob};
@@ -24,6 +28,7 @@ use wamage_platform::{
     mail::{LogMailer, Mail, SharedMailer, SmtpMailer},
 };
 use wamage_realtime::{Realtime, RealtimeConfig, RealtimeDeps};
+use wamage_templates::{SYNC_JOB, SyncJob, TemplateHook, Templates, TemplatesDeps};
 
 use crate::{config::Config, http};
 
@@ -43,6 +48,8 @@ pub struct AppState {
     pub chat: Arc<Chat>,
     pub channels: Arc<Channels>,
     pub inbox: Arc<Inbox>,
+    pub templates: Arc<Templates>,
+    pub campaigns: Arc<Campaigns>,
     /// The Socket.IO gateway (mounted by the router when the `realtime` role is on).
     pub realtime: Arc<Realtime>,
 }
@@ -67,6 +74,8 @@ pub fn all_migrations() -> Vec<wamage_platform::MigrationSet> {
         wamage_chat::migrations(),
         wamage_channels::migrations(),
         wamage_inbox::migrations(),
+        wamage_templates::migrations(),
+        wamage_campaigns::migrations(),
     ]
 }
 
@@ -137,6 +146,22 @@ pub async fn build_state(config: Config, opts: BuildOptions) -> anyhow::Result<A
         .with_policy(
             MEDIA_JOB,
             RetryPolicy::fixed_exponential(6, Duration::from_secs(5), 3.0),
+        )
+        // A dispatcher comes back while sends settle (retry_after) and after any hiccup; a
+        // campaign must not stop because its job ran out of tries.
+        .with_policy(
+            DISPATCH_JOB,
+            RetryPolicy {
+                max_attempts: 100_000,
+                base_delay: Duration::from_secs(1),
+                factor: 2.0,
+                max_delay: Duration::from_secs(60),
+                jitter: 0.1,
+            },
+        )
+        .with_policy(
+            LAUNCH_JOB,
+            RetryPolicy::fixed_exponential(20, Duration::from_secs(2), 2.0),
         );
     let secret = config.load_or_create_secret()?;
     let channel_secret = secret.clone();
@@ -221,6 +246,33 @@ pub async fn build_state(config: Config, opts: BuildOptions) -> anyhow::Result<A
         wamage_inbox::ROOM_KIND,
         Arc::new(ConversationRooms(inbox.clone())),
     );
+    let templates = Templates::new(TemplatesDeps {
+        db: db.clone(),
+        bus: bus.clone(),
+        jobs: jobs.clone(),
+        clock: clock.clone(),
+        channels: channels.clone(),
+        contacts: contacts.clone(),
+    });
+    inbox.add_hook(Arc::new(TemplateHook(templates.clone())));
+    let campaigns = Campaigns::new(CampaignsDeps {
+        db: db.clone(),
+        bus: bus.clone(),
+        jobs: jobs.clone(),
+        clock: clock.clone(),
+        channels: channels.clone(),
+        contacts: contacts.clone(),
+        templates: templates.clone(),
+        config: CampaignsConfig {
+            dispatchers: config.campaign_dispatchers,
+            batch: config.campaign_batch,
+            concurrency: config.campaign_concurrency,
+            confirm_grace: Duration::from_secs(config.campaign_confirm_secs),
+            lease: Duration::from_secs(config.campaign_lease_secs),
+            ..CampaignsConfig::default()
+        },
+    });
+    inbox.add_hook(Arc::new(CampaignHook(campaigns.clone())));
     Ok(AppState {
         config: Arc::new(config),
         db,
@@ -235,6 +287,8 @@ pub async fn build_state(config: Config, opts: BuildOptions) -> anyhow::Result<A
         chat,
         channels,
         inbox,
+        templates,
+        campaigns,
         realtime,
     })
 }
@@ -266,6 +320,9 @@ pub fn worker(state: &AppState) -> Worker {
         .register(MEDIA_JOB, MediaJob(state.inbox.clone()))
         .register(SNOOZE_JOB, SnoozeJob(state.inbox.clone()))
         .register(READ_JOB, ReadJob(state.inbox.clone()))
+        .register(SYNC_JOB, SyncJob(state.templates.clone()))
+        .register(LAUNCH_JOB, LaunchJob(state.campaigns.clone()))
+        .register(DISPATCH_JOB, DispatchJob(state.campaigns.clone()))
 }
 
 /// Sends one e-mail (`mail.send` jobs).

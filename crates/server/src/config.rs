@@ -121,6 +121,17 @@ pub struct Config {
     pub channel_pacing: bool,
     /// Timeout of one provider call, in seconds.
     pub provider_timeout_secs: u64,
+    /// Dispatch jobs per running campaign (spread over workers and processes).
+    pub campaign_dispatchers: u32,
+    /// Recipients a campaign dispatcher claims per batch.
+    pub campaign_batch: u32,
+    /// Sends in flight per campaign dispatcher.
+    pub campaign_concurrency: u32,
+    /// Seconds an interrupted campaign send waits for the provider's report before it is
+    /// settled (resent on WhatsApp, failed elsewhere).
+    pub campaign_confirm_secs: u64,
+    /// Seconds a dispatcher holds a claimed batch of campaign recipients.
+    pub campaign_lease_secs: u64,
 }
 
 impl Default for Config {
@@ -151,6 +162,11 @@ impl Default for Config {
             allow_channel_base_url: false,
             channel_pacing: true,
             provider_timeout_secs: 20,
+            campaign_dispatchers: 2,
+            campaign_batch: 500,
+            campaign_concurrency: 64,
+            campaign_confirm_secs: 120,
+            campaign_lease_secs: 120,
         }
     }
 }
@@ -246,6 +262,21 @@ impl Config {
         }
         if !(1..=50_000).contains(&self.import_batch_rows) {
             bail!("WAMAGE_IMPORT_BATCH_ROWS must be between 1 and 50000");
+        }
+        if !(1..=64).contains(&self.campaign_dispatchers) {
+            bail!("WAMAGE_CAMPAIGN_DISPATCHERS must be between 1 and 64");
+        }
+        if !(1..=10_000).contains(&self.campaign_batch) {
+            bail!("WAMAGE_CAMPAIGN_BATCH must be between 1 and 10000");
+        }
+        if !(1..=1024).contains(&self.campaign_concurrency) {
+            bail!("WAMAGE_CAMPAIGN_CONCURRENCY must be between 1 and 1024");
+        }
+        if !(1..=86_400).contains(&self.campaign_confirm_secs) {
+            bail!("WAMAGE_CAMPAIGN_CONFIRM_SECS must be between 1 and 86400");
+        }
+        if !(10..=3_600).contains(&self.campaign_lease_secs) {
+            bail!("WAMAGE_CAMPAIGN_LEASE_SECS must be between 10 and 3600");
         }
         self.roles()?;
         Ok(())

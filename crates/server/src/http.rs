@@ -64,6 +64,8 @@ static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
         (name = "channels", description = "Connected WhatsApp numbers, Telegram bots and Sandbox channels"),
         (name = "webhooks", description = "Provider webhooks (signed by the provider, no bearer token)"),
         (name = "inbox", description = "Shared inbox: conversations, messages, sending, notes, canned responses, simulated customers"),
+        (name = "templates", description = "Message templates: WhatsApp templates (checked, submitted for review, synced) and local templates, variable mapping, previews"),
+        (name = "campaigns", description = "Campaigns: template broadcasts to audiences, launch and schedule, pause/resume/cancel, analytics, recipients, retargeting"),
         (name = "realtime", description = "Presence (live updates over Socket.IO at `/socket.io`)"),
         (name = "ops", description = "Health, readiness and metrics")
     )
@@ -96,6 +98,8 @@ pub fn api(state: &AppState) -> OpenApiRouter {
         .merge(wamage_channels::routes(state.channels.clone()))
         .merge(wamage_channels::webhook_routes(state.channels.clone()))
         .merge(wamage_inbox::routes(state.inbox.clone()))
+        .merge(wamage_templates::routes(state.templates.clone()))
+        .merge(wamage_campaigns::routes(state.campaigns.clone()))
         .merge(wamage_realtime::routes(state.realtime.clone()))
         .merge(ops::routes(state.clone()))
 }

@@ -1,0 +1,765 @@
+//! Campaign persistence. Campaign rows are scoped to the organisation; recipient rows to a
+//! campaign the service resolved inside it. Bulk writes are one statement per batch: SQLite
+//! reads one JSON parameter with `json_each` (ids as hex, turned back into blobs by `unhex`),
+//! PostgreSQL gets column arrays (`UNNEST`).
+
+use serde_json::json;
+use sqlx::FromRow;
+use uuid::Uuid;
+use wamage_channels::ChannelId;
+use wamage_contacts::ContactId;
+use wamage_kernel::{OrgId, Timestamp, UserId};
+use wamage_platform::{Db, Tx, with_db, with_tx};
+use wamage_templates::TemplateId;
+
+use crate::model::CampaignId;
+
+type R<T> = Result<T, sqlx::Error>;
+
+#[derive(Debug, Clone, FromRow)]
+pub struct CampaignRow {
+    pub id: CampaignId,
+    pub org_id: OrgId,
+    pub channel_id: ChannelId,
+    pub template_id: Option<TemplateId>,
+    pub name: String,
+    pub variables: String,
+    pub audience: String,
+    pub status: String,
+    pub pause_reason: Option<String>,
+    pub scheduled_at: Option<Timestamp>,
+    pub time_zone: Option<String>,
+    pub failure_threshold: f64,
+    pub total: i64,
+    pub snapshot_at: Option<Timestamp>,
+    pub created_by: Option<UserId>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub launched_at: Option<Timestamp>,
+    pub completed_at: Option<Timestamp>,
+}
+
+const COLS: &str = "id, org_id, channel_id, template_id, name, variables, audience, status, \
+    pause_reason, scheduled_at, time_zone, failure_threshold, total, snapshot_at, created_by, \
+    created_at, updated_at, launched_at, completed_at";
+
+pub async fn list(db: &Db, org: OrgId, status: Option<&str>) -> R<Vec<CampaignRow>> {
+    with_db!(db, |p| sqlx::query_as::<_, CampaignRow>(
+        sqlx::AssertSqlSafe(format!(
+            "SELECT {COLS} FROM campaigns WHERE org_id = $1 AND ($2 IS NULL OR status = $2) \
+         ORDER BY created_at DESC, id LIMIT 500"
+        ))
+    )
+    .bind(org)
+    .bind(status)
+    .fetch_all(p)
+    .await)
+}
+
+pub async fn get(db: &Db, org: OrgId, id: CampaignId) -> R<Option<CampaignRow>> {
+    with_db!(db, |p| sqlx::query_as::<_, CampaignRow>(
+        sqlx::AssertSqlSafe(format!(
+            "SELECT {COLS} FROM campaigns WHERE org_id = $1 AND id = $2"
+        ))
+    )
+    .bind(org)
+    .bind(id)
+    .fetch_optional(p)
+    .await)
+}
+
+pub async fn get_any(db: &Db, id: CampaignId) -> R<Option<CampaignRow>> {
+    with_db!(db, |p| sqlx::query_as::<_, CampaignRow>(
+        sqlx::AssertSqlSafe(format!("SELECT {COLS} FROM campaigns WHERE id = $1"))
+    )
+    .bind(id)
+    .fetch_optional(p)
+    .await)
+}
+
+pub async fn insert(db: &Db, c: &CampaignRow) -> R<()> {
+    with_db!(db, |p| sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO campaigns ({COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
+         $12, $13, $14, $15, $16, $17, $18, $19)"
+    )))
+    .bind(c.id)
+    .bind(c.org_id)
+    .bind(c.channel_id)
+    .bind(c.template_id)
+    .bind(&c.name)
+    .bind(&c.variables)
+    .bind(&c.audience)
+    .bind(&c.status)
+    .bind(&c.pause_reason)
+    .bind(c.scheduled_at)
+    .bind(&c.time_zone)
+    .bind(c.failure_threshold)
+    .bind(c.total)
+    .bind(c.snapshot_at)
+    .bind(c.created_by)
+    .bind(c.created_at)
+    .bind(c.updated_at)
+    .bind(c.launched_at)
+    .bind(c.completed_at)
+    .execute(p)
+    .await
+    .map(|_| ()))
+}
+
+/// Saves the editable columns of a draft or scheduled campaign.
+pub async fn save_draft(db: &Db, c: &CampaignRow) -> R<bool> {
+    let n = with_db!(db, |p| sqlx::query(
+        "UPDATE campaigns SET name = $2, channel_id = $3, template_id = $4, variables = $5, \
+         audience = $6, failure_threshold = $7, updated_at = $8 \
+         WHERE id = $1 AND status IN ('draft', 'scheduled')"
+    )
+    .bind(c.id)
+    .bind(&c.name)
+    .bind(c.channel_id)
+    .bind(c.template_id)
+    .bind(&c.variables)
+    .bind(&c.audience)
+    .bind(c.failure_threshold)
+    .bind(c.updated_at)
+    .execute(p)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(n > 0)
+}
+
+/// Moves a campaign from one of `from` to `to` (with the pause reason); `false` when it was in
+/// none of them (another request or worker moved it first). `from` are the code's own state
+/// names, never input.
+pub async fn transition(
+    db: &Db,
+    id: CampaignId,
+    from: &[&'static str],
+    to: &str,
+    reason: Option<&str>,
+    now: Timestamp,
+) -> R<bool> {
+    let from = from
+        .iter()
+        .map(|s| format!("'{s}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let n = with_db!(db, |p| {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE campaigns SET status = $2, pause_reason = $3, updated_at = $4, \
+         completed_at = CASE WHEN $2 IN ('completed', 'cancelled', 'failed') THEN $4 ELSE completed_at END \
+         WHERE id = $1 AND status IN ({from})"
+    )))
+    .bind(id)
+    .bind(to)
+    .bind(reason)
+    .bind(now)
+    .execute(p)
+    .await
+    .map(|r| r.rows_affected())
+    })?;
+    Ok(n > 0)
+}
+
+/// Launch: draft → running/scheduled, once.
+pub async fn launch(
+    db: &Db,
+    id: CampaignId,
+    to: &str,
+    scheduled_at: Option<Timestamp>,
+    time_zone: Option<&str>,
+    now: Timestamp,
+) -> R<bool> {
+    let n =
+        with_db!(db, |p| {
+            sqlx::query(
+        "UPDATE campaigns SET status = $2, scheduled_at = $3, time_zone = $4, launched_at = $5, \
+         updated_at = $5, pause_reason = NULL WHERE id = $1 AND status = 'draft'"
+    )
+    .bind(id)
+    .bind(to)
+    .bind(scheduled_at)
+    .bind(time_zone)
+    .bind(now)
+    .execute(p)
+    .await
+    .map(|r| r.rows_affected())
+        })?;
+    Ok(n > 0)
+}
+
+pub async fn set_snapshot(tx: &mut Tx, id: CampaignId, total: i64, now: Timestamp) -> R<()> {
+    with_tx!(tx, |c| sqlx::query(
+        "UPDATE campaigns SET total = $2, snapshot_at = $3, updated_at = $3 WHERE id = $1"
+    )
+    .bind(id)
+    .bind(total)
+    .bind(now)
+    .execute(c)
+    .await
+    .map(|_| ()))
+}
+
+pub async fn delete(db: &Db, org: OrgId, id: CampaignId) -> R<()> {
+    with_db!(db, |p| sqlx::query(
+        "DELETE FROM campaigns WHERE org_id = $1 AND id = $2"
+    )
+    .bind(org)
+    .bind(id)
+    .execute(p)
+    .await
+    .map(|_| ()))
+}
+
+// ---- recipients ------------------------------------------------------------------------------
+
+/// A recipient row as written by the snapshot.
+#[derive(Debug, Clone)]
+pub struct NewRecipient {
+    pub seq: i64,
+    pub contact_id: ContactId,
+    pub name: String,
+    pub address: Option<String>,
+    pub address_kind: Option<String>,
+    /// `pending` or `skipped`.
+    pub state: &'static str,
+    pub skip_reason: Option<String>,
+}
+
+pub async fn clear_recipients(db: &Db, id: CampaignId) -> R<()> {
+    with_db!(db, |p| sqlx::query(
+        "DELETE FROM campaign_recipients WHERE campaign_id = $1"
+    )
+    .bind(id)
+    .execute(p)
+    .await
+    .map(|_| ()))
+}
+
+/// Inserts a batch of recipients in one statement (a contact already in the campaign is kept
+/// as it was).
+pub async fn insert_recipients(
+    db: &Db,
+    id: CampaignId,
+    rows: &[NewRecipient],
+    now: Timestamp,
+) -> R<u64> {
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    match db {
+        Db::Sqlite(p) => {
+            let items: Vec<serde_json::Value> = rows
+                .iter()
+                .map(|r| {
+                    json!([
+                        r.seq,
+                        r.contact_id.as_uuid().simple().to_string(),
+                        r.name,
+                        r.address,
+                        r.address_kind,
+                        r.state,
+                        r.skip_reason
+                    ])
+                })
+                .collect();
+            sqlx::query(
+                "INSERT INTO campaign_recipients (campaign_id, seq, contact_id, name, address, \
+                 address_kind, state, skip_reason, updated_at) \
+                 SELECT $1, j.value ->> 0, unhex(j.value ->> 1), j.value ->> 2, j.value ->> 3, \
+                 j.value ->> 4, j.value ->> 5, j.value ->> 6, $2 FROM json_each($3) j WHERE true \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(id)
+            .bind(now)
+            .bind(serde_json::Value::Array(items).to_string())
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected())
+        }
+        Db::Postgres(p) => {
+            let seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
+            let contacts: Vec<Uuid> = rows.iter().map(|r| r.contact_id.as_uuid()).collect();
+            let names: Vec<String> = rows.iter().map(|r| r.name.clone()).collect();
+            let addresses: Vec<Option<String>> = rows.iter().map(|r| r.address.clone()).collect();
+            let kinds: Vec<Option<String>> = rows.iter().map(|r| r.address_kind.clone()).collect();
+            let states: Vec<String> = rows.iter().map(|r| r.state.to_owned()).collect();
+            let reasons: Vec<Option<String>> = rows.iter().map(|r| r.skip_reason.clone()).collect();
+            sqlx::query(
+                "INSERT INTO campaign_recipients (campaign_id, seq, contact_id, name, address, \
+                 address_kind, state, skip_reason, updated_at) \
+                 SELECT $1, u.seq, u.contact, u.name, u.address, u.kind, u.state, u.reason, $2 \
+                 FROM UNNEST($3::int8[], $4::uuid[], $5::text[], $6::text[], $7::text[], \
+                 $8::text[], $9::text[]) AS u(seq, contact, name, address, kind, state, reason) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(id)
+            .bind(now)
+            .bind(seqs)
+            .bind(contacts)
+            .bind(names)
+            .bind(addresses)
+            .bind(kinds)
+            .bind(states)
+            .bind(reasons)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected())
+        }
+    }
+}
+
+/// Contacts of a campaign's slice, in seq order after `after` (retargeting reads them).
+pub async fn slice_contacts(
+    db: &Db,
+    id: CampaignId,
+    slice_sql: &str,
+    after: i64,
+    limit: i64,
+) -> R<Vec<(i64, ContactId)>> {
+    with_db!(db, |p| sqlx::query_as::<_, (i64, ContactId)>(
+        sqlx::AssertSqlSafe(format!(
+            "SELECT seq, contact_id FROM campaign_recipients WHERE campaign_id = $1 AND seq > $2 \
+         AND ({slice_sql}) ORDER BY seq LIMIT $3"
+        ))
+    )
+    .bind(id)
+    .bind(after)
+    .bind(limit)
+    .fetch_all(p)
+    .await)
+}
+
+/// A claimed recipient.
+#[derive(Debug, Clone, FromRow)]
+pub struct Claimed {
+    pub seq: i64,
+    pub contact_id: ContactId,
+    pub attempts: i64,
+}
+
+/// Claims up to `limit` pending recipients with a lease (each row goes to one claimer).
+pub async fn claim(
+    db: &Db,
+    id: CampaignId,
+    limit: i64,
+    lease_until: Timestamp,
+    now: Timestamp,
+) -> R<Vec<Claimed>> {
+    match db {
+        Db::Sqlite(p) => {
+            sqlx::query_as::<_, Claimed>(
+                "UPDATE campaign_recipients SET state = 'sending', lease_until = $3, \
+                 attempts = attempts + 1, updated_at = $4 \
+                 WHERE campaign_id = $1 AND seq IN (SELECT seq FROM campaign_recipients \
+                 WHERE campaign_id = $1 AND state = 'pending' ORDER BY seq LIMIT $2) \
+                 RETURNING seq, contact_id, attempts",
+            )
+            .bind(id)
+            .bind(limit)
+            .bind(lease_until)
+            .bind(now)
+            .fetch_all(p)
+            .await
+        }
+        Db::Postgres(p) => {
+            sqlx::query_as::<_, Claimed>(
+                "UPDATE campaign_recipients SET state = 'sending', lease_until = $3, \
+                 attempts = attempts + 1, updated_at = $4 \
+                 WHERE campaign_id = $1 AND seq = ANY(ARRAY(SELECT seq FROM campaign_recipients \
+                 WHERE campaign_id = $1 AND state = 'pending' ORDER BY seq LIMIT $2 \
+                 FOR UPDATE SKIP LOCKED)) AND state = 'pending' \
+                 RETURNING seq, contact_id, attempts",
+            )
+            .bind(id)
+            .bind(limit)
+            .bind(lease_until)
+            .bind(now)
+            .fetch_all(p)
+            .await
+        }
+    }
+}
+
+/// The outcome of one claimed send.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    Sent {
+        provider_message_id: String,
+    },
+    Failed {
+        code: i64,
+        title: String,
+    },
+    Skipped {
+        reason: String,
+    },
+    /// Not sent (paced, breaker open, paused): back to pending.
+    Retry,
+}
+
+/// Records a batch of outcomes (one statement per kind). Only rows still claimed (`sending`)
+/// or unconfirmed are written, so a late writer cannot undo a newer state.
+pub async fn record(db: &Db, id: CampaignId, outcomes: &[(i64, Outcome)], now: Timestamp) -> R<()> {
+    let mut sent = Vec::new();
+    let mut failed = Vec::new();
+    let mut skipped = Vec::new();
+    let mut retry = Vec::new();
+    for (seq, o) in outcomes {
+        match o {
+            Outcome::Sent {
+                provider_message_id,
+            } => {
+                sent.push(json!([seq, provider_message_id]));
+            }
+            Outcome::Failed { code, title } => failed.push(json!([seq, code, title])),
+            Outcome::Skipped { reason } => skipped.push(json!([seq, reason])),
+            Outcome::Retry => retry.push(json!([seq])),
+        }
+    }
+    let mut tx = db.begin().await?;
+    let statements: [(&Vec<serde_json::Value>, &str); 4] = [
+        (
+            &sent,
+            "UPDATE campaign_recipients SET state = 'sent', provider_message_id = x.pid, \
+             sent_at = $2, lease_until = NULL, updated_at = $2 \
+             FROM (SELECT j.value ->> 0 AS seq, j.value ->> 1 AS pid FROM json_each($3) j) x \
+             WHERE campaign_id = $1 AND campaign_recipients.seq = CAST(x.seq AS {int}) \
+             AND state IN ('sending', 'unconfirmed')",
+        ),
+        (
+            &failed,
+            "UPDATE campaign_recipients SET state = 'failed', error_code = CAST(x.code AS {int}), \
+             error_title = x.title, failed_at = $2, lease_until = NULL, updated_at = $2 \
+             FROM (SELECT j.value ->> 0 AS seq, j.value ->> 1 AS code, j.value ->> 2 AS title \
+             FROM json_each($3) j) x \
+             WHERE campaign_id = $1 AND campaign_recipients.seq = CAST(x.seq AS {int}) \
+             AND state IN ('sending', 'unconfirmed')",
+        ),
+        (
+            &skipped,
+            "UPDATE campaign_recipients SET state = 'skipped', skip_reason = x.reason, \
+             lease_until = NULL, updated_at = $2 \
+             FROM (SELECT j.value ->> 0 AS seq, j.value ->> 1 AS reason FROM json_each($3) j) x \
+             WHERE campaign_id = $1 AND campaign_recipients.seq = CAST(x.seq AS {int}) \
+             AND state IN ('sending', 'unconfirmed')",
+        ),
+        (
+            &retry,
+            "UPDATE campaign_recipients SET state = 'pending', lease_until = NULL, updated_at = $2 \
+             FROM (SELECT j.value ->> 0 AS seq FROM json_each($3) j) x \
+             WHERE campaign_id = $1 AND campaign_recipients.seq = CAST(x.seq AS {int}) \
+             AND state = 'sending'",
+        ),
+    ];
+    for (items, sql) in statements {
+        if items.is_empty() {
+            continue;
+        }
+        let param = serde_json::Value::Array(items.clone()).to_string();
+        match &mut tx {
+            Tx::Sqlite(t) => {
+                let sql = sql.replace("{int}", "INTEGER");
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(id)
+                    .bind(now)
+                    .bind(param)
+                    .execute(&mut **t)
+                    .await?;
+            }
+            Tx::Postgres(t) => {
+                // PostgreSQL reads the same JSON with jsonb_array_elements.
+                let sql = sql.replace("{int}", "BIGINT").replace(
+                    "json_each($3) j",
+                    "jsonb_array_elements($3::jsonb) AS j(value)",
+                );
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(id)
+                    .bind(now)
+                    .bind(param)
+                    .execute(&mut **t)
+                    .await?;
+            }
+        }
+    }
+    tx.commit().await
+}
+
+/// Leases that ran out mid-send become `unconfirmed`; returns how many.
+pub async fn expire_leases(db: &Db, id: CampaignId, now: Timestamp) -> R<u64> {
+    with_db!(db, |p| sqlx::query(
+        "UPDATE campaign_recipients SET state = 'unconfirmed', updated_at = $2 \
+         WHERE campaign_id = $1 AND state = 'sending' AND lease_until < $2"
+    )
+    .bind(id)
+    .bind(now)
+    .execute(p)
+    .await
+    .map(|r| r.rows_affected()))
+}
+
+/// Unconfirmed rows older than `before`: sent again (`resend`) or failed as unconfirmable.
+pub async fn settle_unconfirmed(
+    db: &Db,
+    id: CampaignId,
+    before: Timestamp,
+    resend: bool,
+    now: Timestamp,
+) -> R<u64> {
+    let sql = if resend {
+        "UPDATE campaign_recipients SET state = 'pending', lease_until = NULL, updated_at = $3 \
+         WHERE campaign_id = $1 AND state = 'unconfirmed' AND updated_at < $2"
+    } else {
+        "UPDATE campaign_recipients SET state = 'failed', error_code = 0, \
+         error_title = 'Unconfirmed: the sender stopped during the send; not retried to avoid a duplicate', \
+         failed_at = $3, lease_until = NULL, updated_at = $3 \
+         WHERE campaign_id = $1 AND state = 'unconfirmed' AND updated_at < $2"
+    };
+    with_db!(db, |p| sqlx::query(sql)
+        .bind(id)
+        .bind(before)
+        .bind(now)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()))
+}
+
+/// Recipients in each state.
+pub async fn state_counts(db: &Db, id: CampaignId) -> R<Vec<(String, i64)>> {
+    with_db!(db, |p| sqlx::query_as::<_, (String, i64)>(
+        "SELECT state, COUNT(*) FROM campaign_recipients WHERE campaign_id = $1 GROUP BY state"
+    )
+    .bind(id)
+    .fetch_all(p)
+    .await)
+}
+
+/// Cumulative delivered / read / replied counts.
+pub async fn reach_counts(db: &Db, id: CampaignId) -> R<(i64, i64, i64)> {
+    with_db!(db, |p| sqlx::query_as::<_, (i64, i64, i64)>(
+        "SELECT COUNT(delivered_at), COUNT(read_at), COUNT(replied_at) FROM campaign_recipients \
+         WHERE campaign_id = $1"
+    )
+    .bind(id)
+    .fetch_one(p)
+    .await)
+}
+
+pub async fn failed_by_code(db: &Db, id: CampaignId) -> R<Vec<(i64, String, i64)>> {
+    with_db!(db, |p| sqlx::query_as::<_, (i64, String, i64)>(
+        "SELECT COALESCE(error_code, 0), COALESCE(MIN(error_title), ''), COUNT(*) \
+         FROM campaign_recipients WHERE campaign_id = $1 AND state = 'failed' \
+         GROUP BY COALESCE(error_code, 0) ORDER BY 3 DESC"
+    )
+    .bind(id)
+    .fetch_all(p)
+    .await)
+}
+
+pub async fn skipped_by_reason(db: &Db, id: CampaignId) -> R<Vec<(String, i64)>> {
+    with_db!(db, |p| sqlx::query_as::<_, (String, i64)>(
+        "SELECT COALESCE(skip_reason, 'unknown'), COUNT(*) FROM campaign_recipients \
+         WHERE campaign_id = $1 AND state = 'skipped' GROUP BY COALESCE(skip_reason, 'unknown') \
+         ORDER BY 2 DESC"
+    )
+    .bind(id)
+    .fetch_all(p)
+    .await)
+}
+
+/// Per-minute counts of sends, deliveries, reads and failures.
+pub async fn series(db: &Db, id: CampaignId) -> R<Vec<(i64, i64, i64, i64, i64)>> {
+    with_db!(db, |p| sqlx::query_as::<_, (i64, i64, i64, i64, i64)>(
+        "SELECT m, SUM(s), SUM(d), SUM(r), SUM(f) FROM ( \
+           SELECT sent_at / 60000 AS m, 1 AS s, 0 AS d, 0 AS r, 0 AS f FROM campaign_recipients \
+             WHERE campaign_id = $1 AND sent_at IS NOT NULL \
+           UNION ALL SELECT delivered_at / 60000, 0, 1, 0, 0 FROM campaign_recipients \
+             WHERE campaign_id = $1 AND delivered_at IS NOT NULL \
+           UNION ALL SELECT read_at / 60000, 0, 0, 1, 0 FROM campaign_recipients \
+             WHERE campaign_id = $1 AND read_at IS NOT NULL \
+           UNION ALL SELECT failed_at / 60000, 0, 0, 0, 1 FROM campaign_recipients \
+             WHERE campaign_id = $1 AND failed_at IS NOT NULL \
+         ) x GROUP BY m ORDER BY m"
+    )
+    .bind(id)
+    .fetch_all(p)
+    .await)
+}
+
+/// Sends in the last `since` window (for the live rate).
+pub async fn sent_since(db: &Db, id: CampaignId, since: Timestamp) -> R<i64> {
+    let (n,): (i64,) = with_db!(db, |p| sqlx::query_as(
+        "SELECT COUNT(*) FROM campaign_recipients WHERE campaign_id = $1 AND sent_at >= $2 \
+         AND state IN ('sent', 'delivered', 'read')"
+    )
+    .bind(id)
+    .bind(since)
+    .fetch_one(p)
+    .await)?;
+    Ok(n)
+}
+
+#[derive(Debug, Clone, FromRow)]
+pub struct RecipientRow {
+    pub seq: i64,
+    pub contact_id: ContactId,
+    pub name: String,
+    pub address: Option<String>,
+    pub state: String,
+    pub error_code: Option<i64>,
+    pub error_title: Option<String>,
+    pub skip_reason: Option<String>,
+    pub sent_at: Option<Timestamp>,
+    pub delivered_at: Option<Timestamp>,
+    pub read_at: Option<Timestamp>,
+    pub replied_at: Option<Timestamp>,
+    pub failed_at: Option<Timestamp>,
+}
+
+/// A page of recipients in seq order; `states` filters (empty: all).
+pub async fn recipients(
+    db: &Db,
+    id: CampaignId,
+    states: &[&str],
+    after: i64,
+    limit: i64,
+) -> R<Vec<RecipientRow>> {
+    let states = serde_json::to_string(states).unwrap_or_default();
+    let filter = match db {
+        Db::Sqlite(_) => "($3 = '[]' OR state IN (SELECT value FROM json_each($3)))",
+        Db::Postgres(_) => {
+            "($3 = '[]' OR state IN (SELECT value FROM jsonb_array_elements_text($3::jsonb)))"
+        }
+    };
+    with_db!(db, |p| sqlx::query_as::<_, RecipientRow>(
+        sqlx::AssertSqlSafe(format!(
+            "SELECT seq, contact_id, name, address, state, error_code, error_title, skip_reason, \
+         sent_at, delivered_at, read_at, replied_at, failed_at FROM campaign_recipients \
+         WHERE campaign_id = $1 AND seq > $2 AND {filter} ORDER BY seq LIMIT $4"
+        ))
+    )
+    .bind(id)
+    .bind(after)
+    .bind(states)
+    .bind(limit)
+    .fetch_all(p)
+    .await)
+}
+
+/// The recipient a report refers to: by its key (`seq`) or by the provider's message id.
+pub async fn recipient_for_report(
+    db: &Db,
+    key: Option<(CampaignId, i64)>,
+    provider_message_id: &str,
+) -> R<Option<(CampaignId, i64, OrgId)>> {
+    let row: Option<(CampaignId, i64, OrgId)> = match key {
+        Some((c, seq)) => with_db!(db, |p| sqlx::query_as(
+            "SELECT r.campaign_id, r.seq, c.org_id FROM campaign_recipients r \
+             JOIN campaigns c ON c.id = r.campaign_id WHERE r.campaign_id = $1 AND r.seq = $2"
+        )
+        .bind(c)
+        .bind(seq)
+        .fetch_optional(p)
+        .await)?,
+        None => with_db!(db, |p| sqlx::query_as(
+            "SELECT r.campaign_id, r.seq, c.org_id FROM campaign_recipients r \
+             JOIN campaigns c ON c.id = r.campaign_id WHERE r.provider_message_id = $1 LIMIT 1"
+        )
+        .bind(provider_message_id)
+        .fetch_optional(p)
+        .await)?,
+    };
+    Ok(row)
+}
+
+/// Applies a delivery report to a recipient. `sent` confirms an unconfirmed send; delivered
+/// and read only move forward (a read also fills a missing delivered time); `failed` after
+/// acceptance records the provider's error.
+#[allow(clippy::too_many_arguments)]
+pub async fn apply_report(
+    db: &Db,
+    id: CampaignId,
+    seq: i64,
+    status: &str,
+    provider_message_id: &str,
+    at: Timestamp,
+    error: Option<(i64, &str)>,
+    now: Timestamp,
+) -> R<u64> {
+    let sql = match status {
+        "sent" => {
+            "UPDATE campaign_recipients SET state = CASE WHEN state IN ('sending', 'unconfirmed', 'pending') \
+             THEN 'sent' ELSE state END, provider_message_id = COALESCE(provider_message_id, $3), \
+             sent_at = COALESCE(sent_at, $4), lease_until = NULL, updated_at = $5 \
+             WHERE campaign_id = $1 AND seq = $2 AND state IN ('sending', 'unconfirmed', 'pending', 'sent')"
+        }
+        "delivered" => {
+            "UPDATE campaign_recipients SET state = CASE WHEN state = 'read' THEN 'read' ELSE 'delivered' END, \
+             provider_message_id = COALESCE(provider_message_id, $3), \
+             sent_at = COALESCE(sent_at, $4), delivered_at = COALESCE(delivered_at, $4), \
+             lease_until = NULL, updated_at = $5 \
+             WHERE campaign_id = $1 AND seq = $2 AND state IN ('sending', 'unconfirmed', 'pending', 'sent', 'delivered', 'read')"
+        }
+        "read" | "played" => {
+            "UPDATE campaign_recipients SET state = 'read', \
+             provider_message_id = COALESCE(provider_message_id, $3), \
+             sent_at = COALESCE(sent_at, $4), delivered_at = COALESCE(delivered_at, $4), \
+             read_at = COALESCE(read_at, $4), lease_until = NULL, updated_at = $5 \
+             WHERE campaign_id = $1 AND seq = $2 AND state IN ('sending', 'unconfirmed', 'pending', 'sent', 'delivered', 'read')"
+        }
+        "failed" => {
+            "UPDATE campaign_recipients SET state = 'failed', \
+             provider_message_id = COALESCE(provider_message_id, $3), error_code = $6, \
+             error_title = $7, failed_at = $4, lease_until = NULL, updated_at = $5 \
+             WHERE campaign_id = $1 AND seq = $2 AND state IN ('sending', 'unconfirmed', 'pending', 'sent')"
+        }
+        _ => return Ok(0),
+    };
+    let failed = status == "failed";
+    let (code, title) = error.unwrap_or((0, ""));
+    with_db!(db, |p| {
+        let q = sqlx::query(sql)
+            .bind(id)
+            .bind(seq)
+            .bind(provider_message_id)
+            .bind(at)
+            .bind(now);
+        let q = if failed { q.bind(code).bind(title) } else { q };
+        q.execute(p).await.map(|r| r.rows_affected())
+    })
+}
+
+/// A customer wrote: the newest send to them on this channel within `since` counts as replied.
+pub async fn mark_replied(
+    db: &Db,
+    channel: ChannelId,
+    contact: ContactId,
+    since: Timestamp,
+    at: Timestamp,
+) -> R<u64> {
+    with_db!(db, |p| sqlx::query(
+        "UPDATE campaign_recipients SET replied_at = $4, updated_at = $4 \
+         WHERE contact_id = $2 AND sent_at IS NOT NULL AND replied_at IS NULL AND sent_at >= $3 \
+         AND sent_at <= $4 AND campaign_id IN (SELECT id FROM campaigns WHERE channel_id = $1)"
+    )
+    .bind(channel)
+    .bind(contact)
+    .bind(since)
+    .bind(at)
+    .execute(p)
+    .await
+    .map(|r| r.rows_affected()))
+}
+
+/// Pending recipients of a cancelled campaign become skipped with `reason`.
+pub async fn skip_pending(db: &Db, id: CampaignId, reason: &str, now: Timestamp) -> R<u64> {
+    with_db!(db, |p| sqlx::query(
+        "UPDATE campaign_recipients SET state = 'skipped', skip_reason = $2, updated_at = $3 \
+         WHERE campaign_id = $1 AND state = 'pending'"
+    )
+    .bind(id)
+    .bind(reason)
+    .bind(now)
+    .execute(p)
+    .await
+    .map(|r| r.rows_affected()))
+}

@@ -1,0 +1,1032 @@
+//! Templates and campaigns through the real app against the fake WhatsApp Cloud API: the
+//! builder's checks, Meta's review by webhook, the sync, previews; campaigns from audience
+//! preview to analytics and retargeting; bad input; automatic pauses; and the exactly-once
+//! rule under interrupted workers — on every backend.
+
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use wamage_testkit::{
+    TestApp, TestUser, app_tests, expect_json, expect_problem,
+    fakes::{
+        FakeMeta,
+        meta::{self, MetaError, ReviewRule, TemplateReview},
+    },
+    problem_fields,
+};
+
+const APP_SECRET: &str = "meta-app-secret-0123456789";
+
+fn s(v: &Value, k: &str) -> String {
+    v[k].as_str()
+        .unwrap_or_else(|| panic!("{k} missing in {v}"))
+        .to_owned()
+}
+
+struct World {
+    admin: TestUser,
+    fake: FakeMeta,
+    channel: String,
+}
+
+async fn world(app: &TestApp) -> World {
+    let fake = FakeMeta::start().await;
+    let admin = app.register("owner@acme.test", "Acme").await;
+    let ch = expect_json(
+        app.post_as(
+            &admin,
+            "/api/v1/channels",
+            &json!({"kind": "whatsapp", "name": "Support", "config": {
+                "phone_number_id": meta::PHONE_NUMBER_ID, "waba_id": meta::WABA_ID,
+                "access_token": meta::TOKEN, "app_secret": APP_SECRET,
+                "base_url": fake.base_url()}}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let channel = s(&ch, "id");
+    expect_json(
+        app.post_as(
+            &admin,
+            "/api/v1/contact-attributes",
+            &json!({"key": "code", "label": "Code", "type": "text"}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    fake.set_webhook(
+        Some(app.url(&format!("/webhooks/whatsapp/{channel}"))),
+        APP_SECRET.to_owned(),
+    );
+    World {
+        admin,
+        fake,
+        channel,
+    }
+}
+
+/// Runs jobs until `done` holds (webhooks the fake posts arrive on their own time).
+async fn until<F, Fut>(app: &TestApp, what: &str, mut done: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..200 {
+        app.run_jobs().await;
+        if done().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+fn promo_body(name: &str) -> Value {
+    json!({
+        "name": name, "language": "en_US", "category": "MARKETING",
+        "components": {
+            "header": {"format": "text", "text": "Hello {{1}}", "example": "Ana"},
+            "body": {"text": "Hi {{1}}, our sale ends {{2}}. Code {{3}} inside.", "examples": ["Ana", "Friday", "SALE10"]},
+            "footer": "Reply STOP to opt out",
+            "buttons": [{"type": "url", "text": "Shop", "url": "https://shop.example/s/{{1}}", "example": "ana"},
+                        {"type": "quick_reply", "text": "Stop"}]
+        },
+        "mapping": {
+            "header.1": {"source": "contact.first_name", "fallback": "there"},
+            "body.1": {"source": "contact.first_name", "fallback": "there"},
+            "body.2": {"source": "fixed", "value": "Friday"},
+            "body.3": {"source": "attr.code", "fallback": "WELCOME"},
+            "button.0": {"source": "fixed", "value": "winter"}
+        }
+    })
+}
+
+/// An approved template (built, submitted, approved by the fake's review webhook).
+async fn approved_template(app: &TestApp, w: &World, name: &str) -> String {
+    w.fake.set_template_review(Some(TemplateReview {
+        delay: Duration::from_millis(10),
+        rule: ReviewRule::ApproveAll,
+    }));
+    let mut body = promo_body(name);
+    body["channel_id"] = json!(w.channel);
+    let t = expect_json(
+        app.post_as(&w.admin, "/api/v1/templates", &body).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let id = s(&t, "id");
+    expect_json(
+        app.post_as(
+            &w.admin,
+            &format!("/api/v1/templates/{id}/submit"),
+            &json!({}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    until(app, "the template's approval", || async {
+        let t = expect_json(
+            app.get_as(&w.admin, &format!("/api/v1/templates/{id}"))
+                .await,
+            StatusCode::OK,
+        )
+        .await;
+        t["status"] == "approved"
+    })
+    .await;
+    id
+}
+
+async fn contact(
+    app: &TestApp,
+    who: &TestUser,
+    name: &str,
+    phone: &str,
+    code: Option<&str>,
+) -> String {
+    let mut body =
+        json!({"name": name, "identities": [{"kind": "whatsapp_phone", "value": phone}]});
+    if let Some(c) = code {
+        body["attributes"] = json!({"code": c});
+    }
+    s(
+        &expect_json(
+            app.post_as(who, "/api/v1/contacts", &body).await,
+            StatusCode::CREATED,
+        )
+        .await,
+        "id",
+    )
+}
+
+async fn consent(app: &TestApp, who: &TestUser, contact: &str, status: &str) {
+    expect_json(
+        app.post_as(
+            who,
+            &format!("/api/v1/contacts/{contact}/consent"),
+            &json!({"channel": "whatsapp", "purpose": "marketing", "status": status}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+}
+
+async fn group_of(app: &TestApp, who: &TestUser, name: &str, ids: &[String]) -> String {
+    let g = s(
+        &expect_json(
+            app.post_as(who, "/api/v1/groups", &json!({"name": name}))
+                .await,
+            StatusCode::CREATED,
+        )
+        .await,
+        "id",
+    );
+    for chunk in ids.chunks(1000) {
+        expect_json(
+            app.post_as(
+                who,
+                "/api/v1/contacts/bulk",
+                &json!({"action": "add_to_groups", "contact_ids": chunk, "group_ids": [g]}),
+            )
+            .await,
+            StatusCode::OK,
+        )
+        .await;
+    }
+    g
+}
+
+async fn campaign(app: &TestApp, w: &World, template: &str, group: &str) -> String {
+    s(
+        &expect_json(
+            app.post_as(
+                &w.admin,
+                "/api/v1/campaigns",
+                &json!({"name": "Winter sale", "channel_id": w.channel, "template_id": template,
+                        "audience": {"groups": [group]}}),
+            )
+            .await,
+            StatusCode::CREATED,
+        )
+        .await,
+        "id",
+    )
+}
+
+async fn get(app: &TestApp, who: &TestUser, path: &str) -> Value {
+    expect_json(app.get_as(who, path).await, StatusCode::OK).await
+}
+
+async fn templates_are_checked_reviewed_synced_and_previewed(app: TestApp) {
+    let w = world(&app).await;
+    // What Meta would reject is refused before submission, field by field.
+    let res = app
+        .post_as(
+            &w.admin,
+            "/api/v1/templates",
+            &json!({"channel_id": w.channel, "name": "Bad Name", "language": "english",
+                    "category": "MARKETING",
+                    "components": {"body": {"text": "{{1}} and {{3}}", "examples": ["a"]},
+                                   "footer": "x".repeat(61),
+                                   "buttons": [{"type": "phone", "text": "Call", "phone": "12"}]}}),
+        )
+        .await;
+    let p = expect_problem(res, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    let fields = problem_fields(&p);
+    for f in [
+        "name",
+        "language",
+        "components.body.text",
+        "components.body.examples",
+        "components.footer",
+        "components.buttons[0].phone",
+    ] {
+        assert!(fields.contains(&f.to_owned()), "{f} not in {fields:?}");
+    }
+    assert_eq!(w.fake.templates().len(), 0, "nothing reached Meta");
+    // The builder's live check answers 200 with the same problems.
+    let v = expect_json(
+        app.post_as(
+            &w.admin,
+            "/api/v1/templates/validate",
+            &json!({"channel_id": w.channel, "name": "ok_name", "language": "en",
+                    "category": "UTILITY", "components": {"body": {"text": "Hi {{1}}!", "examples": []}}}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(v["ok"], false);
+    assert_eq!(v["variables"], json!(["body.1"]));
+    // Malformed JSON gets a problem too, never a crash.
+    let res = app
+        .post_as(&w.admin, "/api/v1/templates", &json!({"name": 5}))
+        .await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+
+    // Build → draft → submit → pending → the review webhook approves it.
+    w.fake.set_template_review(Some(TemplateReview {
+        delay: Duration::from_millis(10),
+        rule: ReviewRule::RejectNamesContaining {
+            needle: "spam".into(),
+            reason: "PROMOTIONAL".into(),
+        },
+    }));
+    let mut body = promo_body("winter_sale");
+    body["channel_id"] = json!(w.channel);
+    let t = expect_json(
+        app.post_as(&w.admin, "/api/v1/templates", &body).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    assert_eq!(t["status"], "draft");
+    assert_eq!(
+        t["variables"],
+        json!(["header.1", "body.1", "body.2", "body.3", "button.0"])
+    );
+    let id = s(&t, "id");
+    // The same name and language twice on a channel is a conflict.
+    expect_problem(
+        app.post_as(&w.admin, "/api/v1/templates", &body).await,
+        StatusCode::CONFLICT,
+        "template_exists",
+    )
+    .await;
+    let t = expect_json(
+        app.post_as(
+            &w.admin,
+            &format!("/api/v1/templates/{id}/submit"),
+            &json!({}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(t["status"], "pending");
+    let at_meta = w.fake.templates();
+    assert_eq!(at_meta.len(), 1);
+    assert_eq!(
+        at_meta[0]["components"][1]["example"]["body_text"],
+        json!([["Ana", "Friday", "SALE10"]])
+    );
+    expect_problem(
+        app.post_as(
+            &w.admin,
+            &format!("/api/v1/templates/{id}/submit"),
+            &json!({}),
+        )
+        .await,
+        StatusCode::CONFLICT,
+        "already_submitted",
+    )
+    .await;
+    until(&app, "approval", || async {
+        get(&app, &w.admin, &format!("/api/v1/templates/{id}")).await["status"] == "approved"
+    })
+    .await;
+    // A rejected one carries Meta's reason.
+    let mut spam = promo_body("spam_blast");
+    spam["channel_id"] = json!(w.channel);
+    let sp = s(
+        &expect_json(
+            app.post_as(&w.admin, "/api/v1/templates", &spam).await,
+            StatusCode::CREATED,
+        )
+        .await,
+        "id",
+    );
+    app.post_as(
+        &w.admin,
+        &format!("/api/v1/templates/{sp}/submit"),
+        &json!({}),
+    )
+    .await;
+    until(&app, "rejection", || async {
+        let t = get(&app, &w.admin, &format!("/api/v1/templates/{sp}")).await;
+        t["status"] == "rejected" && t["rejected_reason"] == "PROMOTIONAL"
+    })
+    .await;
+    // An approved template's content is fixed.
+    expect_problem(
+        app.patch_as(
+            &w.admin,
+            &format!("/api/v1/templates/{id}"),
+            &json!({"name": "other"}),
+        )
+        .await,
+        StatusCode::CONFLICT,
+        "not_editable",
+    )
+    .await;
+
+    // Templates made elsewhere are imported by the sync, which walks every page.
+    for i in 0..120 {
+        w.fake.add_template(json!({"name": format!("legacy_{i}"), "language": "en", "status": "APPROVED",
+            "category": "UTILITY", "components": [{"type": "BODY", "text": "Order {{1}} shipped", "example": {"body_text": [["#1"]]}}]}));
+    }
+    let sync = expect_json(
+        app.post_as(
+            &w.admin,
+            "/api/v1/templates/sync",
+            &json!({"channel_id": w.channel}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(sync["imported"], 120, "{sync}");
+    assert_eq!(sync["total"], 122);
+    let list = get(
+        &app,
+        &w.admin,
+        &format!("/api/v1/templates?channel_id={}", w.channel),
+    )
+    .await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 122);
+    let again = expect_json(
+        app.post_as(
+            &w.admin,
+            "/api/v1/templates/sync",
+            &json!({"channel_id": w.channel}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(
+        (again["imported"].as_u64(), again["updated"].as_u64()),
+        (Some(0), Some(0))
+    );
+
+    // Preview: samples without a contact; the contact's data and fallbacks with one.
+    let p = expect_json(
+        app.post_as(
+            &w.admin,
+            &format!("/api/v1/templates/{id}/preview"),
+            &json!({}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(
+        p["body"],
+        "Hi Ana, our sale ends Friday. Code SALE10 inside."
+    );
+    let bea = contact(&app, &w.admin, "Bea Lima", "+14155550100", None).await;
+    let p = expect_json(
+        app.post_as(
+            &w.admin,
+            &format!("/api/v1/templates/{id}/preview"),
+            &json!({"contact_id": bea}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(p["header"]["text"], "Hello Bea");
+    assert_eq!(
+        p["body"],
+        "Hi Bea, our sale ends Friday. Code WELCOME inside."
+    );
+    assert_eq!(p["buttons"][0]["url"], "https://shop.example/s/winter");
+    assert_eq!(p["missing"], json!([]));
+
+    // Local templates for the Sandbox need no review.
+    let sb = s(
+        &expect_json(
+            app.post_as(
+                &w.admin,
+                "/api/v1/channels",
+                &json!({"kind": "sandbox", "name": "Sandbox"}),
+            )
+            .await,
+            StatusCode::CREATED,
+        )
+        .await,
+        "id",
+    );
+    let local = expect_json(
+        app.post_as(
+            &w.admin,
+            "/api/v1/templates",
+            &json!({"channel_id": sb, "name": "hello", "language": "en", "category": "UTILITY",
+                    "components": {"body": {"text": "{{1}}, your order is ready"}}}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    assert_eq!(
+        (local["kind"].as_str(), local["status"].as_str()),
+        (Some("local"), Some("approved"))
+    );
+    // Members read, only admins write.
+    let agent = app.add_member(&w.admin, "agent@acme.test", "agent").await;
+    assert_eq!(
+        get(&app, &agent, "/api/v1/templates").await["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        123
+    );
+    assert_eq!(
+        app.post_as(&agent, "/api/v1/templates", &body)
+            .await
+            .status(),
+        StatusCode::FORBIDDEN
+    );
+}
+
+async fn a_campaign_runs_from_preview_to_retarget(app: TestApp) {
+    let w = world(&app).await;
+    w.fake.set_auto_statuses(vec!["sent", "delivered"]);
+    let template = approved_template(&app, &w, "winter_sale").await;
+    // 30 contacts: 24 opted in (one without a code attribute), 3 opted out, 2 without
+    // consent, 1 blocked.
+    let mut ids = Vec::new();
+    for i in 0..30 {
+        let code = (i != 0).then(|| format!("C{i}"));
+        let id = contact(
+            &app,
+            &w.admin,
+            &format!("Person {i}"),
+            &format!("+1415555{:04}", 1000 + i),
+            code.as_deref(),
+        )
+        .await;
+        match i {
+            0..=23 => consent(&app, &w.admin, &id, "opted_in").await,
+            24..=26 => consent(&app, &w.admin, &id, "opted_out").await,
+            27 | 28 => {}
+            _ => {
+                consent(&app, &w.admin, &id, "opted_in").await;
+                expect_json(
+                    app.patch_as(
+                        &w.admin,
+                        &format!("/api/v1/contacts/{id}"),
+                        &json!({"blocked": true}),
+                    )
+                    .await,
+                    StatusCode::OK,
+                )
+                .await;
+            }
+        }
+        ids.push(id);
+    }
+    let group = group_of(&app, &w.admin, "VIP", &ids).await;
+    let preview = expect_json(
+        app.post_as(
+            &w.admin,
+            "/api/v1/campaigns/audience-preview",
+            &json!({"channel_id": w.channel, "template_id": template, "audience": {"groups": [group]}}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(
+        preview,
+        json!({"total": 30, "eligible": 24, "opted_out": 3, "no_consent": 2, "blocked": 1,
+               "no_identity": 0, "missing_variables": 0})
+    );
+    let id = campaign(&app, &w, &template, &group).await;
+    // Scheduling in the past is refused; nothing is sent by accident.
+    let p = expect_problem(
+        app.post_as(
+            &w.admin,
+            &format!("/api/v1/campaigns/{id}/launch"),
+            &json!({"scheduled_at": "2020-01-01T09:00", "time_zone": "Europe/Berlin"}),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(problem_fields(&p), vec!["scheduled_at"]);
+    let c = expect_json(
+        app.post_as(
+            &w.admin,
+            &format!("/api/v1/campaigns/{id}/launch"),
+            &json!({}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(c["status"], "running");
+    // Launching twice is refused.
+    expect_problem(
+        app.post_as(
+            &w.admin,
+            &format!("/api/v1/campaigns/{id}/launch"),
+            &json!({}),
+        )
+        .await,
+        StatusCode::CONFLICT,
+        "already_launched",
+    )
+    .await;
+    until(&app, "the campaign to complete", || async {
+        get(&app, &w.admin, &format!("/api/v1/campaigns/{id}")).await["status"] == "completed"
+    })
+    .await;
+    assert_eq!(w.fake.sent_count(), 24, "each eligible recipient once");
+    assert_eq!(w.fake.duplicate_callback_data(), 0);
+    // What reached the customer: the contact's first name and attribute, fixed values.
+    let first = w
+        .fake
+        .sent()
+        .into_iter()
+        .find(|m| m.body["to"] == "14155551001")
+        .unwrap();
+    let comps = &first.body["template"]["components"];
+    assert_eq!(comps[0]["parameters"][0]["text"], "Person");
+    assert_eq!(comps[1]["parameters"][2]["text"], "C1");
+    assert!(
+        first.body["biz_opaque_callback_data"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("wc:{id}:"))
+    );
+    // The fake's delivery reports arrive by webhook.
+    until(&app, "deliveries", || async {
+        get(&app, &w.admin, &format!("/api/v1/campaigns/{id}")).await["counts"]["delivered"] == 24
+    })
+    .await;
+    // A reply within the window counts.
+    let (_, body) = meta::FakeMeta::webhook_text("14155551003", "Person 3", "Interested!");
+    assert_eq!(
+        FakeMeta::post_webhook(
+            &app.url(&format!("/webhooks/whatsapp/{}", w.channel)),
+            APP_SECRET,
+            &body
+        )
+        .await,
+        200
+    );
+    until(&app, "the reply", || async {
+        get(&app, &w.admin, &format!("/api/v1/campaigns/{id}")).await["counts"]["replied"] == 1
+    })
+    .await;
+    let stats = get(&app, &w.admin, &format!("/api/v1/campaigns/{id}/stats")).await;
+    assert_eq!(
+        stats["counts"],
+        json!({"total": 30, "pending": 0, "sending": 0, "sent": 24, "delivered": 24, "read": 0,
+               "replied": 1, "failed": 0, "skipped": 6})
+    );
+    let reasons: Vec<(String, i64)> = stats["skipped_by_reason"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (s(r, "reason"), r["count"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(
+        reasons,
+        vec![
+            ("opted_out".into(), 3),
+            ("no_consent".into(), 2),
+            ("blocked".into(), 1)
+        ]
+    );
+    assert!(!stats["series"].as_array().unwrap().is_empty());
+    // Drill-down, paged.
+    let page = get(
+        &app,
+        &w.admin,
+        &format!("/api/v1/campaigns/{id}/recipients?state=skipped&limit=4"),
+    )
+    .await;
+    assert_eq!(page["items"].as_array().unwrap().len(), 4);
+    let next = s(&page, "next_cursor");
+    let rest = get(
+        &app,
+        &w.admin,
+        &format!("/api/v1/campaigns/{id}/recipients?state=skipped&cursor={next}"),
+    )
+    .await;
+    assert_eq!(rest["items"].as_array().unwrap().len(), 2);
+    expect_problem(
+        app.get_as(
+            &w.admin,
+            &format!("/api/v1/campaigns/{id}/recipients?state=bogus"),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    // Export: one line per recipient.
+    let csv = app
+        .get_as(&w.admin, &format!("/api/v1/campaigns/{id}/export"))
+        .await;
+    assert_eq!(csv.status(), StatusCode::OK);
+    let text = csv.text().await.unwrap();
+    assert_eq!(text.lines().count(), 31);
+    // Retarget the delivered-but-unread: a new draft for those 24.
+    let r = expect_json(
+        app.post_as(
+            &w.admin,
+            &format!("/api/v1/campaigns/{id}/retarget"),
+            &json!({"slice": "delivered_not_read"}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    assert_eq!(r["status"], "draft");
+    let b = get(
+        &app,
+        &w.admin,
+        &format!("/api/v1/campaigns/{}/audience", s(&r, "id")),
+    )
+    .await;
+    assert_eq!(
+        (b["total"].as_i64(), b["eligible"].as_i64()),
+        (Some(24), Some(24))
+    );
+    // A finished campaign cannot be paused; a draft cannot be resumed.
+    expect_problem(
+        app.post_as(
+            &w.admin,
+            &format!("/api/v1/campaigns/{id}/pause"),
+            &json!({}),
+        )
+        .await,
+        StatusCode::CONFLICT,
+        "invalid_state",
+    )
+    .await;
+    expect_problem(
+        app.post_as(
+            &w.admin,
+            &format!("/api/v1/campaigns/{}/resume", s(&r, "id")),
+            &json!({}),
+        )
+        .await,
+        StatusCode::CONFLICT,
+        "invalid_state",
+    )
+    .await;
+}
+
+async fn bad_campaigns_send_nothing(app: TestApp) {
+    let w = world(&app).await;
+    let template = approved_template(&app, &w, "promo").await;
+    // Bad references are field errors.
+    let p = expect_problem(
+        app.post_as(
+            &w.admin,
+            "/api/v1/campaigns",
+            &json!({"name": "", "channel_id": w.channel, "template_id": template,
+                    "audience": {"groups": ["0191e6a4-0000-7000-8000-000000000000"]},
+                    "failure_threshold": 2,
+                    "variables": {"body.9": {"source": "fixed", "value": "x"}}}),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    let fields = problem_fields(&p);
+    for f in [
+        "name",
+        "audience.groups[0]",
+        "failure_threshold",
+        "variables.body.9",
+    ] {
+        assert!(fields.contains(&f.to_owned()), "{f} not in {fields:?}");
+    }
+    // An empty group, and a group of opted-out contacts.
+    let empty = group_of(&app, &w.admin, "Empty", &[]).await;
+    let id = campaign(&app, &w, &template, &empty).await;
+    expect_problem(
+        app.post_as(
+            &w.admin,
+            &format!("/api/v1/campaigns/{id}/launch"),
+            &json!({}),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "empty_audience",
+    )
+    .await;
+    let mut out = Vec::new();
+    for i in 0..3 {
+        let c = contact(
+            &app,
+            &w.admin,
+            &format!("Out {i}"),
+            &format!("+1415556{:04}", i),
+            None,
+        )
+        .await;
+        consent(&app, &w.admin, &c, "opted_out").await;
+        out.push(c);
+    }
+    let g = group_of(&app, &w.admin, "Opted out", &out).await;
+    let id = campaign(&app, &w, &template, &g).await;
+    let p = expect_problem(
+        app.post_as(
+            &w.admin,
+            &format!("/api/v1/campaigns/{id}/launch"),
+            &json!({}),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "no_eligible_recipients",
+    )
+    .await;
+    assert!(p["detail"].as_str().unwrap().contains("3 opted out"), "{p}");
+    // A template that is not approved cannot be launched.
+    let mut draft = promo_body("not_yet");
+    draft["channel_id"] = json!(w.channel);
+    let d = s(
+        &expect_json(
+            app.post_as(&w.admin, "/api/v1/templates", &draft).await,
+            StatusCode::CREATED,
+        )
+        .await,
+        "id",
+    );
+    let c = contact(&app, &w.admin, "In", "+14155570000", None).await;
+    consent(&app, &w.admin, &c, "opted_in").await;
+    let g = group_of(&app, &w.admin, "In", &[c]).await;
+    let id = campaign(&app, &w, &d, &g).await;
+    expect_problem(
+        app.post_as(
+            &w.admin,
+            &format!("/api/v1/campaigns/{id}/launch"),
+            &json!({}),
+        )
+        .await,
+        StatusCode::CONFLICT,
+        "template_not_approved",
+    )
+    .await;
+    // A schedule in a bad time zone, and a body that is not JSON.
+    let p = expect_problem(
+        app.post_as(
+            &w.admin,
+            &format!("/api/v1/campaigns/{id}/launch"),
+            &json!({"scheduled_at": "2099-01-01T09:00", "time_zone": "Mars/Olympus"}),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(problem_fields(&p), vec!["time_zone"]);
+    assert_eq!(w.fake.sent_count(), 0, "nothing was sent");
+}
+
+async fn campaigns_pause_themselves_with_the_reason(app: TestApp) {
+    let w = world(&app).await;
+    let template = approved_template(&app, &w, "promo").await;
+    let mut ids = Vec::new();
+    for i in 0..80 {
+        let id = contact(
+            &app,
+            &w.admin,
+            &format!("P {i}"),
+            &format!("+1415558{:04}", i),
+            Some("X"),
+        )
+        .await;
+        consent(&app, &w.admin, &id, "opted_in").await;
+        ids.push(id);
+        // Half of them cannot be reached.
+        if i % 2 == 0 {
+            w.fake
+                .fail_for_recipient(&format!("1415558{:04}", i), MetaError::new(400, 131026));
+        }
+    }
+    let g = group_of(&app, &w.admin, "All", &ids).await;
+    let id = campaign(&app, &w, &template, &g).await;
+    expect_json(
+        app.post_as(
+            &w.admin,
+            &format!("/api/v1/campaigns/{id}/launch"),
+            &json!({}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    until(&app, "the automatic pause", || async {
+        get(&app, &w.admin, &format!("/api/v1/campaigns/{id}")).await["status"] == "paused"
+    })
+    .await;
+    let c = get(&app, &w.admin, &format!("/api/v1/campaigns/{id}")).await;
+    assert!(
+        c["pause_reason"]
+            .as_str()
+            .unwrap()
+            .contains("above the 20% threshold"),
+        "{c}"
+    );
+    let stats = get(&app, &w.admin, &format!("/api/v1/campaigns/{id}/stats")).await;
+    assert_eq!(stats["failed_by_code"][0]["code"], 131026);
+    // Meta pauses the template: resuming is refused with the reason, then the campaign pauses
+    // itself when it finds the template paused.
+    w.fake.clear_failures();
+    let tid =
+        get(&app, &w.admin, &format!("/api/v1/templates/{template}")).await["provider_template_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+    assert!(w.fake.set_template_status(&tid, "PAUSED", None));
+    until(&app, "the template pause", || async {
+        get(&app, &w.admin, &format!("/api/v1/templates/{template}")).await["status"] == "paused"
+    })
+    .await;
+    expect_problem(
+        app.post_as(
+            &w.admin,
+            &format!("/api/v1/campaigns/{id}/resume"),
+            &json!({}),
+        )
+        .await,
+        StatusCode::CONFLICT,
+        "template_not_approved",
+    )
+    .await;
+    assert!(w.fake.set_template_status(&tid, "APPROVED", None));
+    until(&app, "the template approval", || async {
+        get(&app, &w.admin, &format!("/api/v1/templates/{template}")).await["status"] == "approved"
+    })
+    .await;
+    // Raise the threshold by hand is not possible once launched; resume, then cancel: pending
+    // recipients are skipped as cancelled and nothing more is sent.
+    expect_json(
+        app.post_as(
+            &w.admin,
+            &format!("/api/v1/campaigns/{id}/resume"),
+            &json!({}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    let c = expect_json(
+        app.post_as(
+            &w.admin,
+            &format!("/api/v1/campaigns/{id}/cancel"),
+            &json!({}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(c["status"], "cancelled");
+    let sent_then = w.fake.sent_count();
+    for _ in 0..3 {
+        app.run_jobs().await;
+    }
+    assert_eq!(w.fake.sent_count(), sent_then);
+    let c = get(&app, &w.admin, &format!("/api/v1/campaigns/{id}")).await;
+    assert_eq!(c["counts"]["pending"], 0);
+    assert_eq!(w.fake.duplicate_callback_data(), 0);
+}
+
+/// Workers stop mid-send (their job is dropped while the provider is still answering) and two
+/// run at once: every recipient is sent exactly once.
+async fn never_twice_when_workers_stop_mid_send(app: TestApp) {
+    let w = world(&app).await;
+    w.fake.set_auto_statuses(vec!["sent"]);
+    let template = approved_template(&app, &w, "promo").await;
+    let mut ids = Vec::new();
+    for i in 0..120 {
+        let id = contact(
+            &app,
+            &w.admin,
+            &format!("K {i}"),
+            &format!("+1415559{:04}", i),
+            Some("X"),
+        )
+        .await;
+        consent(&app, &w.admin, &id, "opted_in").await;
+        ids.push(id);
+    }
+    let g = group_of(&app, &w.admin, "All", &ids).await;
+    let id = campaign(&app, &w, &template, &g).await;
+    expect_json(
+        app.post_as(
+            &w.admin,
+            &format!("/api/v1/campaigns/{id}/launch"),
+            &json!({}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    // Snapshot first, then the sends hang at the provider and the workers are killed.
+    app.run_jobs().await;
+    for _ in 0..3 {
+        let before = w.fake.request_count();
+        let worker = {
+            let state = app.state.clone();
+            tokio::spawn(async move {
+                let worker = wamage_server::app::worker(&state);
+                let _ = worker.run_due_jobs().await;
+            })
+        };
+        // Kill it mid-batch: sends accepted by Meta whose outcome was not written yet.
+        for _ in 0..500 {
+            if w.fake.request_count() > before + 30 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        worker.abort();
+        let _ = worker.await;
+        // The dead worker left claimed recipients behind.
+        let c = get(&app, &w.admin, &format!("/api/v1/campaigns/{id}")).await;
+        assert!(
+            c["counts"]["sending"].as_i64().unwrap() > 0 || c["counts"]["pending"] == 0,
+            "{c}"
+        );
+        // Time passes: the job's and the recipients' leases run out; Meta's reports of the
+        // accepted sends (carrying their callback data) settle them as sent; sends without a
+        // report go again after the grace period.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        app.clock.advance(Duration::from_secs(65));
+        app.state.jobs.reap_expired().await.unwrap();
+    }
+    assert!(w.fake.sent_count() >= 30, "the killed workers had sent");
+    until(&app, "the campaign to complete", || async {
+        app.clock.advance(Duration::from_secs(5));
+        app.state.jobs.reap_expired().await.unwrap();
+        get(&app, &w.admin, &format!("/api/v1/campaigns/{id}")).await["status"] == "completed"
+    })
+    .await;
+    assert_eq!(
+        w.fake.duplicate_callback_data(),
+        0,
+        "no recipient got it twice"
+    );
+    assert_eq!(
+        w.fake.distinct_callback_data(),
+        120,
+        "no recipient was missed"
+    );
+    assert_eq!(w.fake.sent_count(), 120);
+    let c = get(&app, &w.admin, &format!("/api/v1/campaigns/{id}")).await;
+    assert_eq!(c["counts"]["sent"], 120, "{c}");
+}
+
+app_tests!(
+    templates_are_checked_reviewed_synced_and_previewed,
+    a_campaign_runs_from_preview_to_retarget,
+    bad_campaigns_send_nothing,
+    campaigns_pause_themselves_with_the_reason,
+    never_twice_when_workers_stop_mid_send
+);
