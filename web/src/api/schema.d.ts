@@ -192,6 +192,202 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/campaigns": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["list_campaigns"];
+        put?: never;
+        post: operations["create_campaign"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/campaigns/audience-preview": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Audience size and consent breakdown before launch. */
+        post: operations["preview_audience"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/campaigns/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["get_campaign"];
+        put?: never;
+        post?: never;
+        delete: operations["delete_campaign"];
+        options?: never;
+        head?: never;
+        patch: operations["update_campaign"];
+        trace?: never;
+    };
+    "/api/v1/campaigns/{id}/audience": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["campaign_audience"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/campaigns/{id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["cancel_campaign"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/campaigns/{id}/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Every recipient with its outcome, as CSV. */
+        get: operations["export_campaign"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/campaigns/{id}/launch": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Launches now, or schedules for a time. */
+        post: operations["launch_campaign"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/campaigns/{id}/pause": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["pause_campaign"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/campaigns/{id}/recipients": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["campaign_recipients"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/campaigns/{id}/resume": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["resume_campaign"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/campaigns/{id}/retarget": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** A new draft campaign to a slice of this one's recipients. */
+        post: operations["retarget_campaign"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/campaigns/{id}/stats": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["campaign_stats"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/canned-responses": {
         parameters: {
             query?: never;
@@ -1621,6 +1817,109 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/templates": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["list_templates"];
+        put?: never;
+        post: operations["create_template"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/templates/sync": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Reads every template of the channel's business account: statuses update, templates made
+         *     elsewhere are imported.
+         */
+        post: operations["sync_templates"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/templates/validate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Checks a template as the builder edits it (the answer lists what Meta would reject). */
+        post: operations["validate_template"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/templates/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["get_template"];
+        put?: never;
+        post?: never;
+        delete: operations["delete_template"];
+        options?: never;
+        head?: never;
+        patch: operations["update_template"];
+        trace?: never;
+    };
+    "/api/v1/templates/{id}/preview": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** The template as a contact will see it. */
+        post: operations["preview_template"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/templates/{id}/submit": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Submits a WhatsApp template for Meta's review (`pending` until the verdict arrives). */
+        post: operations["submit_template"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/health": {
         parameters: {
             query?: never;
@@ -1828,6 +2127,19 @@ export interface components {
          * @enum {string}
          */
         AttrType: "text" | "number" | "date" | "boolean" | "single_choice" | "multi_choice";
+        /**
+         * @description Who a campaign goes to: groups ∪ tags ∪ segments (∪ a slice of an earlier campaign), minus
+         *     the exclusions. An uploaded CSV becomes a group through the contacts import.
+         */
+        Audience: {
+            exclude_groups?: string[];
+            exclude_segments?: string[];
+            exclude_tags?: string[];
+            from_campaign?: components["schemas"]["FromCampaign"] | null;
+            groups?: string[];
+            segments?: string[];
+            tags?: string[];
+        };
         AuthOut: {
             /** @description Short-lived JWT; send as `Authorization: Bearer <token>`. */
             access_token: string;
@@ -1870,6 +2182,35 @@ export interface components {
             /** Format: int32 */
             status: number;
         };
+        Body: {
+            /** @description One sample per variable, in order of first appearance. */
+            examples?: string[];
+            text: string;
+        };
+        /**
+         * @description An audience counted by what a send would do (each contact in exactly one bucket, checked
+         *     in this order: no identity, blocked, opted out, no consent, then eligible; eligible
+         *     contacts missing a required variable are also counted in `missing_variables`).
+         */
+        Breakdown: {
+            /** Format: int64 */
+            blocked: number;
+            /** Format: int64 */
+            eligible: number;
+            /**
+             * Format: int64
+             * @description Eligible contacts without a value for a variable that has no fallback.
+             */
+            missing_variables: number;
+            /** Format: int64 */
+            no_consent: number;
+            /** Format: int64 */
+            no_identity: number;
+            /** Format: int64 */
+            opted_out: number;
+            /** Format: int64 */
+            total: number;
+        };
         /**
          * @description What a bulk request does to its contacts.
          * @enum {string}
@@ -1895,9 +2236,94 @@ export interface components {
              */
             affected: number;
         };
+        Button: {
+            text: string;
+            /** @enum {string} */
+            type: "quick_reply";
+        } | {
+            example?: string | null;
+            text: string;
+            /** @enum {string} */
+            type: "url";
+            url: string;
+        } | {
+            phone: string;
+            text: string;
+            /** @enum {string} */
+            type: "phone";
+        } | {
+            example: string;
+            /** @enum {string} */
+            type: "copy_code";
+        };
         ButtonIn: {
             id: string;
             title: string;
+        };
+        CampaignChannelRef: {
+            id: components["schemas"]["ChannelId"];
+            kind: components["schemas"]["InboxChannelKind"];
+            name: string;
+        };
+        /** Format: uuid */
+        CampaignId: string;
+        CampaignIn: {
+            audience?: components["schemas"]["Audience"];
+            channel_id: components["schemas"]["ChannelId"];
+            /** Format: double */
+            failure_threshold?: number | null;
+            name: string;
+            template_id?: components["schemas"]["TemplateId"] | null;
+            /** @description Variable mapping (defaults to the template's). */
+            variables?: Record<string, never> | null;
+        };
+        CampaignList: {
+            items: components["schemas"]["CampaignOut"][];
+        };
+        CampaignOut: {
+            audience: components["schemas"]["Audience"];
+            channel: components["schemas"]["CampaignChannelRef"];
+            completed_at?: components["schemas"]["Timestamp"] | null;
+            counts: components["schemas"]["Counts"];
+            created_at: components["schemas"]["Timestamp"];
+            /** Format: int64 */
+            eta_seconds?: number | null;
+            /**
+             * Format: double
+             * @description Pauses when more than this share of sends fail (0–1).
+             */
+            failure_threshold: number;
+            id: components["schemas"]["CampaignId"];
+            launched_at?: components["schemas"]["Timestamp"] | null;
+            name: string;
+            /** @description Why it paused (automatically or by a person) or failed. */
+            pause_reason?: string | null;
+            /** Format: double */
+            rate_per_second: number;
+            scheduled_at?: components["schemas"]["Timestamp"] | null;
+            status: components["schemas"]["CampaignStatus"];
+            template?: components["schemas"]["CampaignTemplateRef"] | null;
+            time_zone?: string | null;
+            updated_at: components["schemas"]["Timestamp"];
+            variables: Record<string, never>;
+        };
+        CampaignPatch: {
+            audience?: components["schemas"]["Audience"] | null;
+            channel_id?: components["schemas"]["ChannelId"] | null;
+            /** Format: double */
+            failure_threshold?: number | null;
+            name?: string | null;
+            template_id?: components["schemas"]["TemplateId"] | null;
+            variables?: Record<string, never> | null;
+        };
+        /** @enum {string} */
+        CampaignStatus: "draft" | "scheduled" | "running" | "paused" | "completed" | "cancelled" | "failed";
+        CampaignTemplateRef: {
+            category: components["schemas"]["Category"];
+            id: components["schemas"]["TemplateId"];
+            language: string;
+            name: string;
+            status: components["schemas"]["TemplateStatus"];
         };
         /** Format: uuid */
         CannedId: string;
@@ -1919,6 +2345,8 @@ export interface components {
             shortcut?: string | null;
             title?: string | null;
         };
+        /** @enum {string} */
+        Category: "MARKETING" | "UTILITY" | "AUTHENTICATION";
         /** @description Non-secret settings of a channel, stored as JSON. */
         ChannelConfig: {
             api_version?: string | null;
@@ -2040,6 +2468,12 @@ export interface components {
         };
         /** @enum {string} */
         CircuitState: "closed" | "open" | "half_open";
+        Components: {
+            body: components["schemas"]["Body"];
+            buttons?: components["schemas"]["Button"][];
+            footer?: string | null;
+            header?: components["schemas"]["Header"] | null;
+        };
         /** @description Settings given when connecting or editing a channel. Secrets are write-only. */
         ConfigIn: {
             /** @description WhatsApp: a system user access token (secret). */
@@ -2251,6 +2685,30 @@ export interface components {
          * @enum {string}
          */
         ConversationStatus: "open" | "pending" | "snoozed" | "resolved";
+        /**
+         * @description Recipients by state. `sent`, `delivered` and `read` are cumulative (a read message was
+         *     also delivered and sent).
+         */
+        Counts: {
+            /** Format: int64 */
+            delivered: number;
+            /** Format: int64 */
+            failed: number;
+            /** Format: int64 */
+            pending: number;
+            /** Format: int64 */
+            read: number;
+            /** Format: int64 */
+            replied: number;
+            /** Format: int64 */
+            sending: number;
+            /** Format: int64 */
+            sent: number;
+            /** Format: int64 */
+            skipped: number;
+            /** Format: int64 */
+            total: number;
+        };
         CountsOut: {
             /** Format: int64 */
             all: number;
@@ -2290,6 +2748,13 @@ export interface components {
             detail?: string | null;
             title: string;
         };
+        FailedCode: {
+            /** Format: int64 */
+            code: number;
+            /** Format: int64 */
+            count: number;
+            title: string;
+        };
         /** @description One wrong field of a request. */
         FieldError: {
             /** @description Dotted path of the field in the request body or query (`email`, `members[2].role`). */
@@ -2311,6 +2776,10 @@ export interface components {
             channel_id: components["schemas"]["ChannelId"];
             created_at: components["schemas"]["Timestamp"];
             message_id: components["schemas"]["ChatMessageId"];
+        };
+        FromCampaign: {
+            campaign_id: components["schemas"]["CampaignId"];
+            slice: components["schemas"]["Slice"];
         };
         /** Format: uuid */
         GroupId: string;
@@ -2339,6 +2808,27 @@ export interface components {
         GroupPatch: {
             description?: string | null;
             name?: string | null;
+        };
+        /** @description The header: text (at most one variable) or a media sample. */
+        Header: {
+            /** @description The sample value of its variable (required when it has one). */
+            example?: string | null;
+            /** @enum {string} */
+            format: "text";
+            text: string;
+        } | {
+            /** @description A sample media URL (also the default media of sends). */
+            example: string;
+            /** @enum {string} */
+            format: "image";
+        } | {
+            example: string;
+            /** @enum {string} */
+            format: "video";
+        } | {
+            example: string;
+            /** @enum {string} */
+            format: "document";
         };
         HealthOut: {
             /** @description Always `ok` when the process answers. */
@@ -2561,6 +3051,16 @@ export interface components {
             preview: string;
             status: string;
         };
+        /**
+         * @description Launch now (no body fields) or at a time: a local wall time with its IANA time zone, or an
+         *     RFC 3339 instant.
+         */
+        LaunchIn: {
+            /** @description `2026-12-24T09:00` (with `time_zone`) or `2026-12-24T08:00:00Z`. */
+            scheduled_at?: string | null;
+            /** @description Like `Europe/Berlin`. */
+            time_zone?: string | null;
+        };
         LoginIn: {
             email: string;
             organization_id?: components["schemas"]["OrgId"] | null;
@@ -2698,6 +3198,32 @@ export interface components {
             status: components["schemas"]["Status"];
             user_id: components["schemas"]["UserId"];
         };
+        /** @description A template as the customer sees it. */
+        Preview: {
+            body: string;
+            buttons: components["schemas"]["PreviewButton"][];
+            footer?: string | null;
+            header?: components["schemas"]["PreviewHeader"] | null;
+            /** @description Variable keys with no value and no fallback (shown as written). */
+            missing: string[];
+        };
+        PreviewButton: {
+            code?: string | null;
+            phone?: string | null;
+            text: string;
+            type: string;
+            url?: string | null;
+        };
+        PreviewHeader: {
+            format: string;
+            media_url?: string | null;
+            text?: string | null;
+        };
+        PreviewIn: {
+            contact_id?: components["schemas"]["ContactId"] | null;
+            /** @description Try a mapping other than the template's. */
+            mapping?: Record<string, never> | null;
+        };
         /** @enum {string} */
         Priority: "none" | "low" | "medium" | "high" | "urgent";
         /** @description The JSON body of a problem (also its OpenAPI schema). */
@@ -2747,6 +3273,27 @@ export interface components {
             /** @description `ready` or `unavailable`. */
             status: string;
         };
+        RecipientOut: {
+            address?: string | null;
+            contact_id: components["schemas"]["ContactId"];
+            contact_name: string;
+            delivered_at?: components["schemas"]["Timestamp"] | null;
+            /** Format: int64 */
+            error_code?: number | null;
+            error_title?: string | null;
+            failed_at?: components["schemas"]["Timestamp"] | null;
+            read_at?: components["schemas"]["Timestamp"] | null;
+            replied: boolean;
+            replied_at?: components["schemas"]["Timestamp"] | null;
+            sent_at?: components["schemas"]["Timestamp"] | null;
+            skip_reason?: string | null;
+            /** @description `pending`, `sending`, `sent`, `delivered`, `read`, `failed` or `skipped`. */
+            state: string;
+        };
+        RecipientPage: {
+            items: components["schemas"]["RecipientOut"][];
+            next_cursor?: string | null;
+        };
         RefreshIn: {
             refresh_token: string;
         };
@@ -2773,6 +3320,10 @@ export interface components {
             password: string;
             /** @description The token from the reset link. */
             token: string;
+        };
+        RetargetIn: {
+            name?: string | null;
+            slice: components["schemas"]["Slice"];
         };
         /**
          * @description What a member may do in an organisation. Ordered: agent < admin < owner.
@@ -2859,6 +3410,18 @@ export interface components {
             /** @description `text`, `note`, `media`, `buttons`, `list`, `location`, `reaction` or `template`. */
             type: string;
         };
+        SeriesPoint: {
+            /** @description Start of the minute. */
+            at: components["schemas"]["Timestamp"];
+            /** Format: int64 */
+            delivered: number;
+            /** Format: int64 */
+            failed: number;
+            /** Format: int64 */
+            read: number;
+            /** Format: int64 */
+            sent: number;
+        };
         /** Format: uuid */
         SessionId: string;
         SessionList: {
@@ -2896,11 +3459,55 @@ export interface components {
         SimulateReadIn: {
             conversation_id: components["schemas"]["ConversationId"];
         };
+        SkippedReason: {
+            /** Format: int64 */
+            count: number;
+            /**
+             * @description `opted_out`, `no_consent`, `blocked`, `no_identity`, `missing_variable`,
+             *     `duplicate_address`, `contact_deleted`, `cancelled`.
+             */
+            reason: string;
+        };
+        /**
+         * @description A part of a finished (or running) campaign's recipients, for retargeting.
+         * @enum {string}
+         */
+        Slice: "failed" | "skipped" | "sent_not_delivered" | "delivered_not_read" | "read" | "replied" | "not_replied";
+        StatsOut: {
+            counts: components["schemas"]["Counts"];
+            /** Format: int64 */
+            eta_seconds?: number | null;
+            failed_by_code: components["schemas"]["FailedCode"][];
+            /** Format: double */
+            rate_per_second: number;
+            series: components["schemas"]["SeriesPoint"][];
+            skipped_by_reason: components["schemas"]["SkippedReason"][];
+        };
         /**
          * @description A user's presence.
          * @enum {string}
          */
         Status: "online" | "away" | "offline";
+        SyncIn: {
+            channel_id: components["schemas"]["ChannelId"];
+        };
+        SyncOut: {
+            /**
+             * Format: int32
+             * @description Templates found on the account that were not here.
+             */
+            imported: number;
+            /**
+             * Format: int32
+             * @description Templates on the account.
+             */
+            total: number;
+            /**
+             * Format: int32
+             * @description Templates whose status, category, quality or reason changed.
+             */
+            updated: number;
+        };
         /** Format: uuid */
         TagId: string;
         TagIn: {
@@ -2959,6 +3566,13 @@ export interface components {
             id: string;
             name: string;
         };
+        TemplateChannelRef: {
+            id: components["schemas"]["ChannelId"];
+            kind: components["schemas"]["InboxChannelKind"];
+            name: string;
+        };
+        /** Format: uuid */
+        TemplateId: string;
         TemplateIn: {
             body?: string[];
             /** @description Button parameters in order (quick-reply payloads or URL suffixes). */
@@ -2967,6 +3581,52 @@ export interface components {
             language: string;
             name: string;
         };
+        /**
+         * @description WhatsApp templates are reviewed by Meta; local ones are plain text for Telegram and the
+         *     Sandbox.
+         * @enum {string}
+         */
+        TemplateKind: "whatsapp" | "local";
+        TemplateList: {
+            items: components["schemas"]["TemplateOut"][];
+        };
+        /** @description A template as the builder and the lists show it. */
+        TemplateOut: {
+            category: components["schemas"]["Category"];
+            channel: components["schemas"]["TemplateChannelRef"];
+            components: components["schemas"]["Components"];
+            created_at: components["schemas"]["Timestamp"];
+            id: components["schemas"]["TemplateId"];
+            kind: components["schemas"]["TemplateKind"];
+            language: string;
+            /** @description The default variable mapping (campaigns start from it). */
+            mapping: Record<string, never>;
+            name: string;
+            provider_template_id?: string | null;
+            /** @description Meta's quality rating (`GREEN`, `YELLOW`, `RED`, `UNKNOWN`). */
+            quality?: string | null;
+            /** @description Meta's reason when rejected. */
+            rejected_reason?: string | null;
+            status: components["schemas"]["TemplateStatus"];
+            submitted_at?: components["schemas"]["Timestamp"] | null;
+            synced_at?: components["schemas"]["Timestamp"] | null;
+            updated_at: components["schemas"]["Timestamp"];
+            /** @description Variable keys in send order (`header.1`, `body.1`, `button.0`, …). */
+            variables: string[];
+        };
+        TemplatePatch: {
+            category?: components["schemas"]["Category"] | null;
+            components?: components["schemas"]["Components"] | null;
+            language?: string | null;
+            mapping?: Record<string, never> | null;
+            name?: string | null;
+        };
+        /**
+         * @description Where a template stands. WhatsApp: `draft` until submitted, then Meta's verdicts; local
+         *     templates are `approved` when saved.
+         * @enum {string}
+         */
+        TemplateStatus: "draft" | "pending" | "approved" | "rejected" | "paused" | "disabled";
         TestOut: {
             detail?: Record<string, never> | null;
             error?: string | null;
@@ -3012,6 +3672,12 @@ export interface components {
         UserRef: {
             id: components["schemas"]["UserId"];
             name: string;
+        };
+        /** @description The builder's live check: never an error status, the problems are the answer. */
+        ValidateOut: {
+            errors: components["schemas"]["FieldError"][];
+            ok: boolean;
+            variables: string[];
         };
         /** @description The WhatsApp 24-hour customer-service window (always open elsewhere). */
         WindowOut: {
@@ -3426,6 +4092,499 @@ export interface operations {
                 };
                 content: {
                     "image/*": unknown;
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+        };
+    };
+    list_campaigns: {
+        parameters: {
+            query?: {
+                status?: components["schemas"]["CampaignStatus"] | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CampaignList"];
+                };
+            };
+        };
+    };
+    create_campaign: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CampaignIn"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CampaignOut"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+        };
+    };
+    preview_audience: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PreviewIn"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Breakdown"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+        };
+    };
+    get_campaign: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["CampaignId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CampaignOut"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+        };
+    };
+    delete_campaign: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["CampaignId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+        };
+    };
+    update_campaign: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["CampaignId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CampaignPatch"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CampaignOut"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+        };
+    };
+    campaign_audience: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["CampaignId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Breakdown"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+        };
+    };
+    cancel_campaign: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["CampaignId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CampaignOut"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+        };
+    };
+    export_campaign: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["CampaignId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/csv": unknown;
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+        };
+    };
+    launch_campaign: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["CampaignId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["LaunchIn"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CampaignOut"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+        };
+    };
+    pause_campaign: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["CampaignId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CampaignOut"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+        };
+    };
+    campaign_recipients: {
+        parameters: {
+            query?: {
+                state?: string | null;
+                cursor?: string | null;
+                limit?: number | null;
+            };
+            header?: never;
+            path: {
+                id: components["schemas"]["CampaignId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RecipientPage"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+        };
+    };
+    resume_campaign: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["CampaignId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CampaignOut"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+        };
+    };
+    retarget_campaign: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["CampaignId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RetargetIn"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CampaignOut"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+        };
+    };
+    campaign_stats: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["CampaignId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StatsOut"];
                 };
             };
             404: {
@@ -7802,6 +8961,322 @@ export interface operations {
                 content?: never;
             };
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+        };
+    };
+    list_templates: {
+        parameters: {
+            query?: {
+                channel_id?: components["schemas"]["ChannelId"] | null;
+                status?: components["schemas"]["TemplateStatus"] | null;
+                /** @description Part of the name. */
+                q?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TemplateList"];
+                };
+            };
+        };
+    };
+    create_template: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TemplateIn"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TemplateOut"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+        };
+    };
+    sync_templates: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SyncIn"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SyncOut"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+        };
+    };
+    validate_template: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TemplateIn"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidateOut"];
+                };
+            };
+        };
+    };
+    get_template: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["TemplateId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TemplateOut"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+        };
+    };
+    delete_template: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["TemplateId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+        };
+    };
+    update_template: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["TemplateId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TemplatePatch"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TemplateOut"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+        };
+    };
+    preview_template: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["TemplateId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PreviewIn"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Preview"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+        };
+    };
+    submit_template: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["TemplateId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TemplateOut"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProblemBody"];
+                };
+            };
+            502: {
                 headers: {
                     [name: string]: unknown;
                 };
