@@ -16,6 +16,7 @@ use wamage_testkit::{
         meta::{self, MetaError, ReviewRule, TemplateReview},
     },
     problem_fields,
+    tenancy::{Probe, assert_isolated},
 };
 
 const APP_SECRET: &str = "meta-app-secret-0123456789";
@@ -1023,7 +1024,161 @@ async fn never_twice_when_workers_stop_mid_send(app: TestApp) {
     assert_eq!(c["counts"]["sent"], 120, "{c}");
 }
 
+/// Local templates on the Sandbox: the simulated customers get the rendered text, and the
+/// Sandbox's delivery reports (no callback data) find the recipients by message id.
+async fn sandbox_campaigns_send_local_templates(app: TestApp) {
+    let admin = app.register("owner@acme.test", "Acme").await;
+    let ch = s(
+        &expect_json(
+            app.post_as(
+                &admin,
+                "/api/v1/channels",
+                &json!({"kind": "sandbox", "name": "Sandbox"}),
+            )
+            .await,
+            StatusCode::CREATED,
+        )
+        .await,
+        "id",
+    );
+    for h in ["ana", "bob", "cid"] {
+        expect_json(
+            app.post_as(
+                &admin,
+                &format!("/api/v1/channels/{ch}/simulate"),
+                &json!({"from": {"handle": h, "name": h.to_uppercase()}, "text": "hi"}),
+            )
+            .await,
+            StatusCode::ACCEPTED,
+        )
+        .await;
+    }
+    until(&app, "the simulated customers", || async {
+        get(&app, &admin, "/api/v1/contacts").await["items"]
+            .as_array()
+            .unwrap()
+            .len()
+            == 3
+    })
+    .await;
+    let ids: Vec<String> = get(&app, &admin, "/api/v1/contacts").await["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| s(c, "id"))
+        .collect();
+    let g = group_of(&app, &admin, "Sandbox people", &ids).await;
+    let t = s(
+        &expect_json(
+            app.post_as(&admin, "/api/v1/templates", &json!({"channel_id": ch, "name": "ready", "language": "en",
+                "category": "UTILITY", "components": {"body": {"text": "{{1}}, your order is ready"},
+                "buttons": [{"type": "quick_reply", "text": "Thanks"}]},
+                "mapping": {"body.1": {"source": "contact.name"}}})).await,
+            StatusCode::CREATED,
+        )
+        .await,
+        "id",
+    );
+    let id = s(
+        &expect_json(
+            app.post_as(
+                &admin,
+                "/api/v1/campaigns",
+                &json!({"name": "Ready", "channel_id": ch, "template_id": t,
+                "audience": {"groups": [g]}}),
+            )
+            .await,
+            StatusCode::CREATED,
+        )
+        .await,
+        "id",
+    );
+    expect_json(
+        app.post_as(
+            &admin,
+            &format!("/api/v1/campaigns/{id}/launch"),
+            &json!({}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    until(&app, "reads of every send", || async {
+        // Reports that beat the send's recorded id are retried a second later.
+        app.clock.advance(Duration::from_secs(2));
+        let c = get(&app, &admin, &format!("/api/v1/campaigns/{id}")).await;
+        c["status"] == "completed" && c["counts"]["read"] == 3
+    })
+    .await;
+    let page = get(&app, &admin, &format!("/api/v1/campaigns/{id}/recipients")).await;
+    assert!(
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["state"] == "read"),
+        "{page}"
+    );
+
+    // Another organisation sees none of it.
+    let other = app.register("other@else.test", "Else").await;
+    assert_isolated(
+        &app,
+        &admin,
+        &other,
+        &[
+            Probe::get(format!("/api/v1/templates/{t}")),
+            Probe::post(format!("/api/v1/templates/{t}/preview"), json!({})),
+            Probe::patch(format!("/api/v1/templates/{t}"), json!({"mapping": {}})),
+            Probe::get(format!("/api/v1/campaigns/{id}")),
+            Probe::get(format!("/api/v1/campaigns/{id}/stats")),
+            Probe::get(format!("/api/v1/campaigns/{id}/recipients")),
+            Probe::get(format!("/api/v1/campaigns/{id}/audience")),
+            Probe::get(format!("/api/v1/campaigns/{id}/export")),
+        ],
+    )
+    .await;
+    assert!(
+        get(&app, &other, "/api/v1/campaigns").await["items"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        get(&app, &other, "/api/v1/templates").await["items"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    // Its own campaign cannot use this organisation's channel, template or groups.
+    let p = expect_problem(
+        app.post_as(
+            &other,
+            "/api/v1/campaigns",
+            &json!({"name": "X", "channel_id": ch, "template_id": t,
+            "audience": {"groups": [g]}}),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(
+        problem_fields(&p),
+        vec!["channel_id", "template_id", "audience.groups[0]"]
+    );
+    for path in [
+        format!("/api/v1/campaigns/{id}/pause"),
+        format!("/api/v1/campaigns/{id}/retarget"),
+        format!("/api/v1/templates/{t}/submit"),
+    ] {
+        let res = app.post_as(&other, &path, &json!({"slice": "read"})).await;
+        assert_eq!(res.status(), StatusCode::NOT_FOUND, "{path}");
+    }
+}
+
 app_tests!(
+    sandbox_campaigns_send_local_templates,
     templates_are_checked_reviewed_synced_and_previewed,
     a_campaign_runs_from_preview_to_retarget,
     bad_campaigns_send_nothing,

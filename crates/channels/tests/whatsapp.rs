@@ -415,7 +415,9 @@ async fn templates_list_walks_cursors_and_create_submits() {
 
     let body = json!({
         "name": "welcome", "language": "en_US", "category": "MARKETING",
-        "components": [{ "type": "BODY", "text": "Welcome {{first_name}}" }],
+        "parameter_format": "NAMED",
+        "components": [{ "type": "BODY", "text": "Welcome {{first_name}}",
+            "example": { "body_text_named_params": [{ "param_name": "first_name", "example": "Ana" }] } }],
     });
     let created = c.create_template(&body).await.unwrap();
     assert_eq!(created["status"], "PENDING");

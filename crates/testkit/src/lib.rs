@@ -11,7 +11,8 @@
 //! - The clock is manual ([`TestApp::clock`]), mail is captured ([`TestApp::mailer`]) and jobs run
 //!   when the test says so ([`TestApp::run_jobs`]): no sleeps.
 //! - [`fakes`] are the messaging providers (WhatsApp Cloud API, Telegram Bot API) as real HTTP
-//!   servers that check request shapes and can be told to fail, throttle or hang.
+//!   servers that check request shapes and can be told to fail, throttle or hang; the
+//!   `fake-providers` binary serves them to other processes (browser tests, benchmarks).
 //!
 //! Everything but [`fakes`] needs the default `app` feature; crates below the server (channels)
 //! depend on this crate with `default-features = false` and get only the fakes.
@@ -150,6 +151,9 @@ impl TestApp {
             import_batch_rows: 500,
             // Channels in tests talk to the fake providers of `fakes`.
             allow_channel_base_url: true,
+            // Interrupted campaign sends settle within a test's patience (its clock is manual).
+            campaign_confirm_secs: 20,
+            campaign_lease_secs: 20,
             ..Config::default()
         };
         let mailer = LogMailer::new();

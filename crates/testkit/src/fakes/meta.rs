@@ -6,16 +6,61 @@
 //! - `GET /{version}/{phone_number_id}`: the number's fields.
 //! - `GET /{version}/{media_id}`: media info whose `url` points back at this fake; downloading it
 //!   needs the token like Meta's media CDN.
-//! - `GET|POST /{version}/{waba_id}/message_templates`: cursor paging and creation.
+//! - `GET|POST /{version}/{waba_id}/message_templates`: cursor paging and creation (checked like
+//!   Meta checks a submission: text lengths, variables and their examples, buttons).
 //!
 //! Every call needs `Authorization: Bearer <token>` (wrong: HTTP 401, code 190). Webhook bodies
 //! are built by the functions of [`webhook`] and posted, signed, with [`FakeMeta::post_webhook`].
+//!
+//! # Webhooks the fake sends by itself
+//!
+//! With a target set ([`FakeMeta::set_webhook`]) the fake posts, signed like Meta
+//! (`X-Hub-Signature-256`), what Meta would post on its own:
+//! - delivery statuses of accepted sends ([`FakeMeta::set_auto_statuses`]), each echoing the
+//!   send's `biz_opaque_callback_data`, up to 100 statuses per post;
+//! - a `failed` status for sends accepted and then not delivered
+//!   ([`FakeMeta::set_async_failure_for`]);
+//! - `message_template_status_update` when a review decides ([`FakeMeta::set_template_review`])
+//!   or a test changes a template ([`FakeMeta::set_template_status`]).
+//!
+//! Like Meta, a post that is not answered 2xx is retried with backoff (200 ms doubling to 5 s,
+//! for up to 10 minutes: [`WebhookRetry`]), so a server that was down gets them later.
+//!
+//! # Scale
+//!
+//! [`FakeMeta::set_record_bodies`]`(false)` keeps only a compact entry per accepted send
+//! (recipient, `biz_opaque_callback_data`, template name, instant) so a million sends fit in
+//! memory; duplicate `biz_opaque_callback_data` are counted in both modes
+//! ([`FakeMeta::duplicate_callback_data`]).
+//!
+//! # Control API (not Meta's)
+//!
+//! The same server answers, without a token, under `/_fake/` (used by the `fake-providers`
+//! binary's clients: browser tests, benchmarks); errors are HTTP 400/404 `{"error": "…"}`:
+//! - `POST /_fake/config` `{"webhook_url", "app_secret", "auto_statuses": ["sent", …],
+//!   "template_review": {"rule": "approve_all" | "reject_all" | "reject_names_containing",
+//!   "needle", "reason", "delay_ms"}, "record_bodies", "rate_limit_per_second",
+//!   "async_failures": {"<to>": <code>}}`: every field optional, only given ones change; `null`
+//!   turns `webhook_url`, `template_review` and `rate_limit_per_second` off. Answers the
+//!   resulting configuration, as does `GET /_fake/config`.
+//! - `GET /_fake/stats`: `{"sent", "distinct_callback_data", "duplicate_callback_data",
+//!   "throttled", "pair_throttled", "requests", "read_receipts", "templates",
+//!   "webhooks": {"posts", "failed_attempts", "pending", "dropped"}}`.
+//! - `POST /_fake/templates/{id}/status` `{"status", "reason"}`: like
+//!   [`FakeMeta::set_template_status`].
+//! - `POST /_fake/reset`: forgets sends, read receipts, counters and undelivered webhooks
+//!   ([`FakeMeta::reset`]); configuration and templates stay.
+
+mod control;
+mod delivery;
+#[cfg(test)]
+mod tests;
 
 use std::{
     collections::{HashMap, HashSet, VecDeque},
     net::SocketAddr,
     sync::{
-        Arc, Mutex, MutexGuard,
+        Arc, Mutex, MutexGuard, OnceLock, Weak,
         atomic::{AtomicU64, Ordering},
     },
     time::{Duration, Instant},
@@ -33,7 +78,9 @@ use hmac::{Hmac, Mac};
 use serde_json::{Map, Value, json};
 use sha2::Sha256;
 
-use super::{ServerGuard, Window, serve};
+use self::delivery::Delivery;
+pub use self::delivery::{WebhookRetry, WebhookStats};
+use super::{ServerGuard, Window, serve_on};
 
 /// The business phone number id the fake serves.
 pub const PHONE_NUMBER_ID: &str = "106540352242922";
@@ -45,6 +92,33 @@ pub const DISPLAY_PHONE_NUMBER: &str = "15550783881";
 pub const TOKEN: &str = "EAAfake-token";
 /// The Graph API version tests use.
 pub const API_VERSION: &str = "v21.0";
+
+/// Meta's title for an error code (the codes tests use; "Error" for others).
+fn error_title(code: i64) -> &'static str {
+    match code {
+        1 => "An unknown error has occurred.",
+        2 => "Service temporarily unavailable",
+        4 => "Application request limit reached",
+        100 => "Invalid parameter",
+        190 => "Invalid OAuth access token - Cannot parse access token",
+        368 => "Temporarily blocked for policies violations",
+        80007 => "Rate limit issues",
+        130429 => "Rate limit hit",
+        131000 => "Something went wrong",
+        131026 => "Message undeliverable",
+        131031 => "Account has been locked",
+        131047 => "Re-engagement message",
+        131049 => "This message was not delivered to maintain healthy ecosystem engagement.",
+        131050 => {
+            "Unable to deliver message. Reasons can include: The recipient has stopped marketing messages."
+        }
+        131056 => "(Business Account, Consumer Account) pair rate limit hit",
+        132000 => "Number of parameters does not match the expected number of params",
+        132001 => "Template name does not exist in the translation",
+        133010 => "Account not registered",
+        _ => "Error",
+    }
+}
 
 /// A Graph API error to answer with.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,34 +133,11 @@ pub struct MetaError {
 impl MetaError {
     /// The error Meta answers for `code`, with Meta's title for the codes tests use.
     pub fn new(status: u16, code: i64) -> Self {
-        let title = match code {
-            1 => "An unknown error has occurred.",
-            2 => "Service temporarily unavailable",
-            4 => "Application request limit reached",
-            100 => "Invalid parameter",
-            190 => "Invalid OAuth access token - Cannot parse access token",
-            368 => "Temporarily blocked for policies violations",
-            80007 => "Rate limit issues",
-            130429 => "Rate limit hit",
-            131000 => "Something went wrong",
-            131026 => "Message undeliverable",
-            131031 => "Account has been locked",
-            131047 => "Re-engagement message",
-            131049 => "This message was not delivered to maintain healthy ecosystem engagement.",
-            131050 => {
-                "Unable to deliver the message. This recipient has chosen to stop receiving marketing messages on WhatsApp from your business"
-            }
-            131056 => "(Business Account, Consumer Account) pair rate limit hit",
-            132000 => "Number of parameters does not match the expected number of params",
-            132001 => "Template name does not exist in the translation",
-            133010 => "Account not registered",
-            _ => "Error",
-        };
         Self {
             status,
             code,
             subcode: None,
-            message: format!("(#{code}) {title}"),
+            message: format!("(#{code}) {}", error_title(code)),
             details: None,
         }
     }
@@ -137,11 +188,20 @@ fn fbtrace_id() -> String {
 
 /// A fresh, unique WhatsApp message id (`wamid.` + base64, like Meta's).
 pub fn wamid() -> String {
-    let n = SEQ.fetch_add(1, Ordering::Relaxed);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    let raw = format!("HBgL{n:012}{nanos:09}FQIAERgS");
+    wamid_for(SEQ.fetch_add(1, Ordering::Relaxed))
+}
+
+/// The message id for sequence number `n`: derivable again from `n` (compact records keep only
+/// the number), and distinct across runs of the process by a stamp taken at first use, so a
+/// restarted `fake-providers` does not hand out ids an app already stored.
+fn wamid_for(n: u64) -> String {
+    static STAMP: OnceLock<u32> = OnceLock::new();
+    let stamp = STAMP.get_or_init(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos())
+    });
+    let raw = format!("HBgL{n:012}{stamp:09}FQIAERgS");
     format!(
         "wamid.{}",
         base64::engine::general_purpose::STANDARD.encode(raw)
@@ -149,6 +209,10 @@ pub fn wamid() -> String {
 }
 
 /// One message the fake accepted.
+///
+/// With [`FakeMeta::set_record_bodies`]`(false)` the `body` is synthesized from the compact
+/// record: `messaging_product`, `to` (or `recipient`), `biz_opaque_callback_data` when the send
+/// had one and, for templates, `type: "template"` with `template.name`; nothing else.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SentMessage {
     /// The `wamid` the fake answered with.
@@ -158,6 +222,96 @@ pub struct SentMessage {
     /// When the fake accepted it (after the rate limits let it through): benchmarks build
     /// per-second histograms of what a provider actually took.
     pub accepted_at: Instant,
+}
+
+/// What scale mode keeps of an accepted send (about 100 bytes instead of the whole body).
+#[derive(Debug)]
+struct CompactSend {
+    /// The sequence number of the `wamid` ([`wamid_for`]).
+    seq: u64,
+    recipient: Box<str>,
+    /// `recipient` is a BSUID (sent as `recipient`), not phone digits (`to`).
+    by_user_id: bool,
+    /// Shared with the set of seen callback data.
+    callback: Option<Arc<str>>,
+    /// Interned: a campaign sends one template a million times.
+    template: Option<Arc<str>>,
+    accepted_at: Instant,
+}
+
+#[derive(Debug)]
+enum Recorded {
+    Full(SentMessage),
+    Compact(CompactSend),
+}
+
+impl Recorded {
+    fn accepted_at(&self) -> Instant {
+        match self {
+            Self::Full(m) => m.accepted_at,
+            Self::Compact(c) => c.accepted_at,
+        }
+    }
+
+    fn to_sent(&self) -> SentMessage {
+        match self {
+            Self::Full(m) => m.clone(),
+            Self::Compact(c) => {
+                let mut body = json!({ "messaging_product": "whatsapp" });
+                body[if c.by_user_id { "recipient" } else { "to" }] = json!(&*c.recipient);
+                if let Some(data) = &c.callback {
+                    body["biz_opaque_callback_data"] = json!(&**data);
+                }
+                if let Some(name) = &c.template {
+                    body["type"] = json!("template");
+                    body["template"] = json!({ "name": &**name });
+                }
+                SentMessage {
+                    id: wamid_for(c.seq),
+                    body,
+                    accepted_at: c.accepted_at,
+                }
+            }
+        }
+    }
+}
+
+/// How a configured review decides on a submitted template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReviewRule {
+    ApproveAll,
+    /// Every template is rejected with this reason (Meta's: `INVALID_FORMAT`, `PROMOTIONAL`,
+    /// `ABUSIVE_CONTENT`, `INCORRECT_CATEGORY`, `SCAM`, `TAG_CONTENT_MISMATCH`, …).
+    RejectAll {
+        reason: String,
+    },
+    /// Templates whose name contains `needle` are rejected with `reason`; others approved.
+    RejectNamesContaining {
+        needle: String,
+        reason: String,
+    },
+}
+
+impl ReviewRule {
+    /// `Err(reason)` when the template is rejected.
+    fn verdict(&self, name: &str) -> Result<(), &str> {
+        match self {
+            Self::ApproveAll => Ok(()),
+            Self::RejectAll { reason } => Err(reason),
+            Self::RejectNamesContaining { needle, reason } if name.contains(needle.as_str()) => {
+                Err(reason)
+            }
+            Self::RejectNamesContaining { .. } => Ok(()),
+        }
+    }
+}
+
+/// Meta's review of submitted templates: `delay` after creation the template becomes APPROVED
+/// or REJECTED by `rule` and a `message_template_status_update` webhook is posted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateReview {
+    pub delay: Duration,
+    pub rule: ReviewRule,
 }
 
 #[derive(Debug)]
@@ -177,12 +331,76 @@ struct MetaState {
     pair_throttled: u64,
     fail_next: VecDeque<MetaError>,
     fail_for: HashMap<String, MetaError>,
+    /// Recipients whose sends are accepted and then reported `failed` with this code.
+    async_fail: HashMap<String, i64>,
     hang: Option<Duration>,
     media: HashMap<String, Media>,
-    sent: Vec<SentMessage>,
+    sent: Vec<Recorded>,
+    record_bodies: bool,
+    /// Every `biz_opaque_callback_data` an accepted send carried.
+    callbacks: HashSet<Arc<str>>,
+    /// Accepted sends whose `biz_opaque_callback_data` an earlier accepted send carried.
+    duplicate_callbacks: usize,
+    template_names: HashMap<String, Arc<str>>,
+    auto_statuses: Vec<&'static str>,
+    review: Option<TemplateReview>,
     read: Vec<String>,
     requests: u64,
     templates: Vec<Value>,
+    delivery: Arc<Delivery>,
+}
+
+impl MetaState {
+    /// Counts `data` as seen; the shared copy to record.
+    fn note_callback(&mut self, data: &str) -> Arc<str> {
+        if let Some(seen) = self.callbacks.get(data) {
+            self.duplicate_callbacks += 1;
+            return seen.clone();
+        }
+        let data: Arc<str> = data.into();
+        self.callbacks.insert(data.clone());
+        data
+    }
+
+    fn intern_template(&mut self, name: &str) -> Arc<str> {
+        if let Some(n) = self.template_names.get(name) {
+            return n.clone();
+        }
+        let n: Arc<str> = name.into();
+        self.template_names.insert(name.to_owned(), n.clone());
+        n
+    }
+
+    /// The pricing category Meta reports for a send: the template's category, `service` for
+    /// free-form messages.
+    fn pricing_category(&self, template: Option<(&str, &str)>) -> String {
+        let Some((name, language)) = template else {
+            return "service".to_owned();
+        };
+        self.templates
+            .iter()
+            .find(|t| {
+                t.get("name").and_then(Value::as_str) == Some(name)
+                    && t.get("language").and_then(Value::as_str) == Some(language)
+            })
+            .and_then(|t| t.get("category").and_then(Value::as_str))
+            .unwrap_or("MARKETING")
+            .to_ascii_lowercase()
+    }
+
+    /// Forgets sends, receipts, counters and undelivered webhooks; keeps configuration.
+    fn reset(&mut self) {
+        self.sent = Vec::new();
+        self.read.clear();
+        self.callbacks = HashSet::new();
+        self.duplicate_callbacks = 0;
+        self.throttled = 0;
+        self.pair_throttled = 0;
+        self.requests = 0;
+        self.pair_hits.clear();
+        self.rate = self.rate.as_ref().map(|w| Window::new(w.max, w.per));
+        self.delivery.reset();
+    }
 }
 
 /// A running fake Cloud API; clones share the server and its state. Dropping the last one stops
@@ -196,7 +414,7 @@ pub struct FakeMeta {
 
 type Shared = Arc<Mutex<MetaState>>;
 
-fn lock(state: &Shared) -> MutexGuard<'_, MetaState> {
+fn lock(state: &Mutex<MetaState>) -> MutexGuard<'_, MetaState> {
     // A test that panicked while holding the lock must not hide its own failure behind ours.
     state
         .lock()
@@ -206,9 +424,15 @@ fn lock(state: &Shared) -> MutexGuard<'_, MetaState> {
 impl FakeMeta {
     /// Starts the fake on a fresh local port.
     pub async fn start() -> Self {
-        let placeholder: SocketAddr = ([127, 0, 0, 1], 0).into();
+        Self::start_on(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .expect("bind a local port for the fake Cloud API")
+    }
+
+    /// Starts the fake on `addr` (e.g. a fixed port for the `fake-providers` binary).
+    pub async fn start_on(addr: SocketAddr) -> std::io::Result<Self> {
         let state = Arc::new(Mutex::new(MetaState {
-            addr: placeholder,
+            addr,
             token: TOKEN.to_owned(),
             rate: None,
             pair: None,
@@ -217,12 +441,20 @@ impl FakeMeta {
             pair_throttled: 0,
             fail_next: VecDeque::new(),
             fail_for: HashMap::new(),
+            async_fail: HashMap::new(),
             hang: None,
             media: HashMap::new(),
             sent: Vec::new(),
+            record_bodies: true,
+            callbacks: HashSet::new(),
+            duplicate_callbacks: 0,
+            template_names: HashMap::new(),
+            auto_statuses: Vec::new(),
+            review: None,
             read: Vec::new(),
             requests: 0,
             templates: Vec::new(),
+            delivery: Delivery::start(),
         }));
         let router = Router::new()
             .route(
@@ -238,14 +470,15 @@ impl FakeMeta {
                 "/lookaside/whatsapp_business/attachments/{mid}",
                 get(download),
             )
+            .nest("/_fake", control::router())
             .with_state(state.clone());
-        let (addr, guard) = serve(router).await;
+        let (addr, guard) = serve_on(router, addr).await?;
         lock(&state).addr = addr;
-        Self {
+        Ok(Self {
             state,
             addr,
             _server: Arc::new(guard),
-        }
+        })
     }
 
     /// `http://127.0.0.1:<port>`: the `base_url` for a client.
@@ -299,11 +532,20 @@ impl FakeMeta {
         lock(&self.state).fail_for.insert(to.to_owned(), error);
     }
 
+    /// Every send to `to` (phone digits, or a BSUID) is accepted (HTTP 200 and a `wamid`) and
+    /// then reported by webhook as `failed` with `code` (131049 ecosystem engagement, 131026
+    /// undeliverable, 131050 marketing opt-out, …) instead of the automatic statuses, until
+    /// [`Self::clear_failures`]. Needs a webhook target ([`Self::set_webhook`]).
+    pub fn set_async_failure_for(&self, to: &str, code: i64) {
+        lock(&self.state).async_fail.insert(to.to_owned(), code);
+    }
+
     /// Removes every injected failure.
     pub fn clear_failures(&self) {
         let mut s = lock(&self.state);
         s.fail_next.clear();
         s.fail_for.clear();
+        s.async_fail.clear();
     }
 
     /// Every call waits this long before answering (longer than a client's timeout: a hang).
@@ -327,9 +569,20 @@ impl FakeMeta {
         id
     }
 
+    /// Whether accepted sends are recorded whole (the default) or, for runs of millions, as a
+    /// compact entry each (see [`SentMessage`] for what [`Self::sent`] then returns). Applies
+    /// to sends accepted from now on.
+    pub fn set_record_bodies(&self, record: bool) {
+        lock(&self.state).record_bodies = record;
+    }
+
     /// Every accepted message, in order.
     pub fn sent(&self) -> Vec<SentMessage> {
-        lock(&self.state).sent.clone()
+        lock(&self.state)
+            .sent
+            .iter()
+            .map(Recorded::to_sent)
+            .collect()
     }
 
     /// When each accepted message was accepted, in order (cheaper than [`Self::sent`]).
@@ -337,13 +590,24 @@ impl FakeMeta {
         lock(&self.state)
             .sent
             .iter()
-            .map(|m| m.accepted_at)
+            .map(Recorded::accepted_at)
             .collect()
     }
 
     /// How many messages were accepted.
     pub fn sent_count(&self) -> usize {
         lock(&self.state).sent.len()
+    }
+
+    /// How many accepted sends carried a `biz_opaque_callback_data` that an earlier accepted
+    /// send already carried: a campaign that sends each job once keeps this at 0.
+    pub fn duplicate_callback_data(&self) -> usize {
+        lock(&self.state).duplicate_callbacks
+    }
+
+    /// How many different `biz_opaque_callback_data` accepted sends carried.
+    pub fn distinct_callback_data(&self) -> usize {
+        lock(&self.state).callbacks.len()
     }
 
     /// The message ids marked read, in order.
@@ -354,6 +618,12 @@ impl FakeMeta {
     /// How many API requests arrived (accepted or not, media downloads excluded).
     pub fn request_count(&self) -> u64 {
         lock(&self.state).requests
+    }
+
+    /// Forgets accepted sends, read receipts, counters (requests, throttled, callback data,
+    /// webhook stats) and webhooks not yet delivered; knobs, media and templates stay.
+    pub fn reset(&self) {
+        lock(&self.state).reset();
     }
 
     /// Adds a template as Meta lists it (`name`, `language`, `status`, `category`,
@@ -374,7 +644,62 @@ impl FakeMeta {
         lock(&self.state).templates.clone()
     }
 
-    // -- webhooks ------------------------------------------------------------------------------
+    /// Reviews templates created from now on (`None`: they stay PENDING).
+    pub fn set_template_review(&self, review: Option<TemplateReview>) {
+        lock(&self.state).review = review;
+    }
+
+    /// Sets a template's `status` (APPROVED, REJECTED, PAUSED, DISABLED, …) as Meta would, with
+    /// `rejected_reason` for REJECTED, and posts the `message_template_status_update` webhook
+    /// (`event` = `status`, `reason` or `NONE`). False when there is no such template.
+    pub fn set_template_status(
+        &self,
+        template_id: &str,
+        status: &str,
+        reason: Option<&str>,
+    ) -> bool {
+        change_template_status(&self.state, template_id, status, reason, false)
+    }
+
+    // -- webhooks the fake sends ---------------------------------------------------------------
+
+    /// Where the fake posts the webhooks it generates (statuses, template updates), signed with
+    /// `app_secret` like [`Self::post_webhook`]; `None` stops posting (pending retries still go
+    /// to the old target).
+    pub fn set_webhook(&self, url: Option<String>, app_secret: String) {
+        lock(&self.state).delivery.set_target(url, app_secret);
+    }
+
+    /// The statuses posted for every accepted send, in order (e.g. `["sent", "delivered"]`,
+    /// `["sent", "delivered", "read"]`; also `played`). Empty, the default, posts none.
+    pub fn set_auto_statuses(&self, statuses: Vec<&'static str>) {
+        lock(&self.state).auto_statuses = statuses;
+    }
+
+    /// How posts of generated webhooks are retried (tests shorten it).
+    pub fn set_webhook_retry(&self, retry: WebhookRetry) {
+        lock(&self.state).delivery.set_retry(retry);
+    }
+
+    /// Counters of the generated webhooks.
+    pub fn webhook_stats(&self) -> WebhookStats {
+        lock(&self.state).delivery.stats()
+    }
+
+    /// Waits until no generated webhook is queued or awaiting a retry; false on timeout.
+    pub async fn wait_for_webhooks(&self, timeout: Duration) -> bool {
+        let delivery = lock(&self.state).delivery.clone();
+        let deadline = tokio::time::Instant::now() + timeout;
+        while delivery.stats().pending > 0 {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        true
+    }
+
+    // -- webhook bodies, posted by tests ------------------------------------------------------
 
     /// A webhook with one text message from a customer: its `wamid` and the body.
     pub fn webhook_text(from_wa_id: &str, name: &str, body: &str) -> (String, Value) {
@@ -406,6 +731,15 @@ impl FakeMeta {
         webhook::envelope(vec![webhook::entry(vec![webhook::change(
             "messages", value,
         )])])
+    }
+
+    /// The `message_template_status_update` webhook for a template as [`Self::templates`] lists
+    /// it (see [`webhook::template_status_of`]).
+    pub fn webhook_template_status(template: &Value, event: &str, reason: Option<&str>) -> Value {
+        webhook::envelope(vec![webhook::entry_at(
+            vec![webhook::template_status_of(template, event, reason)],
+            super::unix_now(),
+        )])
     }
 
     /// `sha256=<hex>`: the `X-Hub-Signature-256` Meta sends for these bytes.
@@ -559,6 +893,16 @@ async fn post_messages(
         Ok(to) => to,
         Err(e) => return e.into_response(),
     };
+    let by_user_id = body.get("to").is_none();
+    let template = if body.get("type").and_then(Value::as_str) == Some("template") {
+        let name = body.pointer("/template/name").and_then(Value::as_str);
+        let language = body
+            .pointer("/template/language/code")
+            .and_then(Value::as_str);
+        name.zip(language)
+    } else {
+        None
+    };
 
     let mut s = lock(&state);
     if let Some(e) = s.fail_for.get(&to) {
@@ -581,16 +925,49 @@ async fn post_messages(
             return MetaError::new(400, 131056).into_response();
         }
     }
-    let id = wamid();
-    s.sent.push(SentMessage {
-        id: id.clone(),
-        body: body.clone(),
-        accepted_at: now,
+
+    // Accepted.
+    let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+    let id = wamid_for(seq);
+    let callback = body
+        .get("biz_opaque_callback_data")
+        .and_then(Value::as_str)
+        .map(|data| s.note_callback(data));
+    let failure = s.async_fail.get(&to).copied();
+    let webhooks = !s.auto_statuses.is_empty() || failure.is_some();
+    let follow_up = (webhooks && s.delivery.has_target()).then(|| FollowUp {
+        statuses: s.auto_statuses.clone(),
+        failure,
+        category: s.pricing_category(template),
+        delivery: s.delivery.clone(),
     });
-    let contact = if body.get("to").is_some() {
-        json!({ "input": to, "wa_id": to })
+    let record = if s.record_bodies {
+        Recorded::Full(SentMessage {
+            id: id.clone(),
+            body,
+            accepted_at: now,
+        })
     } else {
+        let template = template.map(|(name, _)| s.intern_template(name));
+        Recorded::Compact(CompactSend {
+            seq,
+            recipient: to.as_str().into(),
+            by_user_id,
+            callback: callback.clone(),
+            template,
+            accepted_at: now,
+        })
+    };
+    s.sent.push(record);
+    drop(s);
+
+    if let Some(f) = follow_up {
+        f.queue(&id, &to, by_user_id, callback.as_deref());
+    }
+    let contact = if by_user_id {
         json!({ "input": to, "user_id": to })
+    } else {
+        json!({ "input": to, "wa_id": to })
     };
     Json(json!({
         "messaging_product": "whatsapp",
@@ -598,6 +975,35 @@ async fn post_messages(
         "messages": [{ "id": id }],
     }))
     .into_response()
+}
+
+/// The webhooks an accepted send causes, built outside the state lock.
+struct FollowUp {
+    statuses: Vec<&'static str>,
+    /// Accepted, then `failed` with this code instead of `statuses`.
+    failure: Option<i64>,
+    category: String,
+    delivery: Arc<Delivery>,
+}
+
+impl FollowUp {
+    fn queue(self, wamid: &str, recipient: &str, by_user_id: bool, callback: Option<&str>) {
+        let extras = webhook::StatusExtras {
+            biz_opaque_callback_data: callback,
+            category: Some(&self.category),
+            recipient_is_user_id: by_user_id,
+        };
+        let now = super::unix_now();
+        let statuses = match self.failure {
+            Some(code) => vec![webhook::failed_with(wamid, recipient, code, now, extras)],
+            None => self
+                .statuses
+                .iter()
+                .map(|status| webhook::status_with(wamid, status, recipient, now, extras))
+                .collect(),
+        };
+        self.delivery.queue_statuses(statuses);
+    }
 }
 
 fn mark_read(state: &Shared, body: &Value) -> Response {
@@ -686,6 +1092,10 @@ fn validate_message(body: &Value) -> Result<String, MetaError> {
     };
     if let Some(ctx) = obj.get("context") {
         text_field(ctx, "/message_id", 512, true)?;
+    }
+    // Meta does not read it, only echoes it on the statuses of this message.
+    if obj.contains_key("biz_opaque_callback_data") {
+        text_field(body, "/biz_opaque_callback_data", 512, true)?;
     }
     let kind = obj.get("type").and_then(Value::as_str).unwrap_or("text");
     let Some(content) = obj.get(kind).filter(|v| v.is_object()) else {
@@ -1069,38 +1479,14 @@ async fn create_template(
     let Ok(t) = serde_json::from_slice::<Value>(&body) else {
         return invalid("The request body is not valid JSON").into_response();
     };
-    let name = t.get("name").and_then(Value::as_str).unwrap_or("");
-    if name.is_empty()
-        || name.len() > 512
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-    {
-        return invalid("Param name must be lowercase letters, digits and underscores")
-            .into_response();
-    }
-    let Some(language) = t
-        .get("language")
-        .and_then(Value::as_str)
-        .filter(|l| !l.is_empty())
-    else {
-        return invalid("The parameter language is required.").into_response();
+    let NewTemplate {
+        name,
+        language,
+        category,
+    } = match check_new_template(&t) {
+        Ok(n) => n,
+        Err(e) => return e.into_response(),
     };
-    let category = t.get("category").and_then(Value::as_str).unwrap_or("");
-    if !matches!(category, "MARKETING" | "UTILITY" | "AUTHENTICATION") {
-        return invalid("Param category must be one of {MARKETING, UTILITY, AUTHENTICATION}")
-            .into_response();
-    }
-    let components = t.get("components").and_then(Value::as_array);
-    let has_body = components.is_some_and(|cs| {
-        cs.iter().any(|c| {
-            c.get("type").and_then(Value::as_str) == Some("BODY")
-                && c.get("text").is_some_and(Value::is_string)
-        })
-    });
-    if !has_body && category != "AUTHENTICATION" {
-        return invalid("A template needs a BODY component with text").into_response();
-    }
     let mut s = lock(&state);
     let duplicate = s.templates.iter().any(|x| {
         x.get("name").and_then(Value::as_str) == Some(name)
@@ -1115,8 +1501,363 @@ async fn create_template(
     let mut stored = t.clone();
     stored["id"] = json!(id);
     stored["status"] = json!("PENDING");
+    if stored.get("parameter_format").is_none() {
+        stored["parameter_format"] = json!("POSITIONAL");
+    }
     s.templates.push(stored);
+    if let Some(review) = s.review.clone() {
+        tokio::spawn(review_later(
+            Arc::downgrade(&state),
+            id.clone(),
+            name.to_owned(),
+            review,
+        ));
+    }
     Json(json!({ "id": id, "status": "PENDING", "category": category })).into_response()
+}
+
+/// Decides on a submitted template after the review's delay, unless a test changed its status
+/// meanwhile.
+async fn review_later(
+    state: Weak<Mutex<MetaState>>,
+    id: String,
+    name: String,
+    review: TemplateReview,
+) {
+    tokio::time::sleep(review.delay).await;
+    let Some(state) = state.upgrade() else {
+        return;
+    };
+    let (status, reason) = match review.rule.verdict(&name) {
+        Ok(()) => ("APPROVED", None),
+        Err(reason) => ("REJECTED", Some(reason)),
+    };
+    change_template_status(&state, &id, status, reason, true);
+}
+
+/// Sets a stored template's status and posts the webhook; false when there is no such template
+/// (or, `only_pending`, it is no longer PENDING).
+fn change_template_status(
+    state: &Mutex<MetaState>,
+    id: &str,
+    status: &str,
+    reason: Option<&str>,
+    only_pending: bool,
+) -> bool {
+    let mut s = lock(state);
+    let Some(t) = s
+        .templates
+        .iter_mut()
+        .find(|t| t.get("id").and_then(Value::as_str) == Some(id))
+    else {
+        return false;
+    };
+    if only_pending && t.get("status").and_then(Value::as_str) != Some("PENDING") {
+        return false;
+    }
+    t["status"] = json!(status);
+    // Meta's list API has `rejected_reason` for rejected templates.
+    if status == "REJECTED" {
+        t["rejected_reason"] = json!(reason.unwrap_or("NONE"));
+    } else if let Some(obj) = t.as_object_mut() {
+        obj.remove("rejected_reason");
+    }
+    let body = FakeMeta::webhook_template_status(t, status, reason);
+    let delivery = s.delivery.clone();
+    drop(s);
+    delivery.post(&body);
+    true
+}
+
+// -- template submission checks (Meta's documented rules) -------------------------------------
+
+/// What a valid submission is stored under.
+struct NewTemplate<'a> {
+    name: &'a str,
+    language: &'a str,
+    category: &'a str,
+}
+
+/// Checks a `POST /{waba_id}/message_templates` body the way Meta does, as far as tests need:
+/// name, language, category; header/body/footer text lengths; variables (`{{1}}`… sequential
+/// from 1, or `{{name}}` with `parameter_format: NAMED`) and their examples; buttons. Fields it
+/// does not know are accepted.
+fn check_new_template(t: &Value) -> Result<NewTemplate<'_>, MetaError> {
+    let name = t.get("name").and_then(Value::as_str).unwrap_or("");
+    if name.is_empty()
+        || name.len() > 512
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    {
+        return Err(invalid(
+            "Param name must be lowercase letters, digits and underscores",
+        ));
+    }
+    let Some(language) = t
+        .get("language")
+        .and_then(Value::as_str)
+        .filter(|l| !l.is_empty())
+    else {
+        return Err(invalid("The parameter language is required."));
+    };
+    let category = t.get("category").and_then(Value::as_str).unwrap_or("");
+    if !matches!(category, "MARKETING" | "UTILITY" | "AUTHENTICATION") {
+        return Err(invalid(
+            "Param category must be one of {MARKETING, UTILITY, AUTHENTICATION}",
+        ));
+    }
+    let named = match t.get("parameter_format").map(|f| f.as_str()) {
+        None => false,
+        Some(Some(f)) if f.eq_ignore_ascii_case("POSITIONAL") => false,
+        Some(Some(f)) if f.eq_ignore_ascii_case("NAMED") => true,
+        Some(_) => {
+            return Err(invalid(
+                "Param parameter_format must be one of {POSITIONAL, NAMED}",
+            ));
+        }
+    };
+    let components = match t.get("components") {
+        None => &[][..],
+        Some(Value::Array(cs)) => cs.as_slice(),
+        Some(_) => return Err(invalid("Param components must be an array")),
+    };
+    let mut has_body = false;
+    for (i, c) in components.iter().enumerate() {
+        let kind = c
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_ascii_uppercase();
+        match kind.as_str() {
+            "BODY" => {
+                has_body = true;
+                if category != "AUTHENTICATION" || c.get("text").is_some() {
+                    check_template_text(c, i, "body", 1024, named)?;
+                }
+            }
+            "HEADER" => {
+                let format = c.get("format").and_then(Value::as_str).unwrap_or("TEXT");
+                if format.eq_ignore_ascii_case("TEXT") {
+                    check_template_text(c, i, "header", 60, named)?;
+                }
+            }
+            "FOOTER" => {
+                let text = text_field(c, "/text", 60, true)
+                    .map_err(|_| component_error(i, "text", "is required, at most 60 characters"))?
+                    .unwrap_or_default();
+                if text.contains("{{") {
+                    return Err(component_error(i, "text", "can't contain variables"));
+                }
+            }
+            "BUTTONS" => check_template_buttons(c, i)?,
+            "" => return Err(component_error(i, "type", "is required")),
+            // CAROUSEL, LIMITED_TIME_OFFER, …: not modelled, accepted.
+            _ => {}
+        }
+    }
+    if !has_body && category != "AUTHENTICATION" {
+        return Err(invalid("A template needs a BODY component with text"));
+    }
+    Ok(NewTemplate {
+        name,
+        language,
+        category,
+    })
+}
+
+fn component_error(index: usize, field: &str, problem: &str) -> MetaError {
+    invalid(format!("Param components[{index}].{field} {problem}"))
+}
+
+/// A header or body text: its length, its variables and the `example` they need.
+fn check_template_text(
+    c: &Value,
+    index: usize,
+    kind: &str,
+    max_chars: usize,
+    named: bool,
+) -> Check {
+    let Some(text) = c
+        .get("text")
+        .and_then(Value::as_str)
+        .filter(|t| !t.is_empty())
+    else {
+        return Err(component_error(index, "text", "is required"));
+    };
+    if text.chars().count() > max_chars {
+        return Err(component_error(
+            index,
+            "text",
+            &format!("must be at most {max_chars} characters long"),
+        ));
+    }
+    let vars = template_variables(text).map_err(|v| {
+        component_error(
+            index,
+            "text",
+            &format!("has an invalid variable {{{{{v}}}}}"),
+        )
+    })?;
+    if vars.is_empty() {
+        return Ok(());
+    }
+    let mut distinct: Vec<&str> = Vec::new();
+    for v in &vars {
+        if !distinct.contains(v) {
+            distinct.push(v);
+        }
+    }
+    if kind == "header" && distinct.len() > 1 {
+        return Err(component_error(
+            index,
+            "text",
+            "can have at most one variable",
+        ));
+    }
+    let numeric = |v: &&str| v.chars().all(|ch| ch.is_ascii_digit());
+    if named {
+        if let Some(v) = distinct.iter().find(|v| numeric(v)) {
+            return Err(component_error(
+                index,
+                "text",
+                &format!("has the positional variable {{{{{v}}}}} but parameter_format is NAMED"),
+            ));
+        }
+        let key = format!("{kind}_text_named_params");
+        let names: HashSet<&str> = c
+            .pointer(&format!("/example/{key}"))
+            .and_then(Value::as_array)
+            .map(|ps| {
+                ps.iter()
+                    .filter(|p| p.get("example").is_some_and(Value::is_string))
+                    .filter_map(|p| p.get("param_name").and_then(Value::as_str))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if let Some(missing) = distinct.iter().find(|v| !names.contains(**v)) {
+            return Err(component_error(
+                index,
+                &format!("example.{key}"),
+                &format!("needs an example for {{{{{missing}}}}}"),
+            ));
+        }
+        return Ok(());
+    }
+    if let Some(v) = distinct.iter().find(|v| !numeric(v)) {
+        return Err(component_error(
+            index,
+            "text",
+            &format!("has the named variable {{{{{v}}}}}: set parameter_format to NAMED"),
+        ));
+    }
+    let mut numbers: Vec<u64> = distinct.iter().filter_map(|v| v.parse().ok()).collect();
+    numbers.sort_unstable();
+    if numbers.iter().zip(1..).any(|(n, expected)| *n != expected) {
+        return Err(component_error(
+            index,
+            "text",
+            "has variables that are not sequential: use {{1}}, {{2}}, … in order",
+        ));
+    }
+    let key = format!("{kind}_text");
+    let example = c.pointer(&format!("/example/{key}"));
+    // Body examples are one list of values per sample (`[["a", "b"]]`), header ones a flat list.
+    let values = if kind == "body" {
+        example.and_then(|e| e.get(0))
+    } else {
+        example
+    }
+    .and_then(Value::as_array);
+    let count = values.map_or(0, |vs| vs.iter().filter(|v| v.is_string()).count());
+    if count != numbers.len() {
+        return Err(component_error(
+            index,
+            &format!("example.{key}"),
+            &format!(
+                "needs {} example value(s) for the variables, got {count}",
+                numbers.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The insides of the `{{…}}` variables of a text, in order; `Err` with a malformed one.
+fn template_variables(text: &str) -> Result<Vec<&str>, &str> {
+    let mut vars = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("{{") {
+        let after = &rest[start + 2..];
+        let Some(end) = after.find("}}") else {
+            return Err(after);
+        };
+        let inner = &after[..end];
+        let positional = !inner.is_empty() && inner.chars().all(|c| c.is_ascii_digit());
+        let named = inner.starts_with(|c: char| c.is_ascii_lowercase())
+            && inner
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if !positional && !named {
+            return Err(inner);
+        }
+        vars.push(inner);
+        rest = &after[end + 2..];
+    }
+    Ok(vars)
+}
+
+fn check_template_buttons(c: &Value, index: usize) -> Check {
+    let Some(buttons) = c.get("buttons").and_then(Value::as_array) else {
+        return Err(component_error(index, "buttons", "is required"));
+    };
+    if buttons.is_empty() || buttons.len() > 10 {
+        return Err(component_error(
+            index,
+            "buttons",
+            "must have 1 to 10 elements",
+        ));
+    }
+    for (j, b) in buttons.iter().enumerate() {
+        let kind = b.get("type").and_then(Value::as_str).unwrap_or("");
+        let field = format!("buttons[{j}].text");
+        match b.get("text") {
+            // One-time-password and coupon-code buttons have a fixed text.
+            None if kind.eq_ignore_ascii_case("OTP") || kind.eq_ignore_ascii_case("COPY_CODE") => {}
+            Some(Value::String(text)) if !text.is_empty() => {
+                if text.chars().count() > 25 {
+                    return Err(component_error(
+                        index,
+                        &field,
+                        "must be at most 25 characters long",
+                    ));
+                }
+            }
+            _ => return Err(component_error(index, &field, "is required")),
+        }
+        let needs = match kind.to_ascii_uppercase().as_str() {
+            "URL" => Some("url"),
+            "PHONE_NUMBER" => Some("phone_number"),
+            "" => {
+                return Err(component_error(
+                    index,
+                    &format!("buttons[{j}].type"),
+                    "is required",
+                ));
+            }
+            _ => None,
+        };
+        if let Some(key) = needs
+            && b.get(key).and_then(Value::as_str).is_none_or(str::is_empty)
+        {
+            return Err(component_error(
+                index,
+                &format!("buttons[{j}].{key}"),
+                "is required",
+            ));
+        }
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1319,23 +2060,80 @@ pub mod webhook {
         message
     }
 
+    /// What a status carries besides the message id, the status and the recipient.
+    #[derive(Debug, Clone, Copy, Default)]
+    pub struct StatusExtras<'a> {
+        /// The send's `biz_opaque_callback_data`, which Meta echoes on every status of that
+        /// message.
+        pub biz_opaque_callback_data: Option<&'a str>,
+        /// The conversation and pricing category (`marketing`, `utility`, `authentication`,
+        /// `service`); `service` when `None`.
+        pub category: Option<&'a str>,
+        /// The recipient is a BSUID: `recipient_user_id` instead of `recipient_id`.
+        pub recipient_is_user_id: bool,
+    }
+
     /// A delivery status (`sent`, `delivered`, `read`, `played`) for one of our messages.
     pub fn status(wamid: &str, status: &str, recipient_wa_id: &str, timestamp: i64) -> Value {
+        status_with(
+            wamid,
+            status,
+            recipient_wa_id,
+            timestamp,
+            StatusExtras::default(),
+        )
+    }
+
+    /// A delivery status with what the send carried (see [`StatusExtras`]). Statuses other than
+    /// `read` have `conversation` and `pricing` (per-message pricing, `PMP`); `sent` also has the
+    /// conversation's `expiration_timestamp`.
+    pub fn status_with(
+        wamid: &str,
+        status: &str,
+        recipient: &str,
+        timestamp: i64,
+        extras: StatusExtras<'_>,
+    ) -> Value {
         let mut s = json!({
             "id": wamid,
             "status": status,
             "timestamp": timestamp.to_string(),
-            "recipient_id": recipient_wa_id,
         });
+        s[recipient_key(extras)] = json!(recipient);
+        if let Some(data) = extras.biz_opaque_callback_data {
+            s["biz_opaque_callback_data"] = json!(data);
+        }
         if status != "read" {
+            let category = extras.category.unwrap_or("service");
             s["conversation"] = json!({
                 "id": "b1b1f2f2a3a3",
-                "origin": { "type": "service" },
+                "origin": { "type": category },
             });
-            s["pricing"] =
-                json!({ "billable": true, "pricing_model": "PMP", "category": "service" });
+            if status == "sent" {
+                s["conversation"]["expiration_timestamp"] = json!((timestamp + 86_400).to_string());
+            }
+            s["pricing"] = json!({
+                "billable": true,
+                "pricing_model": "PMP",
+                "type": "regular",
+                "category": category,
+            });
         }
         s
+    }
+
+    fn recipient_key(extras: StatusExtras<'_>) -> &'static str {
+        if extras.recipient_is_user_id {
+            "recipient_user_id"
+        } else {
+            "recipient_id"
+        }
+    }
+
+    /// Adds the send's `biz_opaque_callback_data` to a status built here.
+    pub fn with_callback_data(mut status: Value, data: &str) -> Value {
+        status["biz_opaque_callback_data"] = json!(data);
+        status
     }
 
     /// A `failed` status with one error.
@@ -1353,6 +2151,43 @@ pub mod webhook {
                 "href": "https://developers.facebook.com/docs/whatsapp/cloud-api/support/error-codes/"
             }]
         })
+    }
+
+    /// A `failed` status with Meta's error for `code`: its title (as `title` and `message`) and
+    /// `error_data.details`.
+    pub fn failed_with(
+        wamid: &str,
+        recipient: &str,
+        code: i64,
+        timestamp: i64,
+        extras: StatusExtras<'_>,
+    ) -> Value {
+        let title = super::error_title(code);
+        let details = match code {
+            131049 => {
+                "In order to maintain a healthy ecosystem engagement, the message failed to be delivered."
+            }
+            131026 => "Message Undeliverable.",
+            131050 => "The recipient has stopped marketing messages from this business.",
+            _ => title,
+        };
+        let mut s = json!({
+            "id": wamid,
+            "status": "failed",
+            "timestamp": timestamp.to_string(),
+            "errors": [{
+                "code": code,
+                "title": title,
+                "message": title,
+                "error_data": { "details": details },
+                "href": "https://developers.facebook.com/docs/whatsapp/cloud-api/support/error-codes/"
+            }]
+        });
+        s[recipient_key(extras)] = json!(recipient);
+        if let Some(data) = extras.biz_opaque_callback_data {
+            s["biz_opaque_callback_data"] = json!(data);
+        }
+        s
     }
 
     /// The `value` of a `messages` change for this fake's number.
@@ -1410,6 +2245,28 @@ pub mod webhook {
         )
     }
 
+    /// A `message_template_status_update` change for a template as the list API shows it:
+    /// its `id` (a JSON number when numeric, as Meta sends it), `name`, `language` and
+    /// `category`; `reason` is `NONE` when not given; DISABLED adds `disable_info`.
+    pub fn template_status_of(template: &Value, event: &str, reason: Option<&str>) -> Value {
+        let id = template.get("id").and_then(Value::as_str).unwrap_or("");
+        let field = |key: &str| template.get(key).cloned().unwrap_or(json!(""));
+        let mut value = json!({
+            "event": event,
+            "message_template_id": id.parse::<u64>().map_or_else(|_| json!(id), |n| json!(n)),
+            "message_template_name": field("name"),
+            "message_template_language": field("language"),
+            "reason": reason.unwrap_or("NONE"),
+        });
+        if let Some(category) = template.get("category") {
+            value["message_template_category"] = category.clone();
+        }
+        if event == "DISABLED" {
+            value["disable_info"] = json!({ "disable_date": super::super::unix_now() });
+        }
+        change("message_template_status_update", value)
+    }
+
     /// One `changes[]` item.
     pub fn change(field: &str, value: Value) -> Value {
         json!({ "field": field, "value": value })
@@ -1418,6 +2275,12 @@ pub mod webhook {
     /// An entry of this fake's business account.
     pub fn entry(changes: Vec<Value>) -> Value {
         json!({ "id": WABA_ID, "changes": changes })
+    }
+
+    /// An entry of this fake's business account stamped with `time` (seconds), as Meta sends
+    /// account-level changes such as template updates.
+    pub fn entry_at(changes: Vec<Value>, time: i64) -> Value {
+        json!({ "id": WABA_ID, "time": time, "changes": changes })
     }
 
     /// The whole webhook body.

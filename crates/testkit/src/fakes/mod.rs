@@ -6,6 +6,9 @@
 //! test of an adapter against a fake checks the adapter against the documented API rather than
 //! against itself. Knobs are methods on the handle and take effect for the next request; every
 //! accepted message is recorded for assertions.
+//!
+//! The `fake-providers` binary serves both on fixed addresses for tests outside this process
+//! (browser tests, benchmarks); see [`meta`] for its control API.
 
 pub mod meta;
 pub mod telegram;
@@ -29,18 +32,17 @@ impl Drop for ServerGuard {
     }
 }
 
-/// Serves `router` on a fresh local port.
-pub(crate) async fn serve(router: axum::Router) -> (SocketAddr, ServerGuard) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind a local port for a fake provider");
-    let addr = listener
-        .local_addr()
-        .expect("local address of a fake provider");
+/// Serves `router` on `addr` (port 0: a fresh one); fails when the address cannot be bound.
+pub(crate) async fn serve_on(
+    router: axum::Router,
+    addr: SocketAddr,
+) -> std::io::Result<(SocketAddr, ServerGuard)> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let addr = listener.local_addr()?;
     let task = tokio::spawn(async move {
         let _ = axum::serve(listener, router).await;
     });
-    (addr, ServerGuard(task))
+    Ok((addr, ServerGuard(task)))
 }
 
 /// A sliding-window counter: at most `max` hits per `per`.

@@ -31,7 +31,7 @@ use axum::{
 use serde_json::{Map, Value, json};
 use tokio::sync::Notify;
 
-use super::{ServerGuard, Window, serve, unix_now};
+use super::{ServerGuard, Window, serve_on, unix_now};
 
 /// The token the fake accepts until [`FakeTelegram::set_token`].
 pub const TOKEN: &str = "123456789:AAFakeTokenForWamageTests_abcdefghij";
@@ -129,6 +129,13 @@ fn file_id(prefix: &str) -> String {
 impl FakeTelegram {
     /// Starts the fake on a fresh local port.
     pub async fn start() -> Self {
+        Self::start_on(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .expect("bind a local port for the fake Telegram")
+    }
+
+    /// Starts the fake on `addr` (e.g. a fixed port for the `fake-providers` binary).
+    pub async fn start_on(addr: SocketAddr) -> std::io::Result<Self> {
         let state = Arc::new(Mutex::new(TgState {
             token: TOKEN.to_owned(),
             webhook: None,
@@ -155,13 +162,13 @@ impl FakeTelegram {
             .route("/{bot}/{method}", any(call))
             .route("/file/{bot}/{*path}", get(file))
             .with_state(ctx);
-        let (addr, guard) = serve(router).await;
-        Self {
+        let (addr, guard) = serve_on(router, addr).await?;
+        Ok(Self {
             state,
             notify,
             addr,
             _server: Arc::new(guard),
-        }
+        })
     }
 
     /// `http://127.0.0.1:<port>`: the `base_url` for a client.
