@@ -256,6 +256,22 @@ pub struct TemplateIn {
     /// Button parameters in order (quick-reply payloads or URL suffixes).
     #[serde(default)]
     pub buttons: Vec<String>,
+    /// For templates with named variables (`{{first_name}}`): the name of each `body`
+    /// parameter, in the same order.
+    #[serde(default)]
+    pub body_names: Vec<String>,
+    /// Typed button parameters (a URL button's suffix, a copy-code button's code) by the
+    /// button's index; when given, `buttons` is ignored.
+    #[serde(default)]
+    pub button_params: Vec<TemplateButtonIn>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+pub struct TemplateButtonIn {
+    /// `url`, `copy_code` or `quick_reply`.
+    pub sub_type: String,
+    pub index: u32,
+    pub value: String,
 }
 
 /// A message to send (or a private note). Which fields apply depends on `type`.

@@ -785,6 +785,8 @@ pub struct Preview {
     pub buttons: Vec<PreviewButton>,
     /// Variable keys with no value and no fallback (shown as written).
     pub missing: Vec<String>,
+    /// The value of every resolved variable key (what a send would carry).
+    pub values: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -872,6 +874,7 @@ pub fn render(c: &Components, values: &HashMap<String, String>, missing: Vec<Str
         footer: c.footer.clone(),
         buttons,
         missing,
+        values: values.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
     }
 }
 

@@ -3206,6 +3206,10 @@ export interface components {
             header?: components["schemas"]["PreviewHeader"] | null;
             /** @description Variable keys with no value and no fallback (shown as written). */
             missing: string[];
+            /** @description The value of every resolved variable key (what a send would carry). */
+            values: {
+                [key: string]: string;
+            };
         };
         PreviewButton: {
             code?: string | null;
@@ -3566,6 +3570,13 @@ export interface components {
             id: string;
             name: string;
         };
+        TemplateButtonIn: {
+            /** Format: int32 */
+            index: number;
+            /** @description `url`, `copy_code` or `quick_reply`. */
+            sub_type: string;
+            value: string;
+        };
         TemplateChannelRef: {
             id: components["schemas"]["ChannelId"];
             kind: components["schemas"]["InboxChannelKind"];
@@ -3575,6 +3586,16 @@ export interface components {
         TemplateId: string;
         TemplateIn: {
             body?: string[];
+            /**
+             * @description For templates with named variables (`{{first_name}}`): the name of each `body`
+             *     parameter, in the same order.
+             */
+            body_names?: string[];
+            /**
+             * @description Typed button parameters (a URL button's suffix, a copy-code button's code) by the
+             *     button's index; when given, `buttons` is ignored.
+             */
+            button_params?: components["schemas"]["TemplateButtonIn"][];
             /** @description Button parameters in order (quick-reply payloads or URL suffixes). */
             buttons?: string[];
             header?: string[];

@@ -381,17 +381,35 @@ impl Inbox {
                     }
                     p.text = Some(rendered);
                     p.content = Some(json!({"template": t}));
+                    if !t.body_names.is_empty() && t.body_names.len() != t.body.len() {
+                        v.error("template.body_names", "needs one name per body parameter");
+                    }
+                    for (i, b) in t.button_params.iter().enumerate() {
+                        if !["url", "copy_code", "quick_reply"].contains(&b.sub_type.as_str()) {
+                            v.error(
+                                &format!("template.button_params[{i}].sub_type"),
+                                "must be url, copy_code or quick_reply",
+                            );
+                        }
+                        if b.index > 9 {
+                            v.error(
+                                &format!("template.button_params[{i}].index"),
+                                "must be 0 to 9",
+                            );
+                        }
+                        v.length(
+                            &format!("template.button_params[{i}].value"),
+                            &b.value,
+                            1,
+                            1024,
+                        );
+                    }
                     let text_param = |s: &String| TemplateParam::Text {
                         text: s.clone(),
                         parameter_name: None,
                     };
-                    p.outbound = Some(OutboundContent::Template(TemplateMessage {
-                        name: t.name.clone(),
-                        language: t.language.clone(),
-                        header: t.header.iter().map(text_param).collect(),
-                        body: t.body.iter().map(text_param).collect(),
-                        buttons: t
-                            .buttons
+                    let buttons = if t.button_params.is_empty() {
+                        t.buttons
                             .iter()
                             .enumerate()
                             .map(|(i, x)| TemplateButtonParam {
@@ -399,7 +417,31 @@ impl Inbox {
                                 index: u32::try_from(i).unwrap_or(0),
                                 value: x.clone(),
                             })
+                            .collect()
+                    } else {
+                        t.button_params
+                            .iter()
+                            .map(|b| TemplateButtonParam {
+                                sub_type: b.sub_type.clone(),
+                                index: b.index,
+                                value: b.value.clone(),
+                            })
+                            .collect()
+                    };
+                    p.outbound = Some(OutboundContent::Template(TemplateMessage {
+                        name: t.name.clone(),
+                        language: t.language.clone(),
+                        header: t.header.iter().map(text_param).collect(),
+                        body: t
+                            .body
+                            .iter()
+                            .enumerate()
+                            .map(|(i, s)| TemplateParam::Text {
+                                text: s.clone(),
+                                parameter_name: t.body_names.get(i).cloned(),
+                            })
                             .collect(),
+                        buttons,
                     }));
                 }
                 None => v.error("template", "is required"),
