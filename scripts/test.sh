@@ -74,7 +74,7 @@ if [ ! -x "$chromium" ]; then
   fi
 fi
 if [ -x "$chromium" ]; then
-  cargo build --locked --bin wamage
+  cargo build --locked --bin wamage --bin fake-providers
   (cd web && CHROMIUM_PATH="$chromium" WAMAGE_BIN="$target_dir/debug/wamage" npm run e2e)
 else
   skipped+=("browser tests (no Chromium at $chromium and it could not be installed)")

@@ -153,6 +153,9 @@ struct BatchCtx<'a> {
     guard: Arc<wamage_channels::pacing::Guard>,
     client: Arc<dyn wamage_channels::ProviderClient>,
     deadline: Instant,
+    /// Set when the campaign stops running (paused or cancelled, by anyone on any node):
+    /// sends not yet on the wire go back to pending.
+    stop: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Campaigns {
@@ -1044,7 +1047,7 @@ impl Campaigns {
 
     /// Sends a running campaign batch by batch until nothing is pending, it stops running, or
     /// unconfirmed sends must wait (then the job comes back later).
-    async fn dispatch(&self, id: CampaignId) -> Result<JobOutcome, Problem> {
+    async fn dispatch(&self, id: CampaignId, shard: u32) -> Result<JobOutcome, Problem> {
         loop {
             let Some(row) = store::get_any(&self.db, id).await.map_err(db_err)? else {
                 return Ok(JobOutcome::Done);
@@ -1137,11 +1140,16 @@ impl Campaigns {
                     }
                     return Ok(JobOutcome::Done);
                 }
-                // Others' sends in flight, or unconfirmed ones waiting for reports.
-                return Ok(JobOutcome::retry_after(
-                    "waiting for sends in flight to settle",
-                    Duration::from_secs(2),
-                ));
+                // Sends in flight elsewhere, or interrupted ones waiting for their reports:
+                // the first dispatcher stays to settle them and complete the campaign (the
+                // others leave; a dead one's job is reaped and run again).
+                if shard == 0 {
+                    return Ok(JobOutcome::retry_after(
+                        "waiting for the last sends to settle",
+                        Duration::from_secs(2),
+                    ));
+                }
+                return Ok(JobOutcome::Done);
             }
             let effects = self.send_batch(&row, &channel, &template, claimed).await?;
             for e in effects {
@@ -1209,6 +1217,7 @@ impl Campaigns {
             .await?;
         let mut mapping = template.mapping.clone();
         mapping.extend(serde_json::from_str::<tpl::Mapping>(&row.variables).unwrap_or_default());
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let bc = BatchCtx {
             campaign: row.id,
             channel,
@@ -1218,6 +1227,26 @@ impl Campaigns {
             guard: self.channels.guard(channel),
             client: self.channels.client(channel),
             deadline: Instant::now() + self.config.lease / 2,
+            stop: stop.clone(),
+        };
+        // A pause or cancel takes effect within a quarter second, not at the batch's end.
+        let watcher = {
+            let db = self.db.clone();
+            let id = row.id;
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                    match store::get_any(&db, id).await {
+                        Ok(Some(c)) if c.status == "running" => {}
+                        Ok(_) => {
+                            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                            return;
+                        }
+                        Err(_) => {}
+                    }
+                }
+            })
         };
         let sends: Vec<_> = claimed
             .iter()
@@ -1227,6 +1256,7 @@ impl Campaigns {
             .buffer_unordered(self.config.concurrency.max(1) as usize)
             .collect()
             .await;
+        watcher.abort();
         let mut outcomes = Vec::with_capacity(results.len());
         let mut effects = Vec::new();
         for (seq, o, e) in results {
@@ -1285,11 +1315,20 @@ impl Campaigns {
             callback_data: Some(format!("wc:{}:{}", bc.campaign, c.seq)),
         };
         let rkey = recipient_key(&out.to);
+        let stopped = || bc.stop.load(std::sync::atomic::Ordering::Relaxed);
         loop {
+            if stopped() {
+                return (c.seq, Outcome::Retry, None);
+            }
             match bc.guard.admit(&rkey, Instant::now()) {
                 Gate::Go(d) => {
                     if !d.is_zero() {
                         tokio::time::sleep(d).await;
+                    }
+                    if stopped() {
+                        // The slot was reserved for a send that will not happen.
+                        bc.guard.release(&rkey);
+                        return (c.seq, Outcome::Retry, None);
                     }
                     break;
                 }
@@ -1297,7 +1336,7 @@ impl Campaigns {
                     if Instant::now() + d > bc.deadline {
                         return (c.seq, Outcome::Retry, None);
                     }
-                    tokio::time::sleep(d).await;
+                    tokio::time::sleep(d.min(Duration::from_millis(250))).await;
                 }
             }
         }
@@ -1842,6 +1881,8 @@ fn parse_schedule(
 #[derive(serde::Deserialize)]
 struct CampaignPayload {
     campaign_id: CampaignId,
+    #[serde(default)]
+    shard: u32,
 }
 
 /// Runs `campaigns.launch` jobs (the snapshot).
@@ -1871,7 +1912,7 @@ impl JobHandler for DispatchJob {
             Ok(p) => p,
             Err(e) => return JobOutcome::fail(format!("invalid dispatch payload: {e}")),
         };
-        match self.0.dispatch(p.campaign_id).await {
+        match self.0.dispatch(p.campaign_id, p.shard).await {
             Ok(o) => o,
             Err(e) => JobOutcome::retry(e.to_string()),
         }

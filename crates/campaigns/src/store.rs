@@ -169,9 +169,8 @@ pub async fn launch(
     time_zone: Option<&str>,
     now: Timestamp,
 ) -> R<bool> {
-    let n =
-        with_db!(db, |p| {
-            sqlx::query(
+    let n = with_db!(db, |p| {
+        sqlx::query(
         "UPDATE campaigns SET status = $2, scheduled_at = $3, time_zone = $4, launched_at = $5, \
          updated_at = $5, pause_reason = NULL WHERE id = $1 AND status = 'draft'"
     )
@@ -183,7 +182,7 @@ pub async fn launch(
     .execute(p)
     .await
     .map(|r| r.rows_affected())
-        })?;
+    })?;
     Ok(n > 0)
 }
 
