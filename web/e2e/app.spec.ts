@@ -12,16 +12,27 @@ test.beforeEach(async ({ page, request }) => {
 
 const settingsNav = (page: Page) => page.getByRole('navigation', { name: 'Settings' });
 
-test('placeholder sections say they are not built yet; contacts and the inbox are built', async ({ page }) => {
+test('placeholder sections say they are not built yet; contacts, the inbox, templates and campaigns are built', async ({
+  page,
+}) => {
   await page.goto('/inbox');
   // The inbox is built: an empty inbox guides a new organization.
   await expect(page.getByRole('heading', { name: 'Inbox', level: 2 })).toBeVisible();
   await expect(page.getByText('No conversations yet — connect a channel or try the Sandbox')).toBeVisible();
   await expect(page.getByTestId('not-built')).toHaveCount(0);
-  for (const name of ['Campaigns', 'Templates', 'Workflows']) {
-    await page.getByRole('navigation', { name: 'Main navigation' }).getByRole('link', { name }).click();
+  const nav = page.getByRole('navigation', { name: 'Main navigation' });
+  await nav.getByRole('link', { name: 'Workflows' }).click();
+  await expect(page.getByRole('heading', { name: 'Workflows', level: 2 })).toBeVisible();
+  await expect(page.getByTestId('not-built')).toContainText('Not built yet');
+  // Templates and campaigns are built: empty lists that guide a first one.
+  for (const [name, empty] of [
+    ['Templates', 'No templates yet'],
+    ['Campaigns', 'No campaigns yet'],
+  ] as const) {
+    await nav.getByRole('link', { name }).click();
     await expect(page.getByRole('heading', { name, level: 2 })).toBeVisible();
-    await expect(page.getByTestId('not-built')).toContainText('Not built yet');
+    await expect(page.getByText(empty)).toBeVisible();
+    await expect(page.getByTestId('not-built')).toHaveCount(0);
   }
   // Contacts is built: an empty contact book, no placeholder.
   await page.getByRole('navigation', { name: 'Main navigation' }).getByRole('link', { name: 'Contacts' }).click();

@@ -4,6 +4,9 @@ import { RequireAuth } from './auth/RequireAuth';
 import { hasSession } from './auth/session';
 import { AppLayout } from './components/AppLayout';
 import { AcceptInvitePage } from './pages/AcceptInvitePage';
+import { CampaignPage } from './pages/campaigns/CampaignPage';
+import { CampaignsPage } from './pages/campaigns/CampaignsPage';
+import { CampaignWizardPage } from './pages/campaigns/CampaignWizardPage';
 import { ChatPage } from './pages/chat/ChatPage';
 import { InboxPage } from './pages/inbox/InboxPage';
 import { ContactsPage } from './pages/contacts/ContactsPage';
@@ -29,6 +32,8 @@ import { SettingsLayout } from './pages/settings/SettingsLayout';
 import { TagsPage } from './pages/settings/TagsPage';
 import { TeamPage } from './pages/settings/TeamPage';
 import { TeamsPage } from './pages/settings/TeamsPage';
+import { TemplateBuilderPage } from './pages/templates/TemplateBuilderPage';
+import { TemplatesPage } from './pages/templates/TemplatesPage';
 
 function Home() {
   return <Navigate to={hasSession() ? '/inbox' : '/login'} replace />;
@@ -52,6 +57,13 @@ export const routes: RouteObject[] = [
       { path: 'inbox/:conversationId?', element: <InboxPage /> },
       { path: 'chat/:channelId?', element: <ChatPage /> },
       { path: 'team-chat', element: <Navigate to="/chat" replace /> },
+      { path: 'templates', element: <TemplatesPage /> },
+      { path: 'templates/new', element: <TemplateBuilderPage /> },
+      { path: 'templates/:id', element: <TemplateBuilderPage /> },
+      { path: 'campaigns', element: <CampaignsPage /> },
+      { path: 'campaigns/new', element: <CampaignWizardPage /> },
+      { path: 'campaigns/:id/edit', element: <CampaignWizardPage /> },
+      { path: 'campaigns/:id', element: <CampaignPage /> },
       { path: 'contacts/segments', element: <SegmentsPage /> },
       { path: 'contacts/import', element: <ImportPage /> },
       { path: 'contacts/:id?', element: <ContactsPage /> },

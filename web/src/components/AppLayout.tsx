@@ -17,6 +17,7 @@ import { Link, Outlet, useLocation, useNavigate } from 'react-router';
 
 import { useChannels } from '../api/chat';
 import { signOut } from '../auth/session';
+import { CampaignSync } from '../chat/CampaignSync';
 import { ChatSync } from '../chat/ChatSync';
 import { InboxSync } from '../chat/InboxSync';
 import { SocketProvider } from '../chat/SocketProvider';
@@ -52,6 +53,7 @@ export function AppLayout() {
     <SocketProvider>
       <ChatSync />
       <InboxSync />
+      <CampaignSync />
       <Shell />
     </SocketProvider>
   );

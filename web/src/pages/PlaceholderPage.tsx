@@ -17,16 +17,6 @@ export function PlaceholderPage({ title, purpose }: { title: string; purpose: st
 
 export const PLACEHOLDERS = [
   {
-    path: 'campaigns',
-    title: 'Campaigns',
-    purpose: 'Bulk messages to a segment of contacts, with scheduling, pacing and delivery reports.',
-  },
-  {
-    path: 'templates',
-    title: 'Templates',
-    purpose: 'Approved WhatsApp message templates and reusable replies, with variables.',
-  },
-  {
     path: 'workflows',
     title: 'Workflows',
     purpose: 'Automations that react to messages and events: routing, auto-replies, webhooks.',

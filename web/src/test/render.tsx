@@ -53,3 +53,28 @@ export function mockFetch(handler: (req: Request, key: string) => Response | Pro
   vi.stubGlobal('fetch', fn);
   return { fn, calls };
 }
+
+/**
+ * Picks `option` in the Mantine Select / MultiSelect labelled `label`. (In jsdom the dropdown's
+ * open transition never finishes, so the options stay "hidden" to role queries; they are clicked
+ * all the same, as a user would once it is open.) `search` is typed first, for long searchable lists.
+ */
+export async function selectOption(label: string, option: string, search?: string): Promise<void> {
+  const { screen, waitFor } = await import('@testing-library/react');
+  const userEvent = (await import('@testing-library/user-event')).default;
+  const input = screen.getByRole('textbox', { name: label });
+  await userEvent.click(input);
+  if (search !== undefined) {
+    await userEvent.clear(input);
+    await userEvent.type(input, search);
+  }
+  const listbox = input.getAttribute('aria-controls');
+  let target: HTMLElement | undefined;
+  await waitFor(() => {
+    target = screen
+      .getAllByRole('option', { hidden: true })
+      .find((o) => o.textContent?.trim() === option && (!listbox || o.closest('[role="listbox"]')?.id === listbox));
+    if (!target) throw new Error(`no option "${option}" for ${label}`);
+  });
+  await userEvent.click(target!, { pointerEventsCheck: 0 });
+}
