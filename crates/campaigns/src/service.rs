@@ -1296,9 +1296,9 @@ impl Campaigns {
             return skip("no_identity");
         };
         let t = bc.template;
-        let values = match tpl::resolve(&t.components, &t.variables, bc.mapping, Some(contact)) {
-            Ok(v) => v,
-            Err(_) => return skip("missing_variable"),
+        let Ok(values) = tpl::resolve(&t.components, &t.variables, bc.mapping, Some(contact))
+        else {
+            return skip("missing_variable");
         };
         let content = tpl::outbound(
             t.kind,

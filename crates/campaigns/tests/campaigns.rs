@@ -766,7 +766,7 @@ async fn bad_campaigns_send_nothing(app: TestApp) {
             &app,
             &w.admin,
             &format!("Out {i}"),
-            &format!("+1415556{:04}", i),
+            &format!("+1415556{i:04}"),
             None,
         )
         .await;
@@ -838,7 +838,7 @@ async fn campaigns_pause_themselves_with_the_reason(app: TestApp) {
             &app,
             &w.admin,
             &format!("P {i}"),
-            &format!("+1415558{:04}", i),
+            &format!("+1415558{i:04}"),
             Some("X"),
         )
         .await;
@@ -847,7 +847,7 @@ async fn campaigns_pause_themselves_with_the_reason(app: TestApp) {
         // Half of them cannot be reached.
         if i % 2 == 0 {
             w.fake
-                .fail_for_recipient(&format!("1415558{:04}", i), MetaError::new(400, 131026));
+                .fail_for_recipient(&format!("1415558{i:04}"), MetaError::new(400, 131026));
         }
     }
     let g = group_of(&app, &w.admin, "All", &ids).await;
@@ -950,7 +950,7 @@ async fn never_twice_when_workers_stop_mid_send(app: TestApp) {
             &app,
             &w.admin,
             &format!("K {i}"),
-            &format!("+1415559{:04}", i),
+            &format!("+1415559{i:04}"),
             Some("X"),
         )
         .await;

@@ -520,14 +520,13 @@ pub fn check(
         }
         Some(
             Header::Image { example } | Header::Video { example } | Header::Document { example },
-        ) => {
-            if !is_http_url(example) {
-                v.error(
-                    "components.header.example",
-                    "must be the http(s) URL of a sample file",
-                );
-            }
+        ) if !is_http_url(example) => {
+            v.error(
+                "components.header.example",
+                "must be the http(s) URL of a sample file",
+            );
         }
+        Some(_) => {}
     }
     if let Some(f) = &c.footer {
         if kind == TemplateKind::Local {
@@ -718,6 +717,9 @@ pub fn required_fields(vars: &Variables, m: &Mapping) -> Vec<VarField> {
     out
 }
 
+/// Values by variable key; with the keys that have none when some are missing.
+pub type Resolved = Result<HashMap<String, String>, (HashMap<String, String>, Vec<String>)>;
+
 /// Resolves every variable for one contact (`None`: a preview, samples stand in for contact
 /// data). `Err` lists the keys with no value and no fallback.
 pub fn resolve(
@@ -725,7 +727,7 @@ pub fn resolve(
     vars: &Variables,
     m: &Mapping,
     contact: Option<&SendContact>,
-) -> Result<HashMap<String, String>, (HashMap<String, String>, Vec<String>)> {
+) -> Resolved {
     let mut values = HashMap::new();
     let mut missing = Vec::new();
     for k in vars.keys() {
