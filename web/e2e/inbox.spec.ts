@@ -3,7 +3,8 @@
  * Sandbox channel in settings → simulate a customer from the inbox → the message arrives live in
  * the list and the thread → assign to me → reply (delivered, then read: the sandbox customer
  * reads automatically) → private note → resolve → it leaves the Open filter. Also canned
- * responses: created in settings, then inserted with `/shortcut` and their variables filled in.
+ * responses: created in settings, then inserted with `/shortcut` and their variables filled in;
+ * and templates: the channel's approved ones picked in the composer, filled in for the contact.
  */
 import { expect, test, type APIRequestContext, type Page } from '@playwright/test';
 
@@ -223,4 +224,63 @@ test('canned responses: create in settings, then /shortcut in the composer fills
   await page.getByRole('button', { name: 'Delete /refund' }).click();
   await page.getByRole('dialog').getByRole('button', { name: 'Delete' }).click();
   await expect(page.getByText('No canned responses yet')).toBeVisible();
+});
+
+test('templates: pick the channel’s template, fill the contact’s values, send it', async ({ page, request }) => {
+  const owner = await registerViaApi(request, 'owner');
+  const sandbox = await sandboxViaApi(request, owner);
+  const { conversation_id } = await simulateViaApi(request, owner, sandbox.id, 'Is my order ready?');
+  await useSession(page, owner);
+
+  const dialog = page.getByRole('dialog', { name: 'Send a template' });
+  await test.step('no template yet: the dialog explains and links to the builder', async () => {
+    await page.goto(`/inbox/${conversation_id}`);
+    await expect(bubble(page, 'Is my order ready?')).toBeVisible();
+    await page.getByRole('button', { name: 'Templates' }).click();
+    await expect(dialog.getByTestId('templates-empty')).toContainText('Sandbox has no approved templates yet');
+    await expect(dialog.getByRole('link', { name: 'Create a template' })).toHaveAttribute('href', '/templates/new');
+    await dialog.getByRole('button', { name: 'Close' }).click();
+    await expect(dialog).toBeHidden();
+  });
+
+  const res = await request.post('/api/v1/templates', {
+    headers: bearer(owner.access_token),
+    data: {
+      channel_id: sandbox.id,
+      name: 'order_ready',
+      language: 'en',
+      category: 'UTILITY',
+      components: { body: { text: 'Hi {{1}}, your order {{2}} is ready for pickup.' } },
+      mapping: { 'body.1': { source: 'contact.name' } },
+    },
+  });
+  expect(res.status(), await res.text()).toBe(201);
+
+  await test.step('pick it: the contact’s name is filled in, the order number is asked for', async () => {
+    await page.reload();
+    await page.getByRole('button', { name: 'Templates' }).click();
+    const select = dialog.getByRole('textbox', { name: 'Template' });
+    await select.click();
+    await select.fill('order en');
+    await page.getByRole('option', { name: /order_ready/ }).click();
+    await expect(dialog.getByTestId('template-category')).toHaveText('Utility');
+    await expect(dialog.getByRole('textbox', { name: 'Body {{1}}' })).toHaveValue('Ada Lovelace');
+    const order = dialog.getByRole('textbox', { name: 'Body {{2}}' });
+    await expect(order).toHaveValue('');
+    await expect(order).toHaveAttribute('data-missing', 'true');
+    const preview = dialog.getByTestId('template-send-preview').getByTestId('preview-body');
+    await expect(preview).toHaveText('Hi Ada Lovelace, your order {{2}} is ready for pickup.');
+    await dialog.getByRole('button', { name: 'Send template' }).click();
+    await expect(dialog.getByText('Enter a value')).toBeVisible();
+    await order.fill('A-1042');
+    await expect(preview).toHaveText('Hi Ada Lovelace, your order A-1042 is ready for pickup.');
+  });
+
+  await test.step('send: it arrives in the thread as the rendered text', async () => {
+    await dialog.getByRole('button', { name: 'Send template' }).click();
+    await expect(dialog).toBeHidden();
+    const sent = bubble(page, 'Hi Ada Lovelace, your order A-1042 is ready for pickup.');
+    await expect(sent).toHaveAttribute('data-direction', 'outbound');
+    await expect(sent).toHaveAttribute('data-status', /^(sent|delivered|read)$/);
+  });
 });

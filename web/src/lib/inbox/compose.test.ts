@@ -7,7 +7,6 @@ import {
   buttonsErrors,
   noteMentionables,
   reactionToSend,
-  templateBody,
   textBody,
   withOwnReaction,
 } from './compose';
@@ -64,14 +63,7 @@ describe('buttons builder', () => {
   });
 });
 
-describe('templates and reactions', () => {
-  it('drops trailing empty template parameters only', () => {
-    expect(templateBody(' order_update ', 'en_US', ['Ada', '', '42', '', ''])).toEqual({
-      type: 'template',
-      template: { name: 'order_update', language: 'en_US', body: ['Ada', '', '42'] },
-    });
-  });
-
+describe('reactions', () => {
   it('toggles our own reaction and keeps the customer’s', () => {
     const reactions = [
       { emoji: '❤️', by: 'customer' as const, user_id: null },

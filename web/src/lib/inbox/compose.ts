@@ -72,13 +72,6 @@ export function buttonsBody(d: ButtonsDraft): SendIn {
   return { type: 'buttons', text: d.text.trim(), buttons };
 }
 
-/** The template body: empty parameters dropped from the end only (positions matter). */
-export function templateBody(name: string, language: string, params: string[]): SendIn {
-  const body = [...params];
-  while (body.length > 0 && !body[body.length - 1]!.trim()) body.pop();
-  return { type: 'template', template: { name: name.trim(), language: language.trim(), body } };
-}
-
 /**
  * The emoji to send when an agent picks `emoji` on a message: picking our current reaction again
  * removes it (an empty emoji), anything else replaces it (one agent reaction per message).

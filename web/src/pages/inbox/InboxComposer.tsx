@@ -187,9 +187,11 @@ export function InboxComposer({ conversation, me, members, contactEmail, replyTo
           text: body.text,
           content: null,
           media: null,
-          reply_to: replyTo
-            ? { id: replyTo.id, direction: replyTo.direction, preview: replyTo.text ?? replyTo.kind }
-            : null,
+          // Only a reply that quotes shows the quote (not a note, nor a template's text).
+          reply_to:
+            replyTo && body.type === 'text' && body.reply_to_id === replyTo.id
+              ? { id: replyTo.id, direction: replyTo.direction, preview: replyTo.text ?? replyTo.kind }
+              : null,
           reactions: [],
           status: body.type === 'note' ? 'note' : 'queued',
           error: null,
@@ -491,7 +493,12 @@ export function InboxComposer({ conversation, me, members, contactEmail, replyTo
         </Group>
       </Box>
       <ButtonsModal opened={modal === 'buttons'} onClose={() => setModal(null)} onSend={send} />
-      <TemplateModal opened={modal === 'template'} onClose={() => setModal(null)} onSend={send} />
+      <TemplateModal
+        opened={modal === 'template'}
+        onClose={() => setModal(null)}
+        onSend={send}
+        conversation={conversation}
+      />
     </Stack>
   );
 }

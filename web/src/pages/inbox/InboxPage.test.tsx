@@ -4,8 +4,9 @@ import { describe, expect, it, vi } from 'vitest';
 
 import type { MeOut } from '../../api/types';
 import { SocketProvider } from '../../chat/SocketProvider';
+import { template } from '../../lib/campaigns/fixtures';
 import { conversation, message } from '../../lib/inbox/fixtures';
-import { json, mockFetch, renderRoutes } from '../../test/render';
+import { json, mockFetch, renderRoutes, selectOption } from '../../test/render';
 import { InboxPage } from './InboxPage';
 
 // No real socket in jsdom: a stand-in that never connects.
@@ -158,5 +159,150 @@ describe('InboxPage', () => {
     expect(await screen.findByText('The 24-hour window is closed')).toBeInTheDocument();
     // The text is given back so nothing is lost.
     await waitFor(() => expect(box).toHaveValue('Again'));
+  });
+
+  describe('sending a template', () => {
+    const wa = conversation('c-wa', {
+      channel: { id: 'w1', kind: 'whatsapp', name: 'Support WhatsApp' },
+      window: { open: false, expires_at: '2026-01-01T00:00:00Z' },
+    });
+    const orderUpdate = template('t-order', {
+      channel: { id: 'w1', name: 'Support WhatsApp', kind: 'whatsapp' },
+      name: 'order_update',
+      category: 'UTILITY',
+      components: {
+        header: { format: 'text', text: 'Order {{1}}', example: 'A-1' },
+        body: { text: 'Hi {{1}}, your order ships {{2}}.', examples: ['Ada', 'today'] },
+        footer: 'Thanks for shopping',
+        buttons: [{ type: 'url', text: 'Track', url: 'https://ex.com/t/{{1}}', example: 'A-1' }],
+      },
+      variables: ['header.1', 'body.1', 'body.2', 'button.0'],
+    });
+    const other = template('t-other', {
+      channel: { id: 'w1', name: 'Support WhatsApp', kind: 'whatsapp' },
+      name: 'spring_sale',
+      language: 'de',
+    });
+
+    function serve(conv: typeof wa, templates: unknown[], preview?: unknown) {
+      const id = conv.id;
+      return mockFetch((_req, key) => {
+        if (key === 'GET /api/v1/channels') return json(200, []);
+        if (key === 'GET /api/v1/conversations') return json(200, { items: [conv], next_cursor: null });
+        if (key === 'GET /api/v1/conversations/counts') return json(200, { mine: 0, unassigned: 1, all: 1 });
+        if (key === `GET /api/v1/conversations/${id}`) return json(200, conv);
+        if (key === `GET /api/v1/conversations/${id}/messages`) return json(200, { items: [], has_more: false });
+        if (key === 'GET /api/v1/members') return json(200, { items: [] });
+        if (key === `GET /api/v1/contacts/ct-${id}`) return json(200, contact(`ct-${id}`));
+        if (key === 'GET /api/v1/templates') return json(200, { items: templates });
+        if (key.startsWith('POST /api/v1/templates/') && key.endsWith('/preview')) return json(200, preview);
+        if (key === `POST /api/v1/conversations/${id}/messages`)
+          return json(202, message('m-real', { conversation_id: id, direction: 'outbound', status: 'queued' }));
+        return new Response(null, { status: 204 });
+      });
+    }
+
+    it('picks an approved template of the channel, fills its variables for the contact and sends it', async () => {
+      const { calls } = serve(wa, [other, orderUpdate], {
+        header: { format: 'text', text: 'Order A-1042' },
+        body: 'Hi Ada, your order ships {{2}}.',
+        footer: 'Thanks for shopping',
+        buttons: [{ type: 'url', text: 'Track', url: 'https://ex.com/t/A-1042' }],
+        missing: ['body.2'],
+        values: { 'header.1': 'A-1042', 'body.1': 'Ada', 'button.0': 'A-1042' },
+      });
+      renderRoutes(routes, '/inbox/c-wa', { me });
+      // The window is closed: the reply box is off, templates are the way.
+      expect(await screen.findByRole('textbox', { name: 'Reply' })).toBeDisabled();
+      await userEvent.click(screen.getByRole('button', { name: 'Templates' }));
+      const dialog = await screen.findByRole('dialog', { name: 'Send a template' });
+      await within(dialog).findByRole('textbox', { name: 'Template' });
+      const list = calls.find((c) => c.key === 'GET /api/v1/templates')!;
+      expect(new URL(list.request.url).searchParams.get('channel_id')).toBe('w1');
+      expect(new URL(list.request.url).searchParams.get('status')).toBe('approved');
+
+      await selectOption('Template', 'order_update en_USUtility', 'order en');
+      const previewCall = await waitFor(() => {
+        const c = calls.find((x) => x.key === 'POST /api/v1/templates/t-order/preview');
+        expect(c).toBeDefined();
+        return c!;
+      });
+      expect(JSON.parse(previewCall.body)).toEqual({ contact_id: 'ct-c-wa' });
+      expect(within(dialog).getByTestId('template-category')).toHaveTextContent('Utility');
+
+      // Prefilled from the preview's values; the missing one is asked for.
+      const body2 = await within(dialog).findByRole('textbox', { name: 'Body {{2}}' });
+      expect(within(dialog).getByRole('textbox', { name: 'Header {{1}}' })).toHaveValue('A-1042');
+      expect(within(dialog).getByRole('textbox', { name: 'Body {{1}}' })).toHaveValue('Ada');
+      expect(within(dialog).getByRole('textbox', { name: 'Button 1 (URL suffix)' })).toHaveValue('A-1042');
+      expect(body2).toHaveValue('');
+      expect(body2).toHaveAttribute('data-missing', 'true');
+      const phone = within(dialog).getByTestId('template-send-preview');
+      expect(within(phone).getByTestId('preview-body')).toHaveTextContent('Hi Ada, your order ships {{2}}.');
+
+      await userEvent.click(within(dialog).getByRole('button', { name: 'Send template' }));
+      expect(await within(dialog).findByText('Enter a value')).toBeInTheDocument();
+      expect(calls.some((c) => c.key === 'POST /api/v1/conversations/c-wa/messages')).toBe(false);
+
+      // Edits re-render the preview at once.
+      await userEvent.type(body2, 'tomorrow');
+      expect(within(phone).getByTestId('preview-body')).toHaveTextContent('Hi Ada, your order ships tomorrow.');
+      await userEvent.click(within(dialog).getByRole('button', { name: 'Send template' }));
+      await waitFor(() => expect(calls.some((c) => c.key === 'POST /api/v1/conversations/c-wa/messages')).toBe(true));
+      const sent = calls.find((c) => c.key === 'POST /api/v1/conversations/c-wa/messages')!;
+      expect(JSON.parse(sent.body)).toEqual({
+        type: 'template',
+        template: {
+          name: 'order_update',
+          language: 'en_US',
+          header: ['A-1042'],
+          body: ['Ada', 'tomorrow'],
+          button_params: [{ sub_type: 'url', index: 0, value: 'A-1042' }],
+        },
+      });
+      await waitFor(() => expect(screen.queryByRole('dialog', { name: 'Send a template' })).toBeNull());
+    });
+
+    it('sends a Sandbox (local) template as its rendered text', async () => {
+      const sb = conversation('c-sb');
+      const local = template('t-local', {
+        channel: { id: 'ch-1', name: 'Sandbox', kind: 'sandbox' },
+        kind: 'local',
+        name: 'welcome',
+        language: 'en',
+        category: 'UTILITY',
+        components: { header: null, body: { text: 'Hi {{1}}, welcome!', examples: [] }, footer: null, buttons: [] },
+        variables: ['body.1'],
+      });
+      const { calls } = serve(sb, [local], {
+        header: null,
+        body: 'Hi Ada, welcome!',
+        footer: null,
+        buttons: [],
+        missing: [],
+        values: { 'body.1': 'Ada' },
+      });
+      renderRoutes(routes, '/inbox/c-sb', { me });
+      await userEvent.click(await screen.findByRole('button', { name: 'Templates' }));
+      const dialog = await screen.findByRole('dialog', { name: 'Send a template' });
+      await within(dialog).findByRole('textbox', { name: 'Template' });
+      await selectOption('Template', 'welcome enUtility');
+      expect(await within(dialog).findByRole('textbox', { name: 'Body {{1}}' })).toHaveValue('Ada');
+      expect(within(dialog).getByText('Sent as a text message with the variables filled in.')).toBeInTheDocument();
+      await userEvent.click(within(dialog).getByRole('button', { name: 'Send template' }));
+      await waitFor(() => expect(calls.some((c) => c.key === 'POST /api/v1/conversations/c-sb/messages')).toBe(true));
+      const sent = calls.find((c) => c.key === 'POST /api/v1/conversations/c-sb/messages')!;
+      expect(JSON.parse(sent.body)).toEqual({ type: 'text', text: 'Hi Ada, welcome!' });
+    });
+
+    it('explains when the channel has no approved template, with a link to create one', async () => {
+      serve(wa, []);
+      renderRoutes(routes, '/inbox/c-wa', { me });
+      await userEvent.click(await screen.findByRole('button', { name: 'Templates' }));
+      const dialog = await screen.findByRole('dialog', { name: 'Send a template' });
+      const empty = await within(dialog).findByTestId('templates-empty');
+      expect(empty).toHaveTextContent('Support WhatsApp has no approved templates yet.');
+      expect(within(empty).getByRole('link', { name: 'Create a template' })).toHaveAttribute('href', '/templates/new');
+    });
   });
 });
