@@ -1177,7 +1177,132 @@ async fn sandbox_campaigns_send_local_templates(app: TestApp) {
     }
 }
 
+/// A campaign scheduled for a local time in a time zone waits for it, then runs.
+async fn scheduled_campaigns_wait_for_their_time(app: TestApp) {
+    let mut admin = app.register("owner@acme.test", "Acme").await;
+    let ch = s(
+        &expect_json(
+            app.post_as(
+                &admin,
+                "/api/v1/channels",
+                &json!({"kind": "sandbox", "name": "Sandbox"}),
+            )
+            .await,
+            StatusCode::CREATED,
+        )
+        .await,
+        "id",
+    );
+    expect_json(
+        app.post_as(
+            &admin,
+            &format!("/api/v1/channels/{ch}/simulate"),
+            &json!({"from": {"handle": "ana", "name": "Ana"}, "text": "hi"}),
+        )
+        .await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    until(&app, "the simulated customer", || async {
+        get(&app, &admin, "/api/v1/contacts").await["items"]
+            .as_array()
+            .unwrap()
+            .len()
+            == 1
+    })
+    .await;
+    let ana = s(
+        &get(&app, &admin, "/api/v1/contacts").await["items"][0],
+        "id",
+    );
+    let g = group_of(&app, &admin, "Ana", &[ana]).await;
+    let t = s(
+        &expect_json(
+            app.post_as(
+                &admin,
+                "/api/v1/templates",
+                &json!({"channel_id": ch, "name": "hello", "language": "en", "category": "UTILITY",
+                        "components": {"body": {"text": "Hello there"}}}),
+            )
+            .await,
+            StatusCode::CREATED,
+        )
+        .await,
+        "id",
+    );
+    let id = s(
+        &expect_json(
+            app.post_as(
+                &admin,
+                "/api/v1/campaigns",
+                &json!({"name": "Later", "channel_id": ch, "template_id": t, "audience": {"groups": [g]}}),
+            )
+            .await,
+            StatusCode::CREATED,
+        )
+        .await,
+        "id",
+    );
+    // Two hours from now, as a wall time in Tokyo.
+    let at = chrono::DateTime::from_timestamp_millis(app.clock.now().millis() + 2 * 3600 * 1000)
+        .unwrap()
+        .with_timezone(&chrono_tz::Asia::Tokyo);
+    let local = at.format("%Y-%m-%dT%H:%M").to_string();
+    let c = expect_json(
+        app.post_as(
+            &admin,
+            &format!("/api/v1/campaigns/{id}/launch"),
+            &json!({"scheduled_at": local, "time_zone": "Asia/Tokyo"}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(c["status"], "scheduled");
+    assert_eq!(c["time_zone"], "Asia/Tokyo");
+    let due = chrono::DateTime::parse_from_rfc3339(c["scheduled_at"].as_str().unwrap()).unwrap();
+    assert!(
+        (due.timestamp() - at.timestamp()).abs() < 60,
+        "{due} vs {at}"
+    );
+    // A scheduled campaign can no longer be edited, nor launched again.
+    expect_problem(
+        app.patch_as(
+            &admin,
+            &format!("/api/v1/campaigns/{id}"),
+            &json!({"name": "x"}),
+        )
+        .await,
+        StatusCode::CONFLICT,
+        "not_editable",
+    )
+    .await;
+    for _ in 0..3 {
+        app.run_jobs().await;
+    }
+    let c = get(&app, &admin, &format!("/api/v1/campaigns/{id}")).await;
+    assert_eq!(
+        (c["status"].as_str(), c["counts"]["sent"].as_i64()),
+        (Some("scheduled"), Some(0))
+    );
+    app.clock.advance(Duration::from_secs(2 * 3600 + 60));
+    // Two hours later the access token has expired: sign in again.
+    let again = expect_json(
+        app.login(&admin.email, &admin.password).await,
+        StatusCode::OK,
+    )
+    .await;
+    admin.access_token = s(&again, "access_token");
+    until(&app, "the scheduled run", || async {
+        app.clock.advance(Duration::from_secs(1));
+        let c = get(&app, &admin, &format!("/api/v1/campaigns/{id}")).await;
+        c["status"] == "completed" && c["counts"]["sent"] == 1
+    })
+    .await;
+}
+
 app_tests!(
+    scheduled_campaigns_wait_for_their_time,
     sandbox_campaigns_send_local_templates,
     templates_are_checked_reviewed_synced_and_previewed,
     a_campaign_runs_from_preview_to_retarget,
