@@ -200,9 +200,12 @@ impl Campaigns {
     }
 
     async fn counts(&self, id: CampaignId, total: i64) -> Result<Counts, Problem> {
+        // States move forward only (sent → delivered → read; a failure report never follows a
+        // delivery), so the cumulative counts come from the state index alone.
         let states = store::state_counts(&self.db, id).await.map_err(db_err)?;
-        let (delivered, read, replied) = store::reach_counts(&self.db, id).await.map_err(db_err)?;
+        let replied = store::replied_count(&self.db, id).await.map_err(db_err)?;
         let get = |s: &str| states.iter().find(|(k, _)| k == s).map_or(0, |(_, n)| *n);
+        let (delivered, read) = (get("delivered") + get("read"), get("read"));
         let rows: i64 = states.iter().map(|(_, n)| n).sum();
         Ok(Counts {
             total: total.max(rows),

@@ -532,15 +532,17 @@ pub async fn state_counts(db: &Db, id: CampaignId) -> R<Vec<(String, i64)>> {
     .await)
 }
 
-/// Cumulative delivered / read / replied counts.
-pub async fn reach_counts(db: &Db, id: CampaignId) -> R<(i64, i64, i64)> {
-    with_db!(db, |p| sqlx::query_as::<_, (i64, i64, i64)>(
-        "SELECT COUNT(delivered_at), COUNT(read_at), COUNT(replied_at) FROM campaign_recipients \
-         WHERE campaign_id = $1"
+/// Recipients who replied (a partial index keeps this off the campaign's other rows).
+pub async fn replied_count(db: &Db, id: CampaignId) -> R<i64> {
+    let (n,): (i64,) = with_db!(db, |p| {
+        sqlx::query_as(
+        "SELECT COUNT(*) FROM campaign_recipients WHERE campaign_id = $1 AND replied_at IS NOT NULL"
     )
     .bind(id)
     .fetch_one(p)
-    .await)
+    .await
+    })?;
+    Ok(n)
 }
 
 pub async fn failed_by_code(db: &Db, id: CampaignId) -> R<Vec<(i64, String, i64)>> {
@@ -727,7 +729,8 @@ pub async fn apply_report(
     })
 }
 
-/// A customer wrote: the newest send to them on this channel within `since` counts as replied.
+/// A customer message arrived at `at`: every send to them on this channel from `since` until
+/// then counts as replied.
 pub async fn mark_replied(
     db: &Db,
     channel: ChannelId,

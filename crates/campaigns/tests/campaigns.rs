@@ -82,6 +82,12 @@ where
         if done().await {
             return;
         }
+        // A job try that failed under load comes back after a backoff on the test clock.
+        app.clock.advance(Duration::from_secs(1));
+        app.run_jobs().await;
+        if done().await {
+            return;
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("timed out waiting for {what}");

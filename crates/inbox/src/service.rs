@@ -114,7 +114,8 @@ pub trait IngestHook: Send + Sync + 'static {
         Ok(())
     }
 
-    /// A customer wrote (a new message; redeliveries are not reported).
+    /// A customer wrote (a new message; redeliveries are not reported); `at` is when it was
+    /// received.
     async fn customer_message(
         &self,
         _channel: &Channel,

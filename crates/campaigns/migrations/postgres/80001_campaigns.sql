@@ -56,3 +56,6 @@ CREATE INDEX campaign_recipients_provider_idx ON campaign_recipients (provider_m
     WHERE provider_message_id IS NOT NULL;
 CREATE INDEX campaign_recipients_reply_idx ON campaign_recipients (contact_id, sent_at)
     WHERE sent_at IS NOT NULL AND replied_at IS NULL;
+-- Replies are few: counting them must not read every row of a million-recipient campaign.
+CREATE INDEX campaign_recipients_replied_idx ON campaign_recipients (campaign_id)
+    WHERE replied_at IS NOT NULL;

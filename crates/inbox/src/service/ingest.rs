@@ -436,7 +436,7 @@ impl Inbox {
         self.publish_message(org, "wamage.message.received", row.id)
             .await;
         for h in self.hooks() {
-            if let Err(p) = h.customer_message(c, contact.id, sent_at).await {
+            if let Err(p) = h.customer_message(c, contact.id, now).await {
                 tracing::warn!(error = %p, "an ingest hook failed on a customer message");
             }
         }
