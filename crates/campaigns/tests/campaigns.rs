@@ -1307,7 +1307,178 @@ async fn scheduled_campaigns_wait_for_their_time(app: TestApp) {
     .await;
 }
 
+/// Meta's per-user marketing limit (131049) is recorded, not retried; a marketing opt-out
+/// reported by Meta (131050) lands in the consent ledger; Telegram gets the rendered text.
+async fn provider_refusals_are_recorded_and_telegram_gets_text(app: TestApp) {
+    let w = world(&app).await;
+    w.fake.set_auto_statuses(vec!["sent", "delivered"]);
+    let template = approved_template(&app, &w, "promo").await;
+    let mut ids = Vec::new();
+    for i in 0..6 {
+        let id = contact(
+            &app,
+            &w.admin,
+            &format!("M {i}"),
+            &format!("+1415557{i:04}"),
+            Some("X"),
+        )
+        .await;
+        consent(&app, &w.admin, &id, "opted_in").await;
+        ids.push(id);
+    }
+    w.fake
+        .fail_for_recipient("14155570000", MetaError::new(400, 131049));
+    w.fake.set_async_failure_for("14155570001", 131049);
+    w.fake.set_async_failure_for("14155570002", 131050);
+    let g = group_of(&app, &w.admin, "Six", &ids).await;
+    let id = campaign(&app, &w, &template, &g).await;
+    expect_json(
+        app.post_as(
+            &w.admin,
+            &format!("/api/v1/campaigns/{id}/launch"),
+            &json!({}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    until(&app, "the reports", || async {
+        let c = get(&app, &w.admin, &format!("/api/v1/campaigns/{id}")).await;
+        c["status"] == "completed" && c["counts"]["failed"] == 3 && c["counts"]["delivered"] == 3
+    })
+    .await;
+    let stats = get(&app, &w.admin, &format!("/api/v1/campaigns/{id}/stats")).await;
+    let by_code: Vec<(i64, i64)> = stats["failed_by_code"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["code"].as_i64().unwrap(), f["count"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(by_code, vec![(131049, 2), (131050, 1)]);
+    // Not retried: one request per recipient reached Meta.
+    assert_eq!(
+        w.fake.request_count() as usize,
+        w.fake.sent_count() + 1 + 1,
+        "sends + the refused one + the template submission"
+    );
+    let ledger = get(
+        &app,
+        &w.admin,
+        &format!("/api/v1/contacts/{}/consent", ids[2]),
+    )
+    .await;
+    assert!(ledger.to_string().contains("opted_out"), "{ledger}");
+    // A retarget of the failed slice sees the opt-out: only the 131049 ones are eligible.
+    let r = expect_json(
+        app.post_as(
+            &w.admin,
+            &format!("/api/v1/campaigns/{id}/retarget"),
+            &json!({"slice": "failed"}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let b = get(
+        &app,
+        &w.admin,
+        &format!("/api/v1/campaigns/{}/audience", s(&r, "id")),
+    )
+    .await;
+    assert_eq!(
+        (
+            b["total"].as_i64(),
+            b["eligible"].as_i64(),
+            b["opted_out"].as_i64()
+        ),
+        (Some(3), Some(2), Some(1))
+    );
+
+    // Telegram: a local template, rendered per contact, with its quick reply as a button.
+    let tg = wamage_testkit::fakes::FakeTelegram::start().await;
+    let ch = s(
+        &expect_json(
+            app.post_as(&w.admin, "/api/v1/channels", &json!({"kind": "telegram", "name": "Bot",
+                "config": {"bot_token": wamage_testkit::fakes::telegram::TOKEN, "mode": "webhook", "base_url": tg.base_url()}})).await,
+            StatusCode::CREATED,
+        )
+        .await,
+        "id",
+    );
+    let mut people = Vec::new();
+    for (i, name) in ["Ana Silva", "Bo Chen"].iter().enumerate() {
+        let body = json!({"name": name, "identities": [{"kind": "telegram", "value": format!("{}", 7000 + i)}]});
+        people.push(s(
+            &expect_json(
+                app.post_as(&w.admin, "/api/v1/contacts", &body).await,
+                StatusCode::CREATED,
+            )
+            .await,
+            "id",
+        ));
+    }
+    let g = group_of(&app, &w.admin, "Telegram people", &people).await;
+    let t = s(
+        &expect_json(
+            app.post_as(&w.admin, "/api/v1/templates", &json!({"channel_id": ch, "name": "notice", "language": "en",
+                "category": "UTILITY", "components": {"body": {"text": "Hi {{1}}, your parcel is out"},
+                "buttons": [{"type": "quick_reply", "text": "Thanks"}]},
+                "mapping": {"body.1": {"source": "contact.first_name"}}})).await,
+            StatusCode::CREATED,
+        )
+        .await,
+        "id",
+    );
+    let tc = s(
+        &expect_json(
+            app.post_as(
+                &w.admin,
+                "/api/v1/campaigns",
+                &json!({"name": "Parcels", "channel_id": ch, "template_id": t,
+                "audience": {"groups": [g]}}),
+            )
+            .await,
+            StatusCode::CREATED,
+        )
+        .await,
+        "id",
+    );
+    expect_json(
+        app.post_as(
+            &w.admin,
+            &format!("/api/v1/campaigns/{tc}/launch"),
+            &json!({}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    until(&app, "the Telegram campaign", || async {
+        get(&app, &w.admin, &format!("/api/v1/campaigns/{tc}")).await["status"] == "completed"
+    })
+    .await;
+    let mut texts: Vec<String> = tg
+        .sent()
+        .into_iter()
+        .filter(|m| m.method == "sendMessage")
+        .map(|m| {
+            assert!(
+                m.params["reply_markup"].to_string().contains("Thanks"),
+                "{}",
+                m.params
+            );
+            m.params["text"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    texts.sort();
+    assert_eq!(
+        texts,
+        vec!["Hi Ana, your parcel is out", "Hi Bo, your parcel is out"]
+    );
+}
+
 app_tests!(
+    provider_refusals_are_recorded_and_telegram_gets_text,
     scheduled_campaigns_wait_for_their_time,
     sandbox_campaigns_send_local_templates,
     templates_are_checked_reviewed_synced_and_previewed,
