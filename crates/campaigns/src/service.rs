@@ -192,6 +192,14 @@ impl Campaigns {
         }
     }
 
+    /// The campaign's template, if it still exists.
+    async fn template_of(&self, row: &CampaignRow) -> Option<Template> {
+        match row.template_id {
+            Some(t) => self.templates.template(row.org_id, t).await.ok(),
+            None => None,
+        }
+    }
+
     async fn row(&self, org: OrgId, id: CampaignId) -> Result<CampaignRow, Problem> {
         store::get(&self.db, org, id)
             .await
@@ -239,10 +247,7 @@ impl Campaigns {
 
     async fn out(&self, r: &CampaignRow) -> Result<CampaignOut, Problem> {
         let channel = self.channels.get_any(r.channel_id).await?;
-        let template = match r.template_id {
-            Some(t) => self.templates.template(r.org_id, t).await.ok(),
-            None => None,
-        };
+        let template = self.template_of(r).await;
         let status = CampaignStatus::from_db(&r.status);
         let counts = self.counts(r.id, r.total).await?;
         let rate = self.rate(r.id, status).await;
@@ -607,10 +612,7 @@ impl Campaigns {
     pub async fn audience(&self, who: &Principal, id: CampaignId) -> Result<Breakdown, Problem> {
         let row = self.row(who.org_id, id).await?;
         let channel = self.channels.get(who.org_id, row.channel_id).await?;
-        let template = match row.template_id {
-            Some(t) => self.templates.template(who.org_id, t).await.ok(),
-            None => None,
-        };
+        let template = self.template_of(&row).await;
         let variables: tpl::Mapping = serde_json::from_str(&row.variables).unwrap_or_default();
         let audience: Audience = serde_json::from_str(&row.audience).unwrap_or_default();
         self.breakdown(
@@ -769,10 +771,7 @@ impl Campaigns {
             self.fail_campaign(&row, "The channel was deleted").await?;
             return Ok(JobOutcome::Done);
         };
-        let template = match row.template_id {
-            Some(t) => self.templates.template(org, t).await.ok(),
-            None => None,
-        };
+        let template = self.template_of(&row).await;
         let Some(template) = template else {
             self.fail_campaign(&row, "The template was deleted").await?;
             return Ok(JobOutcome::Done);
@@ -1073,10 +1072,7 @@ impl Campaigns {
                 self.fail_campaign(&row, "The channel was deleted").await?;
                 return Ok(JobOutcome::Done);
             };
-            let template = match row.template_id {
-                Some(t) => self.templates.template(org, t).await.ok(),
-                None => None,
-            };
+            let template = self.template_of(&row).await;
             let Some(template) = template else {
                 self.auto_pause(&row, "The template was deleted").await?;
                 return Ok(JobOutcome::Done);

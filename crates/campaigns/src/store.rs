@@ -396,9 +396,15 @@ pub enum Outcome {
     Retry,
 }
 
-/// Records a batch of outcomes (one statement per kind). Only rows still claimed (`sending`)
-/// or unconfirmed are written, so a late writer cannot undo a newer state.
+/// Records a batch of outcomes in one transaction. Only rows still claimed (`sending`) or
+/// unconfirmed are written, so a late writer cannot undo a newer state. PostgreSQL gets one
+/// statement per kind of outcome (a JSON array joined on the primary key); SQLite, in process,
+/// runs one prepared statement per row (its planner would join the array against every row in
+/// flight).
 pub async fn record(db: &Db, id: CampaignId, outcomes: &[(i64, Outcome)], now: Timestamp) -> R<()> {
+    if let Db::Sqlite(_) = db {
+        return record_sqlite(db, id, outcomes, now).await;
+    }
     let mut sent = Vec::new();
     let mut failed = Vec::new();
     let mut skipped = Vec::new();
@@ -479,6 +485,62 @@ pub async fn record(db: &Db, id: CampaignId, outcomes: &[(i64, Outcome)], now: T
                     .await?;
             }
         }
+    }
+    tx.commit().await
+}
+
+/// SQLite: one prepared primary-key update per outcome, in one transaction.
+async fn record_sqlite(
+    db: &Db,
+    id: CampaignId,
+    outcomes: &[(i64, Outcome)],
+    now: Timestamp,
+) -> R<()> {
+    let mut tx = db.begin().await?;
+    let Tx::Sqlite(t) = &mut tx else {
+        return Ok(());
+    };
+    for (seq, o) in outcomes {
+        let q = match o {
+            Outcome::Sent {
+                provider_message_id,
+            } => sqlx::query(
+                "UPDATE campaign_recipients SET state = 'sent', provider_message_id = $3, \
+                 sent_at = $2, lease_until = NULL, updated_at = $2 \
+                 WHERE campaign_id = $1 AND seq = $4 AND state IN ('sending', 'unconfirmed')",
+            )
+            .bind(id)
+            .bind(now)
+            .bind(provider_message_id)
+            .bind(seq),
+            Outcome::Failed { code, title } => sqlx::query(
+                "UPDATE campaign_recipients SET state = 'failed', error_code = $3, \
+                 error_title = $4, failed_at = $2, lease_until = NULL, updated_at = $2 \
+                 WHERE campaign_id = $1 AND seq = $5 AND state IN ('sending', 'unconfirmed')",
+            )
+            .bind(id)
+            .bind(now)
+            .bind(code)
+            .bind(title)
+            .bind(seq),
+            Outcome::Skipped { reason } => sqlx::query(
+                "UPDATE campaign_recipients SET state = 'skipped', skip_reason = $3, \
+                 lease_until = NULL, updated_at = $2 \
+                 WHERE campaign_id = $1 AND seq = $4 AND state IN ('sending', 'unconfirmed')",
+            )
+            .bind(id)
+            .bind(now)
+            .bind(reason)
+            .bind(seq),
+            Outcome::Retry => sqlx::query(
+                "UPDATE campaign_recipients SET state = 'pending', lease_until = NULL, \
+                 updated_at = $2 WHERE campaign_id = $1 AND seq = $3 AND state = 'sending'",
+            )
+            .bind(id)
+            .bind(now)
+            .bind(seq),
+        };
+        q.execute(&mut **t).await?;
     }
     tx.commit().await
 }
