@@ -79,6 +79,17 @@ pub enum Cond {
     },
     CreatedBefore(Timestamp),
     CreatedAfter(Timestamp),
+    /// Membership as a per-contact probe (`EXISTS`) rather than a list: for walks in id order
+    /// (audiences), where a list would be built again for every page. Not part of the JSON
+    /// language.
+    GroupProbe {
+        id: GroupId,
+        member: bool,
+    },
+    TagProbe {
+        id: TagId,
+        has: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -595,6 +606,22 @@ impl Cond {
                 format!(
                     "c.id {not}IN (SELECT contact_id FROM contact_group_members \
                      WHERE org_id = $1 AND group_id = {p})"
+                )
+            }
+            Self::GroupProbe { id, member } => {
+                let p = push(Arg::Group(*id));
+                let not = if *member { "" } else { "NOT " };
+                format!(
+                    "{not}EXISTS (SELECT 1 FROM contact_group_members m \
+                     WHERE m.group_id = {p} AND m.contact_id = c.id)"
+                )
+            }
+            Self::TagProbe { id, has } => {
+                let p = push(Arg::Tag(*id));
+                let not = if *has { "" } else { "NOT " };
+                format!(
+                    "{not}EXISTS (SELECT 1 FROM contact_tag_links l \
+                     WHERE l.tag_id = {p} AND l.contact_id = c.id)"
                 )
             }
             Self::Favorite(b) => format!("c.favorite = {}", push(Arg::Bool(*b))),

@@ -2077,7 +2077,13 @@ pub async fn audience_page(
     };
     let cols = audience_columns(ask, false, &mut push);
     let cond = filter.to_sql(db.backend(), &mut push);
-    let mut sql = format!("SELECT {cols} FROM contacts c WHERE c.org_id = $1 AND {cond}");
+    // The walk goes in id order from `after`: SQLite must take the id index, not the
+    // organisation's (which would sort every contact again for each page); `+` keeps it off.
+    let org_col = match db.backend() {
+        Backend::Sqlite => "+c.org_id",
+        Backend::Postgres => "c.org_id",
+    };
+    let mut sql = format!("SELECT {cols} FROM contacts c WHERE {org_col} = $1 AND {cond}");
     if let Some(a) = after {
         let p = push(Arg::Id(a));
         sql.push_str(&format!(" AND c.id > {p}"));

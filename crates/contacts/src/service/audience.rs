@@ -211,26 +211,26 @@ impl Contacts {
     ) -> Result<SegmentFilter, Problem> {
         let mut any = Vec::new();
         for g in &spec.groups {
-            any.push(SegmentFilter::Cond(Cond::Group {
+            any.push(SegmentFilter::Cond(Cond::GroupProbe {
                 id: *g,
                 member: true,
             }));
         }
         for t in &spec.tags {
-            any.push(SegmentFilter::Cond(Cond::Tag { id: *t, has: true }));
+            any.push(SegmentFilter::Cond(Cond::TagProbe { id: *t, has: true }));
         }
         for s in &spec.segments {
             any.push(self.segment_filter(org, *s, "audience.segments").await?);
         }
         let mut all = vec![SegmentFilter::Any(any)];
         for g in &spec.exclude_groups {
-            all.push(SegmentFilter::Cond(Cond::Group {
+            all.push(SegmentFilter::Cond(Cond::GroupProbe {
                 id: *g,
                 member: false,
             }));
         }
         for t in &spec.exclude_tags {
-            all.push(SegmentFilter::Cond(Cond::Tag { id: *t, has: false }));
+            all.push(SegmentFilter::Cond(Cond::TagProbe { id: *t, has: false }));
         }
         for s in &spec.exclude_segments {
             let f = self
