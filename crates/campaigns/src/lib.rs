@@ -25,7 +25,7 @@ pub use http::routes;
 pub use model::{CampaignId, CampaignStatus};
 pub use service::{
     CampaignHook, Campaigns, CampaignsConfig, CampaignsDeps, DISPATCH_JOB, DispatchJob, LAUNCH_JOB,
-    LaunchJob,
+    LaunchJob, WATCH_JOB, WatchJob,
 };
 use wamage_platform::{MigrationSet, migration_set};
 

@@ -55,6 +55,11 @@ pub const SOURCE: &str = "/wamage/campaigns";
 pub const LAUNCH_JOB: &str = "campaigns.launch";
 /// Sends a running campaign (`{campaign_id, shard}`); several run at once.
 pub const DISPATCH_JOB: &str = "campaigns.dispatch";
+/// Once a minute while campaigns run: gives every running campaign its dispatchers again if
+/// they are gone (a job that died with its worker too often is not retried by the queue).
+pub const WATCH_JOB: &str = "campaigns.watch";
+/// How often the watchdog looks.
+const WATCH_EVERY: Duration = Duration::from_secs(60);
 
 /// Tuning, from the server config.
 #[derive(Debug, Clone)]
@@ -873,7 +878,42 @@ impl Campaigns {
             .map_err(|e| Problem::internal(format_args!("enqueue dispatch: {e}")))?;
         tx.commit().await.map_err(db_err)?;
         self.jobs.notify();
+        self.schedule_watch(self.now().plus(WATCH_EVERY)).await;
         self.publish_progress(org, id, true).await;
+        Ok(JobOutcome::Done)
+    }
+
+    /// Schedules the watchdog's next look (one per minute, whoever asks).
+    async fn schedule_watch(&self, at: Timestamp) {
+        let job = NewJob::new(WATCH_JOB, json!({}))
+            .with_run_at(at)
+            .with_dedupe_key(format!("campaigns.watch:{}", at.millis() / 60_000));
+        if let Err(e) = self.jobs.enqueue_now(job).await {
+            tracing::warn!(error = %e, "failed to schedule the campaign watchdog");
+        }
+    }
+
+    /// The watchdog: every running campaign gets its dispatch jobs (a live one is kept by its
+    /// dedupe key, a dead or lost one is replaced); looks again in a minute while any runs.
+    async fn watch(&self) -> Result<JobOutcome, Problem> {
+        let running = store::running(&self.db).await.map_err(db_err)?;
+        if running.is_empty() {
+            return Ok(JobOutcome::Done);
+        }
+        let jobs: Vec<NewJob> = running
+            .iter()
+            .flat_map(|(id, org)| {
+                (0..self.config.dispatchers.max(1)).map(|shard| self.dispatch_job(*org, *id, shard))
+            })
+            .collect();
+        let mut tx = self.db.begin().await.map_err(db_err)?;
+        self.jobs
+            .enqueue_many(&mut tx, jobs)
+            .await
+            .map_err(|e| Problem::internal(format_args!("enqueue dispatch: {e}")))?;
+        tx.commit().await.map_err(db_err)?;
+        self.jobs.notify();
+        self.schedule_watch(self.now().plus(WATCH_EVERY)).await;
         Ok(JobOutcome::Done)
     }
 
@@ -1013,6 +1053,7 @@ impl Campaigns {
         }
         tx.commit().await.map_err(db_err)?;
         self.jobs.notify();
+        self.schedule_watch(self.now().plus(WATCH_EVERY)).await;
         self.publish_campaign(who.org_id, "wamage.campaign.resumed", id)
             .await;
         self.out_by_id(who.org_id, id).await
@@ -1921,6 +1962,19 @@ impl JobHandler for DispatchJob {
             Err(e) => return JobOutcome::fail(format!("invalid dispatch payload: {e}")),
         };
         match self.0.dispatch(p.campaign_id, p.shard).await {
+            Ok(o) => o,
+            Err(e) => JobOutcome::retry(e.to_string()),
+        }
+    }
+}
+
+/// Runs `campaigns.watch` jobs.
+pub struct WatchJob(pub Arc<Campaigns>);
+
+#[async_trait::async_trait]
+impl JobHandler for WatchJob {
+    async fn run(&self, _job: &JobContext) -> JobOutcome {
+        match self.0.watch().await {
             Ok(o) => o,
             Err(e) => JobOutcome::retry(e.to_string()),
         }

@@ -827,3 +827,12 @@ pub async fn skip_pending(db: &Db, id: CampaignId, reason: &str, now: Timestamp)
     .await
     .map(|r| r.rows_affected()))
 }
+
+/// Running campaigns whose snapshot is done (the watchdog keeps their dispatchers alive).
+pub async fn running(db: &Db) -> R<Vec<(CampaignId, OrgId)>> {
+    with_db!(db, |p| sqlx::query_as::<_, (CampaignId, OrgId)>(
+        "SELECT id, org_id FROM campaigns WHERE status = 'running' AND snapshot_at IS NOT NULL"
+    )
+    .fetch_all(p)
+    .await)
+}

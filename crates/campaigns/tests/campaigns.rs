@@ -1009,6 +1009,20 @@ async fn never_twice_when_workers_stop_mid_send(app: TestApp) {
         app.state.jobs.reap_expired().await.unwrap();
     }
     assert!(w.fake.sent_count() >= 30, "the killed workers had sent");
+    // A job that died with its worker too often is dead for the queue; the watchdog gives the
+    // campaign its dispatchers back within a minute.
+    {
+        use wamage_platform::{Db, with_db};
+        let db: &Db = &app.state.db;
+        with_db!(db, |p| sqlx::query(
+            "UPDATE jobs SET state = 'dead' WHERE kind = 'campaigns.dispatch' AND state IN ('queued', 'running')"
+        )
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()))
+        .unwrap();
+    }
+    app.clock.advance(Duration::from_secs(61));
     until(&app, "the campaign to complete", || async {
         app.clock.advance(Duration::from_secs(5));
         app.state.jobs.reap_expired().await.unwrap();

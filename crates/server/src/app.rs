@@ -8,7 +8,7 @@ use axum::Router;
 use serde::Deserialize;
 use wamage_campaigns::{
     CampaignHook, Campaigns, CampaignsConfig, CampaignsDeps, DISPATCH_JOB, DispatchJob, LAUNCH_JOB,
-    LaunchJob,
+    LaunchJob, WATCH_JOB, WatchJob,
 };
 use wamage_channels::{Channels, ChannelsConfig, ChannelsDeps, INGEST_JOB};
 use wamage_chat::{Chat, ChatDeps, ChatRooms, EXPIRE_JOB, ExpireJob};
@@ -323,6 +323,7 @@ pub fn worker(state: &AppState) -> Worker {
         .register(SYNC_JOB, SyncJob(state.templates.clone()))
         .register(LAUNCH_JOB, LaunchJob(state.campaigns.clone()))
         .register(DISPATCH_JOB, DispatchJob(state.campaigns.clone()))
+        .register(WATCH_JOB, WatchJob(state.campaigns.clone()))
 }
 
 /// Sends one e-mail (`mail.send` jobs).
