@@ -104,7 +104,7 @@ impl Server {
     }
 }
 
-fn free_port() -> anyhow::Result<u16> {
+pub(crate) fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())
@@ -141,12 +141,31 @@ pub(crate) async fn start_with(
 ) -> anyhow::Result<Server> {
     let dir = tempfile::tempdir()?;
     let port = free_port()?;
+    let child = spawn_server(bin, port, dir.path(), database_url, env)?;
+    let server = Server {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+        dir,
+    };
+    wait_ready(&server.base).await?;
+    Ok(server)
+}
+
+/// Spawns `wamage serve` on `127.0.0.1:port` with `data_dir`, the bench's secret key, the log
+/// level of `$WAMAGE_BENCH_SERVER_LOG` (default `warn`) and `env`; its log goes to our stderr.
+pub(crate) fn spawn_server(
+    bin: &PathBuf,
+    port: u16,
+    data_dir: &std::path::Path,
+    database_url: Option<&str>,
+    env: &[(&str, String)],
+) -> anyhow::Result<Child> {
     let mut cmd = Proc::new(bin);
     cmd.arg("serve")
         .arg("--listen")
         .arg(format!("127.0.0.1:{port}"))
         .arg("--data-dir")
-        .arg(dir.path())
+        .arg(data_dir)
         .env(
             "WAMAGE_SECRET_KEY",
             "bench-secret-key-that-is-long-enough-0123456789",
@@ -169,20 +188,18 @@ pub(crate) async fn start_with(
     for (key, value) in env {
         cmd.env(key, value);
     }
-    let child = cmd
-        .spawn()
-        .with_context(|| format!("failed to start {}", bin.display()))?;
-    let server = Server {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-        dir,
-    };
+    cmd.spawn()
+        .with_context(|| format!("failed to start {}", bin.display()))
+}
+
+/// Waits (up to a minute) until `{base}/ready` answers 2xx.
+pub(crate) async fn wait_ready(base: &str) -> anyhow::Result<()> {
     let http = reqwest::Client::new();
     for _ in 0..600 {
-        if let Ok(r) = http.get(format!("{}/ready", server.base)).send().await
+        if let Ok(r) = http.get(format!("{base}/ready")).send().await
             && r.status().is_success()
         {
-            return Ok(server);
+            return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

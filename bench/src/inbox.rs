@@ -43,7 +43,7 @@ use crate::{
     machine, round2,
 };
 
-const APP_SECRET: &str = "bench-meta-app-secret-0123456789";
+pub(crate) const APP_SECRET: &str = "bench-meta-app-secret-0123456789";
 const TEMPLATE: &str = "bench_notice";
 /// Messages per `POST /api/v1/messages/batch` (the API's maximum).
 const BATCH_MAX: usize = 100;
@@ -131,14 +131,14 @@ pub struct InboundArgs {
     server: ServerArgs,
 }
 
-fn backend_name(b: BackendArg) -> &'static str {
+pub(crate) fn backend_name(b: BackendArg) -> &'static str {
     match b {
         BackendArg::Sqlite => "sqlite",
         BackendArg::Postgres => "postgres",
     }
 }
 
-fn load_avg() -> String {
+pub(crate) fn load_avg() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .unwrap_or_default()
         .trim()
@@ -253,21 +253,10 @@ impl Rig {
     /// Job, provider and HTTP figures from `/metrics` (histogram sums and counts, gauges,
     /// counters; no buckets).
     async fn metrics(&self) -> anyhow::Result<Value> {
-        let text = self
-            .api
-            .http
-            .get(format!("{}/metrics", self.api.base))
-            .send()
-            .await
-            .context("failed to scrape /metrics")?
-            .text()
-            .await?;
-        let mut out = BTreeMap::new();
-        for line in text.lines() {
-            if line.starts_with('#') || line.contains("_bucket{") {
-                continue;
-            }
-            let wanted = [
+        scrape_metrics(
+            &self.api.http,
+            &self.api.base,
+            &[
                 "wamage_jobs_duration_seconds",
                 "wamage_jobs_queue_depth",
                 "wamage_jobs_attempts_total",
@@ -278,36 +267,59 @@ impl Rig {
                 "wamage_db_pool_connections",
                 "wamage_http_request_duration_seconds",
                 "wamage_webhook_ingest_lag_seconds",
-            ];
-            if !wanted.iter().any(|w| line.starts_with(w)) {
-                continue;
-            }
-            if let Some((key, value)) = line.rsplit_once(' ')
-                && let Ok(v) = value.parse::<f64>()
-            {
-                out.insert(key.to_owned(), v);
-            }
-        }
-        // Mean of every histogram (job durations per kind, provider sends, HTTP requests per
-        // route) in ms, the figures the write-up quotes. Cumulative since the server started.
-        let mut means = BTreeMap::new();
-        for (k, sum) in &out {
-            if let Some((name, labels)) = k.split_once("_sum")
-                && let Some(count) = out.get(&format!("{name}_count{labels}"))
-                && *count > 0.0
-            {
-                means.insert(
-                    format!("{name}{labels}"),
-                    json!({ "mean_ms": round2(sum / count * 1000.0), "count": count }),
-                );
-            }
-        }
-        Ok(json!({ "means": means, "raw": out }))
+            ],
+        )
+        .await
     }
 
     async fn close(self) {
         self.db.close().await;
     }
+}
+
+/// The series of `/metrics` whose names start with one of `wanted` (histogram sums and counts,
+/// gauges, counters; no buckets), and the mean of every histogram in ms.
+pub(crate) async fn scrape_metrics(
+    http: &reqwest::Client,
+    base: &str,
+    wanted: &[&str],
+) -> anyhow::Result<Value> {
+    let text = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .context("failed to scrape /metrics")?
+        .text()
+        .await?;
+    let mut out = BTreeMap::new();
+    for line in text.lines() {
+        if line.starts_with('#') || line.contains("_bucket{") {
+            continue;
+        }
+        if !wanted.iter().any(|w| line.starts_with(w)) {
+            continue;
+        }
+        if let Some((key, value)) = line.rsplit_once(' ')
+            && let Ok(v) = value.parse::<f64>()
+        {
+            out.insert(key.to_owned(), v);
+        }
+    }
+    // Mean of every histogram (job durations per kind, provider sends, HTTP requests per
+    // route) in ms, the figures the write-up quotes. Cumulative since the server started.
+    let mut means = BTreeMap::new();
+    for (k, sum) in &out {
+        if let Some((name, labels)) = k.split_once("_sum")
+            && let Some(count) = out.get(&format!("{name}_count{labels}"))
+            && *count > 0.0
+        {
+            means.insert(
+                format!("{name}{labels}"),
+                json!({ "mean_ms": round2(sum / count * 1000.0), "count": count }),
+            );
+        }
+    }
+    Ok(json!({ "means": means, "raw": out }))
 }
 
 /// A template message to the `i`-th bench number.
@@ -393,7 +405,7 @@ impl Api {
 }
 
 /// Runs `body` against a fresh database of `backend`, dropping a PostgreSQL one afterwards.
-async fn with_database<F, Fut>(
+pub(crate) async fn with_database<F, Fut>(
     backend: BackendArg,
     postgres_url: &str,
     body: F,
@@ -413,7 +425,7 @@ where
     }
 }
 
-fn write_result(result: &Value, out: Option<&PathBuf>) -> anyhow::Result<()> {
+pub(crate) fn write_result(result: &Value, out: Option<&PathBuf>) -> anyhow::Result<()> {
     let text = serde_json::to_string_pretty(result)?;
     println!("{text}");
     if let Some(out) = out {
@@ -969,13 +981,13 @@ async fn wait_count_zero(rig: &Rig, sql: &str, limit: Duration) -> anyhow::Resul
 }
 
 /// CPU seconds of the server and of this process (fake + clients) over a phase.
-struct CpuMeter {
+pub(crate) struct CpuMeter {
     server: f64,
     bench: f64,
 }
 
 impl CpuMeter {
-    fn start(server: &Server) -> Self {
+    pub(crate) fn start(server: &Server) -> Self {
         Self {
             server: server.cpu_seconds(),
             bench: cpu_seconds_of("/proc/self/stat"),
@@ -983,7 +995,7 @@ impl CpuMeter {
     }
 
     /// CPU used since [`Self::start`], in seconds and in cores over `wall` seconds.
-    fn stop(self, server: &Server, wall: f64) -> Value {
+    pub(crate) fn stop(self, server: &Server, wall: f64) -> Value {
         let s = server.cpu_seconds() - self.server;
         let b = cpu_seconds_of("/proc/self/stat") - self.bench;
         json!({

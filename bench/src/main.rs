@@ -11,6 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+mod campaigns;
 mod contacts;
 mod inbox;
 
@@ -44,6 +45,15 @@ enum Command {
     InboxPacing(inbox::PacingArgs),
     /// Inbox inbound: signed WhatsApp webhooks/s, latency of the 200, redeliveries deduplicated.
     InboxInbound(inbox::InboundArgs),
+    /// Campaign throughput: a campaign to N seeded contacts, pacing off; snapshot time and
+    /// sends/s, every recipient exactly once.
+    CampaignThroughput(campaigns::ThroughputArgs),
+    /// Campaign pacing: the rate a strictly rate-limited fake Graph API accepts from a
+    /// campaign with pacing on.
+    CampaignPacing(campaigns::PacingArgs),
+    /// Campaign crash safety: the server is SIGKILLed and restarted during a campaign; every
+    /// recipient must be sent exactly once.
+    CampaignKill(campaigns::KillArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -96,6 +106,9 @@ async fn main() -> anyhow::Result<()> {
         Command::InboxOutbound(args) => inbox::outbound(args).await,
         Command::InboxPacing(args) => inbox::pacing(args).await,
         Command::InboxInbound(args) => inbox::inbound(args).await,
+        Command::CampaignThroughput(args) => campaigns::throughput(args).await,
+        Command::CampaignPacing(args) => campaigns::pacing(args).await,
+        Command::CampaignKill(args) => campaigns::kill(args).await,
     }
 }
 
