@@ -108,6 +108,16 @@ impl CampaignServerArgs {
         self.wamage_bin.clone().unwrap_or_else(default_bin)
     }
 
+    /// The server binary and when it was built (results from different builds differ).
+    fn binary(&self) -> Value {
+        let bin = self.bin();
+        let modified = std::fs::metadata(&bin)
+            .and_then(|m| m.modified())
+            .ok()
+            .map(|t| chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339());
+        json!({ "path": bin.display().to_string(), "modified": modified })
+    }
+
     /// The server's environment: the campaign tuning, pacing, and `extra`.
     fn env(&self, pacing: bool, extra: &[(&'static str, String)]) -> Vec<(&'static str, String)> {
         let mut env = vec![
@@ -189,6 +199,10 @@ pub struct KillArgs {
     /// `WAMAGE_CAMPAIGN_LEASE_SECS`.
     #[arg(long, default_value_t = 10)]
     lease_secs: u64,
+    /// On a stall (nothing new at the fake for `--stall-secs`), stop and report instead of
+    /// pausing and resuming the campaign through the API.
+    #[arg(long)]
+    no_recover: bool,
     #[command(flatten)]
     server: CampaignServerArgs,
 }
@@ -455,6 +469,28 @@ async fn seed(db: &Db, org: uuid::Uuid, group: uuid::Uuid, n: usize) -> anyhow::
     Ok(started.elapsed().as_secs_f64())
 }
 
+/// A fresh owner token (the register answer's may have expired by then).
+async fn login(base: &str) -> anyhow::Result<Api> {
+    let http = reqwest::Client::new();
+    let auth = expect(
+        http.post(format!("{base}/api/v1/auth/login"))
+            .json(&json!({"email": "bench@example.com", "password": "bench-password-123"}))
+            .send()
+            .await
+            .context("failed to log in")?,
+        "login",
+    )
+    .await?;
+    Ok(Api {
+        http,
+        base: base.to_owned(),
+        token: auth["access_token"]
+            .as_str()
+            .context("no access token in the login answer")?
+            .to_owned(),
+    })
+}
+
 /// Creates the campaign (the template's `{{1}}` = the contact's name) to the group.
 async fn create_campaign(w: &World) -> anyhow::Result<uuid::Uuid> {
     let c = w
@@ -525,16 +561,30 @@ async fn state_counts(db: &Db, id: uuid::Uuid) -> anyhow::Result<BTreeMap<String
 
 /// Campaign jobs per kind and state (a diagnostic for stalls).
 async fn campaign_jobs(db: &Db) -> anyhow::Result<Value> {
-    let rows: Vec<(String, String, i64)> = with_db!(db, |p| sqlx::query_as(
-        "SELECT kind, state, COUNT(*) FROM jobs WHERE kind LIKE 'campaigns.%' \
-         OR kind = 'channels.ingest' GROUP BY kind, state ORDER BY kind, state"
+    /// kind, state, count, most attempts, most losses, an error.
+    type JobGroup = (
+        String,
+        String,
+        i64,
+        Option<i64>,
+        Option<i64>,
+        Option<String>,
+    );
+    let rows: Vec<JobGroup> = with_db!(db, |p| sqlx::query_as(
+        "SELECT kind, state, COUNT(*), MAX(CAST(attempts AS BIGINT)), \
+             MAX(CAST(lost_count AS BIGINT)), MAX(last_error) FROM jobs \
+             WHERE kind LIKE 'campaigns.%' OR kind = 'channels.ingest' \
+             GROUP BY kind, state ORDER BY kind, state"
     )
     .fetch_all(p)
     .await)
     .context("failed to read the jobs")?;
     Ok(json!(
         rows.into_iter()
-            .map(|(k, s, n)| json!({"kind": k, "state": s, "count": n}))
+            .map(
+                |(k, s, n, attempts, lost, err)| json!({"kind": k, "state": s, "count": n,
+                "max_attempts_used": attempts, "max_lost_count": lost, "a_last_error": err})
+            )
             .collect::<Vec<_>>()
     ))
 }
@@ -747,6 +797,7 @@ async fn throughput_bench(args: &ThroughputArgs, db_url: Option<&str>) -> anyhow
         "backend": backend,
         "recipients": n,
         "tuning": args.server.tuning(),
+        "server_binary": args.server.binary(),
         "pacing": false,
         "analyze_recipients_after_snapshot_s": analyze_s,
         "seed_s": round2(seed_s),
@@ -903,6 +954,7 @@ async fn pacing_bench(args: &PacingArgs, db_url: Option<&str>) -> anyhow::Result
         "warmup_s": args.warmup,
         "recipients": n,
         "tuning": args.server.tuning(),
+        "server_binary": args.server.binary(),
         "first_send_s": round2(first_send_s),
         "accepted_in_window": in_window.len(),
         "measured_per_sec": round2(measured),
@@ -1072,75 +1124,57 @@ async fn kill_bench(args: &KillArgs, db_url: Option<String>) -> anyhow::Result<V
         .await?;
 
     // Kill k when the fake has seen k/(kills+1) of the recipients and sends flowed since the
-    // last start: spread over the run, always mid-send.
-    let mut kills = Vec::new();
+    // last start: spread over the run, always mid-send. Then wait for `completed`. When the
+    // fake gets nothing new for `--stall-secs`, the stall is recorded (jobs, states) and, unless
+    // `--no-recover`, undone the way a person would: pause and resume through the API.
+    let mut kills: Vec<Value> = Vec::new();
+    let mut stalls: Vec<Value> = Vec::new();
     let mut flowing_from = 0usize;
     let mut resumed_after: Option<f64> = None;
     let mut restarted_at = Instant::now();
-    for k in 1..=args.kills {
-        let threshold = n * k / (args.kills + 1);
-        let done = loop {
-            let sent = fake.sent_count();
-            if resumed_after.is_none() && sent > flowing_from {
-                resumed_after = Some(restarted_at.elapsed().as_secs_f64());
-            }
-            if fake.distinct_callback_data() >= threshold && sent > flowing_from {
-                break false;
-            }
-            let s = campaign_state(&db, id).await?;
-            if s.status == "completed" {
-                break true;
-            }
-            if matches!(s.status.as_str(), "failed" | "cancelled" | "paused") {
-                bail!("the campaign is {}: {s:?}", s.status);
-            }
-            if started.elapsed() > limit {
-                bail!(
-                    "kill {k}: no progress within {limit:?}: fake {sent}, {:?}, states {:?}, jobs {}",
-                    s,
-                    state_counts(&db, id).await?,
-                    campaign_jobs(&db).await?
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        };
-        if done {
-            eprintln!("the campaign completed before kill {k}");
-            break;
-        }
-        let at_s = started.elapsed().as_secs_f64();
-        server.kill()?;
-        let fake_sent = fake.sent_count();
-        let distinct = fake.distinct_callback_data();
-        let states = state_counts(&db, id).await?;
-        let restart_s = server.start().await?;
-        restarted_at = Instant::now();
-        flowing_from = fake.sent_count();
-        eprintln!(
-            "kill {k} at {at_s:.1} s: fake {fake_sent} sent ({distinct} distinct); states {states:?}; \
-             ready again after {restart_s:.2} s"
-        );
-        if let Some(prev) = kills.last_mut() {
-            // How long the previous restart took to send again.
-            let prev: &mut Value = prev;
-            prev["sends_resumed_after_restart_s"] = json!(resumed_after.map(round2));
-        }
-        resumed_after = None;
-        kills.push(json!({
-            "kill": k,
-            "at_s": round2(at_s),
-            "fake_sent_at_kill": fake_sent,
-            "fake_distinct_at_kill": distinct,
-            "states_at_kill": states,
-            "restart_ready_s": round2(restart_s),
-        }));
-    }
-
-    // After the last restart: until the campaign completes.
+    let mut last_progress = (Instant::now(), 0usize);
+    let stall_limit = Duration::from_secs(args.server.stall_secs);
+    let mut next_kill = 1;
+    let mut stalled = false;
     let completed = loop {
         let sent = fake.sent_count();
+        if sent != last_progress.1 {
+            last_progress = (Instant::now(), sent);
+        }
         if resumed_after.is_none() && sent > flowing_from {
             resumed_after = Some(restarted_at.elapsed().as_secs_f64());
+            if let Some(prev) = kills.last_mut() {
+                prev["sends_resumed_after_restart_s"] = json!(resumed_after.map(round2));
+            }
+        }
+        if next_kill <= args.kills
+            && fake.distinct_callback_data() >= n * next_kill / (args.kills + 1)
+            && sent > flowing_from
+        {
+            let at_s = started.elapsed().as_secs_f64();
+            server.kill()?;
+            let fake_sent = fake.sent_count();
+            let distinct = fake.distinct_callback_data();
+            let states = state_counts(&db, id).await?;
+            let restart_s = server.start().await?;
+            restarted_at = Instant::now();
+            flowing_from = fake.sent_count();
+            resumed_after = None;
+            eprintln!(
+                "kill {next_kill} at {at_s:.1} s: fake {fake_sent} sent ({distinct} distinct); \
+                 states {states:?}; ready again after {restart_s:.2} s"
+            );
+            kills.push(json!({
+                "kill": next_kill,
+                "at_s": round2(at_s),
+                "fake_sent_at_kill": fake_sent,
+                "fake_distinct_at_kill": distinct,
+                "states_at_kill": states,
+                "restart_ready_s": round2(restart_s),
+                "sends_resumed_after_restart_s": null,
+            }));
+            next_kill += 1;
+            continue;
         }
         let s = campaign_state(&db, id).await?;
         if s.status == "completed" {
@@ -1149,6 +1183,45 @@ async fn kill_bench(args: &KillArgs, db_url: Option<String>) -> anyhow::Result<V
         if matches!(s.status.as_str(), "failed" | "cancelled" | "paused") {
             bail!("the campaign is {}: {s:?}", s.status);
         }
+        if last_progress.0.elapsed() > stall_limit {
+            let at_s = started.elapsed().as_secs_f64();
+            let states = state_counts(&db, id).await?;
+            let jobs = campaign_jobs(&db).await?;
+            eprintln!(
+                "STALL at {at_s:.1} s: nothing new at the fake for {stall_limit:?}; fake {sent}; \
+                 campaign {s:?}; states {states:?}; jobs {jobs}"
+            );
+            let mut stall = json!({
+                "at_s": round2(at_s),
+                "fake_sent": sent,
+                "campaign_status": s.status,
+                "states": states,
+                "jobs": jobs,
+            });
+            if args.no_recover {
+                stalls.push(stall);
+                stalled = true;
+                break s;
+            }
+            let api = login(&server.base).await?;
+            api.post(
+                &format!("/api/v1/campaigns/{id}/pause"),
+                &json!({}),
+                "pause",
+            )
+            .await?;
+            api.post(
+                &format!("/api/v1/campaigns/{id}/resume"),
+                &json!({}),
+                "resume",
+            )
+            .await?;
+            stall["recovered_by"] = json!("pause + resume through the API");
+            stall["recovered_at_s"] = json!(round2(started.elapsed().as_secs_f64()));
+            stalls.push(stall);
+            last_progress = (Instant::now(), sent);
+            continue;
+        }
         if started.elapsed() > limit {
             bail!(
                 "not completed within {limit:?}: fake {sent}, {s:?}, states {:?}, jobs {}",
@@ -1156,11 +1229,8 @@ async fn kill_bench(args: &KillArgs, db_url: Option<String>) -> anyhow::Result<V
                 campaign_jobs(&db).await?
             );
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(25)).await;
     };
-    if let Some(prev) = kills.last_mut() {
-        prev["sends_resumed_after_restart_s"] = json!(resumed_after.map(round2));
-    }
     let elapsed_s = started.elapsed().as_secs_f64();
     let load_after = load_avg();
     // Reports still on their way change no send; wait for them so the states are final.
@@ -1181,7 +1251,7 @@ async fn kill_bench(args: &KillArgs, db_url: Option<String>) -> anyhow::Result<V
     let missed = n.saturating_sub(distinct);
     let webhooks = fake.webhook_stats();
     let cpu = server.cpu_dead + server.cpu_seconds();
-    let ok = missed == 0 && duplicates == 0 && sent_count == n;
+    let ok = missed == 0 && duplicates == 0 && sent_count == n && completed.status == "completed";
     let result = json!({
         "bench": "campaign-kill",
         "backend": backend,
@@ -1189,9 +1259,12 @@ async fn kill_bench(args: &KillArgs, db_url: Option<String>) -> anyhow::Result<V
         "kills_requested": args.kills,
         "kills_done": kills.len(),
         "tuning": args.server.tuning(),
+        "server_binary": args.server.binary(),
         "confirm_secs": args.confirm_secs,
         "lease_secs": args.lease_secs,
         "kills": kills,
+        "stalls": stalls,
+        "stalled_without_recovery": stalled,
         "elapsed_s": round2(elapsed_s),
         "campaign_status": completed.status,
         "fake_sent": sent_count,
