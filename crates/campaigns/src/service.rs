@@ -820,26 +820,39 @@ impl Campaigns {
         };
         let spec = audience.spec();
         if !spec.is_empty() {
+            // Reading page N+1 overlaps writing page N (a reader and the writer run side by
+            // side on both engines): the snapshot takes about the longer of the two, not both.
             let mut after: Option<ContactId> = None;
+            let mut written: Vec<NewRecipient> = Vec::with_capacity(5000);
             loop {
-                let page = self
+                let read = self
                     .contacts
-                    .audience_page(org, &spec, sc, purpose, after, 5000)
-                    .await?;
+                    .audience_page(org, &spec, sc, purpose, after, 5000);
+                let write = async {
+                    if written.is_empty() {
+                        Ok(0)
+                    } else {
+                        store::insert_recipients(&self.db, id, &written, now).await
+                    }
+                };
+                let (page, w) = tokio::join!(read, write);
+                w.map_err(db_err)?;
+                written.clear();
+                let page = page?;
                 let Some(last) = page.last() else { break };
                 after = Some(last.id);
                 let n = page.len();
                 for c in &page {
                     push(c, &mut batch, &mut seq);
                 }
-                store::insert_recipients(&self.db, id, &batch, now)
-                    .await
-                    .map_err(db_err)?;
-                batch.clear();
+                std::mem::swap(&mut batch, &mut written);
                 if n < 5000 {
                     break;
                 }
             }
+            store::insert_recipients(&self.db, id, &written, now)
+                .await
+                .map_err(db_err)?;
         }
         if let Some(FromCampaign { campaign_id, slice }) = audience.from_campaign {
             let mut after = 0;
@@ -861,6 +874,11 @@ impl Campaigns {
                     .map_err(db_err)?;
                 batch.clear();
             }
+        }
+        if seq >= 10_000
+            && let Err(e) = store::analyze_recipients(&self.db).await
+        {
+            tracing::warn!(error = %e, "failed to refresh the recipients' statistics");
         }
         metrics::histogram!("wamage_campaign_snapshot_seconds")
             .record(started.elapsed().as_secs_f64());
@@ -1094,6 +1112,8 @@ impl Campaigns {
         // The lease and unconfirmed sweeps run at the start and then at most once a second
         // (not before every batch): leases last `WAMAGE_CAMPAIGN_LEASE_SECS`, far longer.
         let mut swept: Option<Instant> = None;
+        // The last `seq` this dispatcher claimed (see `store::claim`).
+        let mut cursor: i64 = 0;
         loop {
             let Some(row) = store::get_any(&self.db, id).await.map_err(db_err)? else {
                 return Ok(JobOutcome::Done);
@@ -1168,9 +1188,20 @@ impl Campaigns {
                 u32::MAX
             };
             let size = i64::from(self.config.batch.min(pace.saturating_mul(5)).max(1));
-            let claimed = store::claim(&self.db, id, size, now.plus(self.config.lease), now)
+            let lease = now.plus(self.config.lease);
+            let mut claimed = store::claim(&self.db, id, size, cursor, lease, now)
                 .await
                 .map_err(db_err)?;
+            if claimed.is_empty() && cursor > 0 {
+                // Past the cursor nothing is pending; rows sent back behind it are claimed now.
+                cursor = 0;
+                claimed = store::claim(&self.db, id, size, 0, lease, now)
+                    .await
+                    .map_err(db_err)?;
+            }
+            if let Some(last) = claimed.iter().map(|c| c.seq).max() {
+                cursor = last;
+            }
             if claimed.is_empty() {
                 let states = store::state_counts(&self.db, id).await.map_err(db_err)?;
                 let open: i64 = states

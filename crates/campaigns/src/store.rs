@@ -336,11 +336,16 @@ pub struct Claimed {
     pub attempts: i64,
 }
 
-/// Claims up to `limit` pending recipients with a lease (each row goes to one claimer).
+/// Claims up to `limit` pending recipients after `after` (in `seq` order) with a lease; each
+/// row goes to one claimer. Dispatchers pass the last `seq` they claimed: on PostgreSQL every
+/// claimed row leaves a dead index entry behind it until vacuum, and a scan from the start
+/// would step over all of them (a second per claim at a million). Rows that went back to
+/// `pending` behind the cursor are found by a claim from 0 once the cursor's run is empty.
 pub async fn claim(
     db: &Db,
     id: CampaignId,
     limit: i64,
+    after: i64,
     lease_until: Timestamp,
     now: Timestamp,
 ) -> R<Vec<Claimed>> {
@@ -350,33 +355,49 @@ pub async fn claim(
                 "UPDATE campaign_recipients SET state = 'sending', lease_until = $3, \
                  attempts = attempts + 1, updated_at = $4 \
                  WHERE campaign_id = $1 AND seq IN (SELECT seq FROM campaign_recipients \
-                 WHERE campaign_id = $1 AND state = 'pending' ORDER BY seq LIMIT $2) \
+                 INDEXED BY campaign_recipients_state_idx \
+                 WHERE campaign_id = $1 AND state = 'pending' AND seq > $5 ORDER BY seq LIMIT $2) \
                  RETURNING seq, contact_id, attempts",
             )
             .bind(id)
             .bind(limit)
             .bind(lease_until)
             .bind(now)
+            .bind(after)
             .fetch_all(p)
             .await
         }
         Db::Postgres(p) => {
+            // The picked rows are joined back by primary key (a plan on the state index with
+            // `seq = ANY(…)` as a filter reads every pending row when the statistics are stale).
             sqlx::query_as::<_, Claimed>(
-                "UPDATE campaign_recipients SET state = 'sending', lease_until = $3, \
-                 attempts = attempts + 1, updated_at = $4 \
-                 WHERE campaign_id = $1 AND seq = ANY(ARRAY(SELECT seq FROM campaign_recipients \
-                 WHERE campaign_id = $1 AND state = 'pending' ORDER BY seq LIMIT $2 \
-                 FOR UPDATE SKIP LOCKED)) AND state = 'pending' \
-                 RETURNING seq, contact_id, attempts",
+                "WITH picked AS (SELECT seq FROM campaign_recipients \
+                 WHERE campaign_id = $1 AND state = 'pending' AND seq > $5 ORDER BY seq LIMIT $2 \
+                 FOR UPDATE SKIP LOCKED) \
+                 UPDATE campaign_recipients r SET state = 'sending', lease_until = $3, \
+                 attempts = r.attempts + 1, updated_at = $4 \
+                 FROM picked WHERE r.campaign_id = $1 AND r.seq = picked.seq \
+                 RETURNING r.seq, r.contact_id, r.attempts",
             )
             .bind(id)
             .bind(limit)
             .bind(lease_until)
             .bind(now)
+            .bind(after)
             .fetch_all(p)
             .await
         }
     }
+}
+
+/// Fresh planner statistics for the recipients (PostgreSQL; SQLite's claims and sweeps are
+/// pinned to the state index instead). Run after a large snapshot: without them the planner
+/// takes a new campaign's million pending rows for a handful.
+pub async fn analyze_recipients(db: &Db) -> R<()> {
+    if let Db::Postgres(p) = db {
+        sqlx::query("ANALYZE campaign_recipients").execute(p).await?;
+    }
+    Ok(())
 }
 
 /// The outcome of one claimed send.
