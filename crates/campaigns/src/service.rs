@@ -1419,6 +1419,9 @@ impl Campaigns {
                         bc.guard.release(&rkey);
                         return (c.seq, Outcome::Retry, None);
                     }
+                    while let Err(d) = bc.guard.window_admit(Instant::now()) {
+                        tokio::time::sleep(d).await;
+                    }
                     break;
                 }
                 Gate::Later(d) => {

@@ -395,7 +395,9 @@ pub async fn claim(
 /// takes a new campaign's million pending rows for a handful.
 pub async fn analyze_recipients(db: &Db) -> R<()> {
     if let Db::Postgres(p) = db {
-        sqlx::query("ANALYZE campaign_recipients").execute(p).await?;
+        sqlx::query("ANALYZE campaign_recipients")
+            .execute(p)
+            .await?;
     }
     Ok(())
 }

@@ -17,7 +17,7 @@
 //! [`MAX_OPEN`]).
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, VecDeque},
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
@@ -61,6 +61,58 @@ pub const FIRST_OPEN: Duration = Duration::from_secs(30);
 pub const MAX_OPEN: Duration = Duration::from_secs(300);
 /// Pair limiters kept before idle ones are dropped.
 const MAX_PAIRS: usize = 50_000;
+
+/// The span a provider counts its per-second limit over, with a little more for the way from
+/// our clock to its: sends reach it a few milliseconds after we stamp them.
+const WINDOW_SPAN: Duration = Duration::from_millis(1_005);
+
+/// Rates above this are "unpaced" (pacing off) and keep no send window.
+const MAX_WINDOW_RATE: u32 = 100_000;
+
+/// The last `limit` send instants of a channel: the hard ceiling behind the GCRA. The GCRA
+/// plans slots [`RATE_MARGIN`] apart; when the process wakes late (a busy core, a long
+/// database write) several planned sends leave together, and a provider counting a strict
+/// sliding second could see `rate + 1`. The window holds a send until the one `limit` sends
+/// before it is [`WINDOW_SPAN`] old, so no second ever holds more than `limit` sends from here.
+#[derive(Debug, Default)]
+struct SendWindow {
+    limit: usize,
+    sent: VecDeque<Instant>,
+}
+
+impl SendWindow {
+    fn for_rate(rate: u32) -> Self {
+        Self {
+            limit: if rate > MAX_WINDOW_RATE {
+                0
+            } else {
+                rate.max(1) as usize
+            },
+            sent: VecDeque::new(),
+        }
+    }
+
+    /// Records a send at `now`, or says how long until one may go.
+    fn admit(&mut self, now: Instant) -> Result<(), Duration> {
+        if self.limit == 0 {
+            return Ok(());
+        }
+        while self.sent.len() > self.limit {
+            self.sent.pop_front();
+        }
+        if self.sent.len() == self.limit
+            && let Some(oldest) = self.sent.front()
+        {
+            let free_at = *oldest + WINDOW_SPAN;
+            if free_at > now {
+                return Err(free_at - now);
+            }
+            self.sent.pop_front();
+        }
+        self.sent.push_back(now);
+        Ok(())
+    }
+}
 
 /// One GCRA limiter.
 #[derive(Debug, Clone)]
@@ -187,6 +239,7 @@ pub enum Gate {
 #[derive(Debug)]
 pub struct Guard {
     channel: Mutex<Gcra>,
+    window: Mutex<SendWindow>,
     pairs: Mutex<HashMap<String, Gcra>>,
     breaker: Mutex<Breaker>,
     pair: Option<PairLimit>,
@@ -196,6 +249,7 @@ impl Guard {
     fn new(rate: u32, pair: Option<PairLimit>) -> Self {
         Self {
             channel: Mutex::new(Gcra::per_second(rate)),
+            window: Mutex::new(SendWindow::for_rate(rate)),
             pairs: Mutex::new(HashMap::new()),
             breaker: Mutex::new(Breaker::default()),
             pair,
@@ -207,6 +261,22 @@ impl Guard {
             let tat = g.tat;
             *g = Gcra::per_second(rate);
             g.tat = tat;
+        }
+        if let Ok(mut w) = self.window.lock() {
+            let limit = SendWindow::for_rate(rate).limit;
+            if w.limit != limit {
+                w.limit = limit;
+            }
+        }
+    }
+
+    /// The last gate before a paced send leaves, right before the request: `Err(wait)` when
+    /// `rate` sends already left in the last second (sleep and ask again); `Ok` records this
+    /// send. Only sends that really go are recorded (call it after any reason to drop one).
+    pub fn window_admit(&self, now: Instant) -> Result<(), Duration> {
+        match self.window.lock() {
+            Ok(mut w) => w.admit(now),
+            Err(w) => w.into_inner().admit(now),
         }
     }
 
@@ -445,6 +515,29 @@ mod tests {
         assert_eq!(w, Duration::from_secs(1));
         // Nothing was reserved: the wait is unchanged.
         assert_eq!(g.wait(now), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn the_send_window_never_lets_rate_plus_one_into_a_second() {
+        let guard = Guard::new(3, None);
+        let t0 = Instant::now();
+        // Three sends that were planned apart but left together (a late wake-up)…
+        for _ in 0..3 {
+            assert_eq!(guard.window_admit(t0), Ok(()));
+        }
+        // …hold the fourth until the first is a window old.
+        let ms = Duration::from_millis;
+        assert_eq!(guard.window_admit(t0 + ms(400)), Err(WINDOW_SPAN - ms(400)));
+        // A window later, the three may be followed by three more, and no fourth.
+        for _ in 0..3 {
+            assert_eq!(guard.window_admit(t0 + WINDOW_SPAN), Ok(()));
+        }
+        assert_eq!(guard.window_admit(t0 + WINDOW_SPAN), Err(WINDOW_SPAN));
+        // Pacing off keeps no window.
+        let unpaced = Guard::new(u32::MAX / 2, None);
+        for _ in 0..10_000 {
+            assert_eq!(unpaced.window_admit(t0), Ok(()));
+        }
     }
 
     #[test]

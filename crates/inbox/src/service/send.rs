@@ -1043,6 +1043,9 @@ impl Inbox {
                 if !d.is_zero() {
                     tokio::time::sleep(d).await;
                 }
+                while let Err(d) = guard.window_admit(std::time::Instant::now()) {
+                    tokio::time::sleep(d).await;
+                }
             }
         }
         let client = self.channels.client(&channel);
