@@ -206,6 +206,33 @@ async fn a_dead_workers_job_is_rerun_after_its_lease_expires(t: TestDb) {
     assert!(job.last_error.unwrap().contains("lease expired"));
 }
 
+async fn a_restarted_sole_process_runs_its_predecessors_jobs_at_once(t: TestDb) {
+    let (q, _clock) = setup(&t);
+    let id = q.enqueue_now(NewJob::new("k", json!({}))).await.unwrap();
+    let other = q.enqueue_now(NewJob::new("k", json!({}))).await.unwrap();
+    let claimed = q
+        .claim("killed", &["k".to_owned()], 1, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    let taken = claimed[0].id;
+    // Its lease still holds, so the periodic reaper leaves it; a restart of the only process
+    // on the database releases it at once, and only the running one.
+    assert_eq!(q.reap_expired().await.unwrap(), 0);
+    assert_eq!(q.reap_orphaned().await.unwrap(), 1);
+    let job = q.get(taken).await.unwrap().unwrap();
+    assert_eq!(job.state, JobState::Queued);
+    assert!(job.last_error.unwrap().contains("found at start"));
+    let untouched = if taken == id { other } else { id };
+    let job = q.get(untouched).await.unwrap().unwrap();
+    assert_eq!(job.state, JobState::Queued);
+    assert_eq!(job.last_error, None);
+    assert_eq!(
+        q.attempts(taken).await.unwrap()[0].outcome,
+        AttemptOutcome::Lost
+    );
+}
+
 async fn heartbeats_keep_a_running_job_leased(t: TestDb) {
     let (q, clock) = setup(&t);
     let id = q.enqueue_now(NewJob::new("k", json!({}))).await.unwrap();
@@ -751,6 +778,7 @@ wamage_platform::backend_tests!(
     rolled_back_jobs_never_run_committed_ones_run_once,
     two_workers_never_run_a_job_twice,
     a_dead_workers_job_is_rerun_after_its_lease_expires,
+    a_restarted_sole_process_runs_its_predecessors_jobs_at_once,
     heartbeats_keep_a_running_job_leased,
     retries_follow_the_policy,
     delayed_jobs_do_not_run_early,

@@ -59,7 +59,20 @@ pub async fn shutdown_signal() {
 pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     let roles = cfg.roles()?;
     let addr: SocketAddr = cfg.listen_addr()?;
+    // Held until this process ends (the kernel lets go of it on a crash too).
+    let sqlite_lock = lock_sqlite_file(&cfg.database_url())?;
     let state = app::build_state(cfg, BuildOptions::default()).await?;
+    if sqlite_lock.is_some() && roles.contains(&ServerRole::Worker) {
+        // This is the only process on the file: jobs still running were left by the one before.
+        match state.jobs.reap_orphaned().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                jobs = n,
+                "jobs left running by the previous process run again"
+            ),
+            Err(e) => tracing::warn!(error = %e, "failed to release the previous process's jobs"),
+        }
+    }
     let shutdown = CancellationToken::new();
     let mut tasks = tokio::task::JoinSet::new();
 
@@ -110,6 +123,74 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     shutdown.cancel();
     while tasks.join_next().await.is_some() {}
     state.db.close().await;
+    drop(sqlite_lock);
     tracing::info!("stopped");
     Ok(())
+}
+
+/// An exclusive lock on `{database file}.lock` for an embedded SQLite database: one server
+/// process per file (two would each take the other's running jobs for abandoned ones). `None`
+/// for PostgreSQL and in-memory databases.
+fn lock_sqlite_file(url: &str) -> anyhow::Result<Option<std::fs::File>> {
+    let Some(rest) = url.strip_prefix("sqlite:") else {
+        return Ok(None);
+    };
+    let rest = rest.strip_prefix("//").unwrap_or(rest);
+    let path = rest.split('?').next().unwrap_or_default();
+    if path.is_empty() || path.contains(":memory:") || url.contains("mode=memory") {
+        return Ok(None);
+    }
+    let lock_path = format!("{path}.lock");
+    if let Some(dir) = std::path::Path::new(&lock_path).parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("failed to create {}", dir.display()))?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .with_context(|| format!("failed to open {lock_path}"))?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "another Wamage process is serving the SQLite database {path} (its lock file \
+             {lock_path} is held): stop it first, or use PostgreSQL to run several processes"
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("failed to lock {lock_path}"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lock_sqlite_file;
+
+    #[test]
+    fn one_process_per_sqlite_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("a/wamage.db").display()
+        );
+        let held = lock_sqlite_file(&url).expect("first lock");
+        assert!(held.is_some());
+        let err = lock_sqlite_file(&url).expect_err("second lock");
+        assert!(err.to_string().contains("another Wamage process"), "{err}");
+        drop(held);
+        assert!(lock_sqlite_file(&url).expect("lock again").is_some());
+        assert!(
+            lock_sqlite_file("sqlite::memory:")
+                .expect("memory")
+                .is_none()
+        );
+        assert!(
+            lock_sqlite_file("postgres://postgres@127.0.0.1/x")
+                .expect("postgres")
+                .is_none()
+        );
+    }
 }

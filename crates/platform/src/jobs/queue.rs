@@ -1194,9 +1194,21 @@ impl JobQueue {
     /// each; a job that used its attempts or its restart limit goes to `dead` instead. Returns
     /// how many jobs were reaped.
     pub async fn reap_expired(&self) -> Result<usize> {
+        self.reap(false).await
+    }
+
+    /// Reaps every running job at once, whatever its lease: for a process that knows it is
+    /// the only one on its database (the embedded SQLite install holds a lock on its file),
+    /// jobs still `running` at start were left by a predecessor that stopped. They run again
+    /// now instead of when their lease would have run out (up to a minute of nothing).
+    pub async fn reap_orphaned(&self) -> Result<usize> {
+        self.reap(true).await
+    }
+
+    async fn reap(&self, all: bool) -> Result<usize> {
         let mut total = 0;
         loop {
-            let n = self.reap_batch().await?;
+            let n = self.reap_batch(all).await?;
             total += n;
             if i64::try_from(n).unwrap_or(i64::MAX) < REAP_BATCH {
                 return Ok(total);
@@ -1204,8 +1216,9 @@ impl JobQueue {
         }
     }
 
-    async fn reap_batch(&self) -> Result<usize> {
+    async fn reap_batch(&self, all: bool) -> Result<usize> {
         let now = self.clock.now().millis();
+        let cutoff = if all { i64::MAX } else { now };
         let mut tx = self.db.begin().await?;
         let expired: Vec<ExpiredRow> =
             match &mut tx {
@@ -1214,7 +1227,7 @@ impl JobQueue {
                      FROM jobs WHERE state = 'running' AND locked_until < $1 \
                      ORDER BY locked_until LIMIT $2 FOR UPDATE SKIP LOCKED",
                 )
-                .bind(now)
+                .bind(cutoff)
                 .bind(REAP_BATCH)
                 .fetch_all(&mut **t)
                 .await?,
@@ -1223,7 +1236,7 @@ impl JobQueue {
                      FROM jobs WHERE state = 'running' AND locked_until < $1 \
                      ORDER BY locked_until LIMIT $2",
                 )
-                .bind(now)
+                .bind(cutoff)
                 .bind(REAP_BATCH)
                 .fetch_all(&mut **t)
                 .await?,
@@ -1236,20 +1249,25 @@ impl JobQueue {
                 .unwrap_or_else(|| "unknown".to_owned());
             let dead =
                 row.attempts >= row.max_attempts || to_u32(row.lost_count) >= self.restart_limit;
-            let error = format!("lease expired: worker {worker} stopped heartbeating");
+            let error = if all {
+                format!("worker {worker} stopped with the process before it (found at start)")
+            } else {
+                format!("lease expired: worker {worker} stopped heartbeating")
+            };
             let state = if dead { "dead" } else { "queued" };
             let n = with_tx!(&mut tx, |conn| {
                 sqlx::query(
                     "UPDATE jobs SET state = $1, lost_count = lost_count + 1, last_error = $2, \
                      run_at = $3, updated_at = $3, locked_by = NULL, locked_until = NULL, \
                      finished_at = CASE WHEN $1 = 'dead' THEN $3 ELSE NULL END \
-                     WHERE id = $4 AND attempts = $5 AND state = 'running' AND locked_until < $3",
+                     WHERE id = $4 AND attempts = $5 AND state = 'running' AND locked_until < $6",
                 )
                 .bind(state)
                 .bind(error.as_str())
                 .bind(now)
                 .bind(row.id)
                 .bind(row.attempts)
+                .bind(cutoff)
                 .execute(conn)
                 .await?
                 .rows_affected()
