@@ -911,6 +911,14 @@ impl Campaigns {
         }
     }
 
+    /// At a worker's start: running campaigns get their dispatch jobs now rather than at the
+    /// watchdog's next minute (their last ones may have died with the process before).
+    pub async fn resume_on_start(&self) {
+        if let Err(p) = self.watch().await {
+            tracing::warn!(error = %p, "failed to resume the running campaigns");
+        }
+    }
+
     /// The watchdog: every running campaign gets its dispatch jobs (a live one is kept by its
     /// dedupe key, a dead or lost one is replaced); looks again in a minute while any runs.
     async fn watch(&self) -> Result<JobOutcome, Problem> {

@@ -77,6 +77,7 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     let mut tasks = tokio::task::JoinSet::new();
 
     if roles.contains(&ServerRole::Worker) {
+        state.campaigns.resume_on_start().await;
         let worker = app::worker(&state);
         let token = shutdown.child_token();
         tracing::info!(worker_id = worker.id(), "worker started");
