@@ -1251,7 +1251,12 @@ async fn kill_bench(args: &KillArgs, db_url: Option<String>) -> anyhow::Result<V
     let missed = n.saturating_sub(distinct);
     let webhooks = fake.webhook_stats();
     let cpu = server.cpu_dead + server.cpu_seconds();
-    let ok = missed == 0 && duplicates == 0 && sent_count == n && completed.status == "completed";
+    // A stall that needed a pause and resume from outside is a defect, not a pass.
+    let ok = missed == 0
+        && duplicates == 0
+        && sent_count == n
+        && completed.status == "completed"
+        && stalls.is_empty();
     let result = json!({
         "bench": "campaign-kill",
         "backend": backend,

@@ -1428,7 +1428,11 @@ impl Campaigns {
                         return (c.seq, Outcome::Retry, None);
                     }
                     while let Err(d) = bc.guard.window_admit(Instant::now()) {
-                        tokio::time::sleep(d).await;
+                        tokio::time::sleep(d.min(Duration::from_millis(250))).await;
+                        if stopped() {
+                            bc.guard.release(&rkey);
+                            return (c.seq, Outcome::Retry, None);
+                        }
                     }
                     break;
                 }

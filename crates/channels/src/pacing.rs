@@ -263,10 +263,7 @@ impl Guard {
             g.tat = tat;
         }
         if let Ok(mut w) = self.window.lock() {
-            let limit = SendWindow::for_rate(rate).limit;
-            if w.limit != limit {
-                w.limit = limit;
-            }
+            w.limit = SendWindow::for_rate(rate).limit;
         }
     }
 
