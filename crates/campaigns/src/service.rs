@@ -33,7 +33,7 @@ use wamage_identity::{Principal, Role};
 use wamage_inbox::IngestHook;
 use wamage_kernel::{Clock, OrgId, Problem, Timestamp, validate::Validator};
 use wamage_platform::{
-    Db,
+    Backend, Db,
     bus::SharedBus,
     jobs::{JobContext, JobHandler, JobOutcome, JobQueue, NewJob},
 };
@@ -60,6 +60,10 @@ pub const DISPATCH_JOB: &str = "campaigns.dispatch";
 pub const WATCH_JOB: &str = "campaigns.watch";
 /// How often the watchdog looks.
 const WATCH_EVERY: Duration = Duration::from_secs(60);
+/// Contacts a snapshot copies per statement.
+const SNAPSHOT_PAGE: usize = 5000;
+/// Ranges of contacts a PostgreSQL snapshot copies side by side.
+const SNAPSHOT_STREAMS: usize = 3;
 
 /// Tuning, from the server config.
 #[derive(Debug, Clone)]
@@ -691,9 +695,29 @@ impl Campaigns {
             return Err(unprocessable("empty_audience", "The audience is empty")
                 .with_field("audience", "choose at least one group, tag or segment"));
         }
-        let breakdown = self
-            .breakdown(who.org_id, &channel, Some(&template), &variables, &audience)
-            .await?;
+        // One eligible contact is enough to launch; the full count (a read of the whole
+        // audience) is only needed to explain why nobody is.
+        let spec = audience.spec();
+        let anyone = !spec.is_empty()
+            && self
+                .contacts
+                .audience_any_eligible(
+                    who.org_id,
+                    &spec,
+                    send_channel(channel.kind),
+                    template.category.purpose(),
+                )
+                .await?;
+        let breakdown = if anyone {
+            Breakdown {
+                total: 1,
+                eligible: 1,
+                ..Breakdown::default()
+            }
+        } else {
+            self.breakdown(who.org_id, &channel, Some(&template), &variables, &audience)
+                .await?
+        };
         if breakdown.total == 0 {
             return Err(unprocessable("empty_audience", "The audience is empty")
                 .with_detail("No contact is in the chosen groups, tags and segments."));
@@ -788,72 +812,53 @@ impl Campaigns {
             .await
             .map_err(db_err)?;
         let started = Instant::now();
-        let mut seq: i64 = 0;
-        let mut seen_contacts: HashSet<ContactId> = HashSet::new();
-        let mut seen_addresses: HashSet<String> = HashSet::new();
-        let mut batch: Vec<NewRecipient> = Vec::with_capacity(5000);
-        let mut push = |c: &SendContact, batch: &mut Vec<NewRecipient>, seq: &mut i64| {
-            if !seen_contacts.insert(c.id) {
-                return;
-            }
-            *seq += 1;
-            let mut reason = c.skip_reason(purpose).map(|r| r.as_str().to_owned());
-            if reason.is_none()
-                && let Some((_, addr)) = &c.address
-                && !seen_addresses.insert(addr.clone())
-            {
-                reason = Some("duplicate_address".to_owned());
-            }
-            batch.push(NewRecipient {
-                seq: *seq,
-                contact_id: c.id,
-                name: c.name.clone(),
-                address: c.address.as_ref().map(|(_, a)| a.clone()),
-                address_kind: c.address.as_ref().map(|(k, _)| k.as_str().to_owned()),
-                state: if reason.is_some() {
-                    "skipped"
-                } else {
-                    "pending"
-                },
-                skip_reason: reason,
-            });
-        };
+        // The audience is copied page by page in the database (contact order, 5,000 a
+        // statement: each commit is short, so other writers are not held up); only a retarget
+        // slice passes through here.
         let spec = audience.spec();
+        let mut seq: i64 = 0;
+        let mut total_walk: i64 = 0;
         if !spec.is_empty() {
-            // Reading page N+1 overlaps writing page N (a reader and the writer run side by
-            // side on both engines): the snapshot takes about the longer of the two, not both.
-            let mut after: Option<ContactId> = None;
-            let mut written: Vec<NewRecipient> = Vec::with_capacity(5000);
-            loop {
-                let read = self
-                    .contacts
-                    .audience_page(org, &spec, sc, purpose, after, 5000);
-                let write = async {
-                    if written.is_empty() {
-                        Ok(0)
-                    } else {
-                        store::insert_recipients(&self.db, id, &written, now).await
+            let mut walk = self.contacts.audience_walk(org, &spec, sc, purpose).await?;
+            // PostgreSQL writes several ranges of contacts side by side (each range numbers its
+            // recipients from its own base: `seq` orders sends, it need not be dense).
+            let streams = match self.db.backend() {
+                Backend::Sqlite => 1,
+                Backend::Postgres => SNAPSHOT_STREAMS,
+            };
+            walk.split(&self.contacts, streams).await?;
+            let walk = &walk;
+            let copied = futures::future::try_join_all(walk.ranges().into_iter().enumerate().map(
+                |(r, (mut after, until))| async move {
+                    let base = i64::try_from(r).unwrap_or(0) << 40;
+                    let mut n_range: i64 = 0;
+                    loop {
+                        let page = walk.page(after, until, SNAPSHOT_PAGE, 4);
+                        let (n, last) = store::snapshot_page(
+                            &self.db,
+                            id,
+                            page,
+                            SNAPSHOT_PAGE,
+                            base + n_range,
+                            now,
+                        )
+                        .await
+                        .map_err(db_err)?;
+                        n_range += i64::try_from(n).unwrap_or(0);
+                        match last {
+                            Some(c) => after = Some(c),
+                            None => return Ok::<_, Problem>((base + n_range, n_range)),
+                        }
                     }
-                };
-                let (page, w) = tokio::join!(read, write);
-                w.map_err(db_err)?;
-                written.clear();
-                let page = page?;
-                let Some(last) = page.last() else { break };
-                after = Some(last.id);
-                let n = page.len();
-                for c in &page {
-                    push(c, &mut batch, &mut seq);
-                }
-                std::mem::swap(&mut batch, &mut written);
-                if n < 5000 {
-                    break;
-                }
+                },
+            ))
+            .await?;
+            for (last_seq, n) in copied {
+                seq = seq.max(last_seq);
+                total_walk += n;
             }
-            store::insert_recipients(&self.db, id, &written, now)
-                .await
-                .map_err(db_err)?;
         }
+        let mut total = total_walk;
         if let Some(FromCampaign { campaign_id, slice }) = audience.from_campaign {
             let mut after = 0;
             loop {
@@ -864,27 +869,47 @@ impl Campaigns {
                 after = last.0;
                 let ids: Vec<ContactId> = page.iter().map(|(_, c)| *c).collect();
                 let ctx = self.contacts.send_context(org, &ids, sc, purpose).await?;
-                for cid in ids {
-                    if let Some(c) = ctx.get(&cid) {
-                        push(c, &mut batch, &mut seq);
-                    }
-                }
-                store::insert_recipients(&self.db, id, &batch, now)
+                let batch: Vec<NewRecipient> = ids
+                    .iter()
+                    .filter_map(|cid| ctx.get(cid))
+                    .map(|c| {
+                        seq += 1;
+                        let reason = c.skip_reason(purpose).map(|r| r.as_str().to_owned());
+                        NewRecipient {
+                            seq,
+                            contact_id: c.id,
+                            name: c.name.clone(),
+                            address: c.address.as_ref().map(|(_, a)| a.clone()),
+                            address_kind: c.address.as_ref().map(|(k, _)| k.as_str().to_owned()),
+                            state: if reason.is_some() {
+                                "skipped"
+                            } else {
+                                "pending"
+                            },
+                            skip_reason: reason,
+                        }
+                    })
+                    .collect();
+                // A contact the audience already has keeps its row (and its `seq` goes unused).
+                let n = store::insert_recipients(&self.db, id, &batch, now)
                     .await
                     .map_err(db_err)?;
-                batch.clear();
+                total += i64::try_from(n).unwrap_or(0);
             }
         }
-        if seq >= 10_000
+        store::skip_duplicate_addresses(&self.db, id, now)
+            .await
+            .map_err(db_err)?;
+        if total >= 10_000
             && let Err(e) = store::analyze_recipients(&self.db).await
         {
             tracing::warn!(error = %e, "failed to refresh the recipients' statistics");
         }
         metrics::histogram!("wamage_campaign_snapshot_seconds")
             .record(started.elapsed().as_secs_f64());
-        tracing::info!(campaign = %id, recipients = seq, elapsed_ms = started.elapsed().as_millis() as u64, "campaign audience snapshotted");
+        tracing::info!(campaign = %id, recipients = total, elapsed_ms = started.elapsed().as_millis() as u64, "campaign audience snapshotted");
         let mut tx = self.db.begin().await.map_err(db_err)?;
-        store::set_snapshot(&mut tx, id, seq, self.now())
+        store::set_snapshot(&mut tx, id, total, self.now())
             .await
             .map_err(db_err)?;
         let jobs = (0..self.config.dispatchers.max(1))

@@ -198,15 +198,28 @@ pub async fn set_snapshot(tx: &mut Tx, id: CampaignId, total: i64, now: Timestam
     .map(|_| ()))
 }
 
+/// Deletes a campaign and its recipients (PostgreSQL has no foreign key to cascade them: see
+/// its migration 80002).
 pub async fn delete(db: &Db, org: OrgId, id: CampaignId) -> R<()> {
-    with_db!(db, |p| sqlx::query(
+    let mut tx = db.begin().await?;
+    let gone = with_tx!(&mut tx, |c| sqlx::query(
         "DELETE FROM campaigns WHERE org_id = $1 AND id = $2"
     )
     .bind(org)
     .bind(id)
-    .execute(p)
+    .execute(c)
     .await
-    .map(|_| ()))
+    .map(|r| r.rows_affected()))?;
+    if gone > 0 {
+        with_tx!(&mut tx, |c| sqlx::query(
+            "DELETE FROM campaign_recipients WHERE campaign_id = $1"
+        )
+        .bind(id)
+        .execute(c)
+        .await
+        .map(|_| ()))?;
+    }
+    tx.commit().await
 }
 
 // ---- recipients ------------------------------------------------------------------------------
@@ -232,6 +245,102 @@ pub async fn clear_recipients(db: &Db, id: CampaignId) -> R<()> {
     .execute(p)
     .await
     .map(|_| ()))
+}
+
+/// Copies one audience page into the campaign's recipients in one statement (`seq` from
+/// `after_seq + 1` in contact order; `skipped` with the page's reason, else `pending`).
+/// Returns how many rows it wrote and, when the page was full, the last contact (the walk's
+/// next cursor).
+pub async fn snapshot_page(
+    db: &Db,
+    id: CampaignId,
+    page: wamage_contacts::AudiencePage,
+    limit: usize,
+    after_seq: i64,
+    now: Timestamp,
+) -> R<(u64, Option<ContactId>)> {
+    // The page is materialised first: its per-contact reads run once, not once per use.
+    let sql = format!(
+        "WITH p AS MATERIALIZED ({}) \
+         INSERT INTO campaign_recipients (campaign_id, seq, contact_id, name, address, \
+         address_kind, state, skip_reason, updated_at) \
+         SELECT $1, $2 + row_number() OVER (ORDER BY p.contact_id), p.contact_id, p.name, \
+         p.address, p.address_kind, \
+         CASE WHEN p.skip_reason IS NULL THEN 'pending' ELSE 'skipped' END, p.skip_reason, $3 \
+         FROM p ORDER BY p.contact_id",
+        page.sql
+    );
+    let n = match db {
+        Db::Sqlite(p) => {
+            let q = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(id)
+                .bind(after_seq)
+                .bind(now);
+            page.bind(q).execute(p).await?.rows_affected()
+        }
+        Db::Postgres(p) => {
+            // The plan is a walk in contact order probing each contact's rows: a merge join
+            // would read the audience's groups from their start for every page, and compiling
+            // the statement (JIT) costs more than running it. The snapshot starts over after a
+            // crash, so its pages need not wait for the disk (the final commit does).
+            let mut tx = p.begin().await?;
+            sqlx::query(
+                "SELECT set_config('enable_mergejoin', 'off', true), \
+                 set_config('enable_hashjoin', 'off', true), set_config('jit', 'off', true), \
+                 set_config('synchronous_commit', 'off', true)",
+            )
+            .execute(&mut *tx)
+            .await?;
+            let q = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(id)
+                .bind(after_seq)
+                .bind(now);
+            let n = page.bind(q).execute(&mut *tx).await?.rows_affected();
+            tx.commit().await?;
+            n
+        }
+    };
+    if usize::try_from(n).unwrap_or(usize::MAX) < limit {
+        return Ok((n, None));
+    }
+    let last: Option<ContactId> = with_db!(db, |p| sqlx::query_scalar(
+        "SELECT contact_id FROM campaign_recipients WHERE campaign_id = $1 AND seq = $2"
+    )
+    .bind(id)
+    .bind(after_seq + i64::try_from(n).unwrap_or(i64::MAX))
+    .fetch_optional(p)
+    .await)?;
+    Ok((n, last))
+}
+
+/// Skips (`duplicate_address`) every pending recipient whose address an earlier one has: two
+/// contacts can share an address only through different identity kinds (a kind's values are
+/// unique in an organisation), so nothing is read twice when all have the same kind.
+pub async fn skip_duplicate_addresses(db: &Db, id: CampaignId, now: Timestamp) -> R<u64> {
+    let by_state = recipients_by_state(db);
+    let kinds: (Option<String>, Option<String>) =
+        with_db!(db, |p| sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT MIN(address_kind), MAX(address_kind) FROM {by_state} \
+             WHERE campaign_id = $1 AND state = 'pending'"
+        )))
+        .bind(id)
+        .fetch_one(p)
+        .await)?;
+    if kinds.0 == kinds.1 {
+        return Ok(0);
+    }
+    let sql = format!(
+        "UPDATE campaign_recipients SET state = 'skipped', skip_reason = 'duplicate_address', \
+         updated_at = $2 WHERE campaign_id = $1 AND seq IN (SELECT d.seq FROM \
+         (SELECT seq, row_number() OVER (PARTITION BY address ORDER BY seq) AS n \
+          FROM {by_state} WHERE campaign_id = $1 AND state = 'pending') d WHERE d.n > 1)"
+    );
+    with_db!(db, |p| sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+        .bind(id)
+        .bind(now)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()))
 }
 
 /// Inserts a batch of recipients in one statement (a contact already in the campaign is kept

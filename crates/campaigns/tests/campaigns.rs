@@ -1046,6 +1046,140 @@ async fn never_twice_when_workers_stop_mid_send(app: TestApp) {
 
 /// Local templates on the Sandbox: the simulated customers get the rendered text, and the
 /// Sandbox's delivery reports (no callback data) find the recipients by message id.
+/// The snapshot copies the audience in the database: every contact once, in contact order,
+/// with the reasons it will not be sent to; two contacts reaching the same number through
+/// different identity kinds (a WhatsApp number and a plain phone) get one message.
+async fn one_message_per_address_and_per_contact(app: TestApp) {
+    let w = world(&app).await;
+    let template = approved_template(&app, &w, "shared_numbers").await;
+    let a = contact(&app, &w.admin, "Ana", "+14155550101", Some("A")).await;
+    let c = contact(&app, &w.admin, "Cy", "+14155550102", Some("C")).await;
+    // Bo's plain phone is Ana's WhatsApp number.
+    let b = s(
+        &expect_json(
+            app.post_as(
+                &w.admin,
+                "/api/v1/contacts",
+                &json!({"name": "Bo", "identities": [{"kind": "phone", "value": "+14155550101"}]}),
+            )
+            .await,
+            StatusCode::CREATED,
+        )
+        .await,
+        "id",
+    );
+    // Di has no address WhatsApp can use.
+    let d = s(
+        &expect_json(
+            app.post_as(
+                &w.admin,
+                "/api/v1/contacts",
+                &json!({"name": "Di", "identities": [{"kind": "email", "value": "di@example.com"}]}),
+            )
+            .await,
+            StatusCode::CREATED,
+        )
+        .await,
+        "id",
+    );
+    for id in [&a, &b, &c, &d] {
+        consent(&app, &w.admin, id, "opted_in").await;
+    }
+    // In two groups and a tag at once: still one recipient each.
+    let g1 = group_of(&app, &w.admin, "One", &[a.clone(), b.clone(), d.clone()]).await;
+    let g2 = group_of(&app, &w.admin, "Two", &[a.clone(), b.clone(), c.clone()]).await;
+    let id = s(
+        &expect_json(
+            app.post_as(
+                &w.admin,
+                "/api/v1/campaigns",
+                &json!({"name": "Shared", "channel_id": w.channel, "template_id": template,
+                        "audience": {"groups": [g1, g2]}}),
+            )
+            .await,
+            StatusCode::CREATED,
+        )
+        .await,
+        "id",
+    );
+    expect_json(
+        app.post_as(
+            &w.admin,
+            &format!("/api/v1/campaigns/{id}/launch"),
+            &json!({}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    until(&app, "the campaign to complete", || async {
+        get(&app, &w.admin, &format!("/api/v1/campaigns/{id}")).await["status"] == "completed"
+    })
+    .await;
+    let mut to: Vec<String> = w
+        .fake
+        .sent()
+        .iter()
+        .map(|m| m.body["to"].as_str().unwrap().to_owned())
+        .collect();
+    to.sort();
+    assert_eq!(to, vec!["14155550101", "14155550102"]);
+    let stats = get(&app, &w.admin, &format!("/api/v1/campaigns/{id}/stats")).await;
+    assert_eq!(stats["counts"]["total"], 4);
+    assert_eq!(stats["counts"]["sent"], 2);
+    let mut reasons: Vec<(String, i64)> = stats["skipped_by_reason"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (s(r, "reason"), r["count"].as_i64().unwrap()))
+        .collect();
+    reasons.sort();
+    assert_eq!(
+        reasons,
+        vec![("duplicate_address".into(), 1), ("no_identity".into(), 1)]
+    );
+    // The earlier contact keeps the number; the recipients list shows who was skipped and why.
+    let skipped = get(
+        &app,
+        &w.admin,
+        &format!("/api/v1/campaigns/{id}/recipients?state=skipped"),
+    )
+    .await;
+    let mut who: Vec<(String, String)> = skipped["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (s(r, "contact_id"), s(r, "skip_reason")))
+        .collect();
+    who.sort();
+    let first = a.clone().min(b.clone());
+    let second = if first == a { b.clone() } else { a.clone() };
+    let mut want = vec![
+        (second, "duplicate_address".to_owned()),
+        (d.clone(), "no_identity".to_owned()),
+    ];
+    want.sort();
+    assert_eq!(who, want);
+    // Deleting the campaign deletes its recipients with it.
+    assert_eq!(
+        app.delete_as(&w.admin, &format!("/api/v1/campaigns/{id}"))
+            .await
+            .status(),
+        StatusCode::NO_CONTENT
+    );
+    let left: i64 = {
+        use wamage_platform::{Db, with_db};
+        let db: &Db = &app.state.db;
+        with_db!(db, |p| sqlx::query_scalar(
+            "SELECT COUNT(*) FROM campaign_recipients"
+        )
+        .fetch_one(p)
+        .await)
+        .unwrap()
+    };
+    assert_eq!(left, 0);
+}
+
 async fn sandbox_campaigns_send_local_templates(app: TestApp) {
     let admin = app.register("owner@acme.test", "Acme").await;
     let ch = s(
@@ -1499,5 +1633,6 @@ app_tests!(
     a_campaign_runs_from_preview_to_retarget,
     bad_campaigns_send_nothing,
     campaigns_pause_themselves_with_the_reason,
-    never_twice_when_workers_stop_mid_send
+    never_twice_when_workers_stop_mid_send,
+    one_message_per_address_and_per_contact
 );

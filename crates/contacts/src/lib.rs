@@ -45,9 +45,11 @@ pub use model::{
     AttrType, ContactId, GroupId, IdentityId, IdentityKind, ImportId, SegmentId, TagId,
 };
 pub use service::{
-    AudienceSpec, Breakdown, Contacts, ContactsDeps, IMPORT_BATCH_ROWS, IMPORT_JOB, ImportJob,
-    ResolvedContact, SendChannel, SendContact, SkipReason, SystemConsent, VarField, address_kinds,
+    AudienceSpec, AudienceWalk, Breakdown, Contacts, ContactsDeps, IMPORT_BATCH_ROWS, IMPORT_JOB,
+    ImportJob, ResolvedContact, SendChannel, SendContact, SkipReason, SystemConsent, VarField,
+    address_kinds,
 };
+pub use store::AudiencePage;
 use wamage_platform::{MigrationSet, migration_set};
 
 /// This crate's migrations.

@@ -50,7 +50,8 @@ mod inbound;
 mod segments;
 
 pub use audience::{
-    AudienceSpec, Breakdown, SendChannel, SendContact, SkipReason, VarField, address_kinds,
+    AudienceSpec, AudienceWalk, Breakdown, SendChannel, SendContact, SkipReason, VarField,
+    address_kinds,
 };
 pub use avatar::AVATAR_MAX_BYTES;
 pub use import::{IMPORT_BATCH_ROWS, IMPORT_JOB, IMPORT_MAX_BYTES, ImportJob, ImportUpload};

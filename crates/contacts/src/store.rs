@@ -2061,44 +2061,179 @@ macro_rules! bind_args {
     }};
 }
 
-/// One page of an audience in contact-id order (the snapshot's walk).
-pub async fn audience_page(
-    db: &Db,
+/// One page of an audience as a statement a bulk send wraps to copy the page into its own
+/// table (a campaign's recipients) without the rows passing through the application. The
+/// statement selects `contact_id, name, address, address_kind, skip_reason` (`NULL` to send;
+/// the reasons of [`crate::service::SkipReason`] in the same order of checks), in no particular
+/// order; its placeholders start at `$first` (the caller binds its own before them).
+pub struct AudiencePage {
+    pub sql: String,
+    org: OrgId,
+    args: Vec<Arg>,
+}
+
+impl AudiencePage {
+    /// Binds the page's values to `q`, which has bound the caller's `first - 1` values.
+    pub fn bind<'q, DB>(
+        self,
+        q: sqlx::query::Query<'q, DB, DB::Arguments>,
+    ) -> sqlx::query::Query<'q, DB, DB::Arguments>
+    where
+        DB: sqlx::Database,
+        OrgId: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+        String: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+        f64: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+        bool: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+        i64: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+        Timestamp: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+        ContactId: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+        TagId: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+        GroupId: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    {
+        bind_args!(q.bind(self.org), self.args)
+    }
+}
+
+/// The statement of one audience page in contact-id order after `after` (see
+/// [`AudiencePage`]). Every read is an index probe per contact: the filter's, the newest
+/// consent entry and the preferred identity (one probe for all kinds, ranked), joined back by
+/// its key.
+#[allow(clippy::too_many_arguments)]
+pub fn audience_page_sql(
+    backend: Backend,
     org: OrgId,
     filter: &SegmentFilter,
     ask: &AudienceAsk<'_>,
+    marketing: bool,
     after: Option<ContactId>,
+    until: Option<ContactId>,
     limit: usize,
-) -> R<Vec<crate::service::SendContact>> {
+    first: usize,
+) -> AudiencePage {
     let mut args: Vec<Arg> = Vec::new();
+    let o = format!("${first}");
     let mut push = |a: Arg| {
         args.push(a);
-        format!("${}", args.len() + 1)
+        format!("${}", first + args.len())
     };
-    let cols = audience_columns(ask, false, &mut push);
-    let cond = filter.to_sql(db.backend(), &mut push);
-    // The walk goes in id order from `after`: SQLite must take the id index, not the
-    // organisation's (which would sort every contact again for each page); `+` keeps it off.
-    let org_col = match db.backend() {
+    let consent = match ask.consent {
+        Some((ch, pu)) => {
+            let (ch, pu) = (push(Arg::Str(ch.to_owned())), push(Arg::Str(pu.to_owned())));
+            format!(
+                "(SELECT k.status FROM contact_consents k WHERE k.org_id = {o} \
+                 AND k.contact_id = c.id AND k.channel = {ch} AND k.purpose = {pu} \
+                 ORDER BY k.seq DESC LIMIT 1)"
+            )
+        }
+        None => "NULL".to_owned(),
+    };
+    // The preferred identity: one probe over the contact's identities of these kinds, ranked.
+    // PostgreSQL reads it in a lateral join; SQLite (no LATERAL) selects its rowid and joins it
+    // back (its primary key is a separate index).
+    let ident = if ask.kinds.is_empty() {
+        None
+    } else {
+        let kinds: Vec<String> = ask
+            .kinds
+            .iter()
+            .map(|k| format!("'{}'", k.as_str()))
+            .collect();
+        let rank = if ask.kinds.len() > 1 {
+            let whens: String = ask
+                .kinds
+                .iter()
+                .enumerate()
+                .map(|(n, k)| format!(" WHEN '{}' THEN {n}", k.as_str()))
+                .collect();
+            format!("CASE i.kind{whens} END, ")
+        } else {
+            String::new()
+        };
+        Some(format!(
+            "FROM contact_identities i WHERE i.contact_id = {{c}}.id AND i.kind IN ({}) \
+             ORDER BY {rank}i.created_at, i.id LIMIT 1",
+            kinds.join(", ")
+        ))
+    };
+    let (ident_col, ident_join) = match (backend, ident) {
+        (_, None) => (
+            "NULL AS ident".to_owned(),
+            "LEFT JOIN contact_identities i ON FALSE".to_owned(),
+        ),
+        (Backend::Sqlite, Some(from)) => (
+            format!("(SELECT i.rowid {}) AS ident", from.replace("{c}", "c")),
+            "LEFT JOIN contact_identities i ON i.rowid = x.ident".to_owned(),
+        ),
+        (Backend::Postgres, Some(from)) => (
+            "NULL AS ident".to_owned(),
+            format!(
+                "LEFT JOIN LATERAL (SELECT i.kind, i.value {}) i ON TRUE",
+                from.replace("{c}", "x")
+            ),
+        ),
+    };
+    let cond = filter.to_sql(backend, &mut push);
+    let org_col = match backend {
         Backend::Sqlite => "+c.org_id",
         Backend::Postgres => "c.org_id",
     };
-    let mut sql = format!("SELECT {cols} FROM contacts c WHERE {org_col} = $1 AND {cond}");
+    let mut inner = format!(
+        "SELECT c.id, c.name, c.blocked, {consent} AS consent, {ident_col} \
+         FROM contacts c WHERE {org_col} = {o} AND {cond}"
+    );
     if let Some(a) = after {
         let p = push(Arg::Id(a));
-        sql.push_str(&format!(" AND c.id > {p}"));
+        inner.push_str(&format!(" AND c.id > {p}"));
+    }
+    if let Some(u) = until {
+        let p = push(Arg::Id(u));
+        inner.push_str(&format!(" AND c.id <= {p}"));
     }
     let p = push(Arg::Int(i64::try_from(limit).unwrap_or(i64::MAX)));
-    sql.push_str(&format!(" ORDER BY c.id LIMIT {p}"));
-    let rows: Vec<AudienceRow> = with_db!(db, |pool| {
-        bind_args!(
-            sqlx::query_as::<_, AudienceRow>(sqlx::AssertSqlSafe(sql)).bind(org),
-            args
+    inner.push_str(&format!(" ORDER BY c.id LIMIT {p}"));
+    let no_consent = if marketing && ask.consent.is_some() {
+        "WHEN x.consent IS NULL THEN 'no_consent' "
+    } else {
+        ""
+    };
+    let sql = format!(
+        "SELECT x.id AS contact_id, x.name AS name, i.value AS address, i.kind AS address_kind, \
+         CASE WHEN i.value IS NULL THEN 'no_identity' WHEN x.blocked THEN 'blocked' \
+         WHEN x.consent = 'opted_out' THEN 'opted_out' {no_consent}END AS skip_reason \
+         FROM ({inner}) x {ident_join}"
+    );
+    AudiencePage { sql, org, args }
+}
+
+/// Contact ids that cut the organisation's contacts into `parts` runs of about the same size
+/// (the last id of each run but the last), for walking an audience in parallel.
+pub async fn contact_id_cuts(db: &Db, org: OrgId, parts: usize) -> R<Vec<ContactId>> {
+    let parts = i64::try_from(parts.max(1)).unwrap_or(1);
+    let n: i64 = with_db!(db, |pool| sqlx::query_scalar(
+        "SELECT COUNT(*) FROM contacts WHERE org_id = $1"
+    )
+    .bind(org)
+    .fetch_one(pool)
+    .await)?;
+    // Each cut is an index walk to its offset; they run side by side.
+    let offsets: Vec<i64> = (1..parts)
+        .map(|k| n * k / parts - 1)
+        .filter(|o| *o >= 0)
+        .collect();
+    let cuts = futures::future::try_join_all(offsets.into_iter().map(|off| async move {
+        let id: Option<ContactId> = with_db!(db, |pool| sqlx::query_scalar(
+            "SELECT id FROM contacts WHERE org_id = $1 ORDER BY id LIMIT 1 OFFSET $2"
         )
-        .fetch_all(pool)
-        .await
-    })?;
-    Ok(rows.into_iter().map(Into::into).collect())
+        .bind(org)
+        .bind(off)
+        .fetch_optional(pool)
+        .await)?;
+        Ok::<_, sqlx::Error>(id)
+    }))
+    .await?;
+    let mut cuts: Vec<ContactId> = cuts.into_iter().flatten().collect();
+    cuts.dedup();
+    Ok(cuts)
 }
 
 /// The current facts of these contacts of `org` for a send.
@@ -2149,6 +2284,43 @@ pub async fn send_context(
         }
     };
     Ok(rows.into_iter().map(Into::into).collect())
+}
+
+/// Whether some contact of the audience would be sent to: a launch's check, which stops at the
+/// first such contact instead of counting them all.
+pub async fn audience_any_eligible(
+    db: &Db,
+    org: OrgId,
+    filter: &SegmentFilter,
+    ask: &AudienceAsk<'_>,
+    marketing: bool,
+) -> R<bool> {
+    let mut args: Vec<Arg> = Vec::new();
+    let mut push = |a: Arg| {
+        args.push(a);
+        format!("${}", args.len() + 1)
+    };
+    let cols = audience_columns(ask, false, &mut push);
+    let cond = filter.to_sql(db.backend(), &mut push);
+    let no_consent = if marketing && ask.consent.is_some() {
+        "x.consent IS NULL"
+    } else {
+        "FALSE"
+    };
+    let sql = format!(
+        "SELECT 1 FROM (SELECT {cols} FROM contacts c WHERE c.org_id = $1 AND {cond}) x \
+         WHERE x.addr IS NOT NULL AND NOT x.blocked AND COALESCE(x.consent, '') <> 'opted_out' \
+         AND NOT ({no_consent}) LIMIT 1"
+    );
+    let hit: Option<i32> = with_db!(db, |pool| {
+        bind_args!(
+            sqlx::query_scalar::<_, i32>(sqlx::AssertSqlSafe(sql)).bind(org),
+            args
+        )
+        .fetch_optional(pool)
+        .await
+    })?;
+    Ok(hit.is_some())
 }
 
 /// An audience counted by what a send would do (see [`crate::service::Breakdown`]).

@@ -4,7 +4,7 @@
 //!
 //! An audience compiles to one segment filter (`any` of the inclusions, `all` with the negated
 //! exclusions), so it is resolved by the same SQL as the contact list and segment counts:
-//! [`Contacts::audience_page`] walks it in contact-id order for a snapshot,
+//! [`Contacts::audience_walk`] gives it as one statement per page for a snapshot to copy,
 //! [`Contacts::audience_breakdown`] counts it by what a send would do, and
 //! [`Contacts::send_context`] re-reads a batch of contacts at send time (consent may change
 //! after the snapshot; variables render from current data).
@@ -201,6 +201,72 @@ pub struct SendChannel {
     pub kinds: &'static [IdentityKind],
 }
 
+/// An audience compiled for a snapshot (see [`Contacts::audience_walk`]).
+pub struct AudienceWalk {
+    cuts: Vec<ContactId>,
+    backend: wamage_platform::Backend,
+    org: OrgId,
+    filter: SegmentFilter,
+    channel: SendChannel,
+    purpose: ConsentPurpose,
+}
+
+impl AudienceWalk {
+    /// Splits the walk into about `parts` contact-id ranges of the organisation's contacts
+    /// (for writers that can run side by side); see [`AudienceWalk::ranges`].
+    pub async fn split(&mut self, contacts: &Contacts, parts: usize) -> Result<(), Problem> {
+        self.cuts = if parts > 1 {
+            store::contact_id_cuts(&contacts.db, self.org, parts)
+                .await
+                .map_err(db_err)?
+        } else {
+            Vec::new()
+        };
+        Ok(())
+    }
+
+    /// The walk's ranges as `(after, until)` bounds: one unbounded range unless split.
+    pub fn ranges(&self) -> Vec<(Option<ContactId>, Option<ContactId>)> {
+        let mut out = Vec::with_capacity(self.cuts.len() + 1);
+        let mut lo = None;
+        for c in &self.cuts {
+            out.push((lo, Some(*c)));
+            lo = Some(*c);
+        }
+        out.push((lo, None));
+        out
+    }
+
+    /// The page of at most `limit` contacts after `after` and up to `until` (in contact-id
+    /// order) as one statement whose placeholders start at `$first` (see
+    /// [`store::AudiencePage`]).
+    pub fn page(
+        &self,
+        after: Option<ContactId>,
+        until: Option<ContactId>,
+        limit: usize,
+        first: usize,
+    ) -> store::AudiencePage {
+        store::audience_page_sql(
+            self.backend,
+            self.org,
+            &self.filter,
+            &store::AudienceAsk {
+                consent: self
+                    .channel
+                    .consent
+                    .map(|c| (c.as_str(), self.purpose.as_str())),
+                kinds: self.channel.kinds,
+            },
+            self.purpose == ConsentPurpose::Marketing,
+            after,
+            until,
+            limit,
+            first,
+        )
+    }
+}
+
 impl Contacts {
     /// Compiles an audience into one filter; unknown (deleted) groups, tags and segments match
     /// nobody. 404 `segment` when a segment id is not the organisation's.
@@ -312,30 +378,23 @@ impl Contacts {
         v.finish()
     }
 
-    /// One page of the audience in contact-id order, after `after`: the snapshot walks it.
-    pub async fn audience_page(
+    /// The audience compiled once for a snapshot's walk: [`AudienceWalk::page`] gives each page
+    /// as one statement.
+    pub async fn audience_walk(
         &self,
         org: OrgId,
         spec: &AudienceSpec,
         channel: SendChannel,
         purpose: ConsentPurpose,
-        after: Option<ContactId>,
-        limit: usize,
-    ) -> Result<Vec<SendContact>, Problem> {
-        let filter = self.audience_filter(org, spec).await?;
-        store::audience_page(
-            &self.db,
+    ) -> Result<AudienceWalk, Problem> {
+        Ok(AudienceWalk {
+            cuts: Vec::new(),
+            backend: self.db.backend(),
             org,
-            &filter,
-            &store::AudienceAsk {
-                consent: channel.consent.map(|c| (c.as_str(), purpose.as_str())),
-                kinds: channel.kinds,
-            },
-            after,
-            limit,
-        )
-        .await
-        .map_err(db_err)
+            filter: self.audience_filter(org, spec).await?,
+            channel,
+            purpose,
+        })
     }
 
     /// The audience counted by what a send of `purpose` would do; `required` lists the fields
@@ -359,6 +418,29 @@ impl Contacts {
             },
             purpose == ConsentPurpose::Marketing,
             required,
+        )
+        .await
+        .map_err(db_err)
+    }
+
+    /// Whether anyone in the audience may receive a send of `purpose` (stops at the first).
+    pub async fn audience_any_eligible(
+        &self,
+        org: OrgId,
+        spec: &AudienceSpec,
+        channel: SendChannel,
+        purpose: ConsentPurpose,
+    ) -> Result<bool, Problem> {
+        let filter = self.audience_filter(org, spec).await?;
+        store::audience_any_eligible(
+            &self.db,
+            org,
+            &filter,
+            &store::AudienceAsk {
+                consent: channel.consent.map(|c| (c.as_str(), purpose.as_str())),
+                kinds: channel.kinds,
+            },
+            purpose == ConsentPurpose::Marketing,
         )
         .await
         .map_err(db_err)
