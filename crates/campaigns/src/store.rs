@@ -335,12 +335,7 @@ pub async fn skip_duplicate_addresses(db: &Db, id: CampaignId, now: Timestamp) -
          (SELECT seq, row_number() OVER (PARTITION BY address ORDER BY seq) AS n \
           FROM {by_state} WHERE campaign_id = $1 AND state = 'pending') d WHERE d.n > 1)"
     );
-    with_db!(db, |p| sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
-        .bind(id)
-        .bind(now)
-        .execute(p)
-        .await
-        .map(|r| r.rows_affected()))
+    update_recipients(db, sql, id, now).await
 }
 
 /// Inserts a batch of recipients in one statement (a contact already in the campaign is kept
@@ -688,6 +683,17 @@ fn recipients_by_state(db: &Db) -> &'static str {
     }
 }
 
+/// Runs an update of a campaign's recipients bound to `($1 campaign, $2 now)`; returns how
+/// many rows it changed.
+async fn update_recipients(db: &Db, sql: String, id: CampaignId, now: Timestamp) -> R<u64> {
+    with_db!(db, |p| sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+        .bind(id)
+        .bind(now)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()))
+}
+
 /// Leases that ran out mid-send become `unconfirmed`; returns how many.
 pub async fn expire_leases(db: &Db, id: CampaignId, now: Timestamp) -> R<u64> {
     let sql = format!(
@@ -695,12 +701,7 @@ pub async fn expire_leases(db: &Db, id: CampaignId, now: Timestamp) -> R<u64> {
          WHERE campaign_id = $1 AND state = 'sending' AND lease_until < $2",
         recipients_by_state(db)
     );
-    with_db!(db, |p| sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
-        .bind(id)
-        .bind(now)
-        .execute(p)
-        .await
-        .map(|r| r.rows_affected()))
+    update_recipients(db, sql, id, now).await
 }
 
 /// Unconfirmed rows older than `before`: sent again (`resend`) or failed as unconfirmable.

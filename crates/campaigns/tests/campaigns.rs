@@ -1046,6 +1046,43 @@ async fn never_twice_when_workers_stop_mid_send(app: TestApp) {
 
 /// Local templates on the Sandbox: the simulated customers get the rendered text, and the
 /// Sandbox's delivery reports (no callback data) find the recipients by message id.
+/// Launches a campaign now and runs jobs until it has completed.
+async fn launch_to_completion(app: &TestApp, who: &TestUser, id: &str) {
+    expect_json(
+        app.post_as(who, &format!("/api/v1/campaigns/{id}/launch"), &json!({}))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    until(app, "the campaign to complete", || async {
+        get(app, who, &format!("/api/v1/campaigns/{id}")).await["status"] == "completed"
+    })
+    .await;
+}
+
+/// A contact with one identity of `kind`.
+async fn contact_with(
+    app: &TestApp,
+    who: &TestUser,
+    name: &str,
+    kind: &str,
+    value: &str,
+) -> String {
+    s(
+        &expect_json(
+            app.post_as(
+                who,
+                "/api/v1/contacts",
+                &json!({"name": name, "identities": [{"kind": kind, "value": value}]}),
+            )
+            .await,
+            StatusCode::CREATED,
+        )
+        .await,
+        "id",
+    )
+}
+
 /// The snapshot copies the audience in the database: every contact once, in contact order,
 /// with the reasons it will not be sent to; two contacts reaching the same number through
 /// different identity kinds (a WhatsApp number and a plain phone) get one message.
@@ -1055,33 +1092,9 @@ async fn one_message_per_address_and_per_contact(app: TestApp) {
     let a = contact(&app, &w.admin, "Ana", "+14155550101", Some("A")).await;
     let c = contact(&app, &w.admin, "Cy", "+14155550102", Some("C")).await;
     // Bo's plain phone is Ana's WhatsApp number.
-    let b = s(
-        &expect_json(
-            app.post_as(
-                &w.admin,
-                "/api/v1/contacts",
-                &json!({"name": "Bo", "identities": [{"kind": "phone", "value": "+14155550101"}]}),
-            )
-            .await,
-            StatusCode::CREATED,
-        )
-        .await,
-        "id",
-    );
+    let b = contact_with(&app, &w.admin, "Bo", "phone", "+14155550101").await;
     // Di has no address WhatsApp can use.
-    let d = s(
-        &expect_json(
-            app.post_as(
-                &w.admin,
-                "/api/v1/contacts",
-                &json!({"name": "Di", "identities": [{"kind": "email", "value": "di@example.com"}]}),
-            )
-            .await,
-            StatusCode::CREATED,
-        )
-        .await,
-        "id",
-    );
+    let d = contact_with(&app, &w.admin, "Di", "email", "di@example.com").await;
     for id in [&a, &b, &c, &d] {
         consent(&app, &w.admin, id, "opted_in").await;
     }
@@ -1102,20 +1115,7 @@ async fn one_message_per_address_and_per_contact(app: TestApp) {
         .await,
         "id",
     );
-    expect_json(
-        app.post_as(
-            &w.admin,
-            &format!("/api/v1/campaigns/{id}/launch"),
-            &json!({}),
-        )
-        .await,
-        StatusCode::OK,
-    )
-    .await;
-    until(&app, "the campaign to complete", || async {
-        get(&app, &w.admin, &format!("/api/v1/campaigns/{id}")).await["status"] == "completed"
-    })
-    .await;
+    launch_to_completion(&app, &w.admin, &id).await;
     let mut to: Vec<String> = w
         .fake
         .sent()
@@ -1591,20 +1591,7 @@ async fn provider_refusals_are_recorded_and_telegram_gets_text(app: TestApp) {
         .await,
         "id",
     );
-    expect_json(
-        app.post_as(
-            &w.admin,
-            &format!("/api/v1/campaigns/{tc}/launch"),
-            &json!({}),
-        )
-        .await,
-        StatusCode::OK,
-    )
-    .await;
-    until(&app, "the Telegram campaign", || async {
-        get(&app, &w.admin, &format!("/api/v1/campaigns/{tc}")).await["status"] == "completed"
-    })
-    .await;
+    launch_to_completion(&app, &w.admin, &tc).await;
     let mut texts: Vec<String> = tg
         .sent()
         .into_iter()
