@@ -1990,6 +1990,22 @@ impl From<AudienceRow> for crate::service::SendContact {
     }
 }
 
+/// The newest consent status of contact `c` for the channel and purpose asked about (`NULL`
+/// when nothing is asked); `org` is the organisation's placeholder, the others go through `push`.
+fn consent_probe(ask: &AudienceAsk<'_>, org: &str, push: &mut dyn FnMut(Arg) -> String) -> String {
+    match ask.consent {
+        Some((ch, pu)) => {
+            let (ch, pu) = (push(Arg::Str(ch.to_owned())), push(Arg::Str(pu.to_owned())));
+            format!(
+                "(SELECT k.status FROM contact_consents k WHERE k.org_id = {org} \
+                 AND k.contact_id = c.id AND k.channel = {ch} AND k.purpose = {pu} \
+                 ORDER BY k.seq DESC LIMIT 1)"
+            )
+        }
+        None => "NULL".to_owned(),
+    }
+}
+
 /// The select list of an audience row on `contacts c`: identity kinds are the enum's own
 /// names (never input), consent channel and purpose are bound through `push`. `full` adds the
 /// e-mail and phone variables read (a snapshot does not need them).
@@ -2009,16 +2025,7 @@ fn audience_columns(
     } else {
         ("NULL".to_owned(), "NULL".to_owned())
     };
-    let consent = match ask.consent {
-        Some((ch, pu)) => {
-            let (ch, pu) = (push(Arg::Str(ch.to_owned())), push(Arg::Str(pu.to_owned())));
-            format!(
-                "(SELECT k.status FROM contact_consents k WHERE k.org_id = $1 AND k.contact_id = c.id \
-                 AND k.channel = {ch} AND k.purpose = {pu} ORDER BY k.seq DESC LIMIT 1)"
-            )
-        }
-        None => "NULL".to_owned(),
-    };
+    let consent = consent_probe(ask, "$1", push);
     // The preferred kind the contact has, then its value: one lookup per kind, first hit wins.
     let mut kind_case = String::from("CASE");
     let mut values = Vec::new();
@@ -2116,17 +2123,7 @@ pub fn audience_page_sql(
         args.push(a);
         format!("${}", first + args.len())
     };
-    let consent = match ask.consent {
-        Some((ch, pu)) => {
-            let (ch, pu) = (push(Arg::Str(ch.to_owned())), push(Arg::Str(pu.to_owned())));
-            format!(
-                "(SELECT k.status FROM contact_consents k WHERE k.org_id = {o} \
-                 AND k.contact_id = c.id AND k.channel = {ch} AND k.purpose = {pu} \
-                 ORDER BY k.seq DESC LIMIT 1)"
-            )
-        }
-        None => "NULL".to_owned(),
-    };
+    let consent = consent_probe(ask, &o, &mut push);
     // The preferred identity: one probe over the contact's identities of these kinds, ranked.
     // PostgreSQL reads it in a lateral join; SQLite (no LATERAL) selects its rowid and joins it
     // back (its primary key is a separate index).
