@@ -134,6 +134,24 @@ pub fn parse_phone(raw: &str, country: Country) -> Result<String, String> {
         ParseError::TooShortAfterIdd | ParseError::TooShortNsn => "is too short".to_owned(),
         ParseError::TooLong => "is too long".to_owned(),
     })?;
+    // phonenumber 0.3 strips the *default* country's national prefix from a number that brings
+    // its own country code (with US as the default, +49 151… lost the 1 of its mobile prefix and
+    // became a landline in Hanover): a number from elsewhere is parsed again on its own.
+    let number = if raw.starts_with('+') {
+        phonenumber::parse(None, raw).unwrap_or(number)
+    } else if number.country().id() != Some(country.0) {
+        // Dialled with an international prefix (00, or 011 from North America).
+        let digits: String = raw.chars().filter(char::is_ascii_digit).collect();
+        let code = number.code().value().to_string();
+        ["00", "011"]
+            .iter()
+            .filter_map(|idd| digits.strip_prefix(idd))
+            .find(|rest| rest.starts_with(&code))
+            .and_then(|rest| phonenumber::parse(None, format!("+{rest}")).ok())
+            .unwrap_or(number)
+    } else {
+        number
+    };
     if !number.is_valid() {
         let region = number
             .country()
@@ -362,6 +380,18 @@ mod tests {
             parse_phone("+44 20 7946 0958", us()).unwrap(),
             "+442079460958"
         );
+        // A German mobile number (15x after the country code) keeps every digit, written
+        // with or without the `+` and spaces, or nationally with its trunk 0.
+        for raw in ["+4915112345609", "+49 151 1234 5609", "011 49 151 12345609"] {
+            assert_eq!(parse_phone(raw, us()).unwrap(), "+4915112345609", "{raw}");
+        }
+        let de = Country::parse("DE").unwrap();
+        for raw in ["0151 12345609", "+49 151 12345609", "0049 151 12345609"] {
+            assert_eq!(parse_phone(raw, de).unwrap(), "+4915112345609", "{raw}");
+        }
+        // And a US number typed in Germany.
+        assert_eq!(parse_phone("+1 415 555 2671", de).unwrap(), "+14155552671");
+        assert_eq!(parse_phone("001 415 555 2671", de).unwrap(), "+14155552671");
         assert_eq!(parse_phone("12", us()).unwrap_err(), "is too short");
         assert_eq!(
             parse_phone("call me", us()).unwrap_err(),
