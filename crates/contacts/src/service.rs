@@ -1793,6 +1793,30 @@ impl Contacts {
                 .and_then(ConsentStatus::from_db);
         Ok(consent::decide(c.blocked, purpose, latest))
     }
+
+    /// [`Self::may_send`] for many contacts in one query; a contact not in `org` is missing
+    /// from the answer.
+    pub async fn may_send_many(
+        &self,
+        org: OrgId,
+        contacts: &[ContactId],
+        channel: ConsentChannel,
+        purpose: ConsentPurpose,
+    ) -> Result<HashMap<ContactId, SendPermission>, Problem> {
+        let mut ids = contacts.to_vec();
+        ids.sort_unstable();
+        ids.dedup();
+        let rows = store::consent_states(&self.db, org, &ids, channel.as_str(), purpose.as_str())
+            .await
+            .map_err(db_err)?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, blocked, latest)| {
+                let latest = latest.as_deref().and_then(ConsentStatus::from_db);
+                (id, consent::decide(blocked, purpose, latest))
+            })
+            .collect())
+    }
 }
 
 /// Merging duplicates.

@@ -329,6 +329,28 @@ pub async fn get_contact_tx(tx: &mut Tx, org: OrgId, id: ContactId) -> R<Option<
     .await)
 }
 
+/// The names of these contacts of `org` (missing ones are left out).
+pub async fn contact_names_tx(
+    tx: &mut Tx,
+    org: OrgId,
+    ids: &[ContactId],
+) -> R<Vec<(ContactId, String)>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT c.id, c.name FROM contacts c WHERE c.org_id = $1 AND c.id IN ({})",
+        placeholders(2, ids.len())
+    );
+    with_tx!(tx, |c| {
+        let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(org);
+        for id in ids {
+            q = q.bind(*id);
+        }
+        q.fetch_all(c).await
+    })
+}
+
 /// Sets a contact's photo (`None` removes it) and returns the previous key, so its blob can be
 /// deleted; `None` when the contact is not in `org`. The row is written first so a concurrent
 /// change waits for this transaction and no previous key is ever lost (a lost key is an orphaned
@@ -1288,6 +1310,37 @@ pub async fn latest_consent(
     .fetch_optional(p)
     .await)?;
     Ok(row.map(|(s,)| s))
+}
+
+/// For each of these contacts of `org`: its blocked flag and the newest consent status for
+/// `channel` and `purpose` (missing contacts are left out).
+pub async fn consent_states(
+    db: &Db,
+    org: OrgId,
+    ids: &[ContactId],
+    channel: &str,
+    purpose: &str,
+) -> R<Vec<(ContactId, bool, Option<String>)>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT c.id, c.blocked, (SELECT s.status FROM contact_consents s \
+           WHERE s.org_id = c.org_id AND s.contact_id = c.id AND s.channel = $2 \
+           AND s.purpose = $3 ORDER BY s.seq DESC LIMIT 1) \
+         FROM contacts c WHERE c.org_id = $1 AND c.id IN ({})",
+        placeholders(4, ids.len())
+    );
+    with_db!(db, |p| {
+        let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(org)
+            .bind(channel)
+            .bind(purpose);
+        for id in ids {
+            q = q.bind(*id);
+        }
+        q.fetch_all(p).await
+    })
 }
 
 // ---- merges ----------------------------------------------------------------------------------

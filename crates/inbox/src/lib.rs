@@ -31,7 +31,8 @@ pub use http::routes;
 pub use model::{AttachmentId, CannedId, ConversationId, ConversationStatus, MessageId, Priority};
 pub use service::{
     ATTACHMENT_MAX, Inbox, InboxDeps, IngestHook, IngestJob, MEDIA_JOB, MediaJob, READ_JOB,
-    ROOM_KIND, ReadJob, SEND_JOB, SNOOZE_JOB, SendJob, SnoozeJob, TemplateStatusChange,
+    ROOM_KIND, ReadJob, SEND_JOB, SEND_MANY_JOB, SNOOZE_JOB, SendJob, SendManyJob, SnoozeJob,
+    TemplateStatusChange,
 };
 
 /// This crate's migrations.

@@ -29,7 +29,10 @@ use wamage_realtime::{Realtime, Room, event_for_rooms};
 
 pub use self::{
     ingest::IngestJob,
-    send::{MEDIA_JOB, MediaJob, READ_JOB, ReadJob, SEND_JOB, SNOOZE_JOB, SendJob, SnoozeJob},
+    send::{
+        MEDIA_JOB, MediaJob, READ_JOB, ReadJob, SEND_JOB, SEND_MANY_JOB, SNOOZE_JOB, SendJob,
+        SendManyJob, SnoozeJob,
+    },
 };
 use crate::{
     http::{

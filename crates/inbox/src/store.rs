@@ -174,6 +174,76 @@ pub async fn latest_for_address(
         .await)
 }
 
+/// The newest conversation with each of these customer addresses on this channel (addresses
+/// without one are left out).
+pub async fn latest_for_addresses(
+    tx: &mut Tx,
+    channel: ChannelId,
+    keys: &[&str],
+) -> R<Vec<ConversationRow>> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT {CONV_COLS} FROM inbox_conversations c WHERE c.channel_id = $1 \
+         AND c.recipient_key IN ({}) ORDER BY c.created_at DESC, c.id DESC",
+        (2..keys.len() + 2)
+            .map(|i| format!("${i}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let rows: Vec<ConversationRow> = with_tx!(tx, |e| {
+        let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(channel);
+        for k in keys {
+            q = q.bind(*k);
+        }
+        q.fetch_all(e).await
+    })?;
+    let mut seen = std::collections::HashSet::new();
+    Ok(rows
+        .into_iter()
+        .filter(|c| seen.insert(c.recipient_key.clone()))
+        .collect())
+}
+
+/// A message was added to a conversation: it becomes the last one and the conversation moves
+/// up the list.
+pub async fn touch_conversation(
+    tx: &mut Tx,
+    id: ConversationId,
+    last_message: MessageId,
+    now: Timestamp,
+) -> R<()> {
+    with_tx!(tx, |e| sqlx::query(
+        "UPDATE inbox_conversations SET last_message_id = $2, last_activity_at = $3, \
+         updated_at = $3 WHERE id = $1"
+    )
+    .bind(id)
+    .bind(last_message)
+    .bind(now)
+    .execute(e)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+pub async fn conversations_by_ids(db: &Db, ids: &[ConversationId]) -> R<Vec<ConversationRow>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT {CONV_COLS} FROM inbox_conversations c WHERE c.id IN ({})",
+        placeholders(ids.len())
+    );
+    with_db!(db, |p| {
+        let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()));
+        for id in ids {
+            q = q.bind(*id);
+        }
+        q.fetch_all(p).await
+    })
+}
+
 /// A conversation row with what the list shows next to it.
 #[derive(Debug, Clone, FromRow)]
 pub struct ConversationView {
@@ -591,6 +661,28 @@ pub async fn mark_sent(db: &Db, id: MessageId, provider_id: &str, now: Timestamp
     .execute(p)
     .await
     .map(|r| r.rows_affected()))
+}
+
+/// [`mark_sent`] for a batch of sends, in one transaction.
+pub async fn mark_sent_many(db: &Db, sent: &[(MessageId, String)], now: Timestamp) -> R<()> {
+    if sent.is_empty() {
+        return Ok(());
+    }
+    let mut tx = db.begin().await?;
+    for (id, provider_id) in sent {
+        with_tx!(&mut tx, |e| sqlx::query(
+            "UPDATE inbox_messages SET provider_message_id = $2, \
+             status = CASE WHEN status = 'queued' THEN 'sent' ELSE status END, \
+             sent_at = COALESCE(sent_at, $3), updated_at = $3 WHERE id = $1"
+        )
+        .bind(*id)
+        .bind(provider_id)
+        .bind(now)
+        .execute(e)
+        .await
+        .map(|r| r.rows_affected()))?;
+    }
+    tx.commit().await
 }
 
 pub async fn mark_failed(db: &Db, id: MessageId, error: &str, now: Timestamp) -> R<u64> {

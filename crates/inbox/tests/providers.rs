@@ -693,9 +693,160 @@ async fn concurrent_webhooks_are_stored_together_and_each_once(app: TestApp) {
     assert_eq!(count(&app, "inbox_messages").await, 40);
 }
 
+/// `POST /messages/batch`: items to numbers are written together and sent by one job, each
+/// with its own answer; the rest take the single-send path. Nothing is sent twice, and a
+/// send that must wait is retried on its own.
+async fn batch_sends_to_numbers(app: TestApp) {
+    let fake = FakeMeta::start().await;
+    let admin = app.register("owner@acme.test", "Acme").await;
+    let ch = s(&whatsapp(&app, &admin, &fake).await, "id");
+    // A known customer who opted out of marketing, and one addressed by contact id.
+    let known = |name: &str, phone: &str| {
+        let body =
+            json!({"name": name, "identities": [{"kind": "whatsapp_phone", "value": phone}]});
+        let (app, admin) = (&app, &admin);
+        async move {
+            s(
+                &expect_json(
+                    app.post_as(admin, "/api/v1/contacts", &body).await,
+                    StatusCode::CREATED,
+                )
+                .await,
+                "id",
+            )
+        }
+    };
+    let opted_out = known("Olga", "+4915112345609").await;
+    expect_json(
+        app.post_as(
+            &admin,
+            &format!("/api/v1/contacts/{opted_out}/consent"),
+            &json!({"channel": "whatsapp", "purpose": "marketing", "status": "opted_out"}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let by_id = known("Ida", "+4915112345608").await;
+    let contacts_before = count(&app, "contacts").await;
+
+    let template = |to: Value, n: &str| {
+        json!({"channel_id": ch, "to": to, "type": "template", "purpose": "marketing",
+               "template": {"name": "order_update", "language": "en_US", "body": [n]}})
+    };
+    let utility = |to: Value, n: &str| {
+        json!({"channel_id": ch, "to": to, "type": "template",
+               "template": {"name": "order_update", "language": "en_US", "body": [n]}})
+    };
+    // 130429 for one number: that send waits and goes later on its own.
+    fake.fail_for_recipient("4915112345604", MetaError::new(400, 130429));
+    let batch = expect_json(
+        app.post_as(&admin, "/api/v1/messages/batch", &json!({"messages": [
+            utility(json!({"phone": "+4915112345601"}), "1"),
+            utility(json!({"phone": "+49 151 1234 5602"}), "2"),
+            // The same number again: the same contact and conversation, a second message.
+            utility(json!({"phone": "+4915112345601"}), "3"),
+            // Free-form text to a number that never wrote: the 24-hour window is closed.
+            {"channel_id": ch, "to": {"phone": "+4915112345603"}, "type": "text", "text": "hi"},
+            // Marketing to the opted-out customer.
+            template(json!({"phone": "+4915112345609"}), "5"),
+            utility(json!({"phone": "123"}), "6"),
+            utility(json!({"contact_id": by_id}), "7"),
+            {"channel_id": "0190a1b2-0000-7000-8000-000000000000", "to": {"phone": "+4915112345601"},
+             "type": "template", "template": {"name": "order_update", "language": "en_US"}},
+            utility(json!({"phone": "+4915112345604"}), "9"),
+            {"channel_id": ch, "to": {"phone": "+4915112345601"}, "type": "template"},
+        ]}))
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    let r = batch["results"].as_array().unwrap();
+    let statuses: Vec<i64> = r.iter().map(|x| x["status"].as_i64().unwrap()).collect();
+    assert_eq!(
+        statuses,
+        vec![202, 202, 202, 409, 409, 422, 202, 422, 202, 422],
+        "{batch}"
+    );
+    for (i, x) in r.iter().enumerate() {
+        assert_eq!(x["index"], i);
+    }
+    assert_eq!(r[3]["problem"]["code"], "window_closed");
+    assert_eq!(r[4]["problem"]["code"], "consent_denied");
+    assert_eq!(r[5]["problem"]["errors"][0]["field"], "to.phone");
+    assert_eq!(r[7]["problem"]["errors"][0]["field"], "channel_id");
+    assert_eq!(r[9]["problem"]["errors"][0]["field"], "template");
+    assert_eq!(r[0]["message"]["status"], "queued");
+    assert_eq!(
+        r[0]["message"]["conversation_id"], r[2]["message"]["conversation_id"],
+        "one conversation per number"
+    );
+    // New customers: +…01, +…02, +…03 (refused: the window, as for a single send) and +…04.
+    let all = expect_json(
+        app.get_as(&admin, "/api/v1/contacts?limit=50").await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(count(&app, "contacts").await, contacts_before + 4, "{all}");
+    assert_eq!(count(&app, "inbox_conversations").await, 4);
+
+    settle(&app).await;
+    let sent = fake.sent();
+    let mut to: Vec<String> = sent
+        .iter()
+        .map(|m| m.body["to"].as_str().unwrap().to_owned())
+        .collect();
+    to.sort();
+    assert_eq!(
+        to,
+        vec![
+            "4915112345601",
+            "4915112345601",
+            "4915112345602",
+            "4915112345608"
+        ],
+        "each accepted message once; the throttled one waits"
+    );
+    let status_of = |i: usize| {
+        let id = r[i]["message"]["id"].as_str().unwrap().to_owned();
+        let (app, admin) = (&app, &admin);
+        async move {
+            expect_json(
+                app.get_as(admin, &format!("/api/v1/messages/{id}")).await,
+                StatusCode::OK,
+            )
+            .await["status"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    for i in [0, 1, 2, 6] {
+        assert_eq!(status_of(i).await, "sent", "message {i}");
+    }
+    assert_eq!(status_of(8).await, "queued", "waiting for its retry");
+    // The rate limit lifts; the waiting message goes, once.
+    fake.clear_failures();
+    app.clock.advance(Duration::from_secs(5));
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    settle(&app).await;
+    assert_eq!(status_of(8).await, "sent");
+    assert_eq!(fake.sent_count(), 5);
+    settle(&app).await;
+    assert_eq!(fake.sent_count(), 5, "nothing sent twice");
+    // The customer's search finds the new contact by number.
+    let found = expect_json(
+        app.get_as(&admin, "/api/v1/contacts?q=15112345602").await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(found["items"].as_array().unwrap().len(), 1, "{found}");
+}
+
 app_tests!(
     concurrent_webhooks_are_stored_together_and_each_once,
     whatsapp_webhooks_in,
     whatsapp_sends_out,
+    batch_sends_to_numbers,
     telegram_webhook_polling_and_blocks
 );

@@ -16,7 +16,7 @@ use wamage_contacts::{Contacts, ContactsDeps, IMPORT_JOB, ImportJob};
 use wamage_identity::{HashCost, Identity, IdentityConfig, IdentityDeps, MAIL_JOB};
 use wamage_inbox::{
     ConversationRooms, Inbox, InboxDeps, IngestJob, MEDIA_JOB, MediaJob, READ_JOB, ReadJob,
-    SEND_JOB, SNOOZE_JOB, SendJob, SnoozeJob,
+    SEND_JOB, SEND_MANY_JOB, SNOOZE_JOB, SendJob, SendManyJob, SnoozeJob,
 };
 use wamage_kernel::Clock;
 use wamage_platform::{
@@ -142,6 +142,12 @@ pub async fn build_state(config: Config, opts: BuildOptions) -> anyhow::Result<A
                 max_delay: Duration::from_secs(600),
                 jitter: 0.2,
             },
+        )
+        // A batch's sender: a few quick tries, then (on its last) every message still queued
+        // gets its own `inbox.send` job.
+        .with_policy(
+            SEND_MANY_JOB,
+            RetryPolicy::fixed_exponential(6, Duration::from_secs(1), 2.0),
         )
         .with_policy(
             MEDIA_JOB,
@@ -317,6 +323,7 @@ pub fn worker(state: &AppState) -> Worker {
         .register(EXPIRE_JOB, ExpireJob(state.chat.clone()))
         .register(INGEST_JOB, IngestJob(state.inbox.clone()))
         .register(SEND_JOB, SendJob(state.inbox.clone()))
+        .register(SEND_MANY_JOB, SendManyJob(state.inbox.clone()))
         .register(MEDIA_JOB, MediaJob(state.inbox.clone()))
         .register(SNOOZE_JOB, SnoozeJob(state.inbox.clone()))
         .register(READ_JOB, ReadJob(state.inbox.clone()))

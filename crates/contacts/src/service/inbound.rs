@@ -9,6 +9,8 @@
 //! of the same new identity (two webhooks of one new customer at once) loses the unique key
 //! race and resolves again, so both end on the same contact.
 
+use std::collections::HashMap;
+
 use serde_json::{Map, Value, json};
 use sqlx::types::Json;
 use wamage_kernel::{OrgId, Problem};
@@ -67,6 +69,187 @@ impl Contacts {
             }
         }
         Err(last.unwrap_or_else(|| Problem::internal("inbound contact resolution failed")))
+    }
+
+    /// [`Self::resolve_inbound`] for many senders at once (a batch of sends to addresses): one
+    /// transaction, one lookup of every identity, new contacts (named after their first
+    /// identity) and identities written together. Answer `i` is for `senders[i]`; senders
+    /// sharing an identity end on the same contact (`created` only for the first of them). A
+    /// concurrent insert of the same identity resolves the whole batch again.
+    pub async fn resolve_inbound_many(
+        &self,
+        org: OrgId,
+        senders: &[Vec<(IdentityKind, String)>],
+    ) -> Result<Vec<ResolvedContact>, Problem> {
+        if let Some(i) = senders.iter().position(Vec::is_empty) {
+            return Err(Problem::invalid_field(
+                format!("identities[{i}]"),
+                "an inbound sender needs at least one identity",
+            ));
+        }
+        if senders.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut last = None;
+        for _ in 0..3 {
+            match self.try_resolve_many(org, senders).await {
+                Ok((out, created, extended)) => {
+                    if !created.is_empty() || extended {
+                        self.forget(org).await;
+                    }
+                    if !created.is_empty() {
+                        let ids: Vec<ContactId> = created.iter().map(|c| c.id).collect();
+                        let mut related = self.related(org, &ids).await.unwrap_or_default();
+                        for row in created {
+                            let rel = related.remove(&row.id).unwrap_or_default();
+                            let contact = super::to_out(row, rel);
+                            self.publish(
+                                org,
+                                "wamage.contact.created",
+                                json!({ "contact": contact }),
+                            )
+                            .await;
+                        }
+                    }
+                    return Ok(out);
+                }
+                Err(Retry::Clash) => last = Some(Problem::conflict("identity_taken", "retry")),
+                Err(Retry::Problem(p)) => return Err(p),
+            }
+        }
+        Err(last.unwrap_or_else(|| Problem::internal("inbound contact resolution failed")))
+    }
+
+    /// One attempt of [`Self::resolve_inbound_many`]: the answers, the contacts it created and
+    /// whether an existing contact got a new identity.
+    async fn try_resolve_many(
+        &self,
+        org: OrgId,
+        senders: &[Vec<(IdentityKind, String)>],
+    ) -> Result<(Vec<ResolvedContact>, Vec<ContactRow>, bool), Retry> {
+        let now = self.now();
+        let problem = |e: sqlx::Error| Retry::Problem(db_err(e));
+        let clash = |e: sqlx::Error| {
+            if is_identity_clash(&e) {
+                Retry::Clash
+            } else {
+                Retry::Problem(db_err(e))
+            }
+        };
+        let mut tx = self.begin().await.map_err(Retry::Problem)?;
+        let pairs: Vec<(&str, &str)> = senders
+            .iter()
+            .flatten()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        // Who holds each identity: stored owners first, then contacts this batch creates.
+        let mut held: HashMap<(String, String), ContactId> =
+            store::identity_owners(&mut tx, org, &pairs)
+                .await
+                .map_err(problem)?
+                .into_iter()
+                .map(|(k, v, c)| ((k, v), c))
+                .collect();
+        let found: Vec<ContactId> = {
+            let mut ids: Vec<ContactId> = held.values().copied().collect();
+            ids.sort_unstable();
+            ids.dedup();
+            ids
+        };
+        let mut names: HashMap<ContactId, String> = store::contact_names_tx(&mut tx, org, &found)
+            .await
+            .map_err(problem)?
+            .into_iter()
+            .collect();
+        let mut out = Vec::with_capacity(senders.len());
+        let mut creates: Vec<store::NewImported> = Vec::new();
+        let mut identities: Vec<store::NewIdentity> = Vec::new();
+        let mut extended: Vec<ContactId> = Vec::new();
+        // Contacts this batch creates → their index in `creates`.
+        let mut fresh: HashMap<ContactId, usize> = HashMap::new();
+        let no_defs = HashMap::new();
+        let no_attributes = Value::Object(Map::new());
+        for s in senders {
+            let owner = s
+                .iter()
+                .find_map(|(k, v)| held.get(&(k.as_str().to_owned(), v.clone())).copied());
+            let (id, created) = match owner {
+                Some(id) => (id, false),
+                None => {
+                    let display = display_name(None, &s[0].1);
+                    let ids: Vec<(Option<IdentityKind>, &str)> =
+                        s.iter().map(|(k, v)| (Some(*k), v.as_str())).collect();
+                    let words =
+                        super::search_words_of(&display, None, &ids, &no_attributes, &no_defs);
+                    let row = ContactRow {
+                        id: ContactId::new(),
+                        sort_name: display.to_lowercase(),
+                        name: display.clone(),
+                        company: None,
+                        language: None,
+                        time_zone: None,
+                        notes: None,
+                        favorite: false,
+                        blocked: false,
+                        attributes: Json(no_attributes.clone()),
+                        avatar_key: None,
+                        created_at: now,
+                        updated_at: now,
+                    };
+                    names.insert(row.id, display);
+                    let id = row.id;
+                    fresh.insert(id, creates.len());
+                    creates.push(store::NewImported { row, words });
+                    (id, true)
+                }
+            };
+            for (k, v) in s {
+                let key = (k.as_str().to_owned(), v.clone());
+                if held.contains_key(&key) {
+                    continue;
+                }
+                held.insert(key, id);
+                identities.push(store::NewIdentity {
+                    contact: id,
+                    kind: k.as_str(),
+                    value: v.clone(),
+                });
+                match fresh.get(&id) {
+                    // A contact this batch creates: its search words get the identity too.
+                    Some(&i) if !created => {
+                        let ids = [(Some(*k), v.as_str())];
+                        let more = super::search_words_of("", None, &ids, &no_attributes, &no_defs);
+                        creates[i].words.extend(more);
+                    }
+                    Some(_) => {}
+                    None => extended.push(id),
+                }
+            }
+            out.push(ResolvedContact {
+                id,
+                name: names.get(&id).cloned().unwrap_or_default(),
+                created,
+            });
+        }
+        store::insert_contacts_bulk(&mut tx, org, &creates, now)
+            .await
+            .map_err(clash)?;
+        store::insert_identities_bulk(&mut tx, org, &identities, now)
+            .await
+            .map_err(clash)?;
+        extended.sort_unstable();
+        extended.dedup();
+        for id in &extended {
+            self.reindex(&mut tx, org, *id)
+                .await
+                .map_err(Retry::Problem)?;
+        }
+        tx.commit().await.map_err(clash)?;
+        Ok((
+            out,
+            creates.into_iter().map(|c| c.row).collect(),
+            !extended.is_empty(),
+        ))
     }
 
     async fn try_resolve(

@@ -14,7 +14,8 @@
 //!   unhealthy; 131047 says the window closed; 131050 records a marketing opt-out.
 //!
 //! A job that finds its message no longer `queued` does nothing (at-least-once delivery of
-//! jobs never sends a message twice once its result is stored).
+//! jobs never sends a message twice once its result is stored). Batch items to addresses take
+//! a faster path with one job per batch and channel ([`bulk`]).
 
 use std::{sync::Arc, time::Duration};
 
@@ -42,10 +43,14 @@ use wamage_platform::{
 
 use super::{Inbox, consent_channel, db_err, error_json, media_kind_of, random_hex};
 use crate::{
-    http::{BatchOut, BatchResult, DirectSendIn, SendIn},
+    http::{BatchOut, BatchResult, DirectSendIn, SendIn, ToIn},
     model::{ConversationId, MessageId, TEXT_MAX, WINDOW},
     store::{self, ConversationRow, MessageRow},
 };
+
+mod bulk;
+
+pub use bulk::{SEND_MANY_JOB, SendManyJob};
 
 pub const SEND_JOB: &str = "inbox.send";
 pub const MEDIA_JOB: &str = "inbox.media";
@@ -69,6 +74,10 @@ struct Prepared {
     /// The reaction's target and emoji (shown on the target at once).
     reaction: Option<(MessageId, String)>,
 }
+
+/// What a direct send's address names: identities, provider recipient, recipient key and the
+/// request field it came from.
+type Address = (Vec<(IdentityKind, String)>, Recipient, String, &'static str);
 
 /// A send's answer: status and JSON body, or the problem.
 type SendOutcome = Result<(StatusCode, String), Problem>;
@@ -108,7 +117,7 @@ impl Inbox {
     async fn prepare(
         &self,
         org: OrgId,
-        conv: &ConversationRow,
+        conv: Option<ConversationId>,
         channel: &Channel,
         b: &SendIn,
     ) -> Result<Prepared, Problem> {
@@ -127,7 +136,7 @@ impl Inbox {
                 let m = store::message(&self.db, org, id)
                     .await
                     .map_err(db_err)?
-                    .filter(|m| m.conversation_id == conv.id && !m.private);
+                    .filter(|m| Some(m.conversation_id) == conv && !m.private);
                 if m.is_none() {
                     v.error("reply_to_id", "is not a message of this conversation");
                 }
@@ -168,7 +177,7 @@ impl Inbox {
                         .await
                         .map_err(db_err)?
                     {
-                        Some(a) if a.conversation_id == conv.id => (
+                        Some(a) if Some(a.conversation_id) == conv => (
                             a.kind.clone(),
                             self.media_url(&a.blob_key.replace('/', "~")),
                             Some(a.filename.clone()),
@@ -514,7 +523,7 @@ impl Inbox {
                 p
             }
         })?;
-        let p = self.prepare(org, &conv, &channel, b).await?;
+        let p = self.prepare(org, Some(conv.id), &channel, b).await?;
         if !p.note {
             if !channel.enabled {
                 return Err(Problem::conflict(
@@ -700,22 +709,7 @@ impl Inbox {
     ) -> Result<(StatusCode, String), Problem> {
         let scope = format!("inbox.direct:{}", who.user_id);
         let fp = fingerprint("direct", b);
-        let purpose = match b.purpose.as_deref() {
-            None | Some("utility") => ConsentPurpose::Utility,
-            Some("marketing") => ConsentPurpose::Marketing,
-            Some(_) => {
-                return Err(Problem::invalid_field(
-                    "purpose",
-                    "must be utility or marketing",
-                ));
-            }
-        };
-        if b.message.kind == "note" {
-            return Err(Problem::invalid_field(
-                "type",
-                "notes belong to a conversation",
-            ));
-        }
+        let purpose = direct_purpose(b)?;
         self.send_core(
             who,
             &scope,
@@ -738,21 +732,7 @@ impl Inbox {
         let channel = self.channels.get(org, b.channel_id).await.map_err(|_| {
             Problem::invalid_field("channel_id", "is not a channel of this organisation")
         })?;
-        let given = [
-            b.to.contact_id.is_some(),
-            b.to.phone.is_some(),
-            b.to.telegram_chat_id.is_some(),
-            b.to.handle.is_some(),
-        ]
-        .iter()
-        .filter(|x| **x)
-        .count();
-        if given != 1 {
-            return Err(Problem::invalid_field(
-                "to",
-                "give exactly one of contact_id, phone, telegram_chat_id or handle",
-            ));
-        }
+        one_address(&b.to)?;
         let (contact_id, name, recipient, key) = if let Some(cid) = b.to.contact_id {
             let c = self.contacts.contact_in(org, cid).await.map_err(|_| {
                 Problem::invalid_field("to.contact_id", "is not a contact of this organisation")
@@ -796,58 +776,7 @@ impl Inbox {
             };
             (c.id, c.name, recipient, key)
         } else {
-            let (ids, recipient, key, field) = match (channel.kind, &b.to) {
-                (ChannelKind::Whatsapp, t) if t.phone.is_some() => {
-                    let raw = t.phone.clone().unwrap_or_default();
-                    let digits: String = raw.chars().filter(char::is_ascii_digit).collect();
-                    if !raw.trim().starts_with('+') || !(8..=15).contains(&digits.len()) {
-                        return Err(Problem::invalid_field(
-                            "to.phone",
-                            "must be an E.164 number like +4915123456789",
-                        ));
-                    }
-                    let e164 = format!("+{digits}");
-                    (
-                        vec![(IdentityKind::WhatsappPhone, e164.clone())],
-                        Recipient::Whatsapp {
-                            phone: Some(e164.clone()),
-                            user_id: None,
-                        },
-                        e164,
-                        "to.phone",
-                    )
-                }
-                (ChannelKind::Telegram, t) if t.telegram_chat_id.is_some() => {
-                    let id = t.telegram_chat_id.unwrap_or_default();
-                    (
-                        vec![(IdentityKind::Telegram, id.to_string())],
-                        Recipient::Telegram { chat_id: id },
-                        id.to_string(),
-                        "to.telegram_chat_id",
-                    )
-                }
-                (ChannelKind::Sandbox, t) if t.handle.is_some() => {
-                    let h = t.handle.clone().unwrap_or_default();
-                    if !wamage_channels::sandbox::valid_handle(&h) {
-                        return Err(Problem::invalid_field(
-                            "to.handle",
-                            "must be 1 to 64 letters, digits or . _ + -",
-                        ));
-                    }
-                    (
-                        vec![(IdentityKind::Sandbox, h.clone())],
-                        Recipient::Sandbox { handle: h.clone() },
-                        h,
-                        "to.handle",
-                    )
-                }
-                _ => {
-                    return Err(Problem::invalid_field(
-                        "to",
-                        "this address does not fit the channel's kind",
-                    ));
-                }
-            };
+            let (ids, recipient, key, field) = address_of(channel.kind, &b.to)?;
             let r = self
                 .contacts
                 .resolve_inbound(org, &ids, None)
@@ -869,27 +798,14 @@ impl Inbox {
         {
             Some(c) => c,
             None => {
-                let c = ConversationRow {
-                    id: ConversationId::new(),
-                    org_id: org,
-                    channel_id: channel.id,
-                    contact_id,
-                    contact_name: name,
-                    recipient: serde_json::to_string(&recipient).unwrap_or_default(),
-                    recipient_key: key,
-                    status: "resolved".to_owned(),
-                    snoozed_until: None,
-                    priority: "none".to_owned(),
-                    assignee_id: None,
-                    team_id: None,
-                    labels: "[]".to_owned(),
-                    last_inbound_at: None,
-                    last_message_id: None,
-                    last_activity_at: now,
-                    created_at: now,
-                    updated_at: now,
-                    resolved_at: Some(now),
-                };
+                let c = bulk::new_conversation(
+                    org,
+                    channel.id,
+                    (contact_id, name),
+                    &recipient,
+                    key,
+                    now,
+                );
                 store::insert_conversation(&mut tx, &c)
                     .await
                     .map_err(db_err)?;
@@ -911,21 +827,37 @@ impl Inbox {
                 format!("must have 1 to {BATCH_MAX} messages"),
             ));
         }
-        // A few sends at once (each is its own transaction); results keep the request's order.
-        let outcomes: Vec<(usize, SendOutcome)> =
-            futures::stream::iter(items.into_iter().enumerate().map(|(index, v)| async move {
-                let res = match serde_json::from_value::<DirectSendIn>(v) {
-                    Ok(b) => self.send_direct(who, &b, None).await,
-                    Err(e) => Err(Problem::invalid_field(
+        // Items to addresses go together (see `bulk`); the others a few at once, each its
+        // own send. Results keep the request's order.
+        let mut outcomes: Vec<(usize, SendOutcome)> = Vec::with_capacity(items.len());
+        let mut together = Vec::new();
+        let mut alone = Vec::new();
+        for (index, v) in items.into_iter().enumerate() {
+            match serde_json::from_value::<DirectSendIn>(v) {
+                Ok(b) if bulk::is_bulk(&b) => together.push((index, b)),
+                Ok(b) => alone.push((index, b)),
+                Err(e) => outcomes.push((
+                    index,
+                    Err(Problem::invalid_field(
                         format!("messages[{index}]"),
                         e.to_string(),
                     )),
-                };
-                (index, res)
-            }))
-            .buffered(BATCH_CONCURRENCY)
-            .collect()
-            .await;
+                )),
+            }
+        }
+        if !together.is_empty() {
+            outcomes.extend(self.send_bulk(who, together).await);
+        }
+        let singles: Vec<(usize, SendOutcome)> = futures::stream::iter(
+            alone
+                .into_iter()
+                .map(|(index, b)| async move { (index, self.send_direct(who, &b, None).await) }),
+        )
+        .buffered(BATCH_CONCURRENCY)
+        .collect()
+        .await;
+        outcomes.extend(singles);
+        outcomes.sort_by_key(|(index, _)| *index);
         let mut results = Vec::with_capacity(outcomes.len());
         for (index, res) in outcomes {
             results.push(match res {
@@ -947,6 +879,105 @@ impl Inbox {
     }
 }
 
+/// The purpose of a direct send (utility unless marketing is asked for); notes are refused.
+fn direct_purpose(b: &DirectSendIn) -> Result<ConsentPurpose, Problem> {
+    let purpose = match b.purpose.as_deref() {
+        None | Some("utility") => ConsentPurpose::Utility,
+        Some("marketing") => ConsentPurpose::Marketing,
+        Some(_) => {
+            return Err(Problem::invalid_field(
+                "purpose",
+                "must be utility or marketing",
+            ));
+        }
+    };
+    if b.message.kind == "note" {
+        return Err(Problem::invalid_field(
+            "type",
+            "notes belong to a conversation",
+        ));
+    }
+    Ok(purpose)
+}
+
+/// A direct send names exactly one of a contact or an address.
+fn one_address(to: &ToIn) -> Result<(), Problem> {
+    let given = [
+        to.contact_id.is_some(),
+        to.phone.is_some(),
+        to.telegram_chat_id.is_some(),
+        to.handle.is_some(),
+    ]
+    .iter()
+    .filter(|x| **x)
+    .count();
+    if given == 1 {
+        Ok(())
+    } else {
+        Err(Problem::invalid_field(
+            "to",
+            "give exactly one of contact_id, phone, telegram_chat_id or handle",
+        ))
+    }
+}
+
+/// An address of a direct send (not a contact id): the identities it names, the provider
+/// recipient, the conversation's recipient key and the field a bad address is reported on.
+fn address_of(kind: ChannelKind, to: &ToIn) -> Result<Address, Problem> {
+    Ok(match (kind, to) {
+        (ChannelKind::Whatsapp, t) if t.phone.is_some() => {
+            let raw = t.phone.clone().unwrap_or_default();
+            let digits: String = raw.chars().filter(char::is_ascii_digit).collect();
+            if !raw.trim().starts_with('+') || !(8..=15).contains(&digits.len()) {
+                return Err(Problem::invalid_field(
+                    "to.phone",
+                    "must be an E.164 number like +4915123456789",
+                ));
+            }
+            let e164 = format!("+{digits}");
+            (
+                vec![(IdentityKind::WhatsappPhone, e164.clone())],
+                Recipient::Whatsapp {
+                    phone: Some(e164.clone()),
+                    user_id: None,
+                },
+                e164,
+                "to.phone",
+            )
+        }
+        (ChannelKind::Telegram, t) if t.telegram_chat_id.is_some() => {
+            let id = t.telegram_chat_id.unwrap_or_default();
+            (
+                vec![(IdentityKind::Telegram, id.to_string())],
+                Recipient::Telegram { chat_id: id },
+                id.to_string(),
+                "to.telegram_chat_id",
+            )
+        }
+        (ChannelKind::Sandbox, t) if t.handle.is_some() => {
+            let h = t.handle.clone().unwrap_or_default();
+            if !wamage_channels::sandbox::valid_handle(&h) {
+                return Err(Problem::invalid_field(
+                    "to.handle",
+                    "must be 1 to 64 letters, digits or . _ + -",
+                ));
+            }
+            (
+                vec![(IdentityKind::Sandbox, h.clone())],
+                Recipient::Sandbox { handle: h.clone() },
+                h,
+                "to.handle",
+            )
+        }
+        _ => {
+            return Err(Problem::invalid_field(
+                "to",
+                "this address does not fit the channel's kind",
+            ));
+        }
+    })
+}
+
 fn replay(prev: idempotency::Stored, fp: &str) -> Result<(StatusCode, String), Problem> {
     if prev.fingerprint != fp {
         return Err(Problem::new(
@@ -960,6 +991,14 @@ fn replay(prev: idempotency::Stored, fp: &str) -> Result<(StatusCode, String), P
         StatusCode::from_u16(prev.status).unwrap_or(StatusCode::OK),
         prev.body,
     ))
+}
+
+/// What one provider attempt came to.
+enum Attempt {
+    /// The provider accepted it: its message id, still to be stored.
+    Sent(String),
+    /// Nothing more to store: what the message's job should do (done, retry, failed).
+    Outcome(JobOutcome),
 }
 
 #[derive(Deserialize)]
@@ -1004,6 +1043,30 @@ impl Inbox {
                 .await?;
             return Ok(JobOutcome::fail("channel gone"));
         };
+        match self.attempt(&m, &conv, &channel, last).await? {
+            Attempt::Sent(provider_id) => {
+                store::mark_sent(&self.db, m.id, &provider_id, self.now())
+                    .await
+                    .map_err(db_err)?;
+                self.channels.note_send_ok(&channel).await;
+                self.publish_message(org, "wamage.message.sent", m.id).await;
+                Ok(JobOutcome::Done)
+            }
+            Attempt::Outcome(o) => Ok(o),
+        }
+    }
+
+    /// One provider attempt for a queued message: pacing and breaker first, then the send and
+    /// the classification of its outcome. Failures are recorded here; an accepted send is
+    /// returned for the caller to store (one at a time or a batch together).
+    async fn attempt(
+        &self,
+        m: &MessageRow,
+        conv: &ConversationRow,
+        channel: &Channel,
+        last: bool,
+    ) -> Result<Attempt, Problem> {
+        let org = m.org_id;
         let content: OutboundContent = match m
             .content
             .as_deref()
@@ -1013,9 +1076,9 @@ impl Inbox {
         {
             Some(c) => c,
             None => {
-                self.fail(org, &m, 0, "Message cannot be sent", None, "permanent")
+                self.fail(org, m, 0, "Message cannot be sent", None, "permanent")
                     .await?;
-                return Ok(JobOutcome::fail("no outbound content"));
+                return Ok(Attempt::Outcome(JobOutcome::fail("no outbound content")));
             }
         };
         let to: Recipient = serde_json::from_str(&conv.recipient)
@@ -1034,10 +1097,13 @@ impl Inbox {
             callback_data: None,
         };
         let rkey = recipient_key(&out.to);
-        let guard = self.channels.guard(&channel);
+        let guard = self.channels.guard(channel);
         match guard.admit(&rkey, std::time::Instant::now()) {
             Gate::Later(d) => {
-                return Ok(JobOutcome::retry_after("paced: waiting for a send slot", d));
+                return Ok(Attempt::Outcome(JobOutcome::retry_after(
+                    "paced: waiting for a send slot",
+                    d,
+                )));
             }
             Gate::Go(d) => {
                 if !d.is_zero() {
@@ -1048,7 +1114,7 @@ impl Inbox {
                 }
             }
         }
-        let client = self.channels.client(&channel);
+        let client = self.channels.client(channel);
         let started = std::time::Instant::now();
         let res = client.send(&out).await;
         metrics::histogram!("wamage_provider_send_seconds", "kind" => channel.kind.as_str())
@@ -1058,12 +1124,7 @@ impl Inbox {
                 guard.succeeded();
                 metrics::counter!("wamage_sends_total", "kind" => channel.kind.as_str(), "outcome" => "sent")
                     .increment(1);
-                store::mark_sent(&self.db, m.id, &sent.provider_message_id, self.now())
-                    .await
-                    .map_err(db_err)?;
-                self.channels.note_send_ok(&channel).await;
-                self.publish_message(org, "wamage.message.sent", m.id).await;
-                Ok(JobOutcome::Done)
+                Ok(Attempt::Sent(sent.provider_message_id))
             }
             Err(e) => {
                 let code = e.code();
@@ -1088,7 +1149,7 @@ impl Inbox {
                         if last {
                             self.fail(
                                 org,
-                                &m,
+                                m,
                                 code,
                                 e.message(),
                                 Some("Gave up after repeated retryable errors"),
@@ -1096,21 +1157,21 @@ impl Inbox {
                             )
                             .await?;
                         }
-                        Ok(JobOutcome::Retry {
+                        Ok(Attempt::Outcome(JobOutcome::Retry {
                             error: describe(&e),
                             retry_after: *retry_after,
-                        })
+                        }))
                     }
                     SendError::Permanent { message, .. } => {
                         guard.succeeded();
-                        self.fail(org, &m, code, message, None, "permanent").await?;
-                        Ok(JobOutcome::fail(describe(&e)))
+                        self.fail(org, m, code, message, None, "permanent").await?;
+                        Ok(Attempt::Outcome(JobOutcome::fail(describe(&e))))
                     }
                     SendError::NeedsAction {
                         message, action, ..
                     } => {
                         guard.succeeded();
-                        self.channels.note_send_error(&channel, &e).await;
+                        self.channels.note_send_error(channel, &e).await;
                         let detail = match action {
                             ActionNeeded::OutsideWindow => Some(
                                 "More than 24 hours passed since the customer's last message: send a template",
@@ -1121,9 +1182,9 @@ impl Inbox {
                             ActionNeeded::BlockedByUser => Some("The customer blocked the bot"),
                             _ => None,
                         };
-                        self.fail(org, &m, code, message, detail, "needs_action")
+                        self.fail(org, m, code, message, detail, "needs_action")
                             .await?;
-                        Ok(JobOutcome::fail(describe(&e)))
+                        Ok(Attempt::Outcome(JobOutcome::fail(describe(&e))))
                     }
                 }
             }

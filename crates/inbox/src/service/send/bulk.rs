@@ -1,0 +1,609 @@
+//! The batch send API's fast path and its sender.
+//!
+//! `POST /api/v1/messages/batch` items addressed to a phone, Telegram chat id or Sandbox handle
+//! that quote no message and attach no upload (the bulk case: templates and texts to many
+//! customers) are written together: one contact resolution for all of them, one consent
+//! query, then one transaction holding the new conversations, the messages, one
+//! `inbox.send_many` job per channel and the conversations' last-message updates. Every other
+//! item goes through the single-send path, one at a time. Each item keeps its own result,
+//! refused items with their own problem.
+//!
+//! The `inbox.send_many` job sends its messages concurrently through the channel's guard (the
+//! same pacing, breaker and outcome classification as `inbox.send`) and stores the accepted
+//! ones in batches as they come back. A message that must wait (pacing, an open breaker, a
+//! retryable provider error) is handed to its own `inbox.send` job, which takes it from there
+//! with its own retries; a message that is no longer `queued` is never sent again.
+
+use std::{
+    collections::{HashMap, HashSet},
+    time::Duration,
+};
+
+use futures::StreamExt;
+use http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use wamage_channels::{Channel, ChannelId, ChannelKind};
+use wamage_contacts::{ConsentPurpose, ContactId, SendPermission};
+use wamage_identity::Principal;
+use wamage_kernel::{OrgId, Problem, Timestamp};
+use wamage_platform::jobs::{JobContext, JobHandler, JobOutcome, NewJob};
+
+use super::{
+    Address, Attempt, Prepared, SEND_JOB, SendOutcome, address_of, direct_purpose, one_address,
+    window_closed,
+};
+use crate::{
+    http::DirectSendIn,
+    model::{ConversationId, MessageId, WINDOW},
+    service::{Inbox, consent_channel, db_err},
+    store::{self, ConversationRow, MessageRow},
+};
+
+pub const SEND_MANY_JOB: &str = "inbox.send_many";
+
+/// Accepted sends stored together (and the most a crash can leave sent but not stored).
+const STORE_EVERY: usize = 32;
+/// Sends in flight per `inbox.send_many` job when pacing is off.
+const IN_FLIGHT: usize = 64;
+
+/// True when a batch item can take the fast path.
+pub(super) fn is_bulk(b: &DirectSendIn) -> bool {
+    b.to.contact_id.is_none()
+        && b.message.reply_to_id.is_none()
+        && b.message.attachment_id.is_none()
+        && !matches!(b.message.kind.as_str(), "note" | "reaction")
+}
+
+/// A fast-path item that passed its checks.
+struct Item {
+    index: usize,
+    channel: ChannelId,
+    purpose: ConsentPurpose,
+    address: Address,
+    prepared: Prepared,
+}
+
+impl Inbox {
+    /// Writes fast-path items (see the module docs): `(index, outcome)` for each.
+    pub(super) async fn send_bulk(
+        &self,
+        who: &Principal,
+        items: Vec<(usize, DirectSendIn)>,
+    ) -> Vec<(usize, SendOutcome)> {
+        let org = who.org_id;
+        let mut done: Vec<(usize, SendOutcome)> = Vec::with_capacity(items.len());
+        let mut channels: HashMap<ChannelId, Channel> = HashMap::new();
+        let mut ok: Vec<Item> = Vec::with_capacity(items.len());
+        for (index, b) in items {
+            match self.check_bulk(org, &b, &mut channels).await {
+                Ok((purpose, address, prepared)) => ok.push(Item {
+                    index,
+                    channel: b.channel_id,
+                    purpose,
+                    address,
+                    prepared,
+                }),
+                Err(p) => done.push((index, Err(p))),
+            }
+        }
+        if ok.is_empty() {
+            return done;
+        }
+        match self.write_bulk(who, ok, &channels).await {
+            Ok(mut written) => done.append(&mut written),
+            Err((p, indexes)) => done.extend(indexes.into_iter().map(|i| (i, Err(p.clone())))),
+        }
+        done
+    }
+
+    /// The checks a fast-path item passes before anything is written.
+    async fn check_bulk(
+        &self,
+        org: OrgId,
+        b: &DirectSendIn,
+        channels: &mut HashMap<ChannelId, Channel>,
+    ) -> Result<(ConsentPurpose, Address, Prepared), Problem> {
+        let purpose = direct_purpose(b)?;
+        if !channels.contains_key(&b.channel_id) {
+            let c = self.channels.get(org, b.channel_id).await.map_err(|_| {
+                Problem::invalid_field("channel_id", "is not a channel of this organisation")
+            })?;
+            channels.insert(c.id, c);
+        }
+        let channel = &channels[&b.channel_id];
+        one_address(&b.to)?;
+        let address = address_of(channel.kind, &b.to)?;
+        let prepared = self.prepare(org, None, channel, &b.message).await?;
+        if !channel.enabled {
+            return Err(Problem::conflict(
+                "channel_disabled",
+                "This channel is disabled",
+            ));
+        }
+        Ok((purpose, address, prepared))
+    }
+
+    /// Resolves, checks and writes checked items; `Err` fails them all (with their indexes).
+    async fn write_bulk(
+        &self,
+        who: &Principal,
+        items: Vec<Item>,
+        channels: &HashMap<ChannelId, Channel>,
+    ) -> Result<Vec<(usize, SendOutcome)>, (Problem, Vec<usize>)> {
+        let org = who.org_id;
+        let indexes: Vec<usize> = items.iter().map(|i| i.index).collect();
+        let fail_all = |p: Problem| (p, indexes.clone());
+        let senders: Vec<Vec<_>> = items.iter().map(|i| i.address.0.clone()).collect();
+        let contacts = self
+            .contacts
+            .resolve_inbound_many(org, &senders)
+            .await
+            .map_err(fail_all)?;
+        let mut done: Vec<(usize, SendOutcome)> = Vec::new();
+
+        // Consent, asked once per channel kind and purpose.
+        let mut groups: HashMap<(ChannelKind, ConsentPurpose), Vec<ContactId>> = HashMap::new();
+        for (it, c) in items.iter().zip(&contacts) {
+            let kind = channels[&it.channel].kind;
+            if consent_channel(kind).is_some() {
+                groups.entry((kind, it.purpose)).or_default().push(c.id);
+            }
+        }
+        let mut denied: HashMap<(ChannelKind, ConsentPurpose, ContactId), String> = HashMap::new();
+        for ((kind, purpose), ids) in groups {
+            let Some(cc) = consent_channel(kind) else {
+                continue;
+            };
+            let answers = self
+                .contacts
+                .may_send_many(org, &ids, cc, purpose)
+                .await
+                .map_err(fail_all)?;
+            for (id, a) in answers {
+                if let SendPermission::Denied { reason } = a {
+                    denied.insert((kind, purpose, id), reason.to_string());
+                }
+            }
+        }
+
+        let now = self.now();
+        let mut tx = self.db.begin().await.map_err(db_err).map_err(fail_all)?;
+        // The newest conversation of each address, per channel.
+        let mut convs: HashMap<(ChannelId, String), ConversationRow> = HashMap::new();
+        let mut per_channel: HashMap<ChannelId, Vec<&str>> = HashMap::new();
+        for it in &items {
+            per_channel
+                .entry(it.channel)
+                .or_default()
+                .push(it.address.2.as_str());
+        }
+        for (channel, keys) in &per_channel {
+            for c in store::latest_for_addresses(&mut tx, *channel, keys)
+                .await
+                .map_err(db_err)
+                .map_err(fail_all)?
+            {
+                convs.insert((c.channel_id, c.recipient_key.clone()), c);
+            }
+        }
+        let mut rows: Vec<MessageRow> = Vec::new();
+        let mut touched: Vec<ConversationId> = Vec::new();
+        let mut accepted: Vec<usize> = Vec::new();
+        for (it, contact) in items.into_iter().zip(contacts) {
+            let channel = &channels[&it.channel];
+            let (_, recipient, key, _) = it.address;
+            if denied.contains_key(&(channel.kind, it.purpose, contact.id)) {
+                let reason = denied[&(channel.kind, it.purpose, contact.id)].clone();
+                done.push((
+                    it.index,
+                    Err(Problem::conflict(
+                        "consent_denied",
+                        "This contact may not be sent this message",
+                    )
+                    .with_detail(reason)),
+                ));
+                continue;
+            }
+            let existing = convs.get(&(channel.id, key.clone()));
+            if channel.kind == ChannelKind::Whatsapp && !it.prepared.template {
+                let open = existing
+                    .and_then(|c| c.last_inbound_at)
+                    .is_some_and(|t| t.plus(WINDOW) > now);
+                if !open {
+                    done.push((it.index, Err(window_closed())));
+                    continue;
+                }
+            }
+            let conv = match existing {
+                Some(c) => c.id,
+                None => {
+                    let c = new_conversation(
+                        org,
+                        channel.id,
+                        (contact.id, contact.name.clone()),
+                        &recipient,
+                        key.clone(),
+                        now,
+                    );
+                    store::insert_conversation(&mut tx, &c)
+                        .await
+                        .map_err(db_err)
+                        .map_err(fail_all)?;
+                    let id = c.id;
+                    convs.insert((channel.id, key), c);
+                    id
+                }
+            };
+            let p = it.prepared;
+            rows.push(MessageRow {
+                id: MessageId::new(),
+                org_id: org,
+                conversation_id: conv,
+                channel_id: channel.id,
+                direction: "outbound".to_owned(),
+                kind: p.kind,
+                text: p.text,
+                content: p.content.as_ref().map(Value::to_string),
+                media: p.media.as_ref().map(Value::to_string),
+                reply_to_id: None,
+                provider_message_id: None,
+                status: "queued".to_owned(),
+                error: None,
+                author_id: Some(who.user_id),
+                private: false,
+                purpose: Some(it.purpose.as_str().to_owned()),
+                edited: false,
+                created_at: now,
+                sent_at: None,
+                delivered_at: None,
+                read_at: None,
+                updated_at: now,
+            });
+            touched.push(conv);
+            accepted.push(it.index);
+        }
+        let mut jobs: HashMap<ChannelId, Vec<MessageId>> = HashMap::new();
+        for m in &rows {
+            store::insert_message(&mut tx, m)
+                .await
+                .map_err(db_err)
+                .map_err(fail_all)?;
+            store::touch_conversation(&mut tx, m.conversation_id, m.id, now)
+                .await
+                .map_err(db_err)
+                .map_err(fail_all)?;
+            jobs.entry(m.channel_id).or_default().push(m.id);
+        }
+        let new_jobs: Vec<NewJob> = jobs
+            .into_values()
+            .map(|ids| {
+                NewJob::new(SEND_MANY_JOB, json!({ "message_ids": ids }))
+                    .with_org(org)
+                    .with_priority(5)
+            })
+            .collect();
+        if !new_jobs.is_empty() {
+            self.jobs
+                .enqueue_many(&mut tx, new_jobs)
+                .await
+                .map_err(|e| Problem::internal(format_args!("enqueue sends: {e}")))
+                .map_err(fail_all)?;
+        }
+        tx.commit().await.map_err(db_err).map_err(fail_all)?;
+        if rows.is_empty() {
+            return Ok(done);
+        }
+        self.jobs.notify();
+
+        // Answers and events: every message rendered at once, every conversation once.
+        let outs = match self.render_messages(org, rows).await {
+            Ok(outs) => outs,
+            Err(p) => {
+                tracing::warn!(error = %p, "failed to render batch-sent messages");
+                Vec::new()
+            }
+        };
+        for (index, out) in accepted.iter().zip(&outs) {
+            let conv = out.conversation_id;
+            let body = serde_json::to_string(out).unwrap_or_default();
+            self.publish(
+                org,
+                "wamage.message.created",
+                Some(conv),
+                json!({"message": out, "conversation_id": conv}),
+            )
+            .await;
+            done.push((*index, Ok((StatusCode::ACCEPTED, body))));
+        }
+        if outs.len() != accepted.len() {
+            // Written and queued, but not rendered: say so without the message body.
+            for index in &accepted[outs.len()..] {
+                done.push((*index, Ok((StatusCode::ACCEPTED, "null".to_owned()))));
+            }
+        }
+        self.publish_conversations(org, &touched).await;
+        Ok(done)
+    }
+
+    /// Publishes `wamage.conversation.updated` for these conversations (each once).
+    async fn publish_conversations(&self, org: OrgId, ids: &[ConversationId]) {
+        let mut seen = HashSet::new();
+        let ids: Vec<ConversationId> = ids.iter().copied().filter(|c| seen.insert(*c)).collect();
+        let rows = match store::conversations_by_ids(&self.db, &ids).await {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::warn!(error = %e, "failed to read conversations for their events");
+                return;
+            }
+        };
+        let rows: Vec<(ConversationRow, i64)> = rows
+            .into_iter()
+            .filter(|c| c.org_id == org)
+            .map(|c| (c, 0))
+            .collect();
+        match self.render_conversations(org, rows).await {
+            Ok(outs) => {
+                for out in outs {
+                    let id = out.id;
+                    self.publish(
+                        org,
+                        "wamage.conversation.updated",
+                        Some(id),
+                        json!({ "conversation": out }),
+                    )
+                    .await;
+                }
+            }
+            Err(p) => tracing::warn!(error = %p, "failed to render conversation events"),
+        }
+    }
+
+    /// Runs an `inbox.send_many` job (see the module docs).
+    async fn deliver_many(&self, ids: &[MessageId], last: bool) -> Result<JobOutcome, Problem> {
+        let msgs: Vec<MessageRow> = store::messages_by_ids(&self.db, ids)
+            .await
+            .map_err(db_err)?
+            .into_iter()
+            .filter(|m| m.status == "queued" && m.direction == "outbound")
+            .collect();
+        if msgs.is_empty() {
+            return Ok(JobOutcome::Done);
+        }
+        if last {
+            // This job gives up: every message still queued gets its own job.
+            let rest: Vec<(MessageId, Option<Duration>)> =
+                msgs.iter().map(|m| (m.id, None)).collect();
+            self.hand_off(msgs[0].org_id, &rest).await?;
+            return Ok(JobOutcome::Done);
+        }
+        let conv_ids: Vec<ConversationId> = msgs.iter().map(|m| m.conversation_id).collect();
+        let convs: HashMap<ConversationId, ConversationRow> =
+            store::conversations_by_ids(&self.db, &conv_ids)
+                .await
+                .map_err(db_err)?
+                .into_iter()
+                .map(|c| (c.id, c))
+                .collect();
+        let mut channels: HashMap<ChannelId, Option<Channel>> = HashMap::new();
+        for m in &msgs {
+            if let std::collections::hash_map::Entry::Vacant(e) = channels.entry(m.channel_id) {
+                e.insert(self.channels.get_any(m.channel_id).await?);
+            }
+        }
+        let paced = self.channels.config().pacing;
+        let concurrency = channels
+            .values()
+            .flatten()
+            .map(|c| {
+                if paced {
+                    (c.messages_per_second / 10).max(4) as usize
+                } else {
+                    IN_FLIGHT
+                }
+            })
+            .min()
+            .unwrap_or(IN_FLIGHT);
+        let attempts: Vec<_> = msgs
+            .iter()
+            .map(|m| {
+                self.attempt_queued(
+                    m,
+                    convs.get(&m.conversation_id),
+                    channels.get(&m.channel_id).and_then(Option::as_ref),
+                )
+            })
+            .collect();
+        let mut stream = futures::stream::iter(attempts).buffer_unordered(concurrency);
+        let mut sent: Vec<(MessageId, String)> = Vec::new();
+        let mut stored: Vec<&MessageRow> = Vec::new();
+        let mut waiting: Vec<(MessageId, Option<Duration>)> = Vec::new();
+        let mut errors: Vec<Problem> = Vec::new();
+        let mut pending: Vec<&MessageRow> = Vec::new();
+        while let Some((m, r)) = stream.next().await {
+            match r {
+                Ok(Attempt::Sent(provider_id)) => {
+                    sent.push((m.id, provider_id));
+                    pending.push(m);
+                    if sent.len() >= STORE_EVERY {
+                        store::mark_sent_many(&self.db, &sent, self.now())
+                            .await
+                            .map_err(db_err)?;
+                        sent.clear();
+                        stored.append(&mut pending);
+                    }
+                }
+                Ok(Attempt::Outcome(JobOutcome::Retry { retry_after, .. })) => {
+                    waiting.push((m.id, retry_after));
+                }
+                Ok(Attempt::Outcome(_)) => {}
+                // Not sent (the failure could not be recorded): its own job tries again.
+                Err(p) => {
+                    waiting.push((m.id, None));
+                    errors.push(p);
+                }
+            }
+        }
+        drop(stream);
+        store::mark_sent_many(&self.db, &sent, self.now())
+            .await
+            .map_err(db_err)?;
+        stored.append(&mut pending);
+        if let Some(e) = errors.first() {
+            tracing::warn!(error = %e, failed = errors.len(), "batch sends hit errors; their messages get their own jobs");
+        }
+        // Messages that must wait get their own jobs, each due when its wait is over.
+        self.hand_off(msgs[0].org_id, &waiting).await?;
+        if !stored.is_empty() {
+            for c in channels.values().flatten() {
+                if stored.iter().any(|m| m.channel_id == c.id) {
+                    self.channels.note_send_ok(c).await;
+                }
+            }
+            self.publish_sent(stored).await;
+        }
+        Ok(JobOutcome::Done)
+    }
+
+    /// One message of an `inbox.send_many` job: [`Inbox::attempt`] when its conversation and
+    /// channel still exist.
+    async fn attempt_queued<'m>(
+        &self,
+        m: &'m MessageRow,
+        conv: Option<&ConversationRow>,
+        channel: Option<&Channel>,
+    ) -> (&'m MessageRow, Result<Attempt, Problem>) {
+        let Some(conv) = conv else {
+            return (m, Ok(Attempt::Outcome(JobOutcome::Done)));
+        };
+        let Some(channel) = channel else {
+            let r = self
+                .fail(m.org_id, m, 0, "Channel disconnected", None, "permanent")
+                .await
+                .map(|()| Attempt::Outcome(JobOutcome::fail("channel gone")));
+            return (m, r);
+        };
+        (m, self.attempt(m, conv, channel, false).await)
+    }
+
+    /// Gives messages their own `inbox.send` jobs, each due after its wait (or now).
+    async fn hand_off(
+        &self,
+        org: OrgId,
+        messages: &[(MessageId, Option<Duration>)],
+    ) -> Result<(), Problem> {
+        if messages.is_empty() {
+            return Ok(());
+        }
+        let now = self.now();
+        let jobs: Vec<NewJob> = messages
+            .iter()
+            .map(|(id, after)| {
+                NewJob::new(SEND_JOB, json!({ "message_id": id }))
+                    .with_org(org)
+                    .with_priority(5)
+                    .with_run_at(after.map_or(now, |d| now.plus(d)))
+            })
+            .collect();
+        let mut tx = self.db.begin().await.map_err(db_err)?;
+        self.jobs
+            .enqueue_many(&mut tx, jobs)
+            .await
+            .map_err(|e| Problem::internal(format_args!("enqueue sends: {e}")))?;
+        tx.commit().await.map_err(db_err)?;
+        self.jobs.notify();
+        Ok(())
+    }
+
+    /// Publishes `wamage.message.sent` for messages just stored as sent.
+    async fn publish_sent(&self, msgs: Vec<&MessageRow>) {
+        let ids: Vec<MessageId> = msgs.iter().map(|m| m.id).collect();
+        let rows = match store::messages_by_ids(&self.db, &ids).await {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::warn!(error = %e, "failed to read sent messages for their events");
+                return;
+            }
+        };
+        let mut by_org: HashMap<OrgId, Vec<MessageRow>> = HashMap::new();
+        for m in rows {
+            by_org.entry(m.org_id).or_default().push(m);
+        }
+        for (org, rows) in by_org {
+            match self.render_messages(org, rows).await {
+                Ok(outs) => {
+                    for out in outs {
+                        let conv = out.conversation_id;
+                        self.publish(
+                            org,
+                            "wamage.message.sent",
+                            Some(conv),
+                            json!({"message": out, "conversation_id": conv}),
+                        )
+                        .await;
+                    }
+                }
+                Err(p) => tracing::warn!(error = %p, "failed to render sent messages"),
+            }
+        }
+    }
+}
+
+/// A conversation a direct send opens: `resolved`, so it shows in the inbox once the
+/// customer answers.
+pub(super) fn new_conversation(
+    org: OrgId,
+    channel: ChannelId,
+    (contact, name): (ContactId, String),
+    recipient: &wamage_channels::provider::Recipient,
+    key: String,
+    now: Timestamp,
+) -> ConversationRow {
+    ConversationRow {
+        id: ConversationId::new(),
+        org_id: org,
+        channel_id: channel,
+        contact_id: contact,
+        contact_name: name,
+        recipient: serde_json::to_string(recipient).unwrap_or_default(),
+        recipient_key: key,
+        status: "resolved".to_owned(),
+        snoozed_until: None,
+        priority: "none".to_owned(),
+        assignee_id: None,
+        team_id: None,
+        labels: "[]".to_owned(),
+        last_inbound_at: None,
+        last_message_id: None,
+        last_activity_at: now,
+        created_at: now,
+        updated_at: now,
+        resolved_at: Some(now),
+    }
+}
+
+#[derive(Deserialize)]
+struct ManyPayload {
+    message_ids: Vec<MessageId>,
+}
+
+/// Runs `inbox.send_many` jobs.
+pub struct SendManyJob(pub std::sync::Arc<Inbox>);
+
+#[async_trait::async_trait]
+impl JobHandler for SendManyJob {
+    async fn run(&self, job: &JobContext) -> JobOutcome {
+        let p: ManyPayload = match job.payload_as() {
+            Ok(p) => p,
+            Err(e) => return JobOutcome::fail(format!("invalid send payload: {e}")),
+        };
+        match self
+            .0
+            .deliver_many(&p.message_ids, job.is_last_attempt())
+            .await
+        {
+            Ok(o) => o,
+            Err(e) => JobOutcome::retry(e.to_string()),
+        }
+    }
+}
