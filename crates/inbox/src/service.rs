@@ -293,6 +293,18 @@ impl Inbox {
         org: OrgId,
         rows: Vec<(ConversationRow, i64)>,
     ) -> Result<Vec<ConversationOut>, Problem> {
+        self.render_conversations_with(org, rows, HashMap::new())
+            .await
+    }
+
+    /// [`Self::render_conversations`] with some of their last messages already at hand (the
+    /// others are read).
+    async fn render_conversations_with(
+        &self,
+        org: OrgId,
+        rows: Vec<(ConversationRow, i64)>,
+        mut lasts: HashMap<MessageId, MessageRow>,
+    ) -> Result<Vec<ConversationOut>, Problem> {
         // Channels from the channels' cache (a page touches few of them).
         let mut channels: HashMap<ChannelId, Channel> = HashMap::new();
         for (c, _) in &rows {
@@ -304,13 +316,18 @@ impl Inbox {
             }
         }
         let dir = self.directory(org).await?;
-        let last_ids: Vec<MessageId> = rows.iter().filter_map(|(c, _)| c.last_message_id).collect();
-        let lasts: HashMap<MessageId, MessageRow> = store::messages_by_ids(&self.db, &last_ids)
-            .await
-            .map_err(db_err)?
-            .into_iter()
-            .map(|m| (m.id, m))
+        let last_ids: Vec<MessageId> = rows
+            .iter()
+            .filter_map(|(c, _)| c.last_message_id)
+            .filter(|id| !lasts.contains_key(id))
             .collect();
+        lasts.extend(
+            store::messages_by_ids(&self.db, &last_ids)
+                .await
+                .map_err(db_err)?
+                .into_iter()
+                .map(|m| (m.id, m)),
+        );
         let teams = if rows.iter().any(|(c, _)| c.team_id.is_some()) {
             self.team_names(org).await
         } else {

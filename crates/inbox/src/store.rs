@@ -48,6 +48,20 @@ fn placeholders(n: usize) -> String {
         .join(", ")
 }
 
+/// `($1, …, $cols), ($cols+1, …)` for `rows` rows of `cols` values.
+fn value_rows(rows: usize, cols: usize) -> String {
+    (0..rows)
+        .map(|r| {
+            let vals = (1..=cols)
+                .map(|c| format!("${}", r * cols + c))
+                .collect::<Vec<_>>()
+                .join(", ");
+            format!("({vals})")
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 // ---- conversations -------------------------------------------------------------------------
 
 #[derive(Debug, Clone, FromRow)]
@@ -109,6 +123,46 @@ pub async fn insert_conversation(tx: &mut Tx, c: &ConversationRow) -> R<()> {
     .await
     .map(|r| r.rows_affected())
     })?;
+    Ok(())
+}
+
+/// Inserts new conversations, a hundred rows per statement.
+pub async fn insert_conversations(tx: &mut Tx, rows: &[ConversationRow]) -> R<()> {
+    for chunk in rows.chunks(100) {
+        let sql = format!(
+            "INSERT INTO inbox_conversations (id, org_id, channel_id, contact_id, contact_name, \
+             recipient, recipient_key, status, snoozed_until, priority, assignee_id, team_id, labels, \
+             last_inbound_at, last_message_id, last_activity_at, created_at, updated_at, resolved_at) \
+             VALUES {}",
+            value_rows(chunk.len(), 19)
+        );
+        with_tx!(tx, |e| {
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
+            for c in chunk {
+                q = q
+                    .bind(c.id)
+                    .bind(c.org_id)
+                    .bind(c.channel_id)
+                    .bind(c.contact_id)
+                    .bind(&c.contact_name)
+                    .bind(&c.recipient)
+                    .bind(&c.recipient_key)
+                    .bind(&c.status)
+                    .bind(c.snoozed_until)
+                    .bind(&c.priority)
+                    .bind(c.assignee_id)
+                    .bind(c.team_id)
+                    .bind(&c.labels)
+                    .bind(c.last_inbound_at)
+                    .bind(c.last_message_id)
+                    .bind(c.last_activity_at)
+                    .bind(c.created_at)
+                    .bind(c.updated_at)
+                    .bind(c.resolved_at);
+            }
+            q.execute(e).await.map(|r| r.rows_affected())
+        })?;
+    }
     Ok(())
 }
 
@@ -206,24 +260,35 @@ pub async fn latest_for_addresses(
         .collect())
 }
 
-/// A message was added to a conversation: it becomes the last one and the conversation moves
-/// up the list.
-pub async fn touch_conversation(
+/// Messages were added to conversations: each `(conversation, message)` makes that message
+/// the conversation's last one and moves the conversation up the list (one statement per
+/// hundred conversations).
+pub async fn touch_conversations(
     tx: &mut Tx,
-    id: ConversationId,
-    last_message: MessageId,
+    lasts: &[(ConversationId, MessageId)],
     now: Timestamp,
 ) -> R<()> {
-    with_tx!(tx, |e| sqlx::query(
-        "UPDATE inbox_conversations SET last_message_id = $2, last_activity_at = $3, \
-         updated_at = $3 WHERE id = $1"
-    )
-    .bind(id)
-    .bind(last_message)
-    .bind(now)
-    .execute(e)
-    .await
-    .map(|r| r.rows_affected()))?;
+    for chunk in lasts.chunks(100) {
+        let n = chunk.len();
+        let cases: String = (0..n)
+            .map(|i| format!(" WHEN ${} THEN ${}", 2 * i + 2, 2 * i + 3))
+            .collect();
+        let ids = (0..n)
+            .map(|i| format!("${}", 2 * i + 2))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "UPDATE inbox_conversations SET last_message_id = CASE id{cases} END, \
+             last_activity_at = $1, updated_at = $1 WHERE id IN ({ids})"
+        );
+        with_tx!(tx, |e| {
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(now);
+            for (c, m) in chunk {
+                q = q.bind(*c).bind(*m);
+            }
+            q.execute(e).await.map(|r| r.rows_affected())
+        })?;
+    }
     Ok(())
 }
 
@@ -486,6 +551,49 @@ pub async fn insert_message(tx: &mut Tx, m: &MessageRow) -> R<bool> {
     })
 }
 
+/// Inserts new messages (ids known to be fresh), a hundred rows per statement.
+pub async fn insert_messages(tx: &mut Tx, rows: &[MessageRow]) -> R<()> {
+    for chunk in rows.chunks(100) {
+        let sql = format!(
+            "INSERT INTO inbox_messages (id, org_id, conversation_id, channel_id, direction, kind, \
+             text, content, media, reply_to_id, provider_message_id, status, error, author_id, \
+             private, purpose, edited, created_at, sent_at, delivered_at, read_at, updated_at) \
+             VALUES {}",
+            value_rows(chunk.len(), 22)
+        );
+        with_tx!(tx, |e| {
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
+            for m in chunk {
+                q = q
+                    .bind(m.id)
+                    .bind(m.org_id)
+                    .bind(m.conversation_id)
+                    .bind(m.channel_id)
+                    .bind(&m.direction)
+                    .bind(&m.kind)
+                    .bind(&m.text)
+                    .bind(&m.content)
+                    .bind(&m.media)
+                    .bind(m.reply_to_id)
+                    .bind(&m.provider_message_id)
+                    .bind(&m.status)
+                    .bind(&m.error)
+                    .bind(m.author_id)
+                    .bind(m.private)
+                    .bind(&m.purpose)
+                    .bind(m.edited)
+                    .bind(m.created_at)
+                    .bind(m.sent_at)
+                    .bind(m.delivered_at)
+                    .bind(m.read_at)
+                    .bind(m.updated_at);
+            }
+            q.execute(e).await.map(|r| r.rows_affected())
+        })?;
+    }
+    Ok(())
+}
+
 pub async fn message<'a>(
     ex: impl Into<Ex<'a>>,
     org: OrgId,
@@ -663,26 +771,31 @@ pub async fn mark_sent(db: &Db, id: MessageId, provider_id: &str, now: Timestamp
     .map(|r| r.rows_affected()))
 }
 
-/// [`mark_sent`] for a batch of sends, in one transaction.
+/// [`mark_sent`] for a batch of sends: one statement per hundred.
 pub async fn mark_sent_many(db: &Db, sent: &[(MessageId, String)], now: Timestamp) -> R<()> {
-    if sent.is_empty() {
-        return Ok(());
-    }
-    let mut tx = db.begin().await?;
-    for (id, provider_id) in sent {
-        with_tx!(&mut tx, |e| sqlx::query(
-            "UPDATE inbox_messages SET provider_message_id = $2, \
+    for chunk in sent.chunks(100) {
+        let n = chunk.len();
+        let cases: String = (0..n)
+            .map(|i| format!(" WHEN ${} THEN ${}", 2 * i + 2, 2 * i + 3))
+            .collect();
+        let ids = (0..n)
+            .map(|i| format!("${}", 2 * i + 2))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "UPDATE inbox_messages SET provider_message_id = CASE id{cases} END, \
              status = CASE WHEN status = 'queued' THEN 'sent' ELSE status END, \
-             sent_at = COALESCE(sent_at, $3), updated_at = $3 WHERE id = $1"
-        )
-        .bind(*id)
-        .bind(provider_id)
-        .bind(now)
-        .execute(e)
-        .await
-        .map(|r| r.rows_affected()))?;
+             sent_at = COALESCE(sent_at, $1), updated_at = $1 WHERE id IN ({ids})"
+        );
+        with_db!(db, |p| {
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(now);
+            for (id, provider_id) in chunk {
+                q = q.bind(*id).bind(provider_id);
+            }
+            q.execute(p).await.map(|r| r.rows_affected())
+        })?;
     }
-    tx.commit().await
+    Ok(())
 }
 
 pub async fn mark_failed(db: &Db, id: MessageId, error: &str, now: Timestamp) -> R<u64> {

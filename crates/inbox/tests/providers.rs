@@ -789,6 +789,13 @@ async fn batch_sends_to_numbers(app: TestApp) {
     .await;
     assert_eq!(count(&app, "contacts").await, contacts_before + 4, "{all}");
     assert_eq!(count(&app, "inbox_conversations").await, 4);
+    // The conversation shows its newest message (the second one to +…01).
+    let convs = list(&app, &admin).await;
+    let c1 = convs
+        .iter()
+        .find(|c| c["id"] == r[0]["message"]["conversation_id"])
+        .unwrap();
+    assert_eq!(c1["last_message"]["id"], r[2]["message"]["id"], "{c1}");
 
     settle(&app).await;
     let sent = fake.sent();

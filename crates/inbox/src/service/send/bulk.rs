@@ -14,10 +14,7 @@
 //! retryable provider error) is handed to its own `inbox.send` job, which takes it from there
 //! with its own retries; a message that is no longer `queued` is never sent again.
 
-use std::{
-    collections::{HashMap, HashSet},
-    time::Duration,
-};
+use std::{collections::HashMap, time::Duration};
 
 use futures::StreamExt;
 use http::StatusCode;
@@ -188,6 +185,7 @@ impl Inbox {
             }
         }
         let mut rows: Vec<MessageRow> = Vec::new();
+        let mut created: Vec<ConversationRow> = Vec::new();
         let mut touched: Vec<ConversationId> = Vec::new();
         let mut accepted: Vec<usize> = Vec::new();
         for (it, contact) in items.into_iter().zip(contacts) {
@@ -226,11 +224,8 @@ impl Inbox {
                         key.clone(),
                         now,
                     );
-                    store::insert_conversation(&mut tx, &c)
-                        .await
-                        .map_err(db_err)
-                        .map_err(fail_all)?;
                     let id = c.id;
+                    created.push(c.clone());
                     convs.insert((channel.id, key), c);
                     id
                 }
@@ -263,18 +258,26 @@ impl Inbox {
             touched.push(conv);
             accepted.push(it.index);
         }
+        store::insert_conversations(&mut tx, &created)
+            .await
+            .map_err(db_err)
+            .map_err(fail_all)?;
+        store::insert_messages(&mut tx, &rows)
+            .await
+            .map_err(db_err)
+            .map_err(fail_all)?;
+        // The last message of each conversation (rows are in request order).
+        let mut lasts: HashMap<ConversationId, MessageId> = HashMap::new();
         let mut jobs: HashMap<ChannelId, Vec<MessageId>> = HashMap::new();
         for m in &rows {
-            store::insert_message(&mut tx, m)
-                .await
-                .map_err(db_err)
-                .map_err(fail_all)?;
-            store::touch_conversation(&mut tx, m.conversation_id, m.id, now)
-                .await
-                .map_err(db_err)
-                .map_err(fail_all)?;
+            lasts.insert(m.conversation_id, m.id);
             jobs.entry(m.channel_id).or_default().push(m.id);
         }
+        let lasts: Vec<(ConversationId, MessageId)> = lasts.into_iter().collect();
+        store::touch_conversations(&mut tx, &lasts, now)
+            .await
+            .map_err(db_err)
+            .map_err(fail_all)?;
         let new_jobs: Vec<NewJob> = jobs
             .into_values()
             .map(|ids| {
@@ -296,7 +299,22 @@ impl Inbox {
         }
         self.jobs.notify();
 
-        // Answers and events: every message rendered at once, every conversation once.
+        // Answers and events: every message rendered at once, every conversation once, from
+        // the rows written (nothing read back).
+        let last_rows: HashMap<MessageId, MessageRow> =
+            rows.iter().map(|m| (m.id, m.clone())).collect();
+        let mut conv_rows: HashMap<ConversationId, ConversationRow> = convs
+            .into_values()
+            .filter(|c| touched.contains(&c.id))
+            .map(|c| (c.id, c))
+            .collect();
+        for (c, m) in &lasts {
+            if let Some(row) = conv_rows.get_mut(c) {
+                row.last_message_id = Some(*m);
+                row.last_activity_at = now;
+                row.updated_at = now;
+            }
+        }
         let outs = match self.render_messages(org, rows).await {
             Ok(outs) => outs,
             Err(p) => {
@@ -322,27 +340,21 @@ impl Inbox {
                 done.push((*index, Ok((StatusCode::ACCEPTED, "null".to_owned()))));
             }
         }
-        self.publish_conversations(org, &touched).await;
+        let conv_rows: Vec<(ConversationRow, i64)> =
+            conv_rows.into_values().map(|c| (c, 0)).collect();
+        self.publish_conversations(org, conv_rows, last_rows).await;
         Ok(done)
     }
 
-    /// Publishes `wamage.conversation.updated` for these conversations (each once).
-    async fn publish_conversations(&self, org: OrgId, ids: &[ConversationId]) {
-        let mut seen = HashSet::new();
-        let ids: Vec<ConversationId> = ids.iter().copied().filter(|c| seen.insert(*c)).collect();
-        let rows = match store::conversations_by_ids(&self.db, &ids).await {
-            Ok(rows) => rows,
-            Err(e) => {
-                tracing::warn!(error = %e, "failed to read conversations for their events");
-                return;
-            }
-        };
-        let rows: Vec<(ConversationRow, i64)> = rows
-            .into_iter()
-            .filter(|c| c.org_id == org)
-            .map(|c| (c, 0))
-            .collect();
-        match self.render_conversations(org, rows).await {
+    /// Publishes `wamage.conversation.updated` for these conversations, with their last
+    /// messages at hand.
+    async fn publish_conversations(
+        &self,
+        org: OrgId,
+        rows: Vec<(ConversationRow, i64)>,
+        lasts: HashMap<MessageId, MessageRow>,
+    ) {
+        match self.render_conversations_with(org, rows, lasts).await {
             Ok(outs) => {
                 for out in outs {
                     let id = out.id;
@@ -416,21 +428,20 @@ impl Inbox {
             .collect();
         let mut stream = futures::stream::iter(attempts).buffer_unordered(concurrency);
         let mut sent: Vec<(MessageId, String)> = Vec::new();
-        let mut stored: Vec<&MessageRow> = Vec::new();
+        let mut stored: Vec<MessageRow> = Vec::new();
         let mut waiting: Vec<(MessageId, Option<Duration>)> = Vec::new();
         let mut errors: Vec<Problem> = Vec::new();
-        let mut pending: Vec<&MessageRow> = Vec::new();
+        let mut pending: Vec<MessageRow> = Vec::new();
         while let Some((m, r)) = stream.next().await {
             match r {
                 Ok(Attempt::Sent(provider_id)) => {
+                    let mut row = m.clone();
+                    row.provider_message_id = Some(provider_id.clone());
+                    pending.push(row);
                     sent.push((m.id, provider_id));
-                    pending.push(m);
                     if sent.len() >= STORE_EVERY {
-                        store::mark_sent_many(&self.db, &sent, self.now())
-                            .await
-                            .map_err(db_err)?;
-                        sent.clear();
-                        stored.append(&mut pending);
+                        self.store_sent(&mut sent, &mut pending, &mut stored)
+                            .await?;
                     }
                 }
                 Ok(Attempt::Outcome(JobOutcome::Retry { retry_after, .. })) => {
@@ -445,10 +456,8 @@ impl Inbox {
             }
         }
         drop(stream);
-        store::mark_sent_many(&self.db, &sent, self.now())
-            .await
-            .map_err(db_err)?;
-        stored.append(&mut pending);
+        self.store_sent(&mut sent, &mut pending, &mut stored)
+            .await?;
         if let Some(e) = errors.first() {
             tracing::warn!(error = %e, failed = errors.len(), "batch sends hit errors; their messages get their own jobs");
         }
@@ -463,6 +472,31 @@ impl Inbox {
             self.publish_sent(stored).await;
         }
         Ok(JobOutcome::Done)
+    }
+
+    /// Stores accepted sends (`sent`, their rows in `pending`) and moves the rows, as now
+    /// stored, to `stored`.
+    async fn store_sent(
+        &self,
+        sent: &mut Vec<(MessageId, String)>,
+        pending: &mut Vec<MessageRow>,
+        stored: &mut Vec<MessageRow>,
+    ) -> Result<(), Problem> {
+        if sent.is_empty() {
+            return Ok(());
+        }
+        let now = self.now();
+        store::mark_sent_many(&self.db, sent, now)
+            .await
+            .map_err(db_err)?;
+        sent.clear();
+        for mut m in pending.drain(..) {
+            m.status = "sent".to_owned();
+            m.sent_at = Some(now);
+            m.updated_at = now;
+            stored.push(m);
+        }
+        Ok(())
     }
 
     /// One message of an `inbox.send_many` job: [`Inbox::attempt`] when its conversation and
@@ -515,18 +549,11 @@ impl Inbox {
         Ok(())
     }
 
-    /// Publishes `wamage.message.sent` for messages just stored as sent.
-    async fn publish_sent(&self, msgs: Vec<&MessageRow>) {
-        let ids: Vec<MessageId> = msgs.iter().map(|m| m.id).collect();
-        let rows = match store::messages_by_ids(&self.db, &ids).await {
-            Ok(rows) => rows,
-            Err(e) => {
-                tracing::warn!(error = %e, "failed to read sent messages for their events");
-                return;
-            }
-        };
+    /// Publishes `wamage.message.sent` for messages just stored as sent (rendered from the
+    /// rows with what was stored, not read back).
+    async fn publish_sent(&self, msgs: Vec<MessageRow>) {
         let mut by_org: HashMap<OrgId, Vec<MessageRow>> = HashMap::new();
-        for m in rows {
+        for m in msgs {
             by_org.entry(m.org_id).or_default().push(m);
         }
         for (org, rows) in by_org {
