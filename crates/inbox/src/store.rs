@@ -7,7 +7,7 @@ use uuid::Uuid;
 use wamage_channels::ChannelId;
 use wamage_contacts::ContactId;
 use wamage_kernel::{OrgId, Timestamp, UserId};
-use wamage_platform::{Db, Tx, with_db, with_tx};
+use wamage_platform::{Backend, Db, Tx, with_db, with_tx};
 
 use crate::model::{AttachmentId, CannedId, ConversationId, MessageId};
 
@@ -48,18 +48,63 @@ fn placeholders(n: usize) -> String {
         .join(", ")
 }
 
-/// `($1, …, $cols), ($cols+1, …)` for `rows` rows of `cols` values.
-fn value_rows(rows: usize, cols: usize) -> String {
-    (0..rows)
-        .map(|r| {
-            let vals = (1..=cols)
-                .map(|c| format!("${}", r * cols + c))
-                .collect::<Vec<_>>()
-                .join(", ");
-            format!("({vals})")
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
+/// Placeholders for statements with many values, in the order they are bound: `$1, $2, …` on
+/// PostgreSQL, plain `?` on SQLite (SQLite finds a numbered parameter's name by walking a list,
+/// so binding thousands of `$n` costs time quadratic in their number).
+struct Params {
+    numbered: bool,
+    n: usize,
+}
+
+impl Params {
+    fn new(backend: Backend) -> Self {
+        Self {
+            numbered: backend == Backend::Postgres,
+            n: 0,
+        }
+    }
+
+    fn next(&mut self) -> String {
+        self.n += 1;
+        if self.numbered {
+            format!("${}", self.n)
+        } else {
+            "?".to_owned()
+        }
+    }
+
+    /// `(…), (…)`: `rows` rows of `cols` placeholders.
+    fn rows(&mut self, rows: usize, cols: usize) -> String {
+        (0..rows)
+            .map(|_| {
+                let vals = (0..cols).map(|_| self.next()).collect::<Vec<_>>();
+                format!("({})", vals.join(", "))
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// `UPDATE {table} SET {column} = CASE id WHEN … THEN … END, {rest} WHERE id IN (…)` for `n`
+/// ids: binds `(id, value)` pairs, then `rest`'s values, then the ids again.
+fn case_update(
+    backend: Backend,
+    table: &str,
+    column: &str,
+    rest: &str,
+    n: usize,
+    rest_n: usize,
+) -> String {
+    let mut p = Params::new(backend);
+    let cases: String = (0..n)
+        .map(|_| format!(" WHEN {} THEN {}", p.next(), p.next()))
+        .collect();
+    let mut rest = rest.to_owned();
+    for _ in 0..rest_n {
+        rest = rest.replacen("{}", &p.next(), 1);
+    }
+    let ids = (0..n).map(|_| p.next()).collect::<Vec<_>>().join(", ");
+    format!("UPDATE {table} SET {column} = CASE id{cases} END, {rest} WHERE id IN ({ids})")
 }
 
 // ---- conversations -------------------------------------------------------------------------
@@ -134,7 +179,7 @@ pub async fn insert_conversations(tx: &mut Tx, rows: &[ConversationRow]) -> R<()
              recipient, recipient_key, status, snoozed_until, priority, assignee_id, team_id, labels, \
              last_inbound_at, last_message_id, last_activity_at, created_at, updated_at, resolved_at) \
              VALUES {}",
-            value_rows(chunk.len(), 19)
+            Params::new(tx.backend()).rows(chunk.len(), 19)
         );
         with_tx!(tx, |e| {
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
@@ -269,22 +314,22 @@ pub async fn touch_conversations(
     now: Timestamp,
 ) -> R<()> {
     for chunk in lasts.chunks(100) {
-        let n = chunk.len();
-        let cases: String = (0..n)
-            .map(|i| format!(" WHEN ${} THEN ${}", 2 * i + 2, 2 * i + 3))
-            .collect();
-        let ids = (0..n)
-            .map(|i| format!("${}", 2 * i + 2))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let sql = format!(
-            "UPDATE inbox_conversations SET last_message_id = CASE id{cases} END, \
-             last_activity_at = $1, updated_at = $1 WHERE id IN ({ids})"
+        let sql = case_update(
+            tx.backend(),
+            "inbox_conversations",
+            "last_message_id",
+            "last_activity_at = {}, updated_at = {}",
+            chunk.len(),
+            2,
         );
         with_tx!(tx, |e| {
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(now);
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
             for (c, m) in chunk {
                 q = q.bind(*c).bind(*m);
+            }
+            q = q.bind(now).bind(now);
+            for (c, _) in chunk {
+                q = q.bind(*c);
             }
             q.execute(e).await.map(|r| r.rows_affected())
         })?;
@@ -559,7 +604,7 @@ pub async fn insert_messages(tx: &mut Tx, rows: &[MessageRow]) -> R<()> {
              text, content, media, reply_to_id, provider_message_id, status, error, author_id, \
              private, purpose, edited, created_at, sent_at, delivered_at, read_at, updated_at) \
              VALUES {}",
-            value_rows(chunk.len(), 22)
+            Params::new(tx.backend()).rows(chunk.len(), 22)
         );
         with_tx!(tx, |e| {
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
@@ -774,23 +819,23 @@ pub async fn mark_sent(db: &Db, id: MessageId, provider_id: &str, now: Timestamp
 /// [`mark_sent`] for a batch of sends: one statement per hundred.
 pub async fn mark_sent_many(db: &Db, sent: &[(MessageId, String)], now: Timestamp) -> R<()> {
     for chunk in sent.chunks(100) {
-        let n = chunk.len();
-        let cases: String = (0..n)
-            .map(|i| format!(" WHEN ${} THEN ${}", 2 * i + 2, 2 * i + 3))
-            .collect();
-        let ids = (0..n)
-            .map(|i| format!("${}", 2 * i + 2))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let sql = format!(
-            "UPDATE inbox_messages SET provider_message_id = CASE id{cases} END, \
-             status = CASE WHEN status = 'queued' THEN 'sent' ELSE status END, \
-             sent_at = COALESCE(sent_at, $1), updated_at = $1 WHERE id IN ({ids})"
+        let sql = case_update(
+            db.backend(),
+            "inbox_messages",
+            "provider_message_id",
+            "status = CASE WHEN status = 'queued' THEN 'sent' ELSE status END, \
+             sent_at = COALESCE(sent_at, {}), updated_at = {}",
+            chunk.len(),
+            2,
         );
         with_db!(db, |p| {
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(now);
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
             for (id, provider_id) in chunk {
                 q = q.bind(*id).bind(provider_id);
+            }
+            q = q.bind(now).bind(now);
+            for (id, _) in chunk {
+                q = q.bind(*id);
             }
             q.execute(p).await.map(|r| r.rows_affected())
         })?;
