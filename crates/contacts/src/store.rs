@@ -317,6 +317,24 @@ pub async fn get_contact(db: &Db, org: OrgId, id: ContactId) -> R<Option<Contact
     .await)
 }
 
+/// These contacts of `org` (missing ones are left out).
+pub async fn get_contacts(db: &Db, org: OrgId, ids: &[ContactId]) -> R<Vec<ContactRow>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT {CONTACT_COLS} FROM contacts c WHERE c.org_id = $1 AND c.id IN ({})",
+        placeholders(2, ids.len())
+    );
+    with_db!(db, |p| {
+        let mut q = sqlx::query_as::<_, ContactRow>(sqlx::AssertSqlSafe(sql)).bind(org);
+        for id in ids {
+            q = q.bind(*id);
+        }
+        q.fetch_all(p).await
+    })
+}
+
 pub async fn get_contact_tx(tx: &mut Tx, org: OrgId, id: ContactId) -> R<Option<ContactRow>> {
     with_tx!(tx, |c| sqlx::query_as::<_, ContactRow>(
         sqlx::AssertSqlSafe(format!(

@@ -19,7 +19,7 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 use uuid::Uuid;
 use wamage_channels::{Channel, ChannelId, ChannelKind, Channels, sandbox};
-use wamage_contacts::{Contacts, IdentityKind};
+use wamage_contacts::{ContactId, Contacts, IdentityKind};
 use wamage_identity::{Identity, MemberCard, Principal, Role};
 use wamage_kernel::{Clock, OrgId, Problem, Timestamp, UserId, validate::Validator};
 use wamage_platform::{
@@ -334,10 +334,16 @@ impl Inbox {
             HashMap::new()
         };
         let now = self.now();
+        let contact_ids: Vec<ContactId> = rows.iter().map(|(c, _)| c.contact_id).collect();
+        let contacts = self
+            .contacts
+            .contacts_in(org, &contact_ids)
+            .await
+            .unwrap_or_default();
         let mut out = Vec::with_capacity(rows.len());
         for (c, unread) in rows {
             let ch = channels.get(&c.channel_id);
-            let contact = self.contacts.contact_in(org, c.contact_id).await.ok();
+            let contact = contacts.get(&c.contact_id);
             let kind = ch.map_or(ChannelKind::Sandbox, |c| c.kind);
             let window = if kind == ChannelKind::Whatsapp {
                 let expires = c.last_inbound_at.map(|t| t.plus(WINDOW));
