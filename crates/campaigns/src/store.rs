@@ -616,57 +616,108 @@ pub async fn record(db: &Db, id: CampaignId, outcomes: &[(i64, Outcome)], now: T
     tx.commit().await
 }
 
-/// SQLite: one prepared primary-key update per outcome, in one transaction.
+/// SQLite: one update per kind of outcome and hundred rows, in one transaction. Each is a
+/// primary-key lookup per listed `seq` (`seq IN (…)`; the state test is kept off the state
+/// index with `+`), per-row values picked with `CASE seq`. SQLite hands every statement to its
+/// worker thread and back: one statement per row made those hand-offs the sender's main cost.
+/// Parameters are plain `?` (a numbered one's name is found by walking a list).
 async fn record_sqlite(
     db: &Db,
     id: CampaignId,
     outcomes: &[(i64, Outcome)],
     now: Timestamp,
 ) -> R<()> {
+    let mut sent: Vec<(i64, &str)> = Vec::new();
+    let mut failed: Vec<(i64, i64, &str)> = Vec::new();
+    let mut skipped: Vec<(i64, &str)> = Vec::new();
+    let mut retry: Vec<i64> = Vec::new();
+    for (seq, o) in outcomes {
+        match o {
+            Outcome::Sent {
+                provider_message_id,
+            } => sent.push((*seq, provider_message_id)),
+            Outcome::Failed { code, title } => failed.push((*seq, *code, title)),
+            Outcome::Skipped { reason } => skipped.push((*seq, reason)),
+            Outcome::Retry => retry.push(*seq),
+        }
+    }
+    let cases = |n: usize| " WHEN ? THEN ?".repeat(n);
+    let list = |n: usize| vec!["?"; n].join(", ");
     let mut tx = db.begin().await?;
     let Tx::Sqlite(t) = &mut tx else {
         return Ok(());
     };
-    for (seq, o) in outcomes {
-        let q = match o {
-            Outcome::Sent {
-                provider_message_id,
-            } => sqlx::query(
-                "UPDATE campaign_recipients SET state = 'sent', provider_message_id = $3, \
-                 sent_at = $2, lease_until = NULL, updated_at = $2 \
-                 WHERE campaign_id = $1 AND seq = $4 AND state IN ('sending', 'unconfirmed')",
-            )
-            .bind(id)
-            .bind(now)
-            .bind(provider_message_id)
-            .bind(seq),
-            Outcome::Failed { code, title } => sqlx::query(
-                "UPDATE campaign_recipients SET state = 'failed', error_code = $3, \
-                 error_title = $4, failed_at = $2, lease_until = NULL, updated_at = $2 \
-                 WHERE campaign_id = $1 AND seq = $5 AND state IN ('sending', 'unconfirmed')",
-            )
-            .bind(id)
-            .bind(now)
-            .bind(code)
-            .bind(title)
-            .bind(seq),
-            Outcome::Skipped { reason } => sqlx::query(
-                "UPDATE campaign_recipients SET state = 'skipped', skip_reason = $3, \
-                 lease_until = NULL, updated_at = $2 \
-                 WHERE campaign_id = $1 AND seq = $4 AND state IN ('sending', 'unconfirmed')",
-            )
-            .bind(id)
-            .bind(now)
-            .bind(reason)
-            .bind(seq),
-            Outcome::Retry => sqlx::query(
-                "UPDATE campaign_recipients SET state = 'pending', lease_until = NULL, \
-                 updated_at = $2 WHERE campaign_id = $1 AND seq = $3 AND state = 'sending'",
-            )
-            .bind(id)
-            .bind(now)
-            .bind(seq),
-        };
+    for chunk in sent.chunks(100) {
+        let n = chunk.len();
+        let sql = format!(
+            "UPDATE campaign_recipients SET state = 'sent', provider_message_id = CASE seq{} END, \
+             sent_at = ?, lease_until = NULL, updated_at = ? \
+             WHERE campaign_id = ? AND seq IN ({}) AND +state IN ('sending', 'unconfirmed')",
+            cases(n),
+            list(n)
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (seq, pid) in chunk {
+            q = q.bind(*seq).bind(*pid);
+        }
+        q = q.bind(now).bind(now).bind(id);
+        for (seq, _) in chunk {
+            q = q.bind(*seq);
+        }
+        q.execute(&mut **t).await?;
+    }
+    for chunk in failed.chunks(100) {
+        let n = chunk.len();
+        let sql = format!(
+            "UPDATE campaign_recipients SET state = 'failed', error_code = CASE seq{} END, \
+             error_title = CASE seq{} END, failed_at = ?, lease_until = NULL, updated_at = ? \
+             WHERE campaign_id = ? AND seq IN ({}) AND +state IN ('sending', 'unconfirmed')",
+            cases(n),
+            cases(n),
+            list(n)
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (seq, code, _) in chunk {
+            q = q.bind(*seq).bind(*code);
+        }
+        for (seq, _, title) in chunk {
+            q = q.bind(*seq).bind(*title);
+        }
+        q = q.bind(now).bind(now).bind(id);
+        for (seq, _, _) in chunk {
+            q = q.bind(*seq);
+        }
+        q.execute(&mut **t).await?;
+    }
+    for chunk in skipped.chunks(100) {
+        let n = chunk.len();
+        let sql = format!(
+            "UPDATE campaign_recipients SET state = 'skipped', skip_reason = CASE seq{} END, \
+             lease_until = NULL, updated_at = ? \
+             WHERE campaign_id = ? AND seq IN ({}) AND +state IN ('sending', 'unconfirmed')",
+            cases(n),
+            list(n)
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (seq, reason) in chunk {
+            q = q.bind(*seq).bind(*reason);
+        }
+        q = q.bind(now).bind(id);
+        for (seq, _) in chunk {
+            q = q.bind(*seq);
+        }
+        q.execute(&mut **t).await?;
+    }
+    for chunk in retry.chunks(100) {
+        let sql = format!(
+            "UPDATE campaign_recipients SET state = 'pending', lease_until = NULL, updated_at = ? \
+             WHERE campaign_id = ? AND seq IN ({}) AND +state = 'sending'",
+            list(chunk.len())
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now).bind(id);
+        for seq in chunk {
+            q = q.bind(*seq);
+        }
         q.execute(&mut **t).await?;
     }
     tx.commit().await
