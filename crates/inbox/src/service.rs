@@ -90,6 +90,9 @@ pub struct Inbox {
     realtime: Arc<Realtime>,
     public_url: String,
     hooks: std::sync::RwLock<Vec<Arc<dyn IngestHook>>>,
+    /// Paced channels: sends of `inbox.send_many` jobs in flight (waiting for their slot
+    /// included), shared by every job of this process (see `send::bulk`).
+    send_slots: std::sync::Mutex<HashMap<ChannelId, Arc<tokio::sync::Semaphore>>>,
 }
 
 /// What other domains learn from stored webhook events, called by the ingest job after the
@@ -220,6 +223,7 @@ impl Inbox {
             realtime: deps.realtime,
             public_url: deps.public_url.trim_end_matches('/').to_owned(),
             hooks: std::sync::RwLock::new(Vec::new()),
+            send_slots: std::sync::Mutex::new(HashMap::new()),
         })
     }
 

@@ -850,6 +850,78 @@ async fn batch_sends_to_numbers(app: TestApp) {
     assert_eq!(found["items"].as_array().unwrap().len(), 1, "{found}");
 }
 
+/// With pacing off a batch's messages are sent by one `inbox.send_many` job: each once, a
+/// throttled one later on its own.
+async fn batch_sender_without_pacing(app: TestApp) {
+    let fake = FakeMeta::start().await;
+    let admin = app.register("owner@acme.test", "Acme").await;
+    let ch = s(&whatsapp(&app, &admin, &fake).await, "id");
+    fake.fail_for_recipient("4915112345613", MetaError::new(400, 130429));
+    let items: Vec<Value> = (11..=14)
+        .map(|i| {
+            json!({"channel_id": ch, "to": {"phone": format!("+49151123456{i}")}, "type": "template",
+                   "template": {"name": "order_update", "language": "en_US", "body": [i.to_string()]}})
+        })
+        .collect();
+    let batch = expect_json(
+        app.post_as(
+            &admin,
+            "/api/v1/messages/batch",
+            &json!({ "messages": items }),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    let r = batch["results"].as_array().unwrap();
+    assert!(r.iter().all(|x| x["status"] == 202), "{batch}");
+    assert_eq!(count(&app, "jobs WHERE kind = 'inbox.send_many'").await, 1);
+    assert_eq!(count(&app, "jobs WHERE kind = 'inbox.send'").await, 0);
+    settle(&app).await;
+    assert_eq!(fake.sent_count(), 3, "the throttled one waits");
+    let status_of = |i: usize| {
+        let id = r[i]["message"]["id"].as_str().unwrap().to_owned();
+        let (app, admin) = (&app, &admin);
+        async move {
+            expect_json(
+                app.get_as(admin, &format!("/api/v1/messages/{id}")).await,
+                StatusCode::OK,
+            )
+            .await["status"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    assert_eq!(status_of(0).await, "sent");
+    assert_eq!(status_of(2).await, "queued");
+    fake.clear_failures();
+    app.clock.advance(Duration::from_secs(5));
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    settle(&app).await;
+    assert_eq!(status_of(2).await, "sent");
+    assert_eq!(fake.sent_count(), 4, "each message once");
+}
+
+mod unpaced {
+    use wamage_testkit::TestApp;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn batch_sender_without_pacing_sqlite() {
+        let app = TestApp::sqlite_with(|c| c.channel_pacing = false).await;
+        super::batch_sender_without_pacing(app).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn batch_sender_without_pacing_postgres() {
+        let Some(app) = TestApp::postgres_with(|c| c.channel_pacing = false).await else {
+            eprintln!("skipped: WAMAGE_TEST_POSTGRES_URL is not set");
+            return;
+        };
+        super::batch_sender_without_pacing(app).await;
+    }
+}
+
 app_tests!(
     concurrent_webhooks_are_stored_together_and_each_once,
     whatsapp_webhooks_in,

@@ -106,12 +106,22 @@ pub const PASSWORD: &str = "correct horse battery";
 #[cfg(feature = "app")]
 impl TestApp {
     pub async fn sqlite() -> Self {
+        Self::sqlite_with(|_| {}).await
+    }
+
+    /// An app on SQLite with its configuration changed by `tweak` first.
+    pub async fn sqlite_with(tweak: impl FnOnce(&mut Config)) -> Self {
         let db = TestDb::sqlite(&app::all_migrations()).await;
-        Self::start(db, None).await
+        Self::start(db, None, tweak).await
     }
 
     /// `None` when `WAMAGE_TEST_POSTGRES_URL` is not set.
     pub async fn postgres() -> Option<Self> {
+        Self::postgres_with(|_| {}).await
+    }
+
+    /// [`Self::postgres`] with the configuration changed by `tweak` first.
+    pub async fn postgres_with(tweak: impl FnOnce(&mut Config)) -> Option<Self> {
         let db = TestDb::postgres(&app::all_migrations()).await?;
         let cache: Option<SharedCache> = match redis_url() {
             Some(url) => {
@@ -124,10 +134,14 @@ impl TestApp {
             }
             None => None,
         };
-        Some(Self::start(db, cache).await)
+        Some(Self::start(db, cache, tweak).await)
     }
 
-    async fn start(db: TestDb, cache: Option<SharedCache>) -> Self {
+    async fn start(
+        db: TestDb,
+        cache: Option<SharedCache>,
+        tweak: impl FnOnce(&mut Config),
+    ) -> Self {
         // Server logs show up in a failing test's output (RUST_LOG overrides the level).
         let _ = tracing_subscriber::fmt()
             .with_test_writer()
@@ -141,7 +155,7 @@ impl TestApp {
             .await
             .expect("bind test listener");
         let addr = listener.local_addr().expect("local addr");
-        let config = Config {
+        let mut config = Config {
             listen: addr.to_string(),
             data_dir: dir.path().to_path_buf(),
             secret_key: Some(Secret::new(
@@ -156,6 +170,7 @@ impl TestApp {
             campaign_lease_secs: 20,
             ..Config::default()
         };
+        tweak(&mut config);
         let mailer = LogMailer::new();
         let clock = Clock::manual(Timestamp::from_millis(
             std::time::SystemTime::now()
