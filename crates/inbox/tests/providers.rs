@@ -850,8 +850,9 @@ async fn batch_sends_to_numbers(app: TestApp) {
     assert_eq!(found["items"].as_array().unwrap().len(), 1, "{found}");
 }
 
-/// With pacing off a batch's messages are sent by one `inbox.send_many` job: each once, a
-/// throttled one later on its own.
+/// The same with pacing off (the sender's concurrency is not bounded by a slow channel's
+/// pace): one `inbox.send_many` job sends the batch, each message once, a throttled one later
+/// on its own.
 async fn batch_sender_without_pacing(app: TestApp) {
     let fake = FakeMeta::start().await;
     let admin = app.register("owner@acme.test", "Acme").await;

@@ -3,15 +3,10 @@
 //! `POST /api/v1/messages/batch` items addressed to a phone, Telegram chat id or Sandbox handle
 //! that quote no message and attach no upload (the bulk case: templates and texts to many
 //! customers) are written together: one contact resolution for all of them, one consent
-//! query, then one transaction holding the new conversations, the messages, their
-//! send jobs and the conversations' last-message updates. Every other
+//! query, then one transaction holding the new conversations, the messages, one
+//! `inbox.send_many` job per channel and the conversations' last-message updates. Every other
 //! item goes through the single-send path, one at a time. Each item keeps its own result,
 //! refused items with their own problem.
-//!
-//! With pacing off (`WAMAGE_CHANNEL_PACING=false`: a provider without limits, benchmarks) the
-//! batch gets one `inbox.send_many` job per channel; paced channels keep one `inbox.send` job
-//! per message, whose sends leave one slot at a time (a batch job's concurrent requests let a
-//! strict provider count one send too many in a second now and then).
 //!
 //! The `inbox.send_many` job sends its messages concurrently through the channel's guard (the
 //! same pacing, breaker and outcome classification as `inbox.send`) and stores the accepted
@@ -283,22 +278,13 @@ impl Inbox {
             .await
             .map_err(db_err)
             .map_err(fail_all)?;
-        // Paced channels keep one `inbox.send` job per message: measured against a strict
-        // provider at 80 msg/s, a batch job's concurrent sends let one 130429 through a minute
-        // (a delayed request arrives within the same second as a later one), single jobs none.
-        let paced = self.channels.config().pacing;
         let new_jobs: Vec<NewJob> = jobs
             .into_values()
-            .flat_map(|ids| {
-                if paced {
-                    ids.into_iter()
-                        .map(|id| NewJob::new(SEND_JOB, json!({ "message_id": id })))
-                        .collect()
-                } else {
-                    vec![NewJob::new(SEND_MANY_JOB, json!({ "message_ids": ids }))]
-                }
+            .map(|ids| {
+                NewJob::new(SEND_MANY_JOB, json!({ "message_ids": ids }))
+                    .with_org(org)
+                    .with_priority(5)
             })
-            .map(|job| job.with_org(org).with_priority(5))
             .collect();
         if !new_jobs.is_empty() {
             self.jobs
