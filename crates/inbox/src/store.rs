@@ -138,37 +138,7 @@ const CONV_COLS: &str = "c.id, c.org_id, c.channel_id, c.contact_id, c.contact_n
      c.resolved_at";
 
 pub async fn insert_conversation(tx: &mut Tx, c: &ConversationRow) -> R<()> {
-    with_tx!(tx, |e| {
-        sqlx::query(
-        "INSERT INTO inbox_conversations (id, org_id, channel_id, contact_id, contact_name, \
-         recipient, recipient_key, status, snoozed_until, priority, assignee_id, team_id, labels, \
-         last_inbound_at, last_message_id, last_activity_at, created_at, updated_at, resolved_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
-    )
-    .bind(c.id)
-    .bind(c.org_id)
-    .bind(c.channel_id)
-    .bind(c.contact_id)
-    .bind(&c.contact_name)
-    .bind(&c.recipient)
-    .bind(&c.recipient_key)
-    .bind(&c.status)
-    .bind(c.snoozed_until)
-    .bind(&c.priority)
-    .bind(c.assignee_id)
-    .bind(c.team_id)
-    .bind(&c.labels)
-    .bind(c.last_inbound_at)
-    .bind(c.last_message_id)
-    .bind(c.last_activity_at)
-    .bind(c.created_at)
-    .bind(c.updated_at)
-    .bind(c.resolved_at)
-    .execute(e)
-    .await
-    .map(|r| r.rows_affected())
-    })?;
-    Ok(())
+    insert_conversations(tx, std::slice::from_ref(c)).await
 }
 
 /// Inserts new conversations, a hundred rows per statement.
@@ -560,83 +530,55 @@ const MSG_COLS: &str = "m.id, m.org_id, m.conversation_id, m.channel_id, m.direc
 /// Inserts a message; `false` when a message with the same provider id exists on the channel
 /// (a redelivered webhook).
 pub async fn insert_message(tx: &mut Tx, m: &MessageRow) -> R<bool> {
-    with_tx!(tx, |e| {
-        sqlx::query(
-        "INSERT INTO inbox_messages (id, org_id, conversation_id, channel_id, direction, kind, text, \
-         content, media, reply_to_id, provider_message_id, status, error, author_id, private, \
-         purpose, edited, created_at, sent_at, delivered_at, read_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
-         $19, $20, $21, $22) ON CONFLICT DO NOTHING"
-    )
-    .bind(m.id)
-    .bind(m.org_id)
-    .bind(m.conversation_id)
-    .bind(m.channel_id)
-    .bind(&m.direction)
-    .bind(&m.kind)
-    .bind(&m.text)
-    .bind(&m.content)
-    .bind(&m.media)
-    .bind(m.reply_to_id)
-    .bind(&m.provider_message_id)
-    .bind(&m.status)
-    .bind(&m.error)
-    .bind(m.author_id)
-    .bind(m.private)
-    .bind(&m.purpose)
-    .bind(m.edited)
-    .bind(m.created_at)
-    .bind(m.sent_at)
-    .bind(m.delivered_at)
-    .bind(m.read_at)
-    .bind(m.updated_at)
-    .execute(e)
-    .await
-    .map(|r| r.rows_affected() == 1)
-    })
+    Ok(insert_message_rows(tx, std::slice::from_ref(m), " ON CONFLICT DO NOTHING").await? == 1)
 }
 
 /// Inserts new messages (ids known to be fresh), a hundred rows per statement.
 pub async fn insert_messages(tx: &mut Tx, rows: &[MessageRow]) -> R<()> {
     for chunk in rows.chunks(100) {
-        let sql = format!(
-            "INSERT INTO inbox_messages (id, org_id, conversation_id, channel_id, direction, kind, \
-             text, content, media, reply_to_id, provider_message_id, status, error, author_id, \
-             private, purpose, edited, created_at, sent_at, delivered_at, read_at, updated_at) \
-             VALUES {}",
-            Params::new(tx.backend()).rows(chunk.len(), 22)
-        );
-        with_tx!(tx, |e| {
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
-            for m in chunk {
-                q = q
-                    .bind(m.id)
-                    .bind(m.org_id)
-                    .bind(m.conversation_id)
-                    .bind(m.channel_id)
-                    .bind(&m.direction)
-                    .bind(&m.kind)
-                    .bind(&m.text)
-                    .bind(&m.content)
-                    .bind(&m.media)
-                    .bind(m.reply_to_id)
-                    .bind(&m.provider_message_id)
-                    .bind(&m.status)
-                    .bind(&m.error)
-                    .bind(m.author_id)
-                    .bind(m.private)
-                    .bind(&m.purpose)
-                    .bind(m.edited)
-                    .bind(m.created_at)
-                    .bind(m.sent_at)
-                    .bind(m.delivered_at)
-                    .bind(m.read_at)
-                    .bind(m.updated_at);
-            }
-            q.execute(e).await.map(|r| r.rows_affected())
-        })?;
+        insert_message_rows(tx, chunk, "").await?;
     }
     Ok(())
+}
+
+/// One `INSERT` of `rows` with `tail` after the values; how many were inserted.
+async fn insert_message_rows(tx: &mut Tx, rows: &[MessageRow], tail: &str) -> R<u64> {
+    let sql = format!(
+        "INSERT INTO inbox_messages (id, org_id, conversation_id, channel_id, direction, kind, \
+         text, content, media, reply_to_id, provider_message_id, status, error, author_id, \
+         private, purpose, edited, created_at, sent_at, delivered_at, read_at, updated_at) \
+         VALUES {}{tail}",
+        Params::new(tx.backend()).rows(rows.len(), 22)
+    );
+    with_tx!(tx, |e| {
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
+        for m in rows {
+            q = q
+                .bind(m.id)
+                .bind(m.org_id)
+                .bind(m.conversation_id)
+                .bind(m.channel_id)
+                .bind(&m.direction)
+                .bind(&m.kind)
+                .bind(&m.text)
+                .bind(&m.content)
+                .bind(&m.media)
+                .bind(m.reply_to_id)
+                .bind(&m.provider_message_id)
+                .bind(&m.status)
+                .bind(&m.error)
+                .bind(m.author_id)
+                .bind(m.private)
+                .bind(&m.purpose)
+                .bind(m.edited)
+                .bind(m.created_at)
+                .bind(m.sent_at)
+                .bind(m.delivered_at)
+                .bind(m.read_at)
+                .bind(m.updated_at);
+        }
+        q.execute(e).await.map(|r| r.rows_affected())
+    })
 }
 
 pub async fn message<'a>(

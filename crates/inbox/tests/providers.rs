@@ -693,6 +693,19 @@ async fn concurrent_webhooks_are_stored_together_and_each_once(app: TestApp) {
     assert_eq!(count(&app, "inbox_messages").await, 40);
 }
 
+/// The status of a batch result's message, read back.
+async fn message_status(app: &TestApp, admin: &TestUser, result: &Value) -> String {
+    let id = result["message"]["id"].as_str().unwrap().to_owned();
+    expect_json(
+        app.get_as(admin, &format!("/api/v1/messages/{id}")).await,
+        StatusCode::OK,
+    )
+    .await["status"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
 /// `POST /messages/batch`: items to numbers are written together and sent by one job, each
 /// with its own answer; the rest take the single-send path. Nothing is sent twice, and a
 /// send that must wait is retried on its own.
@@ -814,20 +827,7 @@ async fn batch_sends_to_numbers(app: TestApp) {
         ],
         "each accepted message once; the throttled one waits"
     );
-    let status_of = |i: usize| {
-        let id = r[i]["message"]["id"].as_str().unwrap().to_owned();
-        let (app, admin) = (&app, &admin);
-        async move {
-            expect_json(
-                app.get_as(admin, &format!("/api/v1/messages/{id}")).await,
-                StatusCode::OK,
-            )
-            .await["status"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        }
-    };
+    let status_of = |i: usize| message_status(&app, &admin, &r[i]);
     for i in [0, 1, 2, 6] {
         assert_eq!(status_of(i).await, "sent", "message {i}");
     }
@@ -880,20 +880,7 @@ async fn batch_sender_without_pacing(app: TestApp) {
     assert_eq!(count(&app, "jobs WHERE kind = 'inbox.send'").await, 0);
     settle(&app).await;
     assert_eq!(fake.sent_count(), 3, "the throttled one waits");
-    let status_of = |i: usize| {
-        let id = r[i]["message"]["id"].as_str().unwrap().to_owned();
-        let (app, admin) = (&app, &admin);
-        async move {
-            expect_json(
-                app.get_as(admin, &format!("/api/v1/messages/{id}")).await,
-                StatusCode::OK,
-            )
-            .await["status"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        }
-    };
+    let status_of = |i: usize| message_status(&app, &admin, &r[i]);
     assert_eq!(status_of(0).await, "sent");
     assert_eq!(status_of(2).await, "queued");
     fake.clear_failures();

@@ -181,21 +181,7 @@ impl Contacts {
                         s.iter().map(|(k, v)| (Some(*k), v.as_str())).collect();
                     let words =
                         super::search_words_of(&display, None, &ids, &no_attributes, &no_defs);
-                    let row = ContactRow {
-                        id: ContactId::new(),
-                        sort_name: display.to_lowercase(),
-                        name: display.clone(),
-                        company: None,
-                        language: None,
-                        time_zone: None,
-                        notes: None,
-                        favorite: false,
-                        blocked: false,
-                        attributes: Json(no_attributes.clone()),
-                        avatar_key: None,
-                        created_at: now,
-                        updated_at: now,
-                    };
+                    let row = new_contact(&display, now);
                     names.insert(row.id, display);
                     let id = row.id;
                     fresh.insert(id, creates.len());
@@ -282,21 +268,7 @@ impl Contacts {
             }
             None => {
                 let display = display_name(name, &identities[0].1);
-                let row = ContactRow {
-                    id: ContactId::new(),
-                    sort_name: display.to_lowercase(),
-                    name: display.clone(),
-                    company: None,
-                    language: None,
-                    time_zone: None,
-                    notes: None,
-                    favorite: false,
-                    blocked: false,
-                    attributes: Json(Value::Object(Map::new())),
-                    avatar_key: None,
-                    created_at: now,
-                    updated_at: now,
-                };
+                let row = new_contact(&display, now);
                 store::insert_contact(&mut tx, org, &row)
                     .await
                     .map_err(|e| Retry::Problem(db_err(e)))?;
@@ -402,6 +374,25 @@ pub struct SystemConsent<'a> {
 enum Retry {
     Clash,
     Problem(Problem),
+}
+
+/// A contact created for an inbound sender: a name and nothing else yet.
+fn new_contact(display: &str, now: wamage_kernel::Timestamp) -> ContactRow {
+    ContactRow {
+        id: ContactId::new(),
+        sort_name: display.to_lowercase(),
+        name: display.to_owned(),
+        company: None,
+        language: None,
+        time_zone: None,
+        notes: None,
+        favorite: false,
+        blocked: false,
+        attributes: Json(Value::Object(Map::new())),
+        avatar_key: None,
+        created_at: now,
+        updated_at: now,
+    }
 }
 
 fn display_name(name: Option<&str>, fallback: &str) -> String {
