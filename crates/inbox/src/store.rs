@@ -132,6 +132,41 @@ pub struct ConversationRow {
     pub resolved_at: Option<Timestamp>,
 }
 
+impl ConversationRow {
+    /// A new conversation with a customer address, `resolved` (a direct send opens one so it
+    /// shows in the inbox once the customer answers; an inbound message sets it open).
+    pub fn resolved(
+        org: OrgId,
+        channel: ChannelId,
+        (contact, name): (ContactId, String),
+        recipient: &wamage_channels::provider::Recipient,
+        key: String,
+        now: Timestamp,
+    ) -> Self {
+        Self {
+            id: ConversationId::new(),
+            org_id: org,
+            channel_id: channel,
+            contact_id: contact,
+            contact_name: name,
+            recipient: serde_json::to_string(recipient).unwrap_or_default(),
+            recipient_key: key,
+            status: "resolved".to_owned(),
+            snoozed_until: None,
+            priority: "none".to_owned(),
+            assignee_id: None,
+            team_id: None,
+            labels: "[]".to_owned(),
+            last_inbound_at: None,
+            last_message_id: None,
+            last_activity_at: now,
+            created_at: now,
+            updated_at: now,
+            resolved_at: Some(now),
+        }
+    }
+}
+
 const CONV_COLS: &str = "c.id, c.org_id, c.channel_id, c.contact_id, c.contact_name, c.recipient, \
      c.recipient_key, c.status, c.snoozed_until, c.priority, c.assignee_id, c.team_id, c.labels, \
      c.last_inbound_at, c.last_message_id, c.last_activity_at, c.created_at, c.updated_at, \

@@ -31,7 +31,7 @@ use wamage_platform::jobs::{JobContext, JobHandler, JobOutcome, NewJob};
 
 use super::{Inbox, MEDIA_JOB, consent_channel, db_err, error_json};
 use crate::{
-    model::{ConversationId, MessageId, OPT_IN_KEYWORDS, OPT_OUT_KEYWORDS},
+    model::{MessageId, OPT_IN_KEYWORDS, OPT_OUT_KEYWORDS},
     store::{self, ConversationRow, MessageRow},
 };
 
@@ -334,25 +334,16 @@ impl Inbox {
             }
             _ => (
                 ConversationRow {
-                    id: ConversationId::new(),
-                    org_id: org,
-                    channel_id: c.id,
-                    contact_id: contact.id,
-                    contact_name: contact.name.clone(),
-                    recipient: serde_json::to_string(&recipient).unwrap_or_default(),
-                    recipient_key: key.clone(),
                     status: "open".to_owned(),
-                    snoozed_until: None,
-                    priority: "none".to_owned(),
-                    assignee_id: None,
-                    team_id: None,
-                    labels: "[]".to_owned(),
-                    last_inbound_at: None,
-                    last_message_id: None,
-                    last_activity_at: now,
-                    created_at: now,
-                    updated_at: now,
                     resolved_at: None,
+                    ..ConversationRow::resolved(
+                        org,
+                        c.id,
+                        (contact.id, contact.name.clone()),
+                        &recipient,
+                        key.clone(),
+                        now,
+                    )
                 },
                 true,
             ),

@@ -798,7 +798,7 @@ impl Inbox {
         {
             Some(c) => c,
             None => {
-                let c = bulk::new_conversation(
+                let c = ConversationRow::resolved(
                     org,
                     channel.id,
                     (contact_id, name),

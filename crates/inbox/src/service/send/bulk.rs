@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 use wamage_channels::{Channel, ChannelId, ChannelKind};
 use wamage_contacts::{ConsentPurpose, ContactId, SendPermission};
 use wamage_identity::Principal;
-use wamage_kernel::{OrgId, Problem, Timestamp};
+use wamage_kernel::{OrgId, Problem};
 use wamage_platform::jobs::{JobContext, JobHandler, JobOutcome, NewJob};
 
 use super::{
@@ -216,7 +216,7 @@ impl Inbox {
             let conv = match existing {
                 Some(c) => c.id,
                 None => {
-                    let c = new_conversation(
+                    let c = ConversationRow::resolved(
                         org,
                         channel.id,
                         (contact.id, contact.name.clone()),
@@ -592,39 +592,6 @@ impl Inbox {
                 Err(p) => tracing::warn!(error = %p, "failed to render sent messages"),
             }
         }
-    }
-}
-
-/// A conversation a direct send opens: `resolved`, so it shows in the inbox once the
-/// customer answers.
-pub(super) fn new_conversation(
-    org: OrgId,
-    channel: ChannelId,
-    (contact, name): (ContactId, String),
-    recipient: &wamage_channels::provider::Recipient,
-    key: String,
-    now: Timestamp,
-) -> ConversationRow {
-    ConversationRow {
-        id: ConversationId::new(),
-        org_id: org,
-        channel_id: channel,
-        contact_id: contact,
-        contact_name: name,
-        recipient: serde_json::to_string(recipient).unwrap_or_default(),
-        recipient_key: key,
-        status: "resolved".to_owned(),
-        snoozed_until: None,
-        priority: "none".to_owned(),
-        assignee_id: None,
-        team_id: None,
-        labels: "[]".to_owned(),
-        last_inbound_at: None,
-        last_message_id: None,
-        last_activity_at: now,
-        created_at: now,
-        updated_at: now,
-        resolved_at: Some(now),
     }
 }
 
