@@ -563,97 +563,63 @@ pub enum Outcome {
     Retry,
 }
 
-/// Records a batch of outcomes in one transaction. Only rows still claimed (`sending`) or
-/// unconfirmed are written, so a late writer cannot undo a newer state. PostgreSQL gets one
-/// statement per kind of outcome (a JSON array joined on the primary key); SQLite, in process,
-/// runs one prepared statement per row (its planner would join the array against every row in
-/// flight).
+/// Records a batch of outcomes. Only rows still claimed (`sending`) or unconfirmed are written
+/// (a retry only from `sending`), so a late writer cannot undo a newer state. PostgreSQL gets
+/// one statement for the whole batch: the outcomes as parallel arrays joined on the primary
+/// key, a single round trip and commit. SQLite, in process, runs one statement per kind of
+/// outcome and hundred rows (see `record_sqlite`).
 pub async fn record(db: &Db, id: CampaignId, outcomes: &[(i64, Outcome)], now: Timestamp) -> R<()> {
-    if let Db::Sqlite(_) = db {
+    let Db::Postgres(p) = db else {
         return record_sqlite(db, id, outcomes, now).await;
+    };
+    if outcomes.is_empty() {
+        return Ok(());
     }
-    let mut sent = Vec::new();
-    let mut failed = Vec::new();
-    let mut skipped = Vec::new();
-    let mut retry = Vec::new();
+    let n = outcomes.len();
+    let mut seqs = Vec::with_capacity(n);
+    let mut states = Vec::with_capacity(n);
+    let mut pids: Vec<Option<&str>> = Vec::with_capacity(n);
+    let mut codes: Vec<Option<i64>> = Vec::with_capacity(n);
+    let mut texts: Vec<Option<&str>> = Vec::with_capacity(n);
     for (seq, o) in outcomes {
-        match o {
+        seqs.push(*seq);
+        let (state, pid, code, text) = match o {
             Outcome::Sent {
                 provider_message_id,
-            } => {
-                sent.push(json!([seq, provider_message_id]));
-            }
-            Outcome::Failed { code, title } => failed.push(json!([seq, code, title])),
-            Outcome::Skipped { reason } => skipped.push(json!([seq, reason])),
-            Outcome::Retry => retry.push(json!([seq])),
-        }
+            } => ("sent", Some(provider_message_id.as_str()), None, None),
+            Outcome::Failed { code, title } => ("failed", None, Some(*code), Some(title.as_str())),
+            Outcome::Skipped { reason } => ("skipped", None, None, Some(reason.as_str())),
+            Outcome::Retry => ("pending", None, None, None),
+        };
+        states.push(state);
+        pids.push(pid);
+        codes.push(code);
+        texts.push(text);
     }
-    let mut tx = db.begin().await?;
-    let statements: [(&Vec<serde_json::Value>, &str); 4] = [
-        (
-            &sent,
-            "UPDATE campaign_recipients SET state = 'sent', provider_message_id = x.pid, \
-             sent_at = $2, lease_until = NULL, updated_at = $2 \
-             FROM (SELECT j.value ->> 0 AS seq, j.value ->> 1 AS pid FROM json_each($3) j) x \
-             WHERE campaign_id = $1 AND campaign_recipients.seq = CAST(x.seq AS {int}) \
-             AND state IN ('sending', 'unconfirmed')",
-        ),
-        (
-            &failed,
-            "UPDATE campaign_recipients SET state = 'failed', error_code = CAST(x.code AS {int}), \
-             error_title = x.title, failed_at = $2, lease_until = NULL, updated_at = $2 \
-             FROM (SELECT j.value ->> 0 AS seq, j.value ->> 1 AS code, j.value ->> 2 AS title \
-             FROM json_each($3) j) x \
-             WHERE campaign_id = $1 AND campaign_recipients.seq = CAST(x.seq AS {int}) \
-             AND state IN ('sending', 'unconfirmed')",
-        ),
-        (
-            &skipped,
-            "UPDATE campaign_recipients SET state = 'skipped', skip_reason = x.reason, \
-             lease_until = NULL, updated_at = $2 \
-             FROM (SELECT j.value ->> 0 AS seq, j.value ->> 1 AS reason FROM json_each($3) j) x \
-             WHERE campaign_id = $1 AND campaign_recipients.seq = CAST(x.seq AS {int}) \
-             AND state IN ('sending', 'unconfirmed')",
-        ),
-        (
-            &retry,
-            "UPDATE campaign_recipients SET state = 'pending', lease_until = NULL, updated_at = $2 \
-             FROM (SELECT j.value ->> 0 AS seq FROM json_each($3) j) x \
-             WHERE campaign_id = $1 AND campaign_recipients.seq = CAST(x.seq AS {int}) \
-             AND state = 'sending'",
-        ),
-    ];
-    for (items, sql) in statements {
-        if items.is_empty() {
-            continue;
-        }
-        let param = serde_json::Value::Array(items.clone()).to_string();
-        match &mut tx {
-            Tx::Sqlite(t) => {
-                let sql = sql.replace("{int}", "INTEGER");
-                sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .bind(id)
-                    .bind(now)
-                    .bind(param)
-                    .execute(&mut **t)
-                    .await?;
-            }
-            Tx::Postgres(t) => {
-                // PostgreSQL reads the same JSON with jsonb_array_elements.
-                let sql = sql.replace("{int}", "BIGINT").replace(
-                    "json_each($3) j",
-                    "jsonb_array_elements($3::jsonb) AS j(value)",
-                );
-                sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .bind(id)
-                    .bind(now)
-                    .bind(param)
-                    .execute(&mut **t)
-                    .await?;
-            }
-        }
-    }
-    tx.commit().await
+    sqlx::query(
+        "UPDATE campaign_recipients r SET state = x.state, \
+         provider_message_id = CASE WHEN x.state = 'sent' THEN x.pid ELSE r.provider_message_id END, \
+         sent_at = CASE WHEN x.state = 'sent' THEN $2 ELSE r.sent_at END, \
+         error_code = CASE WHEN x.state = 'failed' THEN x.code ELSE r.error_code END, \
+         error_title = CASE WHEN x.state = 'failed' THEN x.text ELSE r.error_title END, \
+         failed_at = CASE WHEN x.state = 'failed' THEN $2 ELSE r.failed_at END, \
+         skip_reason = CASE WHEN x.state = 'skipped' THEN x.text ELSE r.skip_reason END, \
+         lease_until = NULL, updated_at = $2 \
+         FROM UNNEST($3::bigint[], $4::text[], $5::text[], $6::bigint[], $7::text[]) \
+         AS x(seq, state, pid, code, text) \
+         WHERE r.campaign_id = $1 AND r.seq = x.seq \
+         AND (r.state = 'sending' OR (r.state = 'unconfirmed' AND x.state <> 'pending'))",
+    )
+    .bind(id)
+    .bind(now)
+    .bind(seqs)
+    .bind(states)
+    .bind(pids)
+    .bind(codes)
+    .bind(texts)
+    .execute(p)
+    .await?;
+    Ok(())
 }
 
 /// SQLite: one update per kind of outcome and hundred rows, in one transaction. Each is a
@@ -1031,7 +997,11 @@ pub async fn apply_report(
 }
 
 /// A customer message arrived at `at`: every send to them on this channel from `since` until
-/// then counts as replied.
+/// then counts as replied. The recipient is found through its campaign: the channel's
+/// campaigns that were sending in that period (a handful), each probed on its
+/// `(campaign, contact)` key. An index by contact would cost every send a write of its own.
+/// A campaign that ended before `since` sent nothing after it; the hour of slack covers a
+/// send still in flight when its campaign was cancelled.
 pub async fn mark_replied(
     db: &Db,
     channel: ChannelId,
@@ -1041,13 +1011,17 @@ pub async fn mark_replied(
 ) -> R<u64> {
     with_db!(db, |p| sqlx::query(
         "UPDATE campaign_recipients SET replied_at = $4, updated_at = $4 \
-         WHERE contact_id = $2 AND sent_at IS NOT NULL AND replied_at IS NULL AND sent_at >= $3 \
-         AND sent_at <= $4 AND campaign_id IN (SELECT id FROM campaigns WHERE channel_id = $1)"
+         WHERE campaign_id IN (SELECT id FROM campaigns WHERE channel_id = $1 \
+         AND launched_at IS NOT NULL AND launched_at <= $4 \
+         AND (completed_at IS NULL OR completed_at >= $5)) \
+         AND contact_id = $2 AND sent_at IS NOT NULL AND replied_at IS NULL \
+         AND sent_at >= $3 AND sent_at <= $4"
     )
     .bind(channel)
     .bind(contact)
     .bind(since)
     .bind(at)
+    .bind(since.minus(std::time::Duration::from_secs(3600)))
     .execute(p)
     .await
     .map(|r| r.rows_affected()))
