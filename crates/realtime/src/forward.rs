@@ -1,6 +1,6 @@
 //! Bus → sockets: every event with an `audience` goes to those rooms of its organisation.
 
-use std::sync::Arc;
+use std::sync::{Arc, atomic::Ordering};
 
 use serde_json::{Value, json};
 use socketioxide::SocketIo;
@@ -80,6 +80,10 @@ pub(crate) fn spawn(io: SocketIo, shared: Arc<Shared>, stop: CancellationToken) 
                     None => return,
                 },
             };
+            // No socket here, so no room has a member: nothing to build or encode.
+            if shared.sockets.load(Ordering::SeqCst) == 0 {
+                continue;
+            }
             let Some((name, keys, payload)) = route(&event) else {
                 continue;
             };

@@ -45,6 +45,10 @@ pub(crate) struct Shared {
     pub(crate) cfg: RealtimeConfig,
     /// Sockets counted in presence whose disconnect work has not finished (see `Realtime::close`).
     pub(crate) live: AtomicUsize,
+    /// Signed-in sockets of this process, counted before they join any room and uncounted when
+    /// their session is dropped (after they left every room): while it is zero no room has a
+    /// member here and the forwarder skips events without building their frames.
+    pub(crate) sockets: Arc<AtomicUsize>,
 }
 
 impl Shared {
@@ -86,6 +90,24 @@ struct SessionInner {
     life: tokio::sync::Mutex<Life>,
     /// Last relayed `typing` per room key.
     typing: Mutex<HashMap<String, Instant>>,
+    /// This socket's place in `Shared::sockets`.
+    _counted: Counted,
+}
+
+/// One unit of a counter, given back when dropped.
+struct Counted(Arc<AtomicUsize>);
+
+impl Counted {
+    fn new(counter: &Arc<AtomicUsize>) -> Self {
+        counter.fetch_add(1, Ordering::SeqCst);
+        Self(counter.clone())
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Session {
@@ -202,6 +224,8 @@ async fn authenticate(
         Err(_) => return Err(Refused::Invalid),
     };
     let org = principal.org_id;
+    // Counted before the socket is in any room (see `Shared::sockets`).
+    let counted = Counted::new(&shared.sockets);
     s.join([
         Room::user(principal.user_id).key(org),
         Room::org(org).key(org),
@@ -210,6 +234,7 @@ async fn authenticate(
         principal,
         life: tokio::sync::Mutex::new(Life::Pending),
         typing: Mutex::new(HashMap::new()),
+        _counted: counted,
     }));
     s.extensions.insert(session);
     install_handlers(shared, &s);

@@ -50,7 +50,9 @@
 //! publisher meant for them. An `org:` room of another organisation in an audience is dropped
 //! (and logged). The frame of one event is encoded once and the same bytes are queued to every
 //! recipient (socketioxide's local adapter encodes the packet before walking the room); the
-//! forwarder does no per-recipient work beyond that, and no database work at all.
+//! forwarder does no per-recipient work beyond that, and no database work at all. A process
+//! with no signed-in socket skips events before building their frames (worker nodes, API-only
+//! installs, bulk sends with nobody watching).
 //!
 //! The bus is at-most-once and per process (see `wamage_platform::bus`): an event is for live
 //! screens; a client that reconnects reloads its state over REST.
@@ -233,6 +235,7 @@ impl Realtime {
             policies: Policies::default(),
             cfg,
             live: AtomicUsize::new(0),
+            sockets: Arc::new(AtomicUsize::new(0)),
         });
         gateway::register(&io, shared.clone());
         Arc::new(Self {

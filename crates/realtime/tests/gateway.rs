@@ -701,6 +701,58 @@ async fn closing_the_gateway_marks_users_offline(app: TestApp) {
     assert!(a.is_closed(), "the server closed the socket");
 }
 
+/// A process with no signed-in socket skips events before building frames (nothing is counted
+/// as sent); the first socket to connect gets the next event, and once the last one has gone
+/// the process skips again.
+async fn events_are_skipped_while_no_socket_is_connected(app: TestApp) {
+    let ana = app.register("ana@example.com", "Acme").await;
+    let org = org_of(&ana);
+    let org_room = [Room::org(org)];
+    let metrics = || async {
+        app.request(reqwest::Method::GET, "/metrics")
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    publish(&app, org, "wamage.test.nobody_yet", &org_room, json!({})).await;
+
+    let mut a = app.socket(&ana).await;
+    publish(&app, org, "wamage.test.someone", &org_room, json!({"n": 1})).await;
+    a.expect_event("test.someone", |v| v["data"]["n"] == 1)
+        .await;
+    a.close().await;
+    // Offline once the disconnect handler ran; the session (and its count) goes with it.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while presence_of(&app, &ana, &ana).await["status"] != "offline" {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "ana never went offline"
+        );
+        settle().await;
+    }
+    settle().await;
+    publish(&app, org, "wamage.test.nobody_left", &org_room, json!({})).await;
+    settle().await;
+
+    let text = metrics().await;
+    assert!(text.contains("wamage_realtime_events_out_total{event=\"test.someone\"}"));
+    for skipped in ["test.nobody_yet", "test.nobody_left"] {
+        assert!(
+            !text.contains(&format!("{{event=\"{skipped}\"}}")),
+            "{skipped} was forwarded with no socket connected"
+        );
+    }
+
+    // A new socket after that gets events again.
+    let mut b = app.socket(&ana).await;
+    publish(&app, org, "wamage.test.someone", &org_room, json!({"n": 2})).await;
+    b.expect_event("test.someone", |v| v["data"]["n"] == 2)
+        .await;
+}
+
 app_tests!(
     connects_with_a_token_or_api_key_and_refuses_bad_ones,
     long_polling_works_through_the_middleware,
@@ -713,4 +765,5 @@ app_tests!(
     bad_frames_never_crash_the_gateway,
     gateway_metrics_are_exported,
     closing_the_gateway_marks_users_offline,
+    events_are_skipped_while_no_socket_is_connected,
 );
