@@ -63,7 +63,7 @@ pub fn pattern_matches(pattern: &str, type_: &str) -> bool {
 pub struct Subscription {
     pattern: Arc<str>,
     lagged: Arc<AtomicU64>,
-    inner: BoxStream<'static, Event>,
+    inner: BoxStream<'static, Arc<Event>>,
 }
 
 impl fmt::Debug for Subscription {
@@ -78,6 +78,12 @@ impl fmt::Debug for Subscription {
 impl Subscription {
     /// The next matching event; `None` once the bus is gone.
     pub async fn recv(&mut self) -> Option<Event> {
+        self.inner.next().await.map(Arc::unwrap_or_clone)
+    }
+
+    /// The next matching event, shared with the other subscribers: for a reader that does not
+    /// need its own copy (a copy of a large event's data is a deep clone).
+    pub async fn recv_shared(&mut self) -> Option<Arc<Event>> {
         self.inner.next().await
     }
 
@@ -101,7 +107,6 @@ impl Subscription {
                 match rx.recv().await {
                     Ok(event) => {
                         if pattern_matches(&pattern, &event.type_) {
-                            let event = Event::clone(&event);
                             return Some((event, (rx, pattern, lagged)));
                         }
                     }
@@ -135,7 +140,9 @@ impl Stream for Subscription {
     type Item = Event;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event>> {
-        self.inner.poll_next_unpin(cx)
+        self.inner
+            .poll_next_unpin(cx)
+            .map(|e| e.map(Arc::unwrap_or_clone))
     }
 }
 

@@ -1,6 +1,6 @@
 #![allow(clippy::unwrap_used)]
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use futures::StreamExt as _;
 use serde_json::json;
@@ -107,6 +107,21 @@ async fn events_are_delivered_whole_to_every_subscriber() {
     for sub in &mut subs {
         assert_eq!(next(sub).await, sent);
     }
+}
+
+#[tokio::test]
+async fn shared_readers_get_the_published_event_without_a_copy() {
+    let bus = InProcessBus::new(8);
+    let mut a = bus.subscribe("*");
+    let mut b = bus.subscribe("wamage.user.*");
+    let mut owned = bus.subscribe("*");
+    let sent = event("wamage.user.registered", 9);
+    bus.publish(sent.clone()).await.unwrap();
+    let from_a = a.recv_shared().await.unwrap();
+    let from_b = b.recv_shared().await.unwrap();
+    assert!(Arc::ptr_eq(&from_a, &from_b), "one event, shared");
+    assert_eq!(*from_a, sent);
+    assert_eq!(next(&mut owned).await, sent);
 }
 
 #[tokio::test]

@@ -75,7 +75,7 @@ pub(crate) fn spawn(io: SocketIo, shared: Arc<Shared>, stop: CancellationToken) 
         loop {
             let event = tokio::select! {
                 () = stop.cancelled() => return,
-                event = sub.recv() => match event {
+                event = sub.recv_shared() => match event {
                     Some(event) => event,
                     None => return,
                 },
