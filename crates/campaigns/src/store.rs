@@ -996,12 +996,15 @@ pub async fn apply_report(
     })
 }
 
+/// How long after its campaign ended a send may still be recorded (one in flight when the
+/// campaign was cancelled): such campaigns are still looked at for replies.
+const LATE_SEND_SLACK: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// A customer message arrived at `at`: every send to them on this channel from `since` until
 /// then counts as replied. The recipient is found through its campaign: the channel's
 /// campaigns that were sending in that period (a handful), each probed on its
 /// `(campaign, contact)` key. An index by contact would cost every send a write of its own.
-/// A campaign that ended before `since` sent nothing after it; the hour of slack covers a
-/// send still in flight when its campaign was cancelled.
+/// A campaign that ended before `since` (less `LATE_SEND_SLACK`) sent nothing after it.
 pub async fn mark_replied(
     db: &Db,
     channel: ChannelId,
@@ -1021,7 +1024,7 @@ pub async fn mark_replied(
     .bind(contact)
     .bind(since)
     .bind(at)
-    .bind(since.minus(std::time::Duration::from_secs(3600)))
+    .bind(since.minus(LATE_SEND_SLACK))
     .execute(p)
     .await
     .map(|r| r.rows_affected()))
