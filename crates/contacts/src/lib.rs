@@ -46,8 +46,8 @@ pub use model::{
 };
 pub use service::{
     AudienceSpec, AudienceWalk, Breakdown, Contacts, ContactsDeps, IMPORT_BATCH_ROWS, IMPORT_JOB,
-    ImportJob, ResolvedContact, SendChannel, SendContact, SkipReason, SystemConsent, VarField,
-    address_kinds,
+    IMPORT_RUN_BUDGET, ImportJob, ResolvedContact, SendChannel, SendContact, SkipReason,
+    SystemConsent, VarField, address_kinds,
 };
 pub use store::AudiencePage;
 use wamage_platform::{MigrationSet, migration_set};

@@ -54,7 +54,9 @@ pub use audience::{
     address_kinds,
 };
 pub use avatar::AVATAR_MAX_BYTES;
-pub use import::{IMPORT_BATCH_ROWS, IMPORT_JOB, IMPORT_MAX_BYTES, ImportJob, ImportUpload};
+pub use import::{
+    IMPORT_BATCH_ROWS, IMPORT_JOB, IMPORT_MAX_BYTES, IMPORT_RUN_BUDGET, ImportJob, ImportUpload,
+};
 pub use inbound::{ResolvedContact, SystemConsent};
 
 pub const SOURCE: &str = "/wamage/contacts";
@@ -79,6 +81,7 @@ pub struct Contacts {
     jobs: JobQueue,
     clock: Clock,
     import_batch_rows: usize,
+    import_run_budget: std::time::Duration,
 }
 
 /// Everything the contacts service needs from the platform.
@@ -93,6 +96,9 @@ pub struct ContactsDeps {
     pub clock: Clock,
     /// Rows an import writes per transaction (`None`: [`IMPORT_BATCH_ROWS`]).
     pub import_batch_rows: Option<usize>,
+    /// How long one run of an import job goes on taking batches (`None`:
+    /// [`IMPORT_RUN_BUDGET`]; zero: one batch per run).
+    pub import_run_budget: Option<std::time::Duration>,
 }
 
 fn db_err(e: sqlx::Error) -> Problem {
@@ -405,6 +411,7 @@ impl Contacts {
                 .import_batch_rows
                 .unwrap_or(IMPORT_BATCH_ROWS)
                 .clamp(1, 50_000),
+            import_run_budget: deps.import_run_budget.unwrap_or(IMPORT_RUN_BUDGET),
         })
     }
 

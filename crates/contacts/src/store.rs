@@ -1015,6 +1015,27 @@ pub async fn groups(db: &Db, org: OrgId) -> R<Vec<GroupRow>> {
     })
 }
 
+/// The ids of the organisation's groups and tags (no member counts: checking a filter's
+/// references must not count a million memberships).
+pub async fn group_and_tag_ids(db: &Db, org: OrgId) -> R<(Vec<GroupId>, Vec<TagId>)> {
+    let groups: Vec<(GroupId,)> = with_db!(db, |p| sqlx::query_as(
+        "SELECT id FROM contact_groups WHERE org_id = $1"
+    )
+    .bind(org)
+    .fetch_all(p)
+    .await)?;
+    let tags: Vec<(TagId,)> = with_db!(db, |p| sqlx::query_as(
+        "SELECT id FROM contact_tags WHERE org_id = $1"
+    )
+    .bind(org)
+    .fetch_all(p)
+    .await)?;
+    Ok((
+        groups.into_iter().map(|(g,)| g).collect(),
+        tags.into_iter().map(|(t,)| t).collect(),
+    ))
+}
+
 pub async fn get_group(db: &Db, org: OrgId, id: GroupId) -> R<Option<GroupRow>> {
     with_db!(db, |p| sqlx::query_as::<_, GroupRow>(sqlx::AssertSqlSafe(
         format!("SELECT {GROUP_COLS} FROM contact_groups g WHERE g.org_id = $1 AND g.id = $2")
@@ -1441,6 +1462,8 @@ pub struct ImportRow {
     pub total_rows: Option<i64>,
     pub next_byte: i64,
     pub next_line: i64,
+    /// Where the newest run of the import's job was queued.
+    pub run_from: i64,
     pub rows_done: i64,
     pub created: i64,
     pub updated: i64,
@@ -1452,7 +1475,7 @@ pub struct ImportRow {
 }
 
 const IMPORT_COLS: &str = "id, status, file_name, blob_key, options, total_rows, next_byte, \
-    next_line, rows_done, created, updated, skipped, failed, error, created_at, finished_at";
+    next_line, run_from, rows_done, created, updated, skipped, failed, error, created_at, finished_at";
 
 pub async fn insert_import(tx: &mut Tx, org: OrgId, r: &ImportRow, by: Option<UserId>) -> R<()> {
     with_tx!(tx, |c| sqlx::query(
@@ -1510,6 +1533,7 @@ pub struct ImportCounts {
 
 /// Moves the checkpoint from `from_byte` to `next_byte`/`next_line` and adds the batch's counts;
 /// false when the checkpoint is not at `from_byte` any more (another run did this batch).
+/// `hand_over`: a new run of the job is queued from `next_byte` (it becomes `run_from`).
 #[allow(clippy::too_many_arguments)]
 pub async fn advance_import(
     tx: &mut Tx,
@@ -1519,11 +1543,13 @@ pub async fn advance_import(
     next_byte: i64,
     next_line: i64,
     n: ImportCounts,
+    hand_over: bool,
 ) -> R<bool> {
     let changed = with_tx!(tx, |c| sqlx::query(
         "UPDATE contact_imports SET status = 'running', next_byte = $4, next_line = $5, \
          rows_done = rows_done + $6, created = created + $7, updated = updated + $8, \
-         skipped = skipped + $9, failed = failed + $10 \
+         skipped = skipped + $9, failed = failed + $10, \
+         run_from = CASE WHEN $11 THEN $4 ELSE run_from END \
          WHERE org_id = $1 AND id = $2 AND next_byte = $3 AND status IN ('queued', 'running')"
     )
     .bind(org)
@@ -1536,6 +1562,7 @@ pub async fn advance_import(
     .bind(n.updated)
     .bind(n.skipped)
     .bind(n.failed)
+    .bind(hand_over)
     .execute(c)
     .await
     .map(|r| r.rows_affected()))?;
@@ -1612,6 +1639,8 @@ pub struct NewIdentity {
     pub contact: ContactId,
     pub kind: &'static str,
     pub value: String,
+    /// The line of the import file that brings it (imports only).
+    pub line: Option<i64>,
 }
 
 fn hex(id: uuid::Uuid) -> String {
@@ -1651,6 +1680,50 @@ pub async fn identity_owners(
             .bind(org)
             .bind(kinds)
             .bind(values)
+            .fetch_all(&mut **t)
+            .await
+        }
+    }
+}
+
+/// Like [`identity_owners`], with the line of import `import` that brought each identity
+/// (`None` for identities from anywhere else): `(kind, value, contact, line)`.
+pub async fn identity_owners_for_import(
+    tx: &mut Tx,
+    org: OrgId,
+    import: ImportId,
+    keys: &[(&str, &str)],
+) -> R<Vec<(String, String, ContactId, Option<i64>)>> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    match tx {
+        Tx::Sqlite(t) => {
+            let json = serde_json::to_string(keys).map_err(|e| sqlx::Error::Encode(e.into()))?;
+            sqlx::query_as(
+                "SELECT i.kind, i.value, i.contact_id, \
+                 CASE WHEN i.import_id = $3 THEN i.import_line END FROM jsonb_each($2) j \
+                 CROSS JOIN contact_identities i \
+                   ON i.org_id = $1 AND i.kind = j.value ->> 0 AND i.value = j.value ->> 1",
+            )
+            .bind(org)
+            .bind(json)
+            .bind(import)
+            .fetch_all(&mut **t)
+            .await
+        }
+        Tx::Postgres(t) => {
+            let (kinds, values): (Vec<&str>, Vec<&str>) = keys.iter().copied().unzip();
+            sqlx::query_as(
+                "SELECT i.kind, i.value, i.contact_id, \
+                 CASE WHEN i.import_id = $4 THEN i.import_line END FROM contact_identities i \
+                 WHERE i.org_id = $1 AND (i.kind, i.value) IN \
+                   (SELECT k, v FROM UNNEST($2::text[], $3::text[]) AS u(k, v))",
+            )
+            .bind(org)
+            .bind(kinds)
+            .bind(values)
+            .bind(import)
             .fetch_all(&mut **t)
             .await
         }
@@ -1699,43 +1772,52 @@ pub async fn insert_contacts_bulk(
     }
     match tx {
         Tx::Sqlite(t) => {
-            let json = Value::Array(
-                rows.iter()
+            // Tuples of borrowed fields serialize as JSON arrays without copying them.
+            let json = serde_json::to_string(
+                &rows
+                    .iter()
                     .map(|n| {
                         let c = &n.row;
-                        serde_json::json!([
+                        (
                             hex(c.id.as_uuid()),
-                            c.name,
-                            c.sort_name,
-                            c.company,
-                            c.language,
-                            c.time_zone,
-                            c.notes,
+                            &c.name,
+                            &c.sort_name,
+                            &c.company,
+                            &c.language,
+                            &c.time_zone,
+                            &c.notes,
                             c.attributes.0.to_string(),
                             n.words.join(" "),
-                        ])
+                        )
                     })
-                    .collect(),
+                    .collect::<Vec<_>>(),
             )
-            .to_string();
+            .map_err(|e| sqlx::Error::Encode(e.into()))?;
+            // The rows take the `rid`s after the largest (the transaction holds the write
+            // lock), so their search entries are written without looking the rows up again.
+            // `jsonb_each`: the batch is parsed once, each row is read from its binary form.
+            let (base,): (i64,) = sqlx::query_as("SELECT COALESCE(MAX(rid), 0) FROM contacts")
+                .fetch_one(&mut **t)
+                .await?;
             sqlx::query(
-                "INSERT INTO contacts (id, org_id, name, sort_name, company, language, \
+                "INSERT INTO contacts (rid, id, org_id, name, sort_name, company, language, \
                  time_zone, notes, favorite, blocked, attributes, created_at, updated_at) \
-                 SELECT unhex(j.value ->> 0), $1, j.value ->> 1, j.value ->> 2, j.value ->> 3, \
-                 j.value ->> 4, j.value ->> 5, j.value ->> 6, 0, 0, j.value ->> 7, $2, $2 \
-                 FROM json_each($3) j",
+                 SELECT $4 + j.key + 1, unhex(j.value ->> 0), $1, j.value ->> 1, j.value ->> 2, \
+                 j.value ->> 3, j.value ->> 4, j.value ->> 5, j.value ->> 6, 0, 0, \
+                 j.value ->> 7, $2, $2 FROM jsonb_each($3) j",
             )
             .bind(org)
             .bind(now)
             .bind(&json)
+            .bind(base)
             .execute(&mut **t)
             .await?;
             sqlx::query(
                 "INSERT INTO contacts_fts (rowid, body) \
-                 SELECT c.rid, j.value ->> 8 FROM json_each($1) j \
-                 CROSS JOIN contacts c ON c.id = unhex(j.value ->> 0)",
+                 SELECT $2 + j.key + 1, j.value ->> 8 FROM jsonb_each($1) j",
             )
             .bind(&json)
+            .bind(base)
             .execute(&mut **t)
             .await?;
         }
@@ -1789,11 +1871,13 @@ pub async fn insert_contacts_bulk(
     Ok(())
 }
 
-/// Inserts identities (known to be free in `org`).
+/// Inserts identities (known to be free in `org`); those of an import (`import`) record it with
+/// their line, so later batches of that import know the line that brought them.
 pub async fn insert_identities_bulk(
     tx: &mut Tx,
     org: OrgId,
     rows: &[NewIdentity],
+    import: Option<ImportId>,
     now: Timestamp,
 ) -> R<()> {
     if rows.is_empty() {
@@ -1801,27 +1885,32 @@ pub async fn insert_identities_bulk(
     }
     match tx {
         Tx::Sqlite(t) => {
-            let json = Value::Array(
-                rows.iter()
+            let json = serde_json::to_string(
+                &rows
+                    .iter()
                     .map(|i| {
-                        serde_json::json!([
+                        (
                             hex(IdentityId::new().as_uuid()),
                             hex(i.contact.as_uuid()),
                             i.kind,
-                            i.value
-                        ])
+                            &i.value,
+                            i.line,
+                        )
                     })
-                    .collect(),
+                    .collect::<Vec<_>>(),
             )
-            .to_string();
+            .map_err(|e| sqlx::Error::Encode(e.into()))?;
             sqlx::query(
-                "INSERT INTO contact_identities (id, org_id, contact_id, kind, value, created_at) \
+                "INSERT INTO contact_identities (id, org_id, contact_id, kind, value, created_at, \
+                 import_id, import_line) \
                  SELECT unhex(j.value ->> 0), $1, unhex(j.value ->> 1), j.value ->> 2, \
-                 j.value ->> 3, $2 FROM json_each($3) j",
+                 j.value ->> 3, $2, $4, CASE WHEN $4 IS NOT NULL THEN j.value ->> 4 END \
+                 FROM jsonb_each($3) j",
             )
             .bind(org)
             .bind(now)
             .bind(json)
+            .bind(import)
             .execute(&mut **t)
             .await?;
         }
@@ -1830,11 +1919,14 @@ pub async fn insert_identities_bulk(
             let contacts: Vec<uuid::Uuid> = rows.iter().map(|i| i.contact.as_uuid()).collect();
             let kinds: Vec<&str> = rows.iter().map(|i| i.kind).collect();
             let values: Vec<&str> = rows.iter().map(|i| i.value.as_str()).collect();
+            let lines: Vec<Option<i64>> = rows.iter().map(|i| i.line).collect();
             sqlx::query(
-                "INSERT INTO contact_identities (id, org_id, contact_id, kind, value, created_at) \
-                 SELECT u.id, $1, u.contact_id, u.kind, u.value, $2 \
-                 FROM UNNEST($3::uuid[], $4::uuid[], $5::text[], $6::text[]) \
-                 AS u(id, contact_id, kind, value)",
+                "INSERT INTO contact_identities (id, org_id, contact_id, kind, value, created_at, \
+                 import_id, import_line) \
+                 SELECT u.id, $1, u.contact_id, u.kind, u.value, $2, $8, \
+                 CASE WHEN $8::uuid IS NOT NULL THEN u.line END \
+                 FROM UNNEST($3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::bigint[]) \
+                 AS u(id, contact_id, kind, value, line)",
             )
             .bind(org)
             .bind(now)
@@ -1842,6 +1934,8 @@ pub async fn insert_identities_bulk(
             .bind(contacts)
             .bind(kinds)
             .bind(values)
+            .bind(lines)
+            .bind(import)
             .execute(&mut **t)
             .await?;
         }
@@ -1865,16 +1959,16 @@ pub async fn add_links_bulk(
     let (table, column, target) = link.names();
     match tx {
         Tx::Sqlite(t) => {
-            let json = Value::Array(
-                pairs
+            let json = serde_json::to_string(
+                &pairs
                     .iter()
-                    .map(|(c, x)| serde_json::json!([hex(c.as_uuid()), hex(*x)]))
-                    .collect(),
+                    .map(|(c, x)| (hex(c.as_uuid()), hex(*x)))
+                    .collect::<Vec<_>>(),
             )
-            .to_string();
+            .map_err(|e| sqlx::Error::Encode(e.into()))?;
             sqlx::query(sqlx::AssertSqlSafe(format!(
                 "INSERT INTO {table} (org_id, contact_id, {column}) \
-                 SELECT $1, unhex(j.value ->> 0), x.id FROM json_each($2) j \
+                 SELECT $1, unhex(j.value ->> 0), x.id FROM jsonb_each($2) j \
                  CROSS JOIN {target} x ON x.id = unhex(j.value ->> 1) AND x.org_id = $1 \
                  WHERE true ON CONFLICT DO NOTHING"
             )))
@@ -1990,24 +2084,29 @@ pub async fn insert_import_errors_bulk(
     Ok(())
 }
 
-/// After a bulk load: gathers the table statistics the planner needs to choose between
-/// indexes. SQLite analyses only what changed enough, within a bounded amount of work;
-/// PostgreSQL's autovacuum would get there too, but minutes later — a sampled `ANALYZE` of the
-/// tables an import fills takes about a second.
-pub async fn refresh_statistics(db: &Db) -> R<()> {
-    match db {
-        Db::Sqlite(pool) => {
-            let mut conn = pool.acquire().await?;
+/// After a bulk load, in its last transaction, so the import completes ready to be searched:
+/// gathers the table statistics the planner needs to choose between indexes, and on
+/// PostgreSQL merges the search index's pending list. SQLite analyses only what changed
+/// enough, within a bounded amount of work. PostgreSQL's autovacuum would get there too, but
+/// a minute or more later: until then every search scans the GIN index's pending list (up to
+/// `gin_pending_list_limit` of unsorted entries, ≈ 160 ms a search after a million-row import),
+/// and a manual `ANALYZE` does not merge it. Both take about a second after a million rows.
+pub async fn settle_after_bulk_load(tx: &mut Tx) -> R<()> {
+    match tx {
+        Tx::Sqlite(t) => {
             sqlx::query("PRAGMA analysis_limit = 2000")
-                .execute(&mut *conn)
+                .execute(&mut **t)
                 .await?;
-            sqlx::query("PRAGMA optimize").execute(&mut *conn).await?;
+            sqlx::query("PRAGMA optimize").execute(&mut **t).await?;
         }
-        Db::Postgres(pool) => {
+        Tx::Postgres(t) => {
+            sqlx::query("SELECT gin_clean_pending_list('contacts_search_idx'::regclass)")
+                .execute(&mut **t)
+                .await?;
             sqlx::query(
                 "ANALYZE contacts, contact_identities, contact_tag_links, contact_group_members",
             )
-            .execute(pool)
+            .execute(&mut **t)
             .await?;
         }
     }

@@ -2556,6 +2556,131 @@ async fn a_thousand_rows_with_ten_bad_ones_import_990(app: TestApp) {
     assert_eq!(list["items"][0]["file_name"], "people.csv");
 }
 
+/// With a run budget, one job run writes batch after batch (reading the next while one is
+/// written). Stopped anywhere — here its task is aborted once a batch is in — a retry of the
+/// same run resumes from the checkpoint: every row is decided once, duplicates are still found
+/// across batches, and a stale job (one the import has moved past) does nothing.
+async fn an_interrupted_run_resumes_from_its_checkpoint(app: TestApp) {
+    let owner = app.register("owner@acme.example", "Acme").await;
+    let group = post_ok(&app, &owner, "/api/v1/groups", json!({"name": "Imported"})).await;
+    let mut csv = String::from("Name,Phone\n");
+    for i in 0..2300 {
+        match i {
+            // Line 1802 repeats the phone of line 7, four batches earlier.
+            1800 => csv.push_str(&format!("Again {i},{}\n", pt_phone(5))),
+            2000 => csv.push_str("Bad phone,12\n"),
+            _ => csv.push_str(&format!("Person {i},{}\n", pt_phone(i))),
+        }
+    }
+    let imp = expect_json(
+        upload(
+            &app,
+            &owner,
+            csv.into_bytes(),
+            json!({"Name": "name", "Phone": "phone"}),
+            &[("dedupe", "phone"), ("group_id", &id(&group))],
+        )
+        .await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    let path = format!("/api/v1/imports/{}", id(&imp));
+    let job = |from_byte: u64, attempt: u32| wamage_platform::jobs::JobContext {
+        id: wamage_platform::jobs::JobId::new(),
+        kind: wamage_contacts::IMPORT_JOB.to_owned(),
+        org_id: Some(owner.org_id.parse().unwrap()),
+        payload: json!({"import_id": imp["id"], "from_byte": from_byte}),
+        attempt,
+        max_attempts: 5,
+        run_at: app.clock.now(),
+        created_at: app.clock.now(),
+        worker_id: "test".to_owned(),
+    };
+    let handler = wamage_contacts::ImportJob(app.state.contacts.clone());
+    let first = job(0, 1);
+    let task =
+        tokio::spawn(async move { wamage_platform::jobs::JobHandler::run(&handler, &first).await });
+    let started = std::time::Instant::now();
+    loop {
+        let now = expect_json(app.get_as(&owner, &path).await, StatusCode::OK).await;
+        if now["rows_done"].as_i64().unwrap() >= 500 || task.is_finished() {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "{now}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    task.abort();
+    let _ = task.await;
+    let cut = expect_json(app.get_as(&owner, &path).await, StatusCode::OK).await;
+    assert!(cut["rows_done"].as_i64().unwrap() >= 500, "{cut}");
+
+    // A job queued from another offset is stale: nothing changes.
+    let handler = wamage_contacts::ImportJob(app.state.contacts.clone());
+    let stale = wamage_platform::jobs::JobHandler::run(&handler, &job(1, 1)).await;
+    assert_eq!(stale, wamage_platform::jobs::JobOutcome::Done);
+    let same = expect_json(app.get_as(&owner, &path).await, StatusCode::OK).await;
+    assert_eq!(same, cut);
+
+    // The retry of the run (as the reaper would requeue it) finishes the import.
+    let retried = wamage_platform::jobs::JobHandler::run(&handler, &job(0, 2)).await;
+    assert_eq!(retried, wamage_platform::jobs::JobOutcome::Done);
+    let done = expect_json(app.get_as(&owner, &path).await, StatusCode::OK).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(done["rows_done"], 2300, "{done}");
+    assert_eq!(done["created"], 2298, "{done}");
+    assert_eq!(done["failed"], 2, "{done}");
+    // The queued job of the upload is stale too once the import is done.
+    app.run_jobs().await;
+    let after = expect_json(app.get_as(&owner, &path).await, StatusCode::OK).await;
+    assert_eq!(after, done);
+    let g = expect_json(
+        app.get_as(&owner, &format!("/api/v1/groups/{}", id(&group)))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(g["member_count"], 2298);
+    let report = get_text(
+        &app,
+        &owner,
+        &format!("/api/v1/imports/{}/errors.csv", id(&done)),
+    )
+    .await;
+    let lines: Vec<&str> = report.split("\r\n").filter(|l| !l.is_empty()).collect();
+    assert_eq!(lines.len(), 3, "{report}");
+    assert!(
+        lines[1].starts_with("1802,duplicate of line 7 "),
+        "{report}"
+    );
+    assert!(lines[2].starts_with("2002,"), "{report}");
+    for i in [499, 500, 1799, 2299] {
+        let hits = search(&app, &owner, &format!("Person {i}")).await;
+        assert_eq!(hits.len(), 1, "Person {i}: {hits:?}");
+    }
+}
+
+mod long_runs {
+    use wamage_testkit::TestApp;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_interrupted_run_resumes_from_its_checkpoint_sqlite() {
+        let app = TestApp::sqlite_with(|c| c.import_run_secs = 60).await;
+        super::an_interrupted_run_resumes_from_its_checkpoint(app).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_interrupted_run_resumes_from_its_checkpoint_postgres() {
+        let Some(app) = TestApp::postgres_with(|c| c.import_run_secs = 60).await else {
+            eprintln!("skipped: WAMAGE_TEST_POSTGRES_URL is not set");
+            return;
+        };
+        super::an_interrupted_run_resumes_from_its_checkpoint(app).await;
+    }
+}
+
 async fn a_second_import_updates_or_skips_duplicates(app: TestApp) {
     let owner = app.register("owner@acme.example", "Acme").await;
     let mapping = json!({"name": "name", "email": "email", "company": "company"});

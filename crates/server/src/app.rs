@@ -215,6 +215,7 @@ pub async fn build_state(config: Config, opts: BuildOptions) -> anyhow::Result<A
         jobs: jobs.clone(),
         clock: clock.clone(),
         import_batch_rows: Some(config.import_batch_rows),
+        import_run_budget: Some(Duration::from_secs(config.import_run_secs)),
     });
     let realtime = Realtime::new(
         RealtimeDeps {

@@ -109,6 +109,9 @@ pub struct Config {
     pub worker_concurrency: usize,
     /// Rows a contacts import writes per transaction.
     pub import_batch_rows: usize,
+    /// Seconds one run of a contacts import job goes on taking batches before it hands over
+    /// to a new job (0: one batch per run).
+    pub import_run_secs: u64,
     /// WhatsApp Cloud API (Graph API) root (`WAMAGE_WHATSAPP_BASE_URL`).
     pub whatsapp_base_url: String,
     /// Default Graph API version of WhatsApp channels.
@@ -156,6 +159,7 @@ impl Default for Config {
             roles: "api,worker,realtime".to_owned(),
             worker_concurrency: 16,
             import_batch_rows: wamage_contacts::IMPORT_BATCH_ROWS,
+            import_run_secs: wamage_contacts::IMPORT_RUN_BUDGET.as_secs(),
             whatsapp_base_url: "https://graph.facebook.com".to_owned(),
             whatsapp_api_version: "v21.0".to_owned(),
             telegram_base_url: "https://api.telegram.org".to_owned(),
@@ -262,6 +266,9 @@ impl Config {
         }
         if !(1..=50_000).contains(&self.import_batch_rows) {
             bail!("WAMAGE_IMPORT_BATCH_ROWS must be between 1 and 50000");
+        }
+        if self.import_run_secs > 3_600 {
+            bail!("WAMAGE_IMPORT_RUN_SECS must be between 0 and 3600");
         }
         if !(1..=64).contains(&self.campaign_dispatchers) {
             bail!("WAMAGE_CAMPAIGN_DISPATCHERS must be between 1 and 64");

@@ -161,8 +161,10 @@ impl TestApp {
             secret_key: Some(Secret::new(
                 "test-secret-key-that-is-long-enough-0123456789",
             )),
-            // Small import batches, so a 1,000-row file shows progress between batches.
+            // Small import batches, one per job run, so a 1,000-row file shows progress
+            // between runs (tests of longer runs set `import_run_secs`).
             import_batch_rows: 500,
+            import_run_secs: 0,
             // Channels in tests talk to the fake providers of `fakes`.
             allow_channel_base_url: true,
             // Interrupted campaign sends settle within a test's patience (its clock is manual).

@@ -1,12 +1,14 @@
 //! CSV import: the upload is checked up front (UTF-8, a header, a valid mapping), stored in the
 //! blob store, and recorded with a `contacts.import` job in one transaction. The job streams the
-//! file from its checkpoint (byte offset and line of the next record): each run reads one window
-//! of the file (never the whole of it, so memory stays flat whatever the file's size), parses
-//! and checks up to [`IMPORT_BATCH_ROWS`] rows on the blocking pool (in parallel), and writes
-//! them in one transaction — the contacts, identities, links, search entries, the rejected rows
-//! (`contact_import_errors`), the counters and the new checkpoint together — then enqueues the
-//! next batch in that same transaction. A run whose checkpoint moved on does nothing, so a
-//! retried or duplicated job never creates a contact twice.
+//! file from its checkpoint (byte offset and line of the next record) in batches: a batch is
+//! one window of the file (never the whole of it, so memory stays flat whatever the file's
+//! size), up to [`IMPORT_BATCH_ROWS`] rows parsed and checked on the blocking pool (in
+//! parallel), and one transaction that writes the contacts, identities, links, search entries,
+//! the rejected rows (`contact_import_errors`), the counters and the new checkpoint together.
+//! While a batch is written the next one is read and parsed. A run goes on for up to
+//! [`IMPORT_RUN_BUDGET`], then enqueues the next run in its last batch's transaction. A batch
+//! commits only if the checkpoint is still where it was read, so a retried or duplicated job
+//! never creates a contact twice.
 //!
 //! A batch costs a fixed number of statements whatever its size: one lookup of the identities
 //! the batch names (who holds them already), one of the keys earlier batches of this file
@@ -414,6 +416,7 @@ impl Contacts {
             total_rows,
             next_byte: 0,
             next_line: 1,
+            run_from: 0,
             rows_done: 0,
             created: 0,
             updated: 0,
@@ -506,49 +509,129 @@ impl Contacts {
         tx.commit().await.map_err(db_err)
     }
 
-    /// Runs one batch of an import from the checkpoint `from_byte`: reads the next window of
-    /// the stored file, parses and checks its rows on the blocking pool, then writes the batch
-    /// in one transaction with a fixed number of statements (lookups and inserts take the
-    /// whole batch), so the cost per row is parsing plus index maintenance.
-    async fn import_batch(&self, org: OrgId, id: ImportId, from_byte: i64) -> Result<(), Problem> {
+    /// Runs an import from its checkpoint: batch after batch, each written in its own
+    /// transaction with the new checkpoint, while the next batch is read and parsed on the
+    /// blocking pool (parsing and checking rows — phone numbers above all — is most of the CPU
+    /// an import costs; overlapping it with the write keeps both the database and the other
+    /// core busy). After [`IMPORT_RUN_BUDGET`] the run hands over to a new job, enqueued in the
+    /// transaction of its last batch, so one import never holds a worker indefinitely
+    /// (configurable; zero writes one batch per run).
+    ///
+    /// The job's `from_byte` says where its run was queued. Only the newest run
+    /// (`run_from`) works, and it resumes from the stored checkpoint, so a retried try goes on
+    /// where its crashed try stopped, and a stale or duplicated job does nothing. Each batch
+    /// commits only if the checkpoint is still where it was read, so no batch is written twice
+    /// even if two tries of the same run meet (a try presumed lost that was still working).
+    async fn import_run(&self, org: OrgId, id: ImportId, from_byte: i64) -> Result<(), Problem> {
         let Some(imp) = store::get_import(&self.db, org, id).await.map_err(db_err)? else {
             return Ok(());
         };
-        if !matches!(imp.status.as_str(), "queued" | "running") || imp.next_byte != from_byte {
-            return Ok(()); // finished, or this batch was done by an earlier run
+        if !matches!(imp.status.as_str(), "queued" | "running") || imp.run_from != from_byte {
+            return Ok(()); // finished (or failed), or a stale job: a newer run has the import
         }
         let opts: ImportOptions =
             serde_json::from_value(imp.options.0.clone()).map_err(Problem::internal)?;
-        let started = std::time::Instant::now();
-        let chunk = match self
-            .read_chunk(&imp.blob_key, from_byte, imp.next_line)
-            .await?
-        {
-            Ok(chunk) => chunk,
-            Err(reason) => return self.fail_import(org, id, &reason).await,
-        };
-
-        let defs = defs_of(store::attr_defs(&self.db, org).await.map_err(db_err)?);
-        let country = self.country(org).await?;
-        let tags: HashMap<String, TagId> = store::tags(&self.db, org)
-            .await
-            .map_err(db_err)?
-            .into_iter()
-            .map(|t| (t.name.to_lowercase(), t.id))
-            .collect();
-        let records = chunk.records;
-        let parsed = {
-            let opts = opts.clone();
-            let defs = defs.clone();
-            tokio::task::spawn_blocking(move || parse_rows(&opts, &defs, country, &tags, records))
+        let run_started = std::time::Instant::now();
+        let ctx = ParseCtx {
+            opts: opts.clone(),
+            defs: defs_of(store::attr_defs(&self.db, org).await.map_err(db_err)?),
+            country: self.country(org).await?,
+            tags: store::tags(&self.db, org)
                 .await
-                .map_err(Problem::internal)?
+                .map_err(db_err)?
+                .into_iter()
+                .map(|t| (t.name.to_lowercase(), t.id))
+                .collect(),
         };
+        let ctx = std::sync::Arc::new(ctx);
+        let mut window = IMPORT_WINDOW;
+        let mut at = (imp.next_byte, imp.next_line);
+        let mut ready = self.prepare_batch(&imp.blob_key, at, window, &ctx).await?;
+        loop {
+            let batch = match ready {
+                Ok(batch) => batch,
+                Err(reason) => return self.fail_import(org, id, &reason).await,
+            };
+            let from = at.0;
+            at = (batch.chunk.next_byte, batch.chunk.next_line);
+            window = batch.next_window;
+            let end = batch.chunk.end;
+            let more = !end && run_started.elapsed() < self.import_run_budget;
+            let write = self.write_batch(org, id, &ctx, from, batch, !more);
+            if !more {
+                if write.await? && end {
+                    self.import_completed(org, id, &imp.blob_key).await;
+                }
+                return Ok(());
+            }
+            let read = self.prepare_batch(&imp.blob_key, at, window, &ctx);
+            let (written, read) = tokio::join!(write, read);
+            ready = read?;
+            if !written? {
+                return Ok(()); // another run did this batch: it goes on from here
+            }
+        }
+    }
 
-        let parsed_at = started.elapsed();
+    /// Reads the records of the next batch from `at` (byte, line) and parses them on the
+    /// blocking pool. `Ok(Err(reason))` fails the import.
+    async fn prepare_batch(
+        &self,
+        key: &str,
+        at: (i64, i64),
+        window: usize,
+        ctx: &std::sync::Arc<ParseCtx>,
+    ) -> Result<Result<Prepared, String>, Problem> {
+        let started = std::time::Instant::now();
+        let mut chunk = match self.read_chunk(key, at.0, at.1, window).await? {
+            Ok(chunk) => chunk,
+            Err(reason) => return Ok(Err(reason)),
+        };
+        // The next window: what these rows took, with a margin, so a batch reads about what
+        // it uses instead of the largest window every time.
+        let rows = chunk.records.len().max(1);
+        let used = usize::try_from(chunk.next_byte - at.0).unwrap_or(IMPORT_WINDOW);
+        let per_row = used.div_ceil(rows);
+        let next_window =
+            (per_row * self.import_batch_rows * 5 / 4).clamp(IMPORT_MIN_WINDOW, IMPORT_WINDOW);
+        let records = std::mem::take(&mut chunk.records);
+        let ctx = ctx.clone();
+        let parsed = tokio::task::spawn_blocking(move || {
+            parse_rows(&ctx.opts, &ctx.defs, ctx.country, &ctx.tags, records)
+        })
+        .await
+        .map_err(Problem::internal)?;
+        Ok(Ok(Prepared {
+            chunk,
+            parsed,
+            next_window,
+            took: started.elapsed(),
+        }))
+    }
+
+    /// Writes one parsed batch in one transaction: its contacts, identities, links, rejected
+    /// rows, counters and the checkpoint `from` → the chunk's end, and either completes the
+    /// import or (`hand_over`) enqueues the job that goes on from there. `false` when the
+    /// checkpoint had moved (another run wrote this batch); nothing is written then.
+    async fn write_batch(
+        &self,
+        org: OrgId,
+        id: ImportId,
+        ctx: &ParseCtx,
+        from: i64,
+        batch: Prepared,
+        hand_over: bool,
+    ) -> Result<bool, Problem> {
+        let started = std::time::Instant::now();
+        let Prepared {
+            chunk,
+            parsed,
+            took,
+            ..
+        } = batch;
         let mut tx = self.begin().await?;
         let plan = self
-            .plan_batch(&mut tx, org, id, &opts, &defs, parsed)
+            .plan_batch(&mut tx, org, id, &ctx.opts, &ctx.defs, parsed)
             .await?;
         let planned_at = started.elapsed();
         let n = plan.counts;
@@ -557,14 +640,14 @@ impl Contacts {
             .await
             .map_err(db_err)?;
         let contacts_at = started.elapsed();
-        store::insert_identities_bulk(&mut tx, org, &plan.identities, now)
+        store::insert_identities_bulk(&mut tx, org, &plan.identities, Some(id), now)
             .await
             .map_err(db_err)?;
         let identities_at = started.elapsed();
         store::add_links_bulk(&mut tx, org, Link::Tag, &plan.tag_links)
             .await
             .map_err(db_err)?;
-        if let Some(g) = opts.group_id {
+        if let Some(g) = ctx.opts.group_id {
             let pairs: Vec<(ContactId, uuid::Uuid)> =
                 plan.touched.iter().map(|c| (*c, g.as_uuid())).collect();
             store::add_links_bulk(&mut tx, org, Link::Group, &pairs)
@@ -589,25 +672,30 @@ impl Contacts {
         store::insert_import_errors_bulk(&mut tx, id, &plan.errors)
             .await
             .map_err(db_err)?;
+        let hands_over = hand_over && !chunk.end;
         if !store::advance_import(
             &mut tx,
             org,
             id,
-            from_byte,
+            from,
             chunk.next_byte,
             chunk.next_line,
             n,
+            hands_over,
         )
         .await
         .map_err(db_err)?
         {
-            return Ok(()); // another run did this batch; roll back
+            return Ok(false); // rolled back when `tx` drops
         }
         if chunk.end {
+            store::settle_after_bulk_load(&mut tx)
+                .await
+                .map_err(db_err)?;
             store::finish_import(&mut tx, org, id, "completed", None, self.now())
                 .await
                 .map_err(db_err)?;
-        } else {
+        } else if hands_over {
             self.enqueue_batch(&mut tx, org, id, chunk.next_byte)
                 .await?;
         }
@@ -615,54 +703,56 @@ impl Contacts {
         tracing::debug!(
             import_id = %id,
             rows = n.rows,
-            read_parse_ms = parsed_at.as_millis() as u64,
-            plan_ms = (planned_at - parsed_at).as_millis() as u64,
+            read_parse_ms = took.as_millis() as u64,
+            plan_ms = planned_at.as_millis() as u64,
             contacts_ms = (contacts_at - planned_at).as_millis() as u64,
             identities_ms = (identities_at - contacts_at).as_millis() as u64,
             rest_ms = (started.elapsed() - identities_at).as_millis() as u64,
             "import batch written"
         );
-        self.jobs.notify();
+        if hands_over {
+            self.jobs.notify();
+        }
         if n.created + n.updated > 0 {
             self.forget(org).await;
         }
-        if chunk.end {
-            if let Err(e) = store::refresh_statistics(&self.db).await {
-                tracing::warn!(error = %e, "failed to refresh table statistics after an import");
-            }
-            // The file is not needed any more: the error report keeps the rejected rows.
-            if let Err(e) = self.blobs.delete(&imp.blob_key).await {
-                tracing::warn!(error = %e, import_id = %id, "failed to delete an import file");
-            }
-            if let Ok(Some(done)) = store::get_import(&self.db, org, id).await {
-                self.publish(
-                    org,
-                    "wamage.contacts.imported",
-                    json!({
-                        "import_id": id,
-                        "created": done.created,
-                        "updated": done.updated,
-                        "skipped": done.skipped,
-                        "failed": done.failed,
-                    }),
-                )
-                .await;
-            }
-        }
-        Ok(())
+        Ok(true)
     }
 
-    /// The next records of the stored file from `from_byte`, read in windows of
-    /// [`IMPORT_WINDOW`] bytes (a window is doubled until it holds a whole record), at most
-    /// `import_batch_rows` of them. `Err(reason)` fails the import.
+    /// After the last batch: the file deleted, and the `wamage.contacts.imported` event.
+    async fn import_completed(&self, org: OrgId, id: ImportId, blob_key: &str) {
+        // The file is not needed any more: the error report keeps the rejected rows.
+        if let Err(e) = self.blobs.delete(blob_key).await {
+            tracing::warn!(error = %e, import_id = %id, "failed to delete an import file");
+        }
+        if let Ok(Some(done)) = store::get_import(&self.db, org, id).await {
+            self.publish(
+                org,
+                "wamage.contacts.imported",
+                json!({
+                    "import_id": id,
+                    "created": done.created,
+                    "updated": done.updated,
+                    "skipped": done.skipped,
+                    "failed": done.failed,
+                }),
+            )
+            .await;
+        }
+    }
+
+    /// The next records of the stored file from `from_byte`, read in windows of `window`
+    /// bytes (doubled until it holds a whole record), at most `import_batch_rows` of them.
+    /// `Err(reason)` fails the import.
     async fn read_chunk(
         &self,
         key: &str,
         from_byte: i64,
         first_line: i64,
+        window: usize,
     ) -> Result<Result<Chunk, String>, Problem> {
         let offset = u64::try_from(from_byte).unwrap_or(0);
-        let mut window = IMPORT_WINDOW;
+        let mut window = window.max(IMPORT_MIN_WINDOW);
         loop {
             let Some(bytes) = self
                 .blobs
@@ -717,22 +807,25 @@ impl Contacts {
             }
         }
         let key_refs: Vec<&str> = all_keys.iter().map(String::as_str).collect();
-        let earlier: HashMap<String, i64> = store::import_key_lines(tx, id, &key_refs)
+        let mut earlier: HashMap<String, i64> = store::import_key_lines(tx, id, &key_refs)
             .await
             .map_err(db_err)?
             .into_iter()
             .collect();
-        let owners: HashMap<(String, String), ContactId> = store::identity_owners(tx, org, &pairs)
+        // Keyed like the import keys (`kind:value`), so a row looks its identities up with the
+        // keys it computes anyway. An identity an earlier batch of this file created carries
+        // its line: the row is a duplicate within the file, not of an existing contact.
+        let mut owners: HashMap<String, ContactId> = HashMap::new();
+        for (k, v, c, line) in store::identity_owners_for_import(tx, org, id, &pairs)
             .await
             .map_err(db_err)?
-            .into_iter()
-            .map(|(k, v, c)| ((k, v), c))
-            .collect();
-        let owner = |kind: IdentityKind, value: &str| {
-            owners
-                .get(&(kind.as_str().to_owned(), value.to_owned()))
-                .copied()
-        };
+        {
+            let key = format!("{k}:{v}");
+            if let Some(line) = line {
+                earlier.insert(key.clone(), line);
+            }
+            owners.insert(key, c);
+        }
 
         let mut plan = BatchPlan::default();
         let mut this_batch: HashMap<String, i64> = HashMap::new();
@@ -769,18 +862,18 @@ impl Contacts {
                 continue;
             }
             let dedupe_on = match opts.dedupe {
-                Dedupe::Phone => row.identities.iter().find(|(k, _)| k.is_phone()),
+                Dedupe::Phone => row.identities.iter().position(|(k, _)| k.is_phone()),
                 Dedupe::Email => row
                     .identities
                     .iter()
-                    .find(|(k, _)| *k == IdentityKind::Email),
+                    .position(|(k, _)| *k == IdentityKind::Email),
                 Dedupe::None => None,
             };
-            let existing = dedupe_on.and_then(|(kind, value)| owner(*kind, value));
+            let existing = dedupe_on.and_then(|i| owners.get(&keys[i]).copied());
             let mut new_identities: Vec<(IdentityKind, String)> = Vec::new();
             let mut taken = None;
-            for (kind, value) in &row.identities {
-                match owner(*kind, value) {
+            for ((kind, value), key) in row.identities.iter().zip(&keys) {
+                match owners.get(key).copied() {
                     None => new_identities.push((*kind, value.clone())),
                     Some(o) if Some(o) == existing => {}
                     Some(o) => {
@@ -799,7 +892,8 @@ impl Contacts {
             let contact = match existing {
                 Some(_) if opts.on_duplicate == OnDuplicate::Skip => {
                     plan.counts.skipped += 1;
-                    plan.remember(&mut this_batch, keys, p.line);
+                    // Nothing of the row is written: all its keys are remembered apart.
+                    plan.remember(&mut this_batch, keys, p.line, |_| true);
                     continue;
                 }
                 Some(cid) => {
@@ -855,12 +949,15 @@ impl Contacts {
                             contact,
                             kind: kind.as_str(),
                             value,
+                            line: Some(p.line),
                         }),
                 );
             plan.tag_links
                 .extend(row.tags.iter().map(|t| (contact, t.as_uuid())));
             plan.touched.push(contact);
-            plan.remember(&mut this_batch, keys, p.line);
+            // The identities written now carry the line; the ones the contact had already are
+            // remembered apart.
+            plan.remember(&mut this_batch, keys, p.line, |k| owners.contains_key(k));
         }
         Ok(plan)
     }
@@ -868,8 +965,31 @@ impl Contacts {
 
 /// Rows per batch (and per transaction) unless configured.
 pub const IMPORT_BATCH_ROWS: usize = 5_000;
-/// Bytes of the file read per batch (more when one record is longer).
+/// The most bytes of the file read for a batch (more only when one record is longer); a run
+/// reads about what its rows took in the batch before, and at least [`IMPORT_MIN_WINDOW`].
 const IMPORT_WINDOW: usize = 4 * 1024 * 1024;
+const IMPORT_MIN_WINDOW: usize = 64 * 1024;
+/// How long one run of an import job goes on taking batches before it hands over to a new job,
+/// unless configured.
+pub const IMPORT_RUN_BUDGET: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// What parsing a batch needs, loaded once per run.
+struct ParseCtx {
+    opts: ImportOptions,
+    defs: HashMap<String, AttrDef>,
+    country: Country,
+    tags: HashMap<String, TagId>,
+}
+
+/// A batch read and parsed, ready to be written.
+struct Prepared {
+    chunk: Chunk,
+    parsed: Vec<Parsed>,
+    /// The window to read the batch after this one with.
+    next_window: usize,
+    /// Reading and parsing it took this long.
+    took: std::time::Duration,
+}
 
 /// `kind:value`, the key of an identity in `contact_import_keys`.
 fn identity_key(kind: IdentityKind, value: &str) -> String {
@@ -1057,10 +1177,21 @@ impl BatchPlan {
             .push((line, reason, raw.iter().map(str::to_owned).collect()));
     }
 
-    fn remember(&mut self, batch: &mut HashMap<String, i64>, keys: Vec<String>, line: i64) {
+    /// Remembers the keys a row accepted at `line`: for the rest of this batch, and in
+    /// `contact_import_keys` for later ones where `apart` (the identities the batch inserts
+    /// record their line themselves).
+    fn remember(
+        &mut self,
+        batch: &mut HashMap<String, i64>,
+        keys: Vec<String>,
+        line: i64,
+        apart: impl Fn(&str) -> bool,
+    ) {
         for k in keys {
-            batch.insert(k.clone(), line);
-            self.keys.push((k, line));
+            if apart(&k) {
+                self.keys.push((k.clone(), line));
+            }
+            batch.insert(k, line);
         }
     }
 }
@@ -1115,8 +1246,10 @@ fn parse_rows(
             row,
         }
     };
+    // One core is left to the batch being written meanwhile (and to the database).
     let threads = std::thread::available_parallelism()
         .map_or(1, std::num::NonZeroUsize::get)
+        .saturating_sub(1)
         .clamp(1, 8);
     if threads == 1 || records.len() < 256 {
         return records.iter().map(one).collect();
@@ -1135,7 +1268,7 @@ fn parse_rows(
     })
 }
 
-/// Runs `contacts.import` jobs: one batch per run.
+/// Runs `contacts.import` jobs: batches from the checkpoint, for up to [`IMPORT_RUN_BUDGET`].
 pub struct ImportJob(pub std::sync::Arc<Contacts>);
 
 #[async_trait::async_trait]
@@ -1148,7 +1281,7 @@ impl JobHandler for ImportJob {
         let Some(org) = job.org_id else {
             return JobOutcome::fail("import job without an organisation");
         };
-        match self.0.import_batch(org, p.import_id, p.from_byte).await {
+        match self.0.import_run(org, p.import_id, p.from_byte).await {
             Ok(()) => JobOutcome::Done,
             Err(e) if job.is_last_attempt() => {
                 let reason = format!("the import stopped: {e}");

@@ -199,6 +199,7 @@ impl Contacts {
                     contact: id,
                     kind: k.as_str(),
                     value: v.clone(),
+                    line: None,
                 });
                 match fresh.get(&id) {
                     // A contact this batch creates: its search words get the identity too.
@@ -220,7 +221,7 @@ impl Contacts {
         store::insert_contacts_bulk(&mut tx, org, &creates, now)
             .await
             .map_err(clash)?;
-        store::insert_identities_bulk(&mut tx, org, &identities, now)
+        store::insert_identities_bulk(&mut tx, org, &identities, None, now)
             .await
             .map_err(clash)?;
         extended.sort_unstable();

@@ -59,18 +59,11 @@ impl Contacts {
         strict: bool,
     ) -> Result<SegmentFilter, Problem> {
         let defs = self.defs(org).await?;
-        let tags: HashSet<_> = store::tags(&self.db, org)
+        let (groups, tags) = store::group_and_tag_ids(&self.db, org)
             .await
-            .map_err(db_err)?
-            .into_iter()
-            .map(|t| t.id)
-            .collect();
-        let groups: HashSet<_> = store::groups(&self.db, org)
-            .await
-            .map_err(db_err)?
-            .into_iter()
-            .map(|g| g.id)
-            .collect();
+            .map_err(db_err)?;
+        let tags: HashSet<_> = tags.into_iter().collect();
+        let groups: HashSet<_> = groups.into_iter().collect();
         let ctx = FilterContext {
             defs: &defs,
             tags: &tags,
