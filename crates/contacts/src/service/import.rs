@@ -644,15 +644,21 @@ impl Contacts {
             .await
             .map_err(db_err)?;
         let identities_at = started.elapsed();
-        store::add_links_bulk(&mut tx, org, Link::Tag, &plan.tag_links)
-            .await
-            .map_err(db_err)?;
+        // Links of the contacts this batch creates go in apart: none can exist yet.
+        let fresh: std::collections::HashSet<ContactId> =
+            plan.creates.iter().map(|n| n.row.id).collect();
+        let mut groups: Vec<(ContactId, uuid::Uuid)> = Vec::new();
         if let Some(g) = ctx.opts.group_id {
-            let pairs: Vec<(ContactId, uuid::Uuid)> =
-                plan.touched.iter().map(|c| (*c, g.as_uuid())).collect();
-            store::add_links_bulk(&mut tx, org, Link::Group, &pairs)
-                .await
-                .map_err(db_err)?;
+            groups = plan.touched.iter().map(|c| (*c, g.as_uuid())).collect();
+        }
+        for (link, pairs) in [(Link::Tag, plan.tag_links), (Link::Group, groups)] {
+            let (new, old): (Vec<_>, Vec<_>) =
+                pairs.into_iter().partition(|(c, _)| fresh.contains(c));
+            for (pairs, fresh) in [(new, true), (old, false)] {
+                store::add_links_bulk(&mut tx, org, link, &pairs, fresh)
+                    .await
+                    .map_err(db_err)?;
+            }
         }
         for (cid, row) in plan.updates {
             if let Some(mut c) = store::get_contact_tx(&mut tx, org, cid)
