@@ -1654,36 +1654,9 @@ pub async fn identity_owners(
     org: OrgId,
     keys: &[(&str, &str)],
 ) -> R<Vec<(String, String, ContactId)>> {
-    if keys.is_empty() {
-        return Ok(Vec::new());
-    }
-    match tx {
-        Tx::Sqlite(t) => {
-            let json = serde_json::to_string(keys).map_err(|e| sqlx::Error::Encode(e.into()))?;
-            sqlx::query_as(
-                "SELECT i.kind, i.value, i.contact_id FROM json_each($2) j \
-                 CROSS JOIN contact_identities i \
-                   ON i.org_id = $1 AND i.kind = j.value ->> 0 AND i.value = j.value ->> 1",
-            )
-            .bind(org)
-            .bind(json)
-            .fetch_all(&mut **t)
-            .await
-        }
-        Tx::Postgres(t) => {
-            let (kinds, values): (Vec<&str>, Vec<&str>) = keys.iter().copied().unzip();
-            sqlx::query_as(
-                "SELECT i.kind, i.value, i.contact_id FROM contact_identities i \
-                 WHERE i.org_id = $1 AND (i.kind, i.value) IN \
-                   (SELECT k, v FROM UNNEST($2::text[], $3::text[]) AS u(k, v))",
-            )
-            .bind(org)
-            .bind(kinds)
-            .bind(values)
-            .fetch_all(&mut **t)
-            .await
-        }
-    }
+    // No import has the nil id: the lines are all `None`.
+    let held = identity_owners_for_import(tx, org, ImportId::from(uuid::Uuid::nil()), keys).await?;
+    Ok(held.into_iter().map(|(k, v, c, _)| (k, v, c)).collect())
 }
 
 /// Like [`identity_owners`], with the line of import `import` that brought each identity

@@ -2380,6 +2380,27 @@ async fn get_text(app: &TestApp, who: &TestUser, path: &str) -> String {
     res.text().await.unwrap()
 }
 
+/// An import's error report (CSV text).
+async fn error_report(app: &TestApp, who: &TestUser, import: &Value) -> String {
+    get_text(
+        app,
+        who,
+        &format!("/api/v1/imports/{}/errors.csv", id(import)),
+    )
+    .await
+}
+
+/// How many contacts a group has, as the API says.
+async fn member_count(app: &TestApp, who: &TestUser, group: &Value) -> Value {
+    let g = expect_json(
+        app.get_as(who, &format!("/api/v1/groups/{}", id(group)))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    g["member_count"].clone()
+}
+
 fn pt_phone(i: usize) -> String {
     format!("+351 912 {i:06}")
 }
@@ -2512,20 +2533,9 @@ async fn a_thousand_rows_with_ten_bad_ones_import_990(app: TestApp) {
     assert!(values.contains(&"p999@example.com"), "{values:?}");
     assert_eq!(c["tags"][0]["name"], "lead");
     assert_eq!(c["groups"][0]["name"], "Imported");
-    let g = expect_json(
-        app.get_as(&owner, &format!("/api/v1/groups/{}", id(&group)))
-            .await,
-        StatusCode::OK,
-    )
-    .await;
-    assert_eq!(g["member_count"], 990);
+    assert_eq!(member_count(&app, &owner, &group).await, 990);
 
-    let report = get_text(
-        &app,
-        &owner,
-        &format!("/api/v1/imports/{}/errors.csv", id(&done)),
-    )
-    .await;
+    let report = error_report(&app, &owner, &done).await;
     let lines: Vec<&str> = report.split("\r\n").filter(|l| !l.is_empty()).collect();
     assert_eq!(lines[0], "line,reason,Name,Phone,Email,Score,Tags,Comment");
     assert_eq!(lines.len(), 11, "{report}");
@@ -2636,19 +2646,8 @@ async fn an_interrupted_run_resumes_from_its_checkpoint(app: TestApp) {
     app.run_jobs().await;
     let after = expect_json(app.get_as(&owner, &path).await, StatusCode::OK).await;
     assert_eq!(after, done);
-    let g = expect_json(
-        app.get_as(&owner, &format!("/api/v1/groups/{}", id(&group)))
-            .await,
-        StatusCode::OK,
-    )
-    .await;
-    assert_eq!(g["member_count"], 2298);
-    let report = get_text(
-        &app,
-        &owner,
-        &format!("/api/v1/imports/{}/errors.csv", id(&done)),
-    )
-    .await;
+    assert_eq!(member_count(&app, &owner, &group).await, 2298);
+    let report = error_report(&app, &owner, &done).await;
     let lines: Vec<&str> = report.split("\r\n").filter(|l| !l.is_empty()).collect();
     assert_eq!(lines.len(), 3, "{report}");
     assert!(
@@ -2752,12 +2751,7 @@ async fn a_second_import_updates_or_skips_duplicates(app: TestApp) {
     .await;
     assert_eq!(none["failed"], 1, "{none}");
     assert_eq!(none["created"], 0);
-    let report = get_text(
-        &app,
-        &owner,
-        &format!("/api/v1/imports/{}/errors.csv", id(&none)),
-    )
-    .await;
+    let report = error_report(&app, &owner, &none).await;
     assert!(report.contains("already belongs to contact"), "{report}");
 }
 
