@@ -68,6 +68,20 @@ pub struct TestApp {
 impl Drop for TestApp {
     fn drop(&mut self) {
         self.shutdown.cancel();
+        // Close the database pool now. Its connections would otherwise stay open until the
+        // test process exits (services and the job handlers registered with them hold each
+        // other), and a suite of PostgreSQL tests would run out of server connections.
+        if let Ok(handle) = tokio::runtime::Handle::try_current()
+            && handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
+        {
+            let db = self.state.db.clone();
+            tokio::task::block_in_place(|| {
+                handle.block_on(async {
+                    let _ =
+                        tokio::time::timeout(std::time::Duration::from_secs(2), db.close()).await;
+                });
+            });
+        }
     }
 }
 
