@@ -11,8 +11,9 @@
 //! never creates a contact twice.
 //!
 //! A batch costs a fixed number of statements whatever its size: one lookup of the identities
-//! the batch names (who holds them already), one of the keys earlier batches of this file
-//! accepted (duplicates within the file), then one multi-row insert per table. Rows are decided
+//! the batch names (who holds them already, and the line of this file that created them: a
+//! duplicate within the file), one of the keys earlier batches accepted without creating an
+//! identity (rows that updated or skipped a contact), then one multi-row insert per table. Rows are decided
 //! in file order against both lookups and against the rows before them in the batch. Only rows
 //! that update an existing contact are written one by one.
 //!
@@ -533,7 +534,7 @@ impl Contacts {
             serde_json::from_value(imp.options.0.clone()).map_err(Problem::internal)?;
         let run_started = std::time::Instant::now();
         let ctx = ParseCtx {
-            opts: opts.clone(),
+            opts,
             defs: defs_of(store::attr_defs(&self.db, org).await.map_err(db_err)?),
             country: self.country(org).await?,
             tags: store::tags(&self.db, org)
@@ -647,10 +648,9 @@ impl Contacts {
         // Links of the contacts this batch creates go in apart: none can exist yet.
         let fresh: std::collections::HashSet<ContactId> =
             plan.creates.iter().map(|n| n.row.id).collect();
-        let mut groups: Vec<(ContactId, uuid::Uuid)> = Vec::new();
-        if let Some(g) = ctx.opts.group_id {
-            groups = plan.touched.iter().map(|c| (*c, g.as_uuid())).collect();
-        }
+        let groups: Vec<(ContactId, uuid::Uuid)> = ctx.opts.group_id.map_or_else(Vec::new, |g| {
+            plan.touched.iter().map(|c| (*c, g.as_uuid())).collect()
+        });
         for (link, pairs) in [(Link::Tag, plan.tag_links), (Link::Group, groups)] {
             let (new, old): (Vec<_>, Vec<_>) =
                 pairs.into_iter().partition(|(c, _)| fresh.contains(c));
@@ -807,7 +807,7 @@ impl Contacts {
         for p in &rows {
             if let Ok(r) = &p.row {
                 for (kind, value) in &r.identities {
-                    all_keys.push(identity_key(*kind, value));
+                    all_keys.push(identity_key(kind.as_str(), value));
                     pairs.push((kind.as_str(), value.as_str()));
                 }
             }
@@ -826,7 +826,7 @@ impl Contacts {
             .await
             .map_err(db_err)?
         {
-            let key = format!("{k}:{v}");
+            let key = identity_key(&k, &v);
             if let Some(line) = line {
                 earlier.insert(key.clone(), line);
             }
@@ -853,7 +853,7 @@ impl Contacts {
             let keys: Vec<String> = row
                 .identities
                 .iter()
-                .map(|(k, v)| identity_key(*k, v))
+                .map(|(k, v)| identity_key(k.as_str(), v))
                 .collect();
             if let Some((l, (kind, value))) = keys
                 .iter()
@@ -998,8 +998,8 @@ struct Prepared {
 }
 
 /// `kind:value`, the key of an identity in `contact_import_keys`.
-fn identity_key(kind: IdentityKind, value: &str) -> String {
-    format!("{}:{value}", kind.as_str())
+fn identity_key(kind: &str, value: &str) -> String {
+    format!("{kind}:{value}")
 }
 
 /// The records of one batch and where the next batch starts.
@@ -1202,8 +1202,8 @@ impl BatchPlan {
     }
 }
 
-/// Parses and checks a batch's rows, on as many threads as there are cores (phone-number
-/// parsing dominates). Blocking: call it on the blocking pool.
+/// Parses and checks a batch's rows, on one thread fewer than there are cores (phone-number
+/// parsing dominates; the batch before is being written meanwhile). Blocking: call it on the blocking pool.
 fn parse_rows(
     opts: &ImportOptions,
     defs: &HashMap<String, AttrDef>,
