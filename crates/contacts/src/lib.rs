@@ -30,6 +30,7 @@
 //! `consent.rs` and on that method).
 
 mod consent;
+mod count_index;
 mod csvfmt;
 pub mod http;
 mod model;
@@ -45,9 +46,9 @@ pub use model::{
     AttrType, ContactId, GroupId, IdentityId, IdentityKind, ImportId, SegmentId, TagId,
 };
 pub use service::{
-    AudienceSpec, AudienceWalk, Breakdown, Contacts, ContactsDeps, IMPORT_BATCH_ROWS, IMPORT_JOB,
-    IMPORT_RUN_BUDGET, ImportJob, ResolvedContact, SendChannel, SendContact, SkipReason,
-    SystemConsent, VarField, address_kinds,
+    AudienceSpec, AudienceWalk, Breakdown, COUNT_INDEX_AFTER, Contacts, ContactsDeps,
+    IMPORT_BATCH_ROWS, IMPORT_JOB, IMPORT_RUN_BUDGET, ImportJob, ResolvedContact, SendChannel,
+    SendContact, SkipReason, SystemConsent, VarField, address_kinds,
 };
 pub use store::AudiencePage;
 use wamage_platform::{MigrationSet, migration_set};

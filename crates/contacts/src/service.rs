@@ -45,6 +45,7 @@ use crate::{
 
 mod audience;
 mod avatar;
+mod counts;
 mod import;
 mod inbound;
 mod segments;
@@ -61,6 +62,8 @@ pub use inbound::{ResolvedContact, SystemConsent};
 
 pub const SOURCE: &str = "/wamage/contacts";
 const CONTACT_TTL: Duration = Duration::from_secs(300);
+/// A segment count by SQL at least this slow builds the organisation's count index.
+pub const COUNT_INDEX_AFTER: Duration = Duration::from_millis(25);
 pub const NAME_MAX: usize = 200;
 pub const COMPANY_MAX: usize = 200;
 pub const NOTES_MAX: usize = 10_000;
@@ -82,6 +85,8 @@ pub struct Contacts {
     clock: Clock,
     import_batch_rows: usize,
     import_run_budget: std::time::Duration,
+    counts: std::sync::Arc<counts::CountIndexes>,
+    count_index_after: Duration,
 }
 
 /// Everything the contacts service needs from the platform.
@@ -99,6 +104,9 @@ pub struct ContactsDeps {
     /// How long one run of an import job goes on taking batches (`None`:
     /// [`IMPORT_RUN_BUDGET`]; zero: one batch per run).
     pub import_run_budget: Option<std::time::Duration>,
+    /// A segment count by SQL this slow gives the organisation an in-memory count index
+    /// (`None`: [`COUNT_INDEX_AFTER`]; zero: after any count).
+    pub count_index_after: Option<Duration>,
 }
 
 fn db_err(e: sqlx::Error) -> Problem {
@@ -412,6 +420,8 @@ impl Contacts {
                 .unwrap_or(IMPORT_BATCH_ROWS)
                 .clamp(1, 50_000),
             import_run_budget: deps.import_run_budget.unwrap_or(IMPORT_RUN_BUDGET),
+            counts: std::sync::Arc::default(),
+            count_index_after: deps.count_index_after.unwrap_or(COUNT_INDEX_AFTER),
         })
     }
 

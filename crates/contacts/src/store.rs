@@ -701,6 +701,70 @@ pub async fn count_contacts(db: &Db, org: OrgId, filter: &SegmentFilter) -> R<i6
     Ok(n)
 }
 
+/// Feeds `b` every contact of `org`, then its group memberships, tag links and consent ledger
+/// (oldest entry first), streamed: nothing but the index being built is held.
+pub async fn load_count_index(db: &Db, org: OrgId, b: &mut crate::count_index::Builder) -> R<()> {
+    use futures::TryStreamExt as _;
+
+    use crate::consent::{ConsentChannel, ConsentPurpose, ConsentStatus};
+    type ContactCols = (
+        ContactId,
+        bool,
+        bool,
+        Timestamp,
+        Json<serde_json::Map<String, Value>>,
+    );
+    with_db!(db, |pool| {
+        let mut rows = sqlx::query_as::<_, ContactCols>(
+            "SELECT id, favorite, blocked, created_at, attributes FROM contacts WHERE org_id = $1",
+        )
+        .bind(org)
+        .fetch(pool);
+        while let Some((id, favorite, blocked, created_at, attrs)) = rows.try_next().await? {
+            b.contact(id, favorite, blocked, created_at, &attrs.0);
+        }
+        drop(rows);
+        // Through the organisation's groups and tags: their indexes lead with the id.
+        let mut rows = sqlx::query_as::<_, (GroupId, ContactId)>(
+            "SELECT m.group_id, m.contact_id FROM contact_groups g \
+             JOIN contact_group_members m ON m.group_id = g.id WHERE g.org_id = $1",
+        )
+        .bind(org)
+        .fetch(pool);
+        while let Some((group, contact)) = rows.try_next().await? {
+            b.group_member(group, contact);
+        }
+        drop(rows);
+        let mut rows = sqlx::query_as::<_, (TagId, ContactId)>(
+            "SELECT l.tag_id, l.contact_id FROM contact_tags t \
+             JOIN contact_tag_links l ON l.tag_id = t.id WHERE t.org_id = $1",
+        )
+        .bind(org)
+        .fetch(pool);
+        while let Some((tag, contact)) = rows.try_next().await? {
+            b.tag_link(tag, contact);
+        }
+        drop(rows);
+        let mut rows = sqlx::query_as::<_, (ContactId, String, String, String)>(
+            "SELECT contact_id, channel, purpose, status FROM contact_consents \
+             WHERE org_id = $1 ORDER BY seq",
+        )
+        .bind(org)
+        .fetch(pool);
+        while let Some((contact, channel, purpose, status)) = rows.try_next().await? {
+            // CHECK constraints keep these valid.
+            if let (Some(c), Some(p), Some(s)) = (
+                ConsentChannel::from_db(&channel),
+                ConsentPurpose::from_db(&purpose),
+                ConsentStatus::from_db(&status),
+            ) {
+                b.consent(contact, c, p, s);
+            }
+        }
+        Ok(())
+    })
+}
+
 // ---- segments --------------------------------------------------------------------------------
 
 #[derive(Debug, Clone, FromRow)]

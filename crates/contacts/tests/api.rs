@@ -3047,10 +3047,9 @@ fn all_but(except: &[&str]) -> Vec<String> {
     .collect()
 }
 
-async fn segment_operators_match_exactly(app: TestApp) {
-    let owner = app.register("owner@acme.example", "Acme").await;
-    let f = segment_fixture(&app, &owner).await;
-    let cases: Vec<(Value, Vec<&str>)> = vec![
+/// Filters of every operator over the fixture, with the names each matches.
+fn operator_cases(f: &SegFixture) -> Vec<(Value, Vec<&'static str>)> {
+    vec![
         (
             json!({"field": "tag", "op": "has", "value": f.hot}),
             vec!["Ana", "Carla"],
@@ -3164,12 +3163,12 @@ async fn segment_operators_match_exactly(app: TestApp) {
             vec!["Bruno", "Gil"],
         ),
         (json!({"any": []}), vec![]),
-    ];
-    for (filter, want) in cases {
-        let got = matching(&app, &owner, filter.clone()).await;
-        assert_eq!(got, want, "{filter}");
-    }
-    let complements: Vec<(Value, Vec<&str>)> = vec![
+    ]
+}
+
+/// Filters over the fixture, with the names each does **not** match.
+fn complement_cases(f: &SegFixture) -> Vec<(Value, Vec<&'static str>)> {
+    vec![
         (
             json!({"field": "tag", "op": "has_not", "value": f.hot}),
             vec!["Ana", "Carla"],
@@ -3203,10 +3202,163 @@ async fn segment_operators_match_exactly(app: TestApp) {
             vec![],
         ),
         (json!({"all": []}), vec![]),
-    ];
-    for (filter, except) in complements {
+    ]
+}
+
+async fn segment_operators_match_exactly(app: TestApp) {
+    let owner = app.register("owner@acme.example", "Acme").await;
+    let f = segment_fixture(&app, &owner).await;
+    for (filter, want) in operator_cases(&f) {
+        let got = matching(&app, &owner, filter.clone()).await;
+        assert_eq!(got, want, "{filter}");
+    }
+    for (filter, except) in complement_cases(&f) {
         let got = matching(&app, &owner, filter.clone()).await;
         assert_eq!(got, all_but(&except), "{filter}");
+    }
+}
+
+/// The organisation's in-memory count index: built by itself once counts are slow (here: any
+/// count), it answers every operator it can exactly as SQL does, stops answering the moment a
+/// write lands (profile, membership, consent), and is built again after.
+async fn the_count_index_counts_what_sql_counts(app: TestApp) {
+    let owner = app.register("owner@acme.example", "Acme").await;
+    let f = segment_fixture(&app, &owner).await;
+    let org: wamage_kernel::OrgId = owner.org_id.parse().unwrap();
+    let contacts = app.state.contacts.clone();
+    let both = |filter: Value| {
+        let contacts = contacts.clone();
+        async move { contacts.count_both_ways(org, &filter).await.unwrap() }
+    };
+    // Waits for the index to be (re)built by itself and answer `filter`.
+    let rebuilt = |filter: Value| {
+        let contacts = contacts.clone();
+        async move {
+            for _ in 0..300 {
+                if let (Some(n), sql) = contacts.count_both_ways(org, &filter).await.unwrap() {
+                    assert_eq!(n, sql, "{filter}");
+                    return n;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            panic!("the count index was not built");
+        }
+    };
+    let favorite = json!({"field": "favorite", "op": "is", "value": true});
+    assert_eq!(
+        both(favorite.clone()).await,
+        (None, 2),
+        "no index before a count"
+    );
+    let (app_ref, owner_ref) = (&app, &owner);
+    let preview = |filter: Value| async move {
+        expect_json(
+            app_ref
+                .post_as(
+                    owner_ref,
+                    "/api/v1/segments/preview",
+                    &json!({"filter": filter}),
+                )
+                .await,
+            StatusCode::OK,
+        )
+        .await["count"]
+            .as_i64()
+            .unwrap()
+    };
+    assert_eq!(preview(favorite.clone()).await, 2);
+    assert_eq!(rebuilt(favorite.clone()).await, 2);
+
+    let cases = operator_cases(&f).into_iter().chain(complement_cases(&f));
+    for (filter, _) in cases {
+        let (indexed, sql) = both(filter.clone()).await;
+        // Case-insensitive text search stays in SQL (LOWER differs between the backends).
+        if filter["field"] == "attr:city" && filter["op"] == "contains" {
+            assert_eq!(indexed, None, "{filter}");
+        } else {
+            assert_eq!(indexed, Some(sql), "{filter}");
+        }
+    }
+    // Through the API, from the index.
+    let lisbon = json!({"field": "attr:city", "op": "eq", "value": "Lisbon"});
+    assert_eq!(preview(lisbon.clone()).await, 1);
+
+    // A new contact: the index stops answering at once, SQL counts it, the index comes back.
+    let kim = create(
+        &app,
+        &owner,
+        json!({"name": "Kim", "favorite": true, "attributes": {"city": "Lisbon"}}),
+    )
+    .await;
+    assert_eq!(both(lisbon.clone()).await, (None, 2));
+    assert_eq!(preview(lisbon.clone()).await, 2);
+    assert_eq!(rebuilt(lisbon.clone()).await, 2);
+    assert_eq!(both(favorite.clone()).await, (Some(3), 3));
+
+    // Membership.
+    let news = json!({"field": "group", "op": "in", "value": f.news});
+    assert_eq!(both(news.clone()).await, (Some(3), 3));
+    expect_json(
+        app.post_as(
+            &owner,
+            "/api/v1/contacts/bulk",
+            &json!({"action": "add_to_groups", "contact_ids": [id(&kim)], "group_ids": [f.news]}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(both(news.clone()).await.0, None);
+    assert_eq!(rebuilt(news).await, 4);
+
+    // Consent: Kim opts in, then out; the newest entry is the state.
+    let opted_in = json!({"field": "consent", "op": "opted_in", "channel": "whatsapp", "purpose": "marketing"});
+    assert_eq!(rebuilt(opted_in.clone()).await, 2);
+    for status in ["opted_in", "opted_out"] {
+        post_ok(
+            &app,
+            &owner,
+            &format!("/api/v1/contacts/{}/consent", id(&kim)),
+            json!({"channel": "whatsapp", "purpose": "marketing", "status": status, "source": "agent"}),
+        )
+        .await;
+        assert_eq!(both(opted_in.clone()).await.0, None);
+    }
+    assert_eq!(rebuilt(opted_in).await, 2);
+    let opted_out = json!({"field": "consent", "op": "opted_out", "channel": "whatsapp", "purpose": "marketing"});
+    assert_eq!(both(opted_out).await, (Some(2), 2));
+
+    // Deleting a contact.
+    let res = app
+        .request_as(
+            &owner,
+            Method::DELETE,
+            &format!("/api/v1/contacts/{}", id(&kim)),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success(), "{}", res.status());
+    assert_eq!(both(favorite.clone()).await, (None, 2));
+    assert_eq!(rebuilt(favorite).await, 2);
+}
+
+mod count_index {
+    use wamage_testkit::TestApp;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_count_index_counts_what_sql_counts_sqlite() {
+        let app = TestApp::sqlite_with(|c| c.count_index_after_ms = 0).await;
+        super::the_count_index_counts_what_sql_counts(app).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_count_index_counts_what_sql_counts_postgres() {
+        let Some(app) = TestApp::postgres_with(|c| c.count_index_after_ms = 0).await else {
+            eprintln!("skipped: WAMAGE_TEST_POSTGRES_URL is not set");
+            return;
+        };
+        super::the_count_index_counts_what_sql_counts(app).await;
     }
 }
 

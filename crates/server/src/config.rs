@@ -112,6 +112,9 @@ pub struct Config {
     /// Seconds one run of a contacts import job goes on taking batches before it hands over
     /// to a new job (0: one batch per run).
     pub import_run_secs: u64,
+    /// A segment count by SQL this slow (milliseconds) gives the organisation an in-memory
+    /// count index; 0: after any count.
+    pub count_index_after_ms: u64,
     /// WhatsApp Cloud API (Graph API) root (`WAMAGE_WHATSAPP_BASE_URL`).
     pub whatsapp_base_url: String,
     /// Default Graph API version of WhatsApp channels.
@@ -160,6 +163,7 @@ impl Default for Config {
             worker_concurrency: 16,
             import_batch_rows: wamage_contacts::IMPORT_BATCH_ROWS,
             import_run_secs: wamage_contacts::IMPORT_RUN_BUDGET.as_secs(),
+            count_index_after_ms: wamage_contacts::COUNT_INDEX_AFTER.as_millis() as u64,
             whatsapp_base_url: "https://graph.facebook.com".to_owned(),
             whatsapp_api_version: "v21.0".to_owned(),
             telegram_base_url: "https://api.telegram.org".to_owned(),
@@ -269,6 +273,9 @@ impl Config {
         }
         if self.import_run_secs > 3_600 {
             bail!("WAMAGE_IMPORT_RUN_SECS must be between 0 and 3600");
+        }
+        if self.count_index_after_ms > 60_000 {
+            bail!("WAMAGE_COUNT_INDEX_AFTER_MS must be between 0 and 60000");
         }
         if !(1..=64).contains(&self.campaign_dispatchers) {
             bail!("WAMAGE_CAMPAIGN_DISPATCHERS must be between 1 and 64");

@@ -732,6 +732,7 @@ impl Contacts {
             tracing::warn!(error = %e, import_id = %id, "failed to delete an import file");
         }
         if let Ok(Some(done)) = store::get_import(&self.db, org, id).await {
+            self.imported(org, done.created + done.updated);
             self.publish(
                 org,
                 "wamage.contacts.imported",

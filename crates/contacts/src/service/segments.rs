@@ -230,7 +230,8 @@ impl Contacts {
         self.count_matching(who.org_id, &filter).await
     }
 
-    /// Counts the contacts a filter matches. A count of a large book is a scan, so counts are
+    /// Counts the contacts a filter matches: a cached count, else the organisation's count
+    /// index (`counts.rs`), else SQL. A count of a large book by SQL is a scan, so counts are
     /// cached under `contacts:{org}:count:…`: every write to the organisation's contacts drops
     /// that prefix (like the other cached reads), so a cached count is never older than the
     /// last change — the TTL only bounds memory.
@@ -248,9 +249,14 @@ impl Contacts {
         if let Ok(Some(n)) = cache::get_json::<i64>(self.cache.as_ref(), &key).await {
             return Ok(n);
         }
+        if let Some(n) = self.indexed_count(org, filter).await {
+            return Ok(n);
+        }
+        let started = std::time::Instant::now();
         let n = store::count_contacts(&self.db, org, filter)
             .await
             .map_err(db_err)?;
+        self.counted_in_sql(org, started.elapsed());
         if let Err(e) = cache::set_json(self.cache.as_ref(), &key, &n, COUNT_TTL).await {
             tracing::warn!(error = %e, "failed to cache a segment count");
         }

@@ -1,0 +1,259 @@
+//! Segment counts from the in-memory count index ([`crate::count_index`]).
+//!
+//! **When an organisation gets an index.** When a count of its book by SQL took at least
+//! [`Contacts::count_index_after`] (a large book), and after an import that wrote at least
+//! [`INDEX_AFTER_IMPORT_ROWS`] rows. Small books keep counting in SQL.
+//!
+//! **Why an index is never stale.** Every write to an organisation's contacts drops the cache
+//! prefix `contacts:{org}:` after it commits (`Contacts::forget`). A build first stores a fresh
+//! token under `contacts:{org}:count-index` and keeps the index only if the token is still there
+//! after it has read everything; a count uses the index only while the cache still holds the
+//! index's token. A write that lands during or after a build drops the token, the count goes to
+//! SQL and a new build starts. With Redis as the cache this holds across processes: each keeps its
+//! own index and checks the shared token. The guarantee is that of every cached contact read: a
+//! count is never older than the last write whose cache drop has happened.
+//!
+//! **Builds wait for a quiet book.** A build starts by storing its token, waits
+//! [`QUIET`] and reads nothing if a write dropped the token meanwhile, so a book being written
+//! to (an import running) costs a cache round trip per count, not a scan.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use wamage_kernel::{OrgId, Problem};
+use wamage_platform::{Db, cache::SharedCache};
+
+use super::{Contacts, db_err};
+use crate::{
+    count_index::{Builder, CountIndex},
+    segment::SegmentFilter,
+    store,
+};
+
+/// An import that wrote this many rows builds its organisation's index when it completes.
+const INDEX_AFTER_IMPORT_ROWS: i64 = 20_000;
+/// How long a book must see no write before its index is built.
+const QUIET: Duration = Duration::from_secs(1);
+/// How long an index token lives in the cache without writes (bounds memory only).
+const TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
+/// An index not used for this long is dropped.
+const IDLE: Duration = Duration::from_secs(3600);
+
+fn token_key(org: OrgId) -> String {
+    format!("contacts:{org}:count-index")
+}
+
+/// The indexes of this process, per organisation.
+#[derive(Debug, Default)]
+pub(crate) struct CountIndexes {
+    slots: Mutex<HashMap<OrgId, Slot>>,
+}
+
+#[derive(Debug)]
+struct Slot {
+    /// The index and the cache token it is valid under.
+    index: Option<(String, Arc<CountIndex>)>,
+    building: bool,
+    used: Instant,
+}
+
+impl CountIndexes {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<OrgId, Slot>> {
+        self.slots.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The organisation's index and its token, marking it used (and dropping idle ones).
+    fn get(&self, org: OrgId) -> Option<(String, Arc<CountIndex>)> {
+        let mut slots = self.lock();
+        let now = Instant::now();
+        slots.retain(|o, s| *o == org || s.building || now.duration_since(s.used) < IDLE);
+        let slot = slots.get_mut(&org)?;
+        slot.used = now;
+        slot.index.clone()
+    }
+
+    fn has_index(&self, org: OrgId) -> bool {
+        self.lock().get(&org).is_some_and(|s| s.index.is_some())
+    }
+
+    /// Whether the organisation has (or is building) an index.
+    fn known(&self, org: OrgId) -> bool {
+        self.lock().contains_key(&org)
+    }
+
+    /// Forgets an index found stale.
+    fn drop_stale(&self, org: OrgId, token: &str) {
+        if let Some(slot) = self.lock().get_mut(&org)
+            && slot.index.as_ref().is_some_and(|(t, _)| t == token)
+        {
+            slot.index = None;
+        }
+    }
+
+    /// Marks a build started; false when one already runs.
+    fn start(&self, org: OrgId) -> bool {
+        let mut slots = self.lock();
+        let slot = slots.entry(org).or_insert(Slot {
+            index: None,
+            building: false,
+            used: Instant::now(),
+        });
+        !std::mem::replace(&mut slot.building, true)
+    }
+
+    fn done(&self, org: OrgId, built: Option<(String, Arc<CountIndex>)>) {
+        if let Some(slot) = self.lock().get_mut(&org) {
+            slot.building = false;
+            if built.is_some() {
+                slot.index = built;
+            }
+        }
+    }
+}
+
+/// Reads the organisation's book into a new index under a fresh token; `None` when a write
+/// dropped the token before the reading was done (or before it began, after `quiet`).
+async fn build(
+    db: &Db,
+    cache: &SharedCache,
+    org: OrgId,
+    quiet: Duration,
+) -> Result<Option<(String, Arc<CountIndex>)>, Problem> {
+    let key = token_key(org);
+    let token = uuid::Uuid::now_v7().simple().to_string();
+    let cache_err = |e: anyhow::Error| Problem::internal(format_args!("cache: {e:#}"));
+    cache
+        .set(&key, token.clone().into_bytes(), TOKEN_TTL)
+        .await
+        .map_err(cache_err)?;
+    let still = || async {
+        let now = cache.get(&key).await.map_err(cache_err)?;
+        Ok::<bool, Problem>(now.as_deref() == Some(token.as_bytes()))
+    };
+    if !quiet.is_zero() {
+        tokio::time::sleep(quiet).await;
+        if !still().await? {
+            return Ok(None);
+        }
+    }
+    let started = Instant::now();
+    let defs = super::defs_of(store::attr_defs(db, org).await.map_err(db_err)?)
+        .into_iter()
+        .map(|(k, d)| (k, d.attr_type))
+        .collect();
+    let mut b = Builder::new(defs);
+    store::load_count_index(db, org, &mut b)
+        .await
+        .map_err(db_err)?;
+    let index = tokio::task::spawn_blocking(move || b.finish())
+        .await
+        .map_err(|e| Problem::internal(format_args!("count index: {e}")))?;
+    if !still().await? {
+        tracing::debug!(%org, "a write landed while the count index was built; dropped");
+        return Ok(None);
+    }
+    tracing::info!(
+        %org,
+        contacts = index.len(),
+        mib = index.bytes() / (1 << 20),
+        ms = started.elapsed().as_millis() as u64,
+        "segment count index built"
+    );
+    Ok(Some((token, Arc::new(index))))
+}
+
+impl Contacts {
+    /// The count of `filter` from the organisation's index, when it has a current one that can
+    /// answer it.
+    pub(crate) async fn indexed_count(&self, org: OrgId, filter: &SegmentFilter) -> Option<i64> {
+        let (token, index) = self.counts.get(org)?;
+        match self.cache.get(&token_key(org)).await {
+            Ok(Some(t)) if t == token.as_bytes() => {}
+            Ok(_) => {
+                self.counts.drop_stale(org, &token);
+                self.build_count_index_soon(org);
+                return None;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "failed to check the count index token");
+                return None;
+            }
+        }
+        let filter = filter.clone();
+        tokio::task::spawn_blocking(move || index.count(&filter))
+            .await
+            .ok()
+            .flatten()
+            .map(|n| n as i64)
+    }
+
+    /// A SQL count of `took` happened: a slow one earns the organisation an index.
+    /// (A count the index could not answer leaves a current index alone: a build would replace
+    /// its token.)
+    pub(crate) fn counted_in_sql(&self, org: OrgId, took: Duration) {
+        if took >= self.count_index_after && !self.counts.has_index(org) {
+            self.build_count_index_soon(org);
+        }
+    }
+
+    /// After an import: a large one (or one into a book that already has an index) builds it.
+    pub(crate) fn imported(&self, org: OrgId, rows_written: i64) {
+        if rows_written >= INDEX_AFTER_IMPORT_ROWS || self.counts.known(org) {
+            self.build_count_index_soon(org);
+        }
+    }
+
+    /// Starts a build in the background unless one runs.
+    fn build_count_index_soon(&self, org: OrgId) {
+        if !self.counts.start(org) {
+            return;
+        }
+        let (db, cache, counts) = (self.db.clone(), self.cache.clone(), self.counts.clone());
+        tokio::spawn(async move {
+            let built = match build(&db, &cache, org, QUIET).await {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::warn!(%org, error = %e, "failed to build the segment count index");
+                    None
+                }
+            };
+            counts.done(org, built);
+        });
+    }
+
+    /// Builds the organisation's count index now (no quiet wait) and answers whether it was
+    /// kept; for tests and tools. A build already running makes this a no-op (`false`).
+    #[doc(hidden)]
+    pub async fn build_count_index(&self, org: OrgId) -> Result<bool, Problem> {
+        if !self.counts.start(org) {
+            return Ok(false);
+        }
+        let built = build(&self.db, &self.cache, org, Duration::ZERO).await;
+        let kept = matches!(built, Ok(Some(_)));
+        self.counts
+            .done(org, built.as_ref().ok().cloned().flatten());
+        built.map(|_| kept)
+    }
+
+    /// The count of a filter (as JSON) from the index (`None`: no current index, or it cannot
+    /// answer) and from SQL, which may start a build as any SQL count does; for tests that
+    /// hold the two to each other.
+    #[doc(hidden)]
+    pub async fn count_both_ways(
+        &self,
+        org: OrgId,
+        filter: &serde_json::Value,
+    ) -> Result<(Option<i64>, i64), Problem> {
+        let filter = self.parse_filter(org, filter, "filter", true).await?;
+        let indexed = self.indexed_count(org, &filter).await;
+        let started = Instant::now();
+        let sql = store::count_contacts(&self.db, org, &filter)
+            .await
+            .map_err(db_err)?;
+        self.counted_in_sql(org, started.elapsed());
+        Ok((indexed, sql))
+    }
+}
