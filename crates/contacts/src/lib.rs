@@ -50,7 +50,7 @@ pub use service::{
     IMPORT_BATCH_ROWS, IMPORT_JOB, IMPORT_RUN_BUDGET, ImportJob, ResolvedContact, SendChannel,
     SendContact, SkipReason, SystemConsent, VarField, address_kinds,
 };
-pub use store::AudiencePage;
+pub use store::{AudiencePage, set_count_index_page_rows};
 use wamage_platform::{MigrationSet, migration_set};
 
 /// This crate's migrations.

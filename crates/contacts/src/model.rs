@@ -126,31 +126,36 @@ pub fn parse_phone(raw: &str, country: Country) -> Result<String, String> {
     if raw.chars().any(|c| c.is_alphabetic()) || !raw.chars().any(|c| c.is_ascii_digit()) {
         return Err("is not a phone number".to_owned());
     }
-    let number = phonenumber::parse(Some(country.0), raw).map_err(|e| match e {
-        ParseError::NoNumber | ParseError::MalformedInteger(_) => {
-            "is not a phone number".to_owned()
-        }
-        ParseError::InvalidCountryCode => "has an unknown country calling code".to_owned(),
-        ParseError::TooShortAfterIdd | ParseError::TooShortNsn => "is too short".to_owned(),
-        ParseError::TooLong => "is too long".to_owned(),
-    })?;
-    // phonenumber 0.3 strips the *default* country's national prefix from a number that brings
-    // its own country code (with US as the default, +49 151… lost the 1 of its mobile prefix and
-    // became a landline in Hanover): a number from elsewhere is parsed again on its own.
+    let parse = |country: Option<phonenumber::country::Id>, raw: &str| {
+        phonenumber::parse(country, raw).map_err(|e| match e {
+            ParseError::NoNumber | ParseError::MalformedInteger(_) => {
+                "is not a phone number".to_owned()
+            }
+            ParseError::InvalidCountryCode => "has an unknown country calling code".to_owned(),
+            ParseError::TooShortAfterIdd | ParseError::TooShortNsn => "is too short".to_owned(),
+            ParseError::TooLong => "is too long".to_owned(),
+        })
+    };
+    // A number that brings its own country code is parsed without the default country:
+    // phonenumber 0.3 strips the *default* country's national prefix from it (with US as the
+    // default, +49 151… lost the 1 of its mobile prefix and became a landline in Hanover).
     let number = if raw.starts_with('+') {
-        phonenumber::parse(None, raw).unwrap_or(number)
-    } else if number.country().id() != Some(country.0) {
-        // Dialled with an international prefix (00, or 011 from North America).
-        let digits: String = raw.chars().filter(char::is_ascii_digit).collect();
-        let code = number.code().value().to_string();
-        ["00", "011"]
-            .iter()
-            .filter_map(|idd| digits.strip_prefix(idd))
-            .find(|rest| rest.starts_with(&code))
-            .and_then(|rest| phonenumber::parse(None, format!("+{rest}")).ok())
-            .unwrap_or(number)
+        parse(None, raw).or_else(|_| parse(Some(country.0), raw))?
     } else {
-        number
+        let number = parse(Some(country.0), raw)?;
+        if number.country().id() == Some(country.0) {
+            number
+        } else {
+            // Dialled with an international prefix (00, or 011 from North America).
+            let digits: String = raw.chars().filter(char::is_ascii_digit).collect();
+            let code = number.code().value().to_string();
+            ["00", "011"]
+                .iter()
+                .filter_map(|idd| digits.strip_prefix(idd))
+                .find(|rest| rest.starts_with(&code))
+                .and_then(|rest| phonenumber::parse(None, format!("+{rest}")).ok())
+                .unwrap_or(number)
+        }
     };
     if !number.is_valid() {
         let region = number

@@ -87,6 +87,7 @@ pub struct Contacts {
     import_run_budget: std::time::Duration,
     counts: std::sync::Arc<counts::CountIndexes>,
     count_index_after: Duration,
+    count_index_on_import: bool,
 }
 
 /// Everything the contacts service needs from the platform.
@@ -107,6 +108,9 @@ pub struct ContactsDeps {
     /// A segment count by SQL this slow gives the organisation an in-memory count index
     /// (`None`: [`COUNT_INDEX_AFTER`]; zero: after any count).
     pub count_index_after: Option<Duration>,
+    /// Whether a large import builds its organisation's count index when it completes (in the
+    /// processes that answer counts: the ones serving the API).
+    pub count_index_on_import: bool,
 }
 
 fn db_err(e: sqlx::Error) -> Problem {
@@ -422,6 +426,7 @@ impl Contacts {
             import_run_budget: deps.import_run_budget.unwrap_or(IMPORT_RUN_BUDGET),
             counts: std::sync::Arc::default(),
             count_index_after: deps.count_index_after.unwrap_or(COUNT_INDEX_AFTER),
+            count_index_on_import: deps.count_index_on_import,
         })
     }
 

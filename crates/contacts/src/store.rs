@@ -701,12 +701,166 @@ pub async fn count_contacts(db: &Db, org: OrgId, filter: &SegmentFilter) -> R<i6
     Ok(n)
 }
 
-/// Feeds `b` every contact of `org`, then its group memberships, tag links and consent ledger
-/// (oldest entry first), streamed: nothing but the index being built is held.
-pub async fn load_count_index(db: &Db, org: OrgId, b: &mut crate::count_index::Builder) -> R<()> {
-    use futures::TryStreamExt as _;
+/// Feeds a count index builder every contact of `org`, then its group memberships, tag links
+/// and consent ledger (oldest entry first), and gives it back. Nothing but the index being built
+/// is held: PostgreSQL streams rows; SQLite reads pages of thousands of rows as one JSON row
+/// each (sqlx hands every result row of SQLite to another thread and back: per row, that was
+/// half the build), and the pages are fed to the builder on the blocking pool.
+pub async fn load_count_index(db: &Db, org: OrgId, b: CountBuilder) -> R<CountBuilder> {
+    let started = std::time::Instant::now();
+    let mut b = match db {
+        Db::Sqlite(pool) => load_count_index_sqlite(pool, org, b).await?,
+        Db::Postgres(pool) => load_count_index_postgres(pool, org, b).await?,
+    };
+    let lists_at = started.elapsed();
+    load_consents(db, org, &mut b).await?;
+    tracing::debug!(
+        consents_ms = (started.elapsed() - lists_at).as_millis() as u64,
+        "count index consents read"
+    );
+    Ok(b)
+}
 
-    use crate::consent::{ConsentChannel, ConsentPurpose, ConsentStatus};
+type CountBuilder = crate::count_index::Builder;
+
+/// Runs `feed` on the builder on the blocking pool; a page it cannot read fails the load (an
+/// index missing rows would count wrong).
+async fn feed_blocking(
+    mut b: CountBuilder,
+    feed: impl FnOnce(&mut CountBuilder) -> Result<(), serde_json::Error> + Send + 'static,
+) -> R<CountBuilder> {
+    tokio::task::spawn_blocking(move || feed(&mut b).map(|()| b))
+        .await
+        .map_err(|e| sqlx::Error::Protocol(format!("count index builder: {e}")))?
+        .map_err(|e| sqlx::Error::Decode(Box::new(e)))
+}
+
+/// Rows of SQLite per page of a count index load (tests make pages small to cross them).
+static COUNT_PAGE: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(20_000);
+
+#[doc(hidden)]
+pub fn set_count_index_page_rows(n: i64) {
+    COUNT_PAGE.store(n.max(1), std::sync::atomic::Ordering::Relaxed);
+}
+
+fn count_page() -> i64 {
+    COUNT_PAGE.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+async fn load_count_index_sqlite(
+    pool: &sqlx::SqlitePool,
+    org: OrgId,
+    mut b: CountBuilder,
+) -> R<CountBuilder> {
+    // (id, favorite, blocked, created_at, attributes) per contact. Pages walk the rowid
+    // (`+org_id`: through an organisation index the planner sorted every page).
+    type ContactJson = (uuid::Uuid, u8, u8, i64, serde_json::Map<String, Value>);
+    let started = std::time::Instant::now();
+    let page_rows = count_page();
+    let mut after = 0i64;
+    loop {
+        let (n, last, page): (i64, Option<i64>, String) = sqlx::query_as(
+            "SELECT COUNT(*), MAX(rid), json_group_array(json_array(lower(hex(id)), favorite, \
+             blocked, created_at, json(attributes))) FROM (SELECT rid, id, favorite, blocked, \
+             created_at, attributes FROM contacts WHERE +org_id = ? AND rid > ? ORDER BY rid \
+             LIMIT ?)",
+        )
+        .bind(org)
+        .bind(after)
+        .bind(page_rows)
+        .fetch_one(pool)
+        .await?;
+        let Some(last) = last.filter(|_| n > 0) else {
+            break;
+        };
+        after = last;
+        b = feed_blocking(b, move |b| {
+            for (id, favorite, blocked, created_at, attrs) in
+                serde_json::from_str::<Vec<ContactJson>>(&page)?
+            {
+                b.contact(
+                    ContactId(id),
+                    favorite != 0,
+                    blocked != 0,
+                    Timestamp(created_at),
+                    &attrs,
+                );
+            }
+            Ok(())
+        })
+        .await?;
+        if n < page_rows {
+            break;
+        }
+    }
+    let contacts_at = started.elapsed();
+    // Members of each group and tag, in pages along their `(group_id, contact_id)` and
+    // `(tag_id, contact_id)` indexes.
+    let groups: Vec<(GroupId,)> = sqlx::query_as("SELECT id FROM contact_groups WHERE org_id = ?")
+        .bind(org)
+        .fetch_all(pool)
+        .await?;
+    let tags: Vec<(TagId,)> = sqlx::query_as("SELECT id FROM contact_tags WHERE org_id = ?")
+        .bind(org)
+        .fetch_all(pool)
+        .await?;
+    let lists = groups
+        .into_iter()
+        .map(|(g,)| (g.0, "contact_group_members", "group_id", true))
+        .chain(
+            tags.into_iter()
+                .map(|(t,)| (t.0, "contact_tag_links", "tag_id", false)),
+        );
+    for (list, table, column, is_group) in lists {
+        let mut after = ContactId(uuid::Uuid::nil());
+        loop {
+            let (n, page): (i64, String) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT COUNT(*), json_group_array(lower(hex(contact_id))) FROM (SELECT \
+                 contact_id FROM {table} WHERE {column} = ? AND contact_id > ? \
+                 ORDER BY contact_id LIMIT ?)"
+            )))
+            .bind(list)
+            .bind(after)
+            .bind(page_rows)
+            .fetch_one(pool)
+            .await?;
+            if n == 0 {
+                break;
+            }
+            let ids: Vec<uuid::Uuid> =
+                serde_json::from_str(&page).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+            let Some(last) = ids.last() else { break };
+            after = ContactId(*last);
+            b = feed_blocking(b, move |b| {
+                for id in ids {
+                    if is_group {
+                        b.group_member(GroupId(list), ContactId(id));
+                    } else {
+                        b.tag_link(TagId(list), ContactId(id));
+                    }
+                }
+                Ok(())
+            })
+            .await?;
+            if n < page_rows {
+                break;
+            }
+        }
+    }
+    tracing::debug!(
+        contacts_ms = contacts_at.as_millis() as u64,
+        lists_ms = (started.elapsed() - contacts_at).as_millis() as u64,
+        "count index contacts and lists read"
+    );
+    Ok(b)
+}
+
+async fn load_count_index_postgres(
+    pool: &sqlx::PgPool,
+    org: OrgId,
+    mut b: CountBuilder,
+) -> R<CountBuilder> {
+    use futures::TryStreamExt as _;
     type ContactCols = (
         ContactId,
         bool,
@@ -714,37 +868,53 @@ pub async fn load_count_index(db: &Db, org: OrgId, b: &mut crate::count_index::B
         Timestamp,
         Json<serde_json::Map<String, Value>>,
     );
+    let started = std::time::Instant::now();
+    let mut rows = sqlx::query_as::<_, ContactCols>(
+        "SELECT id, favorite, blocked, created_at, attributes FROM contacts WHERE org_id = $1",
+    )
+    .bind(org)
+    .fetch(pool);
+    while let Some((id, favorite, blocked, created_at, attrs)) = rows.try_next().await? {
+        b.contact(id, favorite, blocked, created_at, &attrs.0);
+    }
+    drop(rows);
+    let contacts_at = started.elapsed();
+    // Through the organisation's groups and tags: their indexes lead with the id.
+    let mut rows = sqlx::query_as::<_, (GroupId, ContactId)>(
+        "SELECT m.group_id, m.contact_id FROM contact_groups g \
+         JOIN contact_group_members m ON m.group_id = g.id WHERE g.org_id = $1",
+    )
+    .bind(org)
+    .fetch(pool);
+    while let Some((group, contact)) = rows.try_next().await? {
+        b.group_member(group, contact);
+    }
+    drop(rows);
+    let mut rows = sqlx::query_as::<_, (TagId, ContactId)>(
+        "SELECT l.tag_id, l.contact_id FROM contact_tags t \
+         JOIN contact_tag_links l ON l.tag_id = t.id WHERE t.org_id = $1",
+    )
+    .bind(org)
+    .fetch(pool);
+    while let Some((tag, contact)) = rows.try_next().await? {
+        b.tag_link(tag, contact);
+    }
+    drop(rows);
+    tracing::debug!(
+        contacts_ms = contacts_at.as_millis() as u64,
+        lists_ms = (started.elapsed() - contacts_at).as_millis() as u64,
+        "count index contacts and lists read"
+    );
+    Ok(b)
+}
+
+/// The consent ledger of `org`, oldest entry first (the last entry per contact, channel and
+/// purpose is its state).
+async fn load_consents(db: &Db, org: OrgId, b: &mut CountBuilder) -> R<()> {
+    use futures::TryStreamExt as _;
+
+    use crate::consent::{ConsentChannel, ConsentPurpose, ConsentStatus};
     with_db!(db, |pool| {
-        let mut rows = sqlx::query_as::<_, ContactCols>(
-            "SELECT id, favorite, blocked, created_at, attributes FROM contacts WHERE org_id = $1",
-        )
-        .bind(org)
-        .fetch(pool);
-        while let Some((id, favorite, blocked, created_at, attrs)) = rows.try_next().await? {
-            b.contact(id, favorite, blocked, created_at, &attrs.0);
-        }
-        drop(rows);
-        // Through the organisation's groups and tags: their indexes lead with the id.
-        let mut rows = sqlx::query_as::<_, (GroupId, ContactId)>(
-            "SELECT m.group_id, m.contact_id FROM contact_groups g \
-             JOIN contact_group_members m ON m.group_id = g.id WHERE g.org_id = $1",
-        )
-        .bind(org)
-        .fetch(pool);
-        while let Some((group, contact)) = rows.try_next().await? {
-            b.group_member(group, contact);
-        }
-        drop(rows);
-        let mut rows = sqlx::query_as::<_, (TagId, ContactId)>(
-            "SELECT l.tag_id, l.contact_id FROM contact_tags t \
-             JOIN contact_tag_links l ON l.tag_id = t.id WHERE t.org_id = $1",
-        )
-        .bind(org)
-        .fetch(pool);
-        while let Some((tag, contact)) = rows.try_next().await? {
-            b.tag_link(tag, contact);
-        }
-        drop(rows);
         let mut rows = sqlx::query_as::<_, (ContactId, String, String, String)>(
             "SELECT contact_id, channel, purpose, status FROM contact_consents \
              WHERE org_id = $1 ORDER BY seq",

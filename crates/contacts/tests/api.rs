@@ -3222,6 +3222,8 @@ async fn segment_operators_match_exactly(app: TestApp) {
 /// count), it answers every operator it can exactly as SQL does, stops answering the moment a
 /// write lands (profile, membership, consent), and is built again after.
 async fn the_count_index_counts_what_sql_counts(app: TestApp) {
+    // SQLite reads the book in pages: small ones, so the fixture crosses several.
+    wamage_contacts::set_count_index_page_rows(3);
     let owner = app.register("owner@acme.example", "Acme").await;
     let f = segment_fixture(&app, &owner).await;
     let org: wamage_kernel::OrgId = owner.org_id.parse().unwrap();
@@ -3269,6 +3271,28 @@ async fn the_count_index_counts_what_sql_counts(app: TestApp) {
     assert_eq!(preview(favorite.clone()).await, 2);
     assert_eq!(rebuilt(favorite.clone()).await, 2);
 
+    // Another process on the same database and cache builds its own index under the same
+    // token: neither makes the other's look stale.
+    let s = &app.state;
+    let other = wamage_contacts::Contacts::new(wamage_contacts::ContactsDeps {
+        db: s.db.clone(),
+        cache: s.cache.clone(),
+        bus: s.bus.clone(),
+        blobs: s.blobs.clone(),
+        jobs: s.jobs.clone(),
+        clock: s.clock.clone(),
+        import_batch_rows: None,
+        import_run_budget: None,
+        count_index_after: Some(Duration::ZERO),
+        count_index_on_import: false,
+    });
+    assert!(other.build_count_index(org).await.unwrap());
+    assert_eq!(
+        other.count_both_ways(org, &favorite).await.unwrap(),
+        (Some(2), 2)
+    );
+    assert_eq!(both(favorite.clone()).await, (Some(2), 2));
+
     let cases = operator_cases(&f).into_iter().chain(complement_cases(&f));
     for (filter, _) in cases {
         let (indexed, sql) = both(filter.clone()).await;
@@ -3291,6 +3315,10 @@ async fn the_count_index_counts_what_sql_counts(app: TestApp) {
     )
     .await;
     assert_eq!(both(lisbon.clone()).await, (None, 2));
+    assert_eq!(
+        other.count_both_ways(org, &lisbon).await.unwrap(),
+        (None, 2)
+    );
     assert_eq!(preview(lisbon.clone()).await, 2);
     assert_eq!(rebuilt(lisbon.clone()).await, 2);
     assert_eq!(both(favorite.clone()).await, (Some(3), 3));

@@ -217,6 +217,9 @@ pub async fn build_state(config: Config, opts: BuildOptions) -> anyhow::Result<A
         import_batch_rows: Some(config.import_batch_rows),
         import_run_budget: Some(Duration::from_secs(config.import_run_secs)),
         count_index_after: Some(Duration::from_millis(config.count_index_after_ms)),
+        count_index_on_import: config
+            .roles()
+            .map_or(true, |r| r.contains(&crate::config::ServerRole::Api)),
     });
     let realtime = Realtime::new(
         RealtimeDeps {

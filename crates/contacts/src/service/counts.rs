@@ -1,13 +1,14 @@
 //! Segment counts from the in-memory count index ([`crate::count_index`]).
 //!
 //! **When an organisation gets an index.** When a count of its book by SQL took at least
-//! [`Contacts::count_index_after`] (a large book), and after an import that wrote at least
-//! [`INDEX_AFTER_IMPORT_ROWS`] rows. Small books keep counting in SQL.
+//! `count_index_after` (a large book), and after an import that wrote at least
+//! [`INDEX_AFTER_IMPORT_ROWS`] rows (in a process that serves the API, where counts are asked).
+//! Small books keep counting in SQL.
 //!
 //! **Why an index is never stale.** Every write to an organisation's contacts drops the cache
-//! prefix `contacts:{org}:` after it commits (`Contacts::forget`). A build first stores a fresh
-//! token under `contacts:{org}:count-index` and keeps the index only if the token is still there
-//! after it has read everything; a count uses the index only while the cache still holds the
+//! prefix `contacts:{org}:` after it commits (`Contacts::forget`). A build first takes the token
+//! under `contacts:{org}:count-index` (storing a fresh one when there is none) and keeps the
+//! index only if the token is still there after it has read everything; a count uses the index only while the cache still holds the
 //! index's token. A write that lands during or after a build drops the token, the count goes to
 //! SQL and a new build starts. With Redis as the cache this holds across processes: each keeps its
 //! own index and checks the shared token. The guarantee is that of every cached contact read: a
@@ -42,6 +43,19 @@ const TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
 /// An index not used for this long is dropped.
 const IDLE: Duration = Duration::from_secs(3600);
 
+/// `/metrics`: contacts held in this process's count indexes and the memory they take.
+fn gauge(slots: &HashMap<OrgId, Slot>) {
+    let held = slots.values().filter_map(|s| s.index.as_ref());
+    let (contacts, bytes) = held.fold((0, 0), |(c, b), (_, ix)| (c + ix.len(), b + ix.bytes()));
+    metrics::gauge!("wamage_contacts_count_index_contacts").set(contacts as f64);
+    metrics::gauge!("wamage_contacts_count_index_bytes").set(bytes as f64);
+}
+
+/// Counts a segment count by where it was answered (`cache`, `index`, `database`).
+pub(crate) fn counted(source: &'static str) {
+    metrics::counter!("wamage_contacts_segment_counts_total", "source" => source).increment(1);
+}
+
 fn token_key(org: OrgId) -> String {
     format!("contacts:{org}:count-index")
 }
@@ -69,7 +83,11 @@ impl CountIndexes {
     fn get(&self, org: OrgId) -> Option<(String, Arc<CountIndex>)> {
         let mut slots = self.lock();
         let now = Instant::now();
+        let before = slots.len();
         slots.retain(|o, s| *o == org || s.building || now.duration_since(s.used) < IDLE);
+        if slots.len() != before {
+            gauge(&slots);
+        }
         let slot = slots.get_mut(&org)?;
         slot.used = now;
         slot.index.clone()
@@ -86,11 +104,13 @@ impl CountIndexes {
 
     /// Forgets an index found stale.
     fn drop_stale(&self, org: OrgId, token: &str) {
-        if let Some(slot) = self.lock().get_mut(&org)
+        let mut slots = self.lock();
+        if let Some(slot) = slots.get_mut(&org)
             && slot.index.as_ref().is_some_and(|(t, _)| t == token)
         {
             slot.index = None;
         }
+        gauge(&slots);
     }
 
     /// Marks a build started; false when one already runs.
@@ -105,12 +125,14 @@ impl CountIndexes {
     }
 
     fn done(&self, org: OrgId, built: Option<(String, Arc<CountIndex>)>) {
-        if let Some(slot) = self.lock().get_mut(&org) {
+        let mut slots = self.lock();
+        if let Some(slot) = slots.get_mut(&org) {
             slot.building = false;
             if built.is_some() {
                 slot.index = built;
             }
         }
+        gauge(&slots);
     }
 }
 
@@ -123,12 +145,21 @@ async fn build(
     quiet: Duration,
 ) -> Result<Option<(String, Arc<CountIndex>)>, Problem> {
     let key = token_key(org);
-    let token = uuid::Uuid::now_v7().simple().to_string();
     let cache_err = |e: anyhow::Error| Problem::internal(format_args!("cache: {e:#}"));
-    cache
-        .set(&key, token.clone().into_bytes(), TOKEN_TTL)
-        .await
-        .map_err(cache_err)?;
+    // The token in the cache when there is one (another process's index, or ours being
+    // replaced): no write has landed since it was stored, and replacing it would make the other
+    // processes' indexes look stale and build again, in turn.
+    let token = match cache.get(&key).await.map_err(cache_err)? {
+        Some(t) => String::from_utf8_lossy(&t).into_owned(),
+        None => {
+            let t = uuid::Uuid::now_v7().simple().to_string();
+            cache
+                .set(&key, t.clone().into_bytes(), TOKEN_TTL)
+                .await
+                .map_err(cache_err)?;
+            t
+        }
+    };
     let still = || async {
         let now = cache.get(&key).await.map_err(cache_err)?;
         Ok::<bool, Problem>(now.as_deref() == Some(token.as_bytes()))
@@ -144,21 +175,27 @@ async fn build(
         .into_iter()
         .map(|(k, d)| (k, d.attr_type))
         .collect();
-    let mut b = Builder::new(defs);
-    store::load_count_index(db, org, &mut b)
+    let b = store::load_count_index(db, org, Builder::new(defs))
         .await
         .map_err(db_err)?;
+    let read_ms = started.elapsed().as_millis() as u64;
     let index = tokio::task::spawn_blocking(move || b.finish())
         .await
         .map_err(|e| Problem::internal(format_args!("count index: {e}")))?;
     if !still().await? {
         tracing::debug!(%org, "a write landed while the count index was built; dropped");
+        metrics::counter!("wamage_contacts_count_index_builds_total", "outcome" => "dropped")
+            .increment(1);
         return Ok(None);
     }
+    metrics::counter!("wamage_contacts_count_index_builds_total", "outcome" => "kept").increment(1);
+    metrics::histogram!("wamage_contacts_count_index_build_seconds")
+        .record(started.elapsed().as_secs_f64());
     tracing::info!(
         %org,
         contacts = index.len(),
         mib = index.bytes() / (1 << 20),
+        read_ms,
         ms = started.elapsed().as_millis() as u64,
         "segment count index built"
     );
@@ -199,8 +236,12 @@ impl Contacts {
         }
     }
 
-    /// After an import: a large one (or one into a book that already has an index) builds it.
+    /// After an import: a large one (or one into a book that already has an index) builds it,
+    /// in a process that answers counts.
     pub(crate) fn imported(&self, org: OrgId, rows_written: i64) {
+        if !self.count_index_on_import {
+            return;
+        }
         if rows_written >= INDEX_AFTER_IMPORT_ROWS || self.counts.known(org) {
             self.build_count_index_soon(org);
         }

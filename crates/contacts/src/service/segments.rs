@@ -247,11 +247,14 @@ impl Contacts {
         format!("{filter:?}").hash(&mut h);
         let key = format!("contacts:{org}:count:{:016x}", h.finish());
         if let Ok(Some(n)) = cache::get_json::<i64>(self.cache.as_ref(), &key).await {
+            super::counts::counted("cache");
             return Ok(n);
         }
         if let Some(n) = self.indexed_count(org, filter).await {
+            super::counts::counted("index");
             return Ok(n);
         }
+        super::counts::counted("database");
         let started = std::time::Instant::now();
         let n = store::count_contacts(&self.db, org, filter)
             .await
