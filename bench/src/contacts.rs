@@ -420,18 +420,17 @@ async fn bench(args: &ContactsArgs, bin: &PathBuf, db_url: Option<&str>) -> anyh
     // Segment counts are answered by the organisation's in-memory count index, which the
     // server builds in the background once an import of 20,000+ rows completes (counts before
     // that go to SQL). Wait for it, and say how long after the import it was ready.
+    let scrape = || async {
+        let res = http.get(format!("{base}/metrics")).send().await?;
+        anyhow::Ok(res.text().await?)
+    };
     let metric = |text: &str, series: &str| -> f64 {
         text.lines()
             .find_map(|l| l.strip_prefix(series)?.trim().parse::<f64>().ok())
             .unwrap_or(0.0)
     };
     let index_ready_s = loop {
-        let text = http
-            .get(format!("{base}/metrics"))
-            .send()
-            .await?
-            .text()
-            .await?;
+        let text = scrape().await?;
         if metric(&text, "wamage_contacts_count_index_contacts ") >= args.rows as f64 {
             break import_done.elapsed().as_secs_f64();
         }
@@ -472,12 +471,7 @@ async fn bench(args: &ContactsArgs, bin: &PathBuf, db_url: Option<&str>) -> anyh
         }
     }
 
-    let text = http
-        .get(format!("{base}/metrics"))
-        .send()
-        .await?
-        .text()
-        .await?;
+    let text = scrape().await?;
     let by_source: serde_json::Map<String, Value> = ["cache", "index", "database"]
         .iter()
         .map(|src| {

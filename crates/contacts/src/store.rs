@@ -880,24 +880,20 @@ async fn load_count_index_postgres(
     drop(rows);
     let contacts_at = started.elapsed();
     // Through the organisation's groups and tags: their indexes lead with the id.
-    let mut rows = sqlx::query_as::<_, (GroupId, ContactId)>(
-        "SELECT m.group_id, m.contact_id FROM contact_groups g \
-         JOIN contact_group_members m ON m.group_id = g.id WHERE g.org_id = $1",
-    )
-    .bind(org)
-    .fetch(pool);
-    while let Some((group, contact)) = rows.try_next().await? {
-        b.group_member(group, contact);
-    }
-    drop(rows);
-    let mut rows = sqlx::query_as::<_, (TagId, ContactId)>(
-        "SELECT l.tag_id, l.contact_id FROM contact_tags t \
+    let mut rows = sqlx::query_as::<_, (bool, uuid::Uuid, ContactId)>(
+        "SELECT TRUE, m.group_id, m.contact_id FROM contact_groups g \
+         JOIN contact_group_members m ON m.group_id = g.id WHERE g.org_id = $1 \
+         UNION ALL SELECT FALSE, l.tag_id, l.contact_id FROM contact_tags t \
          JOIN contact_tag_links l ON l.tag_id = t.id WHERE t.org_id = $1",
     )
     .bind(org)
     .fetch(pool);
-    while let Some((tag, contact)) = rows.try_next().await? {
-        b.tag_link(tag, contact);
+    while let Some((is_group, list, contact)) = rows.try_next().await? {
+        if is_group {
+            b.group_member(GroupId(list), contact);
+        } else {
+            b.tag_link(TagId(list), contact);
+        }
     }
     drop(rows);
     tracing::debug!(

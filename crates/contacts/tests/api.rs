@@ -2661,24 +2661,11 @@ async fn an_interrupted_run_resumes_from_its_checkpoint(app: TestApp) {
     }
 }
 
-mod long_runs {
-    use wamage_testkit::TestApp;
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn an_interrupted_run_resumes_from_its_checkpoint_sqlite() {
-        let app = TestApp::sqlite_with(|c| c.import_run_secs = 60).await;
-        super::an_interrupted_run_resumes_from_its_checkpoint(app).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn an_interrupted_run_resumes_from_its_checkpoint_postgres() {
-        let Some(app) = TestApp::postgres_with(|c| c.import_run_secs = 60).await else {
-            eprintln!("skipped: WAMAGE_TEST_POSTGRES_URL is not set");
-            return;
-        };
-        super::an_interrupted_run_resumes_from_its_checkpoint(app).await;
-    }
-}
+wamage_testkit::app_tests_with!(
+    long_runs,
+    |c| c.import_run_secs = 60,
+    an_interrupted_run_resumes_from_its_checkpoint
+);
 
 async fn a_second_import_updates_or_skips_duplicates(app: TestApp) {
     let owner = app.register("owner@acme.example", "Acme").await;
@@ -3371,24 +3358,11 @@ async fn the_count_index_counts_what_sql_counts(app: TestApp) {
     assert_eq!(rebuilt(favorite).await, 2);
 }
 
-mod count_index {
-    use wamage_testkit::TestApp;
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn the_count_index_counts_what_sql_counts_sqlite() {
-        let app = TestApp::sqlite_with(|c| c.count_index_after_ms = 0).await;
-        super::the_count_index_counts_what_sql_counts(app).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn the_count_index_counts_what_sql_counts_postgres() {
-        let Some(app) = TestApp::postgres_with(|c| c.count_index_after_ms = 0).await else {
-            eprintln!("skipped: WAMAGE_TEST_POSTGRES_URL is not set");
-            return;
-        };
-        super::the_count_index_counts_what_sql_counts(app).await;
-    }
-}
+wamage_testkit::app_tests_with!(
+    count_index,
+    |c| c.count_index_after_ms = 0,
+    the_count_index_counts_what_sql_counts
+);
 
 async fn segments_compose_with_the_list_and_page(app: TestApp) {
     let owner = app.register("owner@acme.example", "Acme").await;

@@ -891,24 +891,11 @@ async fn batch_sender_without_pacing(app: TestApp) {
     assert_eq!(fake.sent_count(), 4, "each message once");
 }
 
-mod unpaced {
-    use wamage_testkit::TestApp;
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn batch_sender_without_pacing_sqlite() {
-        let app = TestApp::sqlite_with(|c| c.channel_pacing = false).await;
-        super::batch_sender_without_pacing(app).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn batch_sender_without_pacing_postgres() {
-        let Some(app) = TestApp::postgres_with(|c| c.channel_pacing = false).await else {
-            eprintln!("skipped: WAMAGE_TEST_POSTGRES_URL is not set");
-            return;
-        };
-        super::batch_sender_without_pacing(app).await;
-    }
-}
+wamage_testkit::app_tests_with!(
+    unpaced,
+    |c| c.channel_pacing = false,
+    batch_sender_without_pacing
+);
 
 app_tests!(
     concurrent_webhooks_are_stored_together_and_each_once,

@@ -455,3 +455,35 @@ macro_rules! app_tests {
         }
     };
 }
+
+#[cfg(feature = "app")]
+/// Like [`app_tests!`] for tests that need a configuration of their own: `module::sqlite::name`
+/// and `module::postgres::name`, each on an app whose config `tweak` (a closure on `&mut Config`)
+/// changed.
+#[macro_export]
+macro_rules! app_tests_with {
+    ($module:ident, $tweak:expr, $($name:ident),+ $(,)?) => {
+        mod $module {
+            mod sqlite {
+                $(
+                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                    async fn $name() {
+                        super::super::$name($crate::TestApp::sqlite_with($tweak).await).await;
+                    }
+                )+
+            }
+            mod postgres {
+                $(
+                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                    async fn $name() {
+                        let Some(app) = $crate::TestApp::postgres_with($tweak).await else {
+                            eprintln!("skipped: WAMAGE_TEST_POSTGRES_URL is not set");
+                            return;
+                        };
+                        super::super::$name(app).await;
+                    }
+                )+
+            }
+        }
+    };
+}
