@@ -3016,6 +3016,18 @@ async fn matching(app: &TestApp, who: &TestUser, filter: Value) -> Vec<String> {
     names
 }
 
+/// The count `POST /api/v1/segments/preview` answers for `filter`.
+async fn preview_count(app: &TestApp, who: &TestUser, filter: &Value) -> i64 {
+    expect_json(
+        app.post_as(who, "/api/v1/segments/preview", &json!({"filter": filter}))
+            .await,
+        StatusCode::OK,
+    )
+    .await["count"]
+        .as_i64()
+        .unwrap()
+}
+
 /// A name unique enough for a segment per filter.
 fn uuid_like(v: &Value) -> u64 {
     use std::hash::{DefaultHasher, Hash, Hasher};
@@ -3240,21 +3252,7 @@ async fn the_count_index_counts_what_sql_counts(app: TestApp) {
         "no index before a count"
     );
     let (app_ref, owner_ref) = (&app, &owner);
-    let preview = |filter: Value| async move {
-        expect_json(
-            app_ref
-                .post_as(
-                    owner_ref,
-                    "/api/v1/segments/preview",
-                    &json!({"filter": filter}),
-                )
-                .await,
-            StatusCode::OK,
-        )
-        .await["count"]
-            .as_i64()
-            .unwrap()
-    };
+    let preview = |filter: Value| async move { preview_count(app_ref, owner_ref, &filter).await };
     assert_eq!(preview(favorite.clone()).await, 2);
     assert_eq!(rebuilt(favorite.clone()).await, 2);
 
@@ -3666,20 +3664,7 @@ async fn cached_segment_counts_follow_every_write(app: TestApp) {
     let filter = json!({"all": [{"field": "favorite", "op": "is", "value": true},
                                 {"field": "consent", "op": "opted_in",
                                  "channel": "whatsapp", "purpose": "marketing"}]});
-    let count = || async {
-        expect_json(
-            app.post_as(
-                &owner,
-                "/api/v1/segments/preview",
-                &json!({"filter": filter}),
-            )
-            .await,
-            StatusCode::OK,
-        )
-        .await["count"]
-            .as_i64()
-            .unwrap()
-    };
+    let count = || preview_count(&app, &owner, &filter);
     assert_eq!(count().await, 0);
     let c = post_ok(
         &app,
