@@ -38,8 +38,12 @@ test('segment builder → preview → save → filter the list → delete', asyn
     await page.getByRole('button', { name: 'New segment' }).click();
     await dialog.getByLabel('Name').fill('VIP with plan');
     await pickOption(page, 'Value 1', 'VIP');
-    // A second, incomplete condition: the server's error lands on row 2.
+    // The count follows the conditions as they are built.
+    await expect(dialog.getByTestId('segment-preview')).toHaveText('2 contacts match');
+    // A second, incomplete condition: the live count waits for it, and Preview shows the
+    // server's error on row 2.
     await dialog.getByRole('button', { name: 'Add condition' }).click();
+    await expect(dialog.getByTestId('segment-live-hint')).toBeVisible();
     await dialog.getByRole('button', { name: 'Preview' }).click();
     await expect(dialog.getByTestId('condition-error-2')).toBeVisible();
     await expect(dialog.getByTestId('condition-error-1')).toHaveCount(0);

@@ -17,11 +17,12 @@ import {
   Textarea,
   Tooltip,
 } from '@mantine/core';
+import { useDebouncedValue } from '@mantine/hooks';
 import { modals } from '@mantine/modals';
 import { notifications } from '@mantine/notifications';
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { IconEdit, IconPlus, IconTrash } from '@tabler/icons-react';
-import { useState } from 'react';
+import { useEffect, useMemo, useState } from 'react';
 import { Link } from 'react-router';
 
 import { client, unwrap } from '../../api/client';
@@ -213,6 +214,27 @@ function SegmentModal({ segment, onClose }: { segment: SegmentOut | null; onClos
 
   const filter = () => toFilter(draft, defs) as Record<string, never>;
 
+  // The live count: the draft's audience, counted a moment after each change. An incomplete
+  // draft only says so (Preview shows what is wrong and where).
+  const [settled] = useDebouncedValue(draft, 400);
+  const liveFilter = useMemo(() => toFilter(settled, defs), [settled, defs]);
+  const live = useQuery({
+    queryKey: ['segments', 'live-count', JSON.stringify(liveFilter)],
+    queryFn: () =>
+      unwrap(
+        client.POST('/api/v1/segments/preview', {
+          body: { filter: liveFilter as Record<string, never> },
+        }),
+      ),
+    enabled: attrs.isSuccess,
+    retry: false,
+    staleTime: 10_000,
+  });
+  // An explicit preview answers for the draft it was asked on.
+  useEffect(() => setPreviewCount(null), [draft]);
+  const counting = settled !== draft || live.isFetching;
+  const shownCount = previewCount ?? (live.isSuccess && settled === draft ? live.data.count : null);
+
   const preview = useMutation({
     mutationFn: () => unwrap(client.POST('/api/v1/segments/preview', { body: { filter: filter() } })),
     onMutate: () => {
@@ -314,10 +336,18 @@ function SegmentModal({ segment, onClose }: { segment: SegmentOut | null; onClos
               <Button variant="default" onClick={() => preview.mutate()} loading={preview.isPending}>
                 Preview
               </Button>
-              {previewCount !== null && (
+              {shownCount !== null ? (
                 <Text size="sm" data-testid="segment-preview">
-                  {previewCount} contact{previewCount === 1 ? '' : 's'} match
+                  {shownCount} contact{shownCount === 1 ? '' : 's'} match
                 </Text>
+              ) : counting ? (
+                <Loader size="xs" aria-label="Counting" />
+              ) : (
+                live.isError && (
+                  <Text size="sm" c="dimmed" data-testid="segment-live-hint">
+                    Complete the conditions to see how many contacts match
+                  </Text>
+                )
               )}
             </Group>
             <Group gap="xs">
