@@ -55,6 +55,7 @@ pub use audience::{
     address_kinds,
 };
 pub use avatar::AVATAR_MAX_BYTES;
+pub use counts::INDEX_AFTER_IMPORT_ROWS;
 pub use import::{
     IMPORT_BATCH_ROWS, IMPORT_JOB, IMPORT_MAX_BYTES, IMPORT_RUN_BUDGET, ImportJob, ImportUpload,
 };

@@ -701,6 +701,16 @@ pub async fn count_contacts(db: &Db, org: OrgId, filter: &SegmentFilter) -> R<i6
     Ok(n)
 }
 
+/// The organisations with at least `min` contacts.
+pub async fn orgs_with_contacts(db: &Db, min: i64) -> R<Vec<OrgId>> {
+    with_db!(db, |p| sqlx::query_scalar::<_, OrgId>(
+        "SELECT org_id FROM contacts GROUP BY org_id HAVING COUNT(*) >= $1"
+    )
+    .bind(min)
+    .fetch_all(p)
+    .await)
+}
+
 /// Feeds a count index builder every contact of `org`, then its group memberships, tag links
 /// and consent ledger (oldest entry first), and gives it back. Nothing but the index being built
 /// is held: PostgreSQL streams rows; SQLite reads pages of thousands of rows as one JSON row

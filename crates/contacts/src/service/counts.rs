@@ -3,7 +3,8 @@
 //! **When an organisation gets an index.** When a count of its book by SQL took at least
 //! `count_index_after` (a large book), and after an import that wrote at least
 //! [`INDEX_AFTER_IMPORT_ROWS`] rows (in a process that serves the API, where counts are asked).
-//! Small books keep counting in SQL.
+//! And at start-up, for every organisation with that many contacts
+//! ([`Contacts::warm_count_indexes`]). Small books keep counting in SQL.
 //!
 //! **Why an index is never stale.** Every write to an organisation's contacts drops the cache
 //! prefix `contacts:{org}:` after it commits (`Contacts::forget`). A build first takes the token
@@ -35,7 +36,7 @@ use crate::{
 };
 
 /// An import that wrote this many rows builds its organisation's index when it completes.
-const INDEX_AFTER_IMPORT_ROWS: i64 = 20_000;
+pub const INDEX_AFTER_IMPORT_ROWS: i64 = 20_000;
 /// How long a book must see no write before its index is built.
 const QUIET: Duration = Duration::from_secs(1);
 /// How long an index token lives in the cache without writes (bounds memory only).
@@ -263,6 +264,34 @@ impl Contacts {
             };
             counts.done(org, built);
         });
+    }
+
+    /// At start-up (in a process serving the API): builds the count index of every
+    /// organisation with at least `min_contacts` contacts, one after another in the background,
+    /// so the first counts after a restart do not scan. An index not used within the hour is
+    /// dropped again. Answers how many organisations it queued.
+    pub async fn warm_count_indexes(&self, min_contacts: i64) -> Result<usize, Problem> {
+        let orgs = store::orgs_with_contacts(&self.db, min_contacts)
+            .await
+            .map_err(db_err)?;
+        let n = orgs.len();
+        let (db, cache, counts) = (self.db.clone(), self.cache.clone(), self.counts.clone());
+        tokio::spawn(async move {
+            for org in orgs {
+                if !counts.start(org) {
+                    continue;
+                }
+                let built = match build(&db, &cache, org, QUIET).await {
+                    Ok(b) => b,
+                    Err(e) => {
+                        tracing::warn!(%org, error = %e, "failed to build a segment count index");
+                        None
+                    }
+                };
+                counts.done(org, built);
+            }
+        });
+        Ok(n)
     }
 
     /// Builds the organisation's count index now (no quiet wait) and answers whether it was
