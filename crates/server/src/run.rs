@@ -94,16 +94,19 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     // The gateway is served by the same listener; `router` mounts it for the realtime role.
     let realtime = roles.contains(&ServerRole::Realtime);
     if roles.contains(&ServerRole::Api) {
-        // Segment counts of large contact books come from memory from the first one on.
-        match state
-            .contacts
-            .warm_count_indexes(wamage_contacts::INDEX_AFTER_IMPORT_ROWS)
-            .await
-        {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(organisations = n, "building segment count indexes"),
-            Err(e) => tracing::warn!(error = %e, "failed to list contact books to index"),
-        }
+        // Segment counts of large contact books come from memory from the first one on
+        // (listing the books is a scan: it does not hold up the start).
+        let contacts = state.contacts.clone();
+        tokio::spawn(async move {
+            match contacts
+                .warm_count_indexes(wamage_contacts::INDEX_AFTER_IMPORT_ROWS)
+                .await
+            {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(organisations = n, "building segment count indexes"),
+                Err(e) => tracing::warn!(error = %e, "failed to list contact books to index"),
+            }
+        });
     }
     if roles.contains(&ServerRole::Api) || realtime {
         let listener = tokio::net::TcpListener::bind(addr)
