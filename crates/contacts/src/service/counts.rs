@@ -39,8 +39,10 @@ use crate::{
 pub const INDEX_AFTER_IMPORT_ROWS: i64 = 20_000;
 /// How long a book must see no write before its index is built.
 const QUIET: Duration = Duration::from_secs(1);
-/// How long an index token lives in the cache without writes (bounds memory only).
-const TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
+/// How long an index token lives in the cache without writes. It bounds how long a write whose
+/// cache drop was lost (the process died between its commit and the drop) can go unseen by
+/// the indexes; after it, the next count goes to SQL once and the index is built again.
+const TOKEN_TTL: Duration = Duration::from_secs(3600);
 /// An index not used for this long is dropped.
 const IDLE: Duration = Duration::from_secs(3600);
 
