@@ -19,7 +19,7 @@ use wamage_kernel::Timestamp;
 
 use crate::{
     consent::{ConsentChannel, ConsentPurpose, ConsentStatus},
-    model::{AttrType, ContactId, GroupId, TagId},
+    model::{AttrType, ContactId, GroupId, IdentityKind, TagId},
     segment::{AttrOp, Cond, ConsentState, Lit, SegmentFilter},
 };
 
@@ -165,11 +165,45 @@ pub struct CountIndex {
     len: usize,
     favorite: BitSet,
     blocked: BitSet,
+    /// Contacts without a name, company or language (for template variables).
+    no_name: BitSet,
+    no_company: BitSet,
+    no_language: BitSet,
     created_at: Vec<i64>,
     groups: HashMap<GroupId, Vec<u32>>,
     tags: HashMap<TagId, Vec<u32>>,
     attrs: HashMap<String, AttrColumn>,
     consent: HashMap<(ConsentChannel, ConsentPurpose), ConsentColumn>,
+    /// Contacts with at least one identity of each kind.
+    kinds: HashMap<IdentityKind, BitSet>,
+}
+
+/// What [`CountIndex::breakdown`] counts of an audience (see `store::audience_breakdown`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BreakdownCounts {
+    pub total: u64,
+    /// No identity of the channel's kinds.
+    pub no_identity: u64,
+    /// Reachable but blocked.
+    pub blocked: u64,
+    /// Reachable, not blocked, opted out of the purpose on the channel.
+    pub opted_out: u64,
+    /// Reachable, not blocked, no ledger entry (counted for marketing on channels with consent).
+    pub no_consent: u64,
+    /// Eligible but without a value for one of the required fields.
+    pub missing: u64,
+}
+
+/// A contact field a template variable needs (see `VarField`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Needed {
+    Name,
+    Company,
+    Language,
+    /// An identity of one of these kinds.
+    Identity(&'static [IdentityKind]),
+    /// A custom attribute with a non-empty value.
+    Attr(String),
 }
 
 impl CountIndex {
@@ -194,13 +228,109 @@ impl CountIndex {
                     Values::Multi(m) => m.values().map(|v| v.len() * 4 + 32).sum(),
                 };
         }
-        n + self.consent.len() * 3 * self.favorite.bytes()
+        n + (self.consent.len() * 3 + self.kinds.len() + 3) * self.favorite.bytes()
     }
 
     /// How many contacts `filter` matches, or `None` when the index cannot answer it exactly
     /// as SQL would (ask the database).
     pub fn count(&self, filter: &SegmentFilter) -> Option<u64> {
         self.eval(filter).map(|s| s.count())
+    }
+
+    /// The breakdown of the audience `filter` for a send on a channel reaching contacts through
+    /// `kinds`, with consent kept in the ledger under `consent` (`None`: a channel without
+    /// one); `no_consent` is counted only when `marketing`. `None` when the filter is not one
+    /// the index answers.
+    pub fn breakdown(
+        &self,
+        filter: &SegmentFilter,
+        kinds: &[IdentityKind],
+        consent: Option<(ConsentChannel, ConsentPurpose)>,
+        marketing: bool,
+        needed: &[Needed],
+    ) -> Option<BreakdownCounts> {
+        let mut missing_any = BitSet::empty(self.len);
+        for n in needed {
+            missing_any.or_with(&self.missing(n)?);
+        }
+        let audience = self.eval(filter)?;
+        let mut reachable = BitSet::empty(self.len);
+        for k in kinds {
+            if let Some(s) = self.kinds.get(k) {
+                reachable.or_with(s);
+            }
+        }
+        reachable.and_with(&audience);
+        let mut blocked = reachable.clone();
+        blocked.and_with(&self.blocked);
+        let mut ok = reachable.clone();
+        ok.and_with(&self.blocked.clone().negated());
+        let col = consent.and_then(|key| self.consent.get(&key));
+        let opted_out = col.map_or(0, |c| {
+            let mut s = ok.clone();
+            s.and_with(&c.opted_out);
+            s.count()
+        });
+        // Eligible: not opted out and, where consent is needed, with an entry.
+        let mut eligible = ok.clone();
+        if let Some(c) = col {
+            eligible.and_with(&c.opted_out.clone().negated());
+        }
+        let no_consent = match (consent, marketing) {
+            (Some(_), true) => {
+                let mut s = ok;
+                match col {
+                    Some(c) => {
+                        s.and_with(&c.any.clone().negated());
+                        eligible.and_with(&c.any);
+                    }
+                    None => eligible = BitSet::empty(self.len),
+                }
+                s.count()
+            }
+            _ => 0,
+        };
+        eligible.and_with(&missing_any);
+        let missing = eligible.count();
+        let total = audience.count();
+        Some(BreakdownCounts {
+            total,
+            no_identity: total - reachable.count(),
+            blocked: blocked.count(),
+            opted_out,
+            no_consent,
+            missing,
+        })
+    }
+
+    /// The contacts without a value for `n`; `None` for an attribute the index does not hold.
+    fn missing(&self, n: &Needed) -> Option<BitSet> {
+        Some(match n {
+            Needed::Name => self.no_name.clone(),
+            Needed::Company => self.no_company.clone(),
+            Needed::Language => self.no_language.clone(),
+            Needed::Identity(kinds) => {
+                let mut has = BitSet::empty(self.len);
+                for k in *kinds {
+                    if let Some(s) = self.kinds.get(k) {
+                        has.or_with(s);
+                    }
+                }
+                has.negated()
+            }
+            Needed::Attr(key) => {
+                // Absent, JSON null or the empty string (a value of another type is never
+                // empty as text).
+                let col = self.attrs.get(key)?;
+                let mut out = col.set.clone().negated();
+                if let Values::Str { codes, lookup, .. } = &col.values
+                    && let Some(&empty) = lookup.get("")
+                {
+                    out.or_with(&BitSet::from_fn(self.len, |i| codes[i] == empty));
+                }
+                out
+            }
+        })
     }
 
     fn eval(&self, f: &SegmentFilter) -> Option<BitSet> {
@@ -319,6 +449,19 @@ fn pick(set: &BitSet, yes: bool) -> BitSet {
     }
 }
 
+/// What the index keeps of one contact's row.
+pub struct ContactFacts<'a> {
+    pub id: ContactId,
+    pub favorite: bool,
+    pub blocked: bool,
+    pub created_at: Timestamp,
+    pub attributes: &'a Map<String, Value>,
+    /// `name` is empty; `company` and `language` are absent or empty.
+    pub no_name: bool,
+    pub no_company: bool,
+    pub no_language: bool,
+}
+
 /// Builds a [`CountIndex`] from the rows of the database: contacts first, then memberships and
 /// consent entries in ledger order.
 pub struct Builder {
@@ -326,12 +469,16 @@ pub struct Builder {
     pos: HashMap<ContactId, u32>,
     favorite: Vec<u32>,
     blocked: Vec<u32>,
+    no_name: Vec<u32>,
+    no_company: Vec<u32>,
+    no_language: Vec<u32>,
     created_at: Vec<i64>,
     groups: HashMap<GroupId, Vec<u32>>,
     tags: HashMap<TagId, Vec<u32>>,
     cols: HashMap<String, ColumnBuilder>,
     /// The latest consent status per (contact position, channel, purpose).
     consent: HashMap<(ConsentChannel, ConsentPurpose), HashMap<u32, ConsentStatus>>,
+    kinds: HashMap<IdentityKind, Vec<u32>>,
 }
 
 struct ColumnBuilder {
@@ -390,37 +537,39 @@ impl Builder {
             pos: HashMap::new(),
             favorite: Vec::new(),
             blocked: Vec::new(),
+            no_name: Vec::new(),
+            no_company: Vec::new(),
+            no_language: Vec::new(),
             created_at: Vec::new(),
             groups: HashMap::new(),
             tags: HashMap::new(),
             cols,
             consent: HashMap::new(),
+            kinds: HashMap::new(),
         }
     }
 
-    pub fn contact(
-        &mut self,
-        id: ContactId,
-        favorite: bool,
-        blocked: bool,
-        created_at: Timestamp,
-        attributes: &Map<String, Value>,
-    ) {
+    pub fn contact(&mut self, c: &ContactFacts<'_>) {
         let Ok(p) = u32::try_from(self.created_at.len()) else {
             return;
         };
-        if self.pos.insert(id, p).is_some() {
+        if self.pos.insert(c.id, p).is_some() {
             return; // never: ids are unique
         }
-        if favorite {
-            self.favorite.push(p);
+        for (yes, list) in [
+            (c.favorite, &mut self.favorite),
+            (c.blocked, &mut self.blocked),
+            (c.no_name, &mut self.no_name),
+            (c.no_company, &mut self.no_company),
+            (c.no_language, &mut self.no_language),
+        ] {
+            if yes {
+                list.push(p);
+            }
         }
-        if blocked {
-            self.blocked.push(p);
-        }
-        self.created_at.push(created_at.0);
+        self.created_at.push(c.created_at.0);
         for (key, col) in &mut self.cols {
-            let v = attributes.get(key).filter(|v| !v.is_null());
+            let v = c.attributes.get(key).filter(|v| !v.is_null());
             if v.is_some() {
                 col.set.push(p);
             }
@@ -480,6 +629,13 @@ impl Builder {
     pub fn tag_link(&mut self, tag: TagId, contact: ContactId) {
         if let Some(&p) = self.pos.get(&contact) {
             self.tags.entry(tag).or_default().push(p);
+        }
+    }
+
+    /// An identity of `contact`.
+    pub fn identity(&mut self, contact: ContactId, kind: IdentityKind) {
+        if let Some(&p) = self.pos.get(&contact) {
+            self.kinds.entry(kind).or_default().push(p);
         }
     }
 
@@ -553,15 +709,20 @@ impl Builder {
             })
             .collect();
         drop(self.defs);
+        let kinds = self.kinds.iter().map(|(k, v)| (*k, set(v))).collect();
         CountIndex {
             len,
             favorite: set(&self.favorite),
             blocked: set(&self.blocked),
+            no_name: set(&self.no_name),
+            no_company: set(&self.no_company),
+            no_language: set(&self.no_language),
             created_at: self.created_at,
             groups: self.groups,
             tags: self.tags,
             attrs,
             consent,
+            kinds,
         }
     }
 }
@@ -615,13 +776,16 @@ mod tests {
             json!({"likes": []}),
         ];
         for (i, (id, a)) in ids.iter().zip(&attrs).enumerate() {
-            b.contact(
-                *id,
-                i == 0,
-                i == 5,
-                Timestamp::from_millis(1000 * i as i64),
-                a.as_object().unwrap(),
-            );
+            b.contact(&ContactFacts {
+                id: *id,
+                favorite: i == 0,
+                blocked: i == 5,
+                created_at: Timestamp::from_millis(1000 * i as i64),
+                attributes: a.as_object().unwrap(),
+                no_name: false,
+                no_company: true,
+                no_language: true,
+            });
         }
         let (g, t) = (GroupId::new(), TagId::new());
         for i in [0, 2, 4] {

@@ -12,7 +12,7 @@ use wamage_kernel::UserId;
 
 use crate::{
     consent::ConsentId,
-    model::{ContactId, GroupId, IdentityId, ImportId, MergeId, SegmentId, TagId},
+    model::{ContactId, GroupId, IdentityId, IdentityKind, ImportId, MergeId, SegmentId, TagId},
     segment::SegmentFilter,
 };
 
@@ -711,8 +711,8 @@ pub async fn orgs_with_contacts(db: &Db, min: i64) -> R<Vec<OrgId>> {
     .await)
 }
 
-/// Feeds a count index builder every contact of `org`, then its group memberships, tag links
-/// and consent ledger (oldest entry first), and gives it back. Nothing but the index being built
+/// Feeds a count index builder every contact of `org`, then its group memberships, tag links,
+/// identity kinds and consent ledger (oldest entry first), and gives it back. Nothing but the index being built
 /// is held: PostgreSQL streams rows; SQLite reads pages of thousands of rows as one JSON row
 /// each (sqlx hands every result row of SQLite to another thread and back: per row, that was
 /// half the build), and the pages are fed to the builder on the blocking pool.
@@ -732,6 +732,7 @@ pub async fn load_count_index(db: &Db, org: OrgId, b: CountBuilder) -> R<CountBu
 }
 
 type CountBuilder = crate::count_index::Builder;
+use crate::count_index::ContactFacts;
 
 /// Runs `feed` on the builder on the blocking pool; a page it cannot read fails the load (an
 /// index missing rows would count wrong).
@@ -764,16 +765,26 @@ async fn load_count_index_sqlite(
 ) -> R<CountBuilder> {
     // (id, favorite, blocked, created_at, attributes) per contact. Pages walk the rowid
     // (`+org_id`: through an organisation index the planner sorted every page).
-    type ContactJson = (uuid::Uuid, u8, u8, i64, serde_json::Map<String, Value>);
+    type ContactJson = (
+        uuid::Uuid,
+        u8,
+        u8,
+        i64,
+        serde_json::Map<String, Value>,
+        u8,
+        u8,
+        u8,
+    );
     let started = std::time::Instant::now();
     let page_rows = count_page();
     let mut after = 0i64;
     loop {
         let (n, last, page): (i64, Option<i64>, String) = sqlx::query_as(
             "SELECT COUNT(*), MAX(rid), json_group_array(json_array(lower(hex(id)), favorite, \
-             blocked, created_at, json(attributes))) FROM (SELECT rid, id, favorite, blocked, \
-             created_at, attributes FROM contacts WHERE +org_id = ? AND rid > ? ORDER BY rid \
-             LIMIT ?)",
+             blocked, created_at, json(attributes), name = '', COALESCE(company, '') = '', \
+             COALESCE(language, '') = '')) FROM (SELECT rid, id, favorite, blocked, created_at, \
+             attributes, name, company, language FROM contacts WHERE +org_id = ? AND rid > ? \
+             ORDER BY rid LIMIT ?)",
         )
         .bind(org)
         .bind(after)
@@ -785,16 +796,19 @@ async fn load_count_index_sqlite(
         };
         after = last;
         b = feed_blocking(b, move |b| {
-            for (id, favorite, blocked, created_at, attrs) in
+            for (id, favorite, blocked, created_at, attrs, no_name, no_company, no_language) in
                 serde_json::from_str::<Vec<ContactJson>>(&page)?
             {
-                b.contact(
-                    ContactId(id),
-                    favorite != 0,
-                    blocked != 0,
-                    Timestamp(created_at),
-                    &attrs,
-                );
+                b.contact(&ContactFacts {
+                    id: ContactId(id),
+                    favorite: favorite != 0,
+                    blocked: blocked != 0,
+                    created_at: Timestamp(created_at),
+                    attributes: &attrs,
+                    no_name: no_name != 0,
+                    no_company: no_company != 0,
+                    no_language: no_language != 0,
+                });
             }
             Ok(())
         })
@@ -857,10 +871,40 @@ async fn load_count_index_sqlite(
             }
         }
     }
+    // Identity kinds, in pages along the rowid.
+    let mut after = 0i64;
+    loop {
+        let (n, last, page): (i64, Option<i64>, String) = sqlx::query_as(
+            "SELECT COUNT(*), MAX(r), json_group_array(json_array(lower(hex(contact_id)), kind)) \
+             FROM (SELECT rowid AS r, contact_id, kind FROM contact_identities \
+             WHERE +org_id = ? AND rowid > ? ORDER BY rowid LIMIT ?)",
+        )
+        .bind(org)
+        .bind(after)
+        .bind(page_rows)
+        .fetch_one(pool)
+        .await?;
+        let Some(last) = last.filter(|_| n > 0) else {
+            break;
+        };
+        after = last;
+        b = feed_blocking(b, move |b| {
+            for (contact, kind) in serde_json::from_str::<Vec<(uuid::Uuid, String)>>(&page)? {
+                if let Some(kind) = IdentityKind::from_db(&kind) {
+                    b.identity(ContactId(contact), kind);
+                }
+            }
+            Ok(())
+        })
+        .await?;
+        if n < page_rows {
+            break;
+        }
+    }
     tracing::debug!(
         contacts_ms = contacts_at.as_millis() as u64,
-        lists_ms = (started.elapsed() - contacts_at).as_millis() as u64,
-        "count index contacts and lists read"
+        rest_ms = (started.elapsed() - contacts_at).as_millis() as u64,
+        "count index contacts, lists and identities read"
     );
     Ok(b)
 }
@@ -877,15 +921,30 @@ async fn load_count_index_postgres(
         bool,
         Timestamp,
         Json<serde_json::Map<String, Value>>,
+        bool,
+        bool,
+        bool,
     );
     let started = std::time::Instant::now();
     let mut rows = sqlx::query_as::<_, ContactCols>(
-        "SELECT id, favorite, blocked, created_at, attributes FROM contacts WHERE org_id = $1",
+        "SELECT id, favorite, blocked, created_at, attributes, name = '', \
+         COALESCE(company, '') = '', COALESCE(language, '') = '' FROM contacts WHERE org_id = $1",
     )
     .bind(org)
     .fetch(pool);
-    while let Some((id, favorite, blocked, created_at, attrs)) = rows.try_next().await? {
-        b.contact(id, favorite, blocked, created_at, &attrs.0);
+    while let Some((id, favorite, blocked, created_at, attrs, no_name, no_company, no_language)) =
+        rows.try_next().await?
+    {
+        b.contact(&ContactFacts {
+            id,
+            favorite,
+            blocked,
+            created_at,
+            attributes: &attrs.0,
+            no_name,
+            no_company,
+            no_language,
+        });
     }
     drop(rows);
     let contacts_at = started.elapsed();
@@ -906,10 +965,21 @@ async fn load_count_index_postgres(
         }
     }
     drop(rows);
+    let mut rows = sqlx::query_as::<_, (ContactId, String)>(
+        "SELECT contact_id, kind FROM contact_identities WHERE org_id = $1",
+    )
+    .bind(org)
+    .fetch(pool);
+    while let Some((contact, kind)) = rows.try_next().await? {
+        if let Some(kind) = IdentityKind::from_db(&kind) {
+            b.identity(contact, kind);
+        }
+    }
+    drop(rows);
     tracing::debug!(
         contacts_ms = contacts_at.as_millis() as u64,
-        lists_ms = (started.elapsed() - contacts_at).as_millis() as u64,
-        "count index contacts and lists read"
+        rest_ms = (started.elapsed() - contacts_at).as_millis() as u64,
+        "count index contacts, lists and identities read"
     );
     Ok(b)
 }

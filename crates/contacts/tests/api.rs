@@ -3365,7 +3365,125 @@ async fn the_count_index_counts_what_sql_counts(app: TestApp) {
         .unwrap();
     assert!(res.status().is_success(), "{}", res.status());
     assert_eq!(both(favorite.clone()).await, (None, 2));
+    assert_eq!(rebuilt(favorite.clone()).await, 2);
+
+    // Campaign audience breakdowns: reachable by the channel's identity kinds, blocked,
+    // opted out, without consent; the index answers them as SQL does.
+    for (name, identities, blocked) in [
+        (
+            "Pia",
+            json!([{"kind": "whatsapp_phone", "value": "+351912000001"}]),
+            false,
+        ),
+        (
+            "Quim",
+            json!([{"kind": "phone", "value": "+351912000002"}]),
+            true,
+        ),
+        ("Rui", json!([{"kind": "telegram", "value": "4242"}]), false),
+        (
+            "Sara",
+            json!([{"kind": "whatsapp_user", "value": "PT.77"}]),
+            false,
+        ),
+    ] {
+        let c = create(
+            &app,
+            &owner,
+            json!({"name": name, "identities": identities, "blocked": blocked}),
+        )
+        .await;
+        expect_json(
+            app.post_as(
+                &owner,
+                "/api/v1/contacts/bulk",
+                &json!({"action": "add_to_groups", "contact_ids": [id(&c)], "group_ids": [f.news]}),
+            )
+            .await,
+            StatusCode::OK,
+        )
+        .await;
+        if name == "Pia" || name == "Sara" {
+            let status = if name == "Pia" {
+                "opted_in"
+            } else {
+                "opted_out"
+            };
+            post_ok(
+                &app,
+                &owner,
+                &format!("/api/v1/contacts/{}/consent", id(&c)),
+                json!({"channel": "whatsapp", "purpose": "marketing", "status": status, "source": "agent"}),
+            )
+            .await;
+        }
+    }
     assert_eq!(rebuilt(favorite).await, 2);
+    use wamage_contacts::{AudienceSpec, SendChannel, address_kinds};
+    let news: wamage_contacts::GroupId = f.news.parse().unwrap();
+    let hot: wamage_contacts::TagId = f.hot.parse().unwrap();
+    let specs = [
+        AudienceSpec {
+            groups: vec![news],
+            ..AudienceSpec::default()
+        },
+        AudienceSpec {
+            groups: vec![news],
+            tags: vec![hot],
+            exclude_tags: vec![hot],
+            ..AudienceSpec::default()
+        },
+    ];
+    let channels = [
+        SendChannel {
+            consent: Some(ConsentChannel::Whatsapp),
+            kinds: address_kinds(ConsentChannel::Whatsapp),
+        },
+        SendChannel {
+            consent: Some(ConsentChannel::Telegram),
+            kinds: address_kinds(ConsentChannel::Telegram),
+        },
+        SendChannel {
+            consent: None,
+            kinds: address_kinds(ConsentChannel::Whatsapp),
+        },
+    ];
+    use wamage_contacts::VarField;
+    let variables = [
+        vec![],
+        vec![VarField::FirstName, VarField::Company],
+        vec![VarField::Language, VarField::Email],
+        vec![VarField::Phone],
+        vec![
+            VarField::Attr("city".into()),
+            VarField::Attr("langs".into()),
+        ],
+    ];
+    let mut every_bucket = (false, false);
+    for spec in &specs {
+        for channel in channels {
+            for purpose in [ConsentPurpose::Marketing, ConsentPurpose::Utility] {
+                for required in &variables {
+                    let (indexed, sql) = contacts
+                        .breakdown_both_ways(org, spec, channel, purpose, required)
+                        .await
+                        .unwrap();
+                    assert_eq!(
+                        indexed,
+                        Some(sql),
+                        "{spec:?} {channel:?} {purpose:?} {required:?}"
+                    );
+                    every_bucket.0 |= sql.opted_out > 0 && sql.blocked > 0 && sql.no_identity > 0;
+                    every_bucket.1 |= sql.missing_variables > 0 && sql.eligible > 0;
+                }
+            }
+        }
+    }
+    assert_eq!(
+        every_bucket,
+        (true, true),
+        "the fixture exercises every bucket"
+    );
 }
 
 wamage_testkit::app_tests_with!(

@@ -209,6 +209,19 @@ impl Contacts {
     /// The count of `filter` from the organisation's index, when it has a current one that can
     /// answer it.
     pub(crate) async fn indexed_count(&self, org: OrgId, filter: &SegmentFilter) -> Option<i64> {
+        let filter = filter.clone();
+        self.with_current_index(org, move |index| index.count(&filter))
+            .await
+            .map(|n| n as i64)
+    }
+
+    /// `ask` of the organisation's index on the blocking pool, when it has a current one (a
+    /// stale one is dropped and built again).
+    pub(crate) async fn with_current_index<T: Send + 'static>(
+        &self,
+        org: OrgId,
+        ask: impl FnOnce(&CountIndex) -> Option<T> + Send + 'static,
+    ) -> Option<T> {
         let (token, index) = self.counts.get(org)?;
         match self.cache.get(&token_key(org)).await {
             Ok(Some(t)) if t == token.as_bytes() => {}
@@ -222,12 +235,10 @@ impl Contacts {
                 return None;
             }
         }
-        let filter = filter.clone();
-        tokio::task::spawn_blocking(move || index.count(&filter))
+        tokio::task::spawn_blocking(move || ask(&index))
             .await
             .ok()
             .flatten()
-            .map(|n| n as i64)
     }
 
     /// A SQL count of `took` happened: a slow one earns the organisation an index.
@@ -308,6 +319,27 @@ impl Contacts {
         self.counts
             .done(org, built.as_ref().ok().cloned().flatten());
         built.map(|_| kept)
+    }
+
+    /// The breakdown of an audience from the index (`None`: no current index) and from SQL;
+    /// for tests that hold the two to each other.
+    #[doc(hidden)]
+    pub async fn breakdown_both_ways(
+        &self,
+        org: OrgId,
+        spec: &super::AudienceSpec,
+        channel: super::SendChannel,
+        purpose: crate::consent::ConsentPurpose,
+        required: &[super::VarField],
+    ) -> Result<(Option<super::Breakdown>, super::Breakdown), Problem> {
+        let filter = self.audience_filter(org, spec).await?;
+        let indexed = self
+            .indexed_breakdown(org, &filter, channel, purpose, required)
+            .await;
+        let sql = self
+            .breakdown_in_sql(org, &filter, channel, purpose, required)
+            .await?;
+        Ok((indexed, sql))
     }
 
     /// The count of a filter (as JSON) from the index (`None`: no current index, or it cannot
