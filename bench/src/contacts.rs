@@ -11,7 +11,8 @@
 //! 4. Waits for the organisation's count index (built in the background after a large import;
 //!    `/metrics` says when), recording how long after the import it was ready, then times
 //!    segment counts (`POST /api/v1/segments/preview`); `/metrics` tells where each count was
-//!    answered (cache, index, database).
+//!    answered (cache, index, database); then a campaign audience preview of the whole group
+//!    (`POST /api/v1/campaigns/audience-preview`, Sandbox channel), from the same index.
 
 use std::{
     io::Write as _,
@@ -471,6 +472,35 @@ async fn bench(args: &ContactsArgs, bin: &PathBuf, db_url: Option<&str>) -> anyh
         }
     }
 
+    // A campaign's audience preview (size and consent breakdown) of the whole group, on a
+    // Sandbox channel (no provider to reach): from the same index.
+    let channel = expect(
+        post(
+            "/api/v1/channels",
+            json!({"kind": "sandbox", "name": "Bench sandbox"}),
+        )
+        .await?,
+        "create channel",
+    )
+    .await?;
+    let mut preview_ms = Vec::new();
+    for _ in 0..segment_queries {
+        let t = Instant::now();
+        let b = expect(
+            post(
+                "/api/v1/campaigns/audience-preview",
+                json!({"channel_id": channel["id"], "audience": {"groups": [group["id"]]}}),
+            )
+            .await?,
+            "audience preview",
+        )
+        .await?;
+        preview_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+        if b["total"].as_u64() != Some(args.rows as u64) {
+            bail!("the audience preview counted {b}");
+        }
+    }
+
     let text = scrape().await?;
     let by_source: serde_json::Map<String, Value> = ["cache", "index", "database"]
         .iter()
@@ -498,6 +528,7 @@ async fn bench(args: &ContactsArgs, bin: &PathBuf, db_url: Option<&str>) -> anyh
         "search_phone_digits": percentiles(phone_ms),
         "segment_count_attr": percentiles(attr_ms),
         "segment_count_group_and_attr": percentiles(group_ms),
+        "campaign_audience_preview": percentiles(preview_ms),
         "count_index_ready_after_import_s": round2(index_ready_s),
         "count_index_build_s": metric(&text, "wamage_contacts_count_index_build_seconds_sum "),
         "count_index_bytes": metric(&text, "wamage_contacts_count_index_bytes "),

@@ -1,10 +1,12 @@
-//! An in-memory index of one organisation's contacts that counts segment filters without the
-//! database: a filter over a million contacts is a handful of bit operations and column scans
-//! (a few milliseconds) instead of a table scan with JSON extraction (hundreds).
+//! An in-memory index of one organisation's contacts that counts segment filters and campaign
+//! audience breakdowns without the database: a filter over a million contacts is a handful of
+//! bit operations and column scans (a few milliseconds) instead of a table scan with JSON
+//! extraction and per-contact identity and consent lookups (hundreds to thousands).
 //!
-//! The index holds, per contact position `0..len`: favorite and blocked bits, `created_at`,
-//! tag and group memberships (as position lists), the current consent state per channel and
-//! purpose, and one column per defined attribute (strings dictionary-coded, numbers as `f64`,
+//! The index holds, per contact position `0..len`: favorite and blocked bits, whether the name,
+//! company and language are empty, `created_at`, tag and group memberships (as position lists),
+//! the identity kinds the contact has, the current consent state per channel and purpose, and
+//! one column per defined attribute (strings dictionary-coded, numbers as `f64`,
 //! booleans and multi-choice options as bit sets). [`CountIndex::count`] evaluates a
 //! [`SegmentFilter`] exactly as its SQL ([`SegmentFilter::to_sql`]) does on both backends; a
 //! condition it cannot answer the same way (a case-insensitive text `contains`, whose `LOWER`

@@ -311,18 +311,13 @@ impl Contacts {
     /// the field (`audience.groups[0]`).
     pub async fn check_audience(&self, org: OrgId, spec: &AudienceSpec) -> Result<(), Problem> {
         let mut v = wamage_kernel::validate::Validator::new();
-        let groups: std::collections::HashSet<GroupId> = store::groups(&self.db, org)
+        // Only the ids: listing groups and tags with their member counts counts every
+        // membership of the organisation.
+        let (groups, tags) = store::group_and_tag_ids(&self.db, org)
             .await
-            .map_err(db_err)?
-            .into_iter()
-            .map(|g| g.id)
-            .collect();
-        let tags: std::collections::HashSet<TagId> = store::tags(&self.db, org)
-            .await
-            .map_err(db_err)?
-            .into_iter()
-            .map(|t| t.id)
-            .collect();
+            .map_err(db_err)?;
+        let groups: std::collections::HashSet<GroupId> = groups.into_iter().collect();
+        let tags: std::collections::HashSet<TagId> = tags.into_iter().collect();
         for (field, ids) in [
             ("audience.groups", &spec.groups),
             ("audience.exclude_groups", &spec.exclude_groups),
