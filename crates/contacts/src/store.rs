@@ -758,6 +758,36 @@ fn count_page() -> i64 {
     COUNT_PAGE.load(std::sync::atomic::Ordering::Relaxed)
 }
 
+/// Feeds `b` the pages `sql` reads (`COUNT(*)`, the page's last rowid and its rows as one JSON
+/// array, given the organisation, the rowid to start after and the page size), each through
+/// `feed` on the blocking pool.
+async fn sqlite_rowid_pages(
+    pool: &sqlx::SqlitePool,
+    org: OrgId,
+    page_rows: i64,
+    sql: &'static str,
+    mut b: CountBuilder,
+    feed: fn(&mut CountBuilder, &str) -> Result<(), serde_json::Error>,
+) -> R<CountBuilder> {
+    let mut after = 0i64;
+    loop {
+        let (n, last, page): (i64, Option<i64>, String) = sqlx::query_as(sql)
+            .bind(org)
+            .bind(after)
+            .bind(page_rows)
+            .fetch_one(pool)
+            .await?;
+        let Some(last) = last.filter(|_| n > 0) else {
+            return Ok(b);
+        };
+        after = last;
+        b = feed_blocking(b, move |b| feed(b, &page)).await?;
+        if n < page_rows {
+            return Ok(b);
+        }
+    }
+}
+
 async fn load_count_index_sqlite(
     pool: &sqlx::SqlitePool,
     org: OrgId,
@@ -777,27 +807,19 @@ async fn load_count_index_sqlite(
     );
     let started = std::time::Instant::now();
     let page_rows = count_page();
-    let mut after = 0i64;
-    loop {
-        let (n, last, page): (i64, Option<i64>, String) = sqlx::query_as(
-            "SELECT COUNT(*), MAX(rid), json_group_array(json_array(lower(hex(id)), favorite, \
-             blocked, created_at, json(attributes), name = '', COALESCE(company, '') = '', \
-             COALESCE(language, '') = '')) FROM (SELECT rid, id, favorite, blocked, created_at, \
-             attributes, name, company, language FROM contacts WHERE +org_id = ? AND rid > ? \
-             ORDER BY rid LIMIT ?)",
-        )
-        .bind(org)
-        .bind(after)
-        .bind(page_rows)
-        .fetch_one(pool)
-        .await?;
-        let Some(last) = last.filter(|_| n > 0) else {
-            break;
-        };
-        after = last;
-        b = feed_blocking(b, move |b| {
+    b = sqlite_rowid_pages(
+        pool,
+        org,
+        page_rows,
+        "SELECT COUNT(*), MAX(rid), json_group_array(json_array(lower(hex(id)), favorite, \
+         blocked, created_at, json(attributes), name = '', COALESCE(company, '') = '', \
+         COALESCE(language, '') = '')) FROM (SELECT rid, id, favorite, blocked, created_at, \
+         attributes, name, company, language FROM contacts WHERE +org_id = ? AND rid > ? \
+         ORDER BY rid LIMIT ?)",
+        b,
+        |b, page| {
             for (id, favorite, blocked, created_at, attrs, no_name, no_company, no_language) in
-                serde_json::from_str::<Vec<ContactJson>>(&page)?
+                serde_json::from_str::<Vec<ContactJson>>(page)?
             {
                 b.contact(&ContactFacts {
                     id: ContactId(id),
@@ -811,12 +833,9 @@ async fn load_count_index_sqlite(
                 });
             }
             Ok(())
-        })
-        .await?;
-        if n < page_rows {
-            break;
-        }
-    }
+        },
+    )
+    .await?;
     let contacts_at = started.elapsed();
     // Members of each group and tag, in pages along their `(group_id, contact_id)` and
     // `(tag_id, contact_id)` indexes.
@@ -872,35 +891,24 @@ async fn load_count_index_sqlite(
         }
     }
     // Identity kinds, in pages along the rowid.
-    let mut after = 0i64;
-    loop {
-        let (n, last, page): (i64, Option<i64>, String) = sqlx::query_as(
-            "SELECT COUNT(*), MAX(r), json_group_array(json_array(lower(hex(contact_id)), kind)) \
-             FROM (SELECT rowid AS r, contact_id, kind FROM contact_identities \
-             WHERE +org_id = ? AND rowid > ? ORDER BY rowid LIMIT ?)",
-        )
-        .bind(org)
-        .bind(after)
-        .bind(page_rows)
-        .fetch_one(pool)
-        .await?;
-        let Some(last) = last.filter(|_| n > 0) else {
-            break;
-        };
-        after = last;
-        b = feed_blocking(b, move |b| {
-            for (contact, kind) in serde_json::from_str::<Vec<(uuid::Uuid, String)>>(&page)? {
+    b = sqlite_rowid_pages(
+        pool,
+        org,
+        page_rows,
+        "SELECT COUNT(*), MAX(r), json_group_array(json_array(lower(hex(contact_id)), kind)) \
+         FROM (SELECT rowid AS r, contact_id, kind FROM contact_identities \
+         WHERE +org_id = ? AND rowid > ? ORDER BY rowid LIMIT ?)",
+        b,
+        |b, page| {
+            for (contact, kind) in serde_json::from_str::<Vec<(uuid::Uuid, String)>>(page)? {
                 if let Some(kind) = IdentityKind::from_db(&kind) {
                     b.identity(ContactId(contact), kind);
                 }
             }
             Ok(())
-        })
-        .await?;
-        if n < page_rows {
-            break;
-        }
-    }
+        },
+    )
+    .await?;
     tracing::debug!(
         contacts_ms = contacts_at.as_millis() as u64,
         rest_ms = (started.elapsed() - contacts_at).as_millis() as u64,

@@ -205,6 +205,19 @@ async fn build(
     Ok(Some((token, Arc::new(index))))
 }
 
+/// A build started with [`CountIndexes::start`], after the quiet wait; the index is kept when
+/// it is current.
+async fn build_and_keep(db: &Db, cache: &SharedCache, counts: &CountIndexes, org: OrgId) {
+    let built = match build(db, cache, org, QUIET).await {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::warn!(%org, error = %e, "failed to build a segment count index");
+            None
+        }
+    };
+    counts.done(org, built);
+}
+
 impl Contacts {
     /// The count of `filter` from the organisation's index, when it has a current one that can
     /// answer it.
@@ -267,16 +280,7 @@ impl Contacts {
             return;
         }
         let (db, cache, counts) = (self.db.clone(), self.cache.clone(), self.counts.clone());
-        tokio::spawn(async move {
-            let built = match build(&db, &cache, org, QUIET).await {
-                Ok(b) => b,
-                Err(e) => {
-                    tracing::warn!(%org, error = %e, "failed to build the segment count index");
-                    None
-                }
-            };
-            counts.done(org, built);
-        });
+        tokio::spawn(async move { build_and_keep(&db, &cache, &counts, org).await });
     }
 
     /// At start-up (in a process serving the API): builds the count index of every
@@ -291,17 +295,9 @@ impl Contacts {
         let (db, cache, counts) = (self.db.clone(), self.cache.clone(), self.counts.clone());
         tokio::spawn(async move {
             for org in orgs {
-                if !counts.start(org) {
-                    continue;
+                if counts.start(org) {
+                    build_and_keep(&db, &cache, &counts, org).await;
                 }
-                let built = match build(&db, &cache, org, QUIET).await {
-                    Ok(b) => b,
-                    Err(e) => {
-                        tracing::warn!(%org, error = %e, "failed to build a segment count index");
-                        None
-                    }
-                };
-                counts.done(org, built);
             }
         });
         Ok(n)
