@@ -106,8 +106,8 @@ pub struct ContactsDeps {
     /// How long one run of an import job goes on taking batches (`None`:
     /// [`IMPORT_RUN_BUDGET`]; zero: one batch per run).
     pub import_run_budget: Option<std::time::Duration>,
-    /// A segment count by SQL this slow gives the organisation an in-memory count index
-    /// (`None`: [`COUNT_INDEX_AFTER`]; zero: after any count).
+    /// A segment count or audience breakdown by SQL this slow gives the organisation an
+    /// in-memory count index (`None`: [`COUNT_INDEX_AFTER`]; zero: after any count).
     pub count_index_after: Option<Duration>,
     /// Whether a large import builds its organisation's count index when it completes (in the
     /// processes that answer counts: the ones serving the API).

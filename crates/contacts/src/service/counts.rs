@@ -1,4 +1,5 @@
-//! Segment counts from the in-memory count index ([`crate::count_index`]).
+//! Segment counts and audience breakdowns from the in-memory count index
+//! ([`crate::count_index`]).
 //!
 //! **When an organisation gets an index.** When a count of its book by SQL took at least
 //! `count_index_after` (a large book), and after an import that wrote at least
@@ -7,17 +8,18 @@
 //! ([`Contacts::warm_count_indexes`]). Small books keep counting in SQL.
 //!
 //! **Why an index is never stale.** Every write to an organisation's contacts drops the cache
-//! prefix `contacts:{org}:` after it commits (`Contacts::forget`). A build first takes the token
-//! under `contacts:{org}:count-index` (storing a fresh one when there is none) and keeps the
-//! index only if the token is still there after it has read everything; a count uses the index only while the cache still holds the
-//! index's token. A write that lands during or after a build drops the token, the count goes to
-//! SQL and a new build starts. With Redis as the cache this holds across processes: each keeps its
-//! own index and checks the shared token. The guarantee is that of every cached contact read: a
-//! count is never older than the last write whose cache drop has happened.
+//! prefix `contacts:{org}:` after it commits (`Contacts::forget`). A build takes the token under
+//! `contacts:{org}:count-index` (storing a fresh one when there is none) and keeps the index
+//! only if the token is still there after it has read everything; a count uses the index only
+//! while the cache still holds the index's token. A write that lands during or after a build
+//! drops the token, the count goes to SQL and a new build starts. With Redis as the cache this
+//! holds across processes: each keeps its own index under the one shared token. The guarantee
+//! is that of every cached contact read: a count is never older than the last write whose cache
+//! drop has happened.
 //!
-//! **Builds wait for a quiet book.** A build starts by storing its token, waits
-//! [`QUIET`] and reads nothing if a write dropped the token meanwhile, so a book being written
-//! to (an import running) costs a cache round trip per count, not a scan.
+//! **Builds wait for a quiet book.** A build takes its token, waits [`QUIET`] and reads nothing
+//! if a write dropped the token meanwhile, so a book being written to (an import running) costs
+//! a cache round trip per count, not a scan.
 
 use std::{
     collections::HashMap,
@@ -139,13 +141,12 @@ impl CountIndexes {
     }
 }
 
-/// Reads the organisation's book into a new index under a fresh token; `None` when a write
-/// dropped the token before the reading was done (or before it began, after `quiet`).
+/// Reads the organisation's book into a new index under the cache's token (a fresh one when
+/// there is none); `None` when a write dropped the token during the quiet wait or the reading.
 async fn build(
     db: &Db,
     cache: &SharedCache,
     org: OrgId,
-    quiet: Duration,
 ) -> Result<Option<(String, Arc<CountIndex>)>, Problem> {
     let key = token_key(org);
     let cache_err = |e: anyhow::Error| Problem::internal(format_args!("cache: {e:#}"));
@@ -167,11 +168,9 @@ async fn build(
         let now = cache.get(&key).await.map_err(cache_err)?;
         Ok::<bool, Problem>(now.as_deref() == Some(token.as_bytes()))
     };
-    if !quiet.is_zero() {
-        tokio::time::sleep(quiet).await;
-        if !still().await? {
-            return Ok(None);
-        }
+    tokio::time::sleep(QUIET).await;
+    if !still().await? {
+        return Ok(None);
     }
     let started = Instant::now();
     let defs = super::defs_of(store::attr_defs(db, org).await.map_err(db_err)?)
@@ -208,7 +207,7 @@ async fn build(
 /// A build started with [`CountIndexes::start`], after the quiet wait; the index is kept when
 /// it is current.
 async fn build_and_keep(db: &Db, cache: &SharedCache, counts: &CountIndexes, org: OrgId) {
-    let built = match build(db, cache, org, QUIET).await {
+    let built = match build(db, cache, org).await {
         Ok(b) => b,
         Err(e) => {
             tracing::warn!(%org, error = %e, "failed to build a segment count index");
@@ -252,6 +251,20 @@ impl Contacts {
             .await
             .ok()
             .flatten()
+    }
+
+    /// Counts `filter` in SQL; a slow count starts a build.
+    pub(crate) async fn count_in_sql(
+        &self,
+        org: OrgId,
+        filter: &SegmentFilter,
+    ) -> Result<i64, Problem> {
+        let started = Instant::now();
+        let n = store::count_contacts(&self.db, org, filter)
+            .await
+            .map_err(db_err)?;
+        self.counted_in_sql(org, started.elapsed());
+        Ok(n)
     }
 
     /// A SQL count of `took` happened: a slow one earns the organisation an index.
@@ -303,20 +316,6 @@ impl Contacts {
         Ok(n)
     }
 
-    /// Builds the organisation's count index now (no quiet wait) and answers whether it was
-    /// kept; for tests and tools. A build already running makes this a no-op (`false`).
-    #[doc(hidden)]
-    pub async fn build_count_index(&self, org: OrgId) -> Result<bool, Problem> {
-        if !self.counts.start(org) {
-            return Ok(false);
-        }
-        let built = build(&self.db, &self.cache, org, Duration::ZERO).await;
-        let kept = matches!(built, Ok(Some(_)));
-        self.counts
-            .done(org, built.as_ref().ok().cloned().flatten());
-        built.map(|_| kept)
-    }
-
     /// The breakdown of an audience from the index (`None`: no current index) and from SQL;
     /// for tests that hold the two to each other.
     #[doc(hidden)]
@@ -349,11 +348,6 @@ impl Contacts {
     ) -> Result<(Option<i64>, i64), Problem> {
         let filter = self.parse_filter(org, filter, "filter", true).await?;
         let indexed = self.indexed_count(org, &filter).await;
-        let started = Instant::now();
-        let sql = store::count_contacts(&self.db, org, &filter)
-            .await
-            .map_err(db_err)?;
-        self.counted_in_sql(org, started.elapsed());
-        Ok((indexed, sql))
+        Ok((indexed, self.count_in_sql(org, &filter).await?))
     }
 }

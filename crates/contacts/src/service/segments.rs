@@ -255,11 +255,7 @@ impl Contacts {
             return Ok(n);
         }
         super::counts::counted("database");
-        let started = std::time::Instant::now();
-        let n = store::count_contacts(&self.db, org, filter)
-            .await
-            .map_err(db_err)?;
-        self.counted_in_sql(org, started.elapsed());
+        let n = self.count_in_sql(org, filter).await?;
         if let Err(e) = cache::set_json(self.cache.as_ref(), &key, &n, COUNT_TTL).await {
             tracing::warn!(error = %e, "failed to cache a segment count");
         }

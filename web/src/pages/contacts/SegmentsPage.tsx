@@ -342,10 +342,14 @@ function SegmentModal({ segment, onClose }: { segment: SegmentOut | null; onClos
                 </Text>
               ) : counting ? (
                 <Loader size="xs" aria-label="Counting" />
+              ) : live.isError && isApiError(live.error) && live.error.status === 422 ? (
+                <Text size="sm" c="dimmed" data-testid="segment-live-hint">
+                  Complete the conditions to see how many contacts match
+                </Text>
               ) : (
                 live.isError && (
-                  <Text size="sm" c="dimmed" data-testid="segment-live-hint">
-                    Complete the conditions to see how many contacts match
+                  <Text size="sm" c="red" data-testid="segment-live-error">
+                    Could not count: {errorMessage(live.error)}
                   </Text>
                 )
               )}
