@@ -57,7 +57,8 @@ pub use audience::{
 pub use avatar::AVATAR_MAX_BYTES;
 pub use counts::INDEX_AFTER_IMPORT_ROWS;
 pub use import::{
-    IMPORT_BATCH_ROWS, IMPORT_JOB, IMPORT_MAX_BYTES, IMPORT_RUN_BUDGET, ImportJob, ImportUpload,
+    IMPORT_BATCH_ROWS, IMPORT_JOB, IMPORT_MAX_BYTES, IMPORT_RUN_BUDGET, IMPORT_WRITERS, ImportJob,
+    ImportUpload,
 };
 pub use inbound::{ResolvedContact, SystemConsent};
 
@@ -86,6 +87,10 @@ pub struct Contacts {
     clock: Clock,
     import_batch_rows: usize,
     import_run_budget: std::time::Duration,
+    /// Batches of one import run in flight at once.
+    import_writers: usize,
+    /// Test hook: how long a batch waits before committing (see `hold_import_commits`).
+    import_commit_hold: std::sync::atomic::AtomicU64,
     counts: std::sync::Arc<counts::CountIndexes>,
     count_index_after: Duration,
     count_index_on_import: bool,
@@ -106,6 +111,9 @@ pub struct ContactsDeps {
     /// How long one run of an import job goes on taking batches (`None`:
     /// [`IMPORT_RUN_BUDGET`]; zero: one batch per run).
     pub import_run_budget: Option<std::time::Duration>,
+    /// Batches of one import run in flight at once, each in its own transaction (`None`:
+    /// [`IMPORT_WRITERS`]); see [`IMPORT_WRITERS`].
+    pub import_writers: Option<usize>,
     /// A segment count or audience breakdown by SQL this slow gives the organisation an
     /// in-memory count index (`None`: [`COUNT_INDEX_AFTER`]; zero: after any count).
     pub count_index_after: Option<Duration>,
@@ -413,6 +421,7 @@ impl Sort {
 
 impl Contacts {
     pub fn new(deps: ContactsDeps) -> std::sync::Arc<Self> {
+        let import_writers = deps.import_writers.unwrap_or(IMPORT_WRITERS).clamp(1, 16);
         std::sync::Arc::new(Self {
             db: deps.db,
             cache: deps.cache,
@@ -425,6 +434,8 @@ impl Contacts {
                 .unwrap_or(IMPORT_BATCH_ROWS)
                 .clamp(1, 50_000),
             import_run_budget: deps.import_run_budget.unwrap_or(IMPORT_RUN_BUDGET),
+            import_writers,
+            import_commit_hold: std::sync::atomic::AtomicU64::new(0),
             counts: std::sync::Arc::default(),
             count_index_after: deps.count_index_after.unwrap_or(COUNT_INDEX_AFTER),
             count_index_on_import: deps.count_index_on_import,

@@ -2661,10 +2661,131 @@ async fn an_interrupted_run_resumes_from_its_checkpoint(app: TestApp) {
     }
 }
 
+/// On PostgreSQL a run writes batches side by side, each in its own transaction: a batch is
+/// planned while the one before it is still open (held open here), so it cannot see that
+/// one's rows in the database. Keys repeated from the batch in flight are still duplicates
+/// within the file (an updating row's key included), every batch commits, in file order, and
+/// the one job run does the whole file.
+async fn batches_written_side_by_side_still_find_duplicates(app: TestApp) {
+    let owner = app.register("owner@acme.example", "Acme").await;
+    let existing = post_ok(
+        &app,
+        &owner,
+        "/api/v1/contacts",
+        json!({"name": "Old Name", "identities": [{"kind": "phone", "value": pt_phone(990_000)}]}),
+    )
+    .await;
+    let mut csv = String::from("Name,Phone,Email\n");
+    for i in 0..2000 {
+        let (name, phone, email) = match i {
+            // Batch 1 (lines 2–501) updates the existing contact; batch 2 repeats its phone.
+            100 => (
+                "Updated Name".to_owned(),
+                pt_phone(990_000),
+                "x100@example.com".to_owned(),
+            ),
+            600 => (
+                format!("Again {i}"),
+                pt_phone(990_000),
+                format!("p{i}@example.com"),
+            ),
+            // Batch 2 repeats a phone batch 1 creates; batch 3 an e-mail batch 2 creates.
+            700 => (
+                format!("Again {i}"),
+                pt_phone(450),
+                format!("p{i}@example.com"),
+            ),
+            1100 => (
+                format!("Again {i}"),
+                pt_phone(i),
+                "p900@example.com".to_owned(),
+            ),
+            // The last batch repeats a phone of the first, long committed.
+            1990 => (
+                format!("Again {i}"),
+                pt_phone(5),
+                format!("p{i}@example.com"),
+            ),
+            _ => (
+                format!("Person {i}"),
+                pt_phone(i),
+                format!("p{i}@example.com"),
+            ),
+        };
+        csv.push_str(&format!("{name},{phone},{email}\n"));
+    }
+    let imp = expect_json(
+        upload(
+            &app,
+            &owner,
+            csv.into_bytes(),
+            json!({"Name": "name", "Phone": "phone", "Email": "email"}),
+            &[("dedupe", "phone"), ("on_duplicate", "update")],
+        )
+        .await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    app.state
+        .contacts
+        .hold_import_commits(std::time::Duration::from_millis(300));
+    let handler = wamage_contacts::ImportJob(app.state.contacts.clone());
+    let job = wamage_platform::jobs::JobContext {
+        id: wamage_platform::jobs::JobId::new(),
+        kind: wamage_contacts::IMPORT_JOB.to_owned(),
+        org_id: Some(owner.org_id.parse().unwrap()),
+        payload: json!({"import_id": imp["id"], "from_byte": 0}),
+        attempt: 1,
+        max_attempts: 5,
+        run_at: app.clock.now(),
+        created_at: app.clock.now(),
+        worker_id: "test".to_owned(),
+    };
+    let outcome = wamage_platform::jobs::JobHandler::run(&handler, &job).await;
+    assert_eq!(outcome, wamage_platform::jobs::JobOutcome::Done);
+    let path = format!("/api/v1/imports/{}", id(&imp));
+    let done = expect_json(app.get_as(&owner, &path).await, StatusCode::OK).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(
+        (
+            &done["rows_done"],
+            &done["created"],
+            &done["updated"],
+            &done["failed"]
+        ),
+        (&json!(2000), &json!(1995), &json!(1), &json!(4)),
+        "{done}"
+    );
+    let report = error_report(&app, &owner, &done).await;
+    let lines: Vec<&str> = report.split("\r\n").filter(|l| !l.is_empty()).collect();
+    assert_eq!(lines.len(), 5, "{report}");
+    for (line, of) in [(602, 102), (702, 452), (1102, 902), (1992, 7)] {
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with(&format!("{line},duplicate of line {of} "))),
+            "line {line} should repeat line {of}: {report}"
+        );
+    }
+    assert!(search(&app, &owner, "Again").await.is_empty());
+    let updated = expect_json(
+        app.get_as(&owner, &format!("/api/v1/contacts/{}", id(&existing)))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(updated["name"], "Updated Name", "{updated}");
+    for i in [0, 499, 500, 1999] {
+        let hits = search(&app, &owner, &format!("Person {i}")).await;
+        assert_eq!(hits.len(), 1, "Person {i}: {hits:?}");
+    }
+}
+
 wamage_testkit::app_tests_with!(
     long_runs,
     |c| c.import_run_secs = 60,
-    an_interrupted_run_resumes_from_its_checkpoint
+    an_interrupted_run_resumes_from_its_checkpoint,
+    batches_written_side_by_side_still_find_duplicates
 );
 
 async fn a_second_import_updates_or_skips_duplicates(app: TestApp) {
@@ -3270,6 +3391,7 @@ async fn the_count_index_counts_what_sql_counts(app: TestApp) {
         clock: s.clock.clone(),
         import_batch_rows: None,
         import_run_budget: None,
+        import_writers: None,
         count_index_after: Some(Duration::from_secs(60)),
         count_index_on_import: false,
     });

@@ -155,6 +155,15 @@ impl Db {
         })
     }
 
+    /// Begins a transaction that only reads: one consistent view of the database. On SQLite it
+    /// takes no write lock (`BEGIN`), so it runs while another connection writes.
+    pub async fn begin_read(&self) -> Result<Tx, sqlx::Error> {
+        Ok(match self {
+            Self::Sqlite(p) => Tx::Sqlite(p.begin().await?),
+            Self::Postgres(p) => Tx::Postgres(p.begin().await?),
+        })
+    }
+
     /// Checks the database answers (for `/ready`).
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
         with_db!(self, |pool| {

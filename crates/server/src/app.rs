@@ -216,6 +216,7 @@ pub async fn build_state(config: Config, opts: BuildOptions) -> anyhow::Result<A
         clock: clock.clone(),
         import_batch_rows: Some(config.import_batch_rows),
         import_run_budget: Some(Duration::from_secs(config.import_run_secs)),
+        import_writers: Some(config.import_writers),
         count_index_after: Some(Duration::from_millis(config.count_index_after_ms)),
         count_index_on_import: config
             .roles()

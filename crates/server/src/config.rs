@@ -112,6 +112,8 @@ pub struct Config {
     /// Seconds one run of a contacts import job goes on taking batches before it hands over
     /// to a new job (0: one batch per run).
     pub import_run_secs: u64,
+    /// Batches of one contacts import in flight at once, each in its own transaction.
+    pub import_writers: usize,
     /// A segment count by SQL this slow (milliseconds) gives the organisation an in-memory
     /// count index; 0: after any count.
     pub count_index_after_ms: u64,
@@ -163,6 +165,7 @@ impl Default for Config {
             worker_concurrency: 16,
             import_batch_rows: wamage_contacts::IMPORT_BATCH_ROWS,
             import_run_secs: wamage_contacts::IMPORT_RUN_BUDGET.as_secs(),
+            import_writers: wamage_contacts::IMPORT_WRITERS,
             count_index_after_ms: wamage_contacts::COUNT_INDEX_AFTER.as_millis() as u64,
             whatsapp_base_url: "https://graph.facebook.com".to_owned(),
             whatsapp_api_version: "v21.0".to_owned(),
@@ -273,6 +276,9 @@ impl Config {
         }
         if self.import_run_secs > 3_600 {
             bail!("WAMAGE_IMPORT_RUN_SECS must be between 0 and 3600");
+        }
+        if !(1..=16).contains(&self.import_writers) {
+            bail!("WAMAGE_IMPORT_WRITERS must be between 1 and 16");
         }
         if self.count_index_after_ms > 60_000 {
             bail!("WAMAGE_COUNT_INDEX_AFTER_MS must be between 0 and 60000");

@@ -5,10 +5,16 @@
 //! size), up to [`IMPORT_BATCH_ROWS`] rows parsed and checked on the blocking pool (in
 //! parallel), and one transaction that writes the contacts, identities, links, search entries,
 //! the rejected rows (`contact_import_errors`), the counters and the new checkpoint together.
-//! While a batch is written the next one is read and parsed. A run goes on for up to
-//! [`IMPORT_RUN_BUDGET`], then enqueues the next run in its last batch's transaction. A batch
-//! commits only if the checkpoint is still where it was read, so a retried or duplicated job
-//! never creates a contact twice.
+//! While a batch is written the next one is read and parsed, and up to [`IMPORT_WRITERS`]
+//! batches are in flight, each in its own transaction: a batch is planned once the one before
+//! it is (against the database and that one's keys, which it cannot see yet) and commits
+//! after it, or gives up with it, so the checkpoint only ever moves in file order. On
+//! PostgreSQL the batches' rows (and index maintenance) go in side by side; on SQLite, which
+//! has one writer, a batch is planned on a snapshot while the one before it is written.
+//!
+//! A run goes on for up to [`IMPORT_RUN_BUDGET`], then enqueues the next run in its last
+//! batch's transaction. A batch commits only if the checkpoint is still where it was read, so
+//! a retried or duplicated job never creates a contact twice.
 //!
 //! A batch costs a fixed number of statements whatever its size: one lookup of the identities
 //! the batch names (who holds them already, and the line of this file that created them: a
@@ -21,7 +27,11 @@
 //! `wamage.contacts.imported` event (`import_id`, `created`, `updated`, `skipped`, `failed`)
 //! is published when an import completes.
 
+use std::{collections::VecDeque, future::Future, sync::Arc};
+
 use axum::body::Bytes;
+use futures::StreamExt;
+use tokio::sync::oneshot;
 use wamage_platform::jobs::{JobContext, JobHandler, JobOutcome, NewJob};
 
 use super::*;
@@ -544,34 +554,109 @@ impl Contacts {
                 .map(|t| (t.name.to_lowercase(), t.id))
                 .collect(),
         };
-        let ctx = std::sync::Arc::new(ctx);
-        let mut window = IMPORT_WINDOW;
+        let ctx = Arc::new(ctx);
         let mut at = (imp.next_byte, imp.next_line);
-        let mut ready = self.prepare_batch(&imp.blob_key, at, window, &ctx).await?;
+        let mut moved = 0;
+        loop {
+            match self
+                .run_batches(org, id, &imp.blob_key, &ctx, at, run_started)
+                .await?
+            {
+                RunEnd::Stopped => return Ok(()),
+                RunEnd::Moved => {}
+            }
+            // A batch found the checkpoint moved: a write of another try of this run landed
+            // (one presumed lost, or a cancelled try's last commit). While this run is still
+            // the import's newest, it goes on from there, so the import never stalls; if a
+            // newer run has it (or it is over), that one goes on.
+            let Some(now) = store::get_import(&self.db, org, id).await.map_err(db_err)? else {
+                return Ok(());
+            };
+            moved += 1;
+            if !matches!(now.status.as_str(), "queued" | "running")
+                || now.run_from != from_byte
+                || moved > 3
+            {
+                return Ok(());
+            }
+            at = (now.next_byte, now.next_line);
+        }
+    }
+
+    /// Writes batches from `at` until the file ends or the run's budget is spent (the last
+    /// batch then queues the next run), with up to `import_writers` batches in flight. The
+    /// writes are polled here, not spawned: a run that is dropped drops its transactions.
+    async fn run_batches(
+        &self,
+        org: OrgId,
+        id: ImportId,
+        key: &str,
+        ctx: &Arc<ParseCtx>,
+        mut at: (i64, i64),
+        run_started: std::time::Instant,
+    ) -> Result<RunEnd, Problem> {
+        let mut window = IMPORT_WINDOW;
+        let mut writes = InFlight::default();
+        let mut before: Option<Handoff> = None;
+        let mut ready = self.prepare_batch(key, at, window, ctx).await?;
         loop {
             let batch = match ready {
                 Ok(batch) => batch,
-                Err(reason) => return self.fail_import(org, id, &reason).await,
+                Err(reason) => {
+                    if !writes.finish().await? {
+                        return Ok(RunEnd::Moved);
+                    }
+                    self.fail_import(org, id, &reason).await?;
+                    return Ok(RunEnd::Stopped);
+                }
             };
             let from = at.0;
             at = (batch.chunk.next_byte, batch.chunk.next_line);
             window = batch.next_window;
             let end = batch.chunk.end;
             let more = !end && run_started.elapsed() < self.import_run_budget;
-            let write = self.write_batch(org, id, &ctx, from, batch, !more);
+            let (after, handoff) = Handoff::next(before.take(), self.import_writers);
+            before = Some(handoff);
+            writes.running.push_back(Box::pin(
+                self.write_batch(org, id, ctx, from, batch, !more, after),
+            ));
             if !more {
-                if write.await? && end {
-                    self.import_completed(org, id, &imp.blob_key).await;
+                if !writes.finish().await? {
+                    return Ok(RunEnd::Moved);
                 }
-                return Ok(());
+                if end {
+                    self.import_completed(org, id, key).await;
+                }
+                return Ok(RunEnd::Stopped);
             }
-            let read = self.prepare_batch(&imp.blob_key, at, window, &ctx);
-            let (written, read) = tokio::join!(write, read);
-            ready = read?;
-            if !written? {
-                return Ok(()); // another run did this batch: it goes on from here
+            // The next batch is read while these are written; with as many batches in flight
+            // as there are writers, the oldest has to finish before another starts.
+            let read = writes
+                .meanwhile(self.prepare_batch(key, at, window, ctx))
+                .await;
+            let settled = writes.settle(self.import_writers).await;
+            match (settled, read) {
+                (Ok(true), Ok(r)) => ready = r,
+                (Ok(false), _) => {
+                    writes.finish().await?;
+                    return Ok(RunEnd::Moved);
+                }
+                (Err(e), _) | (_, Err(e)) => {
+                    writes.finish().await?;
+                    return Err(e);
+                }
             }
         }
+    }
+
+    /// Test hook: every import batch waits this long before it commits, so the batches after
+    /// it are planned and written while it is still open.
+    #[doc(hidden)]
+    pub fn hold_import_commits(&self, hold: Duration) {
+        self.import_commit_hold.store(
+            u64::try_from(hold.as_millis()).unwrap_or(u64::MAX),
+            std::sync::atomic::Ordering::Relaxed,
+        );
     }
 
     /// Reads the records of the next batch from `at` (byte, line) and parses them on the
@@ -614,6 +699,7 @@ impl Contacts {
     /// rows, counters and the checkpoint `from` → the chunk's end, and either completes the
     /// import or (`hand_over`) enqueues the job that goes on from there. `false` when the
     /// checkpoint had moved (another run wrote this batch); nothing is written then.
+    #[allow(clippy::too_many_arguments)]
     async fn write_batch(
         &self,
         org: OrgId,
@@ -622,18 +708,40 @@ impl Contacts {
         from: i64,
         batch: Prepared,
         hand_over: bool,
+        mut after: After,
     ) -> Result<bool, Problem> {
-        let started = std::time::Instant::now();
         let Prepared {
             chunk,
             parsed,
             took,
             ..
         } = batch;
-        let mut tx = self.begin().await?;
-        let plan = self
-            .plan_batch(&mut tx, org, id, &ctx.opts, &ctx.defs, parsed)
+        // The batches still in flight before this one: their keys (to find duplicates within
+        // the file that this transaction cannot see yet), or `None` if one gave up.
+        let Some(prior) = after.planned().await else {
+            return Ok(false);
+        };
+        let started = std::time::Instant::now();
+        // PostgreSQL plans in the batch's own transaction (its rows go in while the batch
+        // before commits). SQLite has one writer: the batch is planned on a snapshot while the
+        // one before is written, and its transaction starts once that one has committed.
+        let sqlite = self.db.backend() == wamage_platform::Backend::Sqlite;
+        let mut tx = if sqlite {
+            self.db.begin_read().await.map_err(db_err)?
+        } else {
+            self.begin().await?
+        };
+        let mut plan = self
+            .plan_batch(&mut tx, org, id, ctx, parsed, &prior)
             .await?;
+        after.plan_done(&prior, std::mem::take(&mut plan.batch_keys));
+        if sqlite {
+            tx.rollback().await.map_err(db_err)?;
+            if !after.earlier_committed().await {
+                return Ok(false);
+            }
+            tx = self.begin().await?;
+        }
         let planned_at = started.elapsed();
         let n = plan.counts;
         let now = self.now();
@@ -679,6 +787,17 @@ impl Contacts {
             .await
             .map_err(db_err)?;
         let hands_over = hand_over && !chunk.end;
+        let hold = self
+            .import_commit_hold
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if hold > 0 {
+            tokio::time::sleep(Duration::from_millis(hold)).await;
+        }
+        // Batches commit in file order: this one waits for the one before it (its rows are
+        // written meanwhile), and gives up with it.
+        if !after.earlier_committed().await {
+            return Ok(false); // rolled back when `tx` drops
+        }
         if !store::advance_import(
             &mut tx,
             org,
@@ -706,6 +825,7 @@ impl Contacts {
                 .await?;
         }
         tx.commit().await.map_err(db_err)?;
+        after.committed();
         tracing::debug!(
             import_id = %id,
             rows = n.rows,
@@ -792,17 +912,19 @@ impl Contacts {
         }
     }
 
-    /// Decides every row of a batch against the database (two lookups for the whole batch)
-    /// and against the rows before it, in file order.
+    /// Decides every row of a batch against the database (two lookups for the whole batch),
+    /// the keys of the batches still in flight before it (`prior`: the database may not show
+    /// their rows yet) and the rows before it, in file order.
     async fn plan_batch(
         &self,
         tx: &mut Tx,
         org: OrgId,
         id: ImportId,
-        opts: &ImportOptions,
-        defs: &HashMap<String, AttrDef>,
+        ctx: &ParseCtx,
         rows: Vec<Parsed>,
+        prior: &[BatchKeys],
     ) -> Result<BatchPlan, Problem> {
+        let (opts, defs) = (&ctx.opts, &ctx.defs);
         let mut all_keys: Vec<String> = Vec::new();
         let mut pairs: Vec<(&'static str, &str)> = Vec::new();
         for p in &rows {
@@ -856,11 +978,13 @@ impl Contacts {
                 .iter()
                 .map(|(k, v)| identity_key(k.as_str(), v))
                 .collect();
-            if let Some((l, (kind, value))) = keys
-                .iter()
-                .zip(&row.identities)
-                .find_map(|(k, i)| earlier.get(k).or_else(|| this_batch.get(k)).map(|l| (l, i)))
-            {
+            if let Some((l, (kind, value))) = keys.iter().zip(&row.identities).find_map(|(k, i)| {
+                earlier
+                    .get(k)
+                    .or_else(|| prior.iter().find_map(|p| p.get(k)))
+                    .or_else(|| this_batch.get(k))
+                    .map(|l| (l, i))
+            }) {
                 let reason = format!(
                     "duplicate of line {l} in this file ({} {value})",
                     kind.as_str()
@@ -966,6 +1090,7 @@ impl Contacts {
             // remembered apart.
             plan.remember(&mut this_batch, keys, p.line, |k| owners.contains_key(k));
         }
+        plan.batch_keys = this_batch;
         Ok(plan)
     }
 }
@@ -979,6 +1104,157 @@ const IMPORT_MIN_WINDOW: usize = 64 * 1024;
 /// How long one run of an import job goes on taking batches before it hands over to a new job,
 /// unless configured.
 pub const IMPORT_RUN_BUDGET: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// Batches of one import run in flight at once unless configured. Each is planned after the
+/// one before it (with that one's keys, which it cannot see in the database yet) and commits
+/// after it. On PostgreSQL their rows go in side by side; on SQLite, which has one writer, a
+/// batch is planned while the one before is written.
+pub const IMPORT_WRITERS: usize = 2;
+
+/// How [`Contacts::run_batches`] ended.
+enum RunEnd {
+    /// The file is done, the run handed over, or the import failed.
+    Stopped,
+    /// A batch found the checkpoint where it did not read it.
+    Moved,
+}
+
+/// The keys a batch's rows accepted (`kind:value` → line).
+type BatchKeys = Arc<HashMap<String, i64>>;
+
+/// What a batch of a run hands the next one: the keys of the batches that may still be in
+/// flight when that one is planned, then whether it committed. A dropped sender means the
+/// batch gave up (an error, a stale checkpoint, an aborted run): the next one gives up too.
+struct Handoff {
+    planned: oneshot::Receiver<Vec<BatchKeys>>,
+    committed: oneshot::Receiver<()>,
+}
+
+/// One batch's side of the hand-offs: the one before it (none for a run's first batch) and
+/// the one it gives the next.
+struct After {
+    before: Option<Handoff>,
+    /// How many batches' keys the next batch needs: those that can be in flight with it.
+    keep: usize,
+    planned: Option<oneshot::Sender<Vec<BatchKeys>>>,
+    committed: Option<oneshot::Sender<()>>,
+    /// Whether the batch before committed, once known (`true` for a run's first batch).
+    earlier: bool,
+}
+
+impl Handoff {
+    /// The hand-offs of the batch after `before`, with `writers` batches in flight at most.
+    fn next(before: Option<Handoff>, writers: usize) -> (After, Handoff) {
+        let (planned_tx, planned) = oneshot::channel();
+        let (committed_tx, committed) = oneshot::channel();
+        let after = After {
+            before,
+            keep: writers.saturating_sub(1),
+            planned: Some(planned_tx),
+            committed: Some(committed_tx),
+            earlier: true,
+        };
+        (after, Handoff { planned, committed })
+    }
+}
+
+impl After {
+    /// Waits until the batch before is planned: the keys of the batches in flight before this
+    /// one, or `None` if it gave up. Called once, before [`After::earlier_committed`].
+    async fn planned(&mut self) -> Option<Vec<BatchKeys>> {
+        match &mut self.before {
+            None => Some(Vec::new()),
+            Some(b) => (&mut b.planned).await.ok(),
+        }
+    }
+
+    /// Hands the next batch the keys it has to check besides the database's.
+    fn plan_done(&mut self, prior: &[BatchKeys], own: HashMap<String, i64>) {
+        let mut keys: Vec<BatchKeys> = prior.to_vec();
+        keys.push(Arc::new(own));
+        let drop = keys.len().saturating_sub(self.keep);
+        keys.drain(..drop);
+        if let Some(tx) = self.planned.take() {
+            let _ = tx.send(keys); // a run that stopped has no next batch
+        }
+    }
+
+    /// Waits until the batch before has committed: `false` if it gave up.
+    async fn earlier_committed(&mut self) -> bool {
+        match self.before.take() {
+            None => self.earlier,
+            Some(b) => {
+                self.earlier = b.committed.await.is_ok();
+                self.earlier
+            }
+        }
+    }
+
+    fn committed(&mut self) {
+        if let Some(tx) = self.committed.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// A batch's write.
+type Write<'a> = std::pin::Pin<Box<dyn Future<Output = Result<bool, Problem>> + Send + 'a>>;
+
+/// The batches of a run being written, oldest first, and the outcomes of those that finished
+/// and have not been looked at yet.
+#[derive(Default)]
+struct InFlight<'a> {
+    running: futures::stream::FuturesOrdered<Write<'a>>,
+    finished: VecDeque<Result<bool, Problem>>,
+}
+
+impl InFlight<'_> {
+    /// Runs `work` while the writes go on.
+    async fn meanwhile<T>(&mut self, work: impl Future<Output = T>) -> T {
+        let mut work = std::pin::pin!(work);
+        loop {
+            tokio::select! {
+                out = &mut work => return out,
+                Some(w) = self.running.next(), if !self.running.is_empty() => {
+                    self.finished.push_back(w);
+                }
+            }
+        }
+    }
+
+    /// Waits until fewer than `writers` batches are in flight: whether every batch that
+    /// finished was written, or the first error.
+    async fn settle(&mut self, writers: usize) -> Result<bool, Problem> {
+        while self.running.len() >= writers {
+            match self.running.next().await {
+                Some(w) => self.finished.push_back(w),
+                None => break,
+            }
+        }
+        let mut all = true;
+        while let Some(w) = self.finished.pop_front() {
+            all &= w?;
+        }
+        Ok(all)
+    }
+
+    /// Waits for every batch in flight: whether all were written, or the first error once
+    /// all have finished (no write of a run outlives it).
+    async fn finish(&mut self) -> Result<bool, Problem> {
+        while let Some(w) = self.running.next().await {
+            self.finished.push_back(w);
+        }
+        let mut all = Ok(true);
+        while let Some(w) = self.finished.pop_front() {
+            match (w, &mut all) {
+                (Ok(w), Ok(a)) => *a &= w,
+                (Err(e), Ok(_)) => all = Err(e),
+                (_, Err(_)) => {}
+            }
+        }
+        all
+    }
+}
 
 /// What parsing a batch needs, loaded once per run.
 struct ParseCtx {
@@ -1175,6 +1451,8 @@ struct BatchPlan {
     touched: Vec<ContactId>,
     keys: Vec<(String, i64)>,
     errors: Vec<(i64, String, Vec<String>)>,
+    /// Every key the batch's rows accepted, with the row's line.
+    batch_keys: HashMap<String, i64>,
 }
 
 impl BatchPlan {
