@@ -2051,39 +2051,50 @@ pub async fn import_key_lines(tx: &mut Tx, id: ImportId, keys: &[&str]) -> R<Vec
     }
 }
 
+/// The rows of [`insert_contacts_bulk`] as the JSON its SQLite statements read, so a caller can
+/// build it before it takes the write lock.
+pub fn contacts_json(rows: &[NewImported]) -> R<String> {
+    // Tuples of borrowed fields serialize as JSON arrays without copying them.
+    serde_json::to_string(
+        &rows
+            .iter()
+            .map(|n| {
+                let c = &n.row;
+                (
+                    hex(c.id.as_uuid()),
+                    &c.name,
+                    &c.sort_name,
+                    &c.company,
+                    &c.language,
+                    &c.time_zone,
+                    &c.notes,
+                    c.attributes.0.to_string(),
+                    n.words.join(" "),
+                )
+            })
+            .collect::<Vec<_>>(),
+    )
+    .map_err(|e| sqlx::Error::Encode(e.into()))
+}
+
 /// Inserts new contacts with their search index entries. Favorite and blocked start off.
+/// `json`: the rows from [`contacts_json`] when already built (SQLite only).
 pub async fn insert_contacts_bulk(
     tx: &mut Tx,
     org: OrgId,
     rows: &[NewImported],
     now: Timestamp,
+    json: Option<String>,
 ) -> R<()> {
     if rows.is_empty() {
         return Ok(());
     }
     match tx {
         Tx::Sqlite(t) => {
-            // Tuples of borrowed fields serialize as JSON arrays without copying them.
-            let json = serde_json::to_string(
-                &rows
-                    .iter()
-                    .map(|n| {
-                        let c = &n.row;
-                        (
-                            hex(c.id.as_uuid()),
-                            &c.name,
-                            &c.sort_name,
-                            &c.company,
-                            &c.language,
-                            &c.time_zone,
-                            &c.notes,
-                            c.attributes.0.to_string(),
-                            n.words.join(" "),
-                        )
-                    })
-                    .collect::<Vec<_>>(),
-            )
-            .map_err(|e| sqlx::Error::Encode(e.into()))?;
+            let json = match json {
+                Some(json) => json,
+                None => contacts_json(rows)?,
+            };
             // The rows take the `rid`s after the largest (the transaction holds the write
             // lock), so their search entries are written without looking the rows up again.
             // `jsonb_each`: the batch is parsed once, each row is read from its binary form.
@@ -2162,35 +2173,46 @@ pub async fn insert_contacts_bulk(
     Ok(())
 }
 
+/// The rows of [`insert_identities_bulk`] as the JSON its SQLite statement reads (with their
+/// new ids), so a caller can build it before it takes the write lock.
+pub fn identities_json(rows: &[NewIdentity]) -> R<String> {
+    serde_json::to_string(
+        &rows
+            .iter()
+            .map(|i| {
+                (
+                    hex(IdentityId::new().as_uuid()),
+                    hex(i.contact.as_uuid()),
+                    i.kind,
+                    &i.value,
+                    i.line,
+                )
+            })
+            .collect::<Vec<_>>(),
+    )
+    .map_err(|e| sqlx::Error::Encode(e.into()))
+}
+
 /// Inserts identities (known to be free in `org`); those of an import (`import`) record it with
-/// their line, so later batches of that import know the line that brought them.
+/// their line, so later batches of that import know the line that brought them. `json`: the
+/// rows from [`identities_json`] when already built (SQLite only).
 pub async fn insert_identities_bulk(
     tx: &mut Tx,
     org: OrgId,
     rows: &[NewIdentity],
     import: Option<ImportId>,
     now: Timestamp,
+    json: Option<String>,
 ) -> R<()> {
     if rows.is_empty() {
         return Ok(());
     }
     match tx {
         Tx::Sqlite(t) => {
-            let json = serde_json::to_string(
-                &rows
-                    .iter()
-                    .map(|i| {
-                        (
-                            hex(IdentityId::new().as_uuid()),
-                            hex(i.contact.as_uuid()),
-                            i.kind,
-                            &i.value,
-                            i.line,
-                        )
-                    })
-                    .collect::<Vec<_>>(),
-            )
-            .map_err(|e| sqlx::Error::Encode(e.into()))?;
+            let json = match json {
+                Some(json) => json,
+                None => identities_json(rows)?,
+            };
             sqlx::query(
                 "INSERT INTO contact_identities (id, org_id, contact_id, kind, value, created_at, \
                  import_id, import_line) \

@@ -735,8 +735,17 @@ impl Contacts {
             .plan_batch(&mut tx, org, id, ctx, parsed, &prior)
             .await?;
         after.plan_done(&prior, std::mem::take(&mut plan.batch_keys));
+        // SQLite: the statements' JSON is built before the write lock is waited for, so the
+        // writer's turn holds only the statements.
+        let mut prebuilt = (None, None);
         if sqlite {
             tx.rollback().await.map_err(db_err)?;
+            if !plan.creates.is_empty() {
+                prebuilt.0 = Some(store::contacts_json(&plan.creates).map_err(db_err)?);
+            }
+            if !plan.identities.is_empty() {
+                prebuilt.1 = Some(store::identities_json(&plan.identities).map_err(db_err)?);
+            }
             if !after.earlier_committed().await {
                 return Ok(false);
             }
@@ -745,11 +754,11 @@ impl Contacts {
         let planned_at = started.elapsed();
         let n = plan.counts;
         let now = self.now();
-        store::insert_contacts_bulk(&mut tx, org, &plan.creates, now)
+        store::insert_contacts_bulk(&mut tx, org, &plan.creates, now, prebuilt.0)
             .await
             .map_err(db_err)?;
         let contacts_at = started.elapsed();
-        store::insert_identities_bulk(&mut tx, org, &plan.identities, Some(id), now)
+        store::insert_identities_bulk(&mut tx, org, &plan.identities, Some(id), now, prebuilt.1)
             .await
             .map_err(db_err)?;
         let identities_at = started.elapsed();

@@ -218,10 +218,10 @@ impl Contacts {
                 created,
             });
         }
-        store::insert_contacts_bulk(&mut tx, org, &creates, now)
+        store::insert_contacts_bulk(&mut tx, org, &creates, now, None)
             .await
             .map_err(clash)?;
-        store::insert_identities_bulk(&mut tx, org, &identities, None, now)
+        store::insert_identities_bulk(&mut tx, org, &identities, None, now, None)
             .await
             .map_err(clash)?;
         extended.sort_unstable();
