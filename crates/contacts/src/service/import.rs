@@ -575,7 +575,7 @@ impl Contacts {
             moved += 1;
             if !matches!(now.status.as_str(), "queued" | "running")
                 || now.run_from != from_byte
-                || moved > 3
+                || moved > MOVED_RESUMES
             {
                 return Ok(());
             }
@@ -734,6 +734,7 @@ impl Contacts {
         let mut plan = self
             .plan_batch(&mut tx, org, id, ctx, parsed, &prior)
             .await?;
+        let planned_at = started.elapsed();
         after.plan_done(&prior, std::mem::take(&mut plan.batch_keys));
         // SQLite: the statements' JSON is built before the write lock is waited for, so the
         // writer's turn holds only the statements.
@@ -751,7 +752,8 @@ impl Contacts {
             }
             tx = self.begin().await?;
         }
-        let planned_at = started.elapsed();
+        // SQLite's wait for the batch before (PostgreSQL waits at the checkpoint, in `rest`).
+        let writing_at = started.elapsed();
         let n = plan.counts;
         let now = self.now();
         store::insert_contacts_bulk(&mut tx, org, &plan.creates, now, prebuilt.0)
@@ -840,7 +842,8 @@ impl Contacts {
             rows = n.rows,
             read_parse_ms = took.as_millis() as u64,
             plan_ms = planned_at.as_millis() as u64,
-            contacts_ms = (contacts_at - planned_at).as_millis() as u64,
+            wait_ms = (writing_at - planned_at).as_millis() as u64,
+            contacts_ms = (contacts_at - writing_at).as_millis() as u64,
             identities_ms = (identities_at - contacts_at).as_millis() as u64,
             rest_ms = (started.elapsed() - identities_at).as_millis() as u64,
             "import batch written"
@@ -1119,6 +1122,10 @@ pub const IMPORT_RUN_BUDGET: std::time::Duration = std::time::Duration::from_sec
 /// after it. On PostgreSQL their rows go in side by side; on SQLite, which has one writer, a
 /// batch is planned while the one before is written.
 pub const IMPORT_WRITERS: usize = 2;
+
+/// How many times a run goes on from a checkpoint another try moved before it leaves the
+/// import to that try (which is then alive and writing).
+const MOVED_RESUMES: usize = 3;
 
 /// How [`Contacts::run_batches`] ended.
 enum RunEnd {
