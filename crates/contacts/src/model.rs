@@ -167,6 +167,27 @@ pub fn parse_phone(raw: &str, country: Country) -> Result<String, String> {
     Ok(number.format().mode(phonenumber::Mode::E164).to_string())
 }
 
+/// The national significant number of a number in E.164 (`+351912345678` → `912345678`), the
+/// way people type it without the country code; `None` unless `e164` is `+` and digits starting
+/// with a known country calling code. Calling codes are prefix-free, so the first of the 1–3
+/// leading digits that is one is the code. The same as `national()` of the parsed number,
+/// without parsing it again.
+pub fn national_number(e164: &str) -> Option<String> {
+    let digits = e164.strip_prefix('+')?;
+    if !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let db = &*phonenumber::metadata::DATABASE;
+    let code_len = (1..=3.min(digits.len())).find(|&n| {
+        digits[..n]
+            .parse::<u16>()
+            .is_ok_and(|code| db.by_code(&code).is_some())
+    })?;
+    // An Italian leading zero is kept apart from the number (as `national()` does).
+    let national = digits[code_len..].trim_start_matches('0');
+    (!national.is_empty()).then(|| national.to_owned())
+}
+
 /// Turns a typed identity value into its canonical stored form.
 pub fn parse_identity(kind: IdentityKind, raw: &str, country: Country) -> Result<String, String> {
     match kind {
@@ -376,6 +397,38 @@ mod tests {
 
     fn us() -> Country {
         Country::parse("US").unwrap()
+    }
+
+    #[test]
+    fn the_national_number_is_the_parsed_ones() {
+        // One number a country (and the non-geographic codes), in E.164 as stored.
+        for e164 in [
+            "+14155552671",
+            "+351912345678",
+            "+4915112345609",
+            "+442079460958",
+            "+390612345678",
+            "+393123456789",
+            "+5511987654321",
+            "+919876543210",
+            "+8613812345678",
+            "+27821234567",
+            "+6281234567890",
+            "+35312345678",
+            "+380501234567",
+            "+80012345678",
+            "+882123456789",
+        ] {
+            let parsed = phonenumber::parse(None, e164).unwrap();
+            assert_eq!(
+                national_number(e164),
+                Some(parsed.national().value().to_string()),
+                "{e164}"
+            );
+        }
+        for not in ["14155552671", "+", "+1", "+999123", "+1-415", ""] {
+            assert_eq!(national_number(not), None, "{not}");
+        }
     }
 
     #[test]

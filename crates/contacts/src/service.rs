@@ -258,7 +258,13 @@ fn search_words(
         .iter()
         .map(|i| (IdentityKind::from_db(&i.kind), i.value.as_str()))
         .collect();
-    search_words_of(&c.name, c.company.as_deref(), &ids, &c.attributes.0, defs)
+    search_words_of(
+        &c.name,
+        c.company.as_deref(),
+        &ids,
+        c.attributes.0.as_object(),
+        defs,
+    )
 }
 
 /// The search words of a contact's name, company, identities and searchable attributes.
@@ -266,7 +272,7 @@ fn search_words_of(
     name: &str,
     company: Option<&str>,
     identities: &[(Option<IdentityKind>, &str)],
-    attributes: &Value,
+    attributes: Option<&Map<String, Value>>,
     defs: &HashMap<String, AttrDef>,
 ) -> Vec<String> {
     let mut out: Vec<String> = model::words(name).collect();
@@ -274,14 +280,12 @@ fn search_words_of(
     for (kind, value) in identities {
         if kind.is_some_and(IdentityKind::is_phone) {
             out.push(value.trim_start_matches('+').to_owned());
-            if let Ok(n) = phonenumber::parse(None, value) {
-                out.push(n.national().value().to_string());
-            }
+            out.extend(model::national_number(value));
         } else {
             out.extend(model::words(value));
         }
     }
-    if let Value::Object(attrs) = attributes {
+    if let Some(attrs) = attributes {
         for (k, val) in attrs {
             if !defs.get(k).is_some_and(|d| d.attr_type.is_searchable()) {
                 continue;

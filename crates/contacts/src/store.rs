@@ -2026,6 +2026,16 @@ pub async fn import_key_lines(tx: &mut Tx, id: ImportId, keys: &[&str]) -> R<Vec
     if keys.is_empty() {
         return Ok(Vec::new());
     }
+    // A file of new contacts records no keys: one probe instead of one per key.
+    let (any,): (bool,) = with_tx!(tx, |c| sqlx::query_as(
+        "SELECT EXISTS (SELECT 1 FROM contact_import_keys WHERE import_id = $1)"
+    )
+    .bind(id)
+    .fetch_one(c)
+    .await)?;
+    if !any {
+        return Ok(Vec::new());
+    }
     match tx {
         Tx::Sqlite(t) => {
             let json = serde_json::to_string(keys).map_err(|e| sqlx::Error::Encode(e.into()))?;

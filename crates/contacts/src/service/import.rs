@@ -27,7 +27,11 @@
 //! `wamage.contacts.imported` event (`import_id`, `created`, `updated`, `skipped`, `failed`)
 //! is published when an import completes.
 
-use std::{collections::VecDeque, future::Future, sync::Arc};
+use std::{
+    collections::VecDeque,
+    future::Future,
+    sync::{Arc, atomic::AtomicBool},
+};
 
 use axum::body::Bytes;
 use futures::StreamExt;
@@ -533,7 +537,12 @@ impl Contacts {
     /// where its crashed try stopped, and a stale or duplicated job does nothing. Each batch
     /// commits only if the checkpoint is still where it was read, so no batch is written twice
     /// even if two tries of the same run meet (a try presumed lost that was still working).
-    async fn import_run(&self, org: OrgId, id: ImportId, from_byte: i64) -> Result<(), Problem> {
+    async fn import_run(
+        self: &Arc<Self>,
+        org: OrgId,
+        id: ImportId,
+        from_byte: i64,
+    ) -> Result<(), Problem> {
         let Some(imp) = store::get_import(&self.db, org, id).await.map_err(db_err)? else {
             return Ok(());
         };
@@ -584,10 +593,11 @@ impl Contacts {
     }
 
     /// Writes batches from `at` until the file ends or the run's budget is spent (the last
-    /// batch then queues the next run), with up to `import_writers` batches in flight. The
-    /// writes are polled here, not spawned: a run that is dropped drops its transactions.
+    /// batch then queues the next run), with up to `import_writers` batches in flight. Each
+    /// write is a task of its own, aborted with the run: a run that is dropped drops its
+    /// transactions.
     async fn run_batches(
-        &self,
+        self: &Arc<Self>,
         org: OrgId,
         id: ImportId,
         key: &str,
@@ -617,9 +627,11 @@ impl Contacts {
             let more = !end && run_started.elapsed() < self.import_run_budget;
             let (after, handoff) = Handoff::next(before.take(), self.import_writers);
             before = Some(handoff);
-            writes.running.push_back(Box::pin(
-                self.write_batch(org, id, ctx, from, batch, !more, after),
-            ));
+            let (this, ctx_, dropped) = (self.clone(), ctx.clone(), writes.dropped.clone());
+            writes.running.push_back(Write(tokio::spawn(async move {
+                this.write_batch(org, id, &ctx_, from, batch, !more, after, &dropped)
+                    .await
+            })));
             if !more {
                 if !writes.finish().await? {
                     return Ok(RunEnd::Moved);
@@ -698,7 +710,8 @@ impl Contacts {
     /// Writes one parsed batch in one transaction: its contacts, identities, links, rejected
     /// rows, counters and the checkpoint `from` → the chunk's end, and either completes the
     /// import or (`hand_over`) enqueues the job that goes on from there. `false` when the
-    /// checkpoint had moved (another run wrote this batch); nothing is written then.
+    /// checkpoint had moved (another run wrote this batch) or the run was dropped
+    /// (`run_dropped`); nothing is written then.
     #[allow(clippy::too_many_arguments)]
     async fn write_batch(
         &self,
@@ -709,6 +722,7 @@ impl Contacts {
         batch: Prepared,
         hand_over: bool,
         mut after: After,
+        run_dropped: &AtomicBool,
     ) -> Result<bool, Problem> {
         let Prepared {
             chunk,
@@ -835,7 +849,14 @@ impl Contacts {
             self.enqueue_batch(&mut tx, org, id, chunk.next_byte)
                 .await?;
         }
+        // The task is aborted with its run, but may be past its last await when that happens:
+        // a dropped run commits nothing more.
+        if run_dropped.load(std::sync::atomic::Ordering::SeqCst) {
+            return Ok(false);
+        }
+        let commit_start = started.elapsed();
         tx.commit().await.map_err(db_err)?;
+        let commit_ms = (started.elapsed() - commit_start).as_millis() as u64;
         after.committed();
         tracing::debug!(
             import_id = %id,
@@ -846,6 +867,7 @@ impl Contacts {
             contacts_ms = (contacts_at - writing_at).as_millis() as u64,
             identities_ms = (identities_at - contacts_at).as_millis() as u64,
             rest_ms = (started.elapsed() - identities_at).as_millis() as u64,
+            commit_ms,
             "import batch written"
         );
         if hands_over {
@@ -937,17 +959,24 @@ impl Contacts {
         prior: &[BatchKeys],
     ) -> Result<BatchPlan, Problem> {
         let (opts, defs) = (&ctx.opts, &ctx.defs);
-        let mut all_keys: Vec<String> = Vec::new();
-        let mut pairs: Vec<(&'static str, &str)> = Vec::new();
-        for p in &rows {
-            if let Ok(r) = &p.row {
-                for (kind, value) in &r.identities {
-                    all_keys.push(identity_key(kind.as_str(), value));
-                    pairs.push((kind.as_str(), value.as_str()));
-                }
-            }
-        }
-        let key_refs: Vec<&str> = all_keys.iter().map(String::as_str).collect();
+        // Each row's identity keys (none for a row that did not parse), computed once.
+        let row_keys: Vec<Vec<String>> = rows
+            .iter()
+            .map(|p| match &p.row {
+                Ok(r) => r
+                    .identities
+                    .iter()
+                    .map(|(k, v)| identity_key(k.as_str(), v))
+                    .collect(),
+                Err(_) => Vec::new(),
+            })
+            .collect();
+        let pairs: Vec<(&'static str, &str)> = rows
+            .iter()
+            .filter_map(|p| p.row.as_ref().ok())
+            .flat_map(|r| r.identities.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .collect();
+        let key_refs: Vec<&str> = row_keys.iter().flatten().map(String::as_str).collect();
         let mut earlier: HashMap<String, i64> = store::import_key_lines(tx, id, &key_refs)
             .await
             .map_err(db_err)?
@@ -976,7 +1005,7 @@ impl Contacts {
             .map(|d| d.key.as_str())
             .collect();
         required.sort_unstable();
-        for p in rows {
+        for (p, keys) in rows.into_iter().zip(row_keys) {
             plan.counts.rows += 1;
             let row = match p.row {
                 Ok(row) => row,
@@ -985,11 +1014,6 @@ impl Contacts {
                     continue;
                 }
             };
-            let keys: Vec<String> = row
-                .identities
-                .iter()
-                .map(|(k, v)| identity_key(k.as_str(), v))
-                .collect();
             if let Some((l, (kind, value))) = keys.iter().zip(&row.identities).find_map(|(k, i)| {
                 earlier
                     .get(k)
@@ -1213,18 +1237,49 @@ impl After {
     }
 }
 
-/// A batch's write.
-type Write<'a> = std::pin::Pin<Box<dyn Future<Output = Result<bool, Problem>> + Send + 'a>>;
+/// A batch's write, running as a task of its own: one batch's planning (CPU work between its
+/// queries) does not hold up the statements of the batch before it. Aborted when dropped, so
+/// a dropped run drops its batches' transactions (rolled back).
+struct Write(tokio::task::JoinHandle<Result<bool, Problem>>);
+
+impl Future for Write {
+    type Output = Result<bool, Problem>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        // A panicking write fails the run (the job retries from the checkpoint).
+        std::pin::Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|r| r.unwrap_or_else(|e| Err(Problem::internal(e))))
+    }
+}
+
+impl Drop for Write {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
 
 /// The batches of a run being written, oldest first, and the outcomes of those that finished
 /// and have not been looked at yet.
 #[derive(Default)]
-struct InFlight<'a> {
-    running: futures::stream::FuturesOrdered<Write<'a>>,
+struct InFlight {
+    running: futures::stream::FuturesOrdered<Write>,
     finished: VecDeque<Result<bool, Problem>>,
+    /// Set when the run drops its writes: a write past its last await does not commit.
+    dropped: Arc<AtomicBool>,
 }
 
-impl InFlight<'_> {
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.dropped
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl InFlight {
     /// Runs `work` while the writes go on.
     async fn meanwhile<T>(&mut self, work: impl Future<Output = T>) -> T {
         let mut work = std::pin::pin!(work);
@@ -1504,10 +1559,10 @@ fn parse_rows(
     defs: &HashMap<String, AttrDef>,
     country: Country,
     tags: &HashMap<String, TagId>,
-    records: Vec<(i64, csv::StringRecord)>,
+    mut records: Vec<(i64, csv::StringRecord)>,
 ) -> Vec<Parsed> {
-    let one = |(line, rec): &(i64, csv::StringRecord)| {
-        let row = parse_row(opts, defs, country, tags, rec).map(|r| {
+    let one = |(line, rec): (i64, csv::StringRecord)| {
+        let row = parse_row(opts, defs, country, tags, &rec).map(|r| {
             let ids: Vec<(Option<IdentityKind>, &str)> = r
                 .identities
                 .iter()
@@ -1516,14 +1571,12 @@ fn parse_rows(
             let given_name = r.name.is_some();
             let name = r
                 .name
-                .clone()
                 .or_else(|| r.identities.first().map(|(_, v)| v.clone()));
-            let attrs = Value::Object(r.attributes.clone());
             let words = search_words_of(
                 name.as_deref().unwrap_or(""),
                 r.company.as_deref(),
                 &ids,
-                &attrs,
+                Some(&r.attributes),
                 defs,
             );
             CheckedRow {
@@ -1542,8 +1595,8 @@ fn parse_rows(
             }
         });
         Parsed {
-            line: *line,
-            raw: rec.clone(),
+            line,
+            raw: rec,
             row,
         }
     };
@@ -1553,13 +1606,20 @@ fn parse_rows(
         .saturating_sub(1)
         .clamp(1, 8);
     if threads == 1 || records.len() < 256 {
-        return records.iter().map(one).collect();
+        return records.into_iter().map(one).collect();
     }
     let per = records.len().div_ceil(threads);
+    let mut parts = Vec::with_capacity(threads);
+    while records.len() > per {
+        let rest = records.split_off(per);
+        parts.push(std::mem::replace(&mut records, rest));
+    }
+    parts.push(records);
+    let one = &one;
     std::thread::scope(|s| {
-        let parts: Vec<_> = records
-            .chunks(per)
-            .map(|part| s.spawn(move || part.iter().map(one).collect::<Vec<_>>()))
+        let parts: Vec<_> = parts
+            .into_iter()
+            .map(|part| s.spawn(move || part.into_iter().map(one).collect::<Vec<_>>()))
             .collect();
         parts
             .into_iter()

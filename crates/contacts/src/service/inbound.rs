@@ -168,7 +168,6 @@ impl Contacts {
         // Contacts this batch creates → their index in `creates`.
         let mut fresh: HashMap<ContactId, usize> = HashMap::new();
         let no_defs = HashMap::new();
-        let no_attributes = Value::Object(Map::new());
         for s in senders {
             let owner = s
                 .iter()
@@ -179,8 +178,7 @@ impl Contacts {
                     let display = display_name(None, &s[0].1);
                     let ids: Vec<(Option<IdentityKind>, &str)> =
                         s.iter().map(|(k, v)| (Some(*k), v.as_str())).collect();
-                    let words =
-                        super::search_words_of(&display, None, &ids, &no_attributes, &no_defs);
+                    let words = super::search_words_of(&display, None, &ids, None, &no_defs);
                     let row = new_contact(&display, now);
                     names.insert(row.id, display);
                     let id = row.id;
@@ -205,7 +203,7 @@ impl Contacts {
                     // A contact this batch creates: its search words get the identity too.
                     Some(&i) if !created => {
                         let ids = [(Some(*k), v.as_str())];
-                        let more = super::search_words_of("", None, &ids, &no_attributes, &no_defs);
+                        let more = super::search_words_of("", None, &ids, None, &no_defs);
                         creates[i].words.extend(more);
                     }
                     Some(_) => {}
