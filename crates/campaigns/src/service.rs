@@ -3,9 +3,12 @@
 //! retargeting.
 //!
 //! **Never twice.** Each recipient is one row, unique per campaign and contact. A dispatcher
-//! claims pending rows with a lease (`sending`), sends, and records each outcome only on rows
-//! it still holds. A row whose lease ran out (its worker stopped mid-send) becomes
-//! `unconfirmed`: the send may or may not have reached the provider. WhatsApp sends carry
+//! leases the next range of `seq` numbers (one row in `campaign_leases`; the recipients are
+//! not written), sends the range's pending recipients, and records each outcome only on rows
+//! it still holds, releasing the lease in the same write. Once every number has been leased,
+//! the recipients still pending are claimed row by row with a lease (`sending`), never one
+//! inside a live range lease. A recipient whose lease ran out (its worker stopped mid-send)
+//! becomes `unconfirmed`: the send may or may not have reached the provider. WhatsApp sends carry
 //! `biz_opaque_callback_data` = `wc:{campaign}:{seq}`, which Meta echoes in every delivery
 //! report, so a report settles the row as sent; only when no report came within the grace
 //! period is it sent again. Other channels have no such echo: an unconfirmed row is failed
@@ -224,10 +227,16 @@ impl Campaigns {
         let get = |s: &str| states.iter().find(|(k, _)| k == s).map_or(0, |(_, n)| *n);
         let (delivered, read) = (get("delivered") + get("read"), get("read"));
         let rows: i64 = states.iter().map(|(_, n)| n).sum();
+        // Pending rows inside a range lease are being sent.
+        let in_flight = if get("pending") > 0 {
+            store::leased_pending(&self.db, id).await.map_err(db_err)?
+        } else {
+            0
+        };
         Ok(Counts {
             total: total.max(rows),
-            pending: get("pending"),
-            sending: get("sending") + get("unconfirmed"),
+            pending: get("pending") - in_flight,
+            sending: get("sending") + get("unconfirmed") + in_flight,
             sent: get("sent") + get("delivered") + get("read"),
             delivered,
             read,
@@ -1145,14 +1154,25 @@ impl Campaigns {
         // The lease and unconfirmed sweeps run at the start and then at most once a second
         // (not before every batch): leases last `WAMAGE_CAMPAIGN_LEASE_SECS`, far longer.
         let mut swept: Option<Instant> = None;
-        // The last `seq` this dispatcher claimed (see `store::claim`).
+        // The last `seq` this dispatcher claimed row by row (see `store::claim`).
         let mut cursor: i64 = 0;
+        // Every number of the campaign has been leased in a range (see `store::claim_range`).
+        let mut ranges_done = false;
         loop {
             let Some(row) = store::get_any(&self.db, id).await.map_err(db_err)? else {
                 return Ok(JobOutcome::Done);
             };
-            if CampaignStatus::from_db(&row.status) != CampaignStatus::Running {
-                return Ok(JobOutcome::Done);
+            match CampaignStatus::from_db(&row.status) {
+                CampaignStatus::Running => {}
+                CampaignStatus::Cancelled => {
+                    // Recipients this dispatcher's last batch gave back (not sent when the
+                    // cancel came) were in a live lease when the cancel skipped the rest.
+                    store::skip_pending(&self.db, id, "cancelled", self.now())
+                        .await
+                        .map_err(db_err)?;
+                    return Ok(JobOutcome::Done);
+                }
+                _ => return Ok(JobOutcome::Done),
             }
             if row.snapshot_at.is_none() {
                 return Ok(JobOutcome::retry_after(
@@ -1222,17 +1242,43 @@ impl Campaigns {
             };
             let size = i64::from(self.config.batch.min(pace.saturating_mul(5)).max(1));
             let lease = now.plus(self.config.lease);
-            let mut claimed = store::claim(&self.db, id, size, cursor, lease, now)
-                .await
-                .map_err(db_err)?;
-            if claimed.is_empty() && cursor > 0 {
+            // The campaign's numbers are leased range by range first (nothing written per
+            // recipient); then what is still pending is claimed row by row.
+            let mut range = None;
+            if !ranges_done {
+                match store::claim_range(&self.db, id, size, lease)
+                    .await
+                    .map_err(db_err)?
+                {
+                    Some((first, claimed)) if claimed.is_empty() => {
+                        store::release_lease(&self.db, id, first)
+                            .await
+                            .map_err(db_err)?;
+                        continue;
+                    }
+                    Some((first, claimed)) => range = Some((first, claimed)),
+                    None => ranges_done = true,
+                }
+            }
+            let (lease_first, mut claimed) = match range {
+                Some((first, claimed)) => (Some(first), claimed),
+                None => (
+                    None,
+                    store::claim(&self.db, id, size, cursor, lease, now)
+                        .await
+                        .map_err(db_err)?,
+                ),
+            };
+            if lease_first.is_none() && claimed.is_empty() && cursor > 0 {
                 // Past the cursor nothing is pending; rows sent back behind it are claimed now.
                 cursor = 0;
                 claimed = store::claim(&self.db, id, size, 0, lease, now)
                     .await
                     .map_err(db_err)?;
             }
-            if let Some(last) = claimed.iter().map(|c| c.seq).max() {
+            if lease_first.is_none()
+                && let Some(last) = claimed.iter().map(|c| c.seq).max()
+            {
                 cursor = last;
             }
             if claimed.is_empty() {
@@ -1264,7 +1310,9 @@ impl Campaigns {
                 }
                 return Ok(JobOutcome::Done);
             }
-            let effects = self.send_batch(&row, &channel, &template, claimed).await?;
+            let effects = self
+                .send_batch(&row, &channel, &template, claimed, lease_first)
+                .await?;
             for e in effects {
                 match e {
                     Effect::Pause(reason) => self.auto_pause(&row, &reason).await?,
@@ -1321,6 +1369,7 @@ impl Campaigns {
         channel: &Channel,
         template: &Template,
         claimed: Vec<Claimed>,
+        lease: Option<i64>,
     ) -> Result<Vec<Effect>, Problem> {
         let purpose = template.category.purpose();
         let ids: Vec<ContactId> = claimed.iter().map(|c| c.contact_id).collect();
@@ -1387,7 +1436,7 @@ impl Campaigns {
                 effects.push(e);
             }
         }
-        store::record(&self.db, row.id, &outcomes, self.now())
+        store::record(&self.db, row.id, &outcomes, lease, self.now())
             .await
             .map_err(db_err)?;
         Ok(effects)

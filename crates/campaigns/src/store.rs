@@ -237,14 +237,22 @@ pub struct NewRecipient {
     pub skip_reason: Option<String>,
 }
 
+/// Deletes a campaign's recipients and leases (a snapshot starting over); numbering starts
+/// again from 1.
 pub async fn clear_recipients(db: &Db, id: CampaignId) -> R<()> {
-    with_db!(db, |p| sqlx::query(
-        "DELETE FROM campaign_recipients WHERE campaign_id = $1"
-    )
-    .bind(id)
-    .execute(p)
-    .await
-    .map(|_| ()))
+    let mut tx = db.begin().await?;
+    for sql in [
+        "DELETE FROM campaign_recipients WHERE campaign_id = $1",
+        "DELETE FROM campaign_leases WHERE campaign_id = $1",
+        "UPDATE campaigns SET next_seq = 1 WHERE id = $1",
+    ] {
+        with_tx!(&mut tx, |c| sqlx::query(sql)
+            .bind(id)
+            .execute(c)
+            .await
+            .map(|_| ()))?;
+    }
+    tx.commit().await
 }
 
 /// Copies one audience page into the campaign's recipients in one statement (`seq` from
@@ -440,6 +448,163 @@ pub struct Claimed {
     pub attempts: i64,
 }
 
+/// A range claim's row: the range's first `seq`, then one pending recipient (`seq`, contact,
+/// attempts) or none.
+type RangeRow = (i64, Option<i64>, Option<ContactId>, Option<i64>);
+
+/// Leases the campaign's next `size` recipients in `seq` order (whatever their state), from
+/// `campaigns.next_seq` to the last of them, until `lease_until`; returns the range's first
+/// `seq` and its pending recipients (their `attempts` counting this claim). `None` once every
+/// recipient has been in a range. Nothing is written to the recipients: the lease row holds
+/// them, and their outcomes are recorded with it released (`record`). (`seq` need not be
+/// dense: a PostgreSQL snapshot numbers each of its ranges of contacts from its own base.)
+pub async fn claim_range(
+    db: &Db,
+    id: CampaignId,
+    size: i64,
+    lease_until: Timestamp,
+) -> R<Option<(i64, Vec<Claimed>)>> {
+    match db {
+        Db::Sqlite(_) => claim_range_sqlite(db, id, size, lease_until).await,
+        Db::Postgres(p) => {
+            // One statement. Concurrent claims queue on the campaign's row (a claim that
+            // waited reads the row as the one before left it); each then reads only its own
+            // range, which nobody else writes while ranges remain (`claim` runs only after
+            // that, and skips live leases).
+            let rows: Vec<RangeRow> = sqlx::query_as(
+                "WITH c AS (SELECT next_seq FROM campaigns WHERE id = $1 FOR UPDATE), \
+                 r AS (SELECT MIN(c.next_seq) AS first_seq, MAX(s.seq) AS last_seq FROM c, \
+                 LATERAL (SELECT seq FROM campaign_recipients WHERE campaign_id = $1 \
+                 AND seq >= c.next_seq ORDER BY seq LIMIT $2) s), \
+                 u AS (UPDATE campaigns SET next_seq = r.last_seq + 1 FROM r \
+                 WHERE campaigns.id = $1 AND r.last_seq IS NOT NULL \
+                 RETURNING r.first_seq, r.last_seq), \
+                 l AS (INSERT INTO campaign_leases (campaign_id, first_seq, last_seq, lease_until) \
+                 SELECT $1, first_seq, last_seq, $3 FROM u RETURNING first_seq, last_seq) \
+                 SELECT l.first_seq, x.seq, x.contact_id, x.attempts FROM l \
+                 LEFT JOIN LATERAL (SELECT seq, contact_id, attempts FROM campaign_recipients \
+                 WHERE campaign_id = $1 AND seq BETWEEN l.first_seq AND l.last_seq \
+                 AND state = 'pending' ORDER BY seq) x ON TRUE",
+            )
+            .bind(id)
+            .bind(size)
+            .bind(lease_until)
+            .fetch_all(p)
+            .await?;
+            let Some(first) = rows.first().map(|r| r.0) else {
+                return Ok(None);
+            };
+            let claimed = rows
+                .into_iter()
+                .filter_map(|(_, seq, contact, attempts)| {
+                    Some(Claimed {
+                        seq: seq?,
+                        contact_id: contact?,
+                        attempts: attempts? + 1,
+                    })
+                })
+                .collect();
+            Ok(Some((first, claimed)))
+        }
+    }
+}
+
+async fn claim_range_sqlite(
+    db: &Db,
+    id: CampaignId,
+    size: i64,
+    lease_until: Timestamp,
+) -> R<Option<(i64, Vec<Claimed>)>> {
+    let mut tx = db.begin().await?;
+    let Tx::Sqlite(t) = &mut tx else {
+        return Ok(None);
+    };
+    let (first, last): (i64, Option<i64>) = sqlx::query_as(
+        "SELECT c.next_seq, (SELECT MAX(seq) FROM (SELECT seq FROM campaign_recipients \
+         WHERE campaign_id = c.id AND seq >= c.next_seq ORDER BY seq LIMIT ?)) \
+         FROM campaigns c WHERE c.id = ?",
+    )
+    .bind(size)
+    .bind(id)
+    .fetch_one(&mut **t)
+    .await?;
+    let Some(last) = last else {
+        return Ok(None); // nothing was written
+    };
+    sqlx::query("UPDATE campaigns SET next_seq = ? WHERE id = ?")
+        .bind(last + 1)
+        .bind(id)
+        .execute(&mut **t)
+        .await?;
+    let (picked,): (String,) = sqlx::query_as(
+        "SELECT json_group_array(json_array(seq, hex(contact_id), attempts)) FROM \
+         (SELECT seq, contact_id, attempts FROM campaign_recipients \
+         WHERE campaign_id = ? AND seq BETWEEN ? AND ? AND state = 'pending' ORDER BY seq)",
+    )
+    .bind(id)
+    .bind(first)
+    .bind(last)
+    .fetch_one(&mut **t)
+    .await?;
+    let claimed = parse_picked(&picked)?;
+    // A range with nothing to send needs no lease (releasing it finds none).
+    if !claimed.is_empty() {
+        sqlx::query(
+            "INSERT INTO campaign_leases (campaign_id, first_seq, last_seq, lease_until) \
+             VALUES (?, ?, ?, ?)",
+        )
+        .bind(id)
+        .bind(first)
+        .bind(last)
+        .bind(lease_until)
+        .execute(&mut **t)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(Some((first, claimed)))
+}
+
+/// Recipients read as one `json_group_array` of `[seq, hex(contact_id), attempts]` (sqlx hands
+/// SQLite's result rows over one by one), with `attempts` counting the claim.
+fn parse_picked(picked: &str) -> R<Vec<Claimed>> {
+    let rows: Vec<(i64, String, i64)> =
+        serde_json::from_str(picked).map_err(|e| sqlx::Error::Decode(e.into()))?;
+    let mut claimed = Vec::with_capacity(rows.len());
+    for (seq, contact, attempts) in rows {
+        let contact = uuid::Uuid::parse_str(&contact).map_err(|e| sqlx::Error::Decode(e.into()))?;
+        claimed.push(Claimed {
+            seq,
+            contact_id: ContactId::from(contact),
+            attempts: attempts + 1,
+        });
+    }
+    Ok(claimed)
+}
+
+/// Gives a range lease up (its recipients were all done when it was taken).
+pub async fn release_lease(db: &Db, id: CampaignId, first_seq: i64) -> R<()> {
+    with_db!(db, |p| sqlx::query(
+        "DELETE FROM campaign_leases WHERE campaign_id = $1 AND first_seq = $2"
+    )
+    .bind(id)
+    .bind(first_seq)
+    .execute(p)
+    .await
+    .map(|_| ()))
+}
+
+/// Pending recipients inside live range leases: being sent now.
+pub async fn leased_pending(db: &Db, id: CampaignId) -> R<i64> {
+    with_db!(db, |p| sqlx::query_scalar::<_, i64>(
+        "SELECT COUNT(*) FROM campaign_leases l JOIN campaign_recipients r \
+         ON r.campaign_id = l.campaign_id AND r.seq BETWEEN l.first_seq AND l.last_seq \
+         WHERE l.campaign_id = $1 AND r.state = 'pending'"
+    )
+    .bind(id)
+    .fetch_one(p)
+    .await)
+}
+
 /// Claims up to `limit` pending recipients after `after` (in `seq` order) with a lease; each
 /// row goes to one claimer. Dispatchers pass the last `seq` they claimed: on PostgreSQL every
 /// claimed row leaves a dead index entry behind it until vacuum, and a scan from the start
@@ -459,9 +624,11 @@ pub async fn claim(
             // The picked rows are joined back by primary key (a plan on the state index with
             // `seq = ANY(…)` as a filter reads every pending row when the statistics are stale).
             sqlx::query_as::<_, Claimed>(
-                "WITH picked AS (SELECT seq FROM campaign_recipients \
-                 WHERE campaign_id = $1 AND state = 'pending' AND seq > $5 ORDER BY seq LIMIT $2 \
-                 FOR UPDATE SKIP LOCKED) \
+                "WITH picked AS (SELECT p.seq FROM campaign_recipients p \
+                 WHERE p.campaign_id = $1 AND p.state = 'pending' AND p.seq > $5 \
+                 AND NOT EXISTS (SELECT 1 FROM campaign_leases l WHERE l.campaign_id = $1 \
+                 AND p.seq BETWEEN l.first_seq AND l.last_seq) \
+                 ORDER BY p.seq LIMIT $2 FOR UPDATE OF p SKIP LOCKED) \
                  UPDATE campaign_recipients r SET state = 'sending', lease_until = $3, \
                  attempts = r.attempts + 1, updated_at = $4 \
                  FROM picked WHERE r.campaign_id = $1 AND r.seq = picked.seq \
@@ -495,26 +662,19 @@ async fn claim_sqlite(
     };
     let (picked,): (String,) = sqlx::query_as(
         "SELECT json_group_array(json_array(seq, hex(contact_id), attempts)) FROM \
-         (SELECT seq, contact_id, attempts FROM campaign_recipients \
+         (SELECT r.seq, r.contact_id, r.attempts FROM campaign_recipients r \
          INDEXED BY campaign_recipients_state_idx \
-         WHERE campaign_id = ? AND state = 'pending' AND seq > ? ORDER BY seq LIMIT ?)",
+         WHERE r.campaign_id = ? AND r.state = 'pending' AND r.seq > ? \
+         AND NOT EXISTS (SELECT 1 FROM campaign_leases l WHERE l.campaign_id = ? \
+         AND r.seq BETWEEN l.first_seq AND l.last_seq) ORDER BY r.seq LIMIT ?)",
     )
     .bind(id)
     .bind(after)
+    .bind(id)
     .bind(limit)
     .fetch_one(&mut **t)
     .await?;
-    let rows: Vec<(i64, String, i64)> =
-        serde_json::from_str(&picked).map_err(|e| sqlx::Error::Decode(e.into()))?;
-    let mut claimed = Vec::with_capacity(rows.len());
-    for (seq, contact, attempts) in rows {
-        let contact = uuid::Uuid::parse_str(&contact).map_err(|e| sqlx::Error::Decode(e.into()))?;
-        claimed.push(Claimed {
-            seq,
-            contact_id: ContactId::from(contact),
-            attempts: attempts + 1,
-        });
-    }
+    let claimed = parse_picked(&picked)?;
     for chunk in claimed.chunks(500) {
         let sql = format!(
             "UPDATE campaign_recipients SET state = 'sending', lease_until = ?, \
@@ -563,16 +723,27 @@ pub enum Outcome {
     Retry,
 }
 
-/// Records a batch of outcomes. Only rows still claimed (`sending`) or unconfirmed are written
-/// (a retry only from `sending`), so a late writer cannot undo a newer state. PostgreSQL gets
-/// one statement for the whole batch: the outcomes as parallel arrays joined on the primary
-/// key, a single round trip and commit. SQLite, in process, runs one statement per kind of
-/// outcome and hundred rows (see `record_sqlite`).
-pub async fn record(db: &Db, id: CampaignId, outcomes: &[(i64, Outcome)], now: Timestamp) -> R<()> {
+/// Records a batch of outcomes and releases the batch's range lease (`lease`: its first
+/// `seq`), together. Only rows still claimed are written: `sending` (claimed row by row) or
+/// `pending` (inside a range lease; its attempt is counted now), or `unconfirmed` (not by a
+/// retry), so a late writer cannot undo a newer state. PostgreSQL gets one statement for the
+/// whole batch: the outcomes as parallel arrays joined on the primary key, a single round trip
+/// and commit. SQLite, in process, runs one statement per kind of outcome and hundred rows
+/// (see `record_sqlite`).
+pub async fn record(
+    db: &Db,
+    id: CampaignId,
+    outcomes: &[(i64, Outcome)],
+    lease: Option<i64>,
+    now: Timestamp,
+) -> R<()> {
     let Db::Postgres(p) = db else {
-        return record_sqlite(db, id, outcomes, now).await;
+        return record_sqlite(db, id, outcomes, lease, now).await;
     };
     if outcomes.is_empty() {
+        if let Some(first) = lease {
+            return release_lease(db, id, first).await;
+        }
         return Ok(());
     }
     let n = outcomes.len();
@@ -597,7 +768,9 @@ pub async fn record(db: &Db, id: CampaignId, outcomes: &[(i64, Outcome)], now: T
         texts.push(text);
     }
     sqlx::query(
-        "UPDATE campaign_recipients r SET state = x.state, \
+        "WITH released AS (DELETE FROM campaign_leases WHERE campaign_id = $1 AND first_seq = $8) \
+         UPDATE campaign_recipients r SET state = x.state, \
+         attempts = r.attempts + CASE WHEN r.state = 'pending' THEN 1 ELSE 0 END, \
          provider_message_id = CASE WHEN x.state = 'sent' THEN x.pid ELSE r.provider_message_id END, \
          sent_at = CASE WHEN x.state = 'sent' THEN $2 ELSE r.sent_at END, \
          error_code = CASE WHEN x.state = 'failed' THEN x.code ELSE r.error_code END, \
@@ -608,7 +781,8 @@ pub async fn record(db: &Db, id: CampaignId, outcomes: &[(i64, Outcome)], now: T
          FROM UNNEST($3::bigint[], $4::text[], $5::text[], $6::bigint[], $7::text[]) \
          AS x(seq, state, pid, code, text) \
          WHERE r.campaign_id = $1 AND r.seq = x.seq \
-         AND (r.state = 'sending' OR (r.state = 'unconfirmed' AND x.state <> 'pending'))",
+         AND (r.state IN ('sending', 'pending') \
+         OR (r.state = 'unconfirmed' AND x.state <> 'pending'))",
     )
     .bind(id)
     .bind(now)
@@ -617,6 +791,7 @@ pub async fn record(db: &Db, id: CampaignId, outcomes: &[(i64, Outcome)], now: T
     .bind(pids)
     .bind(codes)
     .bind(texts)
+    .bind(lease)
     .execute(p)
     .await?;
     Ok(())
@@ -631,6 +806,7 @@ async fn record_sqlite(
     db: &Db,
     id: CampaignId,
     outcomes: &[(i64, Outcome)],
+    lease: Option<i64>,
     now: Timestamp,
 ) -> R<()> {
     let mut sent: Vec<(i64, &str)> = Vec::new();
@@ -657,8 +833,8 @@ async fn record_sqlite(
         let n = chunk.len();
         let sql = format!(
             "UPDATE campaign_recipients SET state = 'sent', provider_message_id = CASE seq{} END, \
-             sent_at = ?, lease_until = NULL, updated_at = ? \
-             WHERE campaign_id = ? AND seq IN ({}) AND +state IN ('sending', 'unconfirmed')",
+             sent_at = ?, lease_until = NULL, updated_at = ?, attempts = attempts + (state = 'pending') \
+             WHERE campaign_id = ? AND seq IN ({}) AND +state IN ('sending', 'pending', 'unconfirmed')",
             cases(n),
             list(n)
         );
@@ -676,8 +852,9 @@ async fn record_sqlite(
         let n = chunk.len();
         let sql = format!(
             "UPDATE campaign_recipients SET state = 'failed', error_code = CASE seq{} END, \
-             error_title = CASE seq{} END, failed_at = ?, lease_until = NULL, updated_at = ? \
-             WHERE campaign_id = ? AND seq IN ({}) AND +state IN ('sending', 'unconfirmed')",
+             error_title = CASE seq{} END, failed_at = ?, lease_until = NULL, updated_at = ?, \
+             attempts = attempts + (state = 'pending') \
+             WHERE campaign_id = ? AND seq IN ({}) AND +state IN ('sending', 'pending', 'unconfirmed')",
             cases(n),
             cases(n),
             list(n)
@@ -699,8 +876,8 @@ async fn record_sqlite(
         let n = chunk.len();
         let sql = format!(
             "UPDATE campaign_recipients SET state = 'skipped', skip_reason = CASE seq{} END, \
-             lease_until = NULL, updated_at = ? \
-             WHERE campaign_id = ? AND seq IN ({}) AND +state IN ('sending', 'unconfirmed')",
+             lease_until = NULL, updated_at = ?, attempts = attempts + (state = 'pending') \
+             WHERE campaign_id = ? AND seq IN ({}) AND +state IN ('sending', 'pending', 'unconfirmed')",
             cases(n),
             list(n)
         );
@@ -716,8 +893,9 @@ async fn record_sqlite(
     }
     for chunk in retry.chunks(100) {
         let sql = format!(
-            "UPDATE campaign_recipients SET state = 'pending', lease_until = NULL, updated_at = ? \
-             WHERE campaign_id = ? AND seq IN ({}) AND +state = 'sending'",
+            "UPDATE campaign_recipients SET state = 'pending', lease_until = NULL, updated_at = ?, \
+             attempts = attempts + (state = 'pending') \
+             WHERE campaign_id = ? AND seq IN ({}) AND +state IN ('sending', 'pending')",
             list(chunk.len())
         );
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now).bind(id);
@@ -725,6 +903,13 @@ async fn record_sqlite(
             q = q.bind(*seq);
         }
         q.execute(&mut **t).await?;
+    }
+    if let Some(first) = lease {
+        sqlx::query("DELETE FROM campaign_leases WHERE campaign_id = ? AND first_seq = ?")
+            .bind(id)
+            .bind(first)
+            .execute(&mut **t)
+            .await?;
     }
     tx.commit().await
 }
@@ -751,14 +936,41 @@ async fn update_recipients(db: &Db, sql: String, id: CampaignId, now: Timestamp)
         .map(|r| r.rows_affected()))
 }
 
-/// Leases that ran out mid-send become `unconfirmed`; returns how many.
+/// Leases that ran out mid-send: their recipients become `unconfirmed` (a range lease's
+/// still-pending ones, with the attempt counted), and the range leases go. Returns how many
+/// recipients.
 pub async fn expire_leases(db: &Db, id: CampaignId, now: Timestamp) -> R<u64> {
     let sql = format!(
         "UPDATE {} SET state = 'unconfirmed', updated_at = $2 \
          WHERE campaign_id = $1 AND state = 'sending' AND lease_until < $2",
         recipients_by_state(db)
     );
-    update_recipients(db, sql, id, now).await
+    let mut n = update_recipients(db, sql, id, now).await?;
+    let mut tx = db.begin().await?;
+    let expired: Vec<(i64, i64)> = with_tx!(&mut tx, |c| sqlx::query_as(
+        "DELETE FROM campaign_leases WHERE campaign_id = $1 AND lease_until < $2 \
+         RETURNING first_seq, last_seq"
+    )
+    .bind(id)
+    .bind(now)
+    .fetch_all(c)
+    .await)?;
+    for (first, last) in expired {
+        n += with_tx!(&mut tx, |c| sqlx::query(
+            "UPDATE campaign_recipients SET state = 'unconfirmed', attempts = attempts + 1, \
+             updated_at = $2 WHERE campaign_id = $1 AND seq BETWEEN $3 AND $4 \
+             AND state = 'pending'"
+        )
+        .bind(id)
+        .bind(now)
+        .bind(first)
+        .bind(last)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))?;
+    }
+    tx.commit().await?;
+    Ok(n)
 }
 
 /// Unconfirmed rows older than `before`: sent again (`resend`) or failed as unconfirmable.
@@ -1030,11 +1242,14 @@ pub async fn mark_replied(
     .map(|r| r.rows_affected()))
 }
 
-/// Pending recipients of a cancelled campaign become skipped with `reason`.
+/// Pending recipients of a cancelled campaign become skipped with `reason`, except those in
+/// a live range lease: they may be at the provider now, and their dispatcher records them.
 pub async fn skip_pending(db: &Db, id: CampaignId, reason: &str, now: Timestamp) -> R<u64> {
     let sql = format!(
         "UPDATE {} SET state = 'skipped', skip_reason = $2, updated_at = $3 \
-         WHERE campaign_id = $1 AND state = 'pending'",
+         WHERE campaign_id = $1 AND state = 'pending' \
+         AND NOT EXISTS (SELECT 1 FROM campaign_leases l WHERE l.campaign_id = $1 \
+         AND campaign_recipients.seq BETWEEN l.first_seq AND l.last_seq)",
         recipients_by_state(db)
     );
     with_db!(db, |p| sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))

@@ -1044,6 +1044,122 @@ async fn never_twice_when_workers_stop_mid_send(app: TestApp) {
     assert_eq!(c["counts"]["sent"], 120, "{c}");
 }
 
+/// Runs SQL against the app's database (bound to the campaign id as `$1`); returns the rows
+/// it changed.
+async fn exec(app: &TestApp, sql: &str, campaign: &str) -> u64 {
+    use wamage_platform::{Db, with_db};
+    let db: &Db = &app.state.db;
+    let id = uuid::Uuid::parse_str(campaign).unwrap();
+    with_db!(db, |p| sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()))
+    .unwrap()
+}
+
+/// A campaign's first four recipients are held by another dispatcher's range lease (alive, but
+/// not heard from): the dispatchers send the rest, never claim a held recipient row by row,
+/// and show it as being sent; when the lease runs out its recipients are sent once. A cancel
+/// leaves recipients in a live lease to their holder.
+async fn recipients_in_a_live_lease_are_left_to_its_holder(app: TestApp) {
+    let w = world(&app).await;
+    w.fake.set_auto_statuses(vec!["sent"]);
+    let template = approved_template(&app, &w, "promo").await;
+    let mut ids = Vec::new();
+    for i in 0..12 {
+        let id = contact(
+            &app,
+            &w.admin,
+            &format!("L {i}"),
+            &format!("+1415558{i:04}"),
+            Some("X"),
+        )
+        .await;
+        consent(&app, &w.admin, &id, "opted_in").await;
+        ids.push(id);
+    }
+    let g = group_of(&app, &w.admin, "All", &ids).await;
+    let launch = |id: String| {
+        let app = &app;
+        let w = &w;
+        async move {
+            expect_json(
+                app.post_as(
+                    &w.admin,
+                    &format!("/api/v1/campaigns/{id}/launch"),
+                    &json!({}),
+                )
+                .await,
+                StatusCode::OK,
+            )
+            .await;
+            app.run_jobs().await; // the snapshot
+            // The first four recipients leased for a minute by a dispatcher elsewhere.
+            let held = "INSERT INTO campaign_leases (campaign_id, first_seq, last_seq, lease_until) \
+                 SELECT campaign_id, MIN(seq), MAX(seq), MAX(updated_at) + 60000 FROM \
+                 (SELECT campaign_id, seq, updated_at FROM campaign_recipients \
+                 WHERE campaign_id = $1 ORDER BY seq LIMIT 4) t GROUP BY campaign_id";
+            assert_eq!(exec(app, held, &id).await, 1);
+            let next = "UPDATE campaigns SET next_seq = (SELECT last_seq + 1 FROM campaign_leases \
+                 WHERE campaign_id = $1) WHERE id = $1";
+            assert_eq!(exec(app, next, &id).await, 1);
+        }
+    };
+
+    let id = campaign(&app, &w, &template, &g).await;
+    launch(id.clone()).await;
+    for _ in 0..3 {
+        app.run_jobs().await;
+    }
+    let c = get(&app, &w.admin, &format!("/api/v1/campaigns/{id}")).await;
+    assert_eq!(c["status"], "running", "{c}");
+    assert_eq!(c["counts"]["sent"], 8, "{c}");
+    assert_eq!(
+        c["counts"]["sending"], 4,
+        "held recipients are being sent: {c}"
+    );
+    assert_eq!(c["counts"]["pending"], 0, "{c}");
+    assert_eq!(w.fake.sent_count(), 8, "nobody took a held recipient");
+    // The holder is never heard from: its lease runs out, its recipients become unconfirmed
+    // (no report comes for them) and are sent after the grace period.
+    app.clock.advance(Duration::from_secs(61));
+    until(&app, "the campaign to complete", || async {
+        app.clock.advance(Duration::from_secs(5));
+        app.state.jobs.reap_expired().await.unwrap();
+        get(&app, &w.admin, &format!("/api/v1/campaigns/{id}")).await["status"] == "completed"
+    })
+    .await;
+    assert_eq!(w.fake.sent_count(), 12);
+    assert_eq!(w.fake.distinct_callback_data(), 12);
+    assert_eq!(w.fake.duplicate_callback_data(), 0);
+    let c = get(&app, &w.admin, &format!("/api/v1/campaigns/{id}")).await;
+    assert_eq!(c["counts"]["sent"], 12, "{c}");
+    let leases = "DELETE FROM campaign_leases WHERE campaign_id = $1";
+    assert_eq!(exec(&app, leases, &id).await, 0, "no lease is left");
+
+    // Cancelled while another dispatcher holds the first four: the rest is skipped, the held
+    // recipients stay with their holder, and the dispatchers send nothing.
+    let id = campaign(&app, &w, &template, &g).await;
+    launch(id.clone()).await;
+    expect_json(
+        app.post_as(
+            &w.admin,
+            &format!("/api/v1/campaigns/{id}/cancel"),
+            &json!({}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    app.run_jobs().await;
+    let c = get(&app, &w.admin, &format!("/api/v1/campaigns/{id}")).await;
+    assert_eq!(c["status"], "cancelled", "{c}");
+    assert_eq!(c["counts"]["skipped"], 8, "{c}");
+    assert_eq!(c["counts"]["sending"], 4, "{c}");
+    assert_eq!(w.fake.sent_count(), 12, "nothing more was sent");
+}
+
 /// Local templates on the Sandbox: the simulated customers get the rendered text, and the
 /// Sandbox's delivery reports (no callback data) find the recipients by message id.
 /// Launches a campaign now and runs jobs until it has completed.
@@ -1621,5 +1737,6 @@ app_tests!(
     bad_campaigns_send_nothing,
     campaigns_pause_themselves_with_the_reason,
     never_twice_when_workers_stop_mid_send,
+    recipients_in_a_live_lease_are_left_to_its_holder,
     one_message_per_address_and_per_contact
 );
