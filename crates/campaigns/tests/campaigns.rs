@@ -944,26 +944,32 @@ async fn campaigns_pause_themselves_with_the_reason(app: TestApp) {
     assert_eq!(w.fake.duplicate_callback_data(), 0);
 }
 
+/// A group "All" of `n` contacts named `{name} {i}` with the numbers `{prefix}{i:04}`, each
+/// opted in to marketing on WhatsApp.
+async fn opted_in_group(app: &TestApp, w: &World, name: &str, prefix: &str, n: usize) -> String {
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let id = contact(
+            app,
+            &w.admin,
+            &format!("{name} {i}"),
+            &format!("{prefix}{i:04}"),
+            Some("X"),
+        )
+        .await;
+        consent(app, &w.admin, &id, "opted_in").await;
+        ids.push(id);
+    }
+    group_of(app, &w.admin, "All", &ids).await
+}
+
 /// Workers stop mid-send (their job is dropped while the provider is still answering) and two
 /// run at once: every recipient is sent exactly once.
 async fn never_twice_when_workers_stop_mid_send(app: TestApp) {
     let w = world(&app).await;
     w.fake.set_auto_statuses(vec!["sent"]);
     let template = approved_template(&app, &w, "promo").await;
-    let mut ids = Vec::new();
-    for i in 0..120 {
-        let id = contact(
-            &app,
-            &w.admin,
-            &format!("K {i}"),
-            &format!("+1415559{i:04}"),
-            Some("X"),
-        )
-        .await;
-        consent(&app, &w.admin, &id, "opted_in").await;
-        ids.push(id);
-    }
-    let g = group_of(&app, &w.admin, "All", &ids).await;
+    let g = opted_in_group(&app, &w, "K", "+1415559", 120).await;
     let id = campaign(&app, &w, &template, &g).await;
     expect_json(
         app.post_as(
@@ -1066,20 +1072,7 @@ async fn recipients_in_a_live_lease_are_left_to_its_holder(app: TestApp) {
     let w = world(&app).await;
     w.fake.set_auto_statuses(vec!["sent"]);
     let template = approved_template(&app, &w, "promo").await;
-    let mut ids = Vec::new();
-    for i in 0..12 {
-        let id = contact(
-            &app,
-            &w.admin,
-            &format!("L {i}"),
-            &format!("+1415558{i:04}"),
-            Some("X"),
-        )
-        .await;
-        consent(&app, &w.admin, &id, "opted_in").await;
-        ids.push(id);
-    }
-    let g = group_of(&app, &w.admin, "All", &ids).await;
+    let g = opted_in_group(&app, &w, "L", "+1415558", 12).await;
     let launch = |id: String| {
         let app = &app;
         let w = &w;
