@@ -858,16 +858,7 @@ async fn campaigns_pause_themselves_with_the_reason(app: TestApp) {
     }
     let g = group_of(&app, &w.admin, "All", &ids).await;
     let id = campaign(&app, &w, &template, &g).await;
-    expect_json(
-        app.post_as(
-            &w.admin,
-            &format!("/api/v1/campaigns/{id}/launch"),
-            &json!({}),
-        )
-        .await,
-        StatusCode::OK,
-    )
-    .await;
+    launch_now(&app, &w, &id).await;
     until(&app, "the automatic pause", || async {
         get(&app, &w.admin, &format!("/api/v1/campaigns/{id}")).await["status"] == "paused"
     })
@@ -944,6 +935,20 @@ async fn campaigns_pause_themselves_with_the_reason(app: TestApp) {
     assert_eq!(w.fake.duplicate_callback_data(), 0);
 }
 
+/// Launches campaign `id` now (as the world's admin).
+async fn launch_now(app: &TestApp, w: &World, id: &str) {
+    expect_json(
+        app.post_as(
+            &w.admin,
+            &format!("/api/v1/campaigns/{id}/launch"),
+            &json!({}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+}
+
 /// A group "All" of `n` contacts named `{name} {i}` with the numbers `{prefix}{i:04}`, each
 /// opted in to marketing on WhatsApp.
 async fn opted_in_group(app: &TestApp, w: &World, name: &str, prefix: &str, n: usize) -> String {
@@ -971,16 +976,7 @@ async fn never_twice_when_workers_stop_mid_send(app: TestApp) {
     let template = approved_template(&app, &w, "promo").await;
     let g = opted_in_group(&app, &w, "K", "+1415559", 120).await;
     let id = campaign(&app, &w, &template, &g).await;
-    expect_json(
-        app.post_as(
-            &w.admin,
-            &format!("/api/v1/campaigns/{id}/launch"),
-            &json!({}),
-        )
-        .await,
-        StatusCode::OK,
-    )
-    .await;
+    launch_now(&app, &w, &id).await;
     // Snapshot first, then the sends hang at the provider and the workers are killed.
     app.run_jobs().await;
     for _ in 0..3 {
@@ -1077,16 +1073,7 @@ async fn recipients_in_a_live_lease_are_left_to_its_holder(app: TestApp) {
         let app = &app;
         let w = &w;
         async move {
-            expect_json(
-                app.post_as(
-                    &w.admin,
-                    &format!("/api/v1/campaigns/{id}/launch"),
-                    &json!({}),
-                )
-                .await,
-                StatusCode::OK,
-            )
-            .await;
+            launch_now(app, w, &id).await;
             app.run_jobs().await; // the snapshot
             // The first four recipients leased for a minute by a dispatcher elsewhere.
             let held = "INSERT INTO campaign_leases (campaign_id, first_seq, last_seq, lease_until) \
@@ -1589,16 +1576,7 @@ async fn provider_refusals_are_recorded_and_telegram_gets_text(app: TestApp) {
     w.fake.set_async_failure_for("14155570002", 131050);
     let g = group_of(&app, &w.admin, "Six", &ids).await;
     let id = campaign(&app, &w, &template, &g).await;
-    expect_json(
-        app.post_as(
-            &w.admin,
-            &format!("/api/v1/campaigns/{id}/launch"),
-            &json!({}),
-        )
-        .await,
-        StatusCode::OK,
-    )
-    .await;
+    launch_now(&app, &w, &id).await;
     until(&app, "the reports", || async {
         let c = get(&app, &w.admin, &format!("/api/v1/campaigns/{id}")).await;
         c["status"] == "completed" && c["counts"]["failed"] == 3 && c["counts"]["delivered"] == 3
