@@ -42,7 +42,8 @@ pub struct TemplateRef {
 }
 
 /// Recipients by state. `sent`, `delivered` and `read` are cumulative (a read message was
-/// also delivered and sent).
+/// also delivered and sent). `sending`: held by a dispatcher now, or interrupted mid-send and
+/// waiting for the provider's report.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, ToSchema)]
 pub struct Counts {
     pub total: i64,
@@ -179,7 +180,8 @@ pub struct RecipientOut {
     pub contact_id: ContactId,
     pub contact_name: String,
     pub address: Option<String>,
-    /// `pending`, `sending`, `sent`, `delivered`, `read`, `failed` or `skipped`.
+    /// `pending`, `sending` (held by a dispatcher now, or interrupted mid-send and waiting for
+    /// the provider's report), `sent`, `delivered`, `read`, `failed` or `skipped`.
     pub state: String,
     pub replied: bool,
     pub error_code: Option<i64>,

@@ -1697,11 +1697,12 @@ impl Campaigns {
         if s.status == wamage_channels::provider::DeliveryStatus::Failed
             && s.errors.iter().any(|e| e.code == 131050)
             && let Some(ch) = consent_channel(c.kind)
-            && let Some(r) = store::recipients(&self.db, campaign, &[], seq - 1, 1)
-                .await
-                .map_err(db_err)?
-                .into_iter()
-                .next()
+            && let Some(r) =
+                store::recipients(&self.db, campaign, &[], store::Leased::Any, seq - 1, 1)
+                    .await
+                    .map_err(db_err)?
+                    .into_iter()
+                    .next()
             && let Err(p) = self
                 .contacts
                 .record_system_consent(
@@ -1788,10 +1789,17 @@ impl Campaigns {
         limit: Option<u32>,
     ) -> Result<RecipientPage, Problem> {
         self.row(who.org_id, id).await?;
-        let states: Vec<&str> = match state {
-            None | Some("") => Vec::new(),
-            Some("sending") => vec!["sending", "unconfirmed"],
-            Some(s @ ("pending" | "sent" | "delivered" | "read" | "failed" | "skipped")) => vec![s],
+        // A pending recipient inside a range lease is being sent.
+        let (states, leased): (Vec<&str>, _) = match state {
+            None | Some("") => (Vec::new(), store::Leased::Any),
+            Some("sending") => (
+                vec!["sending", "unconfirmed", "pending"],
+                store::Leased::Only,
+            ),
+            Some("pending") => (vec!["pending"], store::Leased::Not),
+            Some(s @ ("sent" | "delivered" | "read" | "failed" | "skipped")) => {
+                (vec![s], store::Leased::Any)
+            }
             Some(_) => {
                 return Err(Problem::invalid_field(
                     "state",
@@ -1806,7 +1814,7 @@ impl Campaigns {
                 .map_err(|_| Problem::invalid_field("cursor", "is not a cursor from this list"))?,
         };
         let limit = i64::from(limit.unwrap_or(50).clamp(1, 500));
-        let rows = store::recipients(&self.db, id, &states, after, limit)
+        let rows = store::recipients(&self.db, id, &states, leased, after, limit)
             .await
             .map_err(db_err)?;
         let next_cursor = (rows.len() as i64 == limit)
@@ -1846,7 +1854,7 @@ impl Campaigns {
         let ts = |t: Option<Timestamp>| t.map(Timestamp::to_rfc3339).unwrap_or_default();
         let mut after = 0;
         loop {
-            let rows = store::recipients(&self.db, id, &[], after, 5000)
+            let rows = store::recipients(&self.db, id, &[], store::Leased::Any, after, 5000)
                 .await
                 .map_err(db_err)?;
             let Some(last) = rows.last() else { break };

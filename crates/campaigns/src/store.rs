@@ -1096,10 +1096,25 @@ pub struct RecipientRow {
 }
 
 /// A page of recipients in seq order; `states` filters (empty: all).
+/// Which pending recipients a recipients page keeps: those in a live range lease are being
+/// sent, and are listed as `sending`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Leased {
+    /// All of them.
+    Any,
+    /// Only those in a lease (the `sending` filter).
+    Only,
+    /// Only those in none (the `pending` filter).
+    Not,
+}
+
+/// A page of a campaign's recipients in `seq` order after `after`, in `states` (all when
+/// empty); a pending one inside a range lease reads as `sending`.
 pub async fn recipients(
     db: &Db,
     id: CampaignId,
     states: &[&str],
+    leased: Leased,
     after: i64,
     limit: i64,
 ) -> R<Vec<RecipientRow>> {
@@ -1110,17 +1125,28 @@ pub async fn recipients(
             "($3 = '[]' OR state IN (SELECT value FROM jsonb_array_elements_text($3::jsonb)))"
         }
     };
+    let in_lease = "EXISTS (SELECT 1 FROM campaign_leases l WHERE l.campaign_id = $1 \
+         AND campaign_recipients.seq BETWEEN l.first_seq AND l.last_seq)";
+    let mode: i64 = match leased {
+        Leased::Any => 0,
+        Leased::Only => 1,
+        Leased::Not => 2,
+    };
     with_db!(db, |p| sqlx::query_as::<_, RecipientRow>(
         sqlx::AssertSqlSafe(format!(
-            "SELECT seq, contact_id, name, address, state, error_code, error_title, skip_reason, \
+            "SELECT seq, contact_id, name, address, \
+         CASE WHEN state = 'pending' AND {in_lease} THEN 'sending' ELSE state END AS state, \
+         error_code, error_title, skip_reason, \
          sent_at, delivered_at, read_at, replied_at, failed_at FROM campaign_recipients \
-         WHERE campaign_id = $1 AND seq > $2 AND {filter} ORDER BY seq LIMIT $4"
+         WHERE campaign_id = $1 AND seq > $2 AND {filter} \
+         AND ($5 = 0 OR state <> 'pending' OR ({in_lease}) = ($5 = 1)) ORDER BY seq LIMIT $4"
         ))
     )
     .bind(id)
     .bind(after)
     .bind(states)
     .bind(limit)
+    .bind(mode)
     .fetch_all(p)
     .await)
 }

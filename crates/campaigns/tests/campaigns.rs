@@ -1101,6 +1101,28 @@ async fn recipients_in_a_live_lease_are_left_to_its_holder(app: TestApp) {
     );
     assert_eq!(c["counts"]["pending"], 0, "{c}");
     assert_eq!(w.fake.sent_count(), 8, "nobody took a held recipient");
+    // The drill-down agrees: the held four are being sent, none is waiting.
+    let page = |state: &'static str| {
+        let app = &app;
+        let w = &w;
+        let id = id.clone();
+        async move {
+            get(
+                app,
+                &w.admin,
+                &format!("/api/v1/campaigns/{id}/recipients?state={state}"),
+            )
+            .await["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| s(r, "state"))
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(page("sending").await, vec!["sending"; 4]);
+    assert_eq!(page("pending").await, Vec::<String>::new());
+    assert_eq!(page("sent").await.len(), 8);
     // The holder is never heard from: its lease runs out, its recipients become unconfirmed
     // (no report comes for them) and are sent after the grace period.
     app.clock.advance(Duration::from_secs(61));

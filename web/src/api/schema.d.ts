@@ -2687,7 +2687,8 @@ export interface components {
         ConversationStatus: "open" | "pending" | "snoozed" | "resolved";
         /**
          * @description Recipients by state. `sent`, `delivered` and `read` are cumulative (a read message was
-         *     also delivered and sent).
+         *     also delivered and sent). `sending`: held by a dispatcher now, or interrupted mid-send and
+         *     waiting for the provider's report.
          */
         Counts: {
             /** Format: int64 */
@@ -3291,7 +3292,10 @@ export interface components {
             replied_at?: components["schemas"]["Timestamp"] | null;
             sent_at?: components["schemas"]["Timestamp"] | null;
             skip_reason?: string | null;
-            /** @description `pending`, `sending`, `sent`, `delivered`, `read`, `failed` or `skipped`. */
+            /**
+             * @description `pending`, `sending` (held by a dispatcher now, or interrupted mid-send and waiting for
+             *     the provider's report), `sent`, `delivered`, `read`, `failed` or `skipped`.
+             */
             state: string;
         };
         RecipientPage: {
