@@ -1242,45 +1242,9 @@ impl Campaigns {
             };
             let size = i64::from(self.config.batch.min(pace.saturating_mul(5)).max(1));
             let lease = now.plus(self.config.lease);
-            // The campaign's numbers are leased range by range first (nothing written per
-            // recipient); then what is still pending is claimed row by row.
-            let mut range = None;
-            if !ranges_done {
-                match store::claim_range(&self.db, id, size, lease)
-                    .await
-                    .map_err(db_err)?
-                {
-                    Some((first, claimed)) if claimed.is_empty() => {
-                        store::release_lease(&self.db, id, first)
-                            .await
-                            .map_err(db_err)?;
-                        continue;
-                    }
-                    Some((first, claimed)) => range = Some((first, claimed)),
-                    None => ranges_done = true,
-                }
-            }
-            let (lease_first, mut claimed) = match range {
-                Some((first, claimed)) => (Some(first), claimed),
-                None => (
-                    None,
-                    store::claim(&self.db, id, size, cursor, lease, now)
-                        .await
-                        .map_err(db_err)?,
-                ),
-            };
-            if lease_first.is_none() && claimed.is_empty() && cursor > 0 {
-                // Past the cursor nothing is pending; rows sent back behind it are claimed now.
-                cursor = 0;
-                claimed = store::claim(&self.db, id, size, 0, lease, now)
-                    .await
-                    .map_err(db_err)?;
-            }
-            if lease_first.is_none()
-                && let Some(last) = claimed.iter().map(|c| c.seq).max()
-            {
-                cursor = last;
-            }
+            let (lease_first, claimed) = self
+                .next_batch(id, size, lease, now, &mut ranges_done, &mut cursor)
+                .await?;
             if claimed.is_empty() {
                 let states = store::state_counts(&self.db, id).await.map_err(db_err)?;
                 let open: i64 = states
@@ -1360,6 +1324,49 @@ impl Campaigns {
                 }
             }
         }
+    }
+
+    /// A dispatcher's next batch, with its range lease's first `seq`. While ranges remain, the
+    /// pending recipients of the next range (nothing written per recipient; a range with none
+    /// is given back and the next one taken); then the pending ones row by row after `cursor`
+    /// (from the start once nothing is pending past it).
+    async fn next_batch(
+        &self,
+        id: CampaignId,
+        size: i64,
+        lease: Timestamp,
+        now: Timestamp,
+        ranges_done: &mut bool,
+        cursor: &mut i64,
+    ) -> Result<(Option<i64>, Vec<Claimed>), Problem> {
+        while !*ranges_done {
+            match store::claim_range(&self.db, id, size, lease)
+                .await
+                .map_err(db_err)?
+            {
+                Some((first, claimed)) if claimed.is_empty() => {
+                    store::release_lease(&self.db, id, first)
+                        .await
+                        .map_err(db_err)?;
+                }
+                Some((first, claimed)) => return Ok((Some(first), claimed)),
+                None => *ranges_done = true,
+            }
+        }
+        let mut claimed = store::claim(&self.db, id, size, *cursor, lease, now)
+            .await
+            .map_err(db_err)?;
+        if claimed.is_empty() && *cursor > 0 {
+            // Past the cursor nothing is pending; rows sent back behind it are claimed now.
+            *cursor = 0;
+            claimed = store::claim(&self.db, id, size, 0, lease, now)
+                .await
+                .map_err(db_err)?;
+        }
+        if let Some(last) = claimed.iter().map(|c| c.seq).max() {
+            *cursor = last;
+        }
+        Ok((None, claimed))
     }
 
     /// Sends one claimed batch and records every outcome.
