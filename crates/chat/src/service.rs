@@ -163,6 +163,15 @@ pub(crate) struct Viewer(Option<UserId>);
 /// Read markers of a DM's members, for `read_by`.
 type ReadState = HashMap<ChannelId, Vec<MemberRow>>;
 
+/// What rendering reads besides the message rows: everything for stored messages; for one
+/// written just now, only its files when it has some (nobody can have reacted to it, viewed
+/// its files or read past it yet).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Lookups {
+    Stored,
+    Fresh { attachments: bool },
+}
+
 fn is_admin(who: &Principal, member: Option<&MemberRow>) -> bool {
     who.role >= Role::Admin || member.is_some_and(|m| m.role == "admin")
 }
@@ -327,6 +336,19 @@ impl Chat {
         dir: &Directory,
         reads: &ReadState,
     ) -> Result<Vec<MessageOut>, Problem> {
+        self.render_with(org, viewer, rows, dir, reads, Lookups::Stored)
+            .await
+    }
+
+    async fn render_with(
+        &self,
+        org: OrgId,
+        viewer: Viewer,
+        rows: Vec<MessageRow>,
+        dir: &Directory,
+        reads: &ReadState,
+        lookups: Lookups,
+    ) -> Result<Vec<MessageOut>, Problem> {
         if rows.is_empty() {
             return Ok(Vec::new());
         }
@@ -345,14 +367,21 @@ impl Chat {
                 .map(|m| (m.id, m))
                 .collect();
         let mut reactions: HashMap<ChatMessageId, Vec<store::ReactionRow>> = HashMap::new();
-        for r in store::reactions(&self.db, &ids).await.map_err(db_err)? {
-            reactions.entry(r.message_id).or_default().push(r);
+        if lookups == Lookups::Stored {
+            for r in store::reactions(&self.db, &ids).await.map_err(db_err)? {
+                reactions.entry(r.message_id).or_default().push(r);
+            }
         }
-        let atts = store::attachments_of(&self.db, &ids)
-            .await
-            .map_err(db_err)?;
+        let atts = match lookups {
+            Lookups::Stored | Lookups::Fresh { attachments: true } => {
+                store::attachments_of(&self.db, &ids)
+                    .await
+                    .map_err(db_err)?
+            }
+            Lookups::Fresh { attachments: false } => Vec::new(),
+        };
         let viewed: HashSet<_> = match viewer.0 {
-            Some(u) => {
+            Some(u) if lookups == Lookups::Stored => {
                 let once: Vec<_> = atts.iter().filter(|a| a.view_once).map(|a| a.id).collect();
                 store::viewed_by(&self.db, u, &once)
                     .await
@@ -360,7 +389,7 @@ impl Chat {
                     .into_iter()
                     .collect()
             }
-            None => HashSet::new(),
+            _ => HashSet::new(),
         };
         let mut by_msg: HashMap<ChatMessageId, Vec<AttachmentOut>> = HashMap::new();
         for a in atts {
@@ -1369,19 +1398,20 @@ impl Chat {
             )
             .await;
         }
-        self.render_one(who.org_id, Viewer(Some(who.user_id)), msg, &channel, &dir)
-            .await
+        Ok(msg)
     }
 
     /// Writes a new message (checked by the caller) with its mentions, search words,
-    /// attachments and expiry, and publishes `chat.message.created`.
+    /// attachments and expiry, publishes `chat.message.created` and returns the message as
+    /// published. Its author sees the same: nobody has reacted to it, read it or opened its
+    /// files yet.
     async fn insert(
         &self,
         who: &Principal,
         channel: &ChannelRow,
         dir: &Directory,
         p: NewPost<'_>,
-    ) -> Result<MessageRow, Problem> {
+    ) -> Result<MessageOut, Problem> {
         let now = self.now();
         let mentions = model::parse_mentions(p.text);
         let users: Vec<UserId> = mentions
@@ -1414,7 +1444,7 @@ impl Chat {
         .await
         .map_err(db_err)?;
         let words: Vec<String> = model::words(p.text).collect();
-        store::set_search_words(&mut tx, id, &words)
+        store::add_search_words(&mut tx, id, &words)
             .await
             .map_err(db_err)?;
         store::insert_mentions(
@@ -1473,19 +1503,49 @@ impl Chat {
                 .map_err(Problem::internal)?;
         }
         tx.commit().await.map_err(db_err)?;
-        let row = store::message(&self.db, who.org_id, id)
-            .await
-            .map_err(db_err)?
-            .ok_or_else(|| Problem::internal("message vanished after insert"))?;
-        self.publish_message(
+        // The row as written (nothing in the database adds to a new message), so the event
+        // goes out without reading it back.
+        let row = MessageRow {
+            id,
+            channel_id: channel.id,
+            author_id: who.user_id,
+            text: p.text.to_owned(),
+            mentions: sqlx::types::Json(users),
+            mentions_channel: mentions.channel,
+            thread_id: p.thread,
+            reply_count: 0,
+            last_reply_at: None,
+            quote_id: p.quote,
+            forwarded_from: p.forwarded_from.cloned().map(sqlx::types::Json),
+            pinned_at: None,
+            edited_at: None,
+            deleted: false,
+            expires_at,
+            created_at: now,
+        };
+        let fresh = Lookups::Fresh {
+            attachments: !p.attachments.is_empty() || !p.copies.is_empty(),
+        };
+        let out = self
+            .render_with(
+                who.org_id,
+                Viewer(None),
+                vec![row],
+                dir,
+                &ReadState::new(),
+                fresh,
+            )
+            .await?
+            .pop()
+            .ok_or_else(|| Problem::internal("rendering a message gave nothing"))?;
+        self.publish(
             who.org_id,
             "wamage.chat.message.created",
-            row.clone(),
-            channel,
-            dir,
+            &room(channel.id),
+            json!({ "channel_id": channel.id, "message": &out }),
         )
         .await;
-        Ok(row)
+        Ok(out)
     }
 
     async fn publish_message(
@@ -1778,23 +1838,20 @@ impl Chat {
             created_at: msg.created_at,
         })
         .map_err(Problem::internal)?;
-        let row = self
-            .insert(
-                who,
-                &target,
-                &dir,
-                NewPost {
-                    text: &msg.text,
-                    thread: None,
-                    quote: None,
-                    forwarded_from: Some(&origin),
-                    attachments: &[],
-                    copies: &files,
-                },
-            )
-            .await?;
-        self.render_one(who.org_id, Viewer(Some(who.user_id)), row, &target, &dir)
-            .await
+        self.insert(
+            who,
+            &target,
+            &dir,
+            NewPost {
+                text: &msg.text,
+                thread: None,
+                quote: None,
+                forwarded_from: Some(&origin),
+                attachments: &[],
+                copies: &files,
+            },
+        )
+        .await
     }
 
     /// Adds (`on`) or removes the caller's reaction; returns the message's reactions.

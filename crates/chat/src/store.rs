@@ -580,6 +580,26 @@ pub async fn set_search_words(tx: &mut Tx, id: ChatMessageId, words: &[String]) 
     Ok(())
 }
 
+/// The search words of a message written in the same transaction (it has none yet, so
+/// nothing to remove first).
+pub async fn add_search_words(tx: &mut Tx, id: ChatMessageId, words: &[String]) -> R<()> {
+    match tx {
+        Tx::Sqlite(t) if !words.is_empty() => {
+            sqlx::query(
+                "INSERT INTO chat_messages_fts (rowid, body) \
+                 SELECT rid, $2 FROM chat_messages WHERE id = $1",
+            )
+            .bind(id)
+            .bind(words.join(" "))
+            .execute(&mut **t)
+            .await?;
+        }
+        Tx::Sqlite(_) => {}
+        Tx::Postgres(_) => set_search_words(tx, id, words).await?,
+    }
+    Ok(())
+}
+
 /// Records who a message mentions, among the channel's members: `users`, and every member but
 /// the author when `everyone`.
 pub async fn insert_mentions(
