@@ -6,11 +6,12 @@
 #   bench/realtime.sh connections [--sockets 20000] [--users 4] [--server wamage|reference]
 #       N authenticated idle sockets; RSS per connection (target ≤ 30 KB).
 #       → bench/results/realtime-connections[-reference].json
-#   bench/realtime.sh fanout [--servers wamage,reference] [--scenarios 1k,10k] [--users 1000]
+#   bench/realtime.sh fanout [--servers wamage,reference[,floor]] [--scenarios 1k,10k] [--users 1000]
 #       a chat room of 1,000 sockets at 10 msg/s and one of 10,000 at 1 msg/s, messages sent
 #       over REST; end-to-end latency at every socket and the server-side fan-out histogram
 #       (targets: e2e p99 ≤ 25 ms at 1k, ≤ 150 ms at 10k); the Node socket.io v4 reference server
-#       through the same scenarios in the same run.
+#       through the same scenarios in the same run; `--servers wamage,reference,floor` adds the
+#       floor (`wamage-bench ws-floor`, built with `cargo build --release -p wamage-bench`).
 #       → bench/results/realtime-fanout.json
 #
 # Options after the benchmark name go to bench/realtime/{connections,fanout}.mjs (see their

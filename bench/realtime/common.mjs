@@ -42,6 +42,18 @@ export function log(...args) {
   console.error(`[${t}]`, ...args);
 }
 
+/** The release `wamage-bench` (for `ws-floor`): beside the wamage binary, or $WAMAGE_FLOOR_BIN. */
+export function floorBin() {
+  const candidates = [
+    process.env.WAMAGE_FLOOR_BIN,
+    join(dirname(wamageBin()), 'wamage-bench'),
+    process.env.CARGO_TARGET_DIR && join(process.env.CARGO_TARGET_DIR, 'release/wamage-bench'),
+  ].filter(Boolean);
+  const bin = candidates.find((p) => existsSync(p));
+  if (!bin) throw new Error(`release wamage-bench binary not found (tried ${candidates.join(', ')})`);
+  return bin;
+}
+
 export function wamageBin() {
   const candidates = [
     process.env.WAMAGE_BENCH_BIN,
@@ -99,10 +111,10 @@ export async function startWamage({ bin = wamageBin(), logLevel = 'warn', dataDi
 }
 
 /** Starts the Node socket.io reference server (reference-server.mjs). */
-export async function startReference() {
-  const proc = spawn(process.execPath, [join(here, 'reference-server.mjs')], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+export async function startReference({ floor = false } = {}) {
+  const proc = floor
+    ? spawn(floorBin(), ['ws-floor'], { stdio: ['ignore', 'pipe', 'inherit'] })
+    : spawn(process.execPath, [join(here, 'reference-server.mjs')], { stdio: ['ignore', 'pipe', 'inherit'] });
   const url = await new Promise((resolveUrl, reject) => {
     const timer = setTimeout(() => reject(new Error('reference server did not start within 30 s')), 30_000);
     let out = '';
@@ -122,7 +134,7 @@ export async function startReference() {
       await new Promise((r) => proc.once('exit', r));
     }
   };
-  return { kind: 'reference', proc, pid: proc.pid, url, stop };
+  return { kind: floor ? 'floor' : 'reference', proc, pid: proc.pid, url, stop };
 }
 
 /** One HTTP request from a given loopback source address (node:http: fetch cannot bind). */

@@ -3,7 +3,7 @@
  * socket joined to the channel's room, measured end to end at every socket — for Wamage and,
  * in the same run, for the Node `socket.io` v4 reference server (reference-server.mjs).
  *
- *   node bench/realtime/fanout.mjs [--servers wamage,reference] [--scenarios 1k,10k]
+ *   node bench/realtime/fanout.mjs [--servers wamage,reference[,floor]] [--scenarios 1k,10k]
  *       [--users 9999] [--seconds-1k 30] [--seconds-10k 60] [--warmup 5] [--workers 2]
  *       [--client official|raw|official,raw] [--out bench/results/realtime-fanout.json]
  *
@@ -34,6 +34,9 @@
  * machine's cores. `--client raw` (or `official,raw`: both, one after the other, same server) swaps the official client for a bare websocket speaking the
  * protocol by hand and matching frames with a regular expression (clients.mjs): a diagnostic of
  * how much of the e2e time is the clients' own parsing, not a replacement for the official runs.
+ * `floor` (`wamage-bench ws-floor`, bench/src/ws_floor.rs) goes through the same scenarios as a
+ * third server: no database, each frame written to the room's sockets with one send apiece —
+ * what the machine and the clients allow any server.
  */
 import { randomUUID } from 'node:crypto';
 
@@ -191,7 +194,7 @@ async function runScenario(server, name, sc, ctx, client) {
   const isWamage = server.kind === 'wamage';
   const channelId = isWamage ? ctx.channels[name].id : randomUUID();
   const tokens = isWamage ? ctx.channels[name].keys : Array.from({ length: Math.min(sc.sockets, opts.users + 1) }, (_, i) => `ref_${i}`);
-  const histName = isWamage ? 'wamage_realtime_fanout_seconds' : 'reference_fanout_seconds';
+  const histName = `${server.kind === 'wamage' ? 'wamage_realtime' : server.kind}_fanout_seconds`;
   const load = [loadavg()];
   log(`${server.kind} ${name}: connecting ${sc.sockets} ${client} sockets (${tokens.length} users)…`);
   const clients = await startClients({
@@ -307,6 +310,11 @@ try {
     live.reference = await startReference();
     live.reference.ctx = { senderToken: 'ref_sender' };
     meta.reference = { package: 'socket.io@4.8.4 (Node ' + process.version + ')' };
+  }
+  if (servers.includes('floor')) {
+    live.floor = await startReference({ floor: true });
+    live.floor.ctx = { senderToken: 'ref_sender' };
+    meta.floor = { binary: 'wamage-bench ws-floor (no database, one send per socket, no per-socket task)' };
   }
   // Interleaved: for each scenario, each server in turn, so both see similar machine load.
   for (const client of opts.client.split(',')) {

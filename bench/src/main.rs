@@ -14,6 +14,7 @@ use std::{
 mod campaigns;
 mod contacts;
 mod inbox;
+mod ws_floor;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -54,6 +55,9 @@ enum Command {
     /// Campaign crash safety: the server is SIGKILLed and restarted during a campaign; every
     /// recipient must be sent exactly once.
     CampaignKill(campaigns::KillArgs),
+    /// The realtime fan-out's floor: a Socket.IO server that does nothing but write each
+    /// message to its room's sockets (`bench/realtime.sh fanout --servers floor`).
+    WsFloor(ws_floor::FloorArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -109,6 +113,7 @@ async fn main() -> anyhow::Result<()> {
         Command::CampaignThroughput(args) => campaigns::throughput(args).await,
         Command::CampaignPacing(args) => campaigns::pacing(args).await,
         Command::CampaignKill(args) => campaigns::kill(args).await,
+        Command::WsFloor(args) => ws_floor::run(args).await,
     }
 }
 
