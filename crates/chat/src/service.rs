@@ -335,18 +335,6 @@ impl Chat {
         rows: Vec<MessageRow>,
         dir: &Directory,
         reads: &ReadState,
-    ) -> Result<Vec<MessageOut>, Problem> {
-        self.render_with(org, viewer, rows, dir, reads, Lookups::Stored)
-            .await
-    }
-
-    async fn render_with(
-        &self,
-        org: OrgId,
-        viewer: Viewer,
-        rows: Vec<MessageRow>,
-        dir: &Directory,
-        reads: &ReadState,
         lookups: Lookups,
     ) -> Result<Vec<MessageOut>, Problem> {
         if rows.is_empty() {
@@ -483,7 +471,7 @@ impl Chat {
         dir: &Directory,
     ) -> Result<MessageOut, Problem> {
         let reads = self.read_state(channel, viewer).await?;
-        self.render(org, viewer, vec![row], dir, &reads)
+        self.render(org, viewer, vec![row], dir, &reads, Lookups::Stored)
             .await?
             .pop()
             .ok_or_else(|| Problem::internal("rendering a message gave nothing"))
@@ -552,7 +540,7 @@ impl Chat {
                 } else {
                     ReadState::new()
                 };
-                self.render(org, viewer, vec![row], dir, &reads)
+                self.render(org, viewer, vec![row], dir, &reads, Lookups::Stored)
                     .await?
                     .pop()
             }
@@ -595,7 +583,14 @@ impl Chat {
             reads.entry(r.channel_id).or_default().push(r.member);
         }
         let mut lasts: HashMap<ChannelId, MessageOut> = self
-            .render(who.org_id, Viewer(Some(who.user_id)), lasts, &dir, &reads)
+            .render(
+                who.org_id,
+                Viewer(Some(who.user_id)),
+                lasts,
+                &dir,
+                &reads,
+                Lookups::Stored,
+            )
             .await?
             .into_iter()
             .map(|m| (m.channel_id, m))
@@ -1322,7 +1317,9 @@ impl Chat {
         let viewer = Viewer(Some(who.user_id));
         let reads = self.read_state(&channel, viewer).await?;
         Ok(MessagePage {
-            items: self.render(who.org_id, viewer, rows, &dir, &reads).await?,
+            items: self
+                .render(who.org_id, viewer, rows, &dir, &reads, Lookups::Stored)
+                .await?,
             has_more_before: before,
             has_more_after: after,
         })
@@ -1527,7 +1524,7 @@ impl Chat {
             attachments: !p.attachments.is_empty() || !p.copies.is_empty(),
         };
         let out = self
-            .render_with(
+            .render(
                 who.org_id,
                 Viewer(None),
                 vec![row],
@@ -1557,7 +1554,14 @@ impl Chat {
         dir: &Directory,
     ) {
         match self
-            .render(org, Viewer(None), vec![row], dir, &ReadState::new())
+            .render(
+                org,
+                Viewer(None),
+                vec![row],
+                dir,
+                &ReadState::new(),
+                Lookups::Stored,
+            )
             .await
         {
             Ok(mut out) => {
@@ -1656,13 +1660,22 @@ impl Chat {
         let viewer = Viewer(Some(who.user_id));
         let reads = self.read_state(&channel, viewer).await?;
         let mut parent = self
-            .render(who.org_id, viewer, vec![parent], &dir, &reads)
+            .render(
+                who.org_id,
+                viewer,
+                vec![parent],
+                &dir,
+                &reads,
+                Lookups::Stored,
+            )
             .await?;
         Ok(ThreadOut {
             parent: parent
                 .pop()
                 .ok_or_else(|| Problem::internal("rendering a message gave nothing"))?,
-            items: self.render(who.org_id, viewer, rows, &dir, &reads).await?,
+            items: self
+                .render(who.org_id, viewer, rows, &dir, &reads, Lookups::Stored)
+                .await?,
             has_more_after: more,
         })
     }
@@ -1949,7 +1962,8 @@ impl Chat {
         let dir = self.directory(who.org_id).await?;
         let viewer = Viewer(Some(who.user_id));
         let reads = self.read_state(&channel, viewer).await?;
-        self.render(who.org_id, viewer, rows, &dir, &reads).await
+        self.render(who.org_id, viewer, rows, &dir, &reads, Lookups::Stored)
+            .await
     }
 
     /// Moves the caller's read marker forward to `message` (never back).
@@ -2028,6 +2042,7 @@ impl Chat {
             rows,
             &dir,
             &ReadState::new(),
+            Lookups::Stored,
         )
         .await
     }

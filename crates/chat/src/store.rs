@@ -547,15 +547,24 @@ pub async fn insert_message(tx: &mut Tx, org: OrgId, m: &NewMessage<'_>) -> R<()
 
 /// Replaces the search words of a message (none: removes it from the index).
 pub async fn set_search_words(tx: &mut Tx, id: ChatMessageId, words: &[String]) -> R<()> {
+    // PostgreSQL overwrites the column; SQLite's index needs the old entry removed first.
+    if let Tx::Sqlite(t) = tx {
+        sqlx::query(
+            "DELETE FROM chat_messages_fts WHERE rowid = \
+             (SELECT rid FROM chat_messages WHERE id = $1)",
+        )
+        .bind(id)
+        .execute(&mut **t)
+        .await?;
+    }
+    add_search_words(tx, id, words).await
+}
+
+/// The search words of a message written in the same transaction (it has none yet, so
+/// nothing to remove first).
+pub async fn add_search_words(tx: &mut Tx, id: ChatMessageId, words: &[String]) -> R<()> {
     match tx {
         Tx::Sqlite(t) => {
-            sqlx::query(
-                "DELETE FROM chat_messages_fts WHERE rowid = \
-                 (SELECT rid FROM chat_messages WHERE id = $1)",
-            )
-            .bind(id)
-            .execute(&mut **t)
-            .await?;
             if !words.is_empty() {
                 sqlx::query(
                     "INSERT INTO chat_messages_fts (rowid, body) \
@@ -576,26 +585,6 @@ pub async fn set_search_words(tx: &mut Tx, id: ChatMessageId, words: &[String]) 
             .execute(&mut **t)
             .await?;
         }
-    }
-    Ok(())
-}
-
-/// The search words of a message written in the same transaction (it has none yet, so
-/// nothing to remove first).
-pub async fn add_search_words(tx: &mut Tx, id: ChatMessageId, words: &[String]) -> R<()> {
-    match tx {
-        Tx::Sqlite(t) if !words.is_empty() => {
-            sqlx::query(
-                "INSERT INTO chat_messages_fts (rowid, body) \
-                 SELECT rid, $2 FROM chat_messages WHERE id = $1",
-            )
-            .bind(id)
-            .bind(words.join(" "))
-            .execute(&mut **t)
-            .await?;
-        }
-        Tx::Sqlite(_) => {}
-        Tx::Postgres(_) => set_search_words(tx, id, words).await?,
     }
     Ok(())
 }

@@ -25,7 +25,7 @@ use wamage_platform::{
     jobs::{JobContext, JobHandler, JobOutcome, JobQueue, NewJob},
 };
 
-use super::{Chat, Directory, ReadState, Viewer, room};
+use super::{Chat, Directory, Lookups, ReadState, Viewer, room};
 use crate::store::{self, ExpiredRow};
 
 /// The job kind.
@@ -110,7 +110,14 @@ impl Chat {
         row.mentions_channel = false;
         row.pinned_at = None;
         let out = self
-            .render(m.org_id, Viewer(None), vec![row], dir, &ReadState::new())
+            .render(
+                m.org_id,
+                Viewer(None),
+                vec![row],
+                dir,
+                &ReadState::new(),
+                Lookups::Stored,
+            )
             .await
             .map_err(|p| anyhow::anyhow!("failed to render an expired message: {}", p.title))?;
         if let Some(msg) = out.into_iter().next() {
