@@ -110,13 +110,16 @@ export async function startWamage({ bin = wamageBin(), logLevel = 'warn', dataDi
   return { kind: 'wamage', proc, pid: proc.pid, url, dataDir, bin, stop, stderr: () => stderr };
 }
 
-/** Starts the Node socket.io reference server (reference-server.mjs). */
+/**
+ * Starts the Node socket.io reference server (reference-server.mjs), or with `floor` the
+ * floor server (`wamage-bench ws-floor`); both print `listening at URL`.
+ */
 export async function startReference({ floor = false } = {}) {
   const proc = floor
     ? spawn(floorBin(), ['ws-floor'], { stdio: ['ignore', 'pipe', 'inherit'] })
     : spawn(process.execPath, [join(here, 'reference-server.mjs')], { stdio: ['ignore', 'pipe', 'inherit'] });
   const url = await new Promise((resolveUrl, reject) => {
-    const timer = setTimeout(() => reject(new Error('reference server did not start within 30 s')), 30_000);
+    const timer = setTimeout(() => reject(new Error(`${floor ? 'floor' : 'reference'} server did not start within 30 s`)), 30_000);
     let out = '';
     proc.stdout.on('data', (chunk) => {
       out += chunk;
@@ -126,7 +129,7 @@ export async function startReference({ floor = false } = {}) {
         resolveUrl(m[1]);
       }
     });
-    proc.on('exit', (code) => reject(new Error(`reference server exited early with ${code}`)));
+    proc.on('exit', (code) => reject(new Error(`${floor ? 'floor' : 'reference'} server exited early with ${code}`)));
   });
   const stop = async () => {
     if (proc.exitCode === null) {

@@ -194,7 +194,7 @@ async function runScenario(server, name, sc, ctx, client) {
   const isWamage = server.kind === 'wamage';
   const channelId = isWamage ? ctx.channels[name].id : randomUUID();
   const tokens = isWamage ? ctx.channels[name].keys : Array.from({ length: Math.min(sc.sockets, opts.users + 1) }, (_, i) => `ref_${i}`);
-  const histName = `${server.kind === 'wamage' ? 'wamage_realtime' : server.kind}_fanout_seconds`;
+  const histName = `${isWamage ? 'wamage_realtime' : server.kind}_fanout_seconds`;
   const load = [loadavg()];
   log(`${server.kind} ${name}: connecting ${sc.sockets} ${client} sockets (${tokens.length} users)…`);
   const clients = await startClients({

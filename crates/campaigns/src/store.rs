@@ -1095,7 +1095,6 @@ pub struct RecipientRow {
     pub failed_at: Option<Timestamp>,
 }
 
-/// A page of recipients in seq order; `states` filters (empty: all).
 /// Which pending recipients a recipients page keeps: those in a live range lease are being
 /// sent, and are listed as `sending`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
