@@ -7,9 +7,10 @@
 //! - [`whatsapp`], [`telegram`] and [`sandbox`] are the adapters.
 //! - Credentials are sealed at rest ([`secrets`]) and never returned by the API.
 //! - Webhooks (`/webhooks/whatsapp/{id}`, `/webhooks/telegram/{id}`) are verified on the raw
-//!   bytes (HMAC-SHA256 with the app secret / the secret token), stored as they came with a
+//!   bytes (HMAC-SHA256 with the app secret / the secret token), stored as they came with an
 //!   [`INGEST_JOB`] in one transaction, and answered 200; the inbox's job handler processes
-//!   them. Telegram channels in polling mode are fed by [`poller`] instead.
+//!   them. Webhooks arriving together are stored together and share ingest jobs (up to 64
+//!   events each). Telegram channels in polling mode are fed by [`poller`] instead.
 //! - [`pacing`]: per-channel GCRA pacing, WhatsApp pair pacing and the circuit breaker.
 
 mod adapters;

@@ -268,6 +268,9 @@ struct Pending {
 
 /// Webhooks stored in one transaction at most.
 const INTAKE_BATCH: usize = 256;
+/// Events processed by one ingest job at most (webhooks stored together are processed
+/// together: one job claim, one read of the events, one write of their outcomes).
+const INGEST_CHUNK: usize = 64;
 /// Batches being committed at once.
 const INTAKE_PARALLEL: usize = 4;
 /// Webhooks waiting for the batcher before senders wait too.
@@ -1056,17 +1059,27 @@ impl Channels {
         let ids: Vec<EventId> = batch.iter().map(|_| EventId::new()).collect();
         let res: Result<(), Problem> = async {
             let mut tx = self.db.begin().await.map_err(db_err)?;
-            let mut jobs = Vec::with_capacity(batch.len());
+            let mut by_org: Vec<(OrgId, Vec<EventId>)> = Vec::new();
             for (p, id) in batch.iter().zip(&ids) {
                 store::insert_event(&mut tx, *id, p.org, p.channel, &p.body, now)
                     .await
                     .map_err(db_err)?;
-                jobs.push(
-                    NewJob::new(INGEST_JOB, json!({ "event_id": id }))
-                        .with_org(p.org)
-                        .with_priority(10),
-                );
+                match by_org.iter_mut().find(|(o, _)| *o == p.org) {
+                    Some((_, events)) => events.push(*id),
+                    None => by_org.push((p.org, vec![*id])),
+                }
             }
+            // One job for up to INGEST_CHUNK events of an organisation, in arrival order.
+            let jobs = by_org
+                .iter()
+                .flat_map(|(org, events)| {
+                    events.chunks(INGEST_CHUNK).map(|chunk| {
+                        NewJob::new(INGEST_JOB, json!({ "event_ids": chunk }))
+                            .with_org(*org)
+                            .with_priority(10)
+                    })
+                })
+                .collect();
             self.jobs
                 .enqueue_many(&mut tx, jobs)
                 .await
@@ -1099,39 +1112,63 @@ impl Channels {
         self.store_event(&c, &raw, delay).await
     }
 
-    /// A stored event with its channel (`None` when either is gone).
-    pub async fn event(&self, id: EventId) -> Result<Option<(Channel, EventRow)>, Problem> {
-        let Some(ev) = store::get_event(&self.db, id).await.map_err(db_err)? else {
-            return Ok(None);
-        };
-        let Some(c) = self.get_any(ev.channel_id).await? else {
-            return Ok(None);
-        };
-        Ok(Some((c, ev)))
+    /// The events among `ids` not processed yet, with their channels, in the order of `ids`.
+    /// Events whose channel is gone are left out.
+    pub async fn pending_events(
+        &self,
+        ids: &[EventId],
+    ) -> Result<Vec<(Channel, EventRow)>, Problem> {
+        let rows = store::pending_events(&self.db, ids).await.map_err(db_err)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for ev in rows {
+            if let Some(c) = self.get_any(ev.channel_id).await? {
+                out.push((c, ev));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Records the outcomes of several events in one transaction: the number of items
+    /// applied, or why an event could not be read.
+    pub async fn finish_events(
+        &self,
+        outcomes: &[(EventId, Result<usize, String>)],
+    ) -> Result<(), Problem> {
+        if outcomes.is_empty() {
+            return Ok(());
+        }
+        // Events with the same outcome share a statement (most carry one item).
+        // (items, error) → the events with that outcome.
+        type Outcome<'a> = (Option<i64>, Option<&'a str>);
+        let mut groups: Vec<(Outcome<'_>, Vec<EventId>)> = Vec::new();
+        for (id, outcome) in outcomes {
+            let key = match outcome {
+                Ok(n) => (Some(i64::try_from(*n).unwrap_or(i64::MAX)), None),
+                Err(e) => (None, Some(e.as_str())),
+            };
+            match groups.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, ids)) => ids.push(*id),
+                None => groups.push((key, vec![*id])),
+            }
+        }
+        let now = self.now();
+        let mut tx = self.db.begin().await.map_err(db_err)?;
+        for ((items, error), ids) in &groups {
+            let state = if error.is_some() {
+                "failed"
+            } else {
+                "processed"
+            };
+            store::finish_events(&mut tx, ids, state, *items, *error, now)
+                .await
+                .map_err(db_err)?;
+        }
+        tx.commit().await.map_err(db_err)
     }
 
     /// What an event says, provider-neutral.
     pub fn parse(&self, c: &Channel, raw: &[u8]) -> Result<Vec<Inbound>, String> {
         adapters::parse(c, raw)
-    }
-
-    pub async fn finish_event(
-        &self,
-        id: EventId,
-        outcome: Result<usize, &str>,
-    ) -> Result<(), Problem> {
-        let (state, items, error) = match outcome {
-            Ok(n) => (
-                "processed",
-                Some(i64::try_from(n).unwrap_or(i64::MAX)),
-                None,
-            ),
-            Err(e) => ("failed", None, Some(e)),
-        };
-        store::finish_event(&self.db, id, state, items, error, self.now())
-            .await
-            .map_err(db_err)?;
-        Ok(())
     }
 
     pub(crate) async fn set_poll_offset(&self, id: ChannelId, offset: i64) -> Result<(), Problem> {

@@ -215,34 +215,61 @@ pub async fn insert_event(
     Ok(())
 }
 
-pub async fn get_event(db: &Db, id: EventId) -> R<Option<EventRow>> {
-    with_db!(db, |p| sqlx::query_as(
-        "SELECT id, org_id, channel_id, body, state, received_at FROM channel_events WHERE id = $1"
-    )
-    .bind(id)
-    .fetch_optional(p)
-    .await)
+/// `$from, $from+1, …` for `n` values.
+fn numbered(from: usize, n: usize) -> String {
+    (from..from + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
-pub async fn finish_event(
-    db: &Db,
-    id: EventId,
+/// The events among `ids` still waiting to be processed, in the order of `ids`.
+pub async fn pending_events(db: &Db, ids: &[EventId]) -> R<Vec<EventRow>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT id, org_id, channel_id, body, state, received_at FROM channel_events \
+         WHERE state = 'pending' AND id IN ({})",
+        numbered(1, ids.len())
+    );
+    let mut rows: Vec<EventRow> = with_db!(db, |p| {
+        let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()));
+        for id in ids {
+            q = q.bind(*id);
+        }
+        q.fetch_all(p).await
+    })?;
+    rows.sort_by_key(|r| ids.iter().position(|i| *i == r.id));
+    Ok(rows)
+}
+
+/// Records the same outcome for several events.
+pub async fn finish_events(
+    tx: &mut Tx,
+    ids: &[EventId],
     state: &str,
     items: Option<i64>,
     error: Option<&str>,
     now: Timestamp,
 ) -> R<u64> {
-    with_db!(db, |p| {
-        sqlx::query(
-        "UPDATE channel_events SET state = $2, items = $3, error = $4, processed_at = $5 WHERE id = $1"
-    )
-    .bind(id)
-    .bind(state)
-    .bind(items)
-    .bind(error)
-    .bind(now)
-    .execute(p)
-    .await
-    .map(|r| r.rows_affected())
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let sql = format!(
+        "UPDATE channel_events SET state = $1, items = $2, error = $3, processed_at = $4 \
+         WHERE id IN ({})",
+        numbered(5, ids.len())
+    );
+    with_tx!(tx, |e| {
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+            .bind(state)
+            .bind(items)
+            .bind(error)
+            .bind(now);
+        for id in ids {
+            q = q.bind(*id);
+        }
+        q.execute(e).await.map(|r| r.rows_affected())
     })
 }

@@ -424,17 +424,6 @@ impl Inbox {
             .collect()
     }
 
-    pub(crate) async fn render_one(
-        &self,
-        org: OrgId,
-        c: ConversationRow,
-    ) -> Result<ConversationOut, Problem> {
-        Ok(self
-            .render_conversations(org, vec![(c, 0)])
-            .await?
-            .remove(0))
-    }
-
     pub(crate) async fn render_messages(
         &self,
         org: OrgId,
@@ -548,6 +537,11 @@ impl Inbox {
         let Ok(Some(m)) = store::message(&self.db, org, id).await else {
             return;
         };
+        self.publish_message_row(org, type_, m).await;
+    }
+
+    /// Publishes a message event from the row as just written (nothing read back).
+    pub(crate) async fn publish_message_row(&self, org: OrgId, type_: &str, m: MessageRow) {
         let conv = m.conversation_id;
         match self.render_message(org, m).await {
             Ok(out) => {
@@ -567,11 +561,30 @@ impl Inbox {
         let Ok(Some(c)) = store::conversation(&self.db, org, id).await else {
             return;
         };
-        match self.render_one(org, c).await {
-            Ok(out) => {
+        self.publish_conversation_row(org, type_, c, None).await;
+    }
+
+    /// Publishes a conversation event from the row as just written, with its last message
+    /// when at hand (nothing else read back).
+    pub(crate) async fn publish_conversation_row(
+        &self,
+        org: OrgId,
+        type_: &str,
+        c: ConversationRow,
+        last: Option<MessageRow>,
+    ) {
+        let id = c.id;
+        let lasts = last.map(|m| (m.id, m)).into_iter().collect();
+        match self
+            .render_conversations_with(org, vec![(c, 0)], lasts)
+            .await
+            .map(|mut outs| outs.pop())
+        {
+            Ok(Some(out)) => {
                 self.publish(org, type_, Some(id), json!({"conversation": out}))
                     .await;
             }
+            Ok(None) => {}
             Err(p) => tracing::warn!(error = %p, "failed to render a conversation event"),
         }
     }

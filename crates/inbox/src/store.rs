@@ -562,6 +562,12 @@ const MSG_COLS: &str = "m.id, m.org_id, m.conversation_id, m.channel_id, m.direc
      m.author_id, m.private, m.purpose, m.edited, m.created_at, m.sent_at, m.delivered_at, \
      m.read_at, m.updated_at";
 
+/// [`MSG_COLS`] without the table alias (for `RETURNING`).
+const MSG_COLS_BARE: &str = "id, org_id, conversation_id, channel_id, direction, kind, \
+     text, content, media, reply_to_id, provider_message_id, status, error, \
+     author_id, private, purpose, edited, created_at, sent_at, delivered_at, \
+     read_at, updated_at";
+
 /// Inserts a message; `false` when a message with the same provider id exists on the channel
 /// (a redelivered webhook).
 pub async fn insert_message(tx: &mut Tx, m: &MessageRow) -> R<bool> {
@@ -739,7 +745,7 @@ pub async fn advance_status(
     at: Timestamp,
     error: Option<&str>,
     now: Timestamp,
-) -> R<Option<MessageId>> {
+) -> R<Option<MessageRow>> {
     let col = match to {
         "sent" => "sent_at",
         "delivered" => "delivered_at",
@@ -762,19 +768,17 @@ pub async fn advance_status(
     let sql = format!(
         "UPDATE inbox_messages SET status = $3, {col} = COALESCE({col}, $4), error = COALESCE($5, error), \
          updated_at = $6{fill} WHERE channel_id = $1 AND provider_message_id = $2 \
-         AND direction = 'outbound' AND status IN ({from_list}) RETURNING id"
+         AND direction = 'outbound' AND status IN ({from_list}) RETURNING {MSG_COLS_BARE}"
     );
-    let row: Option<(MessageId,)> =
-        with_db!(db, |p| sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
-            .bind(channel)
-            .bind(provider_id)
-            .bind(to)
-            .bind(at)
-            .bind(error)
-            .bind(now)
-            .fetch_optional(p)
-            .await)?;
-    Ok(row.map(|r| r.0))
+    with_db!(db, |p| sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+        .bind(channel)
+        .bind(provider_id)
+        .bind(to)
+        .bind(at)
+        .bind(error)
+        .bind(now)
+        .fetch_optional(p)
+        .await)
 }
 
 /// The send worker's result: `queued` → `sent` with the provider id (only from `queued`, so a

@@ -693,6 +693,125 @@ async fn concurrent_webhooks_are_stored_together_and_each_once(app: TestApp) {
     assert_eq!(count(&app, "inbox_messages").await, 40);
 }
 
+/// Runs one statement against the app's database.
+async fn exec(app: &TestApp, sql: &str) {
+    use wamage_platform::{Db, with_db};
+    let db: &Db = &app.state.db;
+    with_db!(db, |p| sqlx::query(sqlx::AssertSqlSafe(sql))
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()))
+    .unwrap();
+}
+
+/// The stored events' states and processing times, oldest first.
+async fn events(app: &TestApp) -> Vec<(String, Option<i64>)> {
+    use wamage_platform::{Db, with_db};
+    let db: &Db = &app.state.db;
+    let rows: Vec<(String, Option<wamage_kernel::Timestamp>)> = with_db!(db, |p| sqlx::query_as(
+        "SELECT state, processed_at FROM channel_events ORDER BY received_at, id"
+    )
+    .fetch_all(p)
+    .await)
+    .unwrap();
+    rows.into_iter()
+        .map(|(s, t)| (s, t.map(|t| t.millis())))
+        .collect()
+}
+
+async fn an_early_report_waits_and_the_rest_is_done_once(app: TestApp) {
+    let fake = FakeMeta::start().await;
+    let admin = app.register("owner@acme.test", "Acme").await;
+    let ch = whatsapp(&app, &admin, &fake).await;
+    let url = app.url(&format!("/webhooks/whatsapp/{}", s(&ch, "id")));
+    let (_, body) = FakeMeta::webhook_text("4915112345678", "Grace Hopper", "Hello");
+    assert_eq!(FakeMeta::post_webhook(&url, APP_SECRET, &body).await, 200);
+    settle(&app).await;
+    let conv = s(&list(&app, &admin).await[0], "id");
+    let m = expect_json(
+        app.post_as(
+            &admin,
+            &format!("/api/v1/conversations/{conv}/messages"),
+            &json!({"type": "text", "text": "Hi Grace"}),
+        )
+        .await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    settle(&app).await;
+    let wamid = fake.sent()[0].id.clone();
+    // The provider's report beats its own HTTP answer: the send result is not stored yet.
+    exec(
+        &app,
+        "UPDATE inbox_messages SET provider_message_id = NULL WHERE direction = 'outbound'",
+    )
+    .await;
+
+    // The report and three customers' messages arrive together.
+    let mut bodies = vec![FakeMeta::webhook_statuses(vec![webhook::status(
+        &wamid,
+        "delivered",
+        "4915112345678",
+        1_700_000_000,
+    )])];
+    bodies.extend(
+        (0..3).map(|i| {
+            FakeMeta::webhook_text(&format!("49151000001{i:02}"), &format!("C{i}"), "hi").1
+        }),
+    );
+    let codes = futures::future::join_all(
+        bodies
+            .iter()
+            .map(|b| FakeMeta::post_webhook(&url, APP_SECRET, b)),
+    )
+    .await;
+    assert_eq!(codes, vec![200; 4]);
+    settle(&app).await;
+    assert_eq!(count(&app, "inbox_conversations").await, 4);
+    let first = events(&app).await;
+    let states: Vec<&str> = first.iter().map(|(s, _)| s.as_str()).collect();
+    assert_eq!(
+        states.iter().filter(|s| **s == "processed").count(),
+        4,
+        "the messages are done at once: {first:?}"
+    );
+    assert_eq!(
+        states.iter().filter(|s| **s == "pending").count(),
+        1,
+        "the early report waits: {first:?}"
+    );
+    assert_eq!(
+        message_status(&app, &admin, &json!({ "message": m })).await,
+        "sent"
+    );
+
+    // The send result lands; the retry applies the report, and only the report.
+    exec(
+        &app,
+        &format!(
+            "UPDATE inbox_messages SET provider_message_id = '{wamid}' WHERE direction = 'outbound'"
+        ),
+    )
+    .await;
+    app.clock.advance(Duration::from_secs(5));
+    settle(&app).await;
+    assert_eq!(
+        message_status(&app, &admin, &json!({ "message": m })).await,
+        "delivered"
+    );
+    let second = events(&app).await;
+    assert!(second.iter().all(|(s, _)| s == "processed"), "{second:?}");
+    for (before, after) in first.iter().zip(&second) {
+        if before.0 == "processed" {
+            assert_eq!(before, after, "a processed event is not processed again");
+        }
+    }
+    assert_eq!(
+        count(&app, "inbox_messages WHERE direction = 'inbound'").await,
+        4
+    );
+}
+
 /// The status of a batch result's message, read back.
 async fn message_status(app: &TestApp, admin: &TestUser, result: &Value) -> String {
     let id = result["message"]["id"].as_str().unwrap().to_owned();
@@ -898,6 +1017,7 @@ wamage_testkit::app_tests_with!(
 );
 
 app_tests!(
+    an_early_report_waits_and_the_rest_is_done_once,
     concurrent_webhooks_are_stored_together_and_each_once,
     whatsapp_webhooks_in,
     whatsapp_sends_out,

@@ -625,6 +625,75 @@ async fn the_run_loop_picks_up_new_jobs(t: TestDb) {
     assert!(counts.lock().unwrap().values().all(|&n| n == 1));
 }
 
+async fn a_kind_limit_caps_its_handlers_and_not_the_others(t: TestDb) {
+    let (q, _clock) = setup(&t);
+    // Handlers of "narrow" running now and at most; the order kinds finished in.
+    let now = Arc::new(Mutex::new((0usize, 0usize)));
+    let finished: Arc<Mutex<Vec<&'static str>>> = Arc::default();
+    let handler = |kind: &'static str| {
+        let (now, finished) = (Arc::clone(&now), Arc::clone(&finished));
+        handler_fn(move |_job: JobContext| {
+            let (now, finished) = (Arc::clone(&now), Arc::clone(&finished));
+            async move {
+                if kind == "narrow" {
+                    let mut n = now.lock().unwrap();
+                    n.0 += 1;
+                    n.1 = n.1.max(n.0);
+                }
+                tokio::time::sleep(Duration::from_millis(30)).await;
+                if kind == "narrow" {
+                    now.lock().unwrap().0 -= 1;
+                }
+                finished.lock().unwrap().push(kind);
+                JobOutcome::Done
+            }
+        })
+    };
+    let worker = Worker::new(q.clone())
+        .with_config(WorkerConfig {
+            concurrency: 8,
+            kind_limits: [("narrow".to_owned(), 2)].into(),
+            ..WorkerConfig::default()
+        })
+        .register("narrow", handler("narrow"))
+        .register("wide", handler("wide"));
+    let mut tx = t.db.begin().await.unwrap();
+    let jobs = (0..12)
+        .map(|i| NewJob::new("narrow", json!({ "i": i })))
+        .chain((0..4).map(|i| NewJob::new("wide", json!({ "i": i }))))
+        .collect();
+    let ids = q.enqueue_many(&mut tx, jobs).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let shutdown = CancellationToken::new();
+    let handle = tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move { worker.run(shutdown).await }
+    });
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while finished.lock().unwrap().len() < ids.len() {
+        assert!(tokio::time::Instant::now() < deadline, "jobs did not run");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    shutdown.cancel();
+    handle.await.unwrap().unwrap();
+    assert_eq!(
+        now.lock().unwrap().1,
+        2,
+        "at most, and up to, two narrow jobs at once"
+    );
+    let order = finished.lock().unwrap().clone();
+    let last_narrow = order.iter().rposition(|k| *k == "narrow").unwrap();
+    let last_wide = order.iter().rposition(|k| *k == "wide").unwrap();
+    assert!(
+        last_wide < last_narrow,
+        "the other kind did not wait for the narrow queue: {order:?}"
+    );
+    for id in ids {
+        assert_eq!(q.get(id).await.unwrap().unwrap().state, JobState::Succeeded);
+    }
+}
+
 async fn stats_count_per_kind(t: TestDb) {
     let (q, clock) = setup(&t);
     for _ in 0..2 {
@@ -787,6 +856,7 @@ wamage_platform::backend_tests!(
     graceful_shutdown_releases_unstarted_jobs,
     shutdown_requeues_jobs_that_outlive_the_drain_timeout,
     the_run_loop_picks_up_new_jobs,
+    a_kind_limit_caps_its_handlers_and_not_the_others,
     stats_count_per_kind,
     priorities_and_purge,
 );

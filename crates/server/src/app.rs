@@ -314,9 +314,15 @@ pub fn router(state: &AppState) -> Router {
 
 /// The background worker with every job kind this build knows.
 pub fn worker(state: &AppState) -> Worker {
+    let ingest = match (state.config.ingest_concurrency, &state.db) {
+        (0, Db::Sqlite(_)) => 2,
+        (0, Db::Postgres(_)) => 8,
+        (n, _) => n,
+    };
     Worker::new(state.jobs.clone())
         .with_config(WorkerConfig {
             concurrency: state.config.worker_concurrency,
+            kind_limits: [(INGEST_JOB.to_owned(), ingest)].into(),
             ..WorkerConfig::default()
         })
         .register(

@@ -107,6 +107,9 @@ pub struct Config {
     pub roles: String,
     /// Background jobs run at once by this process's worker.
     pub worker_concurrency: usize,
+    /// Webhook ingest jobs run at once by this process's worker (0: 2 on SQLite, whose one
+    /// writer they would only queue for, 8 on PostgreSQL).
+    pub ingest_concurrency: usize,
     /// Rows a contacts import writes per transaction.
     pub import_batch_rows: usize,
     /// Seconds one run of a contacts import job goes on taking batches before it hands over
@@ -163,6 +166,7 @@ impl Default for Config {
             db_max_connections: 16,
             roles: "api,worker,realtime".to_owned(),
             worker_concurrency: 16,
+            ingest_concurrency: 0,
             import_batch_rows: wamage_contacts::IMPORT_BATCH_ROWS,
             import_run_secs: wamage_contacts::IMPORT_RUN_BUDGET.as_secs(),
             import_writers: wamage_contacts::IMPORT_WRITERS,
@@ -270,6 +274,9 @@ impl Config {
         }
         if self.db_max_connections == 0 || self.worker_concurrency == 0 {
             bail!("WAMAGE_DB_MAX_CONNECTIONS and WAMAGE_WORKER_CONCURRENCY must be at least 1");
+        }
+        if self.ingest_concurrency > 1024 {
+            bail!("WAMAGE_INGEST_CONCURRENCY must be between 0 (automatic) and 1024");
         }
         if !(1..=50_000).contains(&self.import_batch_rows) {
             bail!("WAMAGE_IMPORT_BATCH_ROWS must be between 1 and 50000");

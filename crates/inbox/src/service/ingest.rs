@@ -26,7 +26,7 @@ use wamage_channels::{
 use wamage_contacts::{
     ConsentPurpose, ConsentSource, ConsentStatus, ContactId, IdentityKind, SystemConsent,
 };
-use wamage_kernel::{Problem, Timestamp};
+use wamage_kernel::{OrgId, Problem, Timestamp};
 use wamage_platform::jobs::{JobContext, JobHandler, JobOutcome, NewJob};
 
 use super::{Inbox, MEDIA_JOB, consent_channel, db_err, error_json};
@@ -40,7 +40,12 @@ pub struct IngestJob(pub Arc<Inbox>);
 
 #[derive(Deserialize)]
 struct Payload {
-    event_id: EventId,
+    /// The events stored together by the webhook intake, in arrival order.
+    #[serde(default)]
+    event_ids: Vec<EventId>,
+    /// A single event (synthetic events, polled updates, jobs queued by earlier versions).
+    #[serde(default)]
+    event_id: Option<EventId>,
 }
 
 enum Applied {
@@ -51,56 +56,79 @@ enum Applied {
 
 #[async_trait::async_trait]
 impl JobHandler for IngestJob {
+    /// Processes the job's events in order. An event is marked processed once all its items
+    /// are applied; one whose items could not all be applied (an error, or a delivery report
+    /// that beat its send result) is left pending and the job retries — only those events are
+    /// read again. The outcomes are written together at the end.
     async fn run(&self, job: &JobContext) -> JobOutcome {
         let p: Payload = match job.payload_as() {
             Ok(p) => p,
             Err(e) => return JobOutcome::fail(format!("invalid ingest payload: {e}")),
         };
+        let mut ids = p.event_ids;
+        ids.extend(p.event_id);
+        if ids.is_empty() {
+            return JobOutcome::fail("an ingest job without events");
+        }
         let inbox = &self.0;
-        let (channel, ev) = match inbox.channels.event(p.event_id).await {
-            Ok(Some(x)) => x,
-            Ok(None) => return JobOutcome::Done,
+        let events = match inbox.channels.pending_events(&ids).await {
+            Ok(events) => events,
             Err(e) => return JobOutcome::retry(e.to_string()),
         };
-        if ev.state == "processed" {
-            return JobOutcome::Done;
-        }
-        let items = match inbox.channels.parse(&channel, &ev.body) {
-            Ok(items) => items,
-            Err(e) => {
-                // Malformed or unknown: kept in the raw log with the reason, never retried.
-                metrics::counter!("wamage_webhooks_unparsable_total", "kind" => channel.kind.as_str())
-                    .increment(1);
-                if let Err(p) = inbox.channels.finish_event(p.event_id, Err(&e)).await {
-                    return JobOutcome::retry(p.to_string());
-                }
-                return JobOutcome::Done;
-            }
-        };
+        let last = job.is_last_attempt();
+        let mut outcomes = Vec::with_capacity(events.len());
+        let mut reports = Vec::new();
         let mut unknown = 0;
-        for item in &items {
-            match inbox.apply(&channel, item).await {
-                Ok(Applied::Done) => {}
-                Ok(Applied::Unknown) => unknown += 1,
-                Err(e) => return JobOutcome::retry(format!("applying an inbound item: {e}")),
+        let mut failure = None;
+        for (channel, ev) in &events {
+            let items = match inbox.channels.parse(channel, &ev.body) {
+                Ok(items) => items,
+                Err(e) => {
+                    // Malformed or unknown: kept in the raw log with the reason, never retried.
+                    metrics::counter!("wamage_webhooks_unparsable_total", "kind" => channel.kind.as_str())
+                        .increment(1);
+                    outcomes.push((ev.id, Err(e)));
+                    continue;
+                }
+            };
+            let mut waiting = 0;
+            let mut error = None;
+            for item in &items {
+                match inbox.apply(channel, item, &mut reports).await {
+                    Ok(Applied::Done) => {}
+                    Ok(Applied::Unknown) => waiting += 1,
+                    Err(e) => {
+                        error = Some(e);
+                        break;
+                    }
+                }
             }
+            if let Some(e) = error {
+                failure.get_or_insert_with(|| format!("applying an inbound item: {e}"));
+                continue;
+            }
+            if waiting > 0 && !last {
+                unknown += waiting;
+                continue;
+            }
+            outcomes.push((ev.id, Ok(items.len())));
+            let lag = inbox.now().millis() - ev.received_at.millis();
+            metrics::histogram!("wamage_webhook_ingest_lag_seconds", "kind" => channel.kind.as_str())
+                .record(lag.max(0) as f64 / 1000.0);
         }
-        if unknown > 0 && !job.is_last_attempt() {
+        inbox.publish_reports(reports).await;
+        if let Err(e) = inbox.channels.finish_events(&outcomes).await {
+            return JobOutcome::retry(e.to_string());
+        }
+        if let Some(e) = failure {
+            return JobOutcome::retry(e);
+        }
+        if unknown > 0 {
             return JobOutcome::retry_after(
                 format!("{unknown} delivery report(s) for messages not known yet"),
                 Duration::from_secs(2),
             );
         }
-        if let Err(e) = inbox
-            .channels
-            .finish_event(p.event_id, Ok(items.len()))
-            .await
-        {
-            return JobOutcome::retry(e.to_string());
-        }
-        let lag = inbox.now().millis() - ev.received_at.millis();
-        metrics::histogram!("wamage_webhook_ingest_lag_seconds", "kind" => channel.kind.as_str())
-            .record(lag.max(0) as f64 / 1000.0);
         JobOutcome::Done
     }
 }
@@ -218,10 +246,17 @@ fn columns(content: &InboundContent) -> (String, Option<String>, Option<Value>, 
 }
 
 impl Inbox {
-    async fn apply(&self, c: &Channel, item: &Inbound) -> Result<Applied, Problem> {
+    /// Applies one item of an event. Messages moved by a delivery report are added to
+    /// `reports`, for [`Inbox::publish_reports`].
+    async fn apply(
+        &self,
+        c: &Channel,
+        item: &Inbound,
+        reports: &mut Vec<MessageRow>,
+    ) -> Result<Applied, Problem> {
         match item {
             Inbound::Message(m) => self.apply_message(c, m).await,
-            Inbound::Status(s) => self.apply_status(c, s).await,
+            Inbound::Status(s) => self.apply_status(c, s, reports).await,
             Inbound::BotBlocked { from, blocked } => {
                 self.apply_block(c, from, *blocked).await?;
                 Ok(Applied::Done)
@@ -423,8 +458,10 @@ impl Inbox {
         } else {
             "wamage.conversation.updated"
         };
-        self.publish_conversation(org, type_, conv.id).await;
-        self.publish_message(org, "wamage.message.received", row.id)
+        let conv_id = conv.id;
+        self.publish_conversation_row(org, type_, conv, Some(row.clone()))
+            .await;
+        self.publish_message_row(org, "wamage.message.received", row)
             .await;
         for h in self.hooks() {
             if let Err(p) = h.customer_message(c, contact.id, now).await {
@@ -432,10 +469,10 @@ impl Inbox {
             }
         }
         if created && let Some(team) = c.config.assign_team_id {
-            self.auto_assign(org, conv.id, team).await;
+            self.auto_assign(org, conv_id, team).await;
         }
         if was == "resolved" && !created {
-            tracing::debug!(conversation = %conv.id, "reopened by a customer message");
+            tracing::debug!(conversation = %conv_id, "reopened by a customer message");
         }
         if let InboundContent::Button {
             callback_id: Some(id),
@@ -484,7 +521,41 @@ impl Inbox {
         }
     }
 
-    async fn apply_status(&self, c: &Channel, s: &StatusUpdate) -> Result<Applied, Problem> {
+    /// Publishes `message.status.updated` for messages moved by delivery reports, rendered
+    /// together (one look-up of reactions and quoted messages per organisation).
+    async fn publish_reports(&self, reports: Vec<MessageRow>) {
+        let mut by_org: Vec<(OrgId, Vec<MessageRow>)> = Vec::new();
+        for m in reports {
+            match by_org.iter_mut().find(|(o, _)| *o == m.org_id) {
+                Some((_, rows)) => rows.push(m),
+                None => by_org.push((m.org_id, vec![m])),
+            }
+        }
+        for (org, rows) in by_org {
+            let convs: Vec<_> = rows.iter().map(|m| m.conversation_id).collect();
+            match self.render_messages(org, rows).await {
+                Ok(outs) => {
+                    for (out, conv) in outs.into_iter().zip(convs) {
+                        self.publish(
+                            org,
+                            "wamage.message.status.updated",
+                            Some(conv),
+                            json!({"message": out, "conversation_id": conv}),
+                        )
+                        .await;
+                    }
+                }
+                Err(p) => tracing::warn!(error = %p, "failed to render status events"),
+            }
+        }
+    }
+
+    async fn apply_status(
+        &self,
+        c: &Channel,
+        s: &StatusUpdate,
+        reports: &mut Vec<MessageRow>,
+    ) -> Result<Applied, Problem> {
         // Reports carrying callback data are for sends of other domains (campaigns): the
         // inbox never sets it on its own sends.
         if s.callback_data.is_some() {
@@ -516,7 +587,7 @@ impl Inbox {
         });
         let at = Timestamp::from_millis(s.at_ms);
         let now = self.now();
-        let Some(id) = store::advance_status(
+        let Some(m) = store::advance_status(
             &self.db,
             c.id,
             &s.provider_message_id,
@@ -543,12 +614,11 @@ impl Inbox {
             }
             return Ok(Applied::Unknown);
         };
-        self.publish_message(c.org_id, "wamage.message.status.updated", id)
-            .await;
+        let conversation = m.conversation_id;
+        reports.push(m);
         if s.status == DeliveryStatus::Failed
             && s.errors.iter().any(|e| e.code == 131050)
-            && let Ok(Some(m)) = store::message_any(&self.db, id).await
-            && let Ok(Some(conv)) = store::conversation(&self.db, c.org_id, m.conversation_id).await
+            && let Ok(Some(conv)) = store::conversation(&self.db, c.org_id, conversation).await
             && let Some(channel) = consent_channel(c.kind)
             && let Err(p) = self
                 .contacts

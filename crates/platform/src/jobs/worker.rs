@@ -41,6 +41,9 @@ pub struct WorkerConfig {
     pub metrics_interval: Duration,
     /// Longest a finished try waits before its outcome is written (outcomes are batched).
     pub flush_interval: Duration,
+    /// Kinds that may run fewer handlers at once than `concurrency` (e.g. jobs that all take
+    /// the same write lock). Jobs of a kind at its limit are not claimed; other kinds are.
+    pub kind_limits: HashMap<String, usize>,
 }
 
 impl Default for WorkerConfig {
@@ -55,6 +58,7 @@ impl Default for WorkerConfig {
             reap_interval: Duration::from_secs(15),
             metrics_interval: Duration::from_secs(5),
             flush_interval: Duration::from_millis(20),
+            kind_limits: HashMap::new(),
         }
     }
 }
@@ -228,23 +232,56 @@ impl Worker {
         let mut sample = interval(cfg.metrics_interval);
         // True when the last claim found less than a full batch: wait for a poll or a wake-up.
         let mut idle = false;
+        // Handlers running per limited kind.
+        let mut running: HashMap<String, usize> = HashMap::new();
+        let room = |running: &HashMap<String, usize>, kind: &str| {
+            cfg.kind_limits
+                .get(kind)
+                .is_none_or(|limit| running.get(kind).copied().unwrap_or(0) < (*limit).max(1))
+        };
 
         loop {
             while set.len() < concurrency {
-                let Some(job) = buffer.pop_front() else { break };
+                let Some(at) = buffer.iter().position(|j| room(&running, &j.kind)) else {
+                    break;
+                };
+                let Some(job) = buffer.remove(at) else { break };
+                if cfg.kind_limits.contains_key(&job.kind) {
+                    *running.entry(job.kind.clone()).or_default() += 1;
+                }
                 inflight.insert(job.id, job.clone());
                 self.spawn_job(&mut set, job, None);
             }
             if done.len() >= batch {
                 self.flush(&mut done).await;
             }
-            let can_claim = buffer.is_empty() && set.len() < concurrency;
+            // Claim when nothing claimed can start: only kinds with room left, counting the
+            // jobs already waiting here.
+            let kinds: Vec<String> = if cfg.kind_limits.is_empty() {
+                Vec::new()
+            } else {
+                let mut taken = running.clone();
+                for j in &buffer {
+                    if cfg.kind_limits.contains_key(&j.kind) {
+                        *taken.entry(j.kind.clone()).or_default() += 1;
+                    }
+                }
+                self.kinds
+                    .iter()
+                    .filter(|k| room(&taken, k))
+                    .cloned()
+                    .collect()
+            };
+            let kinds = if cfg.kind_limits.is_empty() {
+                &self.kinds
+            } else {
+                &kinds
+            };
+            let can_claim = set.len() < concurrency
+                && !kinds.is_empty()
+                && !buffer.iter().any(|j| room(&running, &j.kind));
             if can_claim && !idle && !shutdown.is_cancelled() {
-                match self
-                    .queue
-                    .claim(&self.id, &self.kinds, batch, cfg.lease)
-                    .await
-                {
+                match self.queue.claim(&self.id, kinds, batch, cfg.lease).await {
                     Ok(jobs) => {
                         idle = jobs.len() < batch;
                         buffer.extend(jobs);
@@ -263,6 +300,11 @@ impl Worker {
                     match res {
                         Ok(f) => {
                             inflight.remove(&f.job.id);
+                            if let Some(n) = running.get_mut(&f.job.kind) {
+                                // Room for the kind again: its due jobs may be claimed.
+                                *n = n.saturating_sub(1);
+                                idle = false;
+                            }
                             done.push(f);
                         }
                         Err(e) => tracing::error!(error = %e, "job task failed"),
