@@ -127,6 +127,10 @@ pub struct InboundArgs {
     /// Outbound messages sent first, whose wamids the status webhooks report on.
     #[arg(long, default_value_t = 1_000)]
     seed: usize,
+    /// Post the same webhooks to `wamage-bench webhook-floor` instead of Wamage: a server
+    /// that only checks signatures and stores events durably (what the machine allows).
+    #[arg(long)]
+    floor: bool,
     #[command(flatten)]
     server: ServerArgs,
 }
@@ -810,39 +814,16 @@ impl Posted {
     }
 }
 
-pub async fn inbound(args: InboundArgs) -> anyhow::Result<()> {
-    if args.webhooks < 4 || args.seed == 0 {
-        bail!("--webhooks must be at least 4 and --seed positive");
-    }
-    let a = &args;
-    let result = with_database(args.backend, &args.server.postgres_url, |url| async move {
-        inbound_bench(a, url.as_deref()).await
-    })
-    .await?;
-    write_result(&result, args.server.out.as_ref())
-}
+/// A webhook body and its `X-Hub-Signature-256`.
+type Signed = (Vec<u8>, String);
 
-async fn inbound_bench(args: &InboundArgs, db_url: Option<&str>) -> anyhow::Result<Value> {
-    let rig = Rig::start(&args.server, args.backend, db_url, false, 1000).await?;
-    let n = args.webhooks;
-    let limit = Duration::from_secs(1800);
-
-    // Real outbound messages for the statuses to report on.
-    eprintln!("inbox-inbound: sending {} seed messages", args.seed);
-    let seeded = rig.api.send_range(0, args.seed, 4).await?;
-    if seeded.rejected > 0 {
-        bail!("seed messages refused: {:?}", seeded.first_problem);
-    }
-    wait_count(&rig, SENT_SQL, i64::try_from(args.seed)?, limit).await?;
-    let targets: Vec<(String, String)> = rig
-        .fake
-        .sent()
-        .into_iter()
-        .map(|m| (m.id, m.body["to"].as_str().unwrap_or_default().to_owned()))
-        .collect();
-
-    // The webhooks, signed up front: every 4th a customer message from a new number, the
-    // others a status (sent → delivered → read, then repeats) of a seed message.
+/// The P3 webhooks, signed up front: every 4th a customer message from a new number, the
+/// others a status (sent → delivered → read, then repeats) of one of `targets` (wamid, phone).
+/// Also the indices of the message webhooks.
+fn webhook_bodies(
+    n: usize,
+    targets: &[(String, String)],
+) -> anyhow::Result<(Vec<Signed>, Vec<usize>)> {
     let now = i64::try_from(
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)?
@@ -876,6 +857,141 @@ async fn inbound_bench(args: &InboundArgs, db_url: Option<&str>) -> anyhow::Resu
         let signature = FakeMeta::sign(APP_SECRET, &bytes);
         bodies.push((bytes, signature));
     }
+    Ok((bodies, message_hooks))
+}
+
+/// The same webhooks posted the same way to `wamage-bench webhook-floor`.
+async fn floor_bench(args: &InboundArgs) -> anyhow::Result<Value> {
+    use tokio::io::AsyncBufReadExt as _;
+    let n = args.webhooks;
+    let dir = tempfile::tempdir()?;
+    let db_path = dir.path().join("floor.db");
+    let mut child = tokio::process::Command::new(std::env::current_exe()?)
+        .arg("webhook-floor")
+        .arg("--db")
+        .arg(&db_path)
+        .args(["--app-secret", APP_SECRET])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .context("failed to start wamage-bench webhook-floor")?;
+    let pid = child.id().context("the floor server exited at once")?;
+    let stdout = child
+        .stdout
+        .take()
+        .context("no stdout from the floor server")?;
+    let mut line = String::new();
+    tokio::io::BufReader::new(stdout)
+        .read_line(&mut line)
+        .await?;
+    let base = line
+        .trim()
+        .strip_prefix("listening at ")
+        .context("the floor server did not say where it listens")?
+        .to_owned();
+    // Statuses about made-up sends (the floor reads nothing).
+    let targets: Vec<(String, String)> = (0..args.seed.max(1))
+        .map(|k| (format!("wamid.floor{k:08}"), format!("1555{k:07}")))
+        .collect();
+    let (bodies, message_hooks) = webhook_bodies(n, &targets)?;
+    let bodies = Arc::new(bodies);
+    let url = format!("{base}/webhooks/whatsapp/0190a1b2-0000-7000-8000-000000000001");
+    let http = reqwest::Client::new();
+    let load_before = load_avg();
+    eprintln!(
+        "inbox-inbound: floor server, posting {n} webhooks ({} messages) from {} clients",
+        message_hooks.len(),
+        args.clients
+    );
+    let stat = format!("/proc/{pid}/stat");
+    let (server_cpu, bench_cpu) = (cpu_seconds_of(&stat), cpu_seconds_of("/proc/self/stat"));
+    let posted = post_webhooks(&http, &url, &bodies, (0..n).collect(), args.clients).await?;
+    let server_cpu = cpu_seconds_of(&stat) - server_cpu;
+    let bench_cpu = cpu_seconds_of("/proc/self/stat") - bench_cpu;
+    let load_after = load_avg();
+    let db = Db::connect(
+        &format!("sqlite://{}", db_path.display()),
+        &DbOptions {
+            max_connections: 1,
+            ..DbOptions::default()
+        },
+    )
+    .await?;
+    let (stored,): (i64,) = with_db!(&db, |p| sqlx::query_as("SELECT COUNT(*) FROM events")
+        .fetch_one(p)
+        .await)?;
+    let _ = child.kill().await;
+    let p = percentiles(posted.latencies_ms.clone());
+    let rate = (posted.latencies_ms.len() - posted.not_ok) as f64 / posted.seconds;
+    let wall = posted.seconds;
+    eprintln!(
+        "inbox-inbound floor: {n} webhooks accepted at {rate:.0}/s (p50 {} / p95 {} / p99 {} ms, \
+         {} not 200), {stored} stored; server {:.2} cores, clients {:.2} cores; load {load_before} -> {load_after}",
+        p["p50_ms"],
+        p["p95_ms"],
+        p["p99_ms"],
+        posted.not_ok,
+        server_cpu / wall,
+        bench_cpu / wall,
+    );
+    Ok(json!({
+        "bench": "inbox-inbound",
+        "server": "floor (wamage-bench webhook-floor: signature check + durable insert only)",
+        "webhooks": n,
+        "message_webhooks": message_hooks.len(),
+        "clients": args.clients,
+        "first_delivery": posted.summary(),
+        "events_stored": stored,
+        "cpu": {
+            "wall_s": round2(wall),
+            "server_cpu_s": round2(server_cpu),
+            "server_cores": round2(server_cpu / wall),
+            "bench_cpu_s": round2(bench_cpu),
+            "bench_cores": round2(bench_cpu / wall),
+        },
+        "load_avg_before": load_before,
+        "load_avg_after": load_after,
+        "machine": machine(),
+        "date": chrono::Utc::now().to_rfc3339(),
+    }))
+}
+
+pub async fn inbound(args: InboundArgs) -> anyhow::Result<()> {
+    if args.webhooks < 4 || args.seed == 0 {
+        bail!("--webhooks must be at least 4 and --seed positive");
+    }
+    if args.floor {
+        let result = floor_bench(&args).await?;
+        return write_result(&result, args.server.out.as_ref());
+    }
+    let a = &args;
+    let result = with_database(args.backend, &args.server.postgres_url, |url| async move {
+        inbound_bench(a, url.as_deref()).await
+    })
+    .await?;
+    write_result(&result, args.server.out.as_ref())
+}
+
+async fn inbound_bench(args: &InboundArgs, db_url: Option<&str>) -> anyhow::Result<Value> {
+    let rig = Rig::start(&args.server, args.backend, db_url, false, 1000).await?;
+    let n = args.webhooks;
+    let limit = Duration::from_secs(1800);
+
+    // Real outbound messages for the statuses to report on.
+    eprintln!("inbox-inbound: sending {} seed messages", args.seed);
+    let seeded = rig.api.send_range(0, args.seed, 4).await?;
+    if seeded.rejected > 0 {
+        bail!("seed messages refused: {:?}", seeded.first_problem);
+    }
+    wait_count(&rig, SENT_SQL, i64::try_from(args.seed)?, limit).await?;
+    let targets: Vec<(String, String)> = rig
+        .fake
+        .sent()
+        .into_iter()
+        .map(|m| (m.id, m.body["to"].as_str().unwrap_or_default().to_owned()))
+        .collect();
+
+    let (bodies, message_hooks) = webhook_bodies(n, &targets)?;
     let bodies = Arc::new(bodies);
     let url = format!("{}/webhooks/whatsapp/{}", rig.api.base, rig.api.channel_id);
     let inbound_before = rig.count(INBOUND_SQL).await?;

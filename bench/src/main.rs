@@ -14,6 +14,7 @@ use std::{
 mod campaigns;
 mod contacts;
 mod inbox;
+mod webhook_floor;
 mod ws_floor;
 
 use anyhow::{Context, bail};
@@ -58,6 +59,9 @@ enum Command {
     /// The realtime fan-out's floor: a Socket.IO server that does nothing but write each
     /// message to its room's sockets (`bench/realtime.sh fanout --servers floor`).
     WsFloor(ws_floor::FloorArgs),
+    /// The P3 inbound benchmark's floor: a server that only checks each webhook's signature
+    /// and stores it durably, with group commit (`wamage-bench inbox-inbound --floor`).
+    WebhookFloor(webhook_floor::FloorArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -114,6 +118,7 @@ async fn main() -> anyhow::Result<()> {
         Command::CampaignPacing(args) => campaigns::pacing(args).await,
         Command::CampaignKill(args) => campaigns::kill(args).await,
         Command::WsFloor(args) => ws_floor::run(args).await,
+        Command::WebhookFloor(args) => webhook_floor::run(args).await,
     }
 }
 
