@@ -516,7 +516,7 @@ async fn claim_range_sqlite(
     lease_until: Timestamp,
 ) -> R<Option<(i64, Vec<Claimed>)>> {
     let mut tx = db.begin().await?;
-    let Tx::Sqlite(t) = &mut tx else {
+    let Tx::Sqlite(t, _) = &mut tx else {
         return Ok(None);
     };
     let (first, last): (i64, Option<i64>) = sqlx::query_as(
@@ -657,7 +657,7 @@ async fn claim_sqlite(
     now: Timestamp,
 ) -> R<Vec<Claimed>> {
     let mut tx = db.begin().await?;
-    let Tx::Sqlite(t) = &mut tx else {
+    let Tx::Sqlite(t, _) = &mut tx else {
         return Ok(Vec::new());
     };
     let (picked,): (String,) = sqlx::query_as(
@@ -826,7 +826,7 @@ async fn record_sqlite(
     let cases = |n: usize| " WHEN ? THEN ?".repeat(n);
     let list = |n: usize| vec!["?"; n].join(", ");
     let mut tx = db.begin().await?;
-    let Tx::Sqlite(t) = &mut tx else {
+    let Tx::Sqlite(t, _) = &mut tx else {
         return Ok(());
     };
     for chunk in sent.chunks(100) {

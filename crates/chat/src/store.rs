@@ -43,7 +43,7 @@ macro_rules! on {
         match $ex {
             Ex::Db(Db::Sqlite($e)) => $body,
             Ex::Db(Db::Postgres($e)) => $body,
-            Ex::Tx(Tx::Sqlite(t)) => {
+            Ex::Tx(Tx::Sqlite(t, _)) => {
                 let $e = &mut **t;
                 $body
             }
@@ -548,7 +548,7 @@ pub async fn insert_message(tx: &mut Tx, org: OrgId, m: &NewMessage<'_>) -> R<()
 /// Replaces the search words of a message (none: removes it from the index).
 pub async fn set_search_words(tx: &mut Tx, id: ChatMessageId, words: &[String]) -> R<()> {
     // PostgreSQL overwrites the column; SQLite's index needs the old entry removed first.
-    if let Tx::Sqlite(t) = tx {
+    if let Tx::Sqlite(t, _) = tx {
         sqlx::query(
             "DELETE FROM chat_messages_fts WHERE rowid = \
              (SELECT rid FROM chat_messages WHERE id = $1)",
@@ -564,7 +564,7 @@ pub async fn set_search_words(tx: &mut Tx, id: ChatMessageId, words: &[String]) 
 /// nothing to remove first).
 pub async fn add_search_words(tx: &mut Tx, id: ChatMessageId, words: &[String]) -> R<()> {
     match tx {
-        Tx::Sqlite(t) => {
+        Tx::Sqlite(t, _) => {
             if !words.is_empty() {
                 sqlx::query(
                     "INSERT INTO chat_messages_fts (rowid, body) \

@@ -213,7 +213,7 @@ pub async fn delete_attr_def(tx: &mut Tx, org: OrgId, key: &str) -> R<bool> {
 /// Contacts that hold a value for attribute `key`.
 pub async fn contacts_with_attr(tx: &mut Tx, org: OrgId, key: &str) -> R<Vec<ContactRow>> {
     match tx {
-        Tx::Sqlite(t) => {
+        Tx::Sqlite(t, _) => {
             sqlx::query_as::<_, ContactRow>(sqlx::AssertSqlSafe(format!(
                 "SELECT {CONTACT_COLS} FROM contacts c WHERE c.org_id = $1 \
                  AND json_type(c.attributes, $2) IS NOT NULL"
@@ -459,7 +459,7 @@ pub async fn delete_contact(tx: &mut Tx, org: OrgId, id: ContactId) -> R<bool> {
 /// Replaces the search words of a contact.
 pub async fn set_search_words(tx: &mut Tx, id: ContactId, words: &[String]) -> R<()> {
     match tx {
-        Tx::Sqlite(t) => {
+        Tx::Sqlite(t, _) => {
             sqlx::query(
                 "DELETE FROM contacts_fts WHERE rowid = (SELECT rid FROM contacts WHERE id = $1)",
             )
@@ -1989,7 +1989,7 @@ pub async fn identity_owners_for_import(
         return Ok(Vec::new());
     }
     match tx {
-        Tx::Sqlite(t) => {
+        Tx::Sqlite(t, _) => {
             let json = serde_json::to_string(keys).map_err(|e| sqlx::Error::Encode(e.into()))?;
             sqlx::query_as(
                 "SELECT i.kind, i.value, i.contact_id, \
@@ -2037,7 +2037,7 @@ pub async fn import_key_lines(tx: &mut Tx, id: ImportId, keys: &[&str]) -> R<Vec
         return Ok(Vec::new());
     }
     match tx {
-        Tx::Sqlite(t) => {
+        Tx::Sqlite(t, _) => {
             let json = serde_json::to_string(keys).map_err(|e| sqlx::Error::Encode(e.into()))?;
             sqlx::query_as(
                 "SELECT k.ikey, k.line FROM json_each($2) j \
@@ -2100,7 +2100,7 @@ pub async fn insert_contacts_bulk(
         return Ok(());
     }
     match tx {
-        Tx::Sqlite(t) => {
+        Tx::Sqlite(t, _) => {
             let json = match json {
                 Some(json) => json,
                 None => contacts_json(rows)?,
@@ -2218,7 +2218,7 @@ pub async fn insert_identities_bulk(
         return Ok(());
     }
     match tx {
-        Tx::Sqlite(t) => {
+        Tx::Sqlite(t, _) => {
             let json = match json {
                 Some(json) => json,
                 None => identities_json(rows)?,
@@ -2284,7 +2284,7 @@ pub async fn add_links_bulk(
     // error that would stop the import.
     let (table, column, target) = link.names();
     match tx {
-        Tx::Sqlite(t) => {
+        Tx::Sqlite(t, _) => {
             let json = serde_json::to_string(
                 &pairs
                     .iter()
@@ -2328,7 +2328,7 @@ pub async fn insert_import_keys_bulk(tx: &mut Tx, id: ImportId, keys: &[(String,
         return Ok(());
     }
     match tx {
-        Tx::Sqlite(t) => {
+        Tx::Sqlite(t, _) => {
             let json = serde_json::to_string(keys).map_err(|e| sqlx::Error::Encode(e.into()))?;
             sqlx::query(
                 "INSERT INTO contact_import_keys (import_id, ikey, line) \
@@ -2367,7 +2367,7 @@ pub async fn insert_import_errors_bulk(
         return Ok(());
     }
     match tx {
-        Tx::Sqlite(t) => {
+        Tx::Sqlite(t, _) => {
             let json = Value::Array(
                 rows.iter()
                     .map(|(line, reason, raw)| {
@@ -2419,7 +2419,7 @@ pub async fn insert_import_errors_bulk(
 /// and a manual `ANALYZE` does not merge it. Both take about a second after a million rows.
 pub async fn settle_after_bulk_load(tx: &mut Tx) -> R<()> {
     match tx {
-        Tx::Sqlite(t) => {
+        Tx::Sqlite(t, _) => {
             sqlx::query("PRAGMA analysis_limit = 2000")
                 .execute(&mut **t)
                 .await?;

@@ -11,9 +11,16 @@
 //! times are `BIGINT` Unix milliseconds, JSON is `TEXT`/`JSONB`, booleans `INTEGER`/`BOOLEAN`,
 //! placeholders are `$1, $2, …` (SQLite accepts them too).
 
-use std::{str::FromStr, time::Duration};
+use std::{
+    collections::HashMap,
+    path::PathBuf,
+    str::FromStr,
+    sync::{Arc, Mutex, OnceLock, PoisonError},
+    time::Duration,
+};
 
 use anyhow::Context;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use sqlx::{
     Connection, PgPool, Postgres, Sqlite, SqlitePool,
     migrate::{Migration, Migrator},
@@ -47,8 +54,47 @@ pub enum Db {
 /// An open transaction on either backend. Dropped without `commit` it rolls back.
 #[derive(Debug)]
 pub enum Tx {
-    Sqlite(sqlx::Transaction<'static, Sqlite>),
+    /// With this process's turn at the database's write lock when it writes ([`Db::begin`]),
+    /// given back when the transaction ends.
+    Sqlite(sqlx::Transaction<'static, Sqlite>, Option<WriteTurn>),
     Postgres(sqlx::Transaction<'static, Postgres>),
+}
+
+/// A turn at an SQLite database's one write lock, among this process's write transactions.
+#[derive(Debug)]
+pub struct WriteTurn {
+    _permit: OwnedSemaphorePermit,
+}
+
+/// How long a write transaction waits for its turn (SQLite's own busy timeout is the same).
+const WRITE_TURN_WAIT: Duration = Duration::from_secs(10);
+
+/// Waits for this process's turn to write to `pool`'s database file.
+///
+/// SQLite lets one connection write at a time; the others' `BEGIN IMMEDIATE` waits in its busy
+/// handler, which polls with sleeps growing to 100 ms — so under contention the lock often sits
+/// free while every waiter sleeps, and a waiter can lose its turn again and again. Taking
+/// turns here first (first come, first served, woken the moment the previous transaction
+/// ends) leaves SQLite's handler only the writes made outside a transaction and other
+/// processes. One gate per database file, shared by every pool of this process that opens it.
+async fn write_turn(pool: &SqlitePool) -> Result<WriteTurn, sqlx::Error> {
+    static GATES: OnceLock<Mutex<HashMap<PathBuf, Arc<Semaphore>>>> = OnceLock::new();
+    let file = pool.connect_options().get_filename().to_path_buf();
+    let gate = {
+        let mut gates = GATES
+            .get_or_init(Mutex::default)
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        Arc::clone(
+            gates
+                .entry(file)
+                .or_insert_with(|| Arc::new(Semaphore::new(1))),
+        )
+    };
+    match tokio::time::timeout(WRITE_TURN_WAIT, gate.acquire_owned()).await {
+        Ok(Ok(permit)) => Ok(WriteTurn { _permit: permit }),
+        _ => Err(sqlx::Error::PoolTimedOut),
+    }
 }
 
 /// Pool sizing and timeouts.
@@ -87,7 +133,7 @@ macro_rules! with_db {
 macro_rules! with_tx {
     ($tx:expr, |$conn:ident| $body:expr) => {
         match $tx {
-            $crate::db::Tx::Sqlite(t) => {
+            $crate::db::Tx::Sqlite(t, _) => {
                 let $conn = &mut **t;
                 $body
             }
@@ -150,7 +196,10 @@ impl Db {
         Ok(match self {
             // SQLite: take the write lock up front, so a transaction that reads then writes
             // cannot fail half-way with SQLITE_BUSY on lock upgrade.
-            Self::Sqlite(p) => Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
+            Self::Sqlite(p) => {
+                let turn = write_turn(p).await?;
+                Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?, Some(turn))
+            }
             Self::Postgres(p) => Tx::Postgres(p.begin().await?),
         })
     }
@@ -159,7 +208,7 @@ impl Db {
     /// takes no write lock (`BEGIN`), so it runs while another connection writes.
     pub async fn begin_read(&self) -> Result<Tx, sqlx::Error> {
         Ok(match self {
-            Self::Sqlite(p) => Tx::Sqlite(p.begin().await?),
+            Self::Sqlite(p) => Tx::Sqlite(p.begin().await?, None),
             Self::Postgres(p) => Tx::Postgres(p.begin().await?),
         })
     }
@@ -205,21 +254,22 @@ impl Db {
 impl Tx {
     pub async fn commit(self) -> Result<(), sqlx::Error> {
         match self {
-            Self::Sqlite(t) => t.commit().await,
+            // The turn is given back once the commit is done.
+            Self::Sqlite(t, _turn) => t.commit().await,
             Self::Postgres(t) => t.commit().await,
         }
     }
 
     pub async fn rollback(self) -> Result<(), sqlx::Error> {
         match self {
-            Self::Sqlite(t) => t.rollback().await,
+            Self::Sqlite(t, _turn) => t.rollback().await,
             Self::Postgres(t) => t.rollback().await,
         }
     }
 
     pub fn backend(&self) -> Backend {
         match self {
-            Self::Sqlite(_) => Backend::Sqlite,
+            Self::Sqlite(..) => Backend::Sqlite,
             Self::Postgres(_) => Backend::Postgres,
         }
     }

@@ -340,7 +340,7 @@ impl JobQueue {
                 rows.push((Uuid::now_v7(), job, to_i32(max_attempts)));
             }
             let inserted: Vec<Uuid> = match tx {
-                Tx::Sqlite(t) => {
+                Tx::Sqlite(t, _) => {
                     // One JSON parameter: SQLite looks bound parameters up by name in a list,
                     // which makes thousands of placeholders quadratic.
                     let rows_json = Value::Array(
@@ -936,7 +936,7 @@ impl JobQueue {
             .collect();
         for chunk in succeeded.chunks(CHUNK) {
             let ids: Vec<Uuid> = match &mut tx {
-                Tx::Sqlite(t) => {
+                Tx::Sqlite(t, _) => {
                     let fence = Value::Array(
                         chunk
                             .iter()
@@ -1092,7 +1092,7 @@ impl JobQueue {
             .collect();
         for chunk in unrecorded.chunks(CHUNK) {
             match &mut tx {
-                Tx::Sqlite(t) => {
+                Tx::Sqlite(t, _) => {
                     let rows = Value::Array(
                         chunk
                             .iter()
@@ -1231,7 +1231,7 @@ impl JobQueue {
                 .bind(REAP_BATCH)
                 .fetch_all(&mut **t)
                 .await?,
-                Tx::Sqlite(t) => sqlx::query_as(
+                Tx::Sqlite(t, _) => sqlx::query_as(
                     "SELECT id, kind, attempts, max_attempts, lost_count, locked_by, started_at \
                      FROM jobs WHERE state = 'running' AND locked_until < $1 \
                      ORDER BY locked_until LIMIT $2",
