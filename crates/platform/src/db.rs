@@ -20,13 +20,13 @@ use std::{
 };
 
 use anyhow::Context;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use sqlx::{
     Connection, PgPool, Postgres, Sqlite, SqlitePool,
     migrate::{Migration, Migrator},
     postgres::{PgConnectOptions, PgPoolOptions},
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Which engine a [`Db`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
