@@ -71,15 +71,17 @@ impl Contacts {
         Err(last.unwrap_or_else(|| Problem::internal("inbound contact resolution failed")))
     }
 
-    /// [`Self::resolve_inbound`] for many senders at once (a batch of sends to addresses): one
-    /// transaction, one lookup of every identity, new contacts (named after their first
-    /// identity) and identities written together. Answer `i` is for `senders[i]`; senders
-    /// sharing an identity end on the same contact (`created` only for the first of them). A
-    /// concurrent insert of the same identity resolves the whole batch again.
+    /// [`Self::resolve_inbound`] for many senders at once (a batch of sends to addresses, the
+    /// customer messages of a batch of webhooks): one transaction, one lookup of every
+    /// identity, new contacts (named `names[i]` when given, else after their first identity)
+    /// and identities written together. Answer `i` is for `senders[i]`; senders sharing an
+    /// identity end on the same contact (`created` only for the first of them). A concurrent
+    /// insert of the same identity resolves the whole batch again.
     pub async fn resolve_inbound_many(
         &self,
         org: OrgId,
         senders: &[Vec<(IdentityKind, String)>],
+        names: &[Option<&str>],
     ) -> Result<Vec<ResolvedContact>, Problem> {
         if let Some(i) = senders.iter().position(Vec::is_empty) {
             return Err(Problem::invalid_field(
@@ -92,7 +94,7 @@ impl Contacts {
         }
         let mut last = None;
         for _ in 0..3 {
-            match self.try_resolve_many(org, senders).await {
+            match self.try_resolve_many(org, senders, names).await {
                 Ok((out, created, extended)) => {
                     if !created.is_empty() || extended {
                         self.forget(org).await;
@@ -126,6 +128,7 @@ impl Contacts {
         &self,
         org: OrgId,
         senders: &[Vec<(IdentityKind, String)>],
+        given: &[Option<&str>],
     ) -> Result<(Vec<ResolvedContact>, Vec<ContactRow>, bool), Retry> {
         let now = self.now();
         let problem = |e: sqlx::Error| Retry::Problem(db_err(e));
@@ -168,14 +171,14 @@ impl Contacts {
         // Contacts this batch creates → their index in `creates`.
         let mut fresh: HashMap<ContactId, usize> = HashMap::new();
         let no_defs = HashMap::new();
-        for s in senders {
+        for (i, s) in senders.iter().enumerate() {
             let owner = s
                 .iter()
                 .find_map(|(k, v)| held.get(&(k.as_str().to_owned(), v.clone())).copied());
             let (id, created) = match owner {
                 Some(id) => (id, false),
                 None => {
-                    let display = display_name(None, &s[0].1);
+                    let display = display_name(given.get(i).copied().flatten(), &s[0].1);
                     let ids: Vec<(Option<IdentityKind>, &str)> =
                         s.iter().map(|(k, v)| (Some(*k), v.as_str())).collect();
                     let words = super::search_words_of(&display, None, &ids, None, &no_defs);

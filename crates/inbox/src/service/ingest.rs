@@ -13,7 +13,11 @@
 //! - A Telegram user blocking the bot records an opt-out of both purposes; unblocking an
 //!   opt-in of utility messages. Meta's marketing opt-out error (131050) records an opt-out.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+    time::Duration,
+};
 
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -24,7 +28,8 @@ use wamage_channels::{
     },
 };
 use wamage_contacts::{
-    ConsentPurpose, ConsentSource, ConsentStatus, ContactId, IdentityKind, SystemConsent,
+    ConsentPurpose, ConsentSource, ConsentStatus, ContactId, IdentityKind, ResolvedContact,
+    SystemConsent,
 };
 use wamage_kernel::{OrgId, Problem, Timestamp};
 use wamage_platform::jobs::{JobContext, JobHandler, JobOutcome, NewJob};
@@ -76,12 +81,23 @@ impl JobHandler for IngestJob {
             Err(e) => return JobOutcome::retry(e.to_string()),
         };
         let last = job.is_last_attempt();
+        let parsed: Vec<_> = events
+            .iter()
+            .map(|(channel, ev)| (channel, ev, inbox.channels.parse(channel, &ev.body)))
+            .collect();
+        let senders = inbox
+            .resolve_senders(
+                parsed
+                    .iter()
+                    .filter_map(|(c, _, items)| Some((*c, items.as_ref().ok()?.as_slice()))),
+            )
+            .await;
         let mut outcomes = Vec::with_capacity(events.len());
         let mut reports = Vec::new();
         let mut unknown = 0;
         let mut failure = None;
-        for (channel, ev) in &events {
-            let items = match inbox.channels.parse(channel, &ev.body) {
+        for (channel, ev, items) in parsed {
+            let items = match items {
                 Ok(items) => items,
                 Err(e) => {
                     // Malformed or unknown: kept in the raw log with the reason, never retried.
@@ -94,7 +110,7 @@ impl JobHandler for IngestJob {
             let mut waiting = 0;
             let mut error = None;
             for item in &items {
-                match inbox.apply(channel, item, &mut reports).await {
+                match inbox.apply(channel, item, &senders, &mut reports).await {
                     Ok(Applied::Done) => {}
                     Ok(Applied::Unknown) => waiting += 1,
                     Err(e) => {
@@ -132,6 +148,12 @@ impl JobHandler for IngestJob {
         JobOutcome::Done
     }
 }
+
+/// A sender's contact identities (canonical kind and value).
+type Identities = Vec<(IdentityKind, String)>;
+
+/// Contacts of customer-message senders resolved ahead, by organisation and identities.
+type Senders = HashMap<(OrgId, Identities), ResolvedContact>;
 
 /// A sender's contact identities, reply address and address key.
 type Address = (Vec<(IdentityKind, String)>, Recipient, String);
@@ -246,16 +268,65 @@ fn columns(content: &InboundContent) -> (String, Option<String>, Option<Value>, 
 }
 
 impl Inbox {
+    /// The contacts of the senders of these customer messages, resolved together: one
+    /// transaction per organisation instead of one per message. A sender missing from the
+    /// answer (or all of them, when this fails) is resolved by its message on its own.
+    async fn resolve_senders<'a>(
+        &self,
+        events: impl Iterator<Item = (&'a Channel, &'a [Inbound])>,
+    ) -> Senders {
+        // Per organisation: the senders' identities and their profile names.
+        type Batch<'n> = (OrgId, Vec<Identities>, Vec<Option<&'n str>>);
+        let mut by_org: Vec<Batch<'a>> = Vec::new();
+        let mut seen = HashSet::new();
+        for (c, items) in events {
+            for item in items {
+                let Inbound::Message(m) = item else { continue };
+                if m.edited || matches!(m.content, InboundContent::Reaction { .. }) {
+                    continue;
+                }
+                let Some((ids, _, _)) = address(c, &m.from) else {
+                    continue;
+                };
+                if !seen.insert((c.org_id, ids.clone())) {
+                    continue;
+                }
+                let at = match by_org.iter().position(|(o, _, _)| *o == c.org_id) {
+                    Some(at) => at,
+                    None => {
+                        by_org.push((c.org_id, Vec::new(), Vec::new()));
+                        by_org.len() - 1
+                    }
+                };
+                by_org[at].1.push(ids);
+                by_org[at].2.push(m.from.name.as_deref());
+            }
+        }
+        let mut out = Senders::new();
+        for (org, senders, names) in by_org {
+            match self
+                .contacts
+                .resolve_inbound_many(org, &senders, &names)
+                .await
+            {
+                Ok(contacts) => out.extend(senders.into_iter().map(|ids| (org, ids)).zip(contacts)),
+                Err(p) => tracing::warn!(error = %p, "resolving a batch of senders failed"),
+            }
+        }
+        out
+    }
+
     /// Applies one item of an event. Messages moved by a delivery report are added to
     /// `reports`, for [`Inbox::publish_reports`].
     async fn apply(
         &self,
         c: &Channel,
         item: &Inbound,
+        senders: &Senders,
         reports: &mut Vec<MessageRow>,
     ) -> Result<Applied, Problem> {
         match item {
-            Inbound::Message(m) => self.apply_message(c, m).await,
+            Inbound::Message(m) => self.apply_message(c, m, senders).await,
             Inbound::Status(s) => self.apply_status(c, s, reports).await,
             Inbound::BotBlocked { from, blocked } => {
                 self.apply_block(c, from, *blocked).await?;
@@ -296,7 +367,12 @@ impl Inbox {
         }
     }
 
-    async fn apply_message(&self, c: &Channel, m: &InboundMessage) -> Result<Applied, Problem> {
+    async fn apply_message(
+        &self,
+        c: &Channel,
+        m: &InboundMessage,
+        senders: &Senders,
+    ) -> Result<Applied, Problem> {
         let org = c.org_id;
         let now = self.now();
         if let InboundContent::Reaction {
@@ -353,10 +429,14 @@ impl Inbox {
             metrics::counter!("wamage_inbound_duplicates_total").increment(1);
             return Ok(Applied::Done);
         }
-        let contact = self
-            .contacts
-            .resolve_inbound(org, &identities, m.from.name.as_deref())
-            .await?;
+        let contact = match senders.get(&(org, identities.clone())) {
+            Some(contact) => contact.clone(),
+            None => {
+                self.contacts
+                    .resolve_inbound(org, &identities, m.from.name.as_deref())
+                    .await?
+            }
+        };
         let (kind, text, content, media) = columns(&m.content);
         let sent_at = Timestamp::from_millis(m.sent_at_ms.min(now.millis()));
         let mut tx = self.db.begin().await.map_err(db_err)?;

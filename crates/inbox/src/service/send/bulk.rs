@@ -134,7 +134,7 @@ impl Inbox {
         let senders: Vec<Vec<_>> = items.iter().map(|i| i.address.0.clone()).collect();
         let contacts = self
             .contacts
-            .resolve_inbound_many(org, &senders)
+            .resolve_inbound_many(org, &senders, &[])
             .await
             .map_err(fail_all)?;
         let mut done: Vec<(usize, SendOutcome)> = Vec::new();
