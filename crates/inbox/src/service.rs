@@ -540,6 +540,35 @@ impl Inbox {
         self.publish_message_row(org, type_, m).await;
     }
 
+    /// Publishes a `type_` event for each of these rows as just written, rendered together
+    /// (one look-up of reactions and quoted messages per organisation).
+    pub(crate) async fn publish_message_rows(&self, type_: &str, rows: Vec<MessageRow>) {
+        let mut by_org: Vec<(OrgId, Vec<MessageRow>)> = Vec::new();
+        for m in rows {
+            match by_org.iter_mut().find(|(o, _)| *o == m.org_id) {
+                Some((_, rows)) => rows.push(m),
+                None => by_org.push((m.org_id, vec![m])),
+            }
+        }
+        for (org, rows) in by_org {
+            match self.render_messages(org, rows).await {
+                Ok(outs) => {
+                    for out in outs {
+                        let conv = out.conversation_id;
+                        self.publish(
+                            org,
+                            type_,
+                            Some(conv),
+                            json!({"message": out, "conversation_id": conv}),
+                        )
+                        .await;
+                    }
+                }
+                Err(p) => tracing::warn!(error = %p, "failed to render message events"),
+            }
+        }
+    }
+
     /// Publishes a message event from the row as just written (nothing read back).
     pub(crate) async fn publish_message_row(&self, org: OrgId, type_: &str, m: MessageRow) {
         let conv = m.conversation_id;

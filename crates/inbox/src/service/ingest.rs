@@ -132,7 +132,9 @@ impl JobHandler for IngestJob {
             metrics::histogram!("wamage_webhook_ingest_lag_seconds", "kind" => channel.kind.as_str())
                 .record(lag.max(0) as f64 / 1000.0);
         }
-        inbox.publish_reports(reports).await;
+        inbox
+            .publish_message_rows("wamage.message.status.updated", reports)
+            .await;
         if let Err(e) = inbox.channels.finish_events(&outcomes).await {
             return JobOutcome::retry(e.to_string());
         }
@@ -317,7 +319,7 @@ impl Inbox {
     }
 
     /// Applies one item of an event. Messages moved by a delivery report are added to
-    /// `reports`, for [`Inbox::publish_reports`].
+    /// `reports`, to be published together.
     async fn apply(
         &self,
         c: &Channel,
@@ -598,35 +600,6 @@ impl Inbox {
             .await
         {
             tracing::warn!(error = %p, "failed to record a keyword consent change");
-        }
-    }
-
-    /// Publishes `message.status.updated` for messages moved by delivery reports, rendered
-    /// together (one look-up of reactions and quoted messages per organisation).
-    async fn publish_reports(&self, reports: Vec<MessageRow>) {
-        let mut by_org: Vec<(OrgId, Vec<MessageRow>)> = Vec::new();
-        for m in reports {
-            match by_org.iter_mut().find(|(o, _)| *o == m.org_id) {
-                Some((_, rows)) => rows.push(m),
-                None => by_org.push((m.org_id, vec![m])),
-            }
-        }
-        for (org, rows) in by_org {
-            let convs: Vec<_> = rows.iter().map(|m| m.conversation_id).collect();
-            match self.render_messages(org, rows).await {
-                Ok(outs) => {
-                    for (out, conv) in outs.into_iter().zip(convs) {
-                        self.publish(
-                            org,
-                            "wamage.message.status.updated",
-                            Some(conv),
-                            json!({"message": out, "conversation_id": conv}),
-                        )
-                        .await;
-                    }
-                }
-                Err(p) => tracing::warn!(error = %p, "failed to render status events"),
-            }
         }
     }
 

@@ -571,27 +571,7 @@ impl Inbox {
     /// Publishes `wamage.message.sent` for messages just stored as sent (rendered from the
     /// rows with what was stored, not read back).
     async fn publish_sent(&self, msgs: Vec<MessageRow>) {
-        let mut by_org: HashMap<OrgId, Vec<MessageRow>> = HashMap::new();
-        for m in msgs {
-            by_org.entry(m.org_id).or_default().push(m);
-        }
-        for (org, rows) in by_org {
-            match self.render_messages(org, rows).await {
-                Ok(outs) => {
-                    for out in outs {
-                        let conv = out.conversation_id;
-                        self.publish(
-                            org,
-                            "wamage.message.sent",
-                            Some(conv),
-                            json!({"message": out, "conversation_id": conv}),
-                        )
-                        .await;
-                    }
-                }
-                Err(p) => tracing::warn!(error = %p, "failed to render sent messages"),
-            }
-        }
+        self.publish_message_rows("wamage.message.sent", msgs).await;
     }
 }
 
