@@ -537,7 +537,7 @@ impl Inbox {
         let Ok(Some(m)) = store::message(&self.db, org, id).await else {
             return;
         };
-        self.publish_message_row(org, type_, m).await;
+        self.publish_message_row(type_, m).await;
     }
 
     /// Publishes a `type_` event for each of these rows as just written, rendered together
@@ -570,20 +570,8 @@ impl Inbox {
     }
 
     /// Publishes a message event from the row as just written (nothing read back).
-    pub(crate) async fn publish_message_row(&self, org: OrgId, type_: &str, m: MessageRow) {
-        let conv = m.conversation_id;
-        match self.render_message(org, m).await {
-            Ok(out) => {
-                self.publish(
-                    org,
-                    type_,
-                    Some(conv),
-                    json!({"message": out, "conversation_id": conv}),
-                )
-                .await;
-            }
-            Err(p) => tracing::warn!(error = %p, "failed to render a message event"),
-        }
+    pub(crate) async fn publish_message_row(&self, type_: &str, m: MessageRow) {
+        self.publish_message_rows(type_, vec![m]).await;
     }
 
     pub(crate) async fn publish_conversation(&self, org: OrgId, type_: &str, id: ConversationId) {

@@ -543,7 +543,7 @@ impl Inbox {
         let conv_id = conv.id;
         self.publish_conversation_row(org, type_, conv, Some(row.clone()))
             .await;
-        self.publish_message_row(org, "wamage.message.received", row)
+        self.publish_message_row("wamage.message.received", row)
             .await;
         for h in self.hooks() {
             if let Err(p) = h.customer_message(c, contact.id, now).await {
