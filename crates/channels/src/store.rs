@@ -3,7 +3,7 @@
 
 use sqlx::FromRow;
 use wamage_kernel::{OrgId, Timestamp};
-use wamage_platform::{Db, Tx, with_db, with_tx};
+use wamage_platform::{Db, Tx, db::placeholders, with_db, with_tx};
 
 use crate::model::{ChannelId, EventId};
 
@@ -215,14 +215,6 @@ pub async fn insert_event(
     Ok(())
 }
 
-/// `$from, $from+1, …` for `n` values.
-fn numbered(from: usize, n: usize) -> String {
-    (from..from + n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 /// The events among `ids` still waiting to be processed, in the order of `ids`.
 pub async fn pending_events(db: &Db, ids: &[EventId]) -> R<Vec<EventRow>> {
     if ids.is_empty() {
@@ -231,7 +223,7 @@ pub async fn pending_events(db: &Db, ids: &[EventId]) -> R<Vec<EventRow>> {
     let sql = format!(
         "SELECT id, org_id, channel_id, body, state, received_at FROM channel_events \
          WHERE state = 'pending' AND id IN ({})",
-        numbered(1, ids.len())
+        placeholders(1, ids.len())
     );
     let mut rows: Vec<EventRow> = with_db!(db, |p| {
         let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()));
@@ -259,7 +251,7 @@ pub async fn finish_events(
     let sql = format!(
         "UPDATE channel_events SET state = $1, items = $2, error = $3, processed_at = $4 \
          WHERE id IN ({})",
-        numbered(5, ids.len())
+        placeholders(5, ids.len())
     );
     with_tx!(tx, |e| {
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))

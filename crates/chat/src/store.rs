@@ -13,7 +13,7 @@
 use serde_json::Value;
 use sqlx::{FromRow, types::Json};
 use wamage_kernel::{OrgId, Timestamp, UserId};
-use wamage_platform::{Backend, Db, Tx};
+use wamage_platform::{Backend, Db, Tx, db::placeholders};
 
 use crate::model::{AttachmentId, ChannelId, ChatMessageId};
 
@@ -53,14 +53,6 @@ macro_rules! on {
             }
         }
     };
-}
-
-/// `$start, $start+1, …` for `n` bound values.
-fn params(start: usize, n: usize) -> String {
-    (start..start + n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 // ---- channels ----------------------------------------------------------------------------
@@ -673,7 +665,7 @@ pub async fn messages_by_ids(db: &Db, org: OrgId, ids: &[ChatMessageId]) -> R<Ve
     }
     let sql = format!(
         "SELECT {MSG_COLS} FROM chat_messages g WHERE g.org_id = $1 AND g.id IN ({})",
-        params(2, ids.len())
+        placeholders(2, ids.len())
     );
     on!(Ex::Db(db), |e| {
         let mut q = sqlx::query_as::<_, MessageRow>(sqlx::AssertSqlSafe(sql)).bind(org);
@@ -902,7 +894,7 @@ pub async fn search(
     let unlocked_sql = if unlocked.is_empty() {
         String::new()
     } else {
-        format!(" OR g.channel_id IN ({})", params(7, unlocked.len()))
+        format!(" OR g.channel_id IN ({})", placeholders(7, unlocked.len()))
     };
     let sql = format!(
         "SELECT {MSG_COLS} FROM chat_messages g \
@@ -986,7 +978,7 @@ pub async fn reactions<'a>(ex: impl Into<Ex<'a>>, ids: &[ChatMessageId]) -> R<Ve
     let sql = format!(
         "SELECT message_id, emoji, user_id FROM chat_reactions WHERE message_id IN ({}) \
          ORDER BY created_at, emoji, user_id",
-        params(1, ids.len())
+        placeholders(1, ids.len())
     );
     on!(ex.into(), |e| {
         let mut q = sqlx::query_as::<_, ReactionRow>(sqlx::AssertSqlSafe(sql));
@@ -1163,7 +1155,7 @@ pub async fn attachments_of<'a>(
     let sql = format!(
         "SELECT {ATT_COLS} FROM chat_attachments a JOIN chat_messages g ON g.id = a.message_id \
          WHERE a.message_id IN ({}) ORDER BY a.position",
-        params(1, ids.len())
+        placeholders(1, ids.len())
     );
     on!(ex.into(), |e| {
         let mut q = sqlx::query_as::<_, AttachmentRow>(sqlx::AssertSqlSafe(sql));
@@ -1248,7 +1240,7 @@ pub async fn viewed_by(db: &Db, user: UserId, ids: &[AttachmentId]) -> R<Vec<Att
     let sql = format!(
         "SELECT attachment_id FROM chat_attachment_views WHERE user_id = $1 \
          AND attachment_id IN ({})",
-        params(2, ids.len())
+        placeholders(2, ids.len())
     );
     let rows: Vec<(AttachmentId,)> = on!(Ex::Db(db), |e| {
         let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(user);

@@ -6,7 +6,7 @@
 use serde_json::Value;
 use sqlx::{FromRow, types::Json};
 use wamage_kernel::{OrgId, Timestamp};
-use wamage_platform::{Backend, Db, Tx, with_db, with_tx};
+use wamage_platform::{Backend, Db, Tx, db::placeholders, with_db, with_tx};
 
 use wamage_kernel::UserId;
 
@@ -1231,14 +1231,6 @@ pub async fn identities_of_tx(tx: &mut Tx, org: OrgId, contact: ContactId) -> R<
 }
 
 // ---- tags and groups -------------------------------------------------------------------------
-
-/// `$from, $from+1, …` for `n` values.
-fn placeholders(from: usize, n: usize) -> String {
-    (0..n)
-        .map(|i| format!("${}", i + from))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
 
 const TAG_COLS: &str = "id, name, color, created_at, updated_at";
 

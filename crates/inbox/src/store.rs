@@ -7,7 +7,7 @@ use uuid::Uuid;
 use wamage_channels::ChannelId;
 use wamage_contacts::ContactId;
 use wamage_kernel::{OrgId, Timestamp, UserId};
-use wamage_platform::{Backend, Db, Tx, with_db, with_tx};
+use wamage_platform::{Backend, Db, Tx, db::placeholders, with_db, with_tx};
 
 use crate::model::{AttachmentId, CannedId, ConversationId, MessageId};
 
@@ -38,14 +38,6 @@ macro_rules! on {
             Ex::Tx(tx) => with_tx!(tx, |$e| $body),
         }
     };
-}
-
-/// `$1, $2, …` for `n` bound values (lists here are at most a page long).
-fn placeholders(n: usize) -> String {
-    (1..=n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// Placeholders for statements with many values, in the order they are bound: `$1, $2, …` on
@@ -348,7 +340,7 @@ pub async fn conversations_by_ids(db: &Db, ids: &[ConversationId]) -> R<Vec<Conv
     }
     let sql = format!(
         "SELECT {CONV_COLS} FROM inbox_conversations c WHERE c.id IN ({})",
-        placeholders(ids.len())
+        placeholders(1, ids.len())
     );
     with_db!(db, |p| {
         let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()));
@@ -669,7 +661,7 @@ pub async fn messages_by_ids(db: &Db, ids: &[MessageId]) -> R<Vec<MessageRow>> {
     }
     let sql = format!(
         "SELECT {MSG_COLS} FROM inbox_messages m WHERE m.id IN ({})",
-        placeholders(ids.len())
+        placeholders(1, ids.len())
     );
     with_db!(db, |p| {
         let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()));
@@ -903,7 +895,7 @@ pub async fn reactions(db: &Db, ids: &[MessageId]) -> R<Vec<(MessageId, String, 
     }
     let sql = format!(
         "SELECT message_id, actor, emoji FROM inbox_reactions WHERE message_id IN ({}) ORDER BY created_at",
-        placeholders(ids.len())
+        placeholders(1, ids.len())
     );
     with_db!(db, |p| {
         let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()));

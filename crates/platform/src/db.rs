@@ -60,6 +60,14 @@ pub enum Tx {
     Postgres(sqlx::Transaction<'static, Postgres>),
 }
 
+/// Numbered placeholders `$from, $from+1, …` for `n` bound values (an `IN (…)` list).
+pub fn placeholders(from: usize, n: usize) -> String {
+    (from..from + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// A turn at an SQLite database's one write lock, among this process's write transactions.
 #[derive(Debug)]
 pub struct WriteTurn {

@@ -2,6 +2,7 @@
 //! leases and writes the outcomes back in batches.
 
 use std::{
+    borrow::Cow,
     collections::{HashMap, VecDeque},
     panic::AssertUnwindSafe,
     sync::Arc,
@@ -257,31 +258,24 @@ impl Worker {
             }
             // Claim when nothing claimed can start: only kinds with room left, counting the
             // jobs already waiting here.
-            let kinds: Vec<String> = if cfg.kind_limits.is_empty() {
-                Vec::new()
+            let kinds: Cow<'_, [String]> = if cfg.kind_limits.is_empty() {
+                Cow::Borrowed(&self.kinds)
             } else {
                 let mut taken = running.clone();
-                for j in &buffer {
-                    if cfg.kind_limits.contains_key(&j.kind) {
-                        *taken.entry(j.kind.clone()).or_default() += 1;
-                    }
-                }
-                self.kinds
+                for j in buffer
                     .iter()
-                    .filter(|k| room(&taken, k))
-                    .cloned()
-                    .collect()
-            };
-            let kinds = if cfg.kind_limits.is_empty() {
-                &self.kinds
-            } else {
-                &kinds
+                    .filter(|j| cfg.kind_limits.contains_key(&j.kind))
+                {
+                    *taken.entry(j.kind.clone()).or_default() += 1;
+                }
+                let open = self.kinds.iter().filter(|k| room(&taken, k));
+                Cow::Owned(open.cloned().collect())
             };
             let can_claim = set.len() < concurrency
                 && !kinds.is_empty()
                 && !buffer.iter().any(|j| room(&running, &j.kind));
             if can_claim && !idle && !shutdown.is_cancelled() {
-                match self.queue.claim(&self.id, kinds, batch, cfg.lease).await {
+                match self.queue.claim(&self.id, &kinds, batch, cfg.lease).await {
                     Ok(jobs) => {
                         idle = jobs.len() < batch;
                         buffer.extend(jobs);
