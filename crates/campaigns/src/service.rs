@@ -1730,21 +1730,28 @@ impl Campaigns {
         Ok(true)
     }
 
-    async fn customer_message(
+    /// Customers wrote on `c` at `at`: their recipients of campaigns sent on that channel
+    /// within the reply window count as replied. One read when no campaign on the channel
+    /// could have been replied to.
+    async fn customer_messages(
         &self,
         c: &Channel,
-        contact: ContactId,
+        contacts: &[ContactId],
         at: Timestamp,
     ) -> Result<(), Problem> {
-        store::mark_replied(
-            &self.db,
-            c.id,
-            contact,
-            at.minus(self.config.reply_window),
-            at,
-        )
-        .await
-        .map_err(db_err)?;
+        let since = at.minus(self.config.reply_window);
+        if contacts.is_empty()
+            || !store::replies_possible(&self.db, c.id, since, at)
+                .await
+                .map_err(db_err)?
+        {
+            return Ok(());
+        }
+        for contact in contacts {
+            store::mark_replied(&self.db, c.id, *contact, since, at)
+                .await
+                .map_err(db_err)?;
+        }
         Ok(())
     }
 
@@ -2157,13 +2164,13 @@ impl IngestHook for CampaignHook {
         self.0.apply_status(channel, status).await
     }
 
-    async fn customer_message(
+    async fn customer_messages(
         &self,
         channel: &Channel,
-        contact: ContactId,
+        contacts: &[ContactId],
         at: Timestamp,
     ) -> Result<(), Problem> {
-        self.0.customer_message(channel, contact, at).await
+        self.0.customer_messages(channel, contacts, at).await
     }
 }
 

@@ -1237,6 +1237,29 @@ pub async fn apply_report(
 /// campaign was cancelled): such campaigns are still looked at for replies.
 const LATE_SEND_SLACK: std::time::Duration = std::time::Duration::from_secs(3600);
 
+/// Whether a campaign on `channel` could have sent in `since ..= at` (the campaigns
+/// [`mark_replied`] looks at).
+pub async fn replies_possible(
+    db: &Db,
+    channel: ChannelId,
+    since: Timestamp,
+    at: Timestamp,
+) -> R<bool> {
+    let row: Option<(i64,)> =
+        with_db!(db, |p| {
+            sqlx::query_as(
+        "SELECT CAST(1 AS BIGINT) FROM campaigns WHERE channel_id = $1 AND launched_at IS NOT NULL \
+         AND launched_at <= $2 AND (completed_at IS NULL OR completed_at >= $3) LIMIT 1"
+    )
+    .bind(channel)
+    .bind(at)
+    .bind(since.minus(LATE_SEND_SLACK))
+    .fetch_optional(p)
+    .await
+        })?;
+    Ok(row.is_some())
+}
+
 /// A customer message arrived at `at`: every send to them on this channel from `since` until
 /// then counts as replied. The recipient is found through its campaign: the channel's
 /// campaigns that were sending in that period (a handful), each probed on its

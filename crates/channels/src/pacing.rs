@@ -62,9 +62,11 @@ pub const MAX_OPEN: Duration = Duration::from_secs(300);
 /// Pair limiters kept before idle ones are dropped.
 const MAX_PAIRS: usize = 50_000;
 
-/// The span a provider counts its per-second limit over, with a little more for the way from
-/// our clock to its: sends reach it a few milliseconds after we stamp them.
-const WINDOW_SPAN: Duration = Duration::from_millis(1_005);
+/// The span `rate` sends take at the GCRA's planned pace (a second plus [`RATE_MARGIN`]).
+/// The window never holds a send that left on its planned slot, and a provider counting a
+/// strict second still sees at most `rate` even when sends reach it up to 15 ms apart from
+/// the way they left (a request waiting for a core, the provider parsing it).
+const WINDOW_SPAN: Duration = Duration::from_nanos((1e9 / (1.0 - RATE_MARGIN)) as u64);
 
 /// Rates above this are "unpaced" (pacing off) and keep no send window.
 const MAX_WINDOW_RATE: u32 = 100_000;

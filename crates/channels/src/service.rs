@@ -1059,11 +1059,16 @@ impl Channels {
         let ids: Vec<EventId> = batch.iter().map(|_| EventId::new()).collect();
         let res: Result<(), Problem> = async {
             let mut tx = self.db.begin().await.map_err(db_err)?;
+            let rows: Vec<_> = batch
+                .iter()
+                .zip(&ids)
+                .map(|(p, id)| (*id, p.org, p.channel, p.body.as_slice()))
+                .collect();
+            store::insert_events(&mut tx, &rows, now)
+                .await
+                .map_err(db_err)?;
             let mut by_org: Vec<(OrgId, Vec<EventId>)> = Vec::new();
             for (p, id) in batch.iter().zip(&ids) {
-                store::insert_event(&mut tx, *id, p.org, p.channel, &p.body, now)
-                    .await
-                    .map_err(db_err)?;
                 match by_org.iter_mut().find(|(o, _)| *o == p.org) {
                     Some((_, events)) => events.push(*id),
                     None => by_org.push((p.org, vec![*id])),

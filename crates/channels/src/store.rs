@@ -215,6 +215,45 @@ pub async fn insert_event(
     Ok(())
 }
 
+/// Stores several events received at `now`, a statement per [`EVENTS_PER_STATEMENT`].
+pub async fn insert_events(
+    tx: &mut Tx,
+    events: &[(EventId, OrgId, ChannelId, &[u8])],
+    now: Timestamp,
+) -> R<()> {
+    for rows in events.chunks(EVENTS_PER_STATEMENT) {
+        let values = (0..rows.len())
+            .map(|i| {
+                let b = i * 5;
+                format!(
+                    "(${}, ${}, ${}, ${}, 'pending', ${})",
+                    b + 1,
+                    b + 2,
+                    b + 3,
+                    b + 4,
+                    b + 5
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "INSERT INTO channel_events (id, org_id, channel_id, body, state, received_at) \
+             VALUES {values}"
+        );
+        with_tx!(tx, |e| {
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
+            for (id, org, channel, body) in rows {
+                q = q.bind(*id).bind(*org).bind(*channel).bind(*body).bind(now);
+            }
+            q.execute(e).await.map(|r| r.rows_affected())
+        })?;
+    }
+    Ok(())
+}
+
+/// Events per multi-row insert (5 parameters each; SQLite allows 32,766, PostgreSQL 65,535).
+const EVENTS_PER_STATEMENT: usize = 200;
+
 /// The events among `ids` still waiting to be processed, in the order of `ids`.
 pub async fn pending_events(db: &Db, ids: &[EventId]) -> R<Vec<EventRow>> {
     if ids.is_empty() {

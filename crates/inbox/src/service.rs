@@ -120,12 +120,12 @@ pub trait IngestHook: Send + Sync + 'static {
         Ok(())
     }
 
-    /// A customer wrote (a new message; redeliveries are not reported); `at` is when it was
-    /// received.
-    async fn customer_message(
+    /// Customers wrote (new messages stored together; redeliveries are not reported): the
+    /// senders' contacts, and `at`, when the messages were received.
+    async fn customer_messages(
         &self,
         _channel: &Channel,
-        _contact: wamage_contacts::ContactId,
+        _contacts: &[wamage_contacts::ContactId],
         _at: Timestamp,
     ) -> Result<(), Problem> {
         Ok(())
@@ -574,7 +574,12 @@ impl Inbox {
         self.publish_message_rows(type_, vec![m]).await;
     }
 
-    pub(crate) async fn publish_conversation(&self, org: OrgId, type_: &str, id: ConversationId) {
+    pub(crate) async fn publish_conversation(
+        &self,
+        org: OrgId,
+        type_: &'static str,
+        id: ConversationId,
+    ) {
         let Ok(Some(c)) = store::conversation(&self.db, org, id).await else {
             return;
         };
@@ -586,23 +591,36 @@ impl Inbox {
     pub(crate) async fn publish_conversation_row(
         &self,
         org: OrgId,
-        type_: &str,
+        type_: &'static str,
         c: ConversationRow,
         last: Option<MessageRow>,
     ) {
-        let id = c.id;
-        let lasts = last.map(|m| (m.id, m)).into_iter().collect();
-        match self
-            .render_conversations_with(org, vec![(c, 0)], lasts)
-            .await
-            .map(|mut outs| outs.pop())
-        {
-            Ok(Some(out)) => {
-                self.publish(org, type_, Some(id), json!({"conversation": out}))
-                    .await;
+        self.publish_conversation_rows(org, vec![(type_, c)], last.into_iter().collect())
+            .await;
+    }
+
+    /// Publishes an event of its type for each of these conversations as just written,
+    /// rendered together, with the last messages at hand (nothing else read back).
+    pub(crate) async fn publish_conversation_rows(
+        &self,
+        org: OrgId,
+        rows: Vec<(&'static str, ConversationRow)>,
+        lasts: Vec<MessageRow>,
+    ) {
+        let types: HashMap<ConversationId, &str> = rows.iter().map(|(t, c)| (c.id, *t)).collect();
+        let lasts = lasts.into_iter().map(|m| (m.id, m)).collect();
+        let rows = rows.into_iter().map(|(_, c)| (c, 0)).collect();
+        match self.render_conversations_with(org, rows, lasts).await {
+            Ok(outs) => {
+                for out in outs {
+                    let id = out.id;
+                    if let Some(type_) = types.get(&id) {
+                        self.publish(org, type_, Some(id), json!({"conversation": out}))
+                            .await;
+                    }
+                }
             }
-            Ok(None) => {}
-            Err(p) => tracing::warn!(error = %p, "failed to render a conversation event"),
+            Err(p) => tracing::warn!(error = %p, "failed to render conversation events"),
         }
     }
 

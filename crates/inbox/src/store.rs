@@ -563,7 +563,17 @@ const MSG_COLS_BARE: &str = "id, org_id, conversation_id, channel_id, direction,
 /// Inserts a message; `false` when a message with the same provider id exists on the channel
 /// (a redelivered webhook).
 pub async fn insert_message(tx: &mut Tx, m: &MessageRow) -> R<bool> {
-    Ok(insert_message_rows(tx, std::slice::from_ref(m), " ON CONFLICT DO NOTHING").await? == 1)
+    Ok(insert_messages_once(tx, std::slice::from_ref(m)).await? == 1)
+}
+
+/// Inserts messages, a hundred rows per statement, leaving out any whose provider id is
+/// already stored on its channel (redelivered webhooks); how many were inserted.
+pub async fn insert_messages_once(tx: &mut Tx, rows: &[MessageRow]) -> R<u64> {
+    let mut inserted = 0;
+    for chunk in rows.chunks(100) {
+        inserted += insert_message_rows(tx, chunk, " ON CONFLICT DO NOTHING").await?;
+    }
+    Ok(inserted)
 }
 
 /// Inserts new messages (ids known to be fresh), a hundred rows per statement.
@@ -655,6 +665,32 @@ pub async fn message_by_provider<'a>(
     .await)
 }
 
+/// The ids of the messages stored on `channel` under these provider ids, with those ids.
+pub async fn ids_by_provider<'a>(
+    ex: impl Into<Ex<'a>>,
+    channel: ChannelId,
+    provider_ids: &[&str],
+) -> R<Vec<(String, MessageId)>> {
+    let mut out = Vec::with_capacity(provider_ids.len());
+    let mut ex = ex.into();
+    for chunk in provider_ids.chunks(500) {
+        let sql = format!(
+            "SELECT provider_message_id, id FROM inbox_messages WHERE channel_id = $1 \
+             AND provider_message_id IN ({})",
+            placeholders(2, chunk.len())
+        );
+        let rows: Vec<(String, MessageId)> = on!(&mut ex, |e| {
+            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(channel);
+            for p in chunk {
+                q = q.bind(*p);
+            }
+            q.fetch_all(e).await
+        })?;
+        out.extend(rows);
+    }
+    Ok(out)
+}
+
 pub async fn messages_by_ids(db: &Db, ids: &[MessageId]) -> R<Vec<MessageRow>> {
     if ids.is_empty() {
         return Ok(Vec::new());
@@ -728,8 +764,8 @@ pub async fn unread_outbound(db: &Db, conv: ConversationId) -> R<Vec<String>> {
 /// of the new status and the error. Returns the updated row, `None` when the move does not
 /// apply (duplicate, older, or unknown message).
 #[allow(clippy::too_many_arguments)]
-pub async fn advance_status(
-    db: &Db,
+pub async fn advance_status<'a>(
+    ex: impl Into<Ex<'a>>,
     channel: ChannelId,
     provider_id: &str,
     to: &str,
@@ -762,15 +798,17 @@ pub async fn advance_status(
          updated_at = $6{fill} WHERE channel_id = $1 AND provider_message_id = $2 \
          AND direction = 'outbound' AND status IN ({from_list}) RETURNING {MSG_COLS_BARE}"
     );
-    with_db!(db, |p| sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
-        .bind(channel)
-        .bind(provider_id)
-        .bind(to)
-        .bind(at)
-        .bind(error)
-        .bind(now)
-        .fetch_optional(p)
-        .await)
+    on!(ex.into(), |p| sqlx::query_as(sqlx::AssertSqlSafe(
+        sql.as_str()
+    ))
+    .bind(channel)
+    .bind(provider_id)
+    .bind(to)
+    .bind(at)
+    .bind(error)
+    .bind(now)
+    .fetch_optional(p)
+    .await)
 }
 
 /// The send worker's result: `queued` → `sent` with the provider id (only from `queued`, so a

@@ -22,7 +22,7 @@ use std::{
 use serde::Deserialize;
 use serde_json::{Value, json};
 use wamage_channels::{
-    Channel, ChannelKind, EventId, ReopenPolicy,
+    Channel, ChannelId, ChannelKind, EventId, EventRow, ReopenPolicy,
     provider::{
         DeliveryStatus, Inbound, InboundContent, InboundMessage, Recipient, Sender, StatusUpdate,
     },
@@ -36,7 +36,7 @@ use wamage_platform::jobs::{JobContext, JobHandler, JobOutcome, NewJob};
 
 use super::{Inbox, MEDIA_JOB, consent_channel, db_err, error_json};
 use crate::{
-    model::{MessageId, OPT_IN_KEYWORDS, OPT_OUT_KEYWORDS},
+    model::{ConversationId, MessageId, OPT_IN_KEYWORDS, OPT_OUT_KEYWORDS},
     store::{self, ConversationRow, MessageRow},
 };
 
@@ -53,6 +53,7 @@ struct Payload {
     event_id: Option<EventId>,
 }
 
+#[derive(Debug, Clone, Copy)]
 enum Applied {
     Done,
     /// A delivery report for a message we do not know (yet).
@@ -92,11 +93,12 @@ impl JobHandler for IngestJob {
                     .filter_map(|(c, _, items)| Some((*c, items.as_ref().ok()?.as_slice()))),
             )
             .await;
-        let mut outcomes = Vec::with_capacity(events.len());
         let mut reports = Vec::new();
+        let mut planned = inbox.apply_batched(&parsed, &senders, &mut reports).await;
+        let mut outcomes = Vec::with_capacity(events.len());
         let mut unknown = 0;
         let mut failure = None;
-        for (channel, ev, items) in parsed {
+        for (at, (channel, ev, items)) in parsed.into_iter().enumerate() {
             let items = match items {
                 Ok(items) => items,
                 Err(e) => {
@@ -109,8 +111,12 @@ impl JobHandler for IngestJob {
             };
             let mut waiting = 0;
             let mut error = None;
-            for item in &items {
-                match inbox.apply(channel, item, &senders, &mut reports).await {
+            for (i, item) in items.iter().enumerate() {
+                let applied = match planned.remove(&(at, i)) {
+                    Some(applied) => applied,
+                    None => inbox.apply(channel, item, &senders, &mut reports).await,
+                };
+                match applied {
                     Ok(Applied::Done) => {}
                     Ok(Applied::Unknown) => waiting += 1,
                     Err(e) => {
@@ -156,6 +162,34 @@ type Identities = Vec<(IdentityKind, String)>;
 
 /// Contacts of customer-message senders resolved ahead, by organisation and identities.
 type Senders = HashMap<(OrgId, Identities), ResolvedContact>;
+
+/// A job's event with its channel, and what it says (or why it cannot be read).
+type Parsed<'a> = (&'a Channel, &'a EventRow, Result<Vec<Inbound>, String>);
+
+/// Outcomes of the items applied together, by (event, item) position in the job.
+type Planned = HashMap<(usize, usize), Result<Applied, Problem>>;
+
+/// A new customer message on its way into a batch: its place in the batch, reply address,
+/// address key and the sender's contact.
+struct Fresh<'m> {
+    at: usize,
+    m: &'m InboundMessage,
+    recipient: Recipient,
+    key: String,
+    contact: ResolvedContact,
+}
+
+/// How writing a batch of customer messages ended.
+enum Stored {
+    Done,
+    /// One of them was stored by another job meanwhile: nothing was written.
+    Raced,
+}
+
+/// A plain customer message (not an edit or a reaction): applied with the others of its job.
+fn plain(m: &InboundMessage) -> bool {
+    !m.edited && !matches!(m.content, InboundContent::Reaction { .. })
+}
 
 /// A sender's contact identities, reply address and address key.
 type Address = (Vec<(IdentityKind, String)>, Recipient, String);
@@ -328,7 +362,12 @@ impl Inbox {
         reports: &mut Vec<MessageRow>,
     ) -> Result<Applied, Problem> {
         match item {
-            Inbound::Message(m) => self.apply_message(c, m, senders).await,
+            Inbound::Message(m) if plain(m) => self
+                .apply_messages(&[(c, m)], senders)
+                .await
+                .pop()
+                .unwrap_or(Ok(Applied::Done)),
+            Inbound::Message(m) => self.apply_change(c, m).await,
             Inbound::Status(s) => self.apply_status(c, s, reports).await,
             Inbound::BotBlocked { from, blocked } => {
                 self.apply_block(c, from, *blocked).await?;
@@ -369,12 +408,9 @@ impl Inbox {
         }
     }
 
-    async fn apply_message(
-        &self,
-        c: &Channel,
-        m: &InboundMessage,
-        senders: &Senders,
-    ) -> Result<Applied, Problem> {
+    /// A reaction to a stored message, or an edit of one. An edit of a message not stored
+    /// (yet) is stored as a new message.
+    async fn apply_change(&self, c: &Channel, m: &InboundMessage) -> Result<Applied, Problem> {
         let org = c.org_id;
         let now = self.now();
         if let InboundContent::Reaction {
@@ -418,155 +454,363 @@ impl Inbox {
                 .await;
             return Ok(Applied::Done);
         }
-        let Some((identities, recipient, key)) = address(c, &m.from) else {
-            tracing::warn!(channel = %c.id, "inbound message without a usable sender address");
-            return Ok(Applied::Done);
-        };
-        // A redelivery: nothing to resolve or write.
-        if store::message_by_provider(&self.db, c.id, &m.provider_message_id)
+        self.apply_messages(&[(c, m)], &Senders::new())
+            .await
+            .pop()
+            .unwrap_or(Ok(Applied::Done))
+    }
+
+    /// Applies together what a job's events hold the most of: delivery reports (one
+    /// transaction) and new customer messages (one transaction per channel). Reports that
+    /// carry callback data (other domains' sends) and edits and reactions are left to
+    /// [`Self::apply`], item by item.
+    async fn apply_batched(
+        &self,
+        parsed: &[Parsed<'_>],
+        senders: &Senders,
+        reports: &mut Vec<MessageRow>,
+    ) -> Planned {
+        let mut statuses = Vec::new();
+        let mut messages = Vec::new();
+        for (e, (c, _, items)) in parsed.iter().enumerate() {
+            let Ok(items) = items else { continue };
+            for (i, item) in items.iter().enumerate() {
+                match item {
+                    Inbound::Status(s) if s.callback_data.is_none() => {
+                        statuses.push(((e, i), (*c, s)));
+                    }
+                    Inbound::Message(m) if plain(m) => messages.push(((e, i), (*c, m))),
+                    _ => {}
+                }
+            }
+        }
+        let mut planned = Planned::new();
+        if !statuses.is_empty() {
+            let (at, batch): (Vec<_>, Vec<_>) = statuses.into_iter().unzip();
+            let applied = self.apply_statuses(&batch, reports).await;
+            planned.extend(at.into_iter().zip(applied));
+        }
+        if !messages.is_empty() {
+            let (at, batch): (Vec<_>, Vec<_>) = messages.into_iter().unzip();
+            let applied = self.apply_messages(&batch, senders).await;
+            planned.extend(at.into_iter().zip(applied));
+        }
+        planned
+    }
+
+    /// New customer messages, in order, one outcome each. Per channel: redeliveries are
+    /// found with one query, then the conversations, messages and media jobs are written in
+    /// one transaction, and the events are published rendered together.
+    async fn apply_messages(
+        &self,
+        batch: &[(&Channel, &InboundMessage)],
+        senders: &Senders,
+    ) -> Vec<Result<Applied, Problem>> {
+        let mut out: Vec<Option<Result<Applied, Problem>>> =
+            std::iter::repeat_with(|| None).take(batch.len()).collect();
+        let mut channels: Vec<&Channel> = Vec::new();
+        for (c, _) in batch {
+            if !channels.iter().any(|x| x.id == c.id) {
+                channels.push(c);
+            }
+        }
+        for c in channels {
+            let mine: Vec<(usize, &InboundMessage)> = batch
+                .iter()
+                .enumerate()
+                .filter(|(_, (x, _))| x.id == c.id)
+                .map(|(at, (_, m))| (at, *m))
+                .collect();
+            // Another job storing one of these at the same time (the same webhook delivered
+            // twice at once) makes the batch start over: its redelivery check then sees it.
+            let mut result = Err(Problem::unavailable(
+                "Redeliveries of these messages kept being stored at the same time",
+            ));
+            for _ in 0..3 {
+                match self
+                    .apply_channel_messages(c, &mine, senders, &mut out)
+                    .await
+                {
+                    Ok(Stored::Raced) => continue,
+                    Ok(Stored::Done) => result = Ok(()),
+                    Err(p) => result = Err(p),
+                }
+                break;
+            }
+            if let Err(p) = result {
+                for (at, _) in &mine {
+                    if out[*at].is_none() {
+                        out[*at] = Some(Err(p.clone()));
+                    }
+                }
+            }
+        }
+        out.into_iter()
+            .map(|o| o.unwrap_or(Ok(Applied::Done)))
+            .collect()
+    }
+
+    /// [`Self::apply_messages`] for the messages of one channel. Outcomes are set in `out` as
+    /// they are known; an error is the outcome of every message still without one.
+    async fn apply_channel_messages<'m>(
+        &self,
+        c: &Channel,
+        msgs: &[(usize, &'m InboundMessage)],
+        senders: &Senders,
+        out: &mut [Option<Result<Applied, Problem>>],
+    ) -> Result<Stored, Problem> {
+        let org = c.org_id;
+        let now = self.now();
+        // Redeliveries (stored before, or twice in this batch): nothing to resolve or write.
+        let ids: Vec<&str> = msgs
+            .iter()
+            .map(|(_, m)| m.provider_message_id.as_str())
+            .collect();
+        let stored: HashSet<String> = store::ids_by_provider(&self.db, c.id, &ids)
             .await
             .map_err(db_err)?
-            .is_some()
-        {
-            metrics::counter!("wamage_inbound_duplicates_total").increment(1);
-            return Ok(Applied::Done);
-        }
-        let contact = match senders.get(&(org, identities.clone())) {
-            Some(contact) => contact.clone(),
-            None => {
-                self.contacts
+            .into_iter()
+            .map(|(p, _)| p)
+            .collect();
+        let mut seen = HashSet::new();
+        let mut fresh: Vec<Fresh<'m>> = Vec::with_capacity(msgs.len());
+        for &(at, m) in msgs {
+            let Some((identities, recipient, key)) = address(c, &m.from) else {
+                tracing::warn!(channel = %c.id, "inbound message without a usable sender address");
+                out[at] = Some(Ok(Applied::Done));
+                continue;
+            };
+            if stored.contains(&m.provider_message_id)
+                || !seen.insert(m.provider_message_id.as_str())
+            {
+                metrics::counter!("wamage_inbound_duplicates_total").increment(1);
+                out[at] = Some(Ok(Applied::Done));
+                continue;
+            }
+            let contact = match senders.get(&(org, identities.clone())) {
+                Some(contact) => contact.clone(),
+                None => match self
+                    .contacts
                     .resolve_inbound(org, &identities, m.from.name.as_deref())
-                    .await?
-            }
-        };
-        let (kind, text, content, media) = columns(&m.content);
-        let sent_at = Timestamp::from_millis(m.sent_at_ms.min(now.millis()));
-        let mut tx = self.db.begin().await.map_err(db_err)?;
-        let latest = store::latest_for_address(&mut tx, c.id, &key)
-            .await
-            .map_err(db_err)?;
-        let (mut conv, created) = match latest {
-            Some(cv) if !(cv.status == "resolved" && c.config.reopen == ReopenPolicy::New) => {
-                (cv, false)
-            }
-            _ => (
-                ConversationRow {
-                    status: "open".to_owned(),
-                    resolved_at: None,
-                    ..ConversationRow::resolved(
-                        org,
-                        c.id,
-                        (contact.id, contact.name.clone()),
-                        &recipient,
-                        key.clone(),
-                        now,
-                    )
+                    .await
+                {
+                    Ok(contact) => contact,
+                    Err(p) => {
+                        out[at] = Some(Err(p));
+                        continue;
+                    }
                 },
-                true,
-            ),
-        };
-        if created {
-            store::insert_conversation(&mut tx, &conv)
-                .await
-                .map_err(db_err)?;
+            };
+            fresh.push(Fresh {
+                at,
+                m,
+                recipient,
+                key,
+                contact,
+            });
         }
-        let reply_to_id = match &m.reply_to {
-            Some(r) => store::message_by_provider(&mut tx, c.id, r)
+        if fresh.is_empty() {
+            return Ok(Stored::Done);
+        }
+
+        let mut tx = self.db.begin().await.map_err(db_err)?;
+        // The conversation of each address: its newest one, unless that is resolved and the
+        // channel opens a new one then; else a new one (shared by the batch's later messages).
+        let mut keys: Vec<&str> = fresh.iter().map(|f| f.key.as_str()).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        let mut convs: Vec<(ConversationRow, bool)> = Vec::new();
+        let mut by_key: HashMap<String, usize> = HashMap::new();
+        for cv in store::latest_for_addresses(&mut tx, c.id, &keys)
+            .await
+            .map_err(db_err)?
+        {
+            if !(cv.status == "resolved" && c.config.reopen == ReopenPolicy::New) {
+                by_key.insert(cv.recipient_key.clone(), convs.len());
+                convs.push((cv, false));
+            }
+        }
+        // Quoted messages stored before (those of this batch are added as they are placed).
+        let mut quoted: Vec<&str> = fresh
+            .iter()
+            .filter_map(|f| f.m.reply_to.as_deref())
+            .collect();
+        quoted.sort_unstable();
+        quoted.dedup();
+        let mut targets: HashMap<String, MessageId> =
+            store::ids_by_provider(&mut tx, c.id, &quoted)
                 .await
                 .map_err(db_err)?
-                .map(|x| x.id),
-            None => None,
-        };
-        let row = MessageRow {
-            id: MessageId::new(),
-            org_id: org,
-            conversation_id: conv.id,
-            channel_id: c.id,
-            direction: "inbound".to_owned(),
-            kind,
-            text: text.clone(),
-            content: content.map(|v| v.to_string()),
-            media: media.as_ref().map(Value::to_string),
-            reply_to_id,
-            provider_message_id: Some(m.provider_message_id.clone()),
-            status: "received".to_owned(),
-            error: None,
-            author_id: None,
-            private: false,
-            purpose: None,
-            edited: false,
-            created_at: now,
-            sent_at: Some(sent_at),
-            delivered_at: None,
-            read_at: None,
-            updated_at: now,
-        };
-        if !store::insert_message(&mut tx, &row).await.map_err(db_err)? {
-            tx.rollback().await.map_err(db_err)?;
-            metrics::counter!("wamage_inbound_duplicates_total").increment(1);
-            return Ok(Applied::Done);
+                .into_iter()
+                .collect();
+        let mut rows: Vec<MessageRow> = Vec::with_capacity(fresh.len());
+        let mut media_jobs = Vec::new();
+        for f in &fresh {
+            let ci = match by_key.get(&f.key) {
+                Some(ci) => *ci,
+                None => {
+                    let cv = ConversationRow {
+                        status: "open".to_owned(),
+                        resolved_at: None,
+                        ..ConversationRow::resolved(
+                            org,
+                            c.id,
+                            (f.contact.id, f.contact.name.clone()),
+                            &f.recipient,
+                            f.key.clone(),
+                            now,
+                        )
+                    };
+                    by_key.insert(f.key.clone(), convs.len());
+                    convs.push((cv, true));
+                    convs.len() - 1
+                }
+            };
+            let (kind, text, content, media) = columns(&f.m.content);
+            let sent_at = Timestamp::from_millis(f.m.sent_at_ms.min(now.millis()));
+            let conv = &mut convs[ci].0;
+            let row = MessageRow {
+                id: MessageId::new(),
+                org_id: org,
+                conversation_id: conv.id,
+                channel_id: c.id,
+                direction: "inbound".to_owned(),
+                kind,
+                text,
+                content: content.map(|v| v.to_string()),
+                media: media.as_ref().map(Value::to_string),
+                reply_to_id: f.m.reply_to.as_ref().and_then(|r| targets.get(r).copied()),
+                provider_message_id: Some(f.m.provider_message_id.clone()),
+                status: "received".to_owned(),
+                error: None,
+                author_id: None,
+                private: false,
+                purpose: None,
+                edited: false,
+                created_at: now,
+                sent_at: Some(sent_at),
+                delivered_at: None,
+                read_at: None,
+                updated_at: now,
+            };
+            targets.insert(f.m.provider_message_id.clone(), row.id);
+            if media.is_some() {
+                media_jobs
+                    .push(NewJob::new(MEDIA_JOB, json!({ "message_id": row.id })).with_org(org));
+            }
+            // The customer's message (re)opens the conversation and moves its window.
+            if conv.status != "open" {
+                conv.status = "open".to_owned();
+                conv.snoozed_until = None;
+                conv.resolved_at = None;
+            }
+            conv.last_message_id = Some(row.id);
+            conv.last_activity_at = now;
+            conv.last_inbound_at = Some(conv.last_inbound_at.map_or(sent_at, |t| t.max(sent_at)));
+            conv.contact_name = f.contact.name.clone();
+            conv.recipient = serde_json::to_string(&f.recipient).unwrap_or_default();
+            conv.updated_at = now;
+            rows.push(row);
         }
-        let was = conv.status.clone();
-        if conv.status != "open" {
-            conv.status = "open".to_owned();
-            conv.snoozed_until = None;
-            conv.resolved_at = None;
-        }
-        conv.last_message_id = Some(row.id);
-        conv.last_activity_at = now;
-        conv.last_inbound_at = Some(conv.last_inbound_at.map_or(sent_at, |t| t.max(sent_at)));
-        conv.contact_name = contact.name.clone();
-        conv.recipient = serde_json::to_string(&recipient).unwrap_or_default();
-        conv.updated_at = now;
-        store::save_conversation(&mut tx, &conv)
+        let created: Vec<ConversationRow> = convs
+            .iter()
+            .filter(|(_, created)| *created)
+            .map(|(cv, _)| cv.clone())
+            .collect();
+        store::insert_conversations(&mut tx, &created)
             .await
             .map_err(db_err)?;
-        if media.is_some() {
+        let inserted = store::insert_messages_once(&mut tx, &rows)
+            .await
+            .map_err(db_err)?;
+        if inserted != rows.len() as u64 {
+            tx.rollback().await.map_err(db_err)?;
+            return Ok(Stored::Raced);
+        }
+        for (cv, created) in &convs {
+            if !created {
+                store::save_conversation(&mut tx, cv)
+                    .await
+                    .map_err(db_err)?;
+            }
+        }
+        let media = !media_jobs.is_empty();
+        if media {
             self.jobs
-                .enqueue(
-                    &mut tx,
-                    NewJob::new(MEDIA_JOB, json!({ "message_id": row.id })).with_org(org),
-                )
+                .enqueue_many(&mut tx, media_jobs)
                 .await
                 .map_err(|e| Problem::internal(format_args!("enqueue media: {e}")))?;
         }
         tx.commit().await.map_err(db_err)?;
-        if media.is_some() {
+        if media {
             self.jobs.notify();
         }
-        metrics::counter!("wamage_messages_received_total", "kind" => c.kind.as_str()).increment(1);
-        let type_ = if created {
-            "wamage.conversation.created"
-        } else {
-            "wamage.conversation.updated"
-        };
-        let conv_id = conv.id;
-        self.publish_conversation_row(org, type_, conv, Some(row.clone()))
+        metrics::counter!("wamage_messages_received_total", "kind" => c.kind.as_str())
+            .increment(rows.len() as u64);
+        for f in &fresh {
+            out[f.at] = Some(Ok(Applied::Done));
+        }
+
+        // Events: the conversations with their last messages, then the messages.
+        let lasts: Vec<MessageRow> = convs
+            .iter()
+            .filter_map(|(cv, _)| {
+                let last = cv.last_message_id?;
+                rows.iter().find(|m| m.id == last).cloned()
+            })
+            .collect();
+        let auto: Vec<ConversationId> = convs
+            .iter()
+            .filter(|(_, created)| *created)
+            .map(|(cv, _)| cv.id)
+            .collect();
+        let events = convs
+            .into_iter()
+            .map(|(cv, created)| {
+                let type_ = if created {
+                    "wamage.conversation.created"
+                } else {
+                    "wamage.conversation.updated"
+                };
+                (type_, cv)
+            })
+            .collect();
+        self.publish_conversation_rows(org, events, lasts).await;
+        let texts: Vec<(ContactId, Option<String>)> = fresh
+            .iter()
+            .zip(&rows)
+            .map(|(f, m)| (f.contact.id, m.text.clone()))
+            .collect();
+        self.publish_message_rows("wamage.message.received", rows)
             .await;
-        self.publish_message_row("wamage.message.received", row)
-            .await;
+        let mut contacts: Vec<ContactId> = fresh.iter().map(|f| f.contact.id).collect();
+        contacts.sort_unstable();
+        contacts.dedup();
         for h in self.hooks() {
-            if let Err(p) = h.customer_message(c, contact.id, now).await {
-                tracing::warn!(error = %p, "an ingest hook failed on a customer message");
+            if let Err(p) = h.customer_messages(c, &contacts, now).await {
+                tracing::warn!(error = %p, "an ingest hook failed on customer messages");
             }
         }
-        if created && let Some(team) = c.config.assign_team_id {
-            self.auto_assign(org, conv_id, team).await;
+        if let Some(team) = c.config.assign_team_id {
+            for id in auto {
+                self.auto_assign(org, id, team).await;
+            }
         }
-        if was == "resolved" && !created {
-            tracing::debug!(conversation = %conv_id, "reopened by a customer message");
+        for f in &fresh {
+            if let InboundContent::Button {
+                callback_id: Some(id),
+                ..
+            } = &f.m.content
+            {
+                self.channels.answer_callback(c, id).await;
+            }
         }
-        if let InboundContent::Button {
-            callback_id: Some(id),
-            ..
-        } = &m.content
-        {
-            self.channels.answer_callback(c, id).await;
+        for (contact, text) in texts {
+            if let Some(t) = &text {
+                self.keyword(c, contact, t).await;
+            }
         }
-        if let Some(t) = &text {
-            self.keyword(c, contact.id, t).await;
-        }
-        Ok(Applied::Done)
+        Ok(Stored::Done)
     }
 
     async fn keyword(&self, c: &Channel, contact: ContactId, text: &str) {
@@ -603,6 +847,8 @@ impl Inbox {
         }
     }
 
+    /// One delivery report: one that carries callback data is offered to the hooks first
+    /// (another domain's send), the rest as [`Self::apply_statuses`].
     async fn apply_status(
         &self,
         c: &Channel,
@@ -618,79 +864,149 @@ impl Inbox {
                 }
             }
         }
-        let from: Vec<&str> = [
-            DeliveryStatus::Queued,
-            DeliveryStatus::Sent,
-            DeliveryStatus::Delivered,
-            DeliveryStatus::Read,
-            DeliveryStatus::Played,
-            DeliveryStatus::Failed,
-        ]
-        .into_iter()
-        .filter(|x| x.may_advance_to(s.status))
-        .map(DeliveryStatus::as_str)
-        .collect();
-        let error = s.errors.first().map(|e| {
-            let class = match e.code {
-                131047 | 131050 | 131049 | 190 => "needs_action",
-                130429 | 131056 | 131000 => "retryable",
-                _ => "permanent",
-            };
-            error_json(e.code, &e.title, e.detail.as_deref(), class)
-        });
-        let at = Timestamp::from_millis(s.at_ms);
+        self.apply_statuses(&[(c, s)], reports)
+            .await
+            .pop()
+            .unwrap_or(Ok(Applied::Done))
+    }
+
+    /// Delivery reports about the inbox's sends, in order, in one transaction: each moves its
+    /// message forward or changes nothing (a duplicate, or older than what is stored). Moved
+    /// messages are added to `reports`. A report about a message not stored is offered to
+    /// the hooks, and is [`Applied::Unknown`] when no hook places it either.
+    async fn apply_statuses(
+        &self,
+        batch: &[(&Channel, &StatusUpdate)],
+        reports: &mut Vec<MessageRow>,
+    ) -> Vec<Result<Applied, Problem>> {
         let now = self.now();
-        let Some(m) = store::advance_status(
-            &self.db,
-            c.id,
-            &s.provider_message_id,
-            s.status.as_str(),
-            &from,
-            at,
-            error.as_deref(),
-            now,
-        )
-        .await
-        .map_err(db_err)?
-        else {
-            let known = store::message_by_provider(&self.db, c.id, &s.provider_message_id)
-                .await
-                .map_err(db_err)?
-                .is_some();
-            if known {
-                return Ok(Applied::Done);
-            }
-            for h in self.hooks() {
-                if h.status(c, s).await? {
-                    return Ok(Applied::Done);
-                }
-            }
-            return Ok(Applied::Unknown);
-        };
-        let conversation = m.conversation_id;
-        reports.push(m);
-        if s.status == DeliveryStatus::Failed
-            && s.errors.iter().any(|e| e.code == 131050)
-            && let Ok(Some(conv)) = store::conversation(&self.db, c.org_id, conversation).await
-            && let Some(channel) = consent_channel(c.kind)
-            && let Err(p) = self
-                .contacts
-                .record_system_consent(
-                    c.org_id,
-                    conv.contact_id,
-                    SystemConsent {
-                        channel,
-                        purpose: ConsentPurpose::Marketing,
-                        status: ConsentStatus::OptedOut,
-                        source: ConsentSource::Provider,
-                        note: Some("The customer stopped marketing messages (131050)"),
-                    },
+        let moved: Result<Vec<Option<MessageRow>>, Problem> = async {
+            let mut tx = self.db.begin().await.map_err(db_err)?;
+            let mut moved = Vec::with_capacity(batch.len());
+            for (c, s) in batch {
+                let from: Vec<&str> = [
+                    DeliveryStatus::Queued,
+                    DeliveryStatus::Sent,
+                    DeliveryStatus::Delivered,
+                    DeliveryStatus::Read,
+                    DeliveryStatus::Played,
+                    DeliveryStatus::Failed,
+                ]
+                .into_iter()
+                .filter(|x| x.may_advance_to(s.status))
+                .map(DeliveryStatus::as_str)
+                .collect();
+                let error = s.errors.first().map(|e| {
+                    let class = match e.code {
+                        131047 | 131050 | 131049 | 190 => "needs_action",
+                        130429 | 131056 | 131000 => "retryable",
+                        _ => "permanent",
+                    };
+                    error_json(e.code, &e.title, e.detail.as_deref(), class)
+                });
+                let m = store::advance_status(
+                    &mut tx,
+                    c.id,
+                    &s.provider_message_id,
+                    s.status.as_str(),
+                    &from,
+                    Timestamp::from_millis(s.at_ms),
+                    error.as_deref(),
+                    now,
                 )
                 .await
-        {
-            tracing::warn!(error = %p, "failed to record a provider opt-out");
+                .map_err(db_err)?;
+                moved.push(m);
+            }
+            tx.commit().await.map_err(db_err)?;
+            Ok(moved)
         }
-        Ok(Applied::Done)
+        .await;
+        let moved = match moved {
+            Ok(moved) => moved,
+            Err(p) => return batch.iter().map(|_| Err(p.clone())).collect(),
+        };
+        // Reports that moved nothing: about a stored message (nothing to do) or not.
+        let mut stored: HashSet<(ChannelId, String)> = HashSet::new();
+        let mut unmoved: Vec<(ChannelId, Vec<&str>)> = Vec::new();
+        for ((c, s), m) in batch.iter().zip(&moved) {
+            if m.is_some() {
+                continue;
+            }
+            match unmoved.iter_mut().find(|(id, _)| *id == c.id) {
+                Some((_, ids)) => ids.push(&s.provider_message_id),
+                None => unmoved.push((c.id, vec![&s.provider_message_id])),
+            }
+        }
+        for (channel, ids) in unmoved {
+            match store::ids_by_provider(&self.db, channel, &ids).await {
+                Ok(found) => stored.extend(found.into_iter().map(|(p, _)| (channel, p))),
+                Err(e) => {
+                    let p = db_err(e);
+                    return batch
+                        .iter()
+                        .zip(&moved)
+                        .map(|((c, _), m)| {
+                            if m.is_none() && c.id == channel {
+                                Err(p.clone())
+                            } else {
+                                Ok(Applied::Done)
+                            }
+                        })
+                        .collect();
+                }
+            }
+        }
+        let mut out = Vec::with_capacity(batch.len());
+        for ((c, s), m) in batch.iter().zip(moved) {
+            let Some(m) = m else {
+                if stored.contains(&(c.id, s.provider_message_id.clone())) {
+                    out.push(Ok(Applied::Done));
+                    continue;
+                }
+                let mut placed = Ok(Applied::Unknown);
+                for h in self.hooks() {
+                    match h.status(c, s).await {
+                        Ok(true) => {
+                            placed = Ok(Applied::Done);
+                            break;
+                        }
+                        Ok(false) => {}
+                        Err(p) => {
+                            placed = Err(p);
+                            break;
+                        }
+                    }
+                }
+                out.push(placed);
+                continue;
+            };
+            let conversation = m.conversation_id;
+            reports.push(m);
+            if s.status == DeliveryStatus::Failed
+                && s.errors.iter().any(|e| e.code == 131050)
+                && let Ok(Some(conv)) = store::conversation(&self.db, c.org_id, conversation).await
+                && let Some(channel) = consent_channel(c.kind)
+                && let Err(p) = self
+                    .contacts
+                    .record_system_consent(
+                        c.org_id,
+                        conv.contact_id,
+                        SystemConsent {
+                            channel,
+                            purpose: ConsentPurpose::Marketing,
+                            status: ConsentStatus::OptedOut,
+                            source: ConsentSource::Provider,
+                            note: Some("The customer stopped marketing messages (131050)"),
+                        },
+                    )
+                    .await
+            {
+                tracing::warn!(error = %p, "failed to record a provider opt-out");
+            }
+            out.push(Ok(Applied::Done));
+        }
+        out
     }
 
     async fn apply_block(&self, c: &Channel, from: &Sender, blocked: bool) -> Result<(), Problem> {
