@@ -1245,9 +1245,8 @@ pub async fn replies_possible(
     since: Timestamp,
     at: Timestamp,
 ) -> R<bool> {
-    let row: Option<(i64,)> =
-        with_db!(db, |p| {
-            sqlx::query_as(
+    let row: Option<(i64,)> = with_db!(db, |p| {
+        sqlx::query_as(
         "SELECT CAST(1 AS BIGINT) FROM campaigns WHERE channel_id = $1 AND launched_at IS NOT NULL \
          AND launched_at <= $2 AND (completed_at IS NULL OR completed_at >= $3) LIMIT 1"
     )
@@ -1256,7 +1255,7 @@ pub async fn replies_possible(
     .bind(since.minus(LATE_SEND_SLACK))
     .fetch_optional(p)
     .await
-        })?;
+    })?;
     Ok(row.is_some())
 }
 

@@ -774,11 +774,12 @@ pub async fn advance_status<'a>(
     error: Option<&str>,
     now: Timestamp,
 ) -> R<Option<MessageRow>> {
-    let col = match to {
-        "sent" => "sent_at",
-        "delivered" => "delivered_at",
-        "read" | "played" => "read_at",
-        _ => "updated_at",
+    // The status's own time column (failed has none: `updated_at` says when).
+    let stamp = match to {
+        "sent" => "sent_at = COALESCE(sent_at, $4), ",
+        "delivered" => "delivered_at = COALESCE(delivered_at, $4), ",
+        "read" | "played" => "read_at = COALESCE(read_at, $4), ",
+        _ => "",
     };
     let from_list = from
         .iter()
@@ -794,7 +795,7 @@ pub async fn advance_status<'a>(
         _ => "",
     };
     let sql = format!(
-        "UPDATE inbox_messages SET status = $3, {col} = COALESCE({col}, $4), error = COALESCE($5, error), \
+        "UPDATE inbox_messages SET status = $3, {stamp}error = COALESCE($5, error), \
          updated_at = $6{fill} WHERE channel_id = $1 AND provider_message_id = $2 \
          AND direction = 'outbound' AND status IN ({from_list}) RETURNING {MSG_COLS_BARE}"
     );

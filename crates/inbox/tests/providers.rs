@@ -812,6 +812,81 @@ async fn an_early_report_waits_and_the_rest_is_done_once(app: TestApp) {
     );
 }
 
+/// A send the provider accepted and later reports failed: the message shows the failure
+/// with the provider's reason; a later read proves delivery after all.
+async fn a_failed_report_shows_the_reason_until_a_read_proves_delivery(app: TestApp) {
+    let fake = FakeMeta::start().await;
+    let admin = app.register("owner@acme.test", "Acme").await;
+    let ch = whatsapp(&app, &admin, &fake).await;
+    let url = app.url(&format!("/webhooks/whatsapp/{}", s(&ch, "id")));
+    let (_, body) = FakeMeta::webhook_text("4915112345678", "Grace Hopper", "Hello");
+    assert_eq!(FakeMeta::post_webhook(&url, APP_SECRET, &body).await, 200);
+    settle(&app).await;
+    let conv = s(&list(&app, &admin).await[0], "id");
+    let m = expect_json(
+        app.post_as(
+            &admin,
+            &format!("/api/v1/conversations/{conv}/messages"),
+            &json!({"type": "text", "text": "Hi Grace"}),
+        )
+        .await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    settle(&app).await;
+    let wamid = fake.sent()[0].id.clone();
+    let report = |status: Value| {
+        let body = FakeMeta::webhook_statuses(vec![status]);
+        let url = url.clone();
+        async move { FakeMeta::post_webhook(&url, APP_SECRET, &body).await }
+    };
+    assert_eq!(
+        report(webhook::failed(
+            &wamid,
+            "4915112345678",
+            131026,
+            "Message undeliverable"
+        ))
+        .await,
+        200
+    );
+    settle(&app).await;
+    let got = expect_json(
+        app.get_as(&admin, &format!("/api/v1/messages/{}", s(&m, "id")))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(got["status"], "failed", "{got}");
+    assert_eq!(got["error"]["code"], 131026);
+    assert_eq!(got["error"]["class"], "permanent");
+    let failed_events = events(&app).await;
+    assert!(
+        failed_events.iter().all(|(s, _)| s == "processed"),
+        "{failed_events:?}"
+    );
+
+    assert_eq!(
+        report(webhook::status(
+            &wamid,
+            "read",
+            "4915112345678",
+            1_700_000_100
+        ))
+        .await,
+        200
+    );
+    settle(&app).await;
+    let got = expect_json(
+        app.get_as(&admin, &format!("/api/v1/messages/{}", s(&m, "id")))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(got["status"], "read", "{got}");
+    assert!(got["read_at"].is_string(), "{got}");
+}
+
 /// The status of a batch result's message, read back.
 async fn message_status(app: &TestApp, admin: &TestUser, result: &Value) -> String {
     let id = result["message"]["id"].as_str().unwrap().to_owned();
@@ -1018,6 +1093,7 @@ wamage_testkit::app_tests_with!(
 
 app_tests!(
     an_early_report_waits_and_the_rest_is_done_once,
+    a_failed_report_shows_the_reason_until_a_read_proves_delivery,
     concurrent_webhooks_are_stored_together_and_each_once,
     whatsapp_webhooks_in,
     whatsapp_sends_out,

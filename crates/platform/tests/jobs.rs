@@ -694,6 +694,104 @@ async fn a_kind_limit_caps_its_handlers_and_not_the_others(t: TestDb) {
     }
 }
 
+/// Merges claimed jobs of its kind by organisation, up to 3; fails the jobs whose payload
+/// says so, and panics on a merged run holding a job whose payload says so.
+struct Merging {
+    calls: Arc<Mutex<Vec<Vec<i64>>>>,
+}
+
+#[async_trait::async_trait]
+impl wamage_platform::jobs::JobHandler for Merging {
+    async fn run(&self, job: &JobContext) -> JobOutcome {
+        self.run_many(std::slice::from_ref(job)).await.remove(0)
+    }
+
+    fn merge_limit(&self) -> usize {
+        3
+    }
+
+    async fn run_many(&self, jobs: &[JobContext]) -> Vec<JobOutcome> {
+        let orgs: Vec<_> = jobs.iter().map(|j| j.org_id).collect();
+        assert!(
+            orgs.iter().all(|o| *o == orgs[0]),
+            "one organisation per run"
+        );
+        let ns: Vec<i64> = jobs
+            .iter()
+            .map(|j| j.payload["n"].as_i64().unwrap())
+            .collect();
+        self.calls.lock().unwrap().push(ns.clone());
+        if jobs.len() > 1 && jobs.iter().any(|j| j.payload["panic"] == true) {
+            panic!("merged run of {ns:?}");
+        }
+        jobs.iter()
+            .map(|j| {
+                if j.payload["fail"] == true {
+                    JobOutcome::fail("told to")
+                } else {
+                    JobOutcome::Done
+                }
+            })
+            .collect()
+    }
+}
+
+async fn merged_jobs_run_together_and_end_each_on_its_own(t: TestDb) {
+    let (q, _clock) = setup(&t);
+    let calls: Arc<Mutex<Vec<Vec<i64>>>> = Arc::default();
+    let worker = Worker::new(q.clone()).with_id("w1").register(
+        "merge",
+        Merging {
+            calls: Arc::clone(&calls),
+        },
+    );
+    let (a, b) = (OrgId::new(), OrgId::new());
+    let mut tx = t.db.begin().await.unwrap();
+    // Org a: 0..5 (job 1 fails on its own); org b: 10, 11.
+    let jobs = (0..5)
+        .map(|n| NewJob::new("merge", json!({ "n": n, "fail": n == 1 })).with_org(a))
+        .chain((10..12).map(|n| NewJob::new("merge", json!({ "n": n })).with_org(b)))
+        .collect();
+    let ids = q.enqueue_many(&mut tx, jobs).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(worker.run_due_jobs().await.unwrap(), 7);
+    let mut runs = calls.lock().unwrap().clone();
+    runs.sort();
+    assert_eq!(
+        runs,
+        vec![vec![0, 1, 2], vec![3, 4], vec![10, 11]],
+        "up to 3 of an organisation per run"
+    );
+    for (i, id) in ids.iter().enumerate() {
+        let want = if i == 1 {
+            JobState::Dead
+        } else {
+            JobState::Succeeded
+        };
+        assert_eq!(q.get(*id).await.unwrap().unwrap().state, want, "job {i}");
+    }
+
+    // A merged run that panics: each of its jobs retries, none is lost.
+    calls.lock().unwrap().clear();
+    let mut tx = t.db.begin().await.unwrap();
+    let jobs = vec![
+        NewJob::new("merge", json!({ "n": 20 })).with_org(a),
+        NewJob::new("merge", json!({ "n": 21, "panic": true })).with_org(a),
+    ];
+    let ids = q.enqueue_many(&mut tx, jobs).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(worker.run_due_jobs().await.unwrap(), 2);
+    for id in &ids {
+        let job = q.get(*id).await.unwrap().unwrap();
+        assert_eq!(job.state, JobState::Queued, "retried");
+        assert!(
+            job.last_error.as_deref().unwrap().contains("panicked"),
+            "{:?}",
+            job.last_error
+        );
+    }
+}
+
 async fn stats_count_per_kind(t: TestDb) {
     let (q, clock) = setup(&t);
     for _ in 0..2 {
@@ -857,6 +955,7 @@ wamage_platform::backend_tests!(
     shutdown_requeues_jobs_that_outlive_the_drain_timeout,
     the_run_loop_picks_up_new_jobs,
     a_kind_limit_caps_its_handlers_and_not_the_others,
+    merged_jobs_run_together_and_end_each_on_its_own,
     stats_count_per_kind,
     priorities_and_purge,
 );

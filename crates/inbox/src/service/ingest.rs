@@ -60,28 +60,130 @@ enum Applied {
     Unknown,
 }
 
+/// Ingest jobs the worker may run together: a burst of webhooks is stored in many small
+/// batches, each with its job, and is processed in passes of [`EVENTS_PER_PASS`] instead.
+const MERGE_JOBS: usize = 16;
+
+/// Events read, applied and finished together.
+const EVENTS_PER_PASS: usize = 128;
+
+/// How an event of a pass ended.
+enum EventEnd {
+    /// Processed, or found unreadable (kept with the reason), or no longer pending.
+    Finished,
+    /// Delivery reports about messages not known yet: left pending for the job's retry.
+    Waiting(usize),
+    /// Left pending for the job's retry.
+    Failed(String),
+}
+
 #[async_trait::async_trait]
 impl JobHandler for IngestJob {
-    /// Processes the job's events in order. An event is marked processed once all its items
-    /// are applied; one whose items could not all be applied (an error, or a delivery report
-    /// that beat its send result) is left pending and the job retries — only those events are
-    /// read again. The outcomes are written together at the end.
     async fn run(&self, job: &JobContext) -> JobOutcome {
-        let p: Payload = match job.payload_as() {
-            Ok(p) => p,
-            Err(e) => return JobOutcome::fail(format!("invalid ingest payload: {e}")),
-        };
-        let mut ids = p.event_ids;
-        ids.extend(p.event_id);
-        if ids.is_empty() {
-            return JobOutcome::fail("an ingest job without events");
+        self.run_many(std::slice::from_ref(job))
+            .await
+            .pop()
+            .unwrap_or(JobOutcome::Done)
+    }
+
+    fn merge_limit(&self) -> usize {
+        MERGE_JOBS
+    }
+
+    /// Processes the jobs' events in order, in passes. An event is marked processed once all
+    /// its items are applied; one whose items could not all be applied (an error, or a
+    /// delivery report that beat its send result) is left pending and its job retries —
+    /// only those events are read again.
+    async fn run_many(&self, jobs: &[JobContext]) -> Vec<JobOutcome> {
+        let mut outcomes: Vec<Option<JobOutcome>> = jobs.iter().map(|_| None).collect();
+        let mut owner: HashMap<EventId, usize> = HashMap::new();
+        let mut ids = Vec::new();
+        for (j, job) in jobs.iter().enumerate() {
+            let p: Payload = match job.payload_as() {
+                Ok(p) => p,
+                Err(e) => {
+                    outcomes[j] = Some(JobOutcome::fail(format!("invalid ingest payload: {e}")));
+                    continue;
+                }
+            };
+            let mut mine = p.event_ids;
+            mine.extend(p.event_id);
+            if mine.is_empty() {
+                outcomes[j] = Some(JobOutcome::fail("an ingest job without events"));
+                continue;
+            }
+            for id in mine {
+                if owner.insert(id, j).is_none() {
+                    ids.push(id);
+                }
+            }
         }
+        // Per job: delivery reports waiting, and the first error.
+        let mut waiting = vec![0usize; jobs.len()];
+        let mut failure: Vec<Option<String>> = jobs.iter().map(|_| None).collect();
+        for pass in ids.chunks(EVENTS_PER_PASS) {
+            let last = |id: &EventId| owner.get(id).is_some_and(|j| jobs[*j].is_last_attempt());
+            match self.pass(pass, last).await {
+                Ok(ends) => {
+                    for (id, end) in ends {
+                        let Some(&j) = owner.get(&id) else { continue };
+                        match end {
+                            EventEnd::Finished => {}
+                            EventEnd::Waiting(n) => waiting[j] += n,
+                            EventEnd::Failed(e) => {
+                                failure[j].get_or_insert(e);
+                            }
+                        }
+                    }
+                }
+                Err(e) => {
+                    for id in pass {
+                        if let Some(&j) = owner.get(id) {
+                            failure[j].get_or_insert_with(|| e.clone());
+                        }
+                    }
+                }
+            }
+        }
+        outcomes
+            .into_iter()
+            .enumerate()
+            .map(|(j, o)| {
+                o.unwrap_or_else(|| {
+                    if let Some(e) = failure[j].take() {
+                        JobOutcome::retry(e)
+                    } else if waiting[j] > 0 {
+                        JobOutcome::retry_after(
+                            format!(
+                                "{} delivery report(s) for messages not known yet",
+                                waiting[j]
+                            ),
+                            Duration::from_secs(2),
+                        )
+                    } else {
+                        JobOutcome::Done
+                    }
+                })
+            })
+            .collect()
+    }
+}
+
+impl IngestJob {
+    /// One pass over some events (those still pending): their items applied, their outcomes
+    /// written together. `last` says whether an event's job is on its last try (its waiting
+    /// reports are then given up). An error here leaves every event of the pass pending.
+    async fn pass(
+        &self,
+        ids: &[EventId],
+        last: impl Fn(&EventId) -> bool,
+    ) -> Result<Vec<(EventId, EventEnd)>, String> {
         let inbox = &self.0;
-        let events = match inbox.channels.pending_events(&ids).await {
-            Ok(events) => events,
-            Err(e) => return JobOutcome::retry(e.to_string()),
-        };
-        let last = job.is_last_attempt();
+        let events = inbox
+            .channels
+            .pending_events(ids)
+            .await
+            .map_err(|e| e.to_string())?;
         let parsed: Vec<_> = events
             .iter()
             .map(|(channel, ev)| (channel, ev, inbox.channels.parse(channel, &ev.body)))
@@ -96,8 +198,7 @@ impl JobHandler for IngestJob {
         let mut reports = Vec::new();
         let mut planned = inbox.apply_batched(&parsed, &senders, &mut reports).await;
         let mut outcomes = Vec::with_capacity(events.len());
-        let mut unknown = 0;
-        let mut failure = None;
+        let mut ends = Vec::with_capacity(events.len());
         for (at, (channel, ev, items)) in parsed.into_iter().enumerate() {
             let items = match items {
                 Ok(items) => items,
@@ -106,6 +207,7 @@ impl JobHandler for IngestJob {
                     metrics::counter!("wamage_webhooks_unparsable_total", "kind" => channel.kind.as_str())
                         .increment(1);
                     outcomes.push((ev.id, Err(e)));
+                    ends.push((ev.id, EventEnd::Finished));
                     continue;
                 }
             };
@@ -126,14 +228,18 @@ impl JobHandler for IngestJob {
                 }
             }
             if let Some(e) = error {
-                failure.get_or_insert_with(|| format!("applying an inbound item: {e}"));
+                ends.push((
+                    ev.id,
+                    EventEnd::Failed(format!("applying an inbound item: {e}")),
+                ));
                 continue;
             }
-            if waiting > 0 && !last {
-                unknown += waiting;
+            if waiting > 0 && !last(&ev.id) {
+                ends.push((ev.id, EventEnd::Waiting(waiting)));
                 continue;
             }
             outcomes.push((ev.id, Ok(items.len())));
+            ends.push((ev.id, EventEnd::Finished));
             let lag = inbox.now().millis() - ev.received_at.millis();
             metrics::histogram!("wamage_webhook_ingest_lag_seconds", "kind" => channel.kind.as_str())
                 .record(lag.max(0) as f64 / 1000.0);
@@ -141,19 +247,12 @@ impl JobHandler for IngestJob {
         inbox
             .publish_message_rows("wamage.message.status.updated", reports)
             .await;
-        if let Err(e) = inbox.channels.finish_events(&outcomes).await {
-            return JobOutcome::retry(e.to_string());
-        }
-        if let Some(e) = failure {
-            return JobOutcome::retry(e);
-        }
-        if unknown > 0 {
-            return JobOutcome::retry_after(
-                format!("{unknown} delivery report(s) for messages not known yet"),
-                Duration::from_secs(2),
-            );
-        }
-        JobOutcome::Done
+        inbox
+            .channels
+            .finish_events(&outcomes)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(ends)
     }
 }
 

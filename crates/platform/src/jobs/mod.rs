@@ -366,6 +366,23 @@ impl JobOutcome {
 #[async_trait]
 pub trait JobHandler: Send + Sync + 'static {
     async fn run(&self, job: &JobContext) -> JobOutcome;
+
+    /// How many claimed jobs of this kind and organisation the worker may hand to one
+    /// [`Self::run_many`] call (jobs that are cheaper done together, like a burst of small
+    /// webhook batches). 1, the default, runs each job on its own.
+    fn merge_limit(&self) -> usize {
+        1
+    }
+
+    /// Runs several jobs together: one outcome per job, in their order. Each job keeps its
+    /// own outcome, retries and attempts. The default runs them one after the other.
+    async fn run_many(&self, jobs: &[JobContext]) -> Vec<JobOutcome> {
+        let mut out = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            out.push(self.run(job).await);
+        }
+        out
+    }
 }
 
 /// A handler from an async closure: `handler_fn(|job| async move { JobOutcome::Done })`.

@@ -148,21 +148,49 @@ impl Worker {
         self.queue.reap_expired().await
     }
 
-    fn spawn_job(
+    /// Runs `jobs` (one, or several of a kind merged by [`Self::take_group`]) in one task.
+    fn spawn_jobs(
         &self,
-        set: &mut JoinSet<Finished>,
-        job: JobContext,
+        set: &mut JoinSet<Vec<Finished>>,
+        jobs: Vec<JobContext>,
         gate: Option<Arc<Semaphore>>,
     ) {
-        let handler = self.handlers.get(&job.kind).cloned();
+        let handler = jobs
+            .first()
+            .and_then(|j| self.handlers.get(&j.kind))
+            .cloned();
         let clock = self.queue.clock().clone();
         set.spawn(async move {
             let _permit = match gate {
                 Some(gate) => gate.acquire_owned().await.ok(),
                 None => None,
             };
-            execute(handler, job, clock).await
+            execute(handler, jobs, clock).await
         });
+    }
+
+    /// Takes the job at `at` out of `jobs`, with the jobs after it of the same kind and
+    /// organisation its handler may run together with it ([`JobHandler::merge_limit`]).
+    fn take_group(&self, jobs: &mut VecDeque<JobContext>, at: usize) -> Vec<JobContext> {
+        let Some(first) = jobs.remove(at) else {
+            return Vec::new();
+        };
+        let limit = self
+            .handlers
+            .get(&first.kind)
+            .map_or(1, |h| h.merge_limit().max(1));
+        let mut group = vec![first];
+        let mut i = at;
+        while group.len() < limit && i < jobs.len() {
+            if jobs[i].kind == group[0].kind && jobs[i].org_id == group[0].org_id {
+                if let Some(j) = jobs.remove(i) {
+                    group.push(j);
+                }
+            } else {
+                i += 1;
+            }
+        }
+        group
     }
 
     /// Claims and runs every job due now, batch after batch, until none is left; returns how
@@ -185,15 +213,17 @@ impl Worker {
             total += claimed;
             let ids: Vec<JobId> = jobs.iter().map(|j| j.id).collect();
             let mut set = JoinSet::new();
-            for job in jobs {
-                self.spawn_job(&mut set, job, Some(Arc::clone(&gate)));
+            let mut jobs: VecDeque<JobContext> = jobs.into();
+            while !jobs.is_empty() {
+                let group = self.take_group(&mut jobs, 0);
+                self.spawn_jobs(&mut set, group, Some(Arc::clone(&gate)));
             }
             let mut heartbeat = interval(self.config.heartbeat);
             let mut done = Vec::with_capacity(claimed);
             loop {
                 tokio::select! {
                     res = set.join_next() => match res {
-                        Some(Ok(f)) => done.push(f),
+                        Some(Ok(f)) => done.extend(f),
                         Some(Err(e)) => tracing::error!(error = %e, "job task failed"),
                         None => break,
                     },
@@ -224,7 +254,7 @@ impl Worker {
         let wake = self.queue.wake_handle();
         let mut buffer: VecDeque<JobContext> = VecDeque::new();
         let mut inflight: HashMap<JobId, JobContext> = HashMap::new();
-        let mut set: JoinSet<Finished> = JoinSet::new();
+        let mut set: JoinSet<Vec<Finished>> = JoinSet::new();
         let mut done: Vec<Finished> = Vec::new();
         let mut heartbeat = interval(cfg.heartbeat);
         let mut flush = interval(cfg.flush_interval);
@@ -246,12 +276,17 @@ impl Worker {
                 let Some(at) = buffer.iter().position(|j| room(&running, &j.kind)) else {
                     break;
                 };
-                let Some(job) = buffer.remove(at) else { break };
-                if cfg.kind_limits.contains_key(&job.kind) {
-                    *running.entry(job.kind.clone()).or_default() += 1;
+                let group = self.take_group(&mut buffer, at);
+                let Some(kind) = group.first().map(|j| j.kind.clone()) else {
+                    break;
+                };
+                if cfg.kind_limits.contains_key(&kind) {
+                    *running.entry(kind).or_default() += 1;
                 }
-                inflight.insert(job.id, job.clone());
-                self.spawn_job(&mut set, job, None);
+                for job in &group {
+                    inflight.insert(job.id, job.clone());
+                }
+                self.spawn_jobs(&mut set, group, None);
             }
             if done.len() >= batch {
                 self.flush(&mut done).await;
@@ -292,14 +327,16 @@ impl Worker {
                 () = shutdown.cancelled() => break,
                 Some(res) = set.join_next(), if !set.is_empty() => {
                     match res {
-                        Ok(f) => {
-                            inflight.remove(&f.job.id);
-                            if let Some(n) = running.get_mut(&f.job.kind) {
+                        Ok(group) => {
+                            if let Some(n) = group.first().and_then(|f| running.get_mut(&f.job.kind)) {
                                 // Room for the kind again: its due jobs may be claimed.
                                 *n = n.saturating_sub(1);
                                 idle = false;
                             }
-                            done.push(f);
+                            for f in group {
+                                inflight.remove(&f.job.id);
+                                done.push(f);
+                            }
                         }
                         Err(e) => tracing::error!(error = %e, "job task failed"),
                     }
@@ -342,9 +379,11 @@ impl Worker {
         loop {
             tokio::select! {
                 res = set.join_next() => match res {
-                    Some(Ok(f)) => {
-                        inflight.remove(&f.job.id);
-                        done.push(f);
+                    Some(Ok(group)) => {
+                        for f in group {
+                            inflight.remove(&f.job.id);
+                            done.push(f);
+                        }
                     }
                     Some(Err(e)) => tracing::error!(error = %e, "job task failed"),
                     None => break,
@@ -354,7 +393,7 @@ impl Worker {
                     tracing::warn!(running = set.len(), "drain timeout, aborting running jobs");
                     set.abort_all();
                     while let Some(res) = set.join_next().await {
-                        if let Ok(f) = res {
+                        for f in res.into_iter().flatten() {
                             inflight.remove(&f.job.id);
                             done.push(f);
                         }
@@ -430,44 +469,85 @@ fn interval(period: Duration) -> tokio::time::Interval {
 }
 
 /// Runs one try: the handler inside a span, a panic turned into a retryable failure.
-async fn execute(handler: Option<Arc<dyn JobHandler>>, job: JobContext, clock: Clock) -> Finished {
+/// Runs one job, or several merged ones in one [`JobHandler::run_many`] call; each gets its
+/// own outcome (a panic, or a handler that answers for a different number of jobs, makes
+/// every one of them retry).
+async fn execute(
+    handler: Option<Arc<dyn JobHandler>>,
+    jobs: Vec<JobContext>,
+    clock: Clock,
+) -> Vec<Finished> {
+    let Some(first) = jobs.first() else {
+        return Vec::new();
+    };
     let span = tracing::info_span!(
         "job",
-        job.id = %job.id,
-        job.kind = %job.kind,
-        attempt = job.attempt
+        job.id = %first.id,
+        job.kind = %first.kind,
+        attempt = first.attempt,
+        merged = jobs.len()
     );
     let started_at = clock.now();
     let t0 = Instant::now();
-    let outcome = match handler {
+    let outcomes: Vec<JobOutcome> = match handler {
         Some(handler) => {
-            let run = AssertUnwindSafe(handler.run(&job)).catch_unwind();
-            match run.instrument(span.clone()).await {
-                Ok(outcome) => outcome,
+            let run = async {
+                if let [job] = jobs.as_slice() {
+                    vec![handler.run(job).await]
+                } else {
+                    handler.run_many(&jobs).await
+                }
+            };
+            match AssertUnwindSafe(run)
+                .catch_unwind()
+                .instrument(span.clone())
+                .await
+            {
+                Ok(outcomes) if outcomes.len() == jobs.len() => outcomes,
+                Ok(outcomes) => {
+                    let error = format!(
+                        "the handler answered for {} of {} jobs",
+                        outcomes.len(),
+                        jobs.len()
+                    );
+                    jobs.iter().map(|_| JobOutcome::retry(&error)).collect()
+                }
                 Err(panic) => {
-                    JobOutcome::retry(format!("handler panicked: {}", panic_text(&*panic)))
+                    let error = format!("handler panicked: {}", panic_text(&*panic));
+                    jobs.iter().map(|_| JobOutcome::retry(&error)).collect()
                 }
             }
         }
-        None => JobOutcome::retry(format!("no handler for job kind {:?}", job.kind)),
+        None => jobs
+            .iter()
+            .map(|j| JobOutcome::retry(format!("no handler for job kind {:?}", j.kind)))
+            .collect(),
     };
     let latency = t0.elapsed();
-    span.in_scope(|| match &outcome {
-        JobOutcome::Done => tracing::debug!(latency_ms = latency.as_millis(), "job done"),
-        JobOutcome::Retry { error, .. } => {
-            tracing::warn!(error = %error, latency_ms = latency.as_millis(), "job try failed");
-        }
-        JobOutcome::Fail { error } => {
-            tracing::warn!(error = %error, latency_ms = latency.as_millis(), "job failed permanently");
-        }
-    });
-    Finished {
-        job,
-        started_at,
-        finished_at: clock.now(),
-        latency,
-        result: TryResult::Ran(outcome),
-    }
+    let finished_at = clock.now();
+    jobs.into_iter()
+        .zip(outcomes)
+        .map(|(job, outcome)| {
+            span.in_scope(|| match &outcome {
+                JobOutcome::Done => {
+                    tracing::debug!(job = %job.id, latency_ms = latency.as_millis(), "job done");
+                }
+                JobOutcome::Retry { error, .. } => {
+                    tracing::warn!(job = %job.id, error = %error, latency_ms = latency.as_millis(), "job try failed");
+                }
+                JobOutcome::Fail { error } => {
+                    tracing::warn!(job = %job.id, error = %error, latency_ms = latency.as_millis(), "job failed permanently");
+                }
+            });
+            Finished {
+                job,
+                started_at,
+                finished_at,
+                latency,
+                result: TryResult::Ran(outcome),
+            }
+        })
+        .collect()
 }
 
 fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
