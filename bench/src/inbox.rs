@@ -271,6 +271,10 @@ impl Rig {
                 "wamage_db_pool_connections",
                 "wamage_http_request_duration_seconds",
                 "wamage_webhook_ingest_lag_seconds",
+                "wamage_webhook_store_seconds",
+                "wamage_webhook_batch_size",
+                "wamage_db_write_turn_seconds",
+                "wamage_db_begin_seconds",
             ],
         )
         .await

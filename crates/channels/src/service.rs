@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use wamage_identity::{Principal, Role};
 use wamage_kernel::{Clock, OrgId, Problem, Timestamp, validate::Validator};
 use wamage_platform::{
-    Db,
+    Backend, Db,
     db::is_unique_violation,
     jobs::{JobQueue, NewJob},
 };
@@ -264,6 +264,8 @@ struct Pending {
     channel: ChannelId,
     body: Vec<u8>,
     reply: tokio::sync::oneshot::Sender<Result<EventId, Problem>>,
+    /// When it was handed to the batcher.
+    queued: Instant,
 }
 
 /// Webhooks stored in one transaction at most.
@@ -271,8 +273,10 @@ const INTAKE_BATCH: usize = 256;
 /// Events processed by one ingest job at most (webhooks stored together are processed
 /// together: one job claim, one read of the events, one write of their outcomes).
 const INGEST_CHUNK: usize = 64;
-/// Batches being committed at once.
-const INTAKE_PARALLEL: usize = 4;
+/// Batches being committed at once on PostgreSQL, which overlaps them. SQLite writes one at a
+/// time: there the next batch is formed when the last one is committed, so it takes every
+/// webhook that arrived meanwhile (fewer, larger transactions at the one write lock).
+const INTAKE_PARALLEL_POSTGRES: usize = 4;
 /// Webhooks waiting for the batcher before senders wait too.
 const INTAKE_QUEUE: usize = 4096;
 
@@ -991,6 +995,7 @@ impl Channels {
                 channel: c.id,
                 body: raw.to_vec(),
                 reply,
+                queued: Instant::now(),
             };
             if intake.send(pending).await.is_ok() {
                 return answer
@@ -1028,8 +1033,11 @@ impl Channels {
             return;
         }
         let me = Arc::downgrade(self);
-        // A few batches commit at once (PostgreSQL overlaps them; SQLite takes them in turn).
-        let slots = Arc::new(tokio::sync::Semaphore::new(INTAKE_PARALLEL));
+        let parallel = match self.db.backend() {
+            Backend::Postgres => INTAKE_PARALLEL_POSTGRES,
+            Backend::Sqlite => 1,
+        };
+        let slots = Arc::new(tokio::sync::Semaphore::new(parallel));
         tokio::spawn(async move {
             while let Some(first) = rx.recv().await {
                 let Ok(permit) = slots.clone().acquire_owned().await else {
@@ -1056,9 +1064,18 @@ impl Channels {
     /// One transaction for the events of several webhooks and their ingest jobs.
     async fn store_batch(&self, batch: Vec<Pending>) {
         let now = self.now();
+        for p in &batch {
+            metrics::histogram!("wamage_webhook_store_seconds", "phase" => "queue")
+                .record(p.queued.elapsed().as_secs_f64());
+        }
         let ids: Vec<EventId> = batch.iter().map(|_| EventId::new()).collect();
         let res: Result<(), Problem> = async {
-            let mut tx = self.db.begin().await.map_err(db_err)?;
+            // Ahead of background writers: a webhook sender is waiting for this commit.
+            let t0 = Instant::now();
+            let mut tx = self.db.begin_urgent().await.map_err(db_err)?;
+            metrics::histogram!("wamage_webhook_store_seconds", "phase" => "begin")
+                .record(t0.elapsed().as_secs_f64());
+            let t1 = Instant::now();
             let rows: Vec<_> = batch
                 .iter()
                 .zip(&ids)
@@ -1089,7 +1106,10 @@ impl Channels {
                 .enqueue_many(&mut tx, jobs)
                 .await
                 .map_err(|e| Problem::internal(format_args!("enqueue ingest: {e}")))?;
-            tx.commit().await.map_err(db_err)
+            tx.commit().await.map_err(db_err)?;
+            metrics::histogram!("wamage_webhook_store_seconds", "phase" => "write")
+                .record(t1.elapsed().as_secs_f64());
+            Ok(())
         }
         .await;
         if res.is_ok() {

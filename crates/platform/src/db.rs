@@ -12,7 +12,7 @@
 //! placeholders are `$1, $2, …` (SQLite accepts them too).
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, VecDeque},
     path::PathBuf,
     str::FromStr,
     sync::{Arc, Mutex, OnceLock, PoisonError},
@@ -26,7 +26,7 @@ use sqlx::{
     postgres::{PgConnectOptions, PgPoolOptions},
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::oneshot;
 
 /// Which engine a [`Db`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,38 +69,122 @@ pub fn placeholders(from: usize, n: usize) -> String {
 }
 
 /// A turn at an SQLite database's one write lock, among this process's write transactions.
+/// Dropping it hands the lock to the next waiter.
 #[derive(Debug)]
 pub struct WriteTurn {
-    _permit: OwnedSemaphorePermit,
+    gate: Arc<WriteGate>,
+}
+
+impl Drop for WriteTurn {
+    fn drop(&mut self) {
+        self.gate.pass();
+    }
 }
 
 /// How long a write transaction waits for its turn (SQLite's own busy timeout is the same).
 const WRITE_TURN_WAIT: Duration = Duration::from_secs(10);
+
+/// Who waits for an SQLite write lock: urgent turns first (their callers are answering a
+/// request, like a webhook's acknowledgement), then the others, each in arrival order.
+#[derive(Debug, Default)]
+struct WriteGate {
+    state: Mutex<GateState>,
+}
+
+#[derive(Debug, Default)]
+struct GateState {
+    taken: bool,
+    urgent: VecDeque<oneshot::Sender<()>>,
+    other: VecDeque<oneshot::Sender<()>>,
+}
+
+impl WriteGate {
+    fn lock(&self) -> std::sync::MutexGuard<'_, GateState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The turn now, or a place in the line.
+    fn join(&self, urgent: bool) -> Option<oneshot::Receiver<()>> {
+        let mut st = self.lock();
+        if !st.taken {
+            st.taken = true;
+            return None;
+        }
+        let (tx, rx) = oneshot::channel();
+        if urgent {
+            st.urgent.push_back(tx);
+        } else {
+            st.other.push_back(tx);
+        }
+        Some(rx)
+    }
+
+    /// The turn ends: the next waiter still waiting gets it.
+    fn pass(&self) {
+        let mut st = self.lock();
+        while let Some(next) = st.urgent.pop_front().or_else(|| st.other.pop_front()) {
+            if next.send(()).is_ok() {
+                return;
+            }
+        }
+        st.taken = false;
+    }
+}
+
+/// A place in a [`WriteGate`]'s line. Given up (timed out, or its caller went away) after the
+/// turn was handed to it, it hands the turn on.
+struct Waiting {
+    gate: Arc<WriteGate>,
+    /// `None` once the turn was taken.
+    rx: Option<oneshot::Receiver<()>>,
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        if let Some(mut rx) = self.rx.take() {
+            rx.close();
+            if rx.try_recv().is_ok() {
+                self.gate.pass();
+            }
+        }
+    }
+}
 
 /// Waits for this process's turn to write to `pool`'s database file.
 ///
 /// SQLite lets one connection write at a time; the others' `BEGIN IMMEDIATE` waits in its busy
 /// handler, which polls with sleeps growing to 100 ms — so under contention the lock often sits
 /// free while every waiter sleeps, and a waiter can lose its turn again and again. Taking
-/// turns here first (first come, first served, woken the moment the previous transaction
-/// ends) leaves SQLite's handler only the writes made outside a transaction and other
-/// processes. One gate per database file, shared by every pool of this process that opens it.
-async fn write_turn(pool: &SqlitePool) -> Result<WriteTurn, sqlx::Error> {
-    static GATES: OnceLock<Mutex<HashMap<PathBuf, Arc<Semaphore>>>> = OnceLock::new();
+/// turns here first (urgent ones first, then first come, first served, woken the moment the
+/// previous transaction ends) leaves SQLite's handler only the writes made outside a
+/// transaction and other processes. One gate per database file, shared by every pool of this
+/// process that opens it.
+async fn write_turn(pool: &SqlitePool, urgent: bool) -> Result<WriteTurn, sqlx::Error> {
+    static GATES: OnceLock<Mutex<HashMap<PathBuf, Arc<WriteGate>>>> = OnceLock::new();
     let file = pool.connect_options().get_filename().to_path_buf();
     let gate = {
         let mut gates = GATES
             .get_or_init(Mutex::default)
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        Arc::clone(
-            gates
-                .entry(file)
-                .or_insert_with(|| Arc::new(Semaphore::new(1))),
-        )
+        Arc::clone(gates.entry(file).or_default())
     };
-    match tokio::time::timeout(WRITE_TURN_WAIT, gate.acquire_owned()).await {
-        Ok(Ok(permit)) => Ok(WriteTurn { _permit: permit }),
+    let Some(rx) = gate.join(urgent) else {
+        return Ok(WriteTurn { gate });
+    };
+    let mut waiting = Waiting {
+        gate: Arc::clone(&gate),
+        rx: Some(rx),
+    };
+    let Some(rx) = waiting.rx.as_mut() else {
+        return Err(sqlx::Error::PoolTimedOut);
+    };
+    match tokio::time::timeout(WRITE_TURN_WAIT, rx).await {
+        Ok(Ok(())) => {
+            // The turn is ours: nothing for the line to hand on.
+            waiting.rx = None;
+            Ok(WriteTurn { gate })
+        }
         _ => Err(sqlx::Error::PoolTimedOut),
     }
 }
@@ -170,6 +254,9 @@ impl Db {
             let pool = SqlitePoolOptions::new()
                 .max_connections(opts.max_connections)
                 .min_connections(1)
+                // A connection to a local file does not go stale: no ping (a round trip to
+                // the connection's thread) before every statement.
+                .test_before_acquire(false)
                 .acquire_timeout(opts.acquire_timeout)
                 .connect_with(connect)
                 .await
@@ -201,12 +288,30 @@ impl Db {
     }
 
     pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
+        self.begin_write(false).await
+    }
+
+    /// [`Self::begin`] for a short write someone is waiting on (a webhook's acknowledgement):
+    /// on SQLite it goes ahead of the ordinary transactions waiting for the write lock.
+    pub async fn begin_urgent(&self) -> Result<Tx, sqlx::Error> {
+        self.begin_write(true).await
+    }
+
+    async fn begin_write(&self, urgent: bool) -> Result<Tx, sqlx::Error> {
         Ok(match self {
             // SQLite: take the write lock up front, so a transaction that reads then writes
             // cannot fail half-way with SQLITE_BUSY on lock upgrade.
             Self::Sqlite(p) => {
-                let turn = write_turn(p).await?;
-                Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?, Some(turn))
+                let t0 = std::time::Instant::now();
+                let turn = write_turn(p, urgent).await?;
+                let waited = t0.elapsed();
+                let tx = p.begin_with("BEGIN IMMEDIATE").await?;
+                let lane = if urgent { "urgent" } else { "other" };
+                metrics::histogram!("wamage_db_write_turn_seconds", "lane" => lane)
+                    .record(waited.as_secs_f64());
+                metrics::histogram!("wamage_db_begin_seconds", "lane" => lane)
+                    .record((t0.elapsed() - waited).as_secs_f64());
+                Tx::Sqlite(tx, Some(turn))
             }
             Self::Postgres(p) => Tx::Postgres(p.begin().await?),
         })
@@ -319,5 +424,68 @@ pub fn violated_constraint(err: &sqlx::Error) -> Option<String> {
             .map(str::to_owned)
             .or_else(|| Some(db.message().to_owned())),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Takes a turn at `gate` the way [`write_turn`] does, without a database.
+    async fn turn(gate: &Arc<WriteGate>, urgent: bool, wait: Duration) -> Option<WriteTurn> {
+        let Some(rx) = gate.join(urgent) else {
+            return Some(WriteTurn {
+                gate: Arc::clone(gate),
+            });
+        };
+        let mut waiting = Waiting {
+            gate: Arc::clone(gate),
+            rx: Some(rx),
+        };
+        let rx = waiting.rx.as_mut()?;
+        match tokio::time::timeout(wait, rx).await {
+            Ok(Ok(())) => {
+                waiting.rx = None;
+                Some(WriteTurn {
+                    gate: Arc::clone(gate),
+                })
+            }
+            _ => None,
+        }
+    }
+
+    #[tokio::test]
+    async fn urgent_turns_go_first_and_a_waiter_that_leaves_passes_its_turn_on() {
+        let gate = Arc::new(WriteGate::default());
+        let long = Duration::from_secs(5);
+        let first = turn(&gate, false, long).await.expect("a free gate");
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let mut tasks = Vec::new();
+        // Two ordinary writers line up, then an urgent one.
+        for (name, urgent) in [("a", false), ("b", false), ("urgent", true)] {
+            let (gate, order) = (Arc::clone(&gate), Arc::clone(&order));
+            tasks.push(tokio::spawn(async move {
+                let t = turn(&gate, urgent, Duration::from_secs(5)).await;
+                assert!(t.is_some(), "{name} got no turn");
+                order.lock().unwrap().push(name);
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }));
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // One that gives up while waiting holds nobody up.
+        assert!(
+            turn(&gate, false, Duration::from_millis(10))
+                .await
+                .is_none(),
+            "the gate is taken"
+        );
+        drop(first);
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(*order.lock().unwrap(), vec!["urgent", "a", "b"]);
+        // Free again afterwards.
+        assert!(turn(&gate, false, Duration::ZERO).await.is_some());
+        assert!(!gate.lock().taken);
     }
 }

@@ -67,6 +67,10 @@ const MERGE_JOBS: usize = 16;
 /// Events read, applied and finished together.
 const EVENTS_PER_PASS: usize = 128;
 
+/// Delivery reports applied per transaction: short ones, so the webhook intake (which goes
+/// first at SQLite's write lock) never waits long for it.
+const STATUSES_PER_TX: usize = 16;
+
 /// How an event of a pass ended.
 enum EventEnd {
     /// Processed, or found unreadable (kept with the reason), or no longer pending.
@@ -969,114 +973,41 @@ impl Inbox {
             .unwrap_or(Ok(Applied::Done))
     }
 
-    /// Delivery reports about the inbox's sends, in order, in one transaction: each moves its
-    /// message forward or changes nothing (a duplicate, or older than what is stored). Moved
-    /// messages are added to `reports`. A report about a message not stored is offered to
-    /// the hooks, and is [`Applied::Unknown`] when no hook places it either.
+    /// Delivery reports about the inbox's sends, in order, in short transactions of
+    /// [`STATUSES_PER_TX`] (the webhook intake takes SQLite's write lock between them): each
+    /// moves its message forward or changes nothing (a duplicate, or older than what is
+    /// stored). Moved messages are added to `reports`. A report about a message not stored is
+    /// offered to the hooks, and is [`Applied::Unknown`] when no hook places it either.
     async fn apply_statuses(
         &self,
         batch: &[(&Channel, &StatusUpdate)],
         reports: &mut Vec<MessageRow>,
     ) -> Vec<Result<Applied, Problem>> {
         let now = self.now();
-        let moved: Result<Vec<Option<MessageRow>>, Problem> = async {
-            let mut tx = self.db.begin().await.map_err(db_err)?;
-            let mut moved = Vec::with_capacity(batch.len());
-            for (c, s) in batch {
-                let from: Vec<&str> = [
-                    DeliveryStatus::Queued,
-                    DeliveryStatus::Sent,
-                    DeliveryStatus::Delivered,
-                    DeliveryStatus::Read,
-                    DeliveryStatus::Played,
-                    DeliveryStatus::Failed,
-                ]
-                .into_iter()
-                .filter(|x| x.may_advance_to(s.status))
-                .map(DeliveryStatus::as_str)
-                .collect();
-                let error = s.errors.first().map(|e| {
-                    let class = match e.code {
-                        131047 | 131050 | 131049 | 190 => "needs_action",
-                        130429 | 131056 | 131000 => "retryable",
-                        _ => "permanent",
-                    };
-                    error_json(e.code, &e.title, e.detail.as_deref(), class)
-                });
-                let m = store::advance_status(
-                    &mut tx,
-                    c.id,
-                    &s.provider_message_id,
-                    s.status.as_str(),
-                    &from,
-                    Timestamp::from_millis(s.at_ms),
-                    error.as_deref(),
-                    now,
-                )
-                .await
-                .map_err(db_err)?;
-                moved.push(m);
+        let mut moved: Vec<Option<MessageRow>> = Vec::with_capacity(batch.len());
+        let mut failed = None;
+        for chunk in batch.chunks(STATUSES_PER_TX) {
+            match self.advance_statuses(chunk, now).await {
+                Ok(rows) => moved.extend(rows),
+                Err(p) => {
+                    failed = Some(p);
+                    break;
+                }
             }
-            tx.commit().await.map_err(db_err)?;
-            Ok(moved)
         }
-        .await;
-        let moved = match moved {
-            Ok(moved) => moved,
-            Err(p) => return batch.iter().map(|_| Err(p.clone())).collect(),
-        };
+        let (applied, rest) = batch.split_at(moved.len());
         // Reports that moved nothing: about a stored message (nothing to do) or not.
-        let mut stored: HashSet<(ChannelId, String)> = HashSet::new();
-        let mut unmoved: Vec<(ChannelId, Vec<&str>)> = Vec::new();
-        for ((c, s), m) in batch.iter().zip(&moved) {
-            if m.is_some() {
-                continue;
-            }
-            match unmoved.iter_mut().find(|(id, _)| *id == c.id) {
-                Some((_, ids)) => ids.push(&s.provider_message_id),
-                None => unmoved.push((c.id, vec![&s.provider_message_id])),
-            }
-        }
-        for (channel, ids) in unmoved {
-            match store::ids_by_provider(&self.db, channel, &ids).await {
-                Ok(found) => stored.extend(found.into_iter().map(|(p, _)| (channel, p))),
-                Err(e) => {
-                    let p = db_err(e);
-                    return batch
-                        .iter()
-                        .zip(&moved)
-                        .map(|((c, _), m)| {
-                            if m.is_none() && c.id == channel {
-                                Err(p.clone())
-                            } else {
-                                Ok(Applied::Done)
-                            }
-                        })
-                        .collect();
-                }
-            }
-        }
+        let stored = self.stored_among(applied, &moved).await;
         let mut out = Vec::with_capacity(batch.len());
-        for ((c, s), m) in batch.iter().zip(moved) {
+        for ((c, s), m) in applied.iter().zip(moved) {
             let Some(m) = m else {
-                if stored.contains(&(c.id, s.provider_message_id.clone())) {
-                    out.push(Ok(Applied::Done));
-                    continue;
-                }
-                let mut placed = Ok(Applied::Unknown);
-                for h in self.hooks() {
-                    match h.status(c, s).await {
-                        Ok(true) => {
-                            placed = Ok(Applied::Done);
-                            break;
-                        }
-                        Ok(false) => {}
-                        Err(p) => {
-                            placed = Err(p);
-                            break;
-                        }
+                let placed = match &stored {
+                    Err(p) => Err(p.clone()),
+                    Ok(stored) if stored.contains(&(c.id, s.provider_message_id.as_str())) => {
+                        Ok(Applied::Done)
                     }
-                }
+                    Ok(_) => self.offer_status(c, s).await,
+                };
                 out.push(placed);
                 continue;
             };
@@ -1105,7 +1036,104 @@ impl Inbox {
             }
             out.push(Ok(Applied::Done));
         }
+        // Reports after a transaction that failed are left for the retry.
+        if let Some(p) = failed {
+            out.extend(rest.iter().map(|_| Err(p.clone())));
+        }
         out
+    }
+
+    /// Moves the messages of these reports forward in one transaction: the moved rows, or
+    /// `None` for a report that changed nothing.
+    async fn advance_statuses(
+        &self,
+        batch: &[(&Channel, &StatusUpdate)],
+        now: Timestamp,
+    ) -> Result<Vec<Option<MessageRow>>, Problem> {
+        let mut tx = self.db.begin().await.map_err(db_err)?;
+        let mut moved = Vec::with_capacity(batch.len());
+        for (c, s) in batch {
+            let from: Vec<&str> = [
+                DeliveryStatus::Queued,
+                DeliveryStatus::Sent,
+                DeliveryStatus::Delivered,
+                DeliveryStatus::Read,
+                DeliveryStatus::Played,
+                DeliveryStatus::Failed,
+            ]
+            .into_iter()
+            .filter(|x| x.may_advance_to(s.status))
+            .map(DeliveryStatus::as_str)
+            .collect();
+            let error = s.errors.first().map(|e| {
+                let class = match e.code {
+                    131047 | 131050 | 131049 | 190 => "needs_action",
+                    130429 | 131056 | 131000 => "retryable",
+                    _ => "permanent",
+                };
+                error_json(e.code, &e.title, e.detail.as_deref(), class)
+            });
+            let m = store::advance_status(
+                &mut tx,
+                c.id,
+                &s.provider_message_id,
+                s.status.as_str(),
+                &from,
+                Timestamp::from_millis(s.at_ms),
+                error.as_deref(),
+                now,
+            )
+            .await
+            .map_err(db_err)?;
+            moved.push(m);
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(moved)
+    }
+
+    /// Of the reports that moved nothing (`None` in `moved`), the (channel, provider id) of
+    /// those about a stored message.
+    async fn stored_among<'s>(
+        &self,
+        batch: &[(&Channel, &'s StatusUpdate)],
+        moved: &[Option<MessageRow>],
+    ) -> Result<HashSet<(ChannelId, &'s str)>, Problem> {
+        let mut unmoved: Vec<(ChannelId, Vec<&'s str>)> = Vec::new();
+        for ((c, s), m) in batch.iter().zip(moved) {
+            if m.is_some() {
+                continue;
+            }
+            match unmoved.iter_mut().find(|(id, _)| *id == c.id) {
+                Some((_, ids)) => ids.push(&s.provider_message_id),
+                None => unmoved.push((c.id, vec![&s.provider_message_id])),
+            }
+        }
+        let mut stored = HashSet::new();
+        for (channel, ids) in unmoved {
+            let found: HashSet<String> = store::ids_by_provider(&self.db, channel, &ids)
+                .await
+                .map_err(db_err)?
+                .into_iter()
+                .map(|(p, _)| p)
+                .collect();
+            stored.extend(
+                ids.into_iter()
+                    .filter(|p| found.contains(*p))
+                    .map(|p| (channel, p)),
+            );
+        }
+        Ok(stored)
+    }
+
+    /// A report about a message the inbox does not have, offered to the hooks (another
+    /// domain's send): [`Applied::Unknown`] when none places it.
+    async fn offer_status(&self, c: &Channel, s: &StatusUpdate) -> Result<Applied, Problem> {
+        for h in self.hooks() {
+            if h.status(c, s).await? {
+                return Ok(Applied::Done);
+            }
+        }
+        Ok(Applied::Unknown)
     }
 
     async fn apply_block(&self, c: &Channel, from: &Sender, blocked: bool) -> Result<(), Problem> {
