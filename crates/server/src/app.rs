@@ -314,9 +314,14 @@ pub fn router(state: &AppState) -> Router {
 
 /// The background worker with every job kind this build knows.
 pub fn worker(state: &AppState) -> Worker {
+    // Automatic: one on SQLite (one writer; a run applies many jobs' events together), and on
+    // PostgreSQL one per core from 2 to 8 (more runs than cores take CPU from the webhook
+    // intake during a burst).
     let ingest = match (state.config.ingest_concurrency, &state.db) {
-        (0, Db::Sqlite(_)) => 2,
-        (0, Db::Postgres(_)) => 8,
+        (0, Db::Sqlite(_)) => 1,
+        (0, Db::Postgres(_)) => std::thread::available_parallelism()
+            .map_or(2, std::num::NonZeroUsize::get)
+            .clamp(2, 8),
         (n, _) => n,
     };
     Worker::new(state.jobs.clone())

@@ -107,8 +107,8 @@ pub struct Config {
     pub roles: String,
     /// Background jobs run at once by this process's worker.
     pub worker_concurrency: usize,
-    /// Webhook ingest jobs run at once by this process's worker (0: 2 on SQLite, whose one
-    /// writer they would only queue for, 8 on PostgreSQL).
+    /// Webhook ingest runs at once by this process's worker (0: 1 on SQLite, whose one writer
+    /// more would only queue for; on PostgreSQL one per CPU core, 2 to 8).
     pub ingest_concurrency: usize,
     /// Rows a contacts import writes per transaction.
     pub import_batch_rows: usize,

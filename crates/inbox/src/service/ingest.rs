@@ -1,5 +1,10 @@
-//! Processing stored webhook events (`channels.ingest` jobs): each item of an event is applied
-//! on its own, idempotently, so a redelivered webhook or a retried job changes nothing twice.
+//! Processing stored webhook events (`channels.ingest` jobs): every item is applied
+//! idempotently, so a redelivered webhook or a retried job changes nothing twice. Up to 16
+//! queued ingest jobs of an organisation run together, in passes of 128 events: a pass reads its
+//! events with one query, resolves the senders together, applies the delivery reports in short
+//! transactions and the new customer messages in one (per channel), then the rest (edits,
+//! reactions, blocks, template changes, reports for other domains) item by item, and writes the
+//! events' outcomes in one transaction.
 //!
 //! - Customer messages resolve their contact (contacts façade), find the conversation of that
 //!   address on the channel (creating one, or a new one after a resolved conversation when the

@@ -29,6 +29,13 @@
 //! finishes a try is fenced on `(id, attempts, locked_by, state = 'running')`, so a worker that
 //! lost its lease cannot overwrite the outcome of the next claim.
 //!
+//! # Merged runs
+//! A handler whose jobs are cheaper done together (a burst of small webhook batches) says how
+//! many it takes at once ([`JobHandler::merge_limit`]): the worker hands that many claimed jobs
+//! of the kind and organisation to one [`JobHandler::run_many`] call, which answers one outcome
+//! per job. Each job keeps its own outcome, retries and attempt row; a panic in a merged run
+//! makes each of its jobs retry. A kind limit counts a merged run as one handler.
+//!
 //! # Outcomes and retries
 //! A [`JobHandler`] returns a [`JobOutcome`]: `Done`, `Retry` (retryable, optionally with the
 //! provider's `Retry-After`) or `Fail` (permanent: the job goes to `dead`). A panicking handler
