@@ -29,8 +29,8 @@ use wamage_channels::{
     recipient_key,
 };
 use wamage_contacts::{
-    Breakdown, ConsentChannel, ConsentPurpose, ConsentSource, ConsentStatus, ContactId, Contacts,
-    IdentityKind, SendContact, SystemConsent,
+    Breakdown, ConsentChannel, ConsentPurpose, ContactId, Contacts, IdentityKind, SendContact,
+    SystemConsent,
 };
 use wamage_identity::{Principal, Role};
 use wamage_inbox::IngestHook;
@@ -1287,15 +1287,7 @@ impl Campaigns {
                                 .record_system_consent(
                                     org,
                                     contact,
-                                    SystemConsent {
-                                        channel: ch,
-                                        purpose: ConsentPurpose::Marketing,
-                                        status: ConsentStatus::OptedOut,
-                                        source: ConsentSource::Provider,
-                                        note: Some(
-                                            "The customer stopped marketing messages (131050)",
-                                        ),
-                                    },
+                                    SystemConsent::marketing_stopped(ch),
                                 )
                                 .await
                         {
@@ -1712,17 +1704,7 @@ impl Campaigns {
                     .next()
             && let Err(p) = self
                 .contacts
-                .record_system_consent(
-                    org,
-                    r.contact_id,
-                    SystemConsent {
-                        channel: ch,
-                        purpose: ConsentPurpose::Marketing,
-                        status: ConsentStatus::OptedOut,
-                        source: ConsentSource::Provider,
-                        note: Some("The customer stopped marketing messages (131050)"),
-                    },
-                )
+                .record_system_consent(org, r.contact_id, SystemConsent::marketing_stopped(ch))
                 .await
         {
             tracing::warn!(error = %p, "failed to record a provider opt-out");

@@ -719,15 +719,17 @@ async fn events(app: &TestApp) -> Vec<(String, Option<i64>)> {
         .collect()
 }
 
-async fn an_early_report_waits_and_the_rest_is_done_once(app: TestApp) {
+/// A WhatsApp channel whose customer wrote and got a reply the provider accepted: the fake,
+/// the owner, the channel's webhook URL and the reply as the send API answered it.
+async fn a_reply_sent(app: &TestApp) -> (FakeMeta, TestUser, String, Value) {
     let fake = FakeMeta::start().await;
     let admin = app.register("owner@acme.test", "Acme").await;
-    let ch = whatsapp(&app, &admin, &fake).await;
+    let ch = whatsapp(app, &admin, &fake).await;
     let url = app.url(&format!("/webhooks/whatsapp/{}", s(&ch, "id")));
     let (_, body) = FakeMeta::webhook_text("4915112345678", "Grace Hopper", "Hello");
     assert_eq!(FakeMeta::post_webhook(&url, APP_SECRET, &body).await, 200);
-    settle(&app).await;
-    let conv = s(&list(&app, &admin).await[0], "id");
+    settle(app).await;
+    let conv = s(&list(app, &admin).await[0], "id");
     let m = expect_json(
         app.post_as(
             &admin,
@@ -738,7 +740,12 @@ async fn an_early_report_waits_and_the_rest_is_done_once(app: TestApp) {
         StatusCode::ACCEPTED,
     )
     .await;
-    settle(&app).await;
+    settle(app).await;
+    (fake, admin, url, m)
+}
+
+async fn an_early_report_waits_and_the_rest_is_done_once(app: TestApp) {
+    let (fake, admin, url, m) = a_reply_sent(&app).await;
     let wamid = fake.sent()[0].id.clone();
     // The provider's report beats its own HTTP answer: the send result is not stored yet.
     exec(
@@ -815,25 +822,7 @@ async fn an_early_report_waits_and_the_rest_is_done_once(app: TestApp) {
 /// A send the provider accepted and later reports failed: the message shows the failure
 /// with the provider's reason; a later read proves delivery after all.
 async fn a_failed_report_shows_the_reason_until_a_read_proves_delivery(app: TestApp) {
-    let fake = FakeMeta::start().await;
-    let admin = app.register("owner@acme.test", "Acme").await;
-    let ch = whatsapp(&app, &admin, &fake).await;
-    let url = app.url(&format!("/webhooks/whatsapp/{}", s(&ch, "id")));
-    let (_, body) = FakeMeta::webhook_text("4915112345678", "Grace Hopper", "Hello");
-    assert_eq!(FakeMeta::post_webhook(&url, APP_SECRET, &body).await, 200);
-    settle(&app).await;
-    let conv = s(&list(&app, &admin).await[0], "id");
-    let m = expect_json(
-        app.post_as(
-            &admin,
-            &format!("/api/v1/conversations/{conv}/messages"),
-            &json!({"type": "text", "text": "Hi Grace"}),
-        )
-        .await,
-        StatusCode::ACCEPTED,
-    )
-    .await;
-    settle(&app).await;
+    let (fake, admin, url, m) = a_reply_sent(&app).await;
     let wamid = fake.sent()[0].id.clone();
     let report = |status: Value| {
         let body = FakeMeta::webhook_statuses(vec![status]);

@@ -373,6 +373,19 @@ pub struct SystemConsent<'a> {
     pub note: Option<&'a str>,
 }
 
+impl SystemConsent<'static> {
+    /// The provider said the customer stopped marketing messages (Meta's 131050).
+    pub fn marketing_stopped(channel: ConsentChannel) -> Self {
+        Self {
+            channel,
+            purpose: ConsentPurpose::Marketing,
+            status: ConsentStatus::OptedOut,
+            source: ConsentSource::Provider,
+            note: Some("The customer stopped marketing messages (131050)"),
+        }
+    }
+}
+
 enum Retry {
     Clash,
     Problem(Problem),

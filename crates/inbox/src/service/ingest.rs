@@ -1027,13 +1027,7 @@ impl Inbox {
                     .record_system_consent(
                         c.org_id,
                         conv.contact_id,
-                        SystemConsent {
-                            channel,
-                            purpose: ConsentPurpose::Marketing,
-                            status: ConsentStatus::OptedOut,
-                            source: ConsentSource::Provider,
-                            note: Some("The customer stopped marketing messages (131050)"),
-                        },
+                        SystemConsent::marketing_stopped(channel),
                     )
                     .await
             {
