@@ -76,6 +76,15 @@ async fn count(app: &TestApp, table: &str) -> i64 {
     n
 }
 
+/// A message as the API shows it.
+async fn message(app: &TestApp, who: &TestUser, id: impl std::fmt::Display) -> Value {
+    expect_json(
+        app.get_as(who, &format!("/api/v1/messages/{id}")).await,
+        StatusCode::OK,
+    )
+    .await
+}
+
 /// Runs jobs until none is due (a few rounds: jobs enqueue jobs).
 async fn settle(app: &TestApp) {
     for _ in 0..5 {
@@ -328,12 +337,7 @@ async fn whatsapp_sends_out(app: TestApp) {
         vec![200, 200, 200]
     );
     settle(&app).await;
-    let got = expect_json(
-        app.get_as(&admin, &format!("/api/v1/messages/{}", s(&m, "id")))
-            .await,
-        StatusCode::OK,
-    )
-    .await;
+    let got = message(&app, &admin, s(&m, "id")).await;
     assert_eq!(got["status"], "read", "{got}");
     assert!(got["delivered_at"].is_string() && got["read_at"].is_string());
 
@@ -341,23 +345,13 @@ async fn whatsapp_sends_out(app: TestApp) {
     fake.fail_next(1, MetaError::new(400, 130429));
     let m = expect_json(send("Rate limited once").await, StatusCode::ACCEPTED).await;
     settle(&app).await;
-    let got = expect_json(
-        app.get_as(&admin, &format!("/api/v1/messages/{}", s(&m, "id")))
-            .await,
-        StatusCode::OK,
-    )
-    .await;
+    let got = message(&app, &admin, s(&m, "id")).await;
     assert_eq!(got["status"], "queued", "waiting to retry: {got}");
     assert_eq!(fake.sent_count(), 1);
     app.clock.advance(Duration::from_secs(5));
     tokio::time::sleep(Duration::from_millis(1100)).await;
     settle(&app).await;
-    let got = expect_json(
-        app.get_as(&admin, &format!("/api/v1/messages/{}", s(&m, "id")))
-            .await,
-        StatusCode::OK,
-    )
-    .await;
+    let got = message(&app, &admin, s(&m, "id")).await;
     assert_eq!(got["status"], "sent", "{got}");
     assert_eq!(fake.sent_count(), 2);
 
@@ -365,12 +359,7 @@ async fn whatsapp_sends_out(app: TestApp) {
     fake.fail_next(1, MetaError::new(400, 131026));
     let m = expect_json(send("Undeliverable").await, StatusCode::ACCEPTED).await;
     settle(&app).await;
-    let got = expect_json(
-        app.get_as(&admin, &format!("/api/v1/messages/{}", s(&m, "id")))
-            .await,
-        StatusCode::OK,
-    )
-    .await;
+    let got = message(&app, &admin, s(&m, "id")).await;
     assert_eq!(got["status"], "failed");
     assert_eq!(got["error"]["code"], 131026);
     assert_eq!(got["error"]["class"], "permanent");
@@ -379,12 +368,7 @@ async fn whatsapp_sends_out(app: TestApp) {
     fake.set_token("a-rotated-token");
     let m = expect_json(send("Token expired").await, StatusCode::ACCEPTED).await;
     settle(&app).await;
-    let got = expect_json(
-        app.get_as(&admin, &format!("/api/v1/messages/{}", s(&m, "id")))
-            .await,
-        StatusCode::OK,
-    )
-    .await;
+    let got = message(&app, &admin, s(&m, "id")).await;
     assert_eq!(got["status"], "failed");
     assert_eq!(got["error"]["class"], "needs_action");
     let ch = expect_json(
@@ -594,12 +578,7 @@ async fn telegram_webhook_polling_and_blocks(app: TestApp) {
     )
     .await;
     settle(&app).await;
-    let got = expect_json(
-        app.get_as(&admin, &format!("/api/v1/messages/{}", s(&m, "id")))
-            .await,
-        StatusCode::OK,
-    )
-    .await;
+    let got = message(&app, &admin, s(&m, "id")).await;
     assert_eq!(got["status"], "failed");
     assert_eq!(got["error"]["class"], "needs_action");
     let kicked = updates::my_chat_member_update(2, &chat, &user, "member", "kicked");
@@ -840,12 +819,7 @@ async fn a_failed_report_shows_the_reason_until_a_read_proves_delivery(app: Test
         200
     );
     settle(&app).await;
-    let got = expect_json(
-        app.get_as(&admin, &format!("/api/v1/messages/{}", s(&m, "id")))
-            .await,
-        StatusCode::OK,
-    )
-    .await;
+    let got = message(&app, &admin, s(&m, "id")).await;
     assert_eq!(got["status"], "failed", "{got}");
     assert_eq!(got["error"]["code"], 131026);
     assert_eq!(got["error"]["class"], "permanent");
@@ -866,12 +840,7 @@ async fn a_failed_report_shows_the_reason_until_a_read_proves_delivery(app: Test
         200
     );
     settle(&app).await;
-    let got = expect_json(
-        app.get_as(&admin, &format!("/api/v1/messages/{}", s(&m, "id")))
-            .await,
-        StatusCode::OK,
-    )
-    .await;
+    let got = message(&app, &admin, s(&m, "id")).await;
     assert_eq!(got["status"], "read", "{got}");
     assert!(got["read_at"].is_string(), "{got}");
 }
