@@ -672,6 +672,51 @@ async fn concurrent_webhooks_are_stored_together_and_each_once(app: TestApp) {
     assert_eq!(count(&app, "inbox_messages").await, 40);
 }
 
+/// One webhook carrying several messages of a new customer (one of them twice, one quoting
+/// another) and one of a second customer: one conversation each, each message once, the quote
+/// found within the batch, the newest message last; the same webhook again changes nothing.
+async fn messages_of_one_webhook_share_their_conversation(app: TestApp) {
+    let fake = FakeMeta::start().await;
+    let admin = app.register("owner@acme.test", "Acme").await;
+    let ch = whatsapp(&app, &admin, &fake).await;
+    let url = app.url(&format!("/webhooks/whatsapp/{}", s(&ch, "id")));
+    let (ada, bob) = ("4915111111111", "4915122222222");
+    let (first_id, first) = webhook::text(ada, "Is my order on its way?");
+    let (_, second) = webhook::text(ada, "It is order 1042");
+    let second = webhook::reply_to(second, ada, &first_id);
+    let (_, other) = webhook::text(bob, "Hello there");
+    let body = FakeMeta::webhook_messages(
+        vec![
+            webhook::contact(Some(ada), None, "Ada", None),
+            webhook::contact(Some(bob), None, "Bob", None),
+        ],
+        vec![first.clone(), second, first, other],
+    );
+    assert_eq!(FakeMeta::post_webhook(&url, APP_SECRET, &body).await, 200);
+    settle(&app).await;
+    let convs = list(&app, &admin).await;
+    assert_eq!(convs.len(), 2, "{convs:?}");
+    let ada_conv = convs
+        .iter()
+        .find(|c| c["contact"]["name"] == "Ada")
+        .unwrap();
+    assert_eq!(ada_conv["status"], "open");
+    assert_eq!(ada_conv["window"]["open"], true);
+    let msgs = thread(&app, &admin, &s(ada_conv, "id")).await;
+    let texts: Vec<&str> = msgs.iter().map(|m| m["text"].as_str().unwrap()).collect();
+    assert_eq!(texts, vec!["Is my order on its way?", "It is order 1042"]);
+    assert_eq!(msgs[1]["reply_to"]["id"], msgs[0]["id"], "{msgs:?}");
+    assert_eq!(ada_conv["last_message"]["id"], msgs[1]["id"]);
+    assert_eq!(count(&app, "inbox_messages").await, 3);
+
+    // Meta retries the whole webhook.
+    assert_eq!(FakeMeta::post_webhook(&url, APP_SECRET, &body).await, 200);
+    settle(&app).await;
+    assert_eq!(count(&app, "inbox_messages").await, 3);
+    assert_eq!(count(&app, "inbox_conversations").await, 2);
+    assert!(events(&app).await.iter().all(|(s, _)| s == "processed"));
+}
+
 /// Runs one statement against the app's database.
 async fn exec(app: &TestApp, sql: &str) {
     use wamage_platform::{Db, with_db};
@@ -1053,6 +1098,7 @@ app_tests!(
     an_early_report_waits_and_the_rest_is_done_once,
     a_failed_report_shows_the_reason_until_a_read_proves_delivery,
     concurrent_webhooks_are_stored_together_and_each_once,
+    messages_of_one_webhook_share_their_conversation,
     whatsapp_webhooks_in,
     whatsapp_sends_out,
     batch_sends_to_numbers,
