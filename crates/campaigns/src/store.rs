@@ -9,7 +9,7 @@ use uuid::Uuid;
 use wamage_channels::ChannelId;
 use wamage_contacts::ContactId;
 use wamage_kernel::{OrgId, Timestamp, UserId};
-use wamage_platform::{Db, Tx, with_db, with_tx};
+use wamage_platform::{Db, Tx, with_db, with_tx, with_write};
 use wamage_templates::TemplateId;
 
 use crate::model::CampaignId;
@@ -78,7 +78,7 @@ pub async fn get_any(db: &Db, id: CampaignId) -> R<Option<CampaignRow>> {
 }
 
 pub async fn insert(db: &Db, c: &CampaignRow) -> R<()> {
-    with_db!(db, |p| sqlx::query(sqlx::AssertSqlSafe(format!(
+    with_write!(db, |p| sqlx::query(sqlx::AssertSqlSafe(format!(
         "INSERT INTO campaigns ({COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
          $12, $13, $14, $15, $16, $17, $18, $19)"
     )))
@@ -108,7 +108,7 @@ pub async fn insert(db: &Db, c: &CampaignRow) -> R<()> {
 
 /// Saves the editable columns of a draft or scheduled campaign.
 pub async fn save_draft(db: &Db, c: &CampaignRow) -> R<bool> {
-    let n = with_db!(db, |p| sqlx::query(
+    let n = with_write!(db, |p| sqlx::query(
         "UPDATE campaigns SET name = $2, channel_id = $3, template_id = $4, variables = $5, \
          audience = $6, failure_threshold = $7, updated_at = $8 \
          WHERE id = $1 AND status IN ('draft', 'scheduled')"
@@ -143,7 +143,7 @@ pub async fn transition(
         .map(|s| format!("'{s}'"))
         .collect::<Vec<_>>()
         .join(", ");
-    let n = with_db!(db, |p| {
+    let n = with_write!(db, |p| {
         sqlx::query(sqlx::AssertSqlSafe(format!(
         "UPDATE campaigns SET status = $2, pause_reason = $3, updated_at = $4, \
          completed_at = CASE WHEN $2 IN ('completed', 'cancelled', 'failed') THEN $4 ELSE completed_at END \
@@ -169,7 +169,7 @@ pub async fn launch(
     time_zone: Option<&str>,
     now: Timestamp,
 ) -> R<bool> {
-    let n = with_db!(db, |p| {
+    let n = with_write!(db, |p| {
         sqlx::query(
         "UPDATE campaigns SET status = $2, scheduled_at = $3, time_zone = $4, launched_at = $5, \
          updated_at = $5, pause_reason = NULL WHERE id = $1 AND status = 'draft'"
@@ -280,6 +280,7 @@ pub async fn snapshot_page(
     );
     let n = match db {
         Db::Sqlite(p) => {
+            let _turn = wamage_platform::db::sqlite_write_turn(p).await?;
             let q = sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(id)
                 .bind(after_seq)
@@ -359,6 +360,7 @@ pub async fn insert_recipients(
     }
     match db {
         Db::Sqlite(p) => {
+            let _turn = wamage_platform::db::sqlite_write_turn(p).await?;
             let items: Vec<serde_json::Value> = rows
                 .iter()
                 .map(|r| {
@@ -583,7 +585,7 @@ fn parse_picked(picked: &str) -> R<Vec<Claimed>> {
 
 /// Gives a range lease up (its recipients were all done when it was taken).
 pub async fn release_lease(db: &Db, id: CampaignId, first_seq: i64) -> R<()> {
-    with_db!(db, |p| sqlx::query(
+    with_write!(db, |p| sqlx::query(
         "DELETE FROM campaign_leases WHERE campaign_id = $1 AND first_seq = $2"
     )
     .bind(id)
@@ -928,7 +930,7 @@ fn recipients_by_state(db: &Db) -> &'static str {
 /// Runs an update of a campaign's recipients bound to `($1 campaign, $2 now)`; returns how
 /// many rows it changed.
 async fn update_recipients(db: &Db, sql: String, id: CampaignId, now: Timestamp) -> R<u64> {
-    with_db!(db, |p| sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+    with_write!(db, |p| sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
         .bind(id)
         .bind(now)
         .execute(p)
@@ -992,7 +994,7 @@ pub async fn settle_unconfirmed(
         "UPDATE {} SET {set} WHERE campaign_id = $1 AND state = 'unconfirmed' AND updated_at < $2",
         recipients_by_state(db)
     );
-    with_db!(db, |p| sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+    with_write!(db, |p| sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
         .bind(id)
         .bind(before)
         .bind(now)
@@ -1271,7 +1273,7 @@ pub async fn mark_replied(
     since: Timestamp,
     at: Timestamp,
 ) -> R<u64> {
-    with_db!(db, |p| sqlx::query(
+    with_write!(db, |p| sqlx::query(
         "UPDATE campaign_recipients SET replied_at = $4, updated_at = $4 \
          WHERE campaign_id IN (SELECT id FROM campaigns WHERE channel_id = $1 \
          AND launched_at IS NOT NULL AND launched_at <= $4 \
@@ -1299,7 +1301,7 @@ pub async fn skip_pending(db: &Db, id: CampaignId, reason: &str, now: Timestamp)
          AND campaign_recipients.seq BETWEEN l.first_seq AND l.last_seq)",
         recipients_by_state(db)
     );
-    with_db!(db, |p| sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+    with_write!(db, |p| sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
         .bind(id)
         .bind(reason)
         .bind(now)

@@ -3,7 +3,7 @@
 
 use sqlx::FromRow;
 use wamage_kernel::{OrgId, Timestamp};
-use wamage_platform::{Db, Tx, db::placeholders, with_db, with_tx};
+use wamage_platform::{Db, Tx, db::placeholders, with_db, with_tx, with_write};
 
 use crate::model::{ChannelId, EventId};
 
@@ -143,7 +143,7 @@ pub async fn set_health(
     reason: Option<&str>,
     now: Timestamp,
 ) -> R<u64> {
-    with_db!(db, |p| sqlx::query(
+    with_write!(db, |p| sqlx::query(
         "UPDATE channels SET health_state = $2, health_reason = $3, health_at = $4 WHERE id = $1"
     )
     .bind(id)
@@ -157,7 +157,7 @@ pub async fn set_health(
 
 /// Merges provider facts (display number, bot username) into the stored config.
 pub async fn set_config(db: &Db, id: ChannelId, config: &str) -> R<u64> {
-    with_db!(db, |p| sqlx::query(
+    with_write!(db, |p| sqlx::query(
         "UPDATE channels SET config = $2 WHERE id = $1"
     )
     .bind(id)
@@ -168,7 +168,7 @@ pub async fn set_config(db: &Db, id: ChannelId, config: &str) -> R<u64> {
 }
 
 pub async fn set_poll_offset(db: &Db, id: ChannelId, offset: i64) -> R<u64> {
-    with_db!(db, |p| {
+    with_write!(db, |p| {
         sqlx::query(
         "UPDATE channels SET poll_offset = $2 WHERE id = $1 AND (poll_offset IS NULL OR poll_offset < $2)"
     )

@@ -13,7 +13,7 @@
 use serde_json::Value;
 use sqlx::{FromRow, types::Json};
 use wamage_kernel::{OrgId, Timestamp, UserId};
-use wamage_platform::{Backend, Db, Tx, db::placeholders};
+use wamage_platform::{Backend, Db, Tx, db::placeholders, with_write};
 
 use crate::model::{AttachmentId, ChannelId, ChatMessageId};
 
@@ -444,7 +444,7 @@ pub async fn set_read(
 }
 
 pub async fn set_locked(db: &Db, channel: ChannelId, user: UserId, locked: bool) -> R<()> {
-    on!(Ex::Db(db), |e| sqlx::query(
+    with_write!(db, |e| sqlx::query(
         "UPDATE chat_members SET locked = $3 WHERE channel_id = $1 AND user_id = $2"
     )
     .bind(channel)
@@ -1080,7 +1080,7 @@ pub struct NewAttachment<'a> {
 }
 
 pub async fn insert_attachment(db: &Db, org: OrgId, a: &NewAttachment<'_>) -> R<()> {
-    on!(Ex::Db(db), |e| sqlx::query(
+    with_write!(db, |e| sqlx::query(
         "INSERT INTO chat_attachments (id, org_id, uploader_id, kind, name, content_type, size, \
          width, height, duration_ms, waveform, view_once, blob_key, thumb_key, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
@@ -1254,7 +1254,7 @@ pub async fn viewed_by(db: &Db, user: UserId, ids: &[AttachmentId]) -> R<Vec<Att
 
 /// Records that `user` opened a view-once attachment; false when they already had.
 pub async fn record_view(db: &Db, id: AttachmentId, user: UserId, now: Timestamp) -> R<bool> {
-    let n = on!(Ex::Db(db), |e| sqlx::query(
+    let n = with_write!(db, |e| sqlx::query(
         "INSERT INTO chat_attachment_views (attachment_id, user_id, viewed_at) \
          VALUES ($1, $2, $3) ON CONFLICT DO NOTHING"
     )

@@ -6,7 +6,7 @@
 use serde_json::Value;
 use sqlx::{FromRow, types::Json};
 use wamage_kernel::{OrgId, Timestamp};
-use wamage_platform::{Backend, Db, Tx, db::placeholders, with_db, with_tx};
+use wamage_platform::{Backend, Db, Tx, db::placeholders, with_db, with_tx, with_write};
 
 use wamage_kernel::UserId;
 
@@ -105,7 +105,7 @@ pub async fn default_country(db: &Db, org: OrgId) -> R<Option<String>> {
 }
 
 pub async fn set_default_country(db: &Db, org: OrgId, country: &str, now: Timestamp) -> R<()> {
-    with_db!(db, |p| sqlx::query(
+    with_write!(db, |p| sqlx::query(
         "INSERT INTO contact_settings (org_id, default_country, updated_at) VALUES ($1, $2, $3) \
          ON CONFLICT (org_id) DO UPDATE SET default_country = excluded.default_country, \
          updated_at = excluded.updated_at"
@@ -154,7 +154,7 @@ pub struct NewAttrDef<'a> {
 }
 
 pub async fn insert_attr_def(db: &Db, org: OrgId, d: &NewAttrDef<'_>, now: Timestamp) -> R<()> {
-    with_db!(db, |p| sqlx::query(
+    with_write!(db, |p| sqlx::query(
         "INSERT INTO contact_attribute_defs \
          (org_id, attr_key, label, attr_type, options, required, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $7)"
@@ -1057,7 +1057,7 @@ pub async fn get_segment(db: &Db, org: OrgId, id: SegmentId) -> R<Option<Segment
 }
 
 pub async fn insert_segment(db: &Db, org: OrgId, s: &SegmentRow) -> R<()> {
-    with_db!(db, |p| sqlx::query(
+    with_write!(db, |p| sqlx::query(
         "INSERT INTO contact_segments \
          (id, org_id, name, name_key, description, filter, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
@@ -1078,7 +1078,7 @@ pub async fn insert_segment(db: &Db, org: OrgId, s: &SegmentRow) -> R<()> {
 
 /// Writes name, description and filter of a segment; false when it is not in `org`.
 pub async fn update_segment(db: &Db, org: OrgId, s: &SegmentRow) -> R<bool> {
-    let n = with_db!(db, |p| sqlx::query(
+    let n = with_write!(db, |p| sqlx::query(
         "UPDATE contact_segments SET name = $3, name_key = $4, description = $5, filter = $6, \
          updated_at = $7 WHERE org_id = $1 AND id = $2"
     )
@@ -1096,7 +1096,7 @@ pub async fn update_segment(db: &Db, org: OrgId, s: &SegmentRow) -> R<bool> {
 }
 
 pub async fn delete_segment(db: &Db, org: OrgId, id: SegmentId) -> R<bool> {
-    let n = with_db!(db, |p| sqlx::query(
+    let n = with_write!(db, |p| sqlx::query(
         "DELETE FROM contact_segments WHERE org_id = $1 AND id = $2"
     )
     .bind(org)
@@ -1254,7 +1254,7 @@ pub async fn get_tag(db: &Db, org: OrgId, id: TagId) -> R<Option<TagRow>> {
 }
 
 pub async fn insert_tag(db: &Db, org: OrgId, t: &TagRow) -> R<()> {
-    with_db!(db, |p| sqlx::query(
+    with_write!(db, |p| sqlx::query(
         "INSERT INTO contact_tags (id, org_id, name, name_key, color, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7)"
     )
@@ -1273,7 +1273,7 @@ pub async fn insert_tag(db: &Db, org: OrgId, t: &TagRow) -> R<()> {
 
 /// Writes name and colour of a tag; false when it is not in `org`.
 pub async fn update_tag(db: &Db, org: OrgId, t: &TagRow) -> R<bool> {
-    let n = with_db!(db, |p| sqlx::query(
+    let n = with_write!(db, |p| sqlx::query(
         "UPDATE contact_tags SET name = $3, name_key = $4, color = $5, updated_at = $6 \
          WHERE org_id = $1 AND id = $2"
     )
@@ -1357,7 +1357,7 @@ pub async fn get_group(db: &Db, org: OrgId, id: GroupId) -> R<Option<GroupRow>> 
 }
 
 pub async fn insert_group(db: &Db, org: OrgId, g: &GroupRow) -> R<()> {
-    with_db!(db, |p| {
+    with_write!(db, |p| {
         sqlx::query(
         "INSERT INTO contact_groups (id, org_id, name, name_key, description, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7)"
@@ -1378,7 +1378,7 @@ pub async fn insert_group(db: &Db, org: OrgId, g: &GroupRow) -> R<()> {
 
 /// Writes name and description of a group; false when it is not in `org`.
 pub async fn update_group(db: &Db, org: OrgId, g: &GroupRow) -> R<bool> {
-    let n = with_db!(db, |p| sqlx::query(
+    let n = with_write!(db, |p| sqlx::query(
         "UPDATE contact_groups SET name = $3, name_key = $4, description = $5, updated_at = $6 \
          WHERE org_id = $1 AND id = $2"
     )

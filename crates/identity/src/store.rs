@@ -4,7 +4,7 @@
 
 use sqlx::FromRow;
 use wamage_kernel::{OrgId, Timestamp, UserId};
-use wamage_platform::{Db, Tx, with_db, with_tx};
+use wamage_platform::{Db, Tx, with_db, with_tx, with_write};
 
 use crate::model::{ApiKeyId, InvitationId, Role, SessionId, TeamId};
 
@@ -147,7 +147,7 @@ pub async fn get_org(db: &Db, org: OrgId) -> R<Option<OrgRow>> {
 }
 
 pub async fn rename_org(db: &Db, org: OrgId, name: &str) -> R<Option<OrgRow>> {
-    with_db!(db, |p| sqlx::query_as::<_, OrgRow>(
+    with_write!(db, |p| sqlx::query_as::<_, OrgRow>(
         "UPDATE organizations SET name = $2 WHERE id = $1 RETURNING id, name, created_at"
     )
     .bind(org)
@@ -220,7 +220,7 @@ pub async fn update_profile(
         None => (false, None),
         Some(s) => (true, s),
     };
-    with_db!(db, |p| sqlx::query_as::<_, UserRow>(sqlx::AssertSqlSafe(
+    with_write!(db, |p| sqlx::query_as::<_, UserRow>(sqlx::AssertSqlSafe(
         format!(
             "UPDATE users SET name = COALESCE($2, name), \
          status_text = CASE WHEN $3 THEN $4 ELSE status_text END, updated_at = $5 \
@@ -409,7 +409,7 @@ pub async fn insert_team(
     description: Option<&str>,
     now: Timestamp,
 ) -> R<()> {
-    with_db!(db, |p| sqlx::query(
+    with_write!(db, |p| sqlx::query(
         "INSERT INTO teams (id, org_id, name, description, created_at) VALUES ($1, $2, $3, $4, $5)"
     )
     .bind(id)
@@ -434,7 +434,7 @@ pub async fn update_team(
         None => (false, None),
         Some(d) => (true, d),
     };
-    let res = with_db!(db, |p| sqlx::query(
+    let res = with_write!(db, |p| sqlx::query(
         "UPDATE teams SET name = COALESCE($3, name), \
          description = CASE WHEN $4 THEN $5 ELSE description END \
          WHERE org_id = $1 AND id = $2"
@@ -451,7 +451,7 @@ pub async fn update_team(
 }
 
 pub async fn delete_team(db: &Db, org: OrgId, team: TeamId) -> R<bool> {
-    let n = with_db!(db, |p| sqlx::query(
+    let n = with_write!(db, |p| sqlx::query(
         "DELETE FROM teams WHERE org_id = $1 AND id = $2"
     )
     .bind(org)
@@ -483,7 +483,7 @@ pub async fn add_team_member(
     user: UserId,
     now: Timestamp,
 ) -> R<()> {
-    with_db!(db, |p| sqlx::query(
+    with_write!(db, |p| sqlx::query(
         "INSERT INTO team_members (team_id, org_id, user_id, created_at) VALUES ($1, $2, $3, $4) \
          ON CONFLICT (team_id, user_id) DO NOTHING"
     )
@@ -498,7 +498,7 @@ pub async fn add_team_member(
 }
 
 pub async fn remove_team_member(db: &Db, org: OrgId, team: TeamId, user: UserId) -> R<bool> {
-    let n = with_db!(db, |p| sqlx::query(
+    let n = with_write!(db, |p| sqlx::query(
         "DELETE FROM team_members WHERE org_id = $1 AND team_id = $2 AND user_id = $3"
     )
     .bind(org)
@@ -740,7 +740,7 @@ pub async fn touch_session(
 }
 
 pub async fn touch_session_seen(db: &Db, id: SessionId, now: Timestamp) -> R<()> {
-    with_db!(db, |p| sqlx::query(
+    with_write!(db, |p| sqlx::query(
         "UPDATE sessions SET last_seen_at = $2 WHERE id = $1"
     )
     .bind(id)
@@ -857,7 +857,7 @@ pub struct NewApiKey<'a> {
 }
 
 pub async fn insert_api_key(db: &Db, k: NewApiKey<'_>) -> R<()> {
-    with_db!(db, |p| sqlx::query(
+    with_write!(db, |p| sqlx::query(
         "INSERT INTO api_keys (id, org_id, name, prefix, key_hash, role, created_by, created_at, \
          expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
     )
@@ -911,7 +911,7 @@ pub async fn revoke_api_key(
     id: ApiKeyId,
     now: Timestamp,
 ) -> R<Option<String>> {
-    let row: Option<(String,)> = with_db!(db, |p| {
+    let row: Option<(String,)> = with_write!(db, |p| {
         sqlx::query_as(
         "UPDATE api_keys SET revoked_at = $3 WHERE org_id = $1 AND id = $2 AND revoked_at IS NULL \
          RETURNING key_hash"
@@ -926,7 +926,7 @@ pub async fn revoke_api_key(
 }
 
 pub async fn touch_api_key(db: &Db, id: ApiKeyId, now: Timestamp) -> R<()> {
-    with_db!(db, |p| sqlx::query(
+    with_write!(db, |p| sqlx::query(
         "UPDATE api_keys SET last_used_at = $2 WHERE id = $1"
     )
     .bind(id)

@@ -7,7 +7,7 @@ use uuid::Uuid;
 use wamage_channels::ChannelId;
 use wamage_contacts::ContactId;
 use wamage_kernel::{OrgId, Timestamp, UserId};
-use wamage_platform::{Backend, Db, Tx, db::placeholders, with_db, with_tx};
+use wamage_platform::{Backend, Db, Tx, db::placeholders, with_db, with_tx, with_write};
 
 use crate::model::{AttachmentId, CannedId, ConversationId, MessageId};
 
@@ -497,7 +497,7 @@ pub async fn open_load(db: &Db, org: OrgId) -> R<Vec<(UserId, i64)>> {
 
 /// Snoozed conversations whose time has come, across organisations.
 pub async fn wake_snoozed(db: &Db, now: Timestamp) -> R<Vec<(OrgId, ConversationId)>> {
-    with_db!(db, |p| sqlx::query_as(
+    with_write!(db, |p| sqlx::query_as(
         "UPDATE inbox_conversations SET status = 'open', snoozed_until = NULL, updated_at = $1 \
          WHERE status = 'snoozed' AND snoozed_until <= $1 RETURNING org_id, id"
     )
@@ -507,7 +507,7 @@ pub async fn wake_snoozed(db: &Db, now: Timestamp) -> R<Vec<(OrgId, Conversation
 }
 
 pub async fn mark_read(db: &Db, conv: ConversationId, user: UserId, at: Timestamp) -> R<()> {
-    with_db!(db, |p| sqlx::query(
+    with_write!(db, |p| sqlx::query(
         "INSERT INTO inbox_reads (conversation_id, user_id, last_read_at) VALUES ($1, $2, $3) \
          ON CONFLICT (conversation_id, user_id) DO UPDATE SET last_read_at = excluded.last_read_at \
          WHERE inbox_reads.last_read_at < excluded.last_read_at"
@@ -815,7 +815,7 @@ pub async fn advance_status<'a>(
 /// The send worker's result: `queued` → `sent` with the provider id (only from `queued`, so a
 /// status report that already moved it on is kept).
 pub async fn mark_sent(db: &Db, id: MessageId, provider_id: &str, now: Timestamp) -> R<u64> {
-    with_db!(db, |p| sqlx::query(
+    with_write!(db, |p| sqlx::query(
         "UPDATE inbox_messages SET provider_message_id = $2, \
          status = CASE WHEN status = 'queued' THEN 'sent' ELSE status END, \
          sent_at = COALESCE(sent_at, $3), updated_at = $3 WHERE id = $1"
@@ -840,7 +840,7 @@ pub async fn mark_sent_many(db: &Db, sent: &[(MessageId, String)], now: Timestam
             chunk.len(),
             2,
         );
-        with_db!(db, |p| {
+        with_write!(db, |p| {
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
             for (id, provider_id) in chunk {
                 q = q.bind(*id).bind(provider_id);
@@ -856,7 +856,7 @@ pub async fn mark_sent_many(db: &Db, sent: &[(MessageId, String)], now: Timestam
 }
 
 pub async fn mark_failed(db: &Db, id: MessageId, error: &str, now: Timestamp) -> R<u64> {
-    with_db!(db, |p| sqlx::query(
+    with_write!(db, |p| sqlx::query(
         "UPDATE inbox_messages SET status = 'failed', error = $2, updated_at = $3 \
          WHERE id = $1 AND status IN ('queued', 'sent')"
     )
@@ -869,7 +869,7 @@ pub async fn mark_failed(db: &Db, id: MessageId, error: &str, now: Timestamp) ->
 }
 
 pub async fn set_media(db: &Db, id: MessageId, media: &str, now: Timestamp) -> R<u64> {
-    with_db!(db, |p| sqlx::query(
+    with_write!(db, |p| sqlx::query(
         "UPDATE inbox_messages SET media = $2, updated_at = $3 WHERE id = $1"
     )
     .bind(id)
@@ -962,7 +962,7 @@ pub struct AttachmentRow {
 }
 
 pub async fn insert_attachment(db: &Db, a: &AttachmentRow) -> R<()> {
-    with_db!(db, |p| sqlx::query(
+    with_write!(db, |p| sqlx::query(
         "INSERT INTO inbox_attachments (id, org_id, conversation_id, blob_key, kind, mime_type, \
          filename, size, created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
     )
@@ -1042,7 +1042,7 @@ pub async fn canned(db: &Db, org: OrgId, id: CannedId) -> R<Option<CannedRow>> {
 }
 
 pub async fn canned_upsert(db: &Db, c: &CannedRow, by: Option<UserId>, insert: bool) -> R<u64> {
-    with_db!(db, |p| if insert {
+    with_write!(db, |p| if insert {
         sqlx::query(
             "INSERT INTO inbox_canned_responses (id, org_id, shortcut, title, body, created_by, \
              created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -1076,7 +1076,7 @@ pub async fn canned_upsert(db: &Db, c: &CannedRow, by: Option<UserId>, insert: b
 }
 
 pub async fn canned_delete(db: &Db, org: OrgId, id: CannedId) -> R<u64> {
-    with_db!(db, |p| sqlx::query(
+    with_write!(db, |p| sqlx::query(
         "DELETE FROM inbox_canned_responses WHERE id = $1 AND org_id = $2"
     )
     .bind(id)

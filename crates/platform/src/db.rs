@@ -28,6 +28,8 @@ use sqlx::{
 };
 use tokio::sync::oneshot;
 
+pub mod planner_stats;
+
 /// Which engine a [`Db`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -156,8 +158,9 @@ impl Drop for Waiting {
 /// handler, which polls with sleeps growing to 100 ms — so under contention the lock often sits
 /// free while every waiter sleeps, and a waiter can lose its turn again and again. Taking
 /// turns here first (urgent ones first, then first come, first served, woken the moment the
-/// previous transaction ends) leaves SQLite's handler only the writes made outside a
-/// transaction and other processes. One gate per database file, shared by every pool of this
+/// previous transaction ends) leaves SQLite's handler only other processes. Writes outside
+/// [`Db::begin`] take their turn with [`with_write!`](crate::with_write) or
+/// [`sqlite_write_turn`]. One gate per database file, shared by every pool of this
 /// process that opens it.
 async fn write_turn(pool: &SqlitePool, urgent: bool) -> Result<WriteTurn, sqlx::Error> {
     static GATES: OnceLock<Mutex<HashMap<PathBuf, Arc<WriteGate>>>> = OnceLock::new();
@@ -189,6 +192,18 @@ async fn write_turn(pool: &SqlitePool, urgent: bool) -> Result<WriteTurn, sqlx::
     }
 }
 
+/// This process's turn at the write lock of `pool`'s database for writes made outside
+/// [`Db::begin`]: one statement in autocommit ([`with_write!`](crate::with_write)) or a
+/// transaction the caller opens on the pool itself. Waits behind the urgent lane, like
+/// [`Db::begin`]; the turn ends when the returned value is dropped.
+pub async fn sqlite_write_turn(pool: &SqlitePool) -> Result<WriteTurn, sqlx::Error> {
+    let t0 = std::time::Instant::now();
+    let turn = write_turn(pool, false).await?;
+    metrics::histogram!("wamage_db_write_turn_seconds", "lane" => "other")
+        .record(t0.elapsed().as_secs_f64());
+    Ok(turn)
+}
+
 /// Pool sizing and timeouts.
 #[derive(Debug, Clone)]
 pub struct DbOptions {
@@ -215,6 +230,25 @@ macro_rules! with_db {
     ($db:expr, |$conn:ident| $body:expr) => {
         match $db {
             $crate::db::Db::Sqlite($conn) => $body,
+            $crate::db::Db::Postgres($conn) => $body,
+        }
+    };
+}
+
+/// [`with_db!`] for a body that writes: on SQLite it first waits for this process's turn at
+/// the database's write lock (see [`sqlite_write_turn`](crate::db::sqlite_write_turn)) and
+/// holds it while `$body` runs. A write outside a transaction would otherwise wait in SQLite's
+/// busy handler, which sleeps (up to 100 ms at a time) while the lock passes between the
+/// transactions that take turns. `$body` must give a `Result` whose error converts from
+/// `sqlx::Error`.
+#[macro_export]
+macro_rules! with_write {
+    ($db:expr, |$conn:ident| $body:expr) => {
+        match $db {
+            $crate::db::Db::Sqlite($conn) => match $crate::db::sqlite_write_turn($conn).await {
+                Ok(_turn) => $body,
+                Err(e) => Err(e.into()),
+            },
             $crate::db::Db::Postgres($conn) => $body,
         }
     };

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use wamage_kernel::{OrgId, Timestamp};
 
-use crate::{Db, Tx, with_db, with_tx};
+use crate::{Db, Tx, with_db, with_tx, with_write};
 
 /// How long keys are remembered.
 pub const RETENTION: Duration = Duration::from_secs(24 * 3600);
@@ -103,7 +103,7 @@ pub async fn save(
 /// Deletes records older than [`RETENTION`]; returns how many.
 pub async fn purge(db: &Db, now: Timestamp) -> Result<u64, sqlx::Error> {
     let before = now.minus(RETENTION);
-    with_db!(db, |p| sqlx::query(
+    with_write!(db, |p| sqlx::query(
         "DELETE FROM idempotency_keys WHERE created_at < $1"
     )
     .bind(before)

@@ -85,6 +85,11 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
             state.channels.clone(),
             token.clone(),
         ));
+        // PostgreSQL: tables that grow fast get fresh planner statistics (see the module).
+        tasks.spawn(wamage_platform::db::planner_stats::keep(
+            state.db.clone(),
+            token.clone(),
+        ));
         tasks.spawn(async move {
             if let Err(e) = worker.run(token).await {
                 tracing::error!(error = %e, "worker stopped with an error");

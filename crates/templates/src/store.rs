@@ -4,7 +4,7 @@
 use sqlx::FromRow;
 use wamage_channels::ChannelId;
 use wamage_kernel::{OrgId, Timestamp};
-use wamage_platform::{Db, with_db};
+use wamage_platform::{Db, with_db, with_write};
 
 use crate::model::TemplateId;
 
@@ -96,7 +96,7 @@ pub async fn by_provider(
 
 /// Inserts a template; `false` when the channel already has that name and language.
 pub async fn insert(db: &Db, t: &TemplateRow) -> R<bool> {
-    let res = with_db!(db, |p| sqlx::query(sqlx::AssertSqlSafe(format!(
+    let res = with_write!(db, |p| sqlx::query(sqlx::AssertSqlSafe(format!(
         "INSERT INTO message_templates ({COLS}) VALUES \
          ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
     )))
@@ -129,7 +129,7 @@ pub async fn insert(db: &Db, t: &TemplateRow) -> R<bool> {
 
 /// Saves every mutable column; `false` when the new name and language are taken.
 pub async fn save(db: &Db, t: &TemplateRow) -> R<bool> {
-    let res = with_db!(db, |p| sqlx::query(
+    let res = with_write!(db, |p| sqlx::query(
         "UPDATE message_templates SET name = $2, language = $3, category = $4, status = $5, \
          rejected_reason = $6, quality = $7, provider_template_id = $8, components = $9, \
          mapping = $10, updated_at = $11, submitted_at = $12, synced_at = $13 WHERE id = $1"
@@ -158,7 +158,7 @@ pub async fn save(db: &Db, t: &TemplateRow) -> R<bool> {
 }
 
 pub async fn delete(db: &Db, org: OrgId, id: TemplateId) -> R<bool> {
-    let n = with_db!(db, |p| sqlx::query(
+    let n = with_write!(db, |p| sqlx::query(
         "DELETE FROM message_templates WHERE org_id = $1 AND id = $2"
     )
     .bind(org)

@@ -19,7 +19,7 @@ use super::{
 };
 use crate::{
     db::{Db, Tx},
-    with_db, with_tx,
+    with_db, with_tx, with_write,
 };
 
 /// Rows per multi-row statement (keeps the bind count far below both backends' limits).
@@ -551,7 +551,7 @@ impl JobQueue {
     /// Cancels a queued job. False when it is not queued (running jobs finish their try).
     pub async fn cancel(&self, id: JobId) -> Result<bool> {
         let now = self.clock.now().millis();
-        let done = with_db!(&self.db, |pool| {
+        let done = with_write!(&self.db, |pool| {
             sqlx::query(
                 "UPDATE jobs SET state = 'cancelled', finished_at = $1, updated_at = $1 \
                  WHERE id = $2 AND state = 'queued'",
@@ -559,9 +559,9 @@ impl JobQueue {
             .bind(now)
             .bind(id.0)
             .execute(pool)
-            .await?
-            .rows_affected()
-        });
+            .await
+            .map(|r| r.rows_affected())
+        })?;
         Ok(done == 1)
     }
 
@@ -744,6 +744,7 @@ impl JobQueue {
                 // (a thread wake-up per job).
                 let kinds_json = serde_json::to_string(kinds)
                     .map_err(|e| JobError::Invalid(format!("job kinds: {e}")))?;
+                let _turn = crate::db::sqlite_write_turn(pool).await?;
                 let mut t = pool.begin_with("BEGIN IMMEDIATE").await?;
                 let picked: Option<String> = sqlx::query_scalar(
                     "SELECT json_group_array(json_array(hex(id), \
@@ -829,13 +830,13 @@ impl JobQueue {
                     .collect::<Vec<_>>()
                     .join(", ")
             );
-            n += with_db!(&self.db, |pool| {
+            n += with_write!(&self.db, |pool| {
                 let mut q = sqlx::query(AssertSqlSafe(sql)).bind(until).bind(worker_id);
                 for id in chunk {
                     q = q.bind(id.0);
                 }
-                q.execute(pool).await?.rows_affected()
-            });
+                q.execute(pool).await.map(|r| r.rows_affected())
+            })?;
         }
         Ok(n)
     }
@@ -852,13 +853,13 @@ impl JobQueue {
                  WHERE state = 'running' AND locked_by = $2 AND {}",
                 fence(chunk.len(), 3)
             );
-            n += with_db!(&self.db, |pool| {
+            n += with_write!(&self.db, |pool| {
                 let mut q = sqlx::query(AssertSqlSafe(sql)).bind(now).bind(worker_id);
                 for (id, attempt) in chunk {
                     q = q.bind(id.0).bind(to_i32(*attempt));
                 }
-                q.execute(pool).await?.rows_affected()
-            });
+                q.execute(pool).await.map(|r| r.rows_affected())
+            })?;
         }
         Ok(n)
     }
