@@ -744,20 +744,6 @@ impl JobQueue {
                 // (a thread wake-up per job).
                 let kinds_json = serde_json::to_string(kinds)
                     .map_err(|e| JobError::Invalid(format!("job kinds: {e}")))?;
-                // Most claims of a busy worker find nothing (it is woken by every enqueue,
-                // and kinds at their limit are left out): a look without the write lock
-                // spares the writers that turn. A job it misses is found by the next claim.
-                let due: bool = sqlx::query_scalar(
-                    "SELECT EXISTS (SELECT 1 FROM jobs WHERE state = 'queued' AND run_at <= $1 \
-                     AND kind IN (SELECT value FROM json_each($2)))",
-                )
-                .bind(due_by.millis())
-                .bind(&kinds_json)
-                .fetch_one(pool)
-                .await?;
-                if !due {
-                    return Ok(Vec::new());
-                }
                 let _turn = crate::db::sqlite_write_turn(pool).await?;
                 let mut t = pool.begin_with("BEGIN IMMEDIATE").await?;
                 let picked: Option<String> = sqlx::query_scalar(
