@@ -1946,6 +1946,7 @@ pub struct NewImported {
 
 /// An identity an import adds.
 pub struct NewIdentity {
+    pub id: IdentityId,
     pub contact: ContactId,
     pub kind: &'static str,
     pub value: String,
@@ -2183,7 +2184,7 @@ pub fn identities_json(rows: &[NewIdentity]) -> R<String> {
             .iter()
             .map(|i| {
                 (
-                    hex(IdentityId::new().as_uuid()),
+                    hex(i.id.as_uuid()),
                     hex(i.contact.as_uuid()),
                     i.kind,
                     &i.value,
@@ -2230,7 +2231,7 @@ pub async fn insert_identities_bulk(
             .await?;
         }
         Tx::Postgres(t) => {
-            let ids: Vec<uuid::Uuid> = rows.iter().map(|_| IdentityId::new().as_uuid()).collect();
+            let ids: Vec<uuid::Uuid> = rows.iter().map(|i| i.id.as_uuid()).collect();
             let contacts: Vec<uuid::Uuid> = rows.iter().map(|i| i.contact.as_uuid()).collect();
             let kinds: Vec<&str> = rows.iter().map(|i| i.kind).collect();
             let values: Vec<&str> = rows.iter().map(|i| i.value.as_str()).collect();

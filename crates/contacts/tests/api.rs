@@ -985,6 +985,98 @@ async fn changes_are_published_as_events(app: TestApp) {
     assert_eq!(e.data["contact"]["name"], "Ana Lima");
 }
 
+/// Contacts created for inbound senders (a webhook batch, a batch send) are published and
+/// cached as they were written: what a later read from the database returns.
+async fn senders_resolved_together_are_published_and_cached_as_stored(app: TestApp) {
+    use wamage_contacts::IdentityKind;
+    let owner = app.register("owner@acme.example", "Acme").await;
+    let org: wamage_kernel::OrgId = owner.org_id.parse().unwrap();
+    let known = create(
+        &app,
+        &owner,
+        json!({"name": "Known", "identities": [{"kind": "phone", "value": "+14155550100"}]}),
+    )
+    .await;
+    // The known contact's card is cached, and a segment count.
+    expect_json(
+        app.get_as(&owner, &format!("/api/v1/contacts/{}", id(&known)))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    let known_key = format!("contacts:{}:contact:{}", owner.org_id, id(&known));
+    assert!(app.state.cache.get(&known_key).await.unwrap().is_some());
+    let count_key = format!("contacts:{}:count:0123456789abcdef", owner.org_id);
+    app.state
+        .cache
+        .set(&count_key, b"7".to_vec(), Duration::from_secs(60))
+        .await
+        .unwrap();
+    let mut sub = app.state.bus.subscribe("wamage.contact.*");
+    let senders = vec![
+        vec![(IdentityKind::WhatsappPhone, "+14155552671".to_owned())],
+        vec![
+            (IdentityKind::Telegram, "123456789".to_owned()),
+            (IdentityKind::Phone, "+14155550199".to_owned()),
+        ],
+        vec![(IdentityKind::Phone, "+14155550100".to_owned())],
+    ];
+    let resolved = app
+        .state
+        .contacts
+        .resolve_inbound_many(org, &senders, &[Some("Ana"), None, None])
+        .await
+        .unwrap();
+    assert_eq!(resolved.len(), 3);
+    assert!(resolved[0].created && resolved[1].created);
+    assert!(
+        !resolved[2].created,
+        "the known phone resolves to its contact"
+    );
+    assert_eq!(resolved[2].id.to_string(), id(&known));
+    // New contacts change the counts, not the other contacts' cards.
+    assert!(app.state.cache.get(&count_key).await.unwrap().is_none());
+    assert!(app.state.cache.get(&known_key).await.unwrap().is_some());
+
+    for r in &resolved[..2] {
+        let e = next_event(&mut sub).await;
+        assert_eq!(e.type_, "wamage.contact.created");
+        let published = e.data["contact"].clone();
+        assert_eq!(published["id"], r.id.to_string());
+        let key = format!("contacts:{}:contact:{}", owner.org_id, r.id);
+        let cached: Value =
+            serde_json::from_slice(&app.state.cache.get(&key).await.unwrap().expect("cached"))
+                .unwrap();
+        assert_eq!(cached, published);
+        // What the database holds, read past the cache.
+        app.state.cache.delete(&key).await.unwrap();
+        let stored = expect_json(
+            app.get_as(&owner, &format!("/api/v1/contacts/{}", r.id))
+                .await,
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(stored, published);
+    }
+    let second = expect_json(
+        app.get_as(&owner, &format!("/api/v1/contacts/{}", resolved[1].id))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    let kinds: Vec<&str> = second["identities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds.len(), 2, "{second}");
+    assert!(
+        kinds.contains(&"telegram") && kinds.contains(&"phone"),
+        "{second}"
+    );
+}
+
 async fn bad_input_is_refused_with_the_field(app: TestApp) {
     let owner = app.register("owner@acme.example", "Acme").await;
     let res = app
@@ -4323,6 +4415,7 @@ async fn a_merge_survivor_keeps_its_photo_or_takes_the_merged_one(app: TestApp) 
 
 app_tests!(
     export_survives_compression,
+    senders_resolved_together_are_published_and_cached_as_stored,
     crud_round_trip,
     phones_are_normalised_with_the_default_country,
     duplicate_identities_name_the_contact_that_has_them,

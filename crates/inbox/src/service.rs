@@ -429,8 +429,31 @@ impl Inbox {
         org: OrgId,
         rows: Vec<MessageRow>,
     ) -> Result<Vec<MessageOut>, Problem> {
+        self.render_message_rows(org, rows, true).await
+    }
+
+    /// [`Self::render_messages`] for messages this request has just inserted: nobody can have
+    /// reacted to them yet, so their reactions are not looked up.
+    pub(crate) async fn render_new_messages(
+        &self,
+        org: OrgId,
+        rows: Vec<MessageRow>,
+    ) -> Result<Vec<MessageOut>, Problem> {
+        self.render_message_rows(org, rows, false).await
+    }
+
+    async fn render_message_rows(
+        &self,
+        org: OrgId,
+        rows: Vec<MessageRow>,
+        with_reactions: bool,
+    ) -> Result<Vec<MessageOut>, Problem> {
         let dir = self.directory(org).await?;
-        let ids: Vec<MessageId> = rows.iter().map(|m| m.id).collect();
+        let ids: Vec<MessageId> = if with_reactions {
+            rows.iter().map(|m| m.id).collect()
+        } else {
+            Vec::new()
+        };
         let mut reactions: HashMap<MessageId, Vec<ReactionOut>> = HashMap::new();
         for (mid, actor, emoji) in store::reactions(&self.db, &ids).await.map_err(db_err)? {
             let user_id = actor.parse::<Uuid>().ok().map(UserId);

@@ -48,10 +48,16 @@ async fn a_table_that_grew_fast_is_analyzed_once(t: TestDb) {
     .await
     .unwrap();
     assert!(analyzed);
-    assert!(estimate >= 1_000.0, "the planner still thinks jobs holds {estimate} rows");
+    assert!(
+        estimate >= 1_000.0,
+        "the planner still thinks jobs holds {estimate} rows"
+    );
     // Fresh now: the next look leaves it alone.
     let again = planner_stats::refresh(&t.db).await.unwrap();
-    assert!(!again.iter().any(|t| t == "jobs"), "analyzed twice: {again:?}");
+    assert!(
+        !again.iter().any(|t| t == "jobs"),
+        "analyzed twice: {again:?}"
+    );
 }
 
 wamage_platform::backend_tests!(

@@ -1113,6 +1113,7 @@ impl Contacts {
                     new_identities
                         .into_iter()
                         .map(|(kind, value)| store::NewIdentity {
+                            id: IdentityId::new(),
                             contact,
                             kind: kind.as_str(),
                             value,

@@ -34,6 +34,15 @@ pub struct ResolvedContact {
     pub created: bool,
 }
 
+/// What one attempt of `resolve_inbound_many` did: the answers, the contacts it created, their
+/// identities as written, and whether an existing contact got a new identity.
+type Resolved = (
+    Vec<ResolvedContact>,
+    Vec<ContactRow>,
+    Vec<store::IdentityRow>,
+    bool,
+);
+
 impl Contacts {
     /// The contact of `org` with any of `identities` (canonical values: E.164 phones, decimal
     /// Telegram ids), created with `name` (or the first identity's value) when there is none.
@@ -56,7 +65,7 @@ impl Contacts {
             match self.try_resolve(org, identities, name).await {
                 Ok(r) => {
                     if r.created {
-                        self.forget(org).await;
+                        self.forget_counts(org).await;
                         if let Ok(out) = self.contact_in(org, r.id).await {
                             self.publish(org, "wamage.contact.created", json!({ "contact": out }))
                                 .await;
@@ -95,23 +104,30 @@ impl Contacts {
         let mut last = None;
         for _ in 0..3 {
             match self.try_resolve_many(org, senders, names).await {
-                Ok((out, created, extended)) => {
-                    if !created.is_empty() || extended {
+                Ok((out, created, new_identities, extended)) => {
+                    if extended {
                         self.forget(org).await;
+                    } else if !created.is_empty() {
+                        // New contacts change no other contact's card: only the counts.
+                        self.forget_counts(org).await;
                     }
-                    if !created.is_empty() {
-                        let ids: Vec<ContactId> = created.iter().map(|c| c.id).collect();
-                        let mut related = self.related(org, &ids).await.unwrap_or_default();
-                        for row in created {
-                            let rel = related.remove(&row.id).unwrap_or_default();
-                            let contact = super::to_out(row, rel);
-                            self.publish(
-                                org,
-                                "wamage.contact.created",
-                                json!({ "contact": contact }),
-                            )
-                            .await;
-                        }
+                    // New contacts are rendered from what was written (their identities;
+                    // no tags or groups yet), published, and cached for the caller's next
+                    // read (an inbox rendering the conversation's contact).
+                    let mut related: HashMap<ContactId, super::Related> = HashMap::new();
+                    for i in new_identities {
+                        related.entry(i.contact_id).or_default().identities.push(i);
+                    }
+                    for row in created {
+                        let rel = related.remove(&row.id).unwrap_or_default();
+                        let contact = super::to_out(row, rel);
+                        self.publish(
+                            org,
+                            "wamage.contact.created",
+                            json!({ "contact": &contact }),
+                        )
+                        .await;
+                        self.remember(org, &contact).await;
                     }
                     return Ok(out);
                 }
@@ -122,14 +138,14 @@ impl Contacts {
         Err(last.unwrap_or_else(|| Problem::internal("inbound contact resolution failed")))
     }
 
-    /// One attempt of [`Self::resolve_inbound_many`]: the answers, the contacts it created and
-    /// whether an existing contact got a new identity.
+    /// One attempt of [`Self::resolve_inbound_many`]: the answers, the contacts it created with
+    /// their identities, and whether an existing contact got a new identity.
     async fn try_resolve_many(
         &self,
         org: OrgId,
         senders: &[Vec<(IdentityKind, String)>],
         given: &[Option<&str>],
-    ) -> Result<(Vec<ResolvedContact>, Vec<ContactRow>, bool), Retry> {
+    ) -> Result<Resolved, Retry> {
         let now = self.now();
         let problem = |e: sqlx::Error| Retry::Problem(db_err(e));
         let clash = |e: sqlx::Error| {
@@ -197,6 +213,7 @@ impl Contacts {
                 }
                 held.insert(key, id);
                 identities.push(store::NewIdentity {
+                    id: IdentityId::new(),
                     contact: id,
                     kind: k.as_str(),
                     value: v.clone(),
@@ -233,9 +250,21 @@ impl Contacts {
                 .map_err(Retry::Problem)?;
         }
         tx.commit().await.map_err(clash)?;
+        let new_identities = identities
+            .into_iter()
+            .filter(|i| fresh.contains_key(&i.contact))
+            .map(|i| store::IdentityRow {
+                id: i.id,
+                contact_id: i.contact,
+                kind: i.kind.to_owned(),
+                value: i.value,
+                created_at: now,
+            })
+            .collect();
         Ok((
             out,
             creates.into_iter().map(|c| c.row).collect(),
+            new_identities,
             !extended.is_empty(),
         ))
     }

@@ -315,7 +315,7 @@ impl Inbox {
                 row.updated_at = now;
             }
         }
-        let outs = match self.render_messages(org, rows).await {
+        let outs = match self.render_new_messages(org, rows).await {
             Ok(outs) => outs,
             Err(p) => {
                 tracing::warn!(error = %p, "failed to render batch-sent messages");
