@@ -1,8 +1,7 @@
 //! Contact use cases. Each write validates everything first (collecting every wrong field), then
 //! changes the contact, its identities and its search entry in one transaction, then drops the
-//! organisation's cached contacts (`contacts:{org}:`; a write that only adds contacts drops just
-//! the counts, `contacts:{org}:count…`) and publishes its event carrying the contact as the API
-//! shows it, so a workflow trigger needs no read-back.
+//! organisation's cached contacts (`contacts:{org}:`) and publishes its event carrying the
+//! contact as the API shows it, so a workflow trigger needs no read-back.
 //!
 //! The same identity (kind + canonical value) is never stored twice in an organisation: the
 //! unique key `(org_id, kind, value)` enforces it, and a clash answers 409 `identity_taken`
@@ -464,15 +463,6 @@ impl Contacts {
         let key = contact_key(org, contact.id);
         if let Err(e) = cache::set_json(self.cache.as_ref(), &key, contact, CONTACT_TTL).await {
             tracing::warn!(error = %e, key, "failed to cache contact");
-        }
-    }
-
-    /// [`Self::forget`] for a write that only adds contacts: the organisation's segment
-    /// counts and count index (`contacts:{org}:count…`) go, the other contacts stay cached.
-    async fn forget_counts(&self, org: OrgId) {
-        let prefix = format!("contacts:{org}:count");
-        if let Err(e) = self.cache.delete_prefix(&prefix).await {
-            tracing::warn!(error = %e, prefix, "failed to invalidate cached counts");
         }
     }
 

@@ -8,8 +8,7 @@
 //! ([`Contacts::warm_count_indexes`]). Small books keep counting in SQL.
 //!
 //! **Why an index is never stale.** Every write to an organisation's contacts drops the cache
-//! prefix `contacts:{org}:` after it commits (`Contacts::forget`; one that only adds contacts drops
-//! `contacts:{org}:count…`, `Contacts::forget_counts`). A build takes the token under
+//! prefix `contacts:{org}:` after it commits (`Contacts::forget`). A build takes the token under
 //! `contacts:{org}:count-index` (storing a fresh one when there is none) and keeps the index
 //! only if the token is still there after it has read everything; a count uses the index only
 //! while the cache still holds the index's token. A write that lands during or after a build

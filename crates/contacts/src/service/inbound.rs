@@ -65,7 +65,7 @@ impl Contacts {
             match self.try_resolve(org, identities, name).await {
                 Ok(r) => {
                     if r.created {
-                        self.forget_counts(org).await;
+                        self.forget(org).await;
                         if let Ok(out) = self.contact_in(org, r.id).await {
                             self.publish(org, "wamage.contact.created", json!({ "contact": out }))
                                 .await;
@@ -105,11 +105,8 @@ impl Contacts {
         for _ in 0..3 {
             match self.try_resolve_many(org, senders, names).await {
                 Ok((out, created, new_identities, extended)) => {
-                    if extended {
+                    if !created.is_empty() || extended {
                         self.forget(org).await;
-                    } else if !created.is_empty() {
-                        // New contacts change no other contact's card: only the counts.
-                        self.forget_counts(org).await;
                     }
                     // New contacts are rendered from what was written (their identities;
                     // no tags or groups yet), published, and cached for the caller's next
