@@ -457,8 +457,7 @@ impl Contacts {
         }
     }
 
-    /// Drops every cached contact read of the organisation.
-    /// Caches `contact` as just written (what [`Self::contacts_in`] would read back).
+    /// Caches `contact` as read or just written (what [`Self::contacts_in`] serves).
     async fn remember(&self, org: OrgId, contact: &ContactOut) {
         let key = contact_key(org, contact.id);
         if let Err(e) = cache::set_json(self.cache.as_ref(), &key, contact, CONTACT_TTL).await {
@@ -466,6 +465,7 @@ impl Contacts {
         }
     }
 
+    /// Drops every cached contact read of the organisation.
     async fn forget(&self, org: OrgId) {
         let prefix = format!("contacts:{org}:");
         if let Err(e) = self.cache.delete_prefix(&prefix).await {
@@ -892,9 +892,7 @@ impl Contacts {
                 .remove(&id)
                 .unwrap_or_default(),
         );
-        if let Err(e) = cache::set_json(self.cache.as_ref(), &key, &out, CONTACT_TTL).await {
-            tracing::warn!(error = %e, key, "failed to cache contact");
-        }
+        self.remember(org, &out).await;
         Ok(out)
     }
 
@@ -933,11 +931,7 @@ impl Contacts {
         for c in rows {
             let id = c.id;
             let contact = to_out(c, related.remove(&id).unwrap_or_default());
-            let key = contact_key(org, id);
-            if let Err(e) = cache::set_json(self.cache.as_ref(), &key, &contact, CONTACT_TTL).await
-            {
-                tracing::warn!(error = %e, key, "failed to cache contact");
-            }
+            self.remember(org, &contact).await;
             out.insert(id, contact);
         }
         Ok(out)
