@@ -89,6 +89,11 @@ pub struct OutboundArgs {
     /// Concurrent HTTP clients posting batches of 100.
     #[arg(long, default_value_t = 4)]
     clients: usize,
+    /// Post the same batches to `wamage-bench send-floor` instead of Wamage: a server that
+    /// only stores each batch's messages and job, sends them to the same fake Graph API and
+    /// stores them `sent` (what the machine allows; SQLite).
+    #[arg(long)]
+    floor: bool,
     #[command(flatten)]
     server: ServerArgs,
 }
@@ -468,11 +473,151 @@ pub async fn outbound(args: OutboundArgs) -> anyhow::Result<()> {
         bail!("--messages must be positive");
     }
     let a = &args;
-    let result = with_database(args.backend, &args.server.postgres_url, |url| async move {
-        outbound_bench(a, url.as_deref()).await
-    })
-    .await?;
+    let result = if args.floor {
+        outbound_floor_bench(a).await?
+    } else {
+        with_database(args.backend, &args.server.postgres_url, |url| async move {
+            outbound_bench(a, url.as_deref()).await
+        })
+        .await?
+    };
     write_result(&result, args.server.out.as_ref())
+}
+
+/// The same batches posted the same way to `wamage-bench send-floor`, which sends them to
+/// the same fake Graph API in this process.
+async fn outbound_floor_bench(args: &OutboundArgs) -> anyhow::Result<Value> {
+    use tokio::io::AsyncBufReadExt as _;
+    const FLOOR_TOKEN: &str = "bench-floor-token";
+    let n = args.messages;
+    let fake = FakeMeta::start().await;
+    let dir = tempfile::tempdir()?;
+    let db_path = dir.path().join("send-floor.db");
+    let mut child = tokio::process::Command::new(std::env::current_exe()?)
+        .arg("send-floor")
+        .arg("--db")
+        .arg(&db_path)
+        .args(["--provider", &fake.base_url()])
+        .args(["--api-version", meta::API_VERSION])
+        .args(["--phone-number-id", meta::PHONE_NUMBER_ID])
+        .args(["--access-token", meta::TOKEN])
+        .args(["--api-token", FLOOR_TOKEN])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .context("failed to start wamage-bench send-floor")?;
+    let pid = child.id().context("the floor server exited at once")?;
+    let stdout = child
+        .stdout
+        .take()
+        .context("no stdout from the floor server")?;
+    let mut line = String::new();
+    tokio::io::BufReader::new(stdout)
+        .read_line(&mut line)
+        .await?;
+    let base = line
+        .trim()
+        .strip_prefix("listening at ")
+        .context("the floor server did not say where it listens")?
+        .to_owned();
+    let api = Api {
+        http: reqwest::Client::new(),
+        base,
+        token: FLOOR_TOKEN.to_owned(),
+        channel_id: "floor".to_owned(),
+    };
+    let db = Db::connect(
+        &format!("sqlite://{}", db_path.display()),
+        &DbOptions {
+            max_connections: 1,
+            ..DbOptions::default()
+        },
+    )
+    .await?;
+    let count_sent = || async {
+        let (n,): (i64,) = with_db!(&db, |p| sqlx::query_as(
+            "SELECT COUNT(*) FROM messages WHERE state = 'sent'"
+        )
+        .fetch_one(p)
+        .await)?;
+        anyhow::Ok(n)
+    };
+    let load_before = load_avg();
+    eprintln!(
+        "inbox-outbound: floor server, messages={n} clients={}",
+        args.clients
+    );
+    let stat = format!("/proc/{pid}/stat");
+    let (server_cpu, bench_cpu) = (cpu_seconds_of(&stat), cpu_seconds_of("/proc/self/stat"));
+    let started = Instant::now();
+    let posted = api.send_range(0, n, args.clients).await?;
+    let api_seconds = started.elapsed().as_secs_f64();
+    if posted.rejected > 0 {
+        bail!(
+            "{} of {n} messages were refused by the floor, e.g. {}",
+            posted.rejected,
+            posted.first_problem.unwrap_or(Value::Null)
+        );
+    }
+    let limit = Duration::from_secs(600);
+    let sent = loop {
+        let sent = count_sent().await?;
+        if usize::try_from(sent).unwrap_or(0) >= n {
+            break sent;
+        }
+        if started.elapsed() > limit {
+            bail!("the floor sent {sent} of {n} messages within {limit:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let seconds = started.elapsed().as_secs_f64();
+    let server_cpu = cpu_seconds_of(&stat) - server_cpu;
+    let bench_cpu = cpu_seconds_of("/proc/self/stat") - bench_cpu;
+    let load_after = load_avg();
+    let _ = child.kill().await;
+    db.close().await;
+    let received = fake.sent();
+    let distinct: HashSet<&str> = received
+        .iter()
+        .filter_map(|m| m.body["to"].as_str())
+        .collect();
+    let sends_per_sec = sent as f64 / seconds;
+    eprintln!(
+        "inbox-outbound floor: {n} messages; API accepted {:.0}/s; all sent after {seconds:.1} s \
+         = {sends_per_sec:.0} durable sends/s; fake received {} ({} distinct); server {:.2} \
+         cores, bench and fake {:.2} cores; load {load_before} -> {load_after}",
+        n as f64 / api_seconds,
+        received.len(),
+        distinct.len(),
+        server_cpu / seconds,
+        bench_cpu / seconds,
+    );
+    Ok(json!({
+        "bench": "inbox-outbound",
+        "server": "floor (wamage-bench send-floor: durable messages + job, Graph API send, durable `sent`)",
+        "messages": n,
+        "clients": args.clients,
+        "batch": BATCH_MAX,
+        "api_seconds": round2(api_seconds),
+        "api_accepted_per_sec": (n as f64 / api_seconds).round(),
+        "seconds_to_all_sent": round2(seconds),
+        "durable_sends_per_sec": sends_per_sec.round(),
+        "sent_in_db": sent,
+        "fake_received": received.len(),
+        "fake_distinct_recipients": distinct.len(),
+        "exactly_once": received.len() == n && distinct.len() == n,
+        "cpu": {
+            "wall_s": round2(seconds),
+            "server_cpu_s": round2(server_cpu),
+            "server_cores": round2(server_cpu / seconds),
+            "bench_cpu_s": round2(bench_cpu),
+            "bench_cores": round2(bench_cpu / seconds),
+        },
+        "load_avg_before": load_before,
+        "load_avg_after": load_after,
+        "machine": machine(),
+        "date": chrono::Utc::now().to_rfc3339(),
+    }))
 }
 
 async fn outbound_bench(args: &OutboundArgs, db_url: Option<&str>) -> anyhow::Result<Value> {

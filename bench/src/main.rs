@@ -14,6 +14,7 @@ use std::{
 mod campaigns;
 mod contacts;
 mod inbox;
+mod send_floor;
 mod webhook_floor;
 mod ws_floor;
 
@@ -62,6 +63,9 @@ enum Command {
     /// The P3 inbound benchmark's floor: a server that only checks each webhook's signature
     /// and stores it durably, with group commit (`wamage-bench inbox-inbound --floor`).
     WebhookFloor(webhook_floor::FloorArgs),
+    /// The P1 outbound benchmark's floor: a server that only stores each batch's messages and
+    /// job, sends them to the Graph API and stores them sent (`wamage-bench inbox-outbound --floor`).
+    SendFloor(send_floor::FloorArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -119,6 +123,7 @@ async fn main() -> anyhow::Result<()> {
         Command::CampaignKill(args) => campaigns::kill(args).await,
         Command::WsFloor(args) => ws_floor::run(args).await,
         Command::WebhookFloor(args) => webhook_floor::run(args).await,
+        Command::SendFloor(args) => send_floor::run(args).await,
     }
 }
 
