@@ -1879,6 +1879,13 @@ impl Contacts {
         Ok(consent::decide(c.blocked, purpose, latest))
     }
 
+    /// What [`Self::may_send_many`] answers for a contact created a moment ago by
+    /// [`Self::resolve_inbound_many`] (`created`): not blocked and nothing in its ledger yet,
+    /// so nothing needs to be read.
+    pub fn may_send_new(purpose: ConsentPurpose) -> SendPermission {
+        consent::decide(false, purpose, None)
+    }
+
     /// [`Self::may_send`] for many contacts in one query; a contact not in `org` is missing
     /// from the answer.
     pub async fn may_send_many(

@@ -1013,13 +1013,14 @@ async fn senders_resolved_together_are_published_and_cached_as_stored(app: TestA
         ],
         vec![(IdentityKind::Phone, "+14155550100".to_owned())],
     ];
-    let resolved = app
+    let (resolved, new) = app
         .state
         .contacts
-        .resolve_inbound_many(org, &senders, &[Some("Ana"), None, None])
+        .resolve_inbound_many_with_new(org, &senders, &[Some("Ana"), None, None])
         .await
         .unwrap();
     assert_eq!(resolved.len(), 3);
+    assert_eq!(new.len(), 2, "the new contacts, as rendered");
     assert!(resolved[0].created && resolved[1].created);
     assert!(
         !resolved[2].created,
@@ -1034,6 +1035,8 @@ async fn senders_resolved_together_are_published_and_cached_as_stored(app: TestA
         assert_eq!(e.type_, "wamage.contact.created");
         let published = e.data["contact"].clone();
         assert_eq!(published["id"], r.id.to_string());
+        let given = new.iter().find(|c| c.id == r.id).expect("given back");
+        assert_eq!(serde_json::to_value(given).unwrap(), published);
         let key = format!("contacts:{}:contact:{}", owner.org_id, r.id);
         let cached: Value =
             serde_json::from_slice(&app.state.cache.get(&key).await.unwrap().expect("cached"))

@@ -19,7 +19,7 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 use uuid::Uuid;
 use wamage_channels::{Channel, ChannelId, ChannelKind, Channels, sandbox};
-use wamage_contacts::{ContactId, Contacts, IdentityKind};
+use wamage_contacts::{ContactId, Contacts, IdentityKind, http::ContactOut};
 use wamage_identity::{Identity, MemberCard, Principal, Role};
 use wamage_kernel::{Clock, OrgId, Problem, Timestamp, UserId, validate::Validator};
 use wamage_platform::{
@@ -297,17 +297,18 @@ impl Inbox {
         org: OrgId,
         rows: Vec<(ConversationRow, i64)>,
     ) -> Result<Vec<ConversationOut>, Problem> {
-        self.render_conversations_with(org, rows, HashMap::new())
+        self.render_conversations_with(org, rows, HashMap::new(), HashMap::new())
             .await
     }
 
-    /// [`Self::render_conversations`] with some of their last messages already at hand (the
-    /// others are read).
+    /// [`Self::render_conversations`] with some of their last messages and contacts already at
+    /// hand (the others are read).
     async fn render_conversations_with(
         &self,
         org: OrgId,
         rows: Vec<(ConversationRow, i64)>,
         mut lasts: HashMap<MessageId, MessageRow>,
+        mut contacts: HashMap<ContactId, ContactOut>,
     ) -> Result<Vec<ConversationOut>, Problem> {
         // Channels from the channels' cache (a page touches few of them).
         let mut channels: HashMap<ChannelId, Channel> = HashMap::new();
@@ -338,12 +339,19 @@ impl Inbox {
             HashMap::new()
         };
         let now = self.now();
-        let contact_ids: Vec<ContactId> = rows.iter().map(|(c, _)| c.contact_id).collect();
-        let contacts = self
-            .contacts
-            .contacts_in(org, &contact_ids)
-            .await
-            .unwrap_or_default();
+        let contact_ids: Vec<ContactId> = rows
+            .iter()
+            .map(|(c, _)| c.contact_id)
+            .filter(|id| !contacts.contains_key(id))
+            .collect();
+        if !contact_ids.is_empty() {
+            contacts.extend(
+                self.contacts
+                    .contacts_in(org, &contact_ids)
+                    .await
+                    .unwrap_or_default(),
+            );
+        }
         let mut out = Vec::with_capacity(rows.len());
         for (c, unread) in rows {
             let ch = channels.get(&c.channel_id);
@@ -633,7 +641,10 @@ impl Inbox {
         let types: HashMap<ConversationId, &str> = rows.iter().map(|(t, c)| (c.id, *t)).collect();
         let lasts = lasts.into_iter().map(|m| (m.id, m)).collect();
         let rows = rows.into_iter().map(|(_, c)| (c, 0)).collect();
-        match self.render_conversations_with(org, rows, lasts).await {
+        match self
+            .render_conversations_with(org, rows, lasts, HashMap::new())
+            .await
+        {
             Ok(outs) => {
                 for out in outs {
                     let id = out.id;

@@ -950,6 +950,7 @@ async fn batch_sends_to_numbers(app: TestApp) {
     };
     // 130429 for one number: that send waits and goes later on its own.
     fake.fail_for_recipient("4915112345604", MetaError::new(400, 130429));
+    let mut updates = app.state.bus.subscribe("wamage.conversation.updated");
     let batch = expect_json(
         app.post_as(&admin, "/api/v1/messages/batch", &json!({"messages": [
             utility(json!({"phone": "+4915112345601"}), "1"),
@@ -966,6 +967,8 @@ async fn batch_sends_to_numbers(app: TestApp) {
              "type": "template", "template": {"name": "order_update", "language": "en_US"}},
             utility(json!({"phone": "+4915112345604"}), "9"),
             {"channel_id": ch, "to": {"phone": "+4915112345601"}, "type": "template"},
+            // Marketing to a number never seen: its new contact has not opted in.
+            template(json!({"phone": "+4915112345610"}), "11"),
         ]}))
         .await,
         StatusCode::OK,
@@ -975,7 +978,7 @@ async fn batch_sends_to_numbers(app: TestApp) {
     let statuses: Vec<i64> = r.iter().map(|x| x["status"].as_i64().unwrap()).collect();
     assert_eq!(
         statuses,
-        vec![202, 202, 202, 409, 409, 422, 202, 422, 202, 422],
+        vec![202, 202, 202, 409, 409, 422, 202, 422, 202, 422, 409],
         "{batch}"
     );
     for (i, x) in r.iter().enumerate() {
@@ -986,18 +989,27 @@ async fn batch_sends_to_numbers(app: TestApp) {
     assert_eq!(r[5]["problem"]["errors"][0]["field"], "to.phone");
     assert_eq!(r[7]["problem"]["errors"][0]["field"], "channel_id");
     assert_eq!(r[9]["problem"]["errors"][0]["field"], "template");
+    assert_eq!(r[10]["problem"]["code"], "consent_denied");
+    assert!(
+        r[10]["problem"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("opt-in"),
+        "{batch}"
+    );
     assert_eq!(r[0]["message"]["status"], "queued");
     assert_eq!(
         r[0]["message"]["conversation_id"], r[2]["message"]["conversation_id"],
         "one conversation per number"
     );
-    // New customers: +…01, +…02, +…03 (refused: the window, as for a single send) and +…04.
+    // New customers: +…01, +…02, +…03 (refused: the window, as for a single send), +…04 and
+    // +…10 (refused: no opt-in).
     let all = expect_json(
         app.get_as(&admin, "/api/v1/contacts?limit=50").await,
         StatusCode::OK,
     )
     .await;
-    assert_eq!(count(&app, "contacts").await, contacts_before + 4, "{all}");
+    assert_eq!(count(&app, "contacts").await, contacts_before + 5, "{all}");
     assert_eq!(count(&app, "inbox_conversations").await, 4);
     // The conversation shows its newest message (the second one to +…01).
     let convs = list(&app, &admin).await;
@@ -1006,6 +1018,17 @@ async fn batch_sends_to_numbers(app: TestApp) {
         .find(|c| c["id"] == r[0]["message"]["conversation_id"])
         .unwrap();
     assert_eq!(c1["last_message"]["id"], r[2]["message"]["id"], "{c1}");
+    // The conversations' events show the new customers as stored (rendered from what was
+    // written, not read back): the same contact card as the list.
+    let mut shown = 0;
+    while let Ok(Some(e)) = tokio::time::timeout(Duration::from_millis(500), updates.recv()).await {
+        let conv = &e.data["conversation"];
+        let listed = convs.iter().find(|c| c["id"] == conv["id"]).unwrap();
+        assert_eq!(conv["contact"], listed["contact"], "{conv}");
+        shown += 1;
+    }
+    assert!(shown >= 3, "one event per conversation written: {shown}");
+    assert_eq!(c1["contact"]["phone"], "+4915112345601", "{c1}");
 
     settle(&app).await;
     let sent = fake.sent();

@@ -18,6 +18,7 @@ use wamage_kernel::{OrgId, Problem};
 use super::{Contacts, db_err, is_identity_clash};
 use crate::{
     consent::{ConsentChannel, ConsentId, ConsentPurpose, ConsentSource, ConsentStatus},
+    http::ContactOut,
     model::{ContactId, IdentityId, IdentityKind},
     store::{self, ContactRow},
 };
@@ -92,6 +93,21 @@ impl Contacts {
         senders: &[Vec<(IdentityKind, String)>],
         names: &[Option<&str>],
     ) -> Result<Vec<ResolvedContact>, Problem> {
+        Ok(self
+            .resolve_inbound_many_with_new(org, senders, names)
+            .await?
+            .0)
+    }
+
+    /// [`Self::resolve_inbound_many`], with the contacts it created as rendered for
+    /// `wamage.contact.created` (their identities; no tags or groups yet), so that a caller
+    /// can show them without reading them back.
+    pub async fn resolve_inbound_many_with_new(
+        &self,
+        org: OrgId,
+        senders: &[Vec<(IdentityKind, String)>],
+        names: &[Option<&str>],
+    ) -> Result<(Vec<ResolvedContact>, Vec<ContactOut>), Problem> {
         if let Some(i) = senders.iter().position(Vec::is_empty) {
             return Err(Problem::invalid_field(
                 format!("identities[{i}]"),
@@ -99,7 +115,7 @@ impl Contacts {
             ));
         }
         if senders.is_empty() {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), Vec::new()));
         }
         let mut last = None;
         for _ in 0..3 {
@@ -115,6 +131,7 @@ impl Contacts {
                     for i in new_identities {
                         related.entry(i.contact_id).or_default().identities.push(i);
                     }
+                    let mut new = Vec::with_capacity(created.len());
                     for row in created {
                         let rel = related.remove(&row.id).unwrap_or_default();
                         let contact = super::to_out(row, rel);
@@ -125,8 +142,9 @@ impl Contacts {
                         )
                         .await;
                         self.remember(org, &contact).await;
+                        new.push(contact);
                     }
-                    return Ok(out);
+                    return Ok((out, new));
                 }
                 Err(Retry::Clash) => last = Some(Problem::conflict("identity_taken", "retry")),
                 Err(Retry::Problem(p)) => return Err(p),

@@ -21,7 +21,7 @@ use http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use wamage_channels::{Channel, ChannelId, ChannelKind};
-use wamage_contacts::{ConsentPurpose, ContactId, SendPermission};
+use wamage_contacts::{ConsentPurpose, ContactId, Contacts, SendPermission, http::ContactOut};
 use wamage_identity::Principal;
 use wamage_kernel::{OrgId, Problem};
 use wamage_platform::jobs::{JobContext, JobHandler, JobOutcome, NewJob};
@@ -132,22 +132,33 @@ impl Inbox {
         let indexes: Vec<usize> = items.iter().map(|i| i.index).collect();
         let fail_all = |p: Problem| (p, indexes.clone());
         let senders: Vec<Vec<_>> = items.iter().map(|i| i.address.0.clone()).collect();
-        let contacts = self
+        let (contacts, new_contacts) = self
             .contacts
-            .resolve_inbound_many(org, &senders, &[])
+            .resolve_inbound_many_with_new(org, &senders, &[])
             .await
             .map_err(fail_all)?;
+        // The conversations' events show new contacts as just written, not read back.
+        let known: HashMap<ContactId, ContactOut> =
+            new_contacts.into_iter().map(|c| (c.id, c)).collect();
         let mut done: Vec<(usize, SendOutcome)> = Vec::new();
 
-        // Consent, asked once per channel kind and purpose.
+        // Consent, asked once per channel kind and purpose; contacts this batch has just
+        // created have no ledger yet and are not blocked, so nothing is read for them.
         let mut groups: HashMap<(ChannelKind, ConsentPurpose), Vec<ContactId>> = HashMap::new();
+        let mut denied: HashMap<(ChannelKind, ConsentPurpose, ContactId), String> = HashMap::new();
         for (it, c) in items.iter().zip(&contacts) {
             let kind = channels[&it.channel].kind;
-            if consent_channel(kind).is_some() {
+            if consent_channel(kind).is_none() {
+                continue;
+            }
+            if c.created {
+                if let SendPermission::Denied { reason } = Contacts::may_send_new(it.purpose) {
+                    denied.insert((kind, it.purpose, c.id), reason.to_string());
+                }
+            } else {
                 groups.entry((kind, it.purpose)).or_default().push(c.id);
             }
         }
-        let mut denied: HashMap<(ChannelKind, ConsentPurpose, ContactId), String> = HashMap::new();
         for ((kind, purpose), ids) in groups {
             let Some(cc) = consent_channel(kind) else {
                 continue;
@@ -342,19 +353,24 @@ impl Inbox {
         }
         let conv_rows: Vec<(ConversationRow, i64)> =
             conv_rows.into_values().map(|c| (c, 0)).collect();
-        self.publish_conversations(org, conv_rows, last_rows).await;
+        self.publish_conversations(org, conv_rows, last_rows, known)
+            .await;
         Ok(done)
     }
 
     /// Publishes `wamage.conversation.updated` for these conversations, with their last
-    /// messages at hand.
+    /// messages and new contacts at hand.
     async fn publish_conversations(
         &self,
         org: OrgId,
         rows: Vec<(ConversationRow, i64)>,
         lasts: HashMap<MessageId, MessageRow>,
+        known: HashMap<ContactId, ContactOut>,
     ) {
-        match self.render_conversations_with(org, rows, lasts).await {
+        match self
+            .render_conversations_with(org, rows, lasts, known)
+            .await
+        {
             Ok(outs) => {
                 for out in outs {
                     let id = out.id;
