@@ -280,6 +280,7 @@ impl Rig {
                 "wamage_webhook_batch_size",
                 "wamage_db_write_turn_seconds",
                 "wamage_db_begin_seconds",
+                "wamage_inbox_sent_write_rows",
             ],
         )
         .await

@@ -93,6 +93,9 @@ pub struct Inbox {
     /// Paced channels: sends of `inbox.send_many` jobs in flight (waiting for their slot
     /// included), shared by every job of this process (see `send::bulk`).
     send_slots: std::sync::Mutex<HashMap<ChannelId, Arc<tokio::sync::Semaphore>>>,
+    /// The writer storing the accepted sends of every `inbox.send_many` job of this process
+    /// together, started on first use (see `send::bulk`).
+    sent_writer: std::sync::OnceLock<send::bulk::SentWriter>,
 }
 
 /// What other domains learn from stored webhook events, called by the ingest job after the
@@ -224,6 +227,7 @@ impl Inbox {
             public_url: deps.public_url.trim_end_matches('/').to_owned(),
             hooks: std::sync::RwLock::new(Vec::new()),
             send_slots: std::sync::Mutex::new(HashMap::new()),
+            sent_writer: std::sync::OnceLock::new(),
         })
     }
 

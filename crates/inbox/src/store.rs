@@ -830,29 +830,50 @@ pub async fn mark_sent(db: &Db, id: MessageId, provider_id: &str, now: Timestamp
 
 /// [`mark_sent`] for a batch of sends: one statement per hundred.
 pub async fn mark_sent_many(db: &Db, sent: &[(MessageId, String)], now: Timestamp) -> R<()> {
-    for chunk in sent.chunks(100) {
-        let sql = case_update(
+    const CHUNK: usize = 100;
+    let sql_for = |n: usize| {
+        case_update(
             db.backend(),
             "inbox_messages",
             "provider_message_id",
             "status = CASE WHEN status = 'queued' THEN 'sent' ELSE status END, \
              sent_at = COALESCE(sent_at, {}), updated_at = {}",
-            chunk.len(),
+            n,
             2,
-        );
-        with_write!(db, |p| {
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
-            for (id, provider_id) in chunk {
+        )
+    };
+    macro_rules! bound {
+        ($sql:expr, $chunk:expr) => {{
+            let mut q = sqlx::query(sqlx::AssertSqlSafe($sql));
+            for (id, provider_id) in $chunk {
                 q = q.bind(*id).bind(provider_id);
             }
             q = q.bind(now).bind(now);
-            for (id, _) in chunk {
+            for (id, _) in $chunk {
                 q = q.bind(*id);
             }
-            q.execute(p).await.map(|r| r.rows_affected())
-        })?;
+            q
+        }};
     }
-    Ok(())
+    if sent.len() <= CHUNK {
+        // One statement at the write turn.
+        let sql = sql_for(sent.len());
+        with_write!(db, |p| bound!(sql.as_str(), sent)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))?;
+        return Ok(());
+    }
+    // More: one transaction, one turn.
+    let mut tx = db.begin().await?;
+    for chunk in sent.chunks(CHUNK) {
+        let sql = sql_for(chunk.len());
+        with_tx!(&mut tx, |e| bound!(sql.as_str(), chunk)
+            .execute(e)
+            .await
+            .map(|r| r.rows_affected()))?;
+    }
+    tx.commit().await
 }
 
 pub async fn mark_failed(db: &Db, id: MessageId, error: &str, now: Timestamp) -> R<u64> {

@@ -1111,10 +1111,73 @@ async fn batch_sender_without_pacing(app: TestApp) {
     assert_eq!(fake.sent_count(), 4, "each message once");
 }
 
+/// Several batches at once (their `inbox.send_many` jobs run together and hand their accepted
+/// sends to one writer): every message reaches the provider once and is stored `sent` with
+/// its wamid, and each is published as sent once.
+async fn batches_at_once_store_every_send_once(app: TestApp) {
+    let fake = FakeMeta::start().await;
+    let admin = app.register("owner@acme.test", "Acme").await;
+    let ch = s(&whatsapp(&app, &admin, &fake).await, "id");
+    let mut sent_events = app.state.bus.subscribe("wamage.message.sent");
+    let post = |from: usize| {
+        let items: Vec<Value> = (from..from + 100)
+            .map(|i| {
+                json!({"channel_id": ch, "to": {"phone": format!("+4915100{i:05}")},
+                       "type": "template",
+                       "template": {"name": "order_update", "language": "en_US",
+                                    "body": [i.to_string()]}})
+            })
+            .collect();
+        let app = &app;
+        let admin = &admin;
+        async move {
+            expect_json(
+                app.post_as(
+                    admin,
+                    "/api/v1/messages/batch",
+                    &json!({ "messages": items }),
+                )
+                .await,
+                StatusCode::OK,
+            )
+            .await
+        }
+    };
+    let (a, b, c) = tokio::join!(post(0), post(100), post(200));
+    for batch in [&a, &b, &c] {
+        let r = batch["results"].as_array().unwrap();
+        assert!(r.iter().all(|x| x["status"] == 202), "{batch}");
+    }
+    settle(&app).await;
+    assert_eq!(fake.sent_count(), 300, "each message once");
+    let wamids: std::collections::HashSet<String> = fake.sent().into_iter().map(|m| m.id).collect();
+    assert_eq!(wamids.len(), 300);
+    assert_eq!(
+        count(
+            &app,
+            "inbox_messages WHERE direction = 'outbound' AND status = 'sent' \
+             AND provider_message_id IS NOT NULL AND sent_at IS NOT NULL"
+        )
+        .await,
+        300
+    );
+    let mut published = std::collections::HashSet::new();
+    while let Ok(Some(e)) =
+        tokio::time::timeout(Duration::from_millis(500), sent_events.recv()).await
+    {
+        let m = &e.data["message"];
+        assert_eq!(m["status"], "sent", "{m}");
+        assert!(m["sent_at"].is_string(), "{m}");
+        assert!(published.insert(m["id"].to_string()), "published once: {m}");
+    }
+    assert_eq!(published.len(), 300);
+}
+
 wamage_testkit::app_tests_with!(
     unpaced,
     |c| c.channel_pacing = false,
-    batch_sender_without_pacing
+    batch_sender_without_pacing,
+    batches_at_once_store_every_send_once
 );
 
 app_tests!(

@@ -48,7 +48,7 @@ use crate::{
     store::{self, ConversationRow, MessageRow},
 };
 
-mod bulk;
+pub(crate) mod bulk;
 
 pub use bulk::{SEND_MANY_JOB, SendManyJob};
 

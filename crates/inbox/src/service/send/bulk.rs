@@ -13,6 +13,10 @@
 //! ones in batches as they come back. A message that must wait (pacing, an open breaker, a
 //! retryable provider error) is handed to its own `inbox.send` job, which takes it from there
 //! with its own retries; a message that is no longer `queued` is never sent again.
+//!
+//! Accepted sends are stored by one writer per process ([`SentWriter`]): whatever the jobs
+//! have handed it while its last write was waiting for the database (SQLite's one write lock,
+//! most of all) goes in the next write, so many jobs at once take few turns at the lock.
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
@@ -23,8 +27,11 @@ use serde_json::{Value, json};
 use wamage_channels::{Channel, ChannelId, ChannelKind};
 use wamage_contacts::{ConsentPurpose, ContactId, Contacts, SendPermission, http::ContactOut};
 use wamage_identity::Principal;
-use wamage_kernel::{OrgId, Problem};
-use wamage_platform::jobs::{JobContext, JobHandler, JobOutcome, NewJob};
+use wamage_kernel::{Clock, OrgId, Problem, Timestamp};
+use wamage_platform::{
+    Db,
+    jobs::{JobContext, JobHandler, JobOutcome, NewJob},
+};
 
 use super::{
     Address, Attempt, Prepared, SEND_JOB, SendOutcome, address_of, direct_purpose, one_address,
@@ -39,8 +46,58 @@ use crate::{
 
 pub const SEND_MANY_JOB: &str = "inbox.send_many";
 
-/// Accepted sends stored together (and the most a crash can leave sent but not stored).
+/// Accepted sends a job hands to the writer together (and the most a crash can leave sent
+/// but not stored, per job).
 const STORE_EVERY: usize = 32;
+/// Accepted sends the writer stores in one write at most.
+const WRITE_MOST: usize = 1024;
+
+/// Accepted sends of one job, and where to tell it when they are stored (with the time
+/// written as their `sent_at`).
+struct SentBatch {
+    rows: Vec<(MessageId, String)>,
+    done: tokio::sync::oneshot::Sender<Result<Timestamp, Problem>>,
+}
+
+/// Stores the accepted sends of all `inbox.send_many` jobs of this process, those waiting
+/// when it is free together (group commit).
+pub(crate) struct SentWriter(tokio::sync::mpsc::UnboundedSender<SentBatch>);
+
+impl SentWriter {
+    fn start(db: Db, clock: Clock) -> Self {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<SentBatch>();
+        tokio::spawn(async move {
+            while let Some(first) = rx.recv().await {
+                let mut batches = vec![first];
+                let mut rows = batches[0].rows.len();
+                while rows < WRITE_MOST {
+                    match rx.try_recv() {
+                        Ok(b) => {
+                            rows += b.rows.len();
+                            batches.push(b);
+                        }
+                        Err(_) => break,
+                    }
+                }
+                let all: Vec<(MessageId, String)> = batches
+                    .iter_mut()
+                    .flat_map(|b| std::mem::take(&mut b.rows))
+                    .collect();
+                let now = clock.now();
+                let res = store::mark_sent_many(&db, &all, now)
+                    .await
+                    .map(|()| now)
+                    .map_err(db_err);
+                metrics::histogram!("wamage_inbox_sent_write_rows").record(all.len() as f64);
+                for b in batches {
+                    let _ = b.done.send(res.clone());
+                }
+            }
+        });
+        Self(tx)
+    }
+}
+
 /// Sends in flight per `inbox.send_many` job when pacing is off.
 const IN_FLIGHT: usize = 64;
 
@@ -501,11 +558,27 @@ impl Inbox {
         if sent.is_empty() {
             return Ok(());
         }
-        let now = self.now();
-        store::mark_sent_many(&self.db, sent, now)
-            .await
-            .map_err(db_err)?;
-        sent.clear();
+        let writer = self
+            .sent_writer
+            .get_or_init(|| SentWriter::start(self.db.clone(), self.clock.clone()));
+        let (done, stored_at) = tokio::sync::oneshot::channel();
+        let batch = SentBatch {
+            rows: std::mem::take(sent),
+            done,
+        };
+        let now = match writer.0.send(batch) {
+            Ok(()) => stored_at
+                .await
+                .unwrap_or_else(|_| Err(Problem::unavailable("The sent-message writer stopped")))?,
+            // The writer is gone (the runtime is stopping): store them here.
+            Err(back) => {
+                let now = self.now();
+                store::mark_sent_many(&self.db, &back.0.rows, now)
+                    .await
+                    .map_err(db_err)?;
+                now
+            }
+        };
         for mut m in pending.drain(..) {
             m.status = "sent".to_owned();
             m.sent_at = Some(now);
