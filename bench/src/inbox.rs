@@ -485,28 +485,17 @@ pub async fn outbound(args: OutboundArgs) -> anyhow::Result<()> {
     write_result(&result, args.server.out.as_ref())
 }
 
-/// The same batches posted the same way to `wamage-bench send-floor`, which sends them to
-/// the same fake Graph API in this process.
-async fn outbound_floor_bench(args: &OutboundArgs) -> anyhow::Result<Value> {
+/// Starts a floor server (`cmd`: this binary with a floor subcommand): the child, its pid and
+/// the base URL it says it listens at.
+async fn start_floor(
+    mut cmd: tokio::process::Command,
+) -> anyhow::Result<(tokio::process::Child, u32, String)> {
     use tokio::io::AsyncBufReadExt as _;
-    const FLOOR_TOKEN: &str = "bench-floor-token";
-    let n = args.messages;
-    let fake = FakeMeta::start().await;
-    let dir = tempfile::tempdir()?;
-    let db_path = dir.path().join("send-floor.db");
-    let mut child = tokio::process::Command::new(std::env::current_exe()?)
-        .arg("send-floor")
-        .arg("--db")
-        .arg(&db_path)
-        .args(["--provider", &fake.base_url()])
-        .args(["--api-version", meta::API_VERSION])
-        .args(["--phone-number-id", meta::PHONE_NUMBER_ID])
-        .args(["--access-token", meta::TOKEN])
-        .args(["--api-token", FLOOR_TOKEN])
+    let mut child = cmd
         .stdout(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
-        .context("failed to start wamage-bench send-floor")?;
+        .context("failed to start the floor server")?;
     let pid = child.id().context("the floor server exited at once")?;
     let stdout = child
         .stdout
@@ -521,6 +510,27 @@ async fn outbound_floor_bench(args: &OutboundArgs) -> anyhow::Result<Value> {
         .strip_prefix("listening at ")
         .context("the floor server did not say where it listens")?
         .to_owned();
+    Ok((child, pid, base))
+}
+
+/// The same batches posted the same way to `wamage-bench send-floor`, which sends them to
+/// the same fake Graph API in this process.
+async fn outbound_floor_bench(args: &OutboundArgs) -> anyhow::Result<Value> {
+    const FLOOR_TOKEN: &str = "bench-floor-token";
+    let n = args.messages;
+    let fake = FakeMeta::start().await;
+    let dir = tempfile::tempdir()?;
+    let db_path = dir.path().join("send-floor.db");
+    let mut cmd = tokio::process::Command::new(std::env::current_exe()?);
+    cmd.arg("send-floor")
+        .arg("--db")
+        .arg(&db_path)
+        .args(["--provider", &fake.base_url()])
+        .args(["--api-version", meta::API_VERSION])
+        .args(["--phone-number-id", meta::PHONE_NUMBER_ID])
+        .args(["--access-token", meta::TOKEN])
+        .args(["--api-token", FLOOR_TOKEN]);
+    let (mut child, pid, base) = start_floor(cmd).await?;
     let api = Api {
         http: reqwest::Client::new(),
         base,
@@ -1012,33 +1022,15 @@ fn webhook_bodies(
 
 /// The same webhooks posted the same way to `wamage-bench webhook-floor`.
 async fn floor_bench(args: &InboundArgs) -> anyhow::Result<Value> {
-    use tokio::io::AsyncBufReadExt as _;
     let n = args.webhooks;
     let dir = tempfile::tempdir()?;
     let db_path = dir.path().join("floor.db");
-    let mut child = tokio::process::Command::new(std::env::current_exe()?)
-        .arg("webhook-floor")
+    let mut cmd = tokio::process::Command::new(std::env::current_exe()?);
+    cmd.arg("webhook-floor")
         .arg("--db")
         .arg(&db_path)
-        .args(["--app-secret", APP_SECRET])
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .context("failed to start wamage-bench webhook-floor")?;
-    let pid = child.id().context("the floor server exited at once")?;
-    let stdout = child
-        .stdout
-        .take()
-        .context("no stdout from the floor server")?;
-    let mut line = String::new();
-    tokio::io::BufReader::new(stdout)
-        .read_line(&mut line)
-        .await?;
-    let base = line
-        .trim()
-        .strip_prefix("listening at ")
-        .context("the floor server did not say where it listens")?
-        .to_owned();
+        .args(["--app-secret", APP_SECRET]);
+    let (mut child, pid, base) = start_floor(cmd).await?;
     // Statuses about made-up sends (the floor reads nothing).
     let targets: Vec<(String, String)> = (0..args.seed.max(1))
         .map(|k| (format!("wamid.floor{k:08}"), format!("1555{k:07}")))
