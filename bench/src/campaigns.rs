@@ -760,7 +760,7 @@ async fn throughput_bench(args: &ThroughputArgs, db_url: Option<&str>) -> anyhow
         }
     };
     let all_sent_s = started.elapsed().as_secs_f64();
-    let cpu = cpu.stop(&server, all_sent_s);
+    let cpu = cpu.stop(all_sent_s);
     let load_after = load_avg();
     let completed = loop {
         let s = campaign_state(&db, id).await?;

@@ -558,8 +558,7 @@ async fn outbound_floor_bench(args: &OutboundArgs) -> anyhow::Result<Value> {
         "inbox-outbound: floor server, messages={n} clients={}",
         args.clients
     );
-    let stat = format!("/proc/{pid}/stat");
-    let (server_cpu, bench_cpu) = (cpu_seconds_of(&stat), cpu_seconds_of("/proc/self/stat"));
+    let cpu = CpuMeter::of(pid);
     let started = Instant::now();
     let posted = api.send_range(0, n, args.clients).await?;
     let api_seconds = started.elapsed().as_secs_f64();
@@ -582,8 +581,7 @@ async fn outbound_floor_bench(args: &OutboundArgs) -> anyhow::Result<Value> {
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     let seconds = started.elapsed().as_secs_f64();
-    let server_cpu = cpu_seconds_of(&stat) - server_cpu;
-    let bench_cpu = cpu_seconds_of("/proc/self/stat") - bench_cpu;
+    let cpu = cpu.stop(seconds);
     let load_after = load_avg();
     let _ = child.kill().await;
     db.close().await;
@@ -595,13 +593,13 @@ async fn outbound_floor_bench(args: &OutboundArgs) -> anyhow::Result<Value> {
     let sends_per_sec = sent as f64 / seconds;
     eprintln!(
         "inbox-outbound floor: {n} messages; API accepted {:.0}/s; all sent after {seconds:.1} s \
-         = {sends_per_sec:.0} durable sends/s; fake received {} ({} distinct); server {:.2} \
-         cores, bench and fake {:.2} cores; load {load_before} -> {load_after}",
+         = {sends_per_sec:.0} durable sends/s; fake received {} ({} distinct); server {} \
+         cores, bench and fake {} cores; load {load_before} -> {load_after}",
         n as f64 / api_seconds,
         received.len(),
         distinct.len(),
-        server_cpu / seconds,
-        bench_cpu / seconds,
+        cpu["server_cores"],
+        cpu["bench_cores"],
     );
     Ok(json!({
         "bench": "inbox-outbound",
@@ -617,13 +615,7 @@ async fn outbound_floor_bench(args: &OutboundArgs) -> anyhow::Result<Value> {
         "fake_received": received.len(),
         "fake_distinct_recipients": distinct.len(),
         "exactly_once": received.len() == n && distinct.len() == n,
-        "cpu": {
-            "wall_s": round2(seconds),
-            "server_cpu_s": round2(server_cpu),
-            "server_cores": round2(server_cpu / seconds),
-            "bench_cpu_s": round2(bench_cpu),
-            "bench_cores": round2(bench_cpu / seconds),
-        },
+        "cpu": cpu,
         "load_avg_before": load_before,
         "load_avg_after": load_after,
         "machine": machine(),
@@ -689,7 +681,7 @@ async fn outbound_bench(args: &OutboundArgs, db_url: Option<&str>) -> anyhow::Re
     };
     let seconds = started.elapsed().as_secs_f64();
     let api_seconds = api.unwrap_or(seconds);
-    let cpu = cpu.stop(&rig.server, seconds);
+    let cpu = cpu.stop(seconds);
     let load_after = load_avg();
     let received = rig.fake.sent();
     let distinct: HashSet<&str> = received
@@ -1045,11 +1037,9 @@ async fn floor_bench(args: &InboundArgs) -> anyhow::Result<Value> {
         message_hooks.len(),
         args.clients
     );
-    let stat = format!("/proc/{pid}/stat");
-    let (server_cpu, bench_cpu) = (cpu_seconds_of(&stat), cpu_seconds_of("/proc/self/stat"));
+    let cpu = CpuMeter::of(pid);
     let posted = post_webhooks(&http, &url, &bodies, (0..n).collect(), args.clients).await?;
-    let server_cpu = cpu_seconds_of(&stat) - server_cpu;
-    let bench_cpu = cpu_seconds_of("/proc/self/stat") - bench_cpu;
+    let cpu = cpu.stop(posted.seconds);
     let load_after = load_avg();
     let db = Db::connect(
         &format!("sqlite://{}", db_path.display()),
@@ -1065,16 +1055,15 @@ async fn floor_bench(args: &InboundArgs) -> anyhow::Result<Value> {
     let _ = child.kill().await;
     let p = percentiles(posted.latencies_ms.clone());
     let rate = (posted.latencies_ms.len() - posted.not_ok) as f64 / posted.seconds;
-    let wall = posted.seconds;
     eprintln!(
         "inbox-inbound floor: {n} webhooks accepted at {rate:.0}/s (p50 {} / p95 {} / p99 {} ms, \
-         {} not 200), {stored} stored; server {:.2} cores, clients {:.2} cores; load {load_before} -> {load_after}",
+         {} not 200), {stored} stored; server {} cores, clients {} cores; load {load_before} -> {load_after}",
         p["p50_ms"],
         p["p95_ms"],
         p["p99_ms"],
         posted.not_ok,
-        server_cpu / wall,
-        bench_cpu / wall,
+        cpu["server_cores"],
+        cpu["bench_cores"],
     );
     Ok(json!({
         "bench": "inbox-inbound",
@@ -1084,13 +1073,7 @@ async fn floor_bench(args: &InboundArgs) -> anyhow::Result<Value> {
         "clients": args.clients,
         "first_delivery": posted.summary(),
         "events_stored": stored,
-        "cpu": {
-            "wall_s": round2(wall),
-            "server_cpu_s": round2(server_cpu),
-            "server_cores": round2(server_cpu / wall),
-            "bench_cpu_s": round2(bench_cpu),
-            "bench_cores": round2(bench_cpu / wall),
-        },
+        "cpu": cpu,
         "load_avg_before": load_before,
         "load_avg_after": load_after,
         "machine": machine(),
@@ -1152,7 +1135,7 @@ async fn inbound_bench(args: &InboundArgs, db_url: Option<&str>) -> anyhow::Resu
     let rss_after_posts = rig.server.rss_kb();
     wait_count_zero(&rig, INGEST_PENDING_SQL, limit).await?;
     let processed_s = started.elapsed().as_secs_f64();
-    let cpu = cpu.stop(&rig.server, processed_s);
+    let cpu = cpu.stop(processed_s);
     let load_mid = load_avg();
     let inbound_after = rig.count(INBOUND_SQL).await?;
     let delivered = rig.count(DELIVERED_SQL).await?;
@@ -1238,23 +1221,31 @@ async fn wait_count_zero(rig: &Rig, sql: &str, limit: Duration) -> anyhow::Resul
     }
 }
 
-/// CPU seconds of the server and of this process (fake + clients) over a phase.
+/// CPU seconds of a server process and of this process (fake + clients) over a phase.
 pub(crate) struct CpuMeter {
+    stat: String,
     server: f64,
     bench: f64,
 }
 
 impl CpuMeter {
     pub(crate) fn start(server: &Server) -> Self {
+        Self::of(server.pid())
+    }
+
+    /// A meter for the process `pid` (a floor server).
+    pub(crate) fn of(pid: u32) -> Self {
+        let stat = format!("/proc/{pid}/stat");
         Self {
-            server: server.cpu_seconds(),
+            server: cpu_seconds_of(&stat),
             bench: cpu_seconds_of("/proc/self/stat"),
+            stat,
         }
     }
 
-    /// CPU used since [`Self::start`], in seconds and in cores over `wall` seconds.
-    pub(crate) fn stop(self, server: &Server, wall: f64) -> Value {
-        let s = server.cpu_seconds() - self.server;
+    /// CPU used since the start, in seconds and in cores over `wall` seconds.
+    pub(crate) fn stop(self, wall: f64) -> Value {
+        let s = cpu_seconds_of(&self.stat) - self.server;
         let b = cpu_seconds_of("/proc/self/stat") - self.bench;
         json!({
             "wall_s": round2(wall),
