@@ -160,8 +160,8 @@ impl Drop for Waiting {
 /// turns here first (urgent ones first, then first come, first served, woken the moment the
 /// previous transaction ends) leaves SQLite's handler only other processes and the job
 /// queue's claims (on purpose: see `JobQueue::claim_due`). Writes outside [`Db::begin`] take
-/// their turn with [`with_write!`](crate::with_write) or [`sqlite_write_turn`]. One gate per database file, shared by every pool of this
-/// process that opens it.
+/// their turn with [`with_write!`](crate::with_write) or [`sqlite_write_turn`]. One gate per
+/// database file, shared by every pool of this process that opens it.
 async fn write_turn(pool: &SqlitePool, urgent: bool) -> Result<WriteTurn, sqlx::Error> {
     static GATES: OnceLock<Mutex<HashMap<PathBuf, Arc<WriteGate>>>> = OnceLock::new();
     let file = pool.connect_options().get_filename().to_path_buf();
