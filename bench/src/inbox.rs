@@ -281,6 +281,7 @@ impl Rig {
                 "wamage_db_write_turn_seconds",
                 "wamage_db_begin_seconds",
                 "wamage_inbox_sent_write_rows",
+                "wamage_inbox_batch_merge_requests",
             ],
         )
         .await

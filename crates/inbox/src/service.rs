@@ -96,6 +96,9 @@ pub struct Inbox {
     /// The writer storing the accepted sends of every `inbox.send_many` job of this process
     /// together, started on first use (see `send::bulk`).
     sent_writer: std::sync::OnceLock<send::bulk::SentWriter>,
+    /// The writer of batch sends' fast-path items, started on first use (see `send::bulk`).
+    bulk_writer: std::sync::OnceLock<send::bulk::BulkWriter>,
+    me: std::sync::Weak<Inbox>,
 }
 
 /// What other domains learn from stored webhook events, called by the ingest job after the
@@ -214,7 +217,7 @@ pub(crate) fn error_json(code: i64, title: &str, detail: Option<&str>, class: &s
 
 impl Inbox {
     pub fn new(deps: InboxDeps) -> Arc<Self> {
-        Arc::new(Self {
+        Arc::new_cyclic(|me| Self {
             db: deps.db,
             bus: deps.bus,
             blobs: deps.blobs,
@@ -228,6 +231,8 @@ impl Inbox {
             hooks: std::sync::RwLock::new(Vec::new()),
             send_slots: std::sync::Mutex::new(HashMap::new()),
             sent_writer: std::sync::OnceLock::new(),
+            bulk_writer: std::sync::OnceLock::new(),
+            me: me.clone(),
         })
     }
 

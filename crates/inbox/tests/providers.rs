@@ -1173,11 +1173,111 @@ async fn batches_at_once_store_every_send_once(app: TestApp) {
     assert_eq!(published.len(), 300);
 }
 
+/// Batch requests arriving together are written together (one contact resolution per
+/// organisation, one transaction), yet each keeps its own answers: two organisations, two
+/// batches sharing numbers, one refused item.
+async fn concurrent_batches_are_written_together_and_answered_apart(app: TestApp) {
+    let fake = FakeMeta::start().await;
+    let acme = app.register("owner@acme.test", "Acme").await;
+    let globex = app.register("owner@globex.test", "Globex").await;
+    let wa = s(&whatsapp(&app, &acme, &fake).await, "id");
+    let sandbox = s(
+        &expect_json(
+            app.post_as(
+                &globex,
+                "/api/v1/channels",
+                &json!({"kind": "sandbox", "name": "Playground"}),
+            )
+            .await,
+            StatusCode::CREATED,
+        )
+        .await,
+        "id",
+    );
+    let template = |i: usize| {
+        json!({"channel_id": wa, "to": {"phone": format!("+4915200{i:05}")},
+               "type": "template",
+               "template": {"name": "order_update", "language": "en_US", "body": [i.to_string()]}})
+    };
+    let first: Vec<Value> = (0..50).map(template).collect();
+    // The second batch starts with free text to a number that never wrote (refused: the
+    // window is closed) and shares numbers 25..50 with the first.
+    let mut second = vec![json!({"channel_id": wa, "to": {"phone": "+4915200099999"},
+                                 "type": "text", "text": "hello"})];
+    second.extend((25..75).map(template));
+    let third: Vec<Value> = (0..30)
+        .map(|i| {
+            json!({"channel_id": sandbox, "to": {"handle": format!("guest{i}")},
+                        "type": "text", "text": format!("hi {i}")})
+        })
+        .collect();
+    let post = |who: &TestUser, items: Vec<Value>| {
+        let app = &app;
+        let who = who.clone();
+        async move {
+            expect_json(
+                app.post_as(
+                    &who,
+                    "/api/v1/messages/batch",
+                    &json!({ "messages": items }),
+                )
+                .await,
+                StatusCode::OK,
+            )
+            .await
+        }
+    };
+    let (a, b, c) = tokio::join!(
+        post(&acme, first),
+        post(&acme, second),
+        post(&globex, third)
+    );
+    let results = |v: &Value| v["results"].as_array().unwrap().clone();
+    let (a, b, c) = (results(&a), results(&b), results(&c));
+    assert_eq!((a.len(), b.len(), c.len()), (50, 51, 30));
+    for (batch, r) in [(&a, 0), (&b, 1), (&c, 0)] {
+        for (i, x) in batch.iter().enumerate() {
+            assert_eq!(x["index"], i, "answers keep their request's order: {x}");
+            if i >= r {
+                assert_eq!(x["status"], 202, "{x}");
+            }
+        }
+    }
+    assert_eq!(b[0]["status"], 409, "{}", b[0]);
+    assert_eq!(b[0]["problem"]["code"], "window_closed", "{}", b[0]);
+    // One conversation per number: the shared numbers' messages of both batches are in it.
+    let conv_of = |x: &Value| s(&x["message"], "conversation_id");
+    for i in 25..50 {
+        assert_eq!(conv_of(&a[i]), conv_of(&b[i - 25 + 1]), "number {i}");
+    }
+    let acme_convs: std::collections::HashSet<String> =
+        a.iter().chain(&b[1..]).map(conv_of).collect();
+    let globex_convs: std::collections::HashSet<String> = c.iter().map(conv_of).collect();
+    assert_eq!((acme_convs.len(), globex_convs.len()), (75, 30));
+    assert_eq!(count(&app, "inbox_conversations").await, 105);
+    assert_eq!(
+        count(&app, "inbox_messages WHERE direction = 'outbound'").await,
+        130
+    );
+    // One contact per address, the refused item's too (addresses are resolved first).
+    assert_eq!(count(&app, "contacts").await, 106);
+    // Each organisation sees its own conversations only.
+    assert!(
+        list(&app, &globex)
+            .await
+            .iter()
+            .all(|c| globex_convs.contains(&s(c, "id")))
+    );
+    settle(&app).await;
+    assert_eq!(fake.sent_count(), 100, "each template once");
+}
+
 wamage_testkit::app_tests_with!(
     unpaced,
     |c| c.channel_pacing = false,
     batch_sender_without_pacing,
-    batches_at_once_store_every_send_once
+    batches_at_once_store_every_send_once,
+    concurrent_batches_are_written_together_and_answered_apart
 );
 
 app_tests!(

@@ -8,6 +8,11 @@
 //! item goes through the single-send path, one at a time. Each item keeps its own result,
 //! refused items with their own problem.
 //!
+//! Those writes are made by one writer per process ([`BulkWriter`]): the batch requests that
+//! arrived while its last write was waiting for the database are written together, with one
+//! contact resolution per organisation and one transaction, and each request is answered with
+//! its own items' outcomes.
+//!
 //! The `inbox.send_many` job sends its messages concurrently through the channel's guard (the
 //! same pacing, breaker and outcome classification as `inbox.send`) and stores the accepted
 //! ones in batches as they come back. A message that must wait (pacing, an open breaker, a
@@ -109,6 +114,14 @@ pub(super) fn is_bulk(b: &DirectSendIn) -> bool {
         && !matches!(b.message.kind.as_str(), "note" | "reaction")
 }
 
+/// The contacts of an organisation's merged items (in order), who of them may not be sent
+/// what, and the contacts the resolution created.
+struct Resolution {
+    contacts: std::vec::IntoIter<wamage_contacts::ResolvedContact>,
+    denied: HashMap<(ChannelKind, ConsentPurpose, ContactId), String>,
+    known: HashMap<ContactId, ContactOut>,
+}
+
 /// A fast-path item that passed its checks.
 struct Item {
     index: usize,
@@ -116,6 +129,68 @@ struct Item {
     purpose: ConsentPurpose,
     address: Address,
     prepared: Prepared,
+}
+
+/// Checked fast-path items of one batch request waiting for the [`BulkWriter`].
+struct BulkRequest {
+    who: Principal,
+    items: Vec<Item>,
+    channels: HashMap<ChannelId, Channel>,
+    reply: tokio::sync::oneshot::Sender<Result<Written, Problem>>,
+}
+
+/// What the writer did with one request's items: those it refused, and the rows it wrote
+/// for the others (in request order) with what the request's events show.
+struct Written {
+    refused: Vec<(usize, SendOutcome)>,
+    accepted: Vec<usize>,
+    rows: Vec<MessageRow>,
+    /// The conversations the request wrote to, as now stored (their last message may be
+    /// another request's when several wrote to one conversation together).
+    conversations: Vec<ConversationRow>,
+    /// The rows of those conversations' last messages.
+    lasts: HashMap<MessageId, MessageRow>,
+    /// Contacts created by the writes the request was part of (as written).
+    known: HashMap<ContactId, ContactOut>,
+}
+
+/// Items the writer takes together at most (several batch requests).
+const MERGE_MOST: usize = 1000;
+
+/// Writes the fast-path items of every batch request of this process, one write at a time:
+/// the requests waiting when it is free share one contact resolution per organisation and one
+/// transaction (group commit), so concurrent batches take few turns at SQLite's write lock.
+/// One at a time on PostgreSQL too: measured as fast as overlapping writes there, and two
+/// batches to the same new number cannot each create a conversation for it.
+pub(crate) struct BulkWriter(tokio::sync::mpsc::UnboundedSender<BulkRequest>);
+
+impl BulkWriter {
+    fn start(inbox: std::sync::Weak<Inbox>) -> Self {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<BulkRequest>();
+        // Its own task: a request whose client went away does not stop the others.
+        tokio::spawn(async move {
+            while let Some(first) = rx.recv().await {
+                let mut items = first.items.len();
+                let mut requests = vec![first];
+                while items < MERGE_MOST {
+                    match rx.try_recv() {
+                        Ok(r) => {
+                            items += r.items.len();
+                            requests.push(r);
+                        }
+                        Err(_) => break,
+                    }
+                }
+                let Some(inbox) = inbox.upgrade() else {
+                    break;
+                };
+                metrics::histogram!("wamage_inbox_batch_merge_requests")
+                    .record(requests.len() as f64);
+                inbox.write_merged(requests).await;
+            }
+        });
+        Self(tx)
+    }
 }
 
 impl Inbox {
@@ -144,9 +219,38 @@ impl Inbox {
         if ok.is_empty() {
             return done;
         }
-        match self.write_bulk(who, ok, &channels).await {
-            Ok(mut written) => done.append(&mut written),
-            Err((p, indexes)) => done.extend(indexes.into_iter().map(|i| (i, Err(p.clone())))),
+        let indexes: Vec<usize> = ok.iter().map(|i| i.index).collect();
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let request = BulkRequest {
+            who: who.clone(),
+            items: ok,
+            channels,
+            reply,
+        };
+        let handed = match self.me.upgrade() {
+            Some(me) => self
+                .bulk_writer
+                .get_or_init(|| BulkWriter::start(Arc::downgrade(&me)))
+                .0
+                .send(request)
+                .map_err(|back| back.0),
+            None => Err(request),
+        };
+        let written = match handed {
+            Ok(()) => answer
+                .await
+                .unwrap_or_else(|_| Err(Problem::unavailable("The batch writer stopped"))),
+            // No writer (the runtime is stopping): written here, alone.
+            Err(request) => {
+                self.write_merged(vec![request]).await;
+                answer
+                    .await
+                    .unwrap_or_else(|_| Err(Problem::unavailable("The batch writer stopped")))
+            }
+        };
+        match written {
+            Ok(w) => done.append(&mut self.announce_bulk(org, w).await),
+            Err(p) => done.extend(indexes.into_iter().map(|i| (i, Err(p.clone())))),
         }
         done
     }
@@ -178,32 +282,84 @@ impl Inbox {
         Ok((purpose, address, prepared))
     }
 
-    /// Resolves, checks and writes checked items; `Err` fails them all (with their indexes).
-    async fn write_bulk(
+    /// Writes the items of several requests together and answers each request: its contacts
+    /// resolved once per organisation, consent asked once per organisation, channel kind and
+    /// purpose, then one transaction for every request's conversations, messages and jobs.
+    async fn write_merged(&self, requests: Vec<BulkRequest>) {
+        // Contacts and consent, per organisation; an organisation whose look-ups fail fails
+        // its own requests only.
+        let mut orgs: Vec<OrgId> = Vec::new();
+        for r in &requests {
+            if !orgs.contains(&r.who.org_id) {
+                orgs.push(r.who.org_id);
+            }
+        }
+        let mut resolved: HashMap<OrgId, Resolution> = HashMap::new();
+        let mut failed: HashMap<OrgId, Problem> = HashMap::new();
+        for org in orgs {
+            let mine: Vec<&BulkRequest> = requests.iter().filter(|r| r.who.org_id == org).collect();
+            match self.resolve_bulk(org, &mine).await {
+                Ok(r) => {
+                    resolved.insert(org, r);
+                }
+                Err(p) => {
+                    failed.insert(org, p);
+                }
+            }
+        }
+        let mut live = Vec::with_capacity(requests.len());
+        for r in requests {
+            match failed.get(&r.who.org_id) {
+                Some(p) => {
+                    let _ = r.reply.send(Err(p.clone()));
+                }
+                None => live.push(r),
+            }
+        }
+        if live.is_empty() {
+            return;
+        }
+        match self.write_resolved(&live, &mut resolved).await {
+            Ok(written) => {
+                for (r, w) in live.into_iter().zip(written) {
+                    let _ = r.reply.send(Ok(w));
+                }
+            }
+            Err(p) => {
+                for r in live {
+                    let _ = r.reply.send(Err(p.clone()));
+                }
+            }
+        }
+    }
+
+    /// The contacts of these requests' items (of one organisation), in order, and which of
+    /// them may not be sent their item's purpose.
+    async fn resolve_bulk(
         &self,
-        who: &Principal,
-        items: Vec<Item>,
-        channels: &HashMap<ChannelId, Channel>,
-    ) -> Result<Vec<(usize, SendOutcome)>, (Problem, Vec<usize>)> {
-        let org = who.org_id;
-        let indexes: Vec<usize> = items.iter().map(|i| i.index).collect();
-        let fail_all = |p: Problem| (p, indexes.clone());
-        let senders: Vec<Vec<_>> = items.iter().map(|i| i.address.0.clone()).collect();
+        org: OrgId,
+        requests: &[&BulkRequest],
+    ) -> Result<Resolution, Problem> {
+        let senders: Vec<Vec<_>> = requests
+            .iter()
+            .flat_map(|r| r.items.iter().map(|i| i.address.0.clone()))
+            .collect();
         let (contacts, new_contacts) = self
             .contacts
             .resolve_inbound_many_with_new(org, &senders, &[])
-            .await
-            .map_err(fail_all)?;
+            .await?;
         // The conversations' events show new contacts as just written, not read back.
         let known: HashMap<ContactId, ContactOut> =
             new_contacts.into_iter().map(|c| (c.id, c)).collect();
-        let mut done: Vec<(usize, SendOutcome)> = Vec::new();
 
-        // Consent, asked once per channel kind and purpose; contacts this batch has just
-        // created have no ledger yet and are not blocked, so nothing is read for them.
+        // Consent, asked once per channel kind and purpose; contacts just created have no
+        // ledger yet and are not blocked, so nothing is read for them.
         let mut groups: HashMap<(ChannelKind, ConsentPurpose), Vec<ContactId>> = HashMap::new();
         let mut denied: HashMap<(ChannelKind, ConsentPurpose, ContactId), String> = HashMap::new();
-        for (it, c) in items.iter().zip(&contacts) {
+        let items = requests
+            .iter()
+            .flat_map(|r| r.items.iter().map(move |i| (i, &r.channels)));
+        for ((it, channels), c) in items.zip(&contacts) {
             let kind = channels[&it.channel].kind;
             if consent_channel(kind).is_none() {
                 continue;
@@ -220,177 +376,220 @@ impl Inbox {
             let Some(cc) = consent_channel(kind) else {
                 continue;
             };
-            let answers = self
-                .contacts
-                .may_send_many(org, &ids, cc, purpose)
-                .await
-                .map_err(fail_all)?;
-            for (id, a) in answers {
+            for (id, a) in self.contacts.may_send_many(org, &ids, cc, purpose).await? {
                 if let SendPermission::Denied { reason } = a {
                     denied.insert((kind, purpose, id), reason.to_string());
                 }
             }
         }
+        Ok(Resolution {
+            contacts: contacts.into_iter(),
+            denied,
+            known,
+        })
+    }
 
+    /// One transaction for the items of these requests (their contacts resolved): what each
+    /// request wrote, in order.
+    async fn write_resolved(
+        &self,
+        requests: &[BulkRequest],
+        resolved: &mut HashMap<OrgId, Resolution>,
+    ) -> Result<Vec<Written>, Problem> {
         let now = self.now();
-        let mut tx = self.db.begin().await.map_err(db_err).map_err(fail_all)?;
+        let mut tx = self.db.begin().await.map_err(db_err)?;
         // The newest conversation of each address, per channel.
         let mut convs: HashMap<(ChannelId, String), ConversationRow> = HashMap::new();
         let mut per_channel: HashMap<ChannelId, Vec<&str>> = HashMap::new();
-        for it in &items {
-            per_channel
-                .entry(it.channel)
-                .or_default()
-                .push(it.address.2.as_str());
+        let mut asked: std::collections::HashSet<(ChannelId, &str)> =
+            std::collections::HashSet::new();
+        for it in requests.iter().flat_map(|r| &r.items) {
+            if asked.insert((it.channel, it.address.2.as_str())) {
+                per_channel
+                    .entry(it.channel)
+                    .or_default()
+                    .push(it.address.2.as_str());
+            }
         }
         for (channel, keys) in &per_channel {
             for c in store::latest_for_addresses(&mut tx, *channel, keys)
                 .await
-                .map_err(db_err)
-                .map_err(fail_all)?
+                .map_err(db_err)?
             {
                 convs.insert((c.channel_id, c.recipient_key.clone()), c);
             }
         }
-        let mut rows: Vec<MessageRow> = Vec::new();
+        // Each request's outcome and the conversations it wrote to.
+        let mut written: Vec<(Written, Vec<ConversationId>)> = Vec::with_capacity(requests.len());
+        let mut all_rows: Vec<MessageRow> = Vec::new();
         let mut created: Vec<ConversationRow> = Vec::new();
-        let mut touched: Vec<ConversationId> = Vec::new();
-        let mut accepted: Vec<usize> = Vec::new();
-        for (it, contact) in items.into_iter().zip(contacts) {
-            let channel = &channels[&it.channel];
-            let (_, recipient, key, _) = it.address;
-            if denied.contains_key(&(channel.kind, it.purpose, contact.id)) {
-                let reason = denied[&(channel.kind, it.purpose, contact.id)].clone();
-                done.push((
-                    it.index,
-                    Err(Problem::conflict(
-                        "consent_denied",
-                        "This contact may not be sent this message",
-                    )
-                    .with_detail(reason)),
-                ));
-                continue;
-            }
-            let existing = convs.get(&(channel.id, key.clone()));
-            if channel.kind == ChannelKind::Whatsapp && !it.prepared.template {
-                let open = existing
-                    .and_then(|c| c.last_inbound_at)
-                    .is_some_and(|t| t.plus(WINDOW) > now);
-                if !open {
-                    done.push((it.index, Err(window_closed())));
+        let mut jobs: Vec<NewJob> = Vec::new();
+        for r in requests {
+            let org = r.who.org_id;
+            let Some(res) = resolved.get_mut(&org) else {
+                return Err(Problem::internal("batch contacts not resolved"));
+            };
+            let mut w = Written {
+                refused: Vec::new(),
+                accepted: Vec::new(),
+                rows: Vec::new(),
+                conversations: Vec::new(),
+                lasts: HashMap::new(),
+                known: res.known.clone(),
+            };
+            let mut touched: Vec<ConversationId> = Vec::new();
+            for it in &r.items {
+                let Some(contact) = res.contacts.next() else {
+                    return Err(Problem::internal("batch contacts out of step"));
+                };
+                let channel = &r.channels[&it.channel];
+                let (_, recipient, key, _) = &it.address;
+                if let Some(reason) = res.denied.get(&(channel.kind, it.purpose, contact.id)) {
+                    w.refused.push((
+                        it.index,
+                        Err(Problem::conflict(
+                            "consent_denied",
+                            "This contact may not be sent this message",
+                        )
+                        .with_detail(reason.clone())),
+                    ));
                     continue;
                 }
-            }
-            let conv = match existing {
-                Some(c) => c.id,
-                None => {
-                    let c = ConversationRow::resolved(
-                        org,
-                        channel.id,
-                        (contact.id, contact.name.clone()),
-                        &recipient,
-                        key.clone(),
-                        now,
-                    );
-                    let id = c.id;
-                    created.push(c.clone());
-                    convs.insert((channel.id, key), c);
-                    id
+                let existing = convs.get(&(channel.id, key.clone()));
+                if channel.kind == ChannelKind::Whatsapp && !it.prepared.template {
+                    let open = existing
+                        .and_then(|c| c.last_inbound_at)
+                        .is_some_and(|t| t.plus(WINDOW) > now);
+                    if !open {
+                        w.refused.push((it.index, Err(window_closed())));
+                        continue;
+                    }
                 }
-            };
-            let p = it.prepared;
-            rows.push(MessageRow {
-                id: MessageId::new(),
-                org_id: org,
-                conversation_id: conv,
-                channel_id: channel.id,
-                direction: "outbound".to_owned(),
-                kind: p.kind,
-                text: p.text,
-                content: p.content.as_ref().map(Value::to_string),
-                media: p.media.as_ref().map(Value::to_string),
-                reply_to_id: None,
-                provider_message_id: None,
-                status: "queued".to_owned(),
-                error: None,
-                author_id: Some(who.user_id),
-                private: false,
-                purpose: Some(it.purpose.as_str().to_owned()),
-                edited: false,
-                created_at: now,
-                sent_at: None,
-                delivered_at: None,
-                read_at: None,
-                updated_at: now,
-            });
-            touched.push(conv);
-            accepted.push(it.index);
-        }
-        store::insert_conversations(&mut tx, &created)
-            .await
-            .map_err(db_err)
-            .map_err(fail_all)?;
-        store::insert_messages(&mut tx, &rows)
-            .await
-            .map_err(db_err)
-            .map_err(fail_all)?;
-        // The last message of each conversation (rows are in request order).
-        let mut lasts: HashMap<ConversationId, MessageId> = HashMap::new();
-        let mut jobs: HashMap<ChannelId, Vec<MessageId>> = HashMap::new();
-        for m in &rows {
-            lasts.insert(m.conversation_id, m.id);
-            jobs.entry(m.channel_id).or_default().push(m.id);
-        }
-        let lasts: Vec<(ConversationId, MessageId)> = lasts.into_iter().collect();
-        store::touch_conversations(&mut tx, &lasts, now)
-            .await
-            .map_err(db_err)
-            .map_err(fail_all)?;
-        let new_jobs: Vec<NewJob> = jobs
-            .into_values()
-            .map(|ids| {
+                let conv = match existing {
+                    Some(c) => c.id,
+                    None => {
+                        let c = ConversationRow::resolved(
+                            org,
+                            channel.id,
+                            (contact.id, contact.name.clone()),
+                            recipient,
+                            key.clone(),
+                            now,
+                        );
+                        let id = c.id;
+                        created.push(c.clone());
+                        convs.insert((channel.id, key.clone()), c);
+                        id
+                    }
+                };
+                let p = &it.prepared;
+                w.rows.push(MessageRow {
+                    id: MessageId::new(),
+                    org_id: org,
+                    conversation_id: conv,
+                    channel_id: channel.id,
+                    direction: "outbound".to_owned(),
+                    kind: p.kind.clone(),
+                    text: p.text.clone(),
+                    content: p.content.as_ref().map(Value::to_string),
+                    media: p.media.as_ref().map(Value::to_string),
+                    reply_to_id: None,
+                    provider_message_id: None,
+                    status: "queued".to_owned(),
+                    error: None,
+                    author_id: Some(r.who.user_id),
+                    private: false,
+                    purpose: Some(it.purpose.as_str().to_owned()),
+                    edited: false,
+                    created_at: now,
+                    sent_at: None,
+                    delivered_at: None,
+                    read_at: None,
+                    updated_at: now,
+                });
+                if !touched.contains(&conv) {
+                    touched.push(conv);
+                }
+                w.accepted.push(it.index);
+            }
+            // One `inbox.send_many` job per channel of the request.
+            let mut per_job: Vec<(ChannelId, Vec<MessageId>)> = Vec::new();
+            for m in &w.rows {
+                match per_job.iter_mut().find(|(c, _)| *c == m.channel_id) {
+                    Some((_, ids)) => ids.push(m.id),
+                    None => per_job.push((m.channel_id, vec![m.id])),
+                }
+            }
+            jobs.extend(per_job.into_iter().map(|(_, ids)| {
                 NewJob::new(SEND_MANY_JOB, json!({ "message_ids": ids }))
                     .with_org(org)
                     .with_priority(5)
-            })
-            .collect();
-        if !new_jobs.is_empty() {
+            }));
+            all_rows.extend(w.rows.iter().cloned());
+            written.push((w, touched));
+        }
+        store::insert_conversations(&mut tx, &created)
+            .await
+            .map_err(db_err)?;
+        store::insert_messages(&mut tx, &all_rows)
+            .await
+            .map_err(db_err)?;
+        // The last message of each conversation (rows are in arrival order).
+        let mut lasts: HashMap<ConversationId, &MessageRow> = HashMap::new();
+        for m in &all_rows {
+            lasts.insert(m.conversation_id, m);
+        }
+        let last_ids: Vec<(ConversationId, MessageId)> =
+            lasts.iter().map(|(c, m)| (*c, m.id)).collect();
+        store::touch_conversations(&mut tx, &last_ids, now)
+            .await
+            .map_err(db_err)?;
+        if !jobs.is_empty() {
             self.jobs
-                .enqueue_many(&mut tx, new_jobs)
+                .enqueue_many(&mut tx, jobs)
                 .await
-                .map_err(|e| Problem::internal(format_args!("enqueue sends: {e}")))
-                .map_err(fail_all)?;
+                .map_err(|e| Problem::internal(format_args!("enqueue sends: {e}")))?;
         }
-        tx.commit().await.map_err(db_err).map_err(fail_all)?;
-        if rows.is_empty() {
-            return Ok(done);
+        tx.commit().await.map_err(db_err)?;
+        if !all_rows.is_empty() {
+            self.jobs.notify();
         }
-        self.jobs.notify();
-
-        // Answers and events: every message rendered at once, every conversation once, from
-        // the rows written (nothing read back).
-        let last_rows: HashMap<MessageId, MessageRow> =
-            rows.iter().map(|m| (m.id, m.clone())).collect();
-        let mut conv_rows: HashMap<ConversationId, ConversationRow> = convs
-            .into_values()
-            .filter(|c| touched.contains(&c.id))
-            .map(|c| (c.id, c))
-            .collect();
-        for (c, m) in &lasts {
-            if let Some(row) = conv_rows.get_mut(c) {
-                row.last_message_id = Some(*m);
-                row.last_activity_at = now;
-                row.updated_at = now;
+        // Each request's conversations as now stored, with their last messages.
+        let by_id: HashMap<ConversationId, &ConversationRow> =
+            convs.values().map(|c| (c.id, c)).collect();
+        let mut out = Vec::with_capacity(written.len());
+        for (mut w, touched) in written {
+            for id in touched {
+                let (Some(c), Some(m)) = (by_id.get(&id), lasts.get(&id)) else {
+                    continue;
+                };
+                let mut c = (*c).clone();
+                c.last_message_id = Some(m.id);
+                c.last_activity_at = now;
+                c.updated_at = now;
+                w.lasts.insert(m.id, (*m).clone());
+                w.conversations.push(c);
             }
+            out.push(w);
         }
-        let outs = match self.render_new_messages(org, rows).await {
+        Ok(out)
+    }
+
+    /// Answers and events of a request's written items: every message rendered at once,
+    /// every conversation once, from the rows written (nothing read back).
+    async fn announce_bulk(&self, org: OrgId, w: Written) -> Vec<(usize, SendOutcome)> {
+        let mut done = w.refused;
+        if w.rows.is_empty() {
+            return done;
+        }
+        let outs = match self.render_new_messages(org, w.rows).await {
             Ok(outs) => outs,
             Err(p) => {
                 tracing::warn!(error = %p, "failed to render batch-sent messages");
                 Vec::new()
             }
         };
-        for (index, out) in accepted.iter().zip(&outs) {
+        for (index, out) in w.accepted.iter().zip(&outs) {
             let conv = out.conversation_id;
             let body = serde_json::to_string(out).unwrap_or_default();
             self.publish(
@@ -402,17 +601,17 @@ impl Inbox {
             .await;
             done.push((*index, Ok((StatusCode::ACCEPTED, body))));
         }
-        if outs.len() != accepted.len() {
+        if outs.len() != w.accepted.len() {
             // Written and queued, but not rendered: say so without the message body.
-            for index in &accepted[outs.len()..] {
+            for index in &w.accepted[outs.len()..] {
                 done.push((*index, Ok((StatusCode::ACCEPTED, "null".to_owned()))));
             }
         }
         let conv_rows: Vec<(ConversationRow, i64)> =
-            conv_rows.into_values().map(|c| (c, 0)).collect();
-        self.publish_conversations(org, conv_rows, last_rows, known)
+            w.conversations.into_iter().map(|c| (c, 0)).collect();
+        self.publish_conversations(org, conv_rows, w.lasts, w.known)
             .await;
-        Ok(done)
+        done
     }
 
     /// Publishes `wamage.conversation.updated` for these conversations, with their last
