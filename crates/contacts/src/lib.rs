@@ -47,9 +47,9 @@ pub use model::{
 };
 pub use service::{
     AudienceSpec, AudienceWalk, Breakdown, COUNT_INDEX_AFTER, Contacts, ContactsDeps,
-    IMPORT_BATCH_ROWS, IMPORT_JOB, IMPORT_RUN_BUDGET, IMPORT_WRITERS, INDEX_AFTER_IMPORT_ROWS,
-    ImportJob, ResolvedContact, SendChannel, SendContact, SkipReason, SystemConsent, VarField,
-    address_kinds,
+    IDENTITY_TAKEN, IMPORT_BATCH_ROWS, IMPORT_JOB, IMPORT_RUN_BUDGET, IMPORT_WRITERS,
+    INDEX_AFTER_IMPORT_ROWS, ImportJob, InboundResolution, ResolvedContact, SendChannel,
+    SendContact, SkipReason, SystemConsent, VarField, address_kinds,
 };
 pub use store::{AudiencePage, set_count_index_page_rows};
 use wamage_platform::{MigrationSet, migration_set};

@@ -60,7 +60,7 @@ pub use import::{
     IMPORT_BATCH_ROWS, IMPORT_JOB, IMPORT_MAX_BYTES, IMPORT_RUN_BUDGET, IMPORT_WRITERS, ImportJob,
     ImportUpload,
 };
-pub use inbound::{ResolvedContact, SystemConsent};
+pub use inbound::{IDENTITY_TAKEN, InboundResolution, ResolvedContact, SystemConsent};
 
 pub const SOURCE: &str = "/wamage/contacts";
 const CONTACT_TTL: Duration = Duration::from_secs(300);

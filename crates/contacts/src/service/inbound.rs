@@ -15,6 +15,8 @@ use serde_json::{Map, Value, json};
 use sqlx::types::Json;
 use wamage_kernel::{OrgId, Problem};
 
+use wamage_platform::Tx;
+
 use super::{Contacts, db_err, is_identity_clash};
 use crate::{
     consent::{ConsentChannel, ConsentId, ConsentPurpose, ConsentSource, ConsentStatus},
@@ -35,14 +37,21 @@ pub struct ResolvedContact {
     pub created: bool,
 }
 
-/// What one attempt of `resolve_inbound_many` did: the answers, the contacts it created, their
-/// identities as written, and whether an existing contact got a new identity.
-type Resolved = (
-    Vec<ResolvedContact>,
-    Vec<ContactRow>,
-    Vec<store::IdentityRow>,
-    bool,
-);
+/// Senders resolved inside a caller's transaction
+/// ([`Contacts::resolve_inbound_many_in`]): the answers, and what
+/// [`Contacts::inbound_committed`] announces once that transaction has committed.
+#[derive(Debug)]
+pub struct InboundResolution {
+    /// Answer `i` is for sender `i`.
+    pub contacts: Vec<ResolvedContact>,
+    created: Vec<ContactRow>,
+    new_identities: Vec<store::IdentityRow>,
+    extended: bool,
+}
+
+/// The code of the problem [`Contacts::resolve_inbound_many_in`] answers when a concurrent
+/// writer stored one of the senders' new identities first: roll back and resolve again.
+pub const IDENTITY_TAKEN: &str = "identity_taken";
 
 impl Contacts {
     /// The contact of `org` with any of `identities` (canonical values: E.164 phones, decimal
@@ -119,48 +128,94 @@ impl Contacts {
         }
         let mut last = None;
         for _ in 0..3 {
-            match self.try_resolve_many(org, senders, names).await {
-                Ok((out, created, new_identities, extended)) => {
-                    if !created.is_empty() || extended {
-                        self.forget(org).await;
-                    }
-                    // New contacts are rendered from what was written (their identities;
-                    // no tags or groups yet), published, and cached for the caller's next
-                    // read (an inbox rendering the conversation's contact).
-                    let mut related: HashMap<ContactId, super::Related> = HashMap::new();
-                    for i in new_identities {
-                        related.entry(i.contact_id).or_default().identities.push(i);
-                    }
-                    let mut new = Vec::with_capacity(created.len());
-                    for row in created {
-                        let rel = related.remove(&row.id).unwrap_or_default();
-                        let contact = super::to_out(row, rel);
-                        self.publish(
-                            org,
-                            "wamage.contact.created",
-                            json!({ "contact": &contact }),
-                        )
-                        .await;
-                        self.remember(org, &contact).await;
-                        new.push(contact);
-                    }
-                    return Ok((out, new));
+            let mut tx = self.begin().await?;
+            let resolved = match self.try_resolve_many(&mut tx, org, senders, names).await {
+                Ok(r) => r,
+                Err(Retry::Clash) => {
+                    last = Some(identity_taken());
+                    continue;
                 }
-                Err(Retry::Clash) => last = Some(Problem::conflict("identity_taken", "retry")),
                 Err(Retry::Problem(p)) => return Err(p),
+            };
+            match tx.commit().await {
+                Ok(()) => {}
+                Err(e) if is_identity_clash(&e) => {
+                    last = Some(identity_taken());
+                    continue;
+                }
+                Err(e) => return Err(db_err(e)),
             }
+            return Ok(self.inbound_committed(org, resolved).await);
         }
         Err(last.unwrap_or_else(|| Problem::internal("inbound contact resolution failed")))
+    }
+
+    /// [`Self::resolve_inbound_many`] inside the caller's transaction `tx` (a caller writing
+    /// what the senders are resolved for in the same transaction). When that transaction
+    /// commits, hand the answer to [`Self::inbound_committed`]. A problem with code
+    /// [`IDENTITY_TAKEN`] means a concurrent writer stored one of the new identities first:
+    /// roll back and resolve again.
+    pub async fn resolve_inbound_many_in(
+        &self,
+        tx: &mut Tx,
+        org: OrgId,
+        senders: &[Vec<(IdentityKind, String)>],
+        names: &[Option<&str>],
+    ) -> Result<InboundResolution, Problem> {
+        if let Some(i) = senders.iter().position(Vec::is_empty) {
+            return Err(Problem::invalid_field(
+                format!("identities[{i}]"),
+                "an inbound sender needs at least one identity",
+            ));
+        }
+        match self.try_resolve_many(tx, org, senders, names).await {
+            Ok(r) => Ok(r),
+            Err(Retry::Clash) => Err(identity_taken()),
+            Err(Retry::Problem(p)) => Err(p),
+        }
+    }
+
+    /// Announces a committed resolution: the cache forgets what it changed, and each new
+    /// contact, rendered from what was written (its identities; no tags or groups yet), is
+    /// published (`wamage.contact.created`) and cached for the caller's next read (an inbox
+    /// rendering the conversation's contact). The answers, and the new contacts as rendered.
+    pub async fn inbound_committed(
+        &self,
+        org: OrgId,
+        r: InboundResolution,
+    ) -> (Vec<ResolvedContact>, Vec<ContactOut>) {
+        if !r.created.is_empty() || r.extended {
+            self.forget(org).await;
+        }
+        let mut related: HashMap<ContactId, super::Related> = HashMap::new();
+        for i in r.new_identities {
+            related.entry(i.contact_id).or_default().identities.push(i);
+        }
+        let mut new = Vec::with_capacity(r.created.len());
+        for row in r.created {
+            let rel = related.remove(&row.id).unwrap_or_default();
+            let contact = super::to_out(row, rel);
+            self.publish(
+                org,
+                "wamage.contact.created",
+                json!({ "contact": &contact }),
+            )
+            .await;
+            self.remember(org, &contact).await;
+            new.push(contact);
+        }
+        (r.contacts, new)
     }
 
     /// One attempt of [`Self::resolve_inbound_many`]: the answers, the contacts it created with
     /// their identities, and whether an existing contact got a new identity.
     async fn try_resolve_many(
         &self,
+        tx: &mut Tx,
         org: OrgId,
         senders: &[Vec<(IdentityKind, String)>],
         given: &[Option<&str>],
-    ) -> Result<Resolved, Retry> {
+    ) -> Result<InboundResolution, Retry> {
         let now = self.now();
         let problem = |e: sqlx::Error| Retry::Problem(db_err(e));
         let clash = |e: sqlx::Error| {
@@ -170,7 +225,6 @@ impl Contacts {
                 Retry::Problem(db_err(e))
             }
         };
-        let mut tx = self.begin().await.map_err(Retry::Problem)?;
         let pairs: Vec<(&str, &str)> = senders
             .iter()
             .flatten()
@@ -178,7 +232,7 @@ impl Contacts {
             .collect();
         // Who holds each identity: stored owners first, then contacts this batch creates.
         let mut held: HashMap<(String, String), ContactId> =
-            store::identity_owners(&mut tx, org, &pairs)
+            store::identity_owners(tx, org, &pairs)
                 .await
                 .map_err(problem)?
                 .into_iter()
@@ -190,7 +244,7 @@ impl Contacts {
             ids.dedup();
             ids
         };
-        let mut names: HashMap<ContactId, String> = store::contact_names_tx(&mut tx, org, &found)
+        let mut names: HashMap<ContactId, String> = store::contact_names_tx(tx, org, &found)
             .await
             .map_err(problem)?
             .into_iter()
@@ -251,20 +305,17 @@ impl Contacts {
                 created,
             });
         }
-        store::insert_contacts_bulk(&mut tx, org, &creates, now, None)
+        store::insert_contacts_bulk(tx, org, &creates, now, None)
             .await
             .map_err(clash)?;
-        store::insert_identities_bulk(&mut tx, org, &identities, None, now, None)
+        store::insert_identities_bulk(tx, org, &identities, None, now, None)
             .await
             .map_err(clash)?;
         extended.sort_unstable();
         extended.dedup();
         for id in &extended {
-            self.reindex(&mut tx, org, *id)
-                .await
-                .map_err(Retry::Problem)?;
+            self.reindex(tx, org, *id).await.map_err(Retry::Problem)?;
         }
-        tx.commit().await.map_err(clash)?;
         let new_identities = identities
             .into_iter()
             .filter(|i| fresh.contains_key(&i.contact))
@@ -276,12 +327,12 @@ impl Contacts {
                 created_at: now,
             })
             .collect();
-        Ok((
-            out,
-            creates.into_iter().map(|c| c.row).collect(),
+        Ok(InboundResolution {
+            contacts: out,
+            created: creates.into_iter().map(|c| c.row).collect(),
             new_identities,
-            !extended.is_empty(),
-        ))
+            extended: !extended.is_empty(),
+        })
     }
 
     async fn try_resolve(
@@ -460,4 +511,12 @@ fn display_name(name: Option<&str>, fallback: &str) -> String {
         .filter(|n| !n.is_empty())
         .unwrap_or(fallback);
     n.chars().take(NAME_MAX).collect()
+}
+
+/// The problem of a resolution that lost the race for a new identity.
+fn identity_taken() -> Problem {
+    Problem::conflict(
+        IDENTITY_TAKEN,
+        "Another writer stored one of these identities first; resolve again",
+    )
 }

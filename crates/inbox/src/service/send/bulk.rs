@@ -2,16 +2,16 @@
 //!
 //! `POST /api/v1/messages/batch` items addressed to a phone, Telegram chat id or Sandbox handle
 //! that quote no message and attach no upload (the bulk case: templates and texts to many
-//! customers) are written together: one contact resolution for all of them, one consent
-//! query, then one transaction holding the new conversations, the messages, one
-//! `inbox.send_many` job per channel and the conversations' last-message updates. Every other
+//! customers) are written together, in one transaction: one contact resolution for all of
+//! them, one consent query, the new conversations, the messages, one `inbox.send_many` job
+//! per channel and the conversations' last-message updates. Every other
 //! item goes through the single-send path, one at a time. Each item keeps its own result,
 //! refused items with their own problem.
 //!
 //! Those writes are made by one writer per process ([`BulkWriter`]): the batch requests that
-//! arrived while its last write was waiting for the database are written together, with one
-//! contact resolution per organisation and one transaction, and each request is answered with
-//! its own items' outcomes.
+//! arrived while its last write was waiting for the database are written together, in one
+//! transaction with one contact resolution per organisation, and each request is answered
+//! with its own items' outcomes.
 //!
 //! The `inbox.send_many` job sends its messages concurrently through the channel's guard (the
 //! same pacing, breaker and outcome classification as `inbox.send`) and stores the accepted
@@ -34,7 +34,7 @@ use wamage_contacts::{ConsentPurpose, ContactId, Contacts, SendPermission, http:
 use wamage_identity::Principal;
 use wamage_kernel::{Clock, OrgId, Problem, Timestamp};
 use wamage_platform::{
-    Db,
+    Db, Tx,
     jobs::{JobContext, JobHandler, JobOutcome, NewJob},
 };
 
@@ -114,12 +114,11 @@ pub(super) fn is_bulk(b: &DirectSendIn) -> bool {
         && !matches!(b.message.kind.as_str(), "note" | "reaction")
 }
 
-/// The contacts of an organisation's merged items (in order), who of them may not be sent
-/// what, and the contacts the resolution created.
+/// The contacts of an organisation's merged items (in order) and who of them may not be
+/// sent what.
 struct Resolution {
     contacts: std::vec::IntoIter<wamage_contacts::ResolvedContact>,
     denied: HashMap<(ChannelKind, ConsentPurpose, ContactId), String>,
-    known: HashMap<ContactId, ContactOut>,
 }
 
 /// A fast-path item that passed its checks.
@@ -160,8 +159,8 @@ const MERGE_MOST: usize = 1000;
 /// Writes the fast-path items of every batch request of this process, one write at a time:
 /// the requests waiting when it is free share one contact resolution per organisation and one
 /// transaction (group commit), so concurrent batches take few turns at SQLite's write lock.
-/// One at a time on PostgreSQL too: measured as fast as overlapping writes there, and two
-/// batches to the same new number cannot each create a conversation for it.
+/// One at a time on PostgreSQL too: measured within a few per cent of overlapping writes
+/// there, and two batches to the same new number cannot each create a conversation for it.
 pub(crate) struct BulkWriter(tokio::sync::mpsc::UnboundedSender<BulkRequest>);
 
 impl BulkWriter {
@@ -282,84 +281,100 @@ impl Inbox {
         Ok((purpose, address, prepared))
     }
 
-    /// Writes the items of several requests together and answers each request: its contacts
-    /// resolved once per organisation, consent asked once per organisation, channel kind and
-    /// purpose, then one transaction for every request's conversations, messages and jobs.
+    /// Writes the items of several requests together and answers each request (see
+    /// [`Self::try_write_merged`]); a merge that lost a race for a new contact identity is
+    /// written again.
     async fn write_merged(&self, requests: Vec<BulkRequest>) {
-        // Contacts and consent, per organisation; an organisation whose look-ups fail fails
-        // its own requests only.
-        let mut orgs: Vec<OrgId> = Vec::new();
-        for r in &requests {
-            if !orgs.contains(&r.who.org_id) {
-                orgs.push(r.who.org_id);
+        let mut outcome = Err(Problem::internal("batch write failed"));
+        for _ in 0..3 {
+            outcome = self.try_write_merged(&requests).await;
+            if !matches!(&outcome, Err(p) if p.code == wamage_contacts::IDENTITY_TAKEN) {
+                break;
             }
         }
-        let mut resolved: HashMap<OrgId, Resolution> = HashMap::new();
-        let mut failed: HashMap<OrgId, Problem> = HashMap::new();
-        for org in orgs {
-            let mine: Vec<&BulkRequest> = requests.iter().filter(|r| r.who.org_id == org).collect();
-            match self.resolve_bulk(org, &mine).await {
-                Ok(r) => {
-                    resolved.insert(org, r);
-                }
-                Err(p) => {
-                    failed.insert(org, p);
-                }
-            }
-        }
-        let mut live = Vec::with_capacity(requests.len());
-        for r in requests {
-            match failed.get(&r.who.org_id) {
-                Some(p) => {
-                    let _ = r.reply.send(Err(p.clone()));
-                }
-                None => live.push(r),
-            }
-        }
-        if live.is_empty() {
-            return;
-        }
-        match self.write_resolved(&live, &mut resolved).await {
+        match outcome {
             Ok(written) => {
-                for (r, w) in live.into_iter().zip(written) {
+                for (r, w) in requests.into_iter().zip(written) {
                     let _ = r.reply.send(Ok(w));
                 }
             }
             Err(p) => {
-                for r in live {
+                for r in requests {
                     let _ = r.reply.send(Err(p.clone()));
                 }
             }
         }
     }
 
-    /// The contacts of these requests' items (of one organisation), in order, and which of
-    /// them may not be sent their item's purpose.
-    async fn resolve_bulk(
+    /// One transaction for the items of several requests: their contacts resolved once per
+    /// organisation, then every request's conversations, messages and jobs. Consent is asked
+    /// once per organisation, channel kind and purpose. What each request wrote, in order.
+    async fn try_write_merged(&self, requests: &[BulkRequest]) -> Result<Vec<Written>, Problem> {
+        let mut orgs: Vec<OrgId> = Vec::new();
+        for r in requests {
+            if !orgs.contains(&r.who.org_id) {
+                orgs.push(r.who.org_id);
+            }
+        }
+        let mut tx = self.db.begin().await.map_err(db_err)?;
+        let mut resolved: HashMap<OrgId, Resolution> = HashMap::new();
+        let mut announce = Vec::with_capacity(orgs.len());
+        for org in orgs {
+            let mine: Vec<&BulkRequest> = requests.iter().filter(|r| r.who.org_id == org).collect();
+            let senders: Vec<Vec<_>> = mine
+                .iter()
+                .flat_map(|r| r.items.iter().map(|i| i.address.0.clone()))
+                .collect();
+            let mut r = self
+                .contacts
+                .resolve_inbound_many_in(&mut tx, org, &senders, &[])
+                .await?;
+            let contacts = std::mem::take(&mut r.contacts);
+            let denied = self.denied_of(org, &mine, &contacts).await?;
+            resolved.insert(
+                org,
+                Resolution {
+                    contacts: contacts.into_iter(),
+                    denied,
+                },
+            );
+            announce.push((org, r));
+        }
+        let mut written = self
+            .write_resolved(&mut tx, requests, &mut resolved)
+            .await?;
+        tx.commit().await.map_err(db_err)?;
+        if written.iter().any(|w| !w.rows.is_empty()) {
+            self.jobs.notify();
+        }
+        // The conversations' events show new contacts as just written, not read back.
+        let mut known: HashMap<OrgId, HashMap<ContactId, ContactOut>> = HashMap::new();
+        for (org, r) in announce {
+            let (_, new) = self.contacts.inbound_committed(org, r).await;
+            known.insert(org, new.into_iter().map(|c| (c.id, c)).collect());
+        }
+        for (w, r) in written.iter_mut().zip(requests) {
+            w.known = known.get(&r.who.org_id).cloned().unwrap_or_default();
+        }
+        Ok(written)
+    }
+
+    /// Which of these contacts (those of the requests' items, in order, of one organisation)
+    /// may not be sent their item's purpose: consent asked once per channel kind and purpose;
+    /// contacts just created have no ledger yet and are not blocked, so nothing is read for
+    /// them.
+    async fn denied_of(
         &self,
         org: OrgId,
         requests: &[&BulkRequest],
-    ) -> Result<Resolution, Problem> {
-        let senders: Vec<Vec<_>> = requests
-            .iter()
-            .flat_map(|r| r.items.iter().map(|i| i.address.0.clone()))
-            .collect();
-        let (contacts, new_contacts) = self
-            .contacts
-            .resolve_inbound_many_with_new(org, &senders, &[])
-            .await?;
-        // The conversations' events show new contacts as just written, not read back.
-        let known: HashMap<ContactId, ContactOut> =
-            new_contacts.into_iter().map(|c| (c.id, c)).collect();
-
-        // Consent, asked once per channel kind and purpose; contacts just created have no
-        // ledger yet and are not blocked, so nothing is read for them.
+        contacts: &[wamage_contacts::ResolvedContact],
+    ) -> Result<HashMap<(ChannelKind, ConsentPurpose, ContactId), String>, Problem> {
         let mut groups: HashMap<(ChannelKind, ConsentPurpose), Vec<ContactId>> = HashMap::new();
         let mut denied: HashMap<(ChannelKind, ConsentPurpose, ContactId), String> = HashMap::new();
         let items = requests
             .iter()
             .flat_map(|r| r.items.iter().map(move |i| (i, &r.channels)));
-        for ((it, channels), c) in items.zip(&contacts) {
+        for ((it, channels), c) in items.zip(contacts) {
             let kind = channels[&it.channel].kind;
             if consent_channel(kind).is_none() {
                 continue;
@@ -382,22 +397,18 @@ impl Inbox {
                 }
             }
         }
-        Ok(Resolution {
-            contacts: contacts.into_iter(),
-            denied,
-            known,
-        })
+        Ok(denied)
     }
 
-    /// One transaction for the items of these requests (their contacts resolved): what each
+    /// Writes the items of these requests (their contacts resolved) in `tx`: what each
     /// request wrote, in order.
     async fn write_resolved(
         &self,
+        tx: &mut Tx,
         requests: &[BulkRequest],
         resolved: &mut HashMap<OrgId, Resolution>,
     ) -> Result<Vec<Written>, Problem> {
         let now = self.now();
-        let mut tx = self.db.begin().await.map_err(db_err)?;
         // The newest conversation of each address, per channel.
         let mut convs: HashMap<(ChannelId, String), ConversationRow> = HashMap::new();
         let mut per_channel: HashMap<ChannelId, Vec<&str>> = HashMap::new();
@@ -412,7 +423,7 @@ impl Inbox {
             }
         }
         for (channel, keys) in &per_channel {
-            for c in store::latest_for_addresses(&mut tx, *channel, keys)
+            for c in store::latest_for_addresses(tx, *channel, keys)
                 .await
                 .map_err(db_err)?
             {
@@ -435,7 +446,7 @@ impl Inbox {
                 rows: Vec::new(),
                 conversations: Vec::new(),
                 lasts: HashMap::new(),
-                known: res.known.clone(),
+                known: HashMap::new(),
             };
             let mut touched: Vec<ConversationId> = Vec::new();
             for it in &r.items {
@@ -528,10 +539,10 @@ impl Inbox {
             all_rows.extend(w.rows.iter().cloned());
             written.push((w, touched));
         }
-        store::insert_conversations(&mut tx, &created)
+        store::insert_conversations(tx, &created)
             .await
             .map_err(db_err)?;
-        store::insert_messages(&mut tx, &all_rows)
+        store::insert_messages(tx, &all_rows)
             .await
             .map_err(db_err)?;
         // The last message of each conversation (rows are in arrival order).
@@ -541,18 +552,14 @@ impl Inbox {
         }
         let last_ids: Vec<(ConversationId, MessageId)> =
             lasts.iter().map(|(c, m)| (*c, m.id)).collect();
-        store::touch_conversations(&mut tx, &last_ids, now)
+        store::touch_conversations(tx, &last_ids, now)
             .await
             .map_err(db_err)?;
         if !jobs.is_empty() {
             self.jobs
-                .enqueue_many(&mut tx, jobs)
+                .enqueue_many(tx, jobs)
                 .await
                 .map_err(|e| Problem::internal(format_args!("enqueue sends: {e}")))?;
-        }
-        tx.commit().await.map_err(db_err)?;
-        if !all_rows.is_empty() {
-            self.jobs.notify();
         }
         // Each request's conversations as now stored, with their last messages.
         let by_id: HashMap<ConversationId, &ConversationRow> =
