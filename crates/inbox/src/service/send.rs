@@ -75,6 +75,43 @@ struct Prepared {
     reaction: Option<(MessageId, String)>,
 }
 
+impl Prepared {
+    /// The new message's row in `(organisation, conversation, channel)`: `queued` for the
+    /// sender (a private note is stored as a note, with no purpose).
+    fn row(
+        &self,
+        (org, conversation, channel): (OrgId, ConversationId, wamage_channels::ChannelId),
+        author: wamage_kernel::UserId,
+        purpose: ConsentPurpose,
+        now: wamage_kernel::Timestamp,
+    ) -> MessageRow {
+        MessageRow {
+            id: MessageId::new(),
+            org_id: org,
+            conversation_id: conversation,
+            channel_id: channel,
+            direction: "outbound".to_owned(),
+            kind: self.kind.clone(),
+            text: self.text.clone(),
+            content: self.content.as_ref().map(Value::to_string),
+            media: self.media.as_ref().map(Value::to_string),
+            reply_to_id: self.reply_to_id,
+            provider_message_id: None,
+            status: if self.note { "note" } else { "queued" }.to_owned(),
+            error: None,
+            author_id: Some(author),
+            private: self.note,
+            purpose: (!self.note).then(|| purpose.as_str().to_owned()),
+            edited: false,
+            created_at: now,
+            sent_at: None,
+            delivered_at: None,
+            read_at: None,
+            updated_at: now,
+        }
+    }
+}
+
 /// What a direct send's address names: identities, provider recipient, recipient key and the
 /// request field it came from.
 type Address = (Vec<(IdentityKind, String)>, Recipient, String, &'static str);
@@ -550,30 +587,7 @@ impl Inbox {
                 .with_detail(reason.to_string()));
             }
         }
-        let row = MessageRow {
-            id: MessageId::new(),
-            org_id: org,
-            conversation_id: conv.id,
-            channel_id: channel.id,
-            direction: "outbound".to_owned(),
-            kind: p.kind.clone(),
-            text: p.text.clone(),
-            content: p.content.as_ref().map(Value::to_string),
-            media: p.media.as_ref().map(Value::to_string),
-            reply_to_id: p.reply_to_id,
-            provider_message_id: None,
-            status: if p.note { "note" } else { "queued" }.to_owned(),
-            error: None,
-            author_id: Some(who.user_id),
-            private: p.note,
-            purpose: (!p.note).then(|| purpose.as_str().to_owned()),
-            edited: false,
-            created_at: now,
-            sent_at: None,
-            delivered_at: None,
-            read_at: None,
-            updated_at: now,
-        };
+        let row = p.row((org, conv.id, channel.id), who.user_id, purpose, now);
         let out = self
             .render_messages(org, vec![row.clone()])
             .await?

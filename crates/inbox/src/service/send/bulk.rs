@@ -28,7 +28,7 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 use futures::StreamExt;
 use http::StatusCode;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 use wamage_channels::{Channel, ChannelId, ChannelKind};
 use wamage_contacts::{ConsentPurpose, ContactId, Contacts, SendPermission, http::ContactOut};
 use wamage_identity::Principal;
@@ -493,31 +493,13 @@ impl Inbox {
                         id
                     }
                 };
-                let p = &it.prepared;
-                w.rows.push(MessageRow {
-                    id: MessageId::new(),
-                    org_id: org,
-                    conversation_id: conv,
-                    channel_id: channel.id,
-                    direction: "outbound".to_owned(),
-                    kind: p.kind.clone(),
-                    text: p.text.clone(),
-                    content: p.content.as_ref().map(Value::to_string),
-                    media: p.media.as_ref().map(Value::to_string),
-                    reply_to_id: None,
-                    provider_message_id: None,
-                    status: "queued".to_owned(),
-                    error: None,
-                    author_id: Some(r.who.user_id),
-                    private: false,
-                    purpose: Some(it.purpose.as_str().to_owned()),
-                    edited: false,
-                    created_at: now,
-                    sent_at: None,
-                    delivered_at: None,
-                    read_at: None,
-                    updated_at: now,
-                });
+                // Fast-path items are never notes and quote nothing (`is_bulk`).
+                w.rows.push(it.prepared.row(
+                    (org, conv, channel.id),
+                    r.who.user_id,
+                    it.purpose,
+                    now,
+                ));
                 if !touched.contains(&conv) {
                     touched.push(conv);
                 }
