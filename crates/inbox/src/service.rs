@@ -98,6 +98,7 @@ pub struct Inbox {
     sent_writer: std::sync::OnceLock<send::bulk::SentWriter>,
     /// The writer of batch sends' fast-path items, started on first use (see `send::bulk`).
     bulk_writer: std::sync::OnceLock<send::bulk::BulkWriter>,
+    /// This service, for the writers it starts (they hold it weakly).
     me: std::sync::Weak<Inbox>,
 }
 

@@ -14,7 +14,6 @@ use std::collections::HashMap;
 use serde_json::{Map, Value, json};
 use sqlx::types::Json;
 use wamage_kernel::{OrgId, Problem};
-
 use wamage_platform::Tx;
 
 use super::{Contacts, db_err, is_identity_clash};
@@ -117,12 +116,7 @@ impl Contacts {
         senders: &[Vec<(IdentityKind, String)>],
         names: &[Option<&str>],
     ) -> Result<(Vec<ResolvedContact>, Vec<ContactOut>), Problem> {
-        if let Some(i) = senders.iter().position(Vec::is_empty) {
-            return Err(Problem::invalid_field(
-                format!("identities[{i}]"),
-                "an inbound sender needs at least one identity",
-            ));
-        }
+        every_sender_identified(senders)?;
         if senders.is_empty() {
             return Ok((Vec::new(), Vec::new()));
         }
@@ -162,12 +156,7 @@ impl Contacts {
         senders: &[Vec<(IdentityKind, String)>],
         names: &[Option<&str>],
     ) -> Result<InboundResolution, Problem> {
-        if let Some(i) = senders.iter().position(Vec::is_empty) {
-            return Err(Problem::invalid_field(
-                format!("identities[{i}]"),
-                "an inbound sender needs at least one identity",
-            ));
-        }
+        every_sender_identified(senders)?;
         match self.try_resolve_many(tx, org, senders, names).await {
             Ok(r) => Ok(r),
             Err(Retry::Clash) => Err(identity_taken()),
@@ -519,4 +508,15 @@ fn identity_taken() -> Problem {
         IDENTITY_TAKEN,
         "Another writer stored one of these identities first; resolve again",
     )
+}
+
+/// Refuses a sender without an identity (`identities[i]`).
+fn every_sender_identified(senders: &[Vec<(IdentityKind, String)>]) -> Result<(), Problem> {
+    match senders.iter().position(Vec::is_empty) {
+        Some(i) => Err(Problem::invalid_field(
+            format!("identities[{i}]"),
+            "an inbound sender needs at least one identity",
+        )),
+        None => Ok(()),
+    }
 }

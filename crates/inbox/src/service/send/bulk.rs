@@ -73,17 +73,7 @@ impl SentWriter {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<SentBatch>();
         tokio::spawn(async move {
             while let Some(first) = rx.recv().await {
-                let mut batches = vec![first];
-                let mut rows = batches[0].rows.len();
-                while rows < WRITE_MOST {
-                    match rx.try_recv() {
-                        Ok(b) => {
-                            rows += b.rows.len();
-                            batches.push(b);
-                        }
-                        Err(_) => break,
-                    }
-                }
+                let mut batches = with_waiting(&mut rx, first, WRITE_MOST, |b| b.rows.len());
                 let all: Vec<(MessageId, String)> = batches
                     .iter_mut()
                     .flat_map(|b| std::mem::take(&mut b.rows))
@@ -101,6 +91,28 @@ impl SentWriter {
         });
         Self(tx)
     }
+}
+
+/// `first` and what is already waiting behind it in `rx`, taken while their `size` adds up to
+/// less than `most` (a writer's next group commit).
+fn with_waiting<T>(
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<T>,
+    first: T,
+    most: usize,
+    size: impl Fn(&T) -> usize,
+) -> Vec<T> {
+    let mut total = size(&first);
+    let mut all = vec![first];
+    while total < most {
+        match rx.try_recv() {
+            Ok(next) => {
+                total += size(&next);
+                all.push(next);
+            }
+            Err(_) => break,
+        }
+    }
+    all
 }
 
 /// Sends in flight per `inbox.send_many` job when pacing is off.
@@ -169,17 +181,7 @@ impl BulkWriter {
         // Its own task: a request whose client went away does not stop the others.
         tokio::spawn(async move {
             while let Some(first) = rx.recv().await {
-                let mut items = first.items.len();
-                let mut requests = vec![first];
-                while items < MERGE_MOST {
-                    match rx.try_recv() {
-                        Ok(r) => {
-                            items += r.items.len();
-                            requests.push(r);
-                        }
-                        Err(_) => break,
-                    }
-                }
+                let requests = with_waiting(&mut rx, first, MERGE_MOST, |r| r.items.len());
                 let Some(inbox) = inbox.upgrade() else {
                     break;
                 };
@@ -285,12 +287,12 @@ impl Inbox {
     /// [`Self::try_write_merged`]); a merge that lost a race for a new contact identity is
     /// written again.
     async fn write_merged(&self, requests: Vec<BulkRequest>) {
-        let mut outcome = Err(Problem::internal("batch write failed"));
-        for _ in 0..3 {
-            outcome = self.try_write_merged(&requests).await;
+        let mut outcome = self.try_write_merged(&requests).await;
+        for _ in 1..3 {
             if !matches!(&outcome, Err(p) if p.code == wamage_contacts::IDENTITY_TAKEN) {
                 break;
             }
+            outcome = self.try_write_merged(&requests).await;
         }
         match outcome {
             Ok(written) => {
