@@ -1879,17 +1879,19 @@ impl Contacts {
         Ok(consent::decide(c.blocked, purpose, latest))
     }
 
-    /// What [`Self::may_send_many`] answers for a contact created a moment ago by
+    /// What [`Self::may_send_many_in`] answers for a contact created a moment ago by
     /// [`Self::resolve_inbound_many`] (`created`): not blocked and nothing in its ledger yet,
     /// so nothing needs to be read.
     pub fn may_send_new(purpose: ConsentPurpose) -> SendPermission {
         consent::decide(false, purpose, None)
     }
 
-    /// [`Self::may_send`] for many contacts in one query; a contact not in `org` is missing
-    /// from the answer.
-    pub async fn may_send_many(
+    /// [`Self::may_send`] for many contacts in one query, in `tx` (a writer holding locks
+    /// asks without taking a second connection); a contact not in `org` is missing from the
+    /// answer.
+    pub async fn may_send_many_in(
         &self,
+        tx: &mut Tx,
         org: OrgId,
         contacts: &[ContactId],
         channel: ConsentChannel,
@@ -1898,7 +1900,7 @@ impl Contacts {
         let mut ids = contacts.to_vec();
         ids.sort_unstable();
         ids.dedup();
-        let rows = store::consent_states(&self.db, org, &ids, channel.as_str(), purpose.as_str())
+        let rows = store::consent_states(tx, org, &ids, channel.as_str(), purpose.as_str())
             .await
             .map_err(db_err)?;
         Ok(rows

@@ -1664,7 +1664,7 @@ pub async fn latest_consent(
 /// For each of these contacts of `org`: its blocked flag and the newest consent status for
 /// `channel` and `purpose` (missing contacts are left out).
 pub async fn consent_states(
-    db: &Db,
+    tx: &mut Tx,
     org: OrgId,
     ids: &[ContactId],
     channel: &str,
@@ -1680,7 +1680,7 @@ pub async fn consent_states(
          FROM contacts c WHERE c.org_id = $1 AND c.id IN ({})",
         placeholders(4, ids.len())
     );
-    with_db!(db, |p| {
+    with_tx!(tx, |p| {
         let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(org)
             .bind(channel)

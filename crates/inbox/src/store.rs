@@ -253,6 +253,21 @@ pub async fn conversation<'a>(
     .await)
 }
 
+/// Makes the transactions that may create a conversation for one of these customer
+/// addresses (channel, address key) take turns (see [`Tx::lock_keys`]): without a row to
+/// lock yet, two of them could each find none and create one. Taken first in the
+/// transaction, all at once.
+pub async fn lock_addresses<'k>(
+    tx: &mut Tx,
+    addresses: impl IntoIterator<Item = (ChannelId, &'k str)>,
+) -> R<()> {
+    let keys: Vec<String> = addresses
+        .into_iter()
+        .map(|(channel, k)| format!("inbox.conversation:{channel}:{k}"))
+        .collect();
+    tx.lock_keys(&keys).await
+}
+
 /// The newest conversation with this customer address on this channel.
 pub async fn latest_for_address(
     tx: &mut Tx,

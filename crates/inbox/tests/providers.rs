@@ -1272,12 +1272,109 @@ async fn concurrent_batches_are_written_together_and_answered_apart(app: TestApp
     assert_eq!(fake.sent_count(), 100, "each template once");
 }
 
+/// A customer's first messages, single sends and a batch to that customer, all at the same
+/// moment and with the jobs running meanwhile: every number gets one conversation (on
+/// PostgreSQL the writers would otherwise each find none and create one).
+async fn sends_and_webhooks_to_new_numbers_at_once_share_one_conversation(app: TestApp) {
+    let fake = FakeMeta::start().await;
+    let admin = app.register("owner@acme.test", "Acme").await;
+    let ch = s(&whatsapp(&app, &admin, &fake).await, "id");
+    let url = app.url(&format!("/webhooks/whatsapp/{ch}"));
+    let numbers: Vec<String> = (0..24).map(|i| format!("4915300000{i:03}")).collect();
+    let template = |n: &str| {
+        json!({"channel_id": ch, "to": {"phone": format!("+{n}")}, "type": "template",
+               "template": {"name": "order_update", "language": "en_US", "body": [n]}})
+    };
+    let single = |n: String| {
+        let (app, admin, body) = (&app, &admin, template(&n));
+        async move {
+            let r = app.post_as(admin, "/api/v1/messages", &body).await;
+            assert_eq!(r.status(), StatusCode::ACCEPTED, "{n}");
+        }
+    };
+    let batch = |ns: Vec<String>| {
+        let (app, admin) = (&app, &admin);
+        let items: Vec<Value> = ns.iter().map(|n| template(n)).collect();
+        async move {
+            let out = expect_json(
+                app.post_as(
+                    admin,
+                    "/api/v1/messages/batch",
+                    &json!({ "messages": items }),
+                )
+                .await,
+                StatusCode::OK,
+            )
+            .await;
+            for r in out["results"].as_array().unwrap() {
+                assert_eq!(r["status"], 202, "{r}");
+            }
+        }
+    };
+    let inbound = |n: String| {
+        let url = url.clone();
+        async move {
+            let (_, body) = FakeMeta::webhook_text(&n, "Customer", "hello?");
+            assert_eq!(FakeMeta::post_webhook(&url, APP_SECRET, &body).await, 200);
+        }
+    };
+    let running = std::sync::atomic::AtomicBool::new(true);
+    let jobs = async {
+        while running.load(std::sync::atomic::Ordering::Relaxed) {
+            app.run_jobs().await;
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    };
+    let everything = async {
+        let mut all: Vec<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + '_>>> =
+            Vec::new();
+        for n in &numbers {
+            all.push(Box::pin(single(n.clone())));
+            all.push(Box::pin(single(n.clone())));
+            all.push(Box::pin(inbound(n.clone())));
+        }
+        all.push(Box::pin(batch(numbers.clone())));
+        all.push(Box::pin(batch(numbers.iter().rev().cloned().collect())));
+        futures::future::join_all(all).await;
+        running.store(false, std::sync::atomic::Ordering::Relaxed);
+    };
+    tokio::join!(jobs, everything);
+    settle(&app).await;
+    let per_number: Vec<(String, i64)> = {
+        use wamage_platform::{Db, with_db};
+        let db: &Db = &app.state.db;
+        with_db!(db, |p| sqlx::query_as(
+            "SELECT recipient_key, COUNT(*) FROM inbox_conversations \
+             GROUP BY recipient_key HAVING COUNT(*) > 1"
+        )
+        .fetch_all(p)
+        .await)
+        .unwrap()
+    };
+    assert!(
+        per_number.is_empty(),
+        "numbers with several conversations: {per_number:?}"
+    );
+    assert_eq!(count(&app, "inbox_conversations").await, 24);
+    assert_eq!(count(&app, "contacts").await, 24);
+    assert_eq!(
+        count(&app, "inbox_messages WHERE direction = 'inbound'").await,
+        24
+    );
+    assert_eq!(
+        count(&app, "inbox_messages WHERE direction = 'outbound'").await,
+        24 * 4
+    );
+    assert_eq!(fake.sent_count(), 24 * 4, "each send once");
+}
+
 wamage_testkit::app_tests_with!(
     unpaced,
     |c| c.channel_pacing = false,
     batch_sender_without_pacing,
     batches_at_once_store_every_send_once,
-    concurrent_batches_are_written_together_and_answered_apart
+    concurrent_batches_are_written_together_and_answered_apart,
+    sends_and_webhooks_to_new_numbers_at_once_share_one_conversation
 );
 
 app_tests!(

@@ -420,6 +420,31 @@ impl Tx {
             Self::Postgres(_) => Backend::Postgres,
         }
     }
+
+    /// Holds these keys until the transaction ends, so that transactions about the same
+    /// thing (say, "the conversation of this address") take turns where there is no row to
+    /// lock yet. Nothing to do on SQLite, whose write transactions already take turns. On
+    /// PostgreSQL, transaction-scoped advisory locks on the keys' 64-bit hashes, taken in
+    /// the hashes' order, so two transactions locking overlapping keys cannot deadlock on
+    /// them; take them before anything else a transaction may wait for. Two keys with one
+    /// hash only wait for each other.
+    pub async fn lock_keys(&mut self, keys: &[String]) -> Result<(), sqlx::Error> {
+        match self {
+            Self::Sqlite(..) => Ok(()),
+            Self::Postgres(_) if keys.is_empty() => Ok(()),
+            Self::Postgres(t) => {
+                sqlx::query(
+                    "SELECT count(pg_advisory_xact_lock(h)) FROM \
+                     (SELECT DISTINCT hashtextextended(k, 0) AS h FROM unnest($1::text[]) AS k \
+                      ORDER BY h) AS keys",
+                )
+                .bind(keys)
+                .execute(&mut **t)
+                .await?;
+                Ok(())
+            }
+        }
+    }
 }
 
 /// The migrations one crate contributes, per backend. Version numbers are global across crates:

@@ -1,4 +1,5 @@
-//! The relational store's upkeep: planner statistics of tables that grew fast.
+//! The relational store's upkeep (planner statistics of tables that grew fast) and its
+//! transactions' key locks.
 
 #![allow(clippy::unwrap_used)] // test helpers are not `#[test]` fns, which is what clippy.toml exempts
 
@@ -60,7 +61,44 @@ async fn a_table_that_grew_fast_is_analyzed_once(t: TestDb) {
     );
 }
 
+/// Transactions locking a shared key take turns; those with other keys do not wait.
+async fn transactions_locking_one_key_take_turns(t: TestDb) {
+    let keys = |ks: &[&str]| ks.iter().map(|k| (*k).to_owned()).collect::<Vec<_>>();
+    if !matches!(t.db, Db::Postgres(_)) {
+        // SQLite's write transactions take turns already: the locks cost nothing.
+        let mut tx = t.db.begin().await.unwrap();
+        tx.lock_keys(&keys(&["a", "b"])).await.unwrap();
+        tx.commit().await.unwrap();
+        return;
+    }
+    let mut first = t.db.begin().await.unwrap();
+    first.lock_keys(&keys(&["a", "b"])).await.unwrap();
+    // Other keys (and none at all) are not held up.
+    let mut other = t.db.begin().await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), other.lock_keys(&keys(&["c", "d"])))
+        .await
+        .expect("other keys wait for nothing")
+        .unwrap();
+    other.lock_keys(&[]).await.unwrap();
+    other.commit().await.unwrap();
+    // A shared key waits until the first transaction ends.
+    let db = t.db.clone();
+    let second = tokio::spawn(async move {
+        let mut tx = db.begin().await.unwrap();
+        tx.lock_keys(&keys(&["d", "b", "b"])).await.unwrap();
+        tx.commit().await.unwrap();
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!second.is_finished(), "the shared key was not held");
+    first.commit().await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), second)
+        .await
+        .expect("the key was not given back at commit")
+        .unwrap();
+}
+
 wamage_platform::backend_tests!(
     [wamage_platform::migrations()];
     a_table_that_grew_fast_is_analyzed_once,
+    transactions_locking_one_key_take_turns,
 );

@@ -727,6 +727,9 @@ impl Inbox {
         let mut keys: Vec<&str> = fresh.iter().map(|f| f.key.as_str()).collect();
         keys.sort_unstable();
         keys.dedup();
+        store::lock_addresses(&mut tx, keys.iter().map(|k| (c.id, *k)))
+            .await
+            .map_err(db_err)?;
         let mut convs: Vec<(ConversationRow, bool)> = Vec::new();
         let mut by_key: HashMap<String, usize> = HashMap::new();
         for cv in store::latest_for_addresses(&mut tx, c.id, &keys)

@@ -806,6 +806,9 @@ impl Inbox {
         };
         let now = self.now();
         let mut tx = self.db.begin().await.map_err(db_err)?;
+        store::lock_addresses(&mut tx, [(channel.id, key.as_str())])
+            .await
+            .map_err(db_err)?;
         let conv = match store::latest_for_address(&mut tx, channel.id, &key)
             .await
             .map_err(db_err)?

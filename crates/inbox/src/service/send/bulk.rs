@@ -172,7 +172,8 @@ const MERGE_MOST: usize = 1000;
 /// the requests waiting when it is free share one contact resolution per organisation and one
 /// transaction (group commit), so concurrent batches take few turns at SQLite's write lock.
 /// One at a time on PostgreSQL too: measured within a few per cent of overlapping writes
-/// there, and two batches to the same new number cannot each create a conversation for it.
+/// there. (Conversations are created once per address across writers and processes by the
+/// address locks, [`store::lock_addresses`].)
 pub(crate) struct BulkWriter(tokio::sync::mpsc::UnboundedSender<BulkRequest>);
 
 impl BulkWriter {
@@ -319,6 +320,16 @@ impl Inbox {
             }
         }
         let mut tx = self.db.begin().await.map_err(db_err)?;
+        // Single sends and webhooks may create conversations for these addresses meanwhile.
+        store::lock_addresses(
+            &mut tx,
+            requests
+                .iter()
+                .flat_map(|r| &r.items)
+                .map(|i| (i.channel, i.address.2.as_str())),
+        )
+        .await
+        .map_err(db_err)?;
         let mut resolved: HashMap<OrgId, Resolution> = HashMap::new();
         let mut announce = Vec::with_capacity(orgs.len());
         for org in orgs {
@@ -332,7 +343,7 @@ impl Inbox {
                 .resolve_inbound_many_in(&mut tx, org, &senders, &[])
                 .await?;
             let contacts = std::mem::take(&mut r.contacts);
-            let denied = self.denied_of(org, &mine, &contacts).await?;
+            let denied = self.denied_of(&mut tx, org, &mine, &contacts).await?;
             resolved.insert(
                 org,
                 Resolution {
@@ -367,6 +378,7 @@ impl Inbox {
     /// them.
     async fn denied_of(
         &self,
+        tx: &mut Tx,
         org: OrgId,
         requests: &[&BulkRequest],
         contacts: &[wamage_contacts::ResolvedContact],
@@ -393,7 +405,11 @@ impl Inbox {
             let Some(cc) = consent_channel(kind) else {
                 continue;
             };
-            for (id, a) in self.contacts.may_send_many(org, &ids, cc, purpose).await? {
+            for (id, a) in self
+                .contacts
+                .may_send_many_in(tx, org, &ids, cc, purpose)
+                .await?
+            {
                 if let SendPermission::Denied { reason } = a {
                     denied.insert((kind, purpose, id), reason.to_string());
                 }
