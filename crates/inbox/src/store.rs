@@ -269,8 +269,8 @@ pub async fn lock_addresses<'k>(
 }
 
 /// The newest conversation with this customer address on this channel.
-pub async fn latest_for_address(
-    tx: &mut Tx,
+pub async fn latest_for_address<'a>(
+    ex: impl Into<Ex<'a>>,
     channel: ChannelId,
     key: &str,
 ) -> R<Option<ConversationRow>> {
@@ -278,11 +278,13 @@ pub async fn latest_for_address(
         "SELECT {CONV_COLS} FROM inbox_conversations c WHERE c.channel_id = $1 AND c.recipient_key = $2 \
          ORDER BY c.created_at DESC, c.id DESC LIMIT 1"
     );
-    with_tx!(tx, |e| sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
-        .bind(channel)
-        .bind(key)
-        .fetch_optional(e)
-        .await)
+    on!(ex.into(), |e| sqlx::query_as(sqlx::AssertSqlSafe(
+        sql.as_str()
+    ))
+    .bind(channel)
+    .bind(key)
+    .fetch_optional(e)
+    .await)
 }
 
 /// The newest conversation with each of these customer addresses on this channel (addresses

@@ -1002,14 +1002,39 @@ async fn batch_sends_to_numbers(app: TestApp) {
         r[0]["message"]["conversation_id"], r[2]["message"]["conversation_id"],
         "one conversation per number"
     );
-    // New customers: +…01, +…02, +…03 (refused: the window, as for a single send), +…04 and
-    // +…10 (refused: no opt-in).
+    // New customers: +…01, +…02, +…04 and +…10 (refused: no opt-in, known once its contact
+    // exists). Nothing for +…03, refused before anything was created: a number that never
+    // wrote has no open window.
     let all = expect_json(
         app.get_as(&admin, "/api/v1/contacts?limit=50").await,
         StatusCode::OK,
     )
     .await;
-    assert_eq!(count(&app, "contacts").await, contacts_before + 5, "{all}");
+    assert_eq!(count(&app, "contacts").await, contacts_before + 4, "{all}");
+    assert_eq!(count(&app, "inbox_conversations").await, 4);
+    // Single sends refused for numbers that never wrote leave nothing behind either.
+    let direct = |body: Value| {
+        let (app, admin) = (&app, &admin);
+        async move { app.post_as(admin, "/api/v1/messages", &body).await }
+    };
+    expect_problem(
+        direct(json!({"channel_id": ch, "to": {"phone": "+4915112345603"},
+                      "type": "text", "text": "hi"}))
+        .await,
+        StatusCode::CONFLICT,
+        "window_closed",
+    )
+    .await;
+    let p = expect_problem(
+        direct(json!({"channel_id": ch, "to": {"phone": "+4915112345620"},
+                      "type": "template", "template": {"name": "Not a name!", "language": "en_US"}}))
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(p["errors"][0]["field"], "template.name", "{p}");
+    assert_eq!(count(&app, "contacts").await, contacts_before + 4);
     assert_eq!(count(&app, "inbox_conversations").await, 4);
     // The conversation shows its newest message (the second one to +…01).
     let convs = list(&app, &admin).await;
@@ -1259,8 +1284,8 @@ async fn concurrent_batches_are_written_together_and_answered_apart(app: TestApp
         count(&app, "inbox_messages WHERE direction = 'outbound'").await,
         130
     );
-    // One contact per address, the refused item's too (addresses are resolved first).
-    assert_eq!(count(&app, "contacts").await, 106);
+    // One contact per address; none for the refused item's number, which never wrote.
+    assert_eq!(count(&app, "contacts").await, 105);
     // Each organisation sees its own conversations only.
     assert!(
         list(&app, &globex)

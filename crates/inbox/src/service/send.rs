@@ -737,6 +737,8 @@ impl Inbox {
 
     /// The conversation a direct send goes to: the newest with that address on the channel,
     /// or a new one (created `resolved`, so it shows in the inbox once the customer answers).
+    /// A send that would start a conversation is checked first (see
+    /// [`Self::check_first_send`]): refused, it leaves no contact and no conversation behind.
     async fn conversation_for(
         &self,
         who: &Principal,
@@ -747,7 +749,8 @@ impl Inbox {
             Problem::invalid_field("channel_id", "is not a channel of this organisation")
         })?;
         one_address(&b.to)?;
-        let (contact_id, name, recipient, key) = if let Some(cid) = b.to.contact_id {
+        // The contact when addressed by id, else the address to find or create it by.
+        let (known, address, recipient, key) = if let Some(cid) = b.to.contact_id {
             let c = self.contacts.contact_in(org, cid).await.map_err(|_| {
                 Problem::invalid_field("to.contact_id", "is not a contact of this organisation")
             })?;
@@ -788,27 +791,42 @@ impl Inbox {
                     (Recipient::Sandbox { handle: h.clone() }, h)
                 }
             };
-            (c.id, c.name, recipient, key)
+            (Some((c.id, c.name)), None, recipient, key)
         } else {
             let (ids, recipient, key, field) = address_of(channel.kind, &b.to)?;
-            let r = self
-                .contacts
-                .resolve_inbound(org, &ids, None)
-                .await
-                .map_err(|p| {
-                    if p.status == StatusCode::UNPROCESSABLE_ENTITY {
-                        Problem::invalid_field(field, "is not a valid address")
-                    } else {
-                        p
-                    }
-                })?;
-            (r.id, r.name, recipient, key)
+            (None, Some((ids, field)), recipient, key)
+        };
+        if let Some(c) = store::latest_for_address(&self.db, channel.id, &key)
+            .await
+            .map_err(db_err)?
+        {
+            return Ok(c);
+        }
+        self.check_first_send(org, &channel, &b.message).await?;
+        let (contact_id, name) = match (known, address) {
+            (Some(known), _) => known,
+            (None, Some((ids, field))) => {
+                let r = self
+                    .contacts
+                    .resolve_inbound(org, &ids, None)
+                    .await
+                    .map_err(|p| {
+                        if p.status == StatusCode::UNPROCESSABLE_ENTITY {
+                            Problem::invalid_field(field, "is not a valid address")
+                        } else {
+                            p
+                        }
+                    })?;
+                (r.id, r.name)
+            }
+            (None, None) => return Err(Problem::internal("a direct send without an address")),
         };
         let now = self.now();
         let mut tx = self.db.begin().await.map_err(db_err)?;
         store::lock_addresses(&mut tx, [(channel.id, key.as_str())])
             .await
             .map_err(db_err)?;
+        // Another send or the customer's first message may have started it meanwhile.
         let conv = match store::latest_for_address(&mut tx, channel.id, &key)
             .await
             .map_err(db_err)?
@@ -831,6 +849,28 @@ impl Inbox {
         };
         tx.commit().await.map_err(db_err)?;
         Ok(conv)
+    }
+
+    /// The checks of a direct send that would start a conversation, made before anything is
+    /// created for it: the message itself, the channel enabled, and on WhatsApp a template
+    /// (a customer who never wrote on this channel has no open window).
+    async fn check_first_send(
+        &self,
+        org: OrgId,
+        channel: &Channel,
+        m: &SendIn,
+    ) -> Result<(), Problem> {
+        let p = self.prepare(org, None, channel, m).await?;
+        if !channel.enabled {
+            return Err(Problem::conflict(
+                "channel_disabled",
+                "This channel is disabled",
+            ));
+        }
+        if channel.kind == ChannelKind::Whatsapp && !p.template {
+            return Err(window_closed());
+        }
+        Ok(())
     }
 
     pub async fn send_batch(

@@ -330,20 +330,51 @@ impl Inbox {
         )
         .await
         .map_err(db_err)?;
+        let convs = latest_conversations(&mut tx, requests).await?;
+        // Free-form WhatsApp items for customers whose window is closed are refused before
+        // any contact is resolved: nothing is created for them. (A customer who never wrote
+        // on the channel has no conversation there, and no window.)
+        let now = self.now();
+        let closed: Vec<Vec<bool>> = requests
+            .iter()
+            .map(|r| {
+                r.items
+                    .iter()
+                    .map(|it| {
+                        let kind = r.channels[&it.channel].kind;
+                        kind == ChannelKind::Whatsapp
+                            && !it.prepared.template
+                            && convs
+                                .get(&(it.channel, it.address.2.clone()))
+                                .and_then(|c| c.last_inbound_at)
+                                .is_none_or(|t| t.plus(WINDOW) <= now)
+                    })
+                    .collect()
+            })
+            .collect();
         let mut resolved: HashMap<OrgId, Resolution> = HashMap::new();
         let mut announce = Vec::with_capacity(orgs.len());
         for org in orgs {
-            let mine: Vec<&BulkRequest> = requests.iter().filter(|r| r.who.org_id == org).collect();
-            let senders: Vec<Vec<_>> = mine
+            // This organisation's items that may be sent, with their requests.
+            let open: Vec<(&BulkRequest, &Item)> = requests
                 .iter()
-                .flat_map(|r| r.items.iter().map(|i| i.address.0.clone()))
+                .zip(&closed)
+                .filter(|(r, _)| r.who.org_id == org)
+                .flat_map(|(r, shut)| {
+                    r.items
+                        .iter()
+                        .zip(shut)
+                        .filter(|(_, shut)| !**shut)
+                        .map(move |(it, _)| (r, it))
+                })
                 .collect();
+            let senders: Vec<Vec<_>> = open.iter().map(|(_, i)| i.address.0.clone()).collect();
             let mut r = self
                 .contacts
                 .resolve_inbound_many_in(&mut tx, org, &senders, &[])
                 .await?;
             let contacts = std::mem::take(&mut r.contacts);
-            let denied = self.denied_of(&mut tx, org, &mine, &contacts).await?;
+            let denied = self.denied_of(&mut tx, org, &open, &contacts).await?;
             resolved.insert(
                 org,
                 Resolution {
@@ -354,7 +385,7 @@ impl Inbox {
             announce.push((org, r));
         }
         let mut written = self
-            .write_resolved(&mut tx, requests, &mut resolved)
+            .write_resolved(&mut tx, requests, convs, &closed, &mut resolved, now)
             .await?;
         tx.commit().await.map_err(db_err)?;
         if written.iter().any(|w| !w.rows.is_empty()) {
@@ -372,24 +403,21 @@ impl Inbox {
         Ok(written)
     }
 
-    /// Which of these contacts (those of the requests' items, in order, of one organisation)
-    /// may not be sent their item's purpose: consent asked once per channel kind and purpose;
+    /// Which of these contacts (those of these items of one organisation, in order) may not
+    /// be sent their item's purpose: consent asked once per channel kind and purpose;
     /// contacts just created have no ledger yet and are not blocked, so nothing is read for
     /// them.
     async fn denied_of(
         &self,
         tx: &mut Tx,
         org: OrgId,
-        requests: &[&BulkRequest],
+        items: &[(&BulkRequest, &Item)],
         contacts: &[wamage_contacts::ResolvedContact],
     ) -> Result<HashMap<(ChannelKind, ConsentPurpose, ContactId), String>, Problem> {
         let mut groups: HashMap<(ChannelKind, ConsentPurpose), Vec<ContactId>> = HashMap::new();
         let mut denied: HashMap<(ChannelKind, ConsentPurpose, ContactId), String> = HashMap::new();
-        let items = requests
-            .iter()
-            .flat_map(|r| r.items.iter().map(move |i| (i, &r.channels)));
-        for ((it, channels), c) in items.zip(contacts) {
-            let kind = channels[&it.channel].kind;
+        for ((r, it), c) in items.iter().zip(contacts) {
+            let kind = r.channels[&it.channel].kind;
             if consent_channel(kind).is_none() {
                 continue;
             }
@@ -418,42 +446,24 @@ impl Inbox {
         Ok(denied)
     }
 
-    /// Writes the items of these requests (their contacts resolved) in `tx`: what each
-    /// request wrote, in order.
+    /// Writes the items of these requests in `tx`, given the newest conversation of each
+    /// address and which items are refused for a closed window (their contacts resolved for
+    /// the others): what each request wrote, in order.
     async fn write_resolved(
         &self,
         tx: &mut Tx,
         requests: &[BulkRequest],
+        mut convs: Latest,
+        closed: &[Vec<bool>],
         resolved: &mut HashMap<OrgId, Resolution>,
+        now: Timestamp,
     ) -> Result<Vec<Written>, Problem> {
-        let now = self.now();
-        // The newest conversation of each address, per channel.
-        let mut convs: HashMap<(ChannelId, String), ConversationRow> = HashMap::new();
-        let mut per_channel: HashMap<ChannelId, Vec<&str>> = HashMap::new();
-        let mut asked: std::collections::HashSet<(ChannelId, &str)> =
-            std::collections::HashSet::new();
-        for it in requests.iter().flat_map(|r| &r.items) {
-            if asked.insert((it.channel, it.address.2.as_str())) {
-                per_channel
-                    .entry(it.channel)
-                    .or_default()
-                    .push(it.address.2.as_str());
-            }
-        }
-        for (channel, keys) in &per_channel {
-            for c in store::latest_for_addresses(tx, *channel, keys)
-                .await
-                .map_err(db_err)?
-            {
-                convs.insert((c.channel_id, c.recipient_key.clone()), c);
-            }
-        }
         // Each request's outcome and the conversations it wrote to.
         let mut written: Vec<(Written, Vec<ConversationId>)> = Vec::with_capacity(requests.len());
         let mut all_rows: Vec<MessageRow> = Vec::new();
         let mut created: Vec<ConversationRow> = Vec::new();
         let mut jobs: Vec<NewJob> = Vec::new();
-        for r in requests {
+        for (r, shut) in requests.iter().zip(closed) {
             let org = r.who.org_id;
             let Some(res) = resolved.get_mut(&org) else {
                 return Err(Problem::internal("batch contacts not resolved"));
@@ -467,7 +477,11 @@ impl Inbox {
                 known: HashMap::new(),
             };
             let mut touched: Vec<ConversationId> = Vec::new();
-            for it in &r.items {
+            for (it, shut) in r.items.iter().zip(shut) {
+                if *shut {
+                    w.refused.push((it.index, Err(window_closed())));
+                    continue;
+                }
                 let Some(contact) = res.contacts.next() else {
                     return Err(Problem::internal("batch contacts out of step"));
                 };
@@ -484,17 +498,7 @@ impl Inbox {
                     ));
                     continue;
                 }
-                let existing = convs.get(&(channel.id, key.clone()));
-                if channel.kind == ChannelKind::Whatsapp && !it.prepared.template {
-                    let open = existing
-                        .and_then(|c| c.last_inbound_at)
-                        .is_some_and(|t| t.plus(WINDOW) > now);
-                    if !open {
-                        w.refused.push((it.index, Err(window_closed())));
-                        continue;
-                    }
-                }
-                let conv = match existing {
+                let conv = match convs.get(&(channel.id, key.clone())) {
                     Some(c) => c.id,
                     None => {
                         let c = ConversationRow::resolved(
@@ -868,6 +872,33 @@ impl Inbox {
     async fn publish_sent(&self, msgs: Vec<MessageRow>) {
         self.publish_message_rows("wamage.message.sent", msgs).await;
     }
+}
+
+/// The newest conversation of each (channel, address).
+type Latest = HashMap<(ChannelId, String), ConversationRow>;
+
+/// The newest conversation of each address of these requests' items, per channel.
+async fn latest_conversations(tx: &mut Tx, requests: &[BulkRequest]) -> Result<Latest, Problem> {
+    let mut per_channel: HashMap<ChannelId, Vec<&str>> = HashMap::new();
+    let mut asked: std::collections::HashSet<(ChannelId, &str)> = std::collections::HashSet::new();
+    for it in requests.iter().flat_map(|r| &r.items) {
+        if asked.insert((it.channel, it.address.2.as_str())) {
+            per_channel
+                .entry(it.channel)
+                .or_default()
+                .push(it.address.2.as_str());
+        }
+    }
+    let mut convs = HashMap::new();
+    for (channel, keys) in &per_channel {
+        for c in store::latest_for_addresses(tx, *channel, keys)
+            .await
+            .map_err(db_err)?
+        {
+            convs.insert((c.channel_id, c.recipient_key.clone()), c);
+        }
+    }
+    Ok(convs)
 }
 
 #[derive(Deserialize)]
