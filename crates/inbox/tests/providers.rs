@@ -85,6 +85,16 @@ async fn message(app: &TestApp, who: &TestUser, id: impl std::fmt::Display) -> V
     .await
 }
 
+/// Posts a batch send and returns its answer (200, one result per item).
+async fn post_batch(app: &TestApp, who: &TestUser, items: Vec<Value>) -> Value {
+    expect_json(
+        app.post_as(who, "/api/v1/messages/batch", &json!({ "messages": items }))
+            .await,
+        StatusCode::OK,
+    )
+    .await
+}
+
 /// Runs jobs until none is due (a few rounds: jobs enqueue jobs).
 async fn settle(app: &TestApp) {
     for _ in 0..5 {
@@ -1109,16 +1119,7 @@ async fn batch_sender_without_pacing(app: TestApp) {
                    "template": {"name": "order_update", "language": "en_US", "body": [i.to_string()]}})
         })
         .collect();
-    let batch = expect_json(
-        app.post_as(
-            &admin,
-            "/api/v1/messages/batch",
-            &json!({ "messages": items }),
-        )
-        .await,
-        StatusCode::OK,
-    )
-    .await;
+    let batch = post_batch(&app, &admin, items).await;
     let r = batch["results"].as_array().unwrap();
     assert!(r.iter().all(|x| x["status"] == 202), "{batch}");
     assert_eq!(count(&app, "jobs WHERE kind = 'inbox.send_many'").await, 1);
@@ -1155,18 +1156,7 @@ async fn batches_at_once_store_every_send_once(app: TestApp) {
             .collect();
         let app = &app;
         let admin = &admin;
-        async move {
-            expect_json(
-                app.post_as(
-                    admin,
-                    "/api/v1/messages/batch",
-                    &json!({ "messages": items }),
-                )
-                .await,
-                StatusCode::OK,
-            )
-            .await
-        }
+        async move { post_batch(app, admin, items).await }
     };
     let (a, b, c) = tokio::join!(post(0), post(100), post(200));
     for batch in [&a, &b, &c] {
@@ -1239,18 +1229,7 @@ async fn concurrent_batches_are_written_together_and_answered_apart(app: TestApp
     let post = |who: &TestUser, items: Vec<Value>| {
         let app = &app;
         let who = who.clone();
-        async move {
-            expect_json(
-                app.post_as(
-                    &who,
-                    "/api/v1/messages/batch",
-                    &json!({ "messages": items }),
-                )
-                .await,
-                StatusCode::OK,
-            )
-            .await
-        }
+        async move { post_batch(app, &who, items).await }
     };
     let (a, b, c) = tokio::join!(
         post(&acme, first),
@@ -1321,16 +1300,7 @@ async fn sends_and_webhooks_to_new_numbers_at_once_share_one_conversation(app: T
         let (app, admin) = (&app, &admin);
         let items: Vec<Value> = ns.iter().map(|n| template(n)).collect();
         async move {
-            let out = expect_json(
-                app.post_as(
-                    admin,
-                    "/api/v1/messages/batch",
-                    &json!({ "messages": items }),
-                )
-                .await,
-                StatusCode::OK,
-            )
-            .await;
+            let out = post_batch(app, admin, items).await;
             for r in out["results"].as_array().unwrap() {
                 assert_eq!(r["status"], 202, "{r}");
             }
