@@ -323,6 +323,40 @@ pub struct DirectSendIn {
     pub message: SendIn,
 }
 
+impl DirectSendIn {
+    /// Reads a direct send from JSON, naming a wrong field by its path after `prefix`
+    /// (`"messages[3]."` for a batch item). The message's fields sit beside `channel_id` and
+    /// `to`: read apart, so that a wrong one is named by its path (`template.name`), which
+    /// serde loses through `flatten`.
+    pub fn from_json(v: Value, prefix: &str) -> Result<Self, Problem> {
+        #[derive(Deserialize)]
+        struct Head {
+            channel_id: ChannelId,
+            to: ToIn,
+            purpose: Option<String>,
+        }
+        let Value::Object(mut message) = v else {
+            let field = prefix.strip_suffix('.').filter(|p| !p.is_empty());
+            return Err(Problem::invalid_field(
+                field.unwrap_or("body"),
+                "must be an object",
+            ));
+        };
+        let head: serde_json::Map<String, Value> = ["channel_id", "to", "purpose"]
+            .into_iter()
+            .filter_map(|k| message.remove(k).map(|x| (k.to_owned(), x)))
+            .collect();
+        let head: Head = wamage_kernel::json::from_value(Value::Object(head), prefix)?;
+        let message: SendIn = wamage_kernel::json::from_value(Value::Object(message), prefix)?;
+        Ok(Self {
+            channel_id: head.channel_id,
+            to: head.to,
+            purpose: head.purpose,
+            message,
+        })
+    }
+}
+
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchIn {
@@ -571,8 +605,9 @@ pub async fn send_direct(
     State(s): Svc,
     Caller(who): Caller,
     headers: HeaderMap,
-    ApiJson(b): ApiJson<DirectSendIn>,
+    ApiJson(b): ApiJson<Value>,
 ) -> Result<Response, Problem> {
+    let b = DirectSendIn::from_json(b, "")?;
     let key = idem_key(&headers)?;
     let (status, body) = s.send_direct(&who, &b, key.as_deref()).await?;
     Ok(json_response(status, body))

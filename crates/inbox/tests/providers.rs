@@ -1044,6 +1044,49 @@ async fn batch_sends_to_numbers(app: TestApp) {
     )
     .await;
     assert_eq!(p["errors"][0]["field"], "template.name", "{p}");
+    // A wrong field is named by its path, in a single send and in a batch's item.
+    let p = expect_problem(
+        direct(json!({"channel_id": ch, "to": {"phone": "+4915112345620"},
+                      "type": "template", "template": {"language": "en_US"}}))
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(p["errors"][0]["field"], "template.name", "{p}");
+    let p = expect_problem(
+        direct(json!({"channel_id": ch, "to": {"phone": 4915112345620_i64}, "type": "text"})).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(p["errors"][0]["field"], "to.phone", "{p}");
+    let out = post_batch(
+        &app,
+        &admin,
+        vec![
+            json!({"channel_id": ch, "to": {"phone": "+4915112345620"}, "type": "template",
+                   "template": {"language": "en_US", "body": [1]}}),
+            json!("not an object"),
+            json!({"to": {"phone": "+4915112345620"}, "type": "text", "text": "hi"}),
+        ],
+    )
+    .await;
+    let fields: Vec<&str> = out["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["problem"]["errors"][0]["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        fields,
+        vec![
+            "messages[0].template.body[0]",
+            "messages[1]",
+            "messages[2].channel_id"
+        ],
+        "{out}"
+    );
     assert_eq!(count(&app, "contacts").await, contacts_before + 4);
     assert_eq!(count(&app, "inbox_conversations").await, 4);
     // The conversation shows its newest message (the second one to +…01).

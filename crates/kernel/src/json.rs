@@ -56,18 +56,47 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
                 .with_detail(inner.to_string())),
                 Category::Data => {
                     let message = clean_serde_message(&inner.to_string());
-                    let field = if path == "." {
-                        missing_field_name(&message).unwrap_or_else(|| "body".to_owned())
-                    } else {
-                        match missing_field_name(&message) {
-                            Some(f) => format!("{path}.{f}"),
-                            None => path,
-                        }
-                    };
-                    Err(Problem::invalid_field(field, message))
+                    Err(Problem::invalid_field(
+                        field_of(&path, &message, ""),
+                        message,
+                    ))
                 }
             }
         }
+    }
+}
+
+/// Reads `value` into `T` as [`parse_json`] reads a body, naming a wrong field by its path
+/// after `prefix` (`"messages[3]."` for an item of a list, `""` for a whole body).
+pub fn from_value<T: DeserializeOwned>(
+    value: serde_json::Value,
+    prefix: &str,
+) -> Result<T, Problem> {
+    serde_path_to_error::deserialize::<_, T>(value).map_err(|err| {
+        let path = err.path().to_string();
+        let message = clean_serde_message(&err.into_inner().to_string());
+        Problem::invalid_field(field_of(&path, &message, prefix), message)
+    })
+}
+
+/// The wrong field of a deserialization error: its path (`.` for the top level), the
+/// missing field's name added when the message says one is missing, after `prefix`.
+fn field_of(path: &str, message: &str, prefix: &str) -> String {
+    let field = match (path, missing_field_name(message)) {
+        (".", Some(f)) => f,
+        (".", None) => {
+            return match prefix.strip_suffix('.') {
+                Some(p) if !p.is_empty() => p.to_owned(),
+                _ => "body".to_owned(),
+            };
+        }
+        (p, Some(f)) => format!("{p}.{f}"),
+        (p, None) => p.to_owned(),
+    };
+    match prefix.strip_suffix('.') {
+        // An index follows its list directly: `messages[0][1]`.
+        Some(list) if field.starts_with('[') => format!("{list}{field}"),
+        _ => format!("{prefix}{field}"),
     }
 }
 
@@ -132,6 +161,29 @@ mod tests {
     struct In {
         email: String,
         age: u32,
+    }
+
+    #[test]
+    fn a_value_names_the_field_after_its_prefix() {
+        #[derive(Debug, Deserialize)]
+        #[allow(dead_code)]
+        struct Outer {
+            template: In,
+        }
+        let p = from_value::<Outer>(
+            serde_json::json!({"template": {"email": "a@b.c"}}),
+            "messages[3].",
+        )
+        .unwrap_err();
+        assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(p.errors[0].field, "messages[3].template.age");
+        // serde reads a struct from a list too, field by field.
+        let p = from_value::<Outer>(serde_json::json!([1]), "messages[0].").unwrap_err();
+        assert_eq!(p.errors[0].field, "messages[0][0]");
+        let p = from_value::<Outer>(serde_json::json!({}), "").unwrap_err();
+        assert_eq!(p.errors[0].field, "template");
+        let p = from_value::<Outer>(serde_json::json!("x"), "").unwrap_err();
+        assert_eq!(p.errors[0].field, "body");
     }
 
     #[test]

@@ -890,16 +890,10 @@ impl Inbox {
         let mut together = Vec::new();
         let mut alone = Vec::new();
         for (index, v) in items.into_iter().enumerate() {
-            match serde_json::from_value::<DirectSendIn>(v) {
+            match DirectSendIn::from_json(v, &format!("messages[{index}].")) {
                 Ok(b) if bulk::is_bulk(&b) => together.push((index, b)),
                 Ok(b) => alone.push((index, b)),
-                Err(e) => outcomes.push((
-                    index,
-                    Err(Problem::invalid_field(
-                        format!("messages[{index}]"),
-                        e.to_string(),
-                    )),
-                )),
+                Err(p) => outcomes.push((index, Err(p))),
             }
         }
         if !together.is_empty() {
