@@ -335,13 +335,8 @@ impl DirectSendIn {
             to: ToIn,
             purpose: Option<String>,
         }
-        let Value::Object(mut message) = v else {
-            let field = prefix.strip_suffix('.').filter(|p| !p.is_empty());
-            return Err(Problem::invalid_field(
-                field.unwrap_or("body"),
-                "must be an object",
-            ));
-        };
+        let mut message: serde_json::Map<String, Value> =
+            wamage_kernel::json::from_value(v, prefix)?;
         let head: serde_json::Map<String, Value> = ["channel_id", "to", "purpose"]
             .into_iter()
             .filter_map(|k| message.remove(k).map(|x| (k.to_owned(), x)))

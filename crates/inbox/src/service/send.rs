@@ -33,7 +33,7 @@ use wamage_channels::{
     },
     recipient_key,
 };
-use wamage_contacts::{ConsentPurpose, IdentityKind, SendPermission};
+use wamage_contacts::{ConsentPurpose, ContactId, IdentityKind, SendPermission};
 use wamage_identity::Principal;
 use wamage_kernel::{OrgId, Problem, validate::Validator};
 use wamage_platform::{
@@ -116,6 +116,13 @@ impl Prepared {
 /// request field it came from.
 type Address = (Vec<(IdentityKind, String)>, Recipient, String, &'static str);
 
+/// Whom a direct send is for: a known contact (id, name), or an address to find or create
+/// the contact by (its identities, and the request's field for an invalid one).
+enum To {
+    Contact(ContactId, String),
+    Address(Vec<(IdentityKind, String)>, &'static str),
+}
+
 /// A send's answer: status and JSON body, or the problem.
 type SendOutcome = Result<(StatusCode, String), Problem>;
 
@@ -141,6 +148,10 @@ fn window_closed() -> Problem {
         "The 24-hour customer service window is closed: only templates can be sent",
     )
     .with_detail("The customer has not written in the last 24 hours. Send an approved template to re-open the conversation.")
+}
+
+fn channel_disabled() -> Problem {
+    Problem::conflict("channel_disabled", "This channel is disabled")
 }
 
 fn is_template_name(s: &str) -> bool {
@@ -563,10 +574,7 @@ impl Inbox {
         let p = self.prepare(org, Some(conv.id), &channel, b).await?;
         if !p.note {
             if !channel.enabled {
-                return Err(Problem::conflict(
-                    "channel_disabled",
-                    "This channel is disabled",
-                ));
+                return Err(channel_disabled());
             }
             if channel.kind == ChannelKind::Whatsapp && !p.template {
                 let open = conv.last_inbound_at.is_some_and(|t| t.plus(WINDOW) > now);
@@ -749,8 +757,7 @@ impl Inbox {
             Problem::invalid_field("channel_id", "is not a channel of this organisation")
         })?;
         one_address(&b.to)?;
-        // The contact when addressed by id, else the address to find or create it by.
-        let (known, address, recipient, key) = if let Some(cid) = b.to.contact_id {
+        let (to, recipient, key) = if let Some(cid) = b.to.contact_id {
             let c = self.contacts.contact_in(org, cid).await.map_err(|_| {
                 Problem::invalid_field("to.contact_id", "is not a contact of this organisation")
             })?;
@@ -791,10 +798,10 @@ impl Inbox {
                     (Recipient::Sandbox { handle: h.clone() }, h)
                 }
             };
-            (Some((c.id, c.name)), None, recipient, key)
+            (To::Contact(c.id, c.name), recipient, key)
         } else {
             let (ids, recipient, key, field) = address_of(channel.kind, &b.to)?;
-            (None, Some((ids, field)), recipient, key)
+            (To::Address(ids, field), recipient, key)
         };
         if let Some(c) = store::latest_for_address(&self.db, channel.id, &key)
             .await
@@ -803,9 +810,9 @@ impl Inbox {
             return Ok(c);
         }
         self.check_first_send(org, &channel, &b.message).await?;
-        let (contact_id, name) = match (known, address) {
-            (Some(known), _) => known,
-            (None, Some((ids, field))) => {
+        let (contact_id, name) = match to {
+            To::Contact(id, name) => (id, name),
+            To::Address(ids, field) => {
                 let r = self
                     .contacts
                     .resolve_inbound(org, &ids, None)
@@ -819,7 +826,6 @@ impl Inbox {
                     })?;
                 (r.id, r.name)
             }
-            (None, None) => return Err(Problem::internal("a direct send without an address")),
         };
         let now = self.now();
         let mut tx = self.db.begin().await.map_err(db_err)?;
@@ -851,6 +857,21 @@ impl Inbox {
         Ok(conv)
     }
 
+    /// A message for a conversation not known yet (a send to an address): validated for the
+    /// channel, which must be enabled.
+    async fn prepare_new(
+        &self,
+        org: OrgId,
+        channel: &Channel,
+        m: &SendIn,
+    ) -> Result<Prepared, Problem> {
+        let p = self.prepare(org, None, channel, m).await?;
+        if !channel.enabled {
+            return Err(channel_disabled());
+        }
+        Ok(p)
+    }
+
     /// The checks of a direct send that would start a conversation, made before anything is
     /// created for it: the message itself, the channel enabled, and on WhatsApp a template
     /// (a customer who never wrote on this channel has no open window).
@@ -860,13 +881,7 @@ impl Inbox {
         channel: &Channel,
         m: &SendIn,
     ) -> Result<(), Problem> {
-        let p = self.prepare(org, None, channel, m).await?;
-        if !channel.enabled {
-            return Err(Problem::conflict(
-                "channel_disabled",
-                "This channel is disabled",
-            ));
-        }
+        let p = self.prepare_new(org, channel, m).await?;
         if channel.kind == ChannelKind::Whatsapp && !p.template {
             return Err(window_closed());
         }

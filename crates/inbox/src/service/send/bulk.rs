@@ -274,13 +274,7 @@ impl Inbox {
         let channel = &channels[&b.channel_id];
         one_address(&b.to)?;
         let address = address_of(channel.kind, &b.to)?;
-        let prepared = self.prepare(org, None, channel, &b.message).await?;
-        if !channel.enabled {
-            return Err(Problem::conflict(
-                "channel_disabled",
-                "This channel is disabled",
-            ));
-        }
+        let prepared = self.prepare_new(org, channel, &b.message).await?;
         Ok((purpose, address, prepared))
     }
 
