@@ -53,8 +53,11 @@ const FAILED_SQL: &str = "SELECT COUNT(*) FROM inbox_messages WHERE status = 'fa
 const DELIVERED_SQL: &str = "SELECT COUNT(*) FROM inbox_messages \
      WHERE direction = 'outbound' AND status IN ('delivered', 'read')";
 const INBOUND_SQL: &str = "SELECT COUNT(*) FROM inbox_messages WHERE direction = 'inbound'";
-const INGEST_PENDING_SQL: &str = "SELECT COUNT(*) FROM jobs \
-     WHERE kind = 'channels.ingest' AND state IN ('queued', 'running')";
+/// Webhooks not processed yet: ingest jobs queued or running, and events the SQLite intake
+/// stored whose jobs are not queued yet.
+const INGEST_PENDING_SQL: &str = "SELECT (SELECT COUNT(*) FROM jobs \
+     WHERE kind = 'channels.ingest' AND state IN ('queued', 'running')) \
+     + (SELECT COUNT(*) FROM channel_events WHERE state = 'received')";
 const INGEST_DEAD_SQL: &str =
     "SELECT COUNT(*) FROM jobs WHERE kind = 'channels.ingest' AND state = 'dead'";
 
@@ -282,6 +285,7 @@ impl Rig {
                 "wamage_db_begin_seconds",
                 "wamage_inbox_sent_write_rows",
                 "wamage_inbox_batch_merge_requests",
+                "wamage_ingest_burst_wait_seconds",
             ],
         )
         .await

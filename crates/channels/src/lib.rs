@@ -7,10 +7,13 @@
 //! - [`whatsapp`], [`telegram`] and [`sandbox`] are the adapters.
 //! - Credentials are sealed at rest ([`secrets`]) and never returned by the API.
 //! - Webhooks (`/webhooks/whatsapp/{id}`, `/webhooks/telegram/{id}`) are verified on the raw
-//!   bytes (HMAC-SHA256 with the app secret / the secret token), stored as they came with an
-//!   [`INGEST_JOB`] in one transaction, and answered 200; the inbox's job handler processes
-//!   them. Webhooks arriving together are stored together and share ingest jobs (up to 64
-//!   events each). Telegram channels in polling mode are fed by [`poller`] instead.
+//!   bytes (HMAC-SHA256 with the app secret / the secret token), stored as they came, and
+//!   answered 200 once durable; [`INGEST_JOB`]s queued for them (with them on PostgreSQL, just
+//!   after on SQLite, where a sweep finds any a crash left without one) let the inbox's job
+//!   handler process them. Webhooks arriving together are stored together and share ingest
+//!   jobs (up to 64 events each); while they arrive faster than they are stored, processing
+//!   waits for the burst to end, up to a configured limit ([`Channels::yield_to_burst`]).
+//!   Telegram channels in polling mode are fed by [`poller`] instead.
 //! - [`pacing`]: per-channel GCRA pacing, WhatsApp pair pacing and the circuit breaker.
 
 mod adapters;

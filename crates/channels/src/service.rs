@@ -16,10 +16,14 @@ use serde_json::{Value, json};
 use wamage_identity::{Principal, Role};
 use wamage_kernel::{Clock, OrgId, Problem, Timestamp, validate::Validator};
 use wamage_platform::{
-    Backend, Db,
+    Db,
     db::is_unique_violation,
     jobs::{JobQueue, NewJob},
 };
+
+mod intake;
+
+use intake::{Pending, Pulse};
 
 use crate::{
     adapters,
@@ -50,6 +54,9 @@ pub struct ChannelsConfig {
     pub http_timeout: Duration,
     /// Pacing on (the benchmarks of raw throughput turn it off).
     pub pacing: bool,
+    /// How long webhook processing may wait for a burst of webhooks to end, counted from the
+    /// webhooks' arrival (see [`Channels::yield_to_burst`]); zero: never.
+    pub burst_yield: Duration,
 }
 
 impl Default for ChannelsConfig {
@@ -62,6 +69,7 @@ impl Default for ChannelsConfig {
             allow_base_url_override: false,
             http_timeout: Duration::from_secs(20),
             pacing: true,
+            burst_yield: Duration::from_secs(3),
         }
     }
 }
@@ -255,30 +263,10 @@ pub struct Channels {
     live: moka::future::Cache<ChannelId, Option<Channel>>,
     /// The webhook batcher's queue, once started ([`Channels::start_intake`]).
     intake: std::sync::OnceLock<tokio::sync::mpsc::Sender<Pending>>,
+    /// When the intake last stored a burst's batch ([`Channels::yield_to_burst`]).
+    pulse: Pulse,
     me: Weak<Channels>,
 }
-
-/// A webhook waiting for the batcher to store it.
-struct Pending {
-    org: OrgId,
-    channel: ChannelId,
-    body: Vec<u8>,
-    reply: tokio::sync::oneshot::Sender<Result<EventId, Problem>>,
-    /// When it was handed to the batcher.
-    queued: Instant,
-}
-
-/// Webhooks stored in one transaction at most.
-const INTAKE_BATCH: usize = 256;
-/// Events processed by one ingest job at most (webhooks stored together are processed
-/// together: one job claim, one read of the events, one write of their outcomes).
-const INGEST_CHUNK: usize = 64;
-/// Batches being committed at once on PostgreSQL, which overlaps them. SQLite writes one at a
-/// time: there the next batch is formed when the last one is committed, so it takes every
-/// webhook that arrived meanwhile (fewer, larger transactions at the one write lock).
-const INTAKE_PARALLEL_POSTGRES: usize = 4;
-/// Webhooks waiting for the batcher before senders wait too.
-const INTAKE_QUEUE: usize = 4096;
 
 /// How long another node may use a channel's previous settings.
 const CHANNEL_TTL: Duration = Duration::from_secs(5);
@@ -312,6 +300,7 @@ impl Channels {
                 .time_to_live(CHANNEL_TTL)
                 .build(),
             intake: std::sync::OnceLock::new(),
+            pulse: Pulse::default(),
             me: me.clone(),
         })
     }
@@ -1024,101 +1013,6 @@ impl Channels {
             self.jobs.notify();
         }
         Ok(id)
-    }
-
-    /// Starts the webhook batcher on the current runtime (once; later calls do nothing).
-    pub fn start_intake(self: &Arc<Self>) {
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Pending>(INTAKE_QUEUE);
-        if self.intake.set(tx).is_err() {
-            return;
-        }
-        let me = Arc::downgrade(self);
-        let parallel = match self.db.backend() {
-            Backend::Postgres => INTAKE_PARALLEL_POSTGRES,
-            Backend::Sqlite => 1,
-        };
-        let slots = Arc::new(tokio::sync::Semaphore::new(parallel));
-        tokio::spawn(async move {
-            while let Some(first) = rx.recv().await {
-                let Ok(permit) = slots.clone().acquire_owned().await else {
-                    break;
-                };
-                let mut batch = vec![first];
-                while batch.len() < INTAKE_BATCH {
-                    match rx.try_recv() {
-                        Ok(p) => batch.push(p),
-                        Err(_) => break,
-                    }
-                }
-                let Some(ch) = me.upgrade() else {
-                    break;
-                };
-                tokio::spawn(async move {
-                    ch.store_batch(batch).await;
-                    drop(permit);
-                });
-            }
-        });
-    }
-
-    /// One transaction for the events of several webhooks and their ingest jobs.
-    async fn store_batch(&self, batch: Vec<Pending>) {
-        let now = self.now();
-        for p in &batch {
-            metrics::histogram!("wamage_webhook_store_seconds", "phase" => "queue")
-                .record(p.queued.elapsed().as_secs_f64());
-        }
-        let ids: Vec<EventId> = batch.iter().map(|_| EventId::new()).collect();
-        let res: Result<(), Problem> = async {
-            // Ahead of background writers: a webhook sender is waiting for this commit.
-            let t0 = Instant::now();
-            let mut tx = self.db.begin_urgent().await.map_err(db_err)?;
-            metrics::histogram!("wamage_webhook_store_seconds", "phase" => "begin")
-                .record(t0.elapsed().as_secs_f64());
-            let t1 = Instant::now();
-            let rows: Vec<_> = batch
-                .iter()
-                .zip(&ids)
-                .map(|(p, id)| (*id, p.org, p.channel, p.body.as_slice()))
-                .collect();
-            store::insert_events(&mut tx, &rows, now)
-                .await
-                .map_err(db_err)?;
-            let mut by_org: Vec<(OrgId, Vec<EventId>)> = Vec::new();
-            for (p, id) in batch.iter().zip(&ids) {
-                match by_org.iter_mut().find(|(o, _)| *o == p.org) {
-                    Some((_, events)) => events.push(*id),
-                    None => by_org.push((p.org, vec![*id])),
-                }
-            }
-            // One job for up to INGEST_CHUNK events of an organisation, in arrival order.
-            let jobs = by_org
-                .iter()
-                .flat_map(|(org, events)| {
-                    events.chunks(INGEST_CHUNK).map(|chunk| {
-                        NewJob::new(INGEST_JOB, json!({ "event_ids": chunk }))
-                            .with_org(*org)
-                            .with_priority(10)
-                    })
-                })
-                .collect();
-            self.jobs
-                .enqueue_many(&mut tx, jobs)
-                .await
-                .map_err(|e| Problem::internal(format_args!("enqueue ingest: {e}")))?;
-            tx.commit().await.map_err(db_err)?;
-            metrics::histogram!("wamage_webhook_store_seconds", "phase" => "write")
-                .record(t1.elapsed().as_secs_f64());
-            Ok(())
-        }
-        .await;
-        if res.is_ok() {
-            self.jobs.notify();
-        }
-        metrics::histogram!("wamage_webhook_batch_size").record(batch.len() as f64);
-        for (p, id) in batch.into_iter().zip(ids) {
-            let _ = p.reply.send(res.clone().map(|()| id));
-        }
     }
 
     /// Records an event the system made up (Sandbox customers and their delivery reports),

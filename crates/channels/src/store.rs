@@ -251,8 +251,67 @@ pub async fn insert_events(
     Ok(())
 }
 
+/// Stores up to [`EVENTS_PER_STATEMENT`] webhook events on SQLite as `received` (their ingest
+/// jobs not queued yet: [`mark_pending`]), in one autocommit statement taken ahead of ordinary
+/// writers at the write lock — one round trip to the connection's thread.
+pub async fn insert_received(
+    pool: &sqlx::SqlitePool,
+    rows: &[(EventId, OrgId, ChannelId, &[u8])],
+    now: Timestamp,
+) -> R<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    debug_assert!(rows.len() <= EVENTS_PER_STATEMENT);
+    let values = vec!["(?, ?, ?, ?, 'received', ?)"; rows.len()].join(", ");
+    let sql = format!(
+        "INSERT INTO channel_events (id, org_id, channel_id, body, state, received_at) \
+         VALUES {values}"
+    );
+    let _turn = wamage_platform::db::sqlite_urgent_write_turn(pool).await?;
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for (id, org, channel, body) in rows {
+        q = q.bind(*id).bind(*org).bind(*channel).bind(*body).bind(now);
+    }
+    q.execute(pool).await?;
+    Ok(())
+}
+
+/// Marks `received` events `pending` (their ingest jobs are queued in the same transaction).
+pub async fn mark_pending(tx: &mut Tx, ids: &[EventId]) -> R<()> {
+    for chunk in ids.chunks(EVENTS_PER_STATEMENT) {
+        let sql = format!(
+            "UPDATE channel_events SET state = 'pending' WHERE state = 'received' AND id IN ({})",
+            placeholders(1, chunk.len())
+        );
+        with_tx!(tx, |e| {
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            q.execute(e).await.map(|r| r.rows_affected())
+        })?;
+    }
+    Ok(())
+}
+
+/// Events stored `received` before `before` (oldest first, `limit` at most), with their
+/// organisations.
+pub async fn received_before(db: &Db, before: Timestamp, limit: i64) -> R<Vec<(OrgId, EventId)>> {
+    with_db!(db, |pool| {
+        sqlx::query_as::<_, (OrgId, EventId)>(
+            "SELECT org_id, id FROM channel_events WHERE state = 'received' AND received_at < $1 \
+             ORDER BY received_at LIMIT $2",
+        )
+        .bind(before)
+        .bind(limit)
+        .fetch_all(pool)
+        .await
+    })
+}
+
 /// Events per multi-row insert (5 parameters each; SQLite allows 32,766, PostgreSQL 65,535).
-const EVENTS_PER_STATEMENT: usize = 200;
+pub const EVENTS_PER_STATEMENT: usize = 200;
 
 /// The events among `ids` still waiting to be processed, in the order of `ids`.
 pub async fn pending_events(db: &Db, ids: &[EventId]) -> R<Vec<EventRow>> {

@@ -682,6 +682,50 @@ async fn concurrent_webhooks_are_stored_together_and_each_once(app: TestApp) {
     assert_eq!(count(&app, "inbox_messages").await, 40);
 }
 
+/// A webhook stored without its ingest job — on SQLite the job is queued just after the
+/// answer, so a process stopping in between leaves the event `received` — is found by the
+/// sweep (the dispatcher's, at start-up and every few seconds) and processed once; webhooks that
+/// went the usual way are not queued again.
+async fn webhooks_stored_without_their_jobs_are_swept_up(app: TestApp) {
+    use wamage_platform::{Db, with_db};
+    let fake = FakeMeta::start().await;
+    let admin = app.register("owner@acme.test", "Acme").await;
+    let ch = whatsapp(&app, &admin, &fake).await;
+    let url = app.url(&format!("/webhooks/whatsapp/{}", s(&ch, "id")));
+    let (_, usual) = FakeMeta::webhook_text("4915100000001", "Ada", "first");
+    assert_eq!(FakeMeta::post_webhook(&url, APP_SECRET, &usual).await, 200);
+    settle(&app).await;
+    assert_eq!(count(&app, "inbox_messages").await, 1);
+    assert_eq!(app.state.channels.sweep_received().await, 0);
+
+    // Stored as the SQLite intake stores a webhook, ten seconds ago, and no job queued.
+    let (_, lost) = FakeMeta::webhook_text("4915100000002", "Bob", "did this arrive?");
+    let org: wamage_kernel::OrgId = admin.org_id.parse().unwrap();
+    let channel: wamage_channels::ChannelId = s(&ch, "id").parse().unwrap();
+    let received_at = app.clock.now().minus(Duration::from_secs(10));
+    let db: &Db = &app.state.db;
+    with_db!(db, |p| sqlx::query(
+        "INSERT INTO channel_events (id, org_id, channel_id, body, state, received_at) \
+         VALUES ($1, $2, $3, $4, 'received', $5)"
+    )
+    .bind(wamage_channels::EventId::new())
+    .bind(org)
+    .bind(channel)
+    .bind(serde_json::to_vec(&lost).unwrap())
+    .bind(received_at)
+    .execute(p)
+    .await
+    .map(|r| r.rows_affected()))
+    .unwrap();
+    assert_eq!(app.run_jobs().await, 0, "no job for it yet");
+    assert_eq!(app.state.channels.sweep_received().await, 1);
+    settle(&app).await;
+    assert_eq!(count(&app, "inbox_messages").await, 2);
+    assert_eq!(count(&app, "inbox_conversations").await, 2);
+    assert!(events(&app).await.iter().all(|(s, _)| s == "processed"));
+    assert_eq!(app.state.channels.sweep_received().await, 0);
+}
+
 /// One webhook carrying several messages of a new customer (one of them twice, one quoting
 /// another) and one of a second customer: one conversation each, each message once, the quote
 /// found within the batch, the newest message last; the same webhook again changes nothing.
@@ -1424,6 +1468,7 @@ app_tests!(
     an_early_report_waits_and_the_rest_is_done_once,
     a_failed_report_shows_the_reason_until_a_read_proves_delivery,
     concurrent_webhooks_are_stored_together_and_each_once,
+    webhooks_stored_without_their_jobs_are_swept_up,
     messages_of_one_webhook_share_their_conversation,
     whatsapp_webhooks_in,
     whatsapp_sends_out,

@@ -204,6 +204,16 @@ pub async fn sqlite_write_turn(pool: &SqlitePool) -> Result<WriteTurn, sqlx::Err
     Ok(turn)
 }
 
+/// [`sqlite_write_turn`] ahead of the ordinary writers (like [`Db::begin_urgent`]): for a
+/// single autocommit statement someone is waiting on.
+pub async fn sqlite_urgent_write_turn(pool: &SqlitePool) -> Result<WriteTurn, sqlx::Error> {
+    let t0 = std::time::Instant::now();
+    let turn = write_turn(pool, true).await?;
+    metrics::histogram!("wamage_db_write_turn_seconds", "lane" => "urgent")
+        .record(t0.elapsed().as_secs_f64());
+    Ok(turn)
+}
+
 /// Pool sizing and timeouts.
 #[derive(Debug, Clone)]
 pub struct DbOptions {

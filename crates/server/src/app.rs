@@ -204,6 +204,7 @@ pub async fn build_state(config: Config, opts: BuildOptions) -> anyhow::Result<A
             allow_base_url_override: config.allow_channel_base_url,
             http_timeout: Duration::from_secs(config.provider_timeout_secs.max(1)),
             pacing: config.channel_pacing,
+            burst_yield: Duration::from_millis(config.ingest_burst_yield_ms),
         },
     );
     channels.start_intake();

@@ -110,6 +110,9 @@ pub struct Config {
     /// Webhook ingest runs at once by this process's worker (0: 1 on SQLite, whose one writer
     /// more would only queue for; on PostgreSQL one per CPU core, 2 to 8).
     pub ingest_concurrency: usize,
+    /// How long (milliseconds) webhook processing may wait for a burst of webhooks to be
+    /// stored first, counted from their arrival; 0: never.
+    pub ingest_burst_yield_ms: u64,
     /// Rows a contacts import writes per transaction.
     pub import_batch_rows: usize,
     /// Seconds one run of a contacts import job goes on taking batches before it hands over
@@ -167,6 +170,7 @@ impl Default for Config {
             roles: "api,worker,realtime".to_owned(),
             worker_concurrency: 16,
             ingest_concurrency: 0,
+            ingest_burst_yield_ms: 3_000,
             import_batch_rows: wamage_contacts::IMPORT_BATCH_ROWS,
             import_run_secs: wamage_contacts::IMPORT_RUN_BUDGET.as_secs(),
             import_writers: wamage_contacts::IMPORT_WRITERS,
@@ -277,6 +281,9 @@ impl Config {
         }
         if self.ingest_concurrency > 1024 {
             bail!("WAMAGE_INGEST_CONCURRENCY must be between 0 (automatic) and 1024");
+        }
+        if self.ingest_burst_yield_ms > 60_000 {
+            bail!("WAMAGE_INGEST_BURST_YIELD_MS must be between 0 and 60000");
         }
         if !(1..=50_000).contains(&self.import_batch_rows) {
             bail!("WAMAGE_IMPORT_BATCH_ROWS must be between 1 and 50000");

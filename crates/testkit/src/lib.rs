@@ -355,8 +355,10 @@ impl TestApp {
             .unwrap_or_else(|e| panic!("socket.io connection as {} failed: {e:?}", user.email))
     }
 
-    /// Runs every due background job once; returns how many ran.
+    /// Runs every due background job once (after the webhook intake has queued the jobs of
+    /// every webhook answered so far); returns how many ran.
     pub async fn run_jobs(&self) -> usize {
+        self.state.channels.intake_settled().await;
         self.worker.run_due_jobs().await.expect("run due jobs")
     }
 }

@@ -127,6 +127,15 @@ impl JobHandler for IngestJob {
                 }
             }
         }
+        // New events wait for a burst of webhooks to be stored first (up to a limit counted
+        // from the oldest job's creation); retries do not.
+        if !ids.is_empty()
+            && jobs.iter().all(|j| j.attempt == 1)
+            && let Some(oldest) = jobs.iter().map(|j| j.created_at).min()
+        {
+            let waited = self.0.channels.yield_to_burst(oldest).await;
+            metrics::histogram!("wamage_ingest_burst_wait_seconds").record(waited.as_secs_f64());
+        }
         // Per job: delivery reports waiting, and the first error.
         let mut waiting = vec![0usize; jobs.len()];
         let mut failure: Vec<Option<String>> = jobs.iter().map(|_| None).collect();
