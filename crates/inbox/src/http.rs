@@ -267,6 +267,7 @@ pub struct TemplateIn {
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct TemplateButtonIn {
     /// `url`, `copy_code` or `quick_reply`.
     pub sub_type: String,
@@ -274,8 +275,10 @@ pub struct TemplateButtonIn {
     pub value: String,
 }
 
-/// A message to send (or a private note). Which fields apply depends on `type`.
+/// A message to send (or a private note). Which fields apply depends on `type`; a field it
+/// does not know (a misspelt one) is refused, not ignored.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct SendIn {
     /// `text`, `note`, `media`, `buttons`, `list`, `location`, `reaction` or `template`.
     #[serde(rename = "type")]
@@ -312,8 +315,9 @@ pub struct ToIn {
     pub handle: Option<String>,
 }
 
-/// The single-send API: a message to a contact or address on a channel.
-#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+/// The single-send API: a message to a contact or address on a channel. Read with
+/// [`DirectSendIn::from_json`].
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct DirectSendIn {
     pub channel_id: ChannelId,
     pub to: ToIn,

@@ -1107,6 +1107,16 @@ async fn batch_sends_to_numbers(app: TestApp) {
             json!({"channel_id": ch, "to": {"phone": 4915112345620_i64}, "type": "text"}),
             "to.phone",
         ),
+        // A misspelt field is refused by its name, not ignored.
+        (
+            json!({"channel_id": ch, "to": to, "type": "text", "txt": "hi"}),
+            "txt",
+        ),
+        (
+            json!({"channel_id": ch, "to": to, "type": "template",
+                   "template": {"name": "order_update", "language": "en_US", "bodyy": ["1"]}}),
+            "template.bodyy",
+        ),
     ] {
         assert_eq!(invalid(body).await, field);
     }
@@ -1118,6 +1128,8 @@ async fn batch_sends_to_numbers(app: TestApp) {
                    "template": {"language": "en_US", "body": [1]}}),
             json!("not an object"),
             json!({"to": {"phone": "+4915112345620"}, "type": "text", "text": "hi"}),
+            json!({"channel_id": ch, "to": {"phone": "+4915112345620"}, "type": "text",
+                   "text": "hi", "preview": true}),
         ],
     )
     .await;
@@ -1132,7 +1144,8 @@ async fn batch_sends_to_numbers(app: TestApp) {
         vec![
             "messages[0].template.body[0]",
             "messages[1]",
-            "messages[2].channel_id"
+            "messages[2].channel_id",
+            "messages[3].preview"
         ],
         "{out}"
     );

@@ -480,6 +480,11 @@ async fn bad_input_gets_field_errors(app: TestApp) {
             json!({"type": "text", "text": "hi", "reply_to_id": "0190a1b2-0000-7000-8000-000000000000"}),
             "reply_to_id",
         ),
+        // A misspelt field is refused by its name rather than ignored.
+        (
+            json!({"type": "text", "text": "hi", "reply_to": "x"}),
+            "reply_to",
+        ),
     ];
     for (body, field) in bad {
         let p = expect_problem(

@@ -205,6 +205,7 @@ mod tests {
         let p = parse_json::<In>(br#"{"email":"a","age":1,"admin":true}"#).unwrap_err();
         assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY);
         assert!(p.errors[0].message.contains("unknown field"));
+        assert_eq!(p.errors[0].field, "admin");
     }
 
     #[test]

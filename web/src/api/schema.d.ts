@@ -2723,7 +2723,10 @@ export interface components {
          * @enum {string}
          */
         Dedupe: "phone" | "email" | "none";
-        /** @description The single-send API: a message to a contact or address on a channel. */
+        /**
+         * @description The single-send API: a message to a contact or address on a channel. Read with
+         *     [`DirectSendIn::from_json`].
+         */
         DirectSendIn: components["schemas"]["SendIn"] & {
             channel_id: components["schemas"]["ChannelId"];
             /** @description `utility` (default) or `marketing` (needs an opt-in). */
@@ -3392,7 +3395,10 @@ export interface components {
         SegmentPreviewIn: {
             filter: components["schemas"]["SegmentFilterJson"];
         };
-        /** @description A message to send (or a private note). Which fields apply depends on `type`. */
+        /**
+         * @description A message to send (or a private note). Which fields apply depends on `type`; a field it
+         *     does not know (a misspelt one) is refused, not ignored.
+         */
         SendIn: {
             address?: string | null;
             attachment_id?: components["schemas"]["AttachmentId"] | null;
