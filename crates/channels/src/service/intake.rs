@@ -235,6 +235,12 @@ impl Channels {
             .map(|p| p.org)
             .zip(ids.iter().copied())
             .collect();
+        // A burst's batch counts from when it is formed to when it is stored: a write that
+        // stalls (a WAL checkpoint, a long turn of another writer) does not end the burst.
+        let burst = batch.len() >= BURST_MIN;
+        if burst {
+            self.pulse.beat();
+        }
         let t0 = Instant::now();
         let res: Result<(), Problem> = match (&self.db, dispatch) {
             (Db::Sqlite(pool), Some(dispatch)) => {
@@ -274,7 +280,7 @@ impl Channels {
         metrics::histogram!("wamage_webhook_store_seconds", "phase" => "write")
             .record(t0.elapsed().as_secs_f64());
         metrics::histogram!("wamage_webhook_batch_size").record(batch.len() as f64);
-        if batch.len() >= BURST_MIN {
+        if burst {
             self.pulse.beat();
         }
         for (p, id) in batch.into_iter().zip(ids) {
