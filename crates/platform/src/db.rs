@@ -197,19 +197,21 @@ async fn write_turn(pool: &SqlitePool, urgent: bool) -> Result<WriteTurn, sqlx::
 /// transaction the caller opens on the pool itself. Waits behind the urgent lane, like
 /// [`Db::begin`]; the turn ends when the returned value is dropped.
 pub async fn sqlite_write_turn(pool: &SqlitePool) -> Result<WriteTurn, sqlx::Error> {
-    let t0 = std::time::Instant::now();
-    let turn = write_turn(pool, false).await?;
-    metrics::histogram!("wamage_db_write_turn_seconds", "lane" => "other")
-        .record(t0.elapsed().as_secs_f64());
-    Ok(turn)
+    metered_turn(pool, false).await
 }
 
 /// [`sqlite_write_turn`] ahead of the ordinary writers (like [`Db::begin_urgent`]): for a
 /// single autocommit statement someone is waiting on.
 pub async fn sqlite_urgent_write_turn(pool: &SqlitePool) -> Result<WriteTurn, sqlx::Error> {
+    metered_turn(pool, true).await
+}
+
+/// A turn in its lane, its wait recorded.
+async fn metered_turn(pool: &SqlitePool, urgent: bool) -> Result<WriteTurn, sqlx::Error> {
     let t0 = std::time::Instant::now();
-    let turn = write_turn(pool, true).await?;
-    metrics::histogram!("wamage_db_write_turn_seconds", "lane" => "urgent")
+    let turn = write_turn(pool, urgent).await?;
+    let lane = if urgent { "urgent" } else { "other" };
+    metrics::histogram!("wamage_db_write_turn_seconds", "lane" => lane)
         .record(t0.elapsed().as_secs_f64());
     Ok(turn)
 }

@@ -92,8 +92,8 @@ impl Pulse {
         self.last.store(us.max(1), Ordering::Relaxed);
     }
 
-    /// Waits until no burst batch was stored for [`BURST_QUIET`], `most` at the longest; how
-    /// long it waited.
+    /// Waits until no burst batch was formed or stored for [`BURST_QUIET`], `most` at the
+    /// longest; how long it waited.
     async fn quiet(&self, most: Duration) -> Duration {
         let start = tokio::time::Instant::now();
         while let Some(since) = self.since() {
@@ -106,7 +106,7 @@ impl Pulse {
         start.elapsed()
     }
 
-    /// How long ago the last burst batch was stored (`None`: never).
+    /// How long ago a burst batch was last formed or stored (`None`: never).
     fn since(&self) -> Option<Duration> {
         let last = self.last.load(Ordering::Relaxed);
         (last > 0).then(|| {
@@ -117,7 +117,8 @@ impl Pulse {
     }
 }
 
-/// Events of one organisation and their ingest jobs, in arrival order.
+/// The ingest jobs of these events: per organisation, up to [`INGEST_CHUNK`] events each, in
+/// arrival order.
 fn ingest_jobs(events: &[(OrgId, EventId)]) -> Vec<NewJob> {
     let mut by_org: Vec<(OrgId, Vec<EventId>)> = Vec::new();
     for (org, id) in events {
@@ -386,6 +387,17 @@ async fn dispatch(
 mod tests {
     use super::*;
 
+    /// `n` burst batches stored 5 ms apart.
+    fn beat_every_5ms(pulse: &Arc<Pulse>, n: usize) -> tokio::task::JoinHandle<()> {
+        let pulse = Arc::clone(pulse);
+        tokio::spawn(async move {
+            for _ in 0..n {
+                pulse.beat();
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+    }
+
     /// `got` is `want`, give or take the timer's millisecond.
     fn about(got: Duration, want: Duration) -> bool {
         got + Duration::from_millis(2) >= want && got <= want + Duration::from_millis(2)
@@ -401,15 +413,7 @@ mod tests {
         let waited = pulse.quiet(Duration::from_secs(1)).await;
         assert!(about(waited, BURST_QUIET), "{waited:?}");
         // Batches every 5 ms for 100 ms: the wait lasts until BURST_QUIET after the last.
-        let beating = {
-            let pulse = Arc::clone(&pulse);
-            tokio::spawn(async move {
-                for _ in 0..20 {
-                    pulse.beat();
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                }
-            })
-        };
+        let beating = beat_every_5ms(&pulse, 20);
         tokio::task::yield_now().await;
         let waited = pulse.quiet(Duration::from_secs(1)).await;
         assert!(
@@ -419,15 +423,7 @@ mod tests {
         );
         beating.await.unwrap();
         // A burst longer than the limit: the wait ends at the limit.
-        let beating = {
-            let pulse = Arc::clone(&pulse);
-            tokio::spawn(async move {
-                for _ in 0..40 {
-                    pulse.beat();
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                }
-            })
-        };
+        let beating = beat_every_5ms(&pulse, 40);
         tokio::task::yield_now().await;
         let waited = pulse.quiet(Duration::from_millis(50)).await;
         assert!(about(waited, Duration::from_millis(50)), "{waited:?}");
