@@ -215,6 +215,29 @@ pub async fn insert_event(
     Ok(())
 }
 
+/// The multi-row insert of `n` events in `state` (5 parameters each: id, organisation,
+/// channel, body, received at).
+fn insert_events_sql(n: usize, state: &str) -> String {
+    let values = (0..n)
+        .map(|i| {
+            let b = i * 5;
+            format!(
+                "(${}, ${}, ${}, ${}, '{state}', ${})",
+                b + 1,
+                b + 2,
+                b + 3,
+                b + 4,
+                b + 5
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "INSERT INTO channel_events (id, org_id, channel_id, body, state, received_at) \
+         VALUES {values}"
+    )
+}
+
 /// Stores several events received at `now`, a statement per [`EVENTS_PER_STATEMENT`].
 pub async fn insert_events(
     tx: &mut Tx,
@@ -222,24 +245,7 @@ pub async fn insert_events(
     now: Timestamp,
 ) -> R<()> {
     for rows in events.chunks(EVENTS_PER_STATEMENT) {
-        let values = (0..rows.len())
-            .map(|i| {
-                let b = i * 5;
-                format!(
-                    "(${}, ${}, ${}, ${}, 'pending', ${})",
-                    b + 1,
-                    b + 2,
-                    b + 3,
-                    b + 4,
-                    b + 5
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
-        let sql = format!(
-            "INSERT INTO channel_events (id, org_id, channel_id, body, state, received_at) \
-             VALUES {values}"
-        );
+        let sql = insert_events_sql(rows.len(), "pending");
         with_tx!(tx, |e| {
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
             for (id, org, channel, body) in rows {
@@ -263,11 +269,7 @@ pub async fn insert_received(
         return Ok(());
     }
     debug_assert!(rows.len() <= EVENTS_PER_STATEMENT);
-    let values = vec!["(?, ?, ?, ?, 'received', ?)"; rows.len()].join(", ");
-    let sql = format!(
-        "INSERT INTO channel_events (id, org_id, channel_id, body, state, received_at) \
-         VALUES {values}"
-    );
+    let sql = insert_events_sql(rows.len(), "received");
     let _turn = wamage_platform::db::sqlite_urgent_write_turn(pool).await?;
     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
     for (id, org, channel, body) in rows {
