@@ -2099,30 +2099,24 @@ pub async fn insert_contacts_bulk(
                 None => contacts_json(rows)?,
             };
             // The rows take the `rid`s after the largest (the transaction holds the write
-            // lock), so their search entries are written without looking the rows up again.
+            // lock), so their search entries are written without looking the rows up again:
+            // after the first statement the largest `rid` is the last new row's.
             // `jsonb_each`: the batch is parsed once, each row is read from its binary form.
-            let (base,): (i64,) = sqlx::query_as("SELECT COALESCE(MAX(rid), 0) FROM contacts")
-                .fetch_one(&mut **t)
-                .await?;
+            // Both statements in one call to SQLite's thread.
             sqlx::query(
                 "INSERT INTO contacts (rid, id, org_id, name, sort_name, company, language, \
                  time_zone, notes, favorite, blocked, attributes, created_at, updated_at) \
-                 SELECT $4 + j.key + 1, unhex(j.value ->> 0), $1, j.value ->> 1, j.value ->> 2, \
+                 SELECT (SELECT COALESCE(MAX(rid), 0) FROM contacts) + j.key + 1, \
+                 unhex(j.value ->> 0), $1, j.value ->> 1, j.value ->> 2, \
                  j.value ->> 3, j.value ->> 4, j.value ->> 5, j.value ->> 6, 0, 0, \
-                 j.value ->> 7, $2, $2 FROM jsonb_each($3) j",
+                 j.value ->> 7, $2, $2 FROM jsonb_each($3) j; \
+                 INSERT INTO contacts_fts (rowid, body) \
+                 SELECT (SELECT MAX(rid) FROM contacts) - json_array_length($3) + j.key + 1, \
+                 j.value ->> 8 FROM jsonb_each($3) j",
             )
             .bind(org)
             .bind(now)
             .bind(&json)
-            .bind(base)
-            .execute(&mut **t)
-            .await?;
-            sqlx::query(
-                "INSERT INTO contacts_fts (rowid, body) \
-                 SELECT $2 + j.key + 1, j.value ->> 8 FROM jsonb_each($1) j",
-            )
-            .bind(&json)
-            .bind(base)
             .execute(&mut **t)
             .await?;
         }

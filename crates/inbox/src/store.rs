@@ -168,9 +168,15 @@ pub async fn insert_conversation(tx: &mut Tx, c: &ConversationRow) -> R<()> {
     insert_conversations(tx, std::slice::from_ref(c)).await
 }
 
-/// Inserts new conversations, a hundred rows per statement.
+/// Rows per statement of the batch writes' inserts: a batch merge's (up to 1,000 items) in a
+/// few statements, each a round trip to the database (to SQLite's connection thread, where
+/// the write lock is held meanwhile), well within the bound values a statement may carry
+/// (22 columns × 500 rows).
+const ROWS_PER_INSERT: usize = 500;
+
+/// Inserts new conversations, [`ROWS_PER_INSERT`] rows per statement.
 pub async fn insert_conversations(tx: &mut Tx, rows: &[ConversationRow]) -> R<()> {
-    for chunk in rows.chunks(100) {
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
         let sql = format!(
             "INSERT INTO inbox_conversations (id, org_id, channel_id, contact_id, contact_name, \
              recipient, recipient_key, status, snoozed_until, priority, assignee_id, team_id, labels, \
@@ -593,9 +599,9 @@ pub async fn insert_messages_once(tx: &mut Tx, rows: &[MessageRow]) -> R<u64> {
     Ok(inserted)
 }
 
-/// Inserts new messages (ids known to be fresh), a hundred rows per statement.
+/// Inserts new messages (ids known to be fresh), [`ROWS_PER_INSERT`] rows per statement.
 pub async fn insert_messages(tx: &mut Tx, rows: &[MessageRow]) -> R<()> {
-    for chunk in rows.chunks(100) {
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
         insert_message_rows(tx, chunk, "").await?;
     }
     Ok(())

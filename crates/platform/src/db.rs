@@ -71,15 +71,30 @@ pub fn placeholders(from: usize, n: usize) -> String {
 }
 
 /// A turn at an SQLite database's one write lock, among this process's write transactions.
-/// Dropping it hands the lock to the next waiter.
+/// Dropping it hands the lock to the next waiter and records how long it was held
+/// (`wamage_db_write_hold_seconds`, per lane).
 #[derive(Debug)]
 pub struct WriteTurn {
     gate: Arc<WriteGate>,
+    lane: &'static str,
+    since: std::time::Instant,
+}
+
+impl WriteTurn {
+    fn new(gate: Arc<WriteGate>, urgent: bool) -> Self {
+        Self {
+            gate,
+            lane: if urgent { "urgent" } else { "other" },
+            since: std::time::Instant::now(),
+        }
+    }
 }
 
 impl Drop for WriteTurn {
     fn drop(&mut self) {
         self.gate.pass();
+        metrics::histogram!("wamage_db_write_hold_seconds", "lane" => self.lane)
+            .record(self.since.elapsed().as_secs_f64());
     }
 }
 
@@ -173,7 +188,7 @@ async fn write_turn(pool: &SqlitePool, urgent: bool) -> Result<WriteTurn, sqlx::
         Arc::clone(gates.entry(file).or_default())
     };
     let Some(rx) = gate.join(urgent) else {
-        return Ok(WriteTurn { gate });
+        return Ok(WriteTurn::new(gate, urgent));
     };
     let mut waiting = Waiting {
         gate: Arc::clone(&gate),
@@ -186,7 +201,7 @@ async fn write_turn(pool: &SqlitePool, urgent: bool) -> Result<WriteTurn, sqlx::
         Ok(Ok(())) => {
             // The turn is ours: nothing for the line to hand on.
             waiting.rx = None;
-            Ok(WriteTurn { gate })
+            Ok(WriteTurn::new(gate, urgent))
         }
         _ => Err(sqlx::Error::PoolTimedOut),
     }
@@ -505,9 +520,7 @@ mod tests {
     /// Takes a turn at `gate` the way [`write_turn`] does, without a database.
     async fn turn(gate: &Arc<WriteGate>, urgent: bool, wait: Duration) -> Option<WriteTurn> {
         let Some(rx) = gate.join(urgent) else {
-            return Some(WriteTurn {
-                gate: Arc::clone(gate),
-            });
+            return Some(WriteTurn::new(Arc::clone(gate), urgent));
         };
         let mut waiting = Waiting {
             gate: Arc::clone(gate),
@@ -517,9 +530,7 @@ mod tests {
         match tokio::time::timeout(wait, rx).await {
             Ok(Ok(())) => {
                 waiting.rx = None;
-                Some(WriteTurn {
-                    gate: Arc::clone(gate),
-                })
+                Some(WriteTurn::new(Arc::clone(gate), urgent))
             }
             _ => None,
         }

@@ -537,19 +537,29 @@ impl Inbox {
             all_rows.extend(w.rows.iter().cloned());
             written.push((w, touched));
         }
+        // The last message of each conversation (rows are in arrival order). Conversations
+        // created here are written with theirs; the others are touched after the messages.
+        let mut lasts: HashMap<ConversationId, &MessageRow> = HashMap::new();
+        for m in &all_rows {
+            lasts.insert(m.conversation_id, m);
+        }
+        for c in &mut created {
+            if let Some(m) = lasts.get(&c.id) {
+                c.last_message_id = Some(m.id);
+            }
+        }
         store::insert_conversations(tx, &created)
             .await
             .map_err(db_err)?;
         store::insert_messages(tx, &all_rows)
             .await
             .map_err(db_err)?;
-        // The last message of each conversation (rows are in arrival order).
-        let mut lasts: HashMap<ConversationId, &MessageRow> = HashMap::new();
-        for m in &all_rows {
-            lasts.insert(m.conversation_id, m);
-        }
-        let last_ids: Vec<(ConversationId, MessageId)> =
-            lasts.iter().map(|(c, m)| (*c, m.id)).collect();
+        let new: std::collections::HashSet<ConversationId> = created.iter().map(|c| c.id).collect();
+        let last_ids: Vec<(ConversationId, MessageId)> = lasts
+            .iter()
+            .filter(|(c, _)| !new.contains(*c))
+            .map(|(c, m)| (*c, m.id))
+            .collect();
         store::touch_conversations(tx, &last_ids, now)
             .await
             .map_err(db_err)?;
