@@ -1056,15 +1056,15 @@ async fn batch_sends_to_numbers(app: TestApp) {
         r[0]["message"]["conversation_id"], r[2]["message"]["conversation_id"],
         "one conversation per number"
     );
-    // New customers: +…01, +…02, +…04 and +…10 (refused: no opt-in, known once its contact
-    // exists). Nothing for +…03, refused before anything was created: a number that never
-    // wrote has no open window.
+    // New customers: +…01, +…02 and +…04. Nothing for +…03 or +…10, refused before anything
+    // was created: a number that never wrote has no open window, and marketing to a number
+    // no contact holds has no opt-in.
     let all = expect_json(
         app.get_as(&admin, "/api/v1/contacts?limit=50").await,
         StatusCode::OK,
     )
     .await;
-    assert_eq!(count(&app, "contacts").await, contacts_before + 4, "{all}");
+    assert_eq!(count(&app, "contacts").await, contacts_before + 3, "{all}");
     assert_eq!(count(&app, "inbox_conversations").await, 4);
     // Single sends refused for numbers that never wrote leave nothing behind either.
     let direct = |body: Value| {
@@ -1079,6 +1079,29 @@ async fn batch_sends_to_numbers(app: TestApp) {
         "window_closed",
     )
     .await;
+    let p = expect_problem(
+        direct(template(json!({"phone": "+4915112345611"}), "12")).await,
+        StatusCode::CONFLICT,
+        "consent_denied",
+    )
+    .await;
+    assert!(p["detail"].as_str().unwrap().contains("opt-in"), "{p}");
+    assert_eq!(count(&app, "contacts").await, contacts_before + 3);
+    assert_eq!(count(&app, "inbox_conversations").await, 4);
+    // Marketing to a known contact is the ledger's call: the opted-out customer is refused,
+    // by number or by contact id, before a conversation is started for her.
+    for to in [
+        json!({"phone": "+4915112345609"}),
+        json!({"contact_id": opted_out}),
+    ] {
+        expect_problem(
+            direct(template(to, "13")).await,
+            StatusCode::CONFLICT,
+            "consent_denied",
+        )
+        .await;
+    }
+    assert_eq!(count(&app, "inbox_conversations").await, 4);
     // Refused for its message; a wrong field is named by its path.
     let invalid = |body: Value| {
         let direct = &direct;
@@ -1149,7 +1172,7 @@ async fn batch_sends_to_numbers(app: TestApp) {
         ],
         "{out}"
     );
-    assert_eq!(count(&app, "contacts").await, contacts_before + 4);
+    assert_eq!(count(&app, "contacts").await, contacts_before + 3);
     assert_eq!(count(&app, "inbox_conversations").await, 4);
     // The conversation shows its newest message (the second one to +…01).
     let convs = list(&app, &admin).await;

@@ -164,6 +164,47 @@ impl Contacts {
         }
     }
 
+    /// The contacts that already hold an identity of each sender (in order; `None` where no
+    /// contact does), read in `tx`. Creates nothing: a writer that must not create a contact
+    /// for a sender (a marketing send to a number nobody opted in from) asks this first.
+    pub async fn owners_in(
+        &self,
+        tx: &mut Tx,
+        org: OrgId,
+        senders: &[Vec<(IdentityKind, String)>],
+    ) -> Result<Vec<Option<ContactId>>, Problem> {
+        let pairs: Vec<(&str, &str)> = senders
+            .iter()
+            .flatten()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let held: HashMap<(String, String), ContactId> = store::identity_owners(tx, org, &pairs)
+            .await
+            .map_err(db_err)?
+            .into_iter()
+            .map(|(k, v, c)| ((k, v), c))
+            .collect();
+        Ok(senders
+            .iter()
+            .map(|s| {
+                s.iter()
+                    .find_map(|(k, v)| held.get(&(k.as_str().to_owned(), v.clone())).copied())
+            })
+            .collect())
+    }
+
+    /// [`Self::owners_in`] in a read transaction of its own.
+    pub async fn owners(
+        &self,
+        org: OrgId,
+        senders: &[Vec<(IdentityKind, String)>],
+    ) -> Result<Vec<Option<ContactId>>, Problem> {
+        let mut tx = self.db.begin_read().await.map_err(db_err)?;
+        let owners = self.owners_in(&mut tx, org, senders).await?;
+        tx.rollback().await.map_err(db_err)?;
+        Ok(owners)
+    }
+
     /// Announces a committed resolution: the cache forgets what it changed, and each new
     /// contact, rendered from what was written (its identities; no tags or groups yet), is
     /// published (`wamage.contact.created`) and cached for the caller's next read (an inbox

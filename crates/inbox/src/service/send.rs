@@ -33,7 +33,7 @@ use wamage_channels::{
     },
     recipient_key,
 };
-use wamage_contacts::{ConsentPurpose, ContactId, IdentityKind, SendPermission};
+use wamage_contacts::{ConsentPurpose, ContactId, Contacts, IdentityKind, SendPermission};
 use wamage_identity::Principal;
 use wamage_kernel::{OrgId, Problem, validate::Validator};
 use wamage_platform::{
@@ -148,6 +148,15 @@ fn window_closed() -> Problem {
         "The 24-hour customer service window is closed: only templates can be sent",
     )
     .with_detail("The customer has not written in the last 24 hours. Send an approved template to re-open the conversation.")
+}
+
+/// The consent ledger's refusal of a send, with its reason.
+fn consent_denied(reason: impl ToString) -> Problem {
+    Problem::conflict(
+        "consent_denied",
+        "This contact may not be sent this message",
+    )
+    .with_detail(reason.to_string())
 }
 
 fn channel_disabled() -> Problem {
@@ -588,11 +597,7 @@ impl Inbox {
                     .may_send(org, conv.contact_id, cc, purpose)
                     .await?
             {
-                return Err(Problem::conflict(
-                    "consent_denied",
-                    "This contact may not be sent this message",
-                )
-                .with_detail(reason.to_string()));
+                return Err(consent_denied(reason));
             }
         }
         let row = p.row((org, conv.id, channel.id), who.user_id, purpose, now);
@@ -810,6 +815,29 @@ impl Inbox {
             return Ok(c);
         }
         self.check_first_send(org, &channel, &b.message).await?;
+        // The consent ledger is asked before anything is created: a contact it refuses this
+        // send (opted out, blocked), or a number no contact holds when a new contact would be
+        // refused (marketing without an opt-in), gets no conversation and no new contact.
+        if let Some(cc) = consent_channel(channel.kind) {
+            let purpose = direct_purpose(b)?;
+            let known = match &to {
+                To::Contact(id, _) => Some(*id),
+                To::Address(ids, _) => self
+                    .contacts
+                    .owners(org, std::slice::from_ref(ids))
+                    .await?
+                    .into_iter()
+                    .next()
+                    .flatten(),
+            };
+            let verdict = match known {
+                Some(id) => self.contacts.may_send(org, id, cc, purpose).await?,
+                None => Contacts::may_send_new(purpose),
+            };
+            if let SendPermission::Denied { reason } = verdict {
+                return Err(consent_denied(reason));
+            }
+        }
         let (contact_id, name) = match to {
             To::Contact(id, name) => (id, name),
             To::Address(ids, field) => {

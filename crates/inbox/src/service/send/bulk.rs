@@ -39,8 +39,8 @@ use wamage_platform::{
 };
 
 use super::{
-    Address, Attempt, Prepared, SEND_JOB, SendOutcome, address_of, direct_purpose, one_address,
-    window_closed,
+    Address, Attempt, Prepared, SEND_JOB, SendOutcome, address_of, consent_denied, direct_purpose,
+    one_address, window_closed,
 };
 use crate::{
     http::DirectSendIn,
@@ -329,19 +329,20 @@ impl Inbox {
         // any contact is resolved: nothing is created for them. (A customer who never wrote
         // on the channel has no conversation there, and no window.)
         let now = self.now();
-        let closed: Vec<Vec<bool>> = requests
+        let mut refused: Vec<Vec<Option<Problem>>> = requests
             .iter()
             .map(|r| {
                 r.items
                     .iter()
                     .map(|it| {
                         let kind = r.channels[&it.channel].kind;
-                        kind == ChannelKind::Whatsapp
+                        let shut = kind == ChannelKind::Whatsapp
                             && !it.prepared.template
                             && convs
                                 .get(&(it.channel, it.address.2.clone()))
                                 .and_then(|c| c.last_inbound_at)
-                                .is_none_or(|t| t.plus(WINDOW) <= now)
+                                .is_none_or(|t| t.plus(WINDOW) <= now);
+                        shut.then(window_closed)
                     })
                     .collect()
             })
@@ -349,16 +350,18 @@ impl Inbox {
         let mut resolved: HashMap<OrgId, Resolution> = HashMap::new();
         let mut announce = Vec::with_capacity(orgs.len());
         for org in orgs {
+            self.refuse_unknown(&mut tx, org, requests, &mut refused)
+                .await?;
             // This organisation's items that may be sent, with their requests.
             let open: Vec<(&BulkRequest, &Item)> = requests
                 .iter()
-                .zip(&closed)
+                .zip(&refused)
                 .filter(|(r, _)| r.who.org_id == org)
-                .flat_map(|(r, shut)| {
+                .flat_map(|(r, no)| {
                     r.items
                         .iter()
-                        .zip(shut)
-                        .filter(|(_, shut)| !**shut)
+                        .zip(no)
+                        .filter(|(_, no)| no.is_none())
                         .map(move |(it, _)| (r, it))
                 })
                 .collect();
@@ -379,7 +382,7 @@ impl Inbox {
             announce.push((org, r));
         }
         let mut written = self
-            .write_resolved(&mut tx, requests, convs, &closed, &mut resolved, now)
+            .write_resolved(&mut tx, requests, convs, &refused, &mut resolved, now)
             .await?;
         tx.commit().await.map_err(db_err)?;
         if written.iter().any(|w| !w.rows.is_empty()) {
@@ -395,6 +398,48 @@ impl Inbox {
             w.known = known.get(&r.who.org_id).cloned().unwrap_or_default();
         }
         Ok(written)
+    }
+
+    /// Refuses (in `refused`) the items of `org` that the consent ledger refuses to every
+    /// contact new to it (marketing without an opt-in) and whose number no contact holds:
+    /// nothing is created for them. One read for all of them.
+    async fn refuse_unknown(
+        &self,
+        tx: &mut Tx,
+        org: OrgId,
+        requests: &[BulkRequest],
+        refused: &mut [Vec<Option<Problem>>],
+    ) -> Result<(), Problem> {
+        let mut ask: Vec<(usize, usize, String)> = Vec::new();
+        for (ri, r) in requests.iter().enumerate() {
+            if r.who.org_id != org {
+                continue;
+            }
+            for (ii, it) in r.items.iter().enumerate() {
+                if refused[ri][ii].is_some()
+                    || consent_channel(r.channels[&it.channel].kind).is_none()
+                {
+                    continue;
+                }
+                if let SendPermission::Denied { reason } = Contacts::may_send_new(it.purpose) {
+                    ask.push((ri, ii, reason.to_string()));
+                }
+            }
+        }
+        if ask.is_empty() {
+            return Ok(());
+        }
+        let senders: Vec<Vec<_>> = ask
+            .iter()
+            .map(|(ri, ii, _)| requests[*ri].items[*ii].address.0.clone())
+            .collect();
+        let owners = self.contacts.owners_in(tx, org, &senders).await?;
+        for ((ri, ii, reason), owner) in ask.into_iter().zip(owners) {
+            if owner.is_none() {
+                refused[ri][ii] = Some(consent_denied(reason));
+            }
+        }
+        Ok(())
     }
 
     /// Which of these contacts (those of these items of one organisation, in order) may not
@@ -441,14 +486,15 @@ impl Inbox {
     }
 
     /// Writes the items of these requests in `tx`, given the newest conversation of each
-    /// address and which items are refused for a closed window (their contacts resolved for
-    /// the others): what each request wrote, in order.
+    /// address and the items refused before their contacts were resolved (a closed window, a
+    /// marketing send to a number no contact holds; the others' contacts resolved): what each
+    /// request wrote, in order.
     async fn write_resolved(
         &self,
         tx: &mut Tx,
         requests: &[BulkRequest],
         mut convs: Latest,
-        closed: &[Vec<bool>],
+        refused: &[Vec<Option<Problem>>],
         resolved: &mut HashMap<OrgId, Resolution>,
         now: Timestamp,
     ) -> Result<Vec<Written>, Problem> {
@@ -457,7 +503,7 @@ impl Inbox {
         let mut all_rows: Vec<MessageRow> = Vec::new();
         let mut created: Vec<ConversationRow> = Vec::new();
         let mut jobs: Vec<NewJob> = Vec::new();
-        for (r, shut) in requests.iter().zip(closed) {
+        for (r, no) in requests.iter().zip(refused) {
             let org = r.who.org_id;
             let Some(res) = resolved.get_mut(&org) else {
                 return Err(Problem::internal("batch contacts not resolved"));
@@ -471,9 +517,9 @@ impl Inbox {
                 known: HashMap::new(),
             };
             let mut touched: Vec<ConversationId> = Vec::new();
-            for (it, shut) in r.items.iter().zip(shut) {
-                if *shut {
-                    w.refused.push((it.index, Err(window_closed())));
+            for (it, no) in r.items.iter().zip(no) {
+                if let Some(p) = no {
+                    w.refused.push((it.index, Err(p.clone())));
                     continue;
                 }
                 let Some(contact) = res.contacts.next() else {
@@ -482,14 +528,7 @@ impl Inbox {
                 let channel = &r.channels[&it.channel];
                 let (_, recipient, key, _) = &it.address;
                 if let Some(reason) = res.denied.get(&(channel.kind, it.purpose, contact.id)) {
-                    w.refused.push((
-                        it.index,
-                        Err(Problem::conflict(
-                            "consent_denied",
-                            "This contact may not be sent this message",
-                        )
-                        .with_detail(reason.clone())),
-                    ));
+                    w.refused.push((it.index, Err(consent_denied(reason))));
                     continue;
                 }
                 let conv = match convs.get(&(channel.id, key.clone())) {
