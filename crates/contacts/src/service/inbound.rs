@@ -173,24 +173,8 @@ impl Contacts {
         org: OrgId,
         senders: &[Vec<(IdentityKind, String)>],
     ) -> Result<Vec<Option<ContactId>>, Problem> {
-        let pairs: Vec<(&str, &str)> = senders
-            .iter()
-            .flatten()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        let held: HashMap<(String, String), ContactId> = store::identity_owners(tx, org, &pairs)
-            .await
-            .map_err(db_err)?
-            .into_iter()
-            .map(|(k, v, c)| ((k, v), c))
-            .collect();
-        Ok(senders
-            .iter()
-            .map(|s| {
-                s.iter()
-                    .find_map(|(k, v)| held.get(&(k.as_str().to_owned(), v.clone())).copied())
-            })
-            .collect())
+        let held = stored_owners(tx, org, senders).await.map_err(db_err)?;
+        Ok(senders.iter().map(|s| owner_of(&held, s)).collect())
     }
 
     /// [`Self::owners_in`] in a read transaction of its own.
@@ -255,19 +239,8 @@ impl Contacts {
                 Retry::Problem(db_err(e))
             }
         };
-        let pairs: Vec<(&str, &str)> = senders
-            .iter()
-            .flatten()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
         // Who holds each identity: stored owners first, then contacts this batch creates.
-        let mut held: HashMap<(String, String), ContactId> =
-            store::identity_owners(tx, org, &pairs)
-                .await
-                .map_err(problem)?
-                .into_iter()
-                .map(|(k, v, c)| ((k, v), c))
-                .collect();
+        let mut held = stored_owners(tx, org, senders).await.map_err(problem)?;
         let found: Vec<ContactId> = {
             let mut ids: Vec<ContactId> = held.values().copied().collect();
             ids.sort_unstable();
@@ -287,10 +260,7 @@ impl Contacts {
         let mut fresh: HashMap<ContactId, usize> = HashMap::new();
         let no_defs = HashMap::new();
         for (i, s) in senders.iter().enumerate() {
-            let owner = s
-                .iter()
-                .find_map(|(k, v)| held.get(&(k.as_str().to_owned(), v.clone())).copied());
-            let (id, created) = match owner {
+            let (id, created) = match owner_of(&held, s) {
                 Some(id) => (id, false),
                 None => {
                     let display = display_name(given.get(i).copied().flatten(), &s[0].1);
@@ -560,4 +530,32 @@ fn every_sender_identified(senders: &[Vec<(IdentityKind, String)>]) -> Result<()
         )),
         None => Ok(()),
     }
+}
+
+/// Who holds each identity of these senders, as stored: `(kind, value)` → contact.
+async fn stored_owners(
+    tx: &mut Tx,
+    org: OrgId,
+    senders: &[Vec<(IdentityKind, String)>],
+) -> Result<HashMap<(String, String), ContactId>, sqlx::Error> {
+    let pairs: Vec<(&str, &str)> = senders
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    Ok(store::identity_owners(tx, org, &pairs)
+        .await?
+        .into_iter()
+        .map(|(k, v, c)| ((k, v), c))
+        .collect())
+}
+
+/// The contact in `held` that holds one of this sender's identities.
+fn owner_of(
+    held: &HashMap<(String, String), ContactId>,
+    sender: &[(IdentityKind, String)],
+) -> Option<ContactId> {
+    sender
+        .iter()
+        .find_map(|(k, v)| held.get(&(k.as_str().to_owned(), v.clone())).copied())
 }
