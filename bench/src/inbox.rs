@@ -283,6 +283,7 @@ impl Rig {
                 "wamage_webhook_batch_size",
                 "wamage_db_write_turn_seconds",
                 "wamage_db_write_hold_seconds",
+                "wamage_db_checkpoint_seconds",
                 "wamage_db_begin_seconds",
                 "wamage_inbox_sent_write_rows",
                 "wamage_inbox_batch_merge_requests",

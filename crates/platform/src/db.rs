@@ -93,6 +93,7 @@ impl WriteTurn {
 impl Drop for WriteTurn {
     fn drop(&mut self) {
         self.gate.pass();
+        self.gate.wrote.notify_one();
         metrics::histogram!("wamage_db_write_hold_seconds", "lane" => self.lane)
             .record(self.since.elapsed().as_secs_f64());
     }
@@ -106,6 +107,8 @@ const WRITE_TURN_WAIT: Duration = Duration::from_secs(10);
 #[derive(Debug, Default)]
 struct WriteGate {
     state: Mutex<GateState>,
+    /// Told when a write turn ends: the checkpointer has WAL frames to copy.
+    wrote: tokio::sync::Notify,
 }
 
 #[derive(Debug, Default)]
@@ -177,16 +180,19 @@ impl Drop for Waiting {
 /// queue's claims (on purpose: see `JobQueue::claim_due`). Writes outside [`Db::begin`] take
 /// their turn with [`with_write!`](crate::with_write) or [`sqlite_write_turn`]. One gate per
 /// database file, shared by every pool of this process that opens it.
-async fn write_turn(pool: &SqlitePool, urgent: bool) -> Result<WriteTurn, sqlx::Error> {
+/// The write gate of `pool`'s database file, shared by every pool of this process on it.
+fn gate_of(pool: &SqlitePool) -> Arc<WriteGate> {
     static GATES: OnceLock<Mutex<HashMap<PathBuf, Arc<WriteGate>>>> = OnceLock::new();
     let file = pool.connect_options().get_filename().to_path_buf();
-    let gate = {
-        let mut gates = GATES
-            .get_or_init(Mutex::default)
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        Arc::clone(gates.entry(file).or_default())
-    };
+    let mut gates = GATES
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    Arc::clone(gates.entry(file).or_default())
+}
+
+async fn write_turn(pool: &SqlitePool, urgent: bool) -> Result<WriteTurn, sqlx::Error> {
+    let gate = gate_of(pool);
     let Some(rx) = gate.join(urgent) else {
         return Ok(WriteTurn::new(gate, urgent));
     };
@@ -204,6 +210,50 @@ async fn write_turn(pool: &SqlitePool, urgent: bool) -> Result<WriteTurn, sqlx::
             Ok(WriteTurn::new(gate, urgent))
         }
         _ => Err(sqlx::Error::PoolTimedOut),
+    }
+}
+
+/// Bytes of WAL file kept after a checkpoint (SQLite's `journal_size_limit`).
+const WAL_KEPT: u64 = 64 << 20;
+
+/// The least time between two background checkpoints while writes go on.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+
+/// Copies the WAL of `pool`'s database into the database file after writes, at most every
+/// [`CHECKPOINT_EVERY`], until the pool closes. A passive checkpoint takes no write lock:
+/// writers go on appending while it copies, and the next writer after a complete one starts
+/// the WAL over. (Automatic checkpoints are off on these connections: they would run in the
+/// write that crosses the mark, with the write lock held.)
+async fn checkpointer(pool: SqlitePool) {
+    let gate = gate_of(&pool);
+    let closed = pool.close_event();
+    tokio::pin!(closed);
+    loop {
+        tokio::select! {
+            () = &mut closed => return,
+            () = gate.wrote.notified() => {}
+        }
+        let t0 = std::time::Instant::now();
+        match sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(PASSIVE)")
+            .fetch_one(&pool)
+            .await
+        {
+            Ok((_, log, copied)) => {
+                metrics::histogram!("wamage_db_checkpoint_seconds")
+                    .record(t0.elapsed().as_secs_f64());
+                metrics::gauge!("wamage_db_wal_frames").set(log as f64);
+                tracing::trace!(log, copied, "checkpoint");
+            }
+            Err(e) if pool.is_closed() => {
+                tracing::debug!(error = %e, "checkpointer stops: the pool is closed");
+                return;
+            }
+            Err(e) => tracing::warn!(error = %e, "background checkpoint failed"),
+        }
+        tokio::select! {
+            () = &mut closed => return,
+            () = tokio::time::sleep(CHECKPOINT_EVERY) => {}
+        }
     }
 }
 
@@ -312,6 +362,13 @@ impl Db {
                 .foreign_keys(true)
                 .pragma("temp_store", "memory")
                 .pragma("cache_size", "-16000");
+            // Checkpoints (copying the WAL into the database file, with its fsyncs) run in
+            // the background (`checkpointer`), not in whichever write crosses SQLite's
+            // 1,000-page mark while it holds the write lock. A WAL left bigger than this
+            // after a checkpoint is cut back to it.
+            let connect = connect
+                .pragma("wal_autocheckpoint", "0")
+                .pragma("journal_size_limit", WAL_KEPT.to_string());
             let pool = SqlitePoolOptions::new()
                 .max_connections(opts.max_connections)
                 .min_connections(1)
@@ -322,6 +379,7 @@ impl Db {
                 .connect_with(connect)
                 .await
                 .with_context(|| "failed to open the SQLite database".to_owned())?;
+            tokio::spawn(checkpointer(pool.clone()));
             Ok(Self::Sqlite(pool))
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let mut connect = PgConnectOptions::from_str(url)

@@ -1,5 +1,5 @@
-//! The relational store's upkeep (planner statistics of tables that grew fast) and its
-//! transactions' key locks.
+//! The relational store's upkeep (planner statistics of tables that grew fast, SQLite's WAL
+//! checkpoints) and its transactions' key locks.
 
 #![allow(clippy::unwrap_used)] // test helpers are not `#[test]` fns, which is what clippy.toml exempts
 
@@ -97,8 +97,67 @@ async fn transactions_locking_one_key_take_turns(t: TestDb) {
         .unwrap();
 }
 
+/// SQLite: a commit never copies the WAL into the database file itself (automatic checkpoints
+/// are off); the background checkpointer does it soon after.
+async fn sqlite_writes_reach_the_database_file_in_the_background(t: TestDb) {
+    let Db::Sqlite(pool) = &t.db else {
+        return;
+    };
+    let (every,): (i64,) = sqlx::query_as("PRAGMA wal_autocheckpoint")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        every, 0,
+        "commits would checkpoint with the write lock held"
+    );
+    let file = pool.connect_options().get_filename().to_path_buf();
+    let wal = file.with_extension("db-wal");
+    let size = |p: &std::path::Path| std::fs::metadata(p).map_or(0, |m| m.len());
+    let before = size(&file);
+
+    // ~8 MiB in one transaction: eight times SQLite's automatic checkpoint mark.
+    let mut tx = t.db.begin().await.unwrap();
+    wamage_platform::with_tx!(&mut tx, |e| sqlx::query(
+        "CREATE TABLE ckpt_test (id INTEGER PRIMARY KEY, body BLOB NOT NULL)"
+    )
+    .execute(e)
+    .await
+    .map(drop))
+    .unwrap();
+    for i in 0..2_000_i64 {
+        wamage_platform::with_tx!(&mut tx, |e| sqlx::query(
+            "INSERT INTO ckpt_test (id, body) VALUES ($1, randomblob(4096))"
+        )
+        .bind(i)
+        .execute(e)
+        .await
+        .map(drop))
+        .unwrap();
+    }
+    tx.commit().await.unwrap();
+    assert!(size(&wal) >= 8 << 20, "the rows are in the WAL");
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while size(&file) < before + (8 << 20) {
+        assert!(
+            Instant::now() < deadline,
+            "the database file never got the rows ({} bytes, WAL {} bytes)",
+            size(&file),
+            size(&wal)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM ckpt_test")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert_eq!(n, 2_000);
+}
+
 wamage_platform::backend_tests!(
     [wamage_platform::migrations()];
+    sqlite_writes_reach_the_database_file_in_the_background,
     a_table_that_grew_fast_is_analyzed_once,
     transactions_locking_one_key_take_turns,
 );
