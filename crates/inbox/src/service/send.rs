@@ -1161,14 +1161,17 @@ impl Inbox {
         last: bool,
     ) -> Result<Attempt, Problem> {
         let org = m.org_id;
+        /// A stored message's content, of which the sender reads only the provider message.
+        #[derive(Deserialize)]
+        struct Stored {
+            outbound: OutboundContent,
+        }
         let content: OutboundContent = match m
             .content
             .as_deref()
-            .and_then(|c| serde_json::from_str::<Value>(c).ok())
-            .and_then(|v| v.get("outbound").cloned())
-            .and_then(|v| serde_json::from_value(v).ok())
+            .and_then(|c| serde_json::from_str::<Stored>(c).ok())
         {
-            Some(c) => c,
+            Some(c) => c.outbound,
             None => {
                 self.fail(org, m, 0, "Message cannot be sent", None, "permanent")
                     .await?;
