@@ -219,8 +219,11 @@ const WAL_KEPT: u64 = 64 << 20;
 /// The least time between two background checkpoints while writes go on.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 
+/// The most time between two background checkpoints when this process writes nothing.
+const CHECKPOINT_IDLE: Duration = Duration::from_secs(30);
+
 /// Copies the WAL of `pool`'s database into the database file after writes, at most every
-/// [`CHECKPOINT_EVERY`], until the pool closes. A passive checkpoint takes no write lock:
+/// [`CHECKPOINT_EVERY`] (and every [`CHECKPOINT_IDLE`] otherwise), until the pool closes. A passive checkpoint takes no write lock:
 /// writers go on appending while it copies, and the next writer after a complete one starts
 /// the WAL over. (Automatic checkpoints are off on these connections: they would run in the
 /// write that crosses the mark, with the write lock held.)
@@ -232,6 +235,9 @@ async fn checkpointer(pool: SqlitePool) {
         tokio::select! {
             () = &mut closed => return,
             () = gate.wrote.notified() => {}
+            // Writes made outside this process's turns (another process on the same
+            // file) are copied too, if later.
+            () = tokio::time::sleep(CHECKPOINT_IDLE) => {}
         }
         let t0 = std::time::Instant::now();
         match sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(PASSIVE)")
