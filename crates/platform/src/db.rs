@@ -170,16 +170,6 @@ impl Drop for Waiting {
     }
 }
 
-/// Waits for this process's turn to write to `pool`'s database file.
-///
-/// SQLite lets one connection write at a time; the others' `BEGIN IMMEDIATE` waits in its busy
-/// handler, which polls with sleeps growing to 100 ms — so under contention the lock often sits
-/// free while every waiter sleeps, and a waiter can lose its turn again and again. Taking
-/// turns here first (urgent ones first, then first come, first served, woken the moment the
-/// previous transaction ends) leaves SQLite's handler only other processes and the job
-/// queue's claims (on purpose: see `JobQueue::claim_due`). Writes outside [`Db::begin`] take
-/// their turn with [`with_write!`](crate::with_write) or [`sqlite_write_turn`]. One gate per
-/// database file, shared by every pool of this process that opens it.
 /// The write gate of `pool`'s database file, shared by every pool of this process on it.
 fn gate_of(pool: &SqlitePool) -> Arc<WriteGate> {
     static GATES: OnceLock<Mutex<HashMap<PathBuf, Arc<WriteGate>>>> = OnceLock::new();
@@ -191,6 +181,16 @@ fn gate_of(pool: &SqlitePool) -> Arc<WriteGate> {
     Arc::clone(gates.entry(file).or_default())
 }
 
+/// Waits for this process's turn to write to `pool`'s database file.
+///
+/// SQLite lets one connection write at a time; the others' `BEGIN IMMEDIATE` waits in its busy
+/// handler, which polls with sleeps growing to 100 ms — so under contention the lock often sits
+/// free while every waiter sleeps, and a waiter can lose its turn again and again. Taking
+/// turns here first (urgent ones first, then first come, first served, woken the moment the
+/// previous transaction ends) leaves SQLite's handler only other processes and the job
+/// queue's claims (on purpose: see `JobQueue::claim_due`). Writes outside [`Db::begin`] take
+/// their turn with [`with_write!`](crate::with_write) or [`sqlite_write_turn`]. One gate per
+/// database file, shared by every pool of this process that opens it.
 async fn write_turn(pool: &SqlitePool, urgent: bool) -> Result<WriteTurn, sqlx::Error> {
     let gate = gate_of(pool);
     let Some(rx) = gate.join(urgent) else {
@@ -223,10 +223,11 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 const CHECKPOINT_IDLE: Duration = Duration::from_secs(30);
 
 /// Copies the WAL of `pool`'s database into the database file after writes, at most every
-/// [`CHECKPOINT_EVERY`] (and every [`CHECKPOINT_IDLE`] otherwise), until the pool closes. A passive checkpoint takes no write lock:
-/// writers go on appending while it copies, and the next writer after a complete one starts
-/// the WAL over. (Automatic checkpoints are off on these connections: they would run in the
-/// write that crosses the mark, with the write lock held.)
+/// [`CHECKPOINT_EVERY`] (and every [`CHECKPOINT_IDLE`] otherwise), until the pool closes. A
+/// passive checkpoint takes no write lock: writers go on appending while it copies, and the
+/// next writer after a complete one starts the WAL over. (Automatic checkpoints are off on
+/// these connections: they would run in the write that crosses the mark, with the write lock
+/// held.)
 async fn checkpointer(pool: SqlitePool) {
     let gate = gate_of(&pool);
     let closed = pool.close_event();
