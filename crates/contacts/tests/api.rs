@@ -923,7 +923,7 @@ async fn changes_are_published_as_events(app: TestApp) {
     let e = next_event(&mut sub).await;
     assert_eq!(e.type_, "wamage.contact.created");
     assert_eq!(e.orgid.to_string(), owner.org_id);
-    assert_eq!(e.data["contact"], c);
+    assert_eq!(e.data.value()["contact"], c);
 
     expect_json(
         app.patch_as(
@@ -937,9 +937,12 @@ async fn changes_are_published_as_events(app: TestApp) {
     .await;
     let e = next_event(&mut sub).await;
     assert_eq!(e.type_, "wamage.contact.updated");
-    assert_eq!(e.data["contact"]["name"], "Ana Lima");
-    assert_eq!(e.data["changed"], json!(["name", "favorite"]));
-    assert_eq!(e.data["contact"]["identities"][0]["value"], "+14155552671");
+    assert_eq!(e.data.value()["contact"]["name"], "Ana Lima");
+    assert_eq!(e.data.value()["changed"], json!(["name", "favorite"]));
+    assert_eq!(
+        e.data.value()["contact"]["identities"][0]["value"],
+        "+14155552671"
+    );
 
     let added = expect_json(
         app.post_as(
@@ -953,8 +956,8 @@ async fn changes_are_published_as_events(app: TestApp) {
     .await;
     let e = next_event(&mut sub).await;
     assert_eq!(e.type_, "wamage.contact.updated");
-    assert_eq!(e.data["changed"], json!(["identities"]));
-    assert_eq!(e.data["contact"]["identities"][1], added);
+    assert_eq!(e.data.value()["changed"], json!(["identities"]));
+    assert_eq!(e.data.value()["contact"]["identities"][1], added);
 
     // A patch that changes nothing writes nothing and publishes nothing.
     let before = expect_json(
@@ -981,8 +984,8 @@ async fn changes_are_published_as_events(app: TestApp) {
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
     let e = next_event(&mut sub).await;
     assert_eq!(e.type_, "wamage.contact.deleted");
-    assert_eq!(e.data["contact"]["id"], cid.as_str());
-    assert_eq!(e.data["contact"]["name"], "Ana Lima");
+    assert_eq!(e.data.value()["contact"]["id"], cid.as_str());
+    assert_eq!(e.data.value()["contact"]["name"], "Ana Lima");
 }
 
 /// Contacts created for inbound senders (a webhook batch, a batch send) are published and
@@ -1033,7 +1036,7 @@ async fn senders_resolved_together_are_published_and_cached_as_stored(app: TestA
     for r in &resolved[..2] {
         let e = next_event(&mut sub).await;
         assert_eq!(e.type_, "wamage.contact.created");
-        let published = e.data["contact"].clone();
+        let published = e.data.value()["contact"].clone();
         assert_eq!(published["id"], r.id.to_string());
         let given = new.iter().find(|c| c.id == r.id).expect("given back");
         assert_eq!(serde_json::to_value(given).unwrap(), published);
@@ -1447,8 +1450,8 @@ async fn bulk_membership_drives_the_tag_and_group_filters(app: TestApp) {
     assert_eq!(n, 30);
     let e = next_event(&mut sub).await;
     assert_eq!(e.type_, "wamage.contact.updated");
-    assert_eq!(e.data["changed"], json!(["tags"]));
-    assert_eq!(e.data["contact"]["tags"][0]["id"], t.as_str());
+    assert_eq!(e.data.value()["changed"], json!(["tags"]));
+    assert_eq!(e.data.value()["contact"]["tags"][0]["id"], t.as_str());
     let n = bulk(
         &app,
         &agent,
@@ -1745,7 +1748,7 @@ async fn consent_ledger_keeps_history_and_answers_may_send(app: TestApp) {
     let e = next_event(&mut sub).await;
     assert_eq!(e.type_, "wamage.consent.changed");
     assert_eq!(
-        e.data,
+        e.data.value(),
         json!({"contact_id": cid, "channel": "whatsapp", "purpose": "marketing",
                "status": "opted_in", "source": "form"})
     );
@@ -1774,7 +1777,10 @@ async fn consent_ledger_keeps_history_and_answers_may_send(app: TestApp) {
     .await;
     assert_eq!(third["source"], "api");
     assert_eq!(third["recorded_by"], Value::Null);
-    assert_eq!(next_event(&mut sub).await.data["status"], "opted_out");
+    assert_eq!(
+        next_event(&mut sub).await.data.value()["status"],
+        "opted_out"
+    );
 
     let ledger = expect_json(app.get_as(&agent, &path).await, StatusCode::OK).await;
     assert_eq!(
@@ -2064,8 +2070,8 @@ async fn merge_moves_everything_to_the_survivor_and_is_recorded(app: TestApp) {
     .await;
     let e = next_event(&mut sub).await;
     assert_eq!(e.type_, "wamage.contact.merged");
-    assert_eq!(e.data["survivor"], k.as_str());
-    assert_eq!(e.data["merged_id"], d.as_str());
+    assert_eq!(e.data.value()["survivor"], k.as_str());
+    assert_eq!(e.data.value()["merged_id"], d.as_str());
 
     // The consent history moved, in the order it was recorded.
     let ledger = expect_json(app.get_as(&agent, &consent(&k)).await, StatusCode::OK).await;
@@ -4175,8 +4181,8 @@ async fn contact_photos_are_stored_replaced_and_removed(app: TestApp) {
     assert_eq!(bytes, first);
     let e = next_event(&mut sub).await;
     assert_eq!(e.type_, "wamage.contact.updated");
-    assert_eq!(e.data["changed"], json!(["avatar_url"]));
-    assert_eq!(e.data["contact"]["avatar_url"], url1.as_str());
+    assert_eq!(e.data.value()["changed"], json!(["avatar_url"]));
+    assert_eq!(e.data.value()["contact"]["avatar_url"], url1.as_str());
     // The cached contact and the list show it.
     let got = expect_json(
         app.get_as(&agent, &format!("/api/v1/contacts/{cid}")).await,

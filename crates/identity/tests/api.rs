@@ -1131,7 +1131,7 @@ async fn changes_are_published_as_events(app: TestApp) {
             .expect("bus open");
         assert_eq!(e.specversion, "1.0");
         assert_eq!(e.orgid.to_string(), owner.org_id);
-        seen.push((e.type_.clone(), e.data));
+        seen.push((e.type_.clone(), e.data.value()));
     }
     let types: Vec<&str> = seen.iter().map(|(t, _)| t.as_str()).collect();
     assert_eq!(

@@ -16,6 +16,7 @@ use std::{collections::HashMap, sync::Arc};
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use bytes::Bytes;
+use serde::Serialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 use wamage_channels::{Channel, ChannelId, ChannelKind, Channels, sandbox};
@@ -216,6 +217,29 @@ pub(crate) fn error_json(code: i64, title: &str, detail: Option<&str>, class: &s
     json!({"code": code, "title": title, "detail": detail, "class": class}).to_string()
 }
 
+/// The data of a `wamage.message.*` event: the message as the API shows it, and its
+/// conversation.
+#[derive(Serialize)]
+pub(crate) struct MessageEvent<'a> {
+    pub message: &'a MessageOut,
+    pub conversation_id: ConversationId,
+}
+
+impl<'a> MessageEvent<'a> {
+    pub fn of(message: &'a MessageOut) -> Self {
+        Self {
+            message,
+            conversation_id: message.conversation_id,
+        }
+    }
+}
+
+/// The data of a `wamage.conversation.*` event.
+#[derive(Serialize)]
+pub(crate) struct ConversationEvent<'a> {
+    pub conversation: &'a ConversationOut,
+}
+
 impl Inbox {
     pub fn new(deps: InboxDeps) -> Arc<Self> {
         Arc::new_cyclic(|me| Self {
@@ -261,7 +285,7 @@ impl Inbox {
         org: OrgId,
         type_: &str,
         conv: Option<ConversationId>,
-        data: Value,
+        data: impl Serialize,
     ) {
         let event = event_for_rooms(SOURCE, type_, org, self.now(), &rooms(org, conv), data);
         if let Err(e) = self.bus.publish(event).await {
@@ -596,13 +620,8 @@ impl Inbox {
                 Ok(outs) => {
                     for out in outs {
                         let conv = out.conversation_id;
-                        self.publish(
-                            org,
-                            type_,
-                            Some(conv),
-                            json!({"message": out, "conversation_id": conv}),
-                        )
-                        .await;
+                        self.publish(org, type_, Some(conv), MessageEvent::of(&out))
+                            .await;
                     }
                 }
                 Err(p) => tracing::warn!(error = %p, "failed to render message events"),
@@ -659,8 +678,13 @@ impl Inbox {
                 for out in outs {
                     let id = out.id;
                     if let Some(type_) = types.get(&id) {
-                        self.publish(org, type_, Some(id), json!({"conversation": out}))
-                            .await;
+                        self.publish(
+                            org,
+                            type_,
+                            Some(id),
+                            ConversationEvent { conversation: &out },
+                        )
+                        .await;
                     }
                 }
             }

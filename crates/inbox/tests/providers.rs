@@ -1185,7 +1185,8 @@ async fn batch_sends_to_numbers(app: TestApp) {
     // written, not read back): the same contact card as the list.
     let mut shown = 0;
     while let Ok(Some(e)) = tokio::time::timeout(Duration::from_millis(500), updates.recv()).await {
-        let conv = &e.data["conversation"];
+        let data = e.data.value();
+        let conv = &data["conversation"];
         let listed = convs.iter().find(|c| c["id"] == conv["id"]).unwrap();
         assert_eq!(conv["contact"], listed["contact"], "{conv}");
         shown += 1;
@@ -1308,7 +1309,8 @@ async fn batches_at_once_store_every_send_once(app: TestApp) {
     while let Ok(Some(e)) =
         tokio::time::timeout(Duration::from_millis(500), sent_events.recv()).await
     {
-        let m = &e.data["message"];
+        let data = e.data.value();
+        let m = &data["message"];
         assert_eq!(m["status"], "sent", "{m}");
         assert!(m["sent_at"].is_string(), "{m}");
         assert!(published.insert(m["id"].to_string()), "published once: {m}");

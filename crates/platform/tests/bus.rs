@@ -77,22 +77,22 @@ async fn subscribers_get_matching_events_in_order() {
     let a = next(&mut members).await;
     let b = next(&mut members).await;
     assert_eq!(
-        (a.type_.as_str(), a.data["n"].as_i64()),
+        (a.type_.as_str(), a.data.value()["n"].as_i64()),
         ("wamage.member.invited", Some(1))
     );
     assert_eq!(
-        (b.type_.as_str(), b.data["n"].as_i64()),
+        (b.type_.as_str(), b.data.value()["n"].as_i64()),
         ("wamage.member.removed", Some(3))
     );
     assert_empty(&mut members).await;
 
-    assert_eq!(next(&mut exact).await.data["n"], 2);
+    assert_eq!(next(&mut exact).await.data.value()["n"], 2);
     assert_empty(&mut exact).await;
 
     // The Stream impl yields the same events as recv().
     let got: Vec<i64> = (&mut all)
         .take(4)
-        .map(|e| e.data["n"].as_i64().unwrap())
+        .map(|e| e.data.value()["n"].as_i64().unwrap())
         .collect()
         .await;
     assert_eq!(got, vec![1, 2, 3, 4]);
@@ -135,7 +135,7 @@ async fn only_live_subscribers_receive() {
     bus.publish(event("wamage.user.registered", 2))
         .await
         .unwrap();
-    assert_eq!(next(&mut late).await.data["n"], 2);
+    assert_eq!(next(&mut late).await.data.value()["n"], 2);
     assert_empty(&mut late).await;
 }
 
@@ -151,7 +151,7 @@ async fn lagging_subscriber_loses_oldest_events_and_counts_them() {
     }
     // The 6 oldest are lost; the subscription keeps working with the 4 newest.
     for n in 6..10 {
-        assert_eq!(next(&mut slow).await.data["n"], n);
+        assert_eq!(next(&mut slow).await.data.value()["n"], n);
     }
     assert_eq!(slow.lagged(), 6);
     assert_empty(&mut slow).await;
@@ -159,11 +159,11 @@ async fn lagging_subscriber_loses_oldest_events_and_counts_them() {
     bus.publish(event("wamage.member.removed", 10))
         .await
         .unwrap();
-    assert_eq!(next(&mut slow).await.data["n"], 10);
+    assert_eq!(next(&mut slow).await.data.value()["n"], 10);
     assert_eq!(slow.lagged(), 6);
 
     // The other subscriber lagged independently.
-    assert_eq!(next(&mut other).await.data["n"], 7);
+    assert_eq!(next(&mut other).await.data.value()["n"], 7);
     assert_eq!(other.lagged(), 7);
 }
 
@@ -176,7 +176,7 @@ async fn subscription_ends_when_bus_is_dropped() {
         .unwrap();
     drop(bus);
     // Already buffered events are still delivered, then the stream ends.
-    assert_eq!(next(&mut sub).await.data["n"], 1);
+    assert_eq!(next(&mut sub).await.data.value()["n"], 1);
     assert!(sub.recv().await.is_none());
 }
 

@@ -95,11 +95,12 @@ use std::{
     time::Duration,
 };
 
+use serde::Serialize;
 use serde_json::Value;
 use socketioxide::{SocketIo, layer::SocketIoLayer};
 use tokio_util::sync::CancellationToken;
 use wamage_identity::Identity;
-use wamage_kernel::{Clock, Event, OrgId, Timestamp};
+use wamage_kernel::{Clock, Event, OrgId, Timestamp, event::EventData};
 use wamage_platform::{bus::SharedBus, cache::SharedCache};
 
 pub use http::routes;
@@ -116,26 +117,50 @@ pub const PRESENCE_CHANGED: &str = "wamage.presence.changed";
 pub const AUDIENCE: &str = "audience";
 
 /// Builds an event addressed to `rooms` (inside `org`): `data` gets an `audience` field with
-/// the room names. `data` should be a JSON object; anything else is wrapped as `{ "value": … }`.
+/// the room names. `data` should serialize as a JSON object (a struct or a map, which must not
+/// have an `audience` field of its own); `null` adds nothing to the audience, anything else is
+/// wrapped as `{ "value": … }`. The data
+/// is encoded once, here (see [`wamage_kernel::event::EventData`]).
 pub fn event_for_rooms(
     source: &str,
     type_: &str,
     org: OrgId,
     time: Timestamp,
     rooms: &[Room],
-    data: Value,
+    data: impl Serialize,
 ) -> Event {
-    let mut data = match data {
-        Value::Object(map) => map,
-        other => {
-            let mut map = serde_json::Map::new();
-            map.insert("value".to_owned(), other);
-            map
-        }
+    #[derive(Serialize)]
+    struct Addressed<'a, T> {
+        #[serde(flatten)]
+        data: &'a T,
+        audience: &'a [String],
+    }
+    #[derive(Serialize)]
+    struct Wrapped<'a, T> {
+        value: &'a T,
+        audience: &'a [String],
+    }
+    let audience: Vec<String> = rooms.iter().map(ToString::to_string).collect();
+    let audience = audience.as_slice();
+    // Flattening fails for data that is not an object.
+    let raw = serde_json::value::to_raw_value(&Addressed {
+        data: &data,
+        audience,
+    })
+    .or_else(|_| {
+        serde_json::value::to_raw_value(&Wrapped {
+            value: &data,
+            audience,
+        })
+    });
+    let data = match raw {
+        Ok(raw) => EventData::from_raw(raw),
+        Err(_) => EventData::encode(Wrapped {
+            value: &Value::Null,
+            audience,
+        }),
     };
-    let audience = rooms.iter().map(|r| Value::String(r.to_string())).collect();
-    data.insert(AUDIENCE.to_owned(), Value::Array(audience));
-    Event::new(source, type_, org, time, Value::Object(data))
+    Event::encoded(source, type_, org, time, data)
 }
 
 /// Gateway settings.
@@ -309,5 +334,64 @@ impl Realtime {
 
     pub(crate) fn shared(&self) -> &gateway::Shared {
         &self.shared
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use uuid::Uuid;
+
+    use super::*;
+
+    fn rooms() -> (Uuid, Vec<Room>) {
+        let id = Uuid::now_v7();
+        (id, vec![Room::new("chat", id).unwrap()])
+    }
+
+    #[test]
+    fn event_data_gets_its_audience() {
+        #[derive(Serialize)]
+        struct Posted<'a> {
+            text: &'a str,
+        }
+        let (id, rooms) = rooms();
+        let org = OrgId::new();
+        let at = Timestamp::from_millis(5);
+        let ev = event_for_rooms(
+            "/t",
+            "wamage.t.posted",
+            org,
+            at,
+            &rooms,
+            Posted { text: "hi" },
+        );
+        assert_eq!(
+            ev.data.value(),
+            json!({"text": "hi", "audience": [format!("chat:{id}")]})
+        );
+        let ev = event_for_rooms("/t", "wamage.t.posted", org, at, &rooms, json!({"n": 1}));
+        assert_eq!(
+            ev.data.value(),
+            json!({"n": 1, "audience": [format!("chat:{id}")]})
+        );
+        let ev = event_for_rooms("/t", "wamage.t.posted", org, at, &[], json!({}));
+        assert_eq!(ev.data.value(), json!({"audience": []}));
+    }
+
+    #[test]
+    fn data_that_is_not_an_object_is_wrapped() {
+        let (id, rooms) = rooms();
+        let org = OrgId::new();
+        let at = Timestamp::from_millis(5);
+        for data in [json!("text"), json!([1, 2]), json!(3)] {
+            let ev = event_for_rooms("/t", "wamage.t.posted", org, at, &rooms, &data);
+            assert_eq!(
+                ev.data.value(),
+                json!({"value": data, "audience": [format!("chat:{id}")]})
+            );
+        }
+        let ev = event_for_rooms("/t", "wamage.t.posted", org, at, &rooms, ());
+        assert_eq!(ev.data.value(), json!({"audience": [format!("chat:{id}")]}));
     }
 }

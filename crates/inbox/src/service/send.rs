@@ -664,7 +664,7 @@ impl Inbox {
             org,
             "wamage.message.created",
             Some(conv.id),
-            json!({"message": out, "conversation_id": conv.id}),
+            super::MessageEvent::of(&out),
         )
         .await;
         if let Some((target, _)) = p.reaction {

@@ -650,7 +650,7 @@ impl Inbox {
                 org,
                 "wamage.message.created",
                 Some(conv),
-                json!({"message": out, "conversation_id": conv}),
+                crate::service::MessageEvent::of(out),
             )
             .await;
             done.push((*index, Ok((StatusCode::ACCEPTED, body))));
@@ -688,7 +688,7 @@ impl Inbox {
                         org,
                         "wamage.conversation.updated",
                         Some(id),
-                        json!({ "conversation": out }),
+                        crate::service::ConversationEvent { conversation: &out },
                     )
                     .await;
                 }
