@@ -10,7 +10,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Value, value::RawValue};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
@@ -155,8 +155,9 @@ pub struct MessageOut {
     pub direction: Direction,
     pub kind: String,
     pub text: Option<String>,
+    // The content as stored: checked and copied, not parsed into values.
     #[schema(value_type = Option<Object>)]
-    pub content: Option<Value>,
+    pub content: Option<Box<RawValue>>,
     pub media: Option<MediaOut>,
     pub reply_to: Option<ReplyRef>,
     pub reactions: Vec<ReactionOut>,

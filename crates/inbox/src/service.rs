@@ -17,7 +17,7 @@ use std::{collections::HashMap, sync::Arc};
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use bytes::Bytes;
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::{Value, json, value::RawValue};
 use uuid::Uuid;
 use wamage_channels::{Channel, ChannelId, ChannelKind, Channels, sandbox};
 use wamage_contacts::{ContactId, Contacts, IdentityKind, http::ContactOut};
@@ -568,10 +568,11 @@ impl Inbox {
                     direction: Direction::parse(&m.direction).unwrap_or(Direction::Inbound),
                     kind: m.kind.clone(),
                     text: m.text.clone(),
+                    // Checked and copied, never built into a tree of values.
                     content: m
                         .content
                         .as_deref()
-                        .and_then(|s| serde_json::from_str(s).ok()),
+                        .and_then(|s| serde_json::from_str::<Box<RawValue>>(s).ok()),
                     media,
                     reply_to,
                     reactions: reactions.remove(&m.id).unwrap_or_default(),
