@@ -99,11 +99,6 @@ impl EventData {
         self.0.get()
     }
 
-    /// The encoded value.
-    pub fn raw(&self) -> &RawValue {
-        &self.0
-    }
-
     /// Reads the data as a `T` (the fields a subscriber needs, say).
     pub fn parse<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
         serde_json::from_str(self.json())

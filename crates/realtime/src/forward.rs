@@ -1,8 +1,9 @@
 //! Bus → sockets: every event with an `audience` goes to those rooms of its organisation.
 
-use std::sync::{Arc, atomic::Ordering};
-
-use std::collections::BTreeMap;
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, atomic::Ordering},
+};
 
 use serde::Serialize;
 use serde_json::{Value, value::RawValue};

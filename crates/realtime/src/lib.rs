@@ -96,7 +96,6 @@ use std::{
 };
 
 use serde::Serialize;
-use serde_json::Value;
 use socketioxide::{SocketIo, layer::SocketIoLayer};
 use tokio_util::sync::CancellationToken;
 use wamage_identity::Identity;
@@ -119,8 +118,8 @@ pub const AUDIENCE: &str = "audience";
 /// Builds an event addressed to `rooms` (inside `org`): `data` gets an `audience` field with
 /// the room names. `data` should serialize as a JSON object (a struct or a map, which must not
 /// have an `audience` field of its own); `null` adds nothing to the audience, anything else is
-/// wrapped as `{ "value": … }`. The data
-/// is encoded once, here (see [`wamage_kernel::event::EventData`]).
+/// wrapped as `{ "value": … }`. The data is encoded once, here (see
+/// [`wamage_kernel::event::EventData`]).
 pub fn event_for_rooms(
     source: &str,
     type_: &str,
@@ -142,21 +141,14 @@ pub fn event_for_rooms(
     }
     let audience: Vec<String> = rooms.iter().map(ToString::to_string).collect();
     let audience = audience.as_slice();
-    // Flattening fails for data that is not an object.
-    let raw = serde_json::value::to_raw_value(&Addressed {
+    // Flattening fails for data that is not an object: that is wrapped.
+    let data = match serde_json::value::to_raw_value(&Addressed {
         data: &data,
         audience,
-    })
-    .or_else(|_| {
-        serde_json::value::to_raw_value(&Wrapped {
-            value: &data,
-            audience,
-        })
-    });
-    let data = match raw {
+    }) {
         Ok(raw) => EventData::from_raw(raw),
         Err(_) => EventData::encode(Wrapped {
-            value: &Value::Null,
+            value: &data,
             audience,
         }),
     };
