@@ -238,23 +238,38 @@ fn insert_events_sql(n: usize, state: &str) -> String {
     )
 }
 
-/// Stores several events received at `now`, a statement per [`EVENTS_PER_STATEMENT`].
-pub async fn insert_events(
-    tx: &mut Tx,
-    events: &[(EventId, OrgId, ChannelId, &[u8])],
+/// PostgreSQL: the `WITH` list that stores webhook events `pending`, for
+/// [`wamage_platform::jobs::JobQueue::enqueue_many_with_pg`] (their ingest jobs in the same
+/// statement): a fixed statement of arrays, prepared once per connection. Parameters: received
+/// at, then ids, organisations, channels and bodies; bound by [`bind_events_pg`].
+pub fn insert_events_pg_with() -> &'static str {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| {
+        let p = wamage_platform::jobs::PG_WITH_FIRST_PARAM;
+        format!(
+            "events AS (INSERT INTO channel_events (id, org_id, channel_id, body, state, \
+             received_at) SELECT id, org_id, channel_id, body, 'pending', ${p} \
+             FROM UNNEST(${}::uuid[], ${}::uuid[], ${}::uuid[], ${}::bytea[]) \
+             AS r (id, org_id, channel_id, body))",
+            p + 1,
+            p + 2,
+            p + 3,
+            p + 4
+        )
+    })
+}
+
+/// Binds [`insert_events_pg_with`]'s parameters.
+pub fn bind_events_pg<'q>(
+    q: wamage_platform::jobs::PgScalarQuery<'q>,
+    events: &[(EventId, OrgId, ChannelId, &'q [u8])],
     now: Timestamp,
-) -> R<()> {
-    for rows in events.chunks(EVENTS_PER_STATEMENT) {
-        let sql = insert_events_sql(rows.len(), "pending");
-        with_tx!(tx, |e| {
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
-            for (id, org, channel, body) in rows {
-                q = q.bind(*id).bind(*org).bind(*channel).bind(*body).bind(now);
-            }
-            q.execute(e).await.map(|r| r.rows_affected())
-        })?;
-    }
-    Ok(())
+) -> wamage_platform::jobs::PgScalarQuery<'q> {
+    let ids: Vec<uuid::Uuid> = events.iter().map(|e| e.0.0).collect();
+    let orgs: Vec<uuid::Uuid> = events.iter().map(|e| e.1.0).collect();
+    let channels: Vec<uuid::Uuid> = events.iter().map(|e| e.2.0).collect();
+    let bodies: Vec<&[u8]> = events.iter().map(|e| e.3).collect();
+    q.bind(now).bind(ids).bind(orgs).bind(channels).bind(bodies)
 }
 
 /// Stores up to [`EVENTS_PER_STATEMENT`] webhook events on SQLite as `received` (their ingest

@@ -15,8 +15,8 @@ use tokio_util::sync::CancellationToken;
 use wamage_kernel::{Clock, OrgId, Timestamp};
 use wamage_platform::{
     jobs::{
-        AttemptOutcome, JobContext, JobId, JobOutcome, JobQueue, JobState, KindStats, NewJob,
-        RetryPolicy, Worker, WorkerConfig, handler_fn,
+        AttemptOutcome, JobContext, JobError, JobId, JobOutcome, JobQueue, JobState, KindStats,
+        NewJob, RetryPolicy, Worker, WorkerConfig, handler_fn,
     },
     testing::TestDb,
 };
@@ -959,3 +959,120 @@ wamage_platform::backend_tests!(
     stats_count_per_kind,
     priorities_and_purge,
 );
+
+/// PostgreSQL: jobs enqueued in one statement with the caller's own writes exist together with
+/// them or not at all.
+mod one_statement_on_postgres {
+    use super::*;
+    use wamage_platform::{db::Db, jobs::PG_WITH_FIRST_PARAM};
+
+    const NOTES: &str = "notes AS (INSERT INTO test_notes (id, body) \
+                         SELECT * FROM UNNEST($10::uuid[], $11::bytea[]))";
+
+    async fn counts(pool: &sqlx::PgPool) -> (i64, i64) {
+        let notes: i64 = sqlx::query_scalar("SELECT count(*) FROM test_notes")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        let jobs: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        (notes, jobs)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn jobs_share_one_statement_with_other_writes() {
+        let Some(t) = TestDb::postgres(&[wamage_platform::migrations()]).await else {
+            eprintln!(
+                "skipped: {} is not set",
+                wamage_platform::testing::POSTGRES_URL_VAR
+            );
+            return;
+        };
+        assert_eq!(PG_WITH_FIRST_PARAM, 10);
+        let Db::Postgres(pool) = &t.db else {
+            panic!("a PostgreSQL test database");
+        };
+        sqlx::query("CREATE TABLE test_notes (id UUID PRIMARY KEY, body BYTEA NOT NULL)")
+            .execute(pool)
+            .await
+            .unwrap();
+        let (q, _clock) = setup(&t);
+        let org = OrgId(uuid::Uuid::now_v7());
+        let first = uuid::Uuid::now_v7();
+        let notes = vec![first, uuid::Uuid::now_v7()];
+        let bodies: Vec<&[u8]> = vec![b"one", b"\x00two\xff"];
+
+        let ids = q
+            .enqueue_many_with_pg(
+                pool,
+                NOTES,
+                |s| s.bind(notes.clone()).bind(bodies.clone()),
+                &[
+                    NewJob::new("n", json!({"note": 1}))
+                        .with_org(org)
+                        .with_priority(3),
+                    NewJob::new("n", json!({"note": 2})),
+                ],
+            )
+            .await
+            .unwrap();
+        assert_eq!(ids.len(), 2);
+        assert_eq!(counts(pool).await, (2, 2));
+        let stored: Vec<u8> = sqlx::query_scalar("SELECT body FROM test_notes WHERE id = $1")
+            .bind(notes[1])
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        assert_eq!(stored, b"\x00two\xff");
+        let claimed = q
+            .claim("w1", &["n".to_owned()], 10, Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert_eq!(claimed.len(), 2);
+        assert_eq!(claimed[0].id, ids[0]);
+        assert_eq!(claimed[0].org_id, Some(org));
+        assert_eq!(claimed[0].payload, json!({"note": 1}));
+        assert_eq!(claimed[0].created_at, T0);
+        assert_eq!(claimed[1].id, ids[1]);
+        assert_eq!(claimed[1].org_id, None);
+
+        // The caller's write fails (a note's id taken): no job either.
+        let err = q
+            .enqueue_many_with_pg(
+                pool,
+                NOTES,
+                |s| {
+                    s.bind(vec![uuid::Uuid::now_v7(), first])
+                        .bind(bodies.clone())
+                },
+                &[NewJob::new("n", json!({"note": 3}))],
+            )
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("duplicate key"), "{err}");
+        assert_eq!(counts(pool).await, (2, 2));
+
+        // Jobs that cannot be enqueued: nothing is written.
+        for bad in [
+            NewJob::new("n", json!(null)).with_dedupe_key("k"),
+            NewJob::new(" ", json!(null)),
+        ] {
+            let err = q
+                .enqueue_many_with_pg(
+                    pool,
+                    NOTES,
+                    |s| {
+                        s.bind(vec![uuid::Uuid::now_v7()])
+                            .bind(vec![b"x".as_slice()])
+                    },
+                    &[bad],
+                )
+                .await
+                .unwrap_err();
+            assert!(matches!(err, JobError::Invalid(_)), "{err}");
+            assert_eq!(counts(pool).await, (2, 2));
+        }
+    }
+}

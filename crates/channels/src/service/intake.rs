@@ -7,8 +7,8 @@
 //!   marks them `pending` in its own transaction, for the webhooks of up to
 //!   [`DISPATCH_EVERY`] at a time during a burst. Events left `received` (a crash between the
 //!   two, a failed dispatch) are found by a sweep at start-up and every [`SWEEP_EVERY`].
-//! - **PostgreSQL** (writes overlap): a batch's events and jobs in one transaction, up to
-//!   [`INTAKE_PARALLEL_POSTGRES`] batches at once.
+//! - **PostgreSQL** (writes overlap): a batch's events and jobs in one statement (committed on
+//!   its own: one round trip), up to [`INTAKE_PARALLEL_POSTGRES`] batches at once.
 //!
 //! A burst — batches of [`BURST_MIN`] webhooks or more, formed while the last one was written —
 //! is what [`Channels::yield_to_burst`] lets processing wait for.
@@ -214,7 +214,7 @@ impl Channels {
     }
 
     /// Stores a batch of webhooks and answers each: on SQLite `received`, their jobs left to
-    /// `dispatch`; on PostgreSQL with their jobs, in one transaction.
+    /// `dispatch`; on PostgreSQL with their jobs, in one statement.
     async fn store_batch(
         &self,
         batch: Vec<Pending>,
@@ -243,14 +243,14 @@ impl Channels {
             self.pulse.beat();
         }
         let t0 = Instant::now();
-        let res: Result<(), Problem> = match (&self.db, dispatch) {
-            (Db::Sqlite(pool), Some(dispatch)) => {
+        let res: Result<(), Problem> = match &self.db {
+            Db::Sqlite(pool) => {
                 let res = store::insert_received(pool, &rows, now)
                     .await
                     .map_err(db_err);
                 if res.is_ok() {
                     self.pulse.handed.fetch_add(1, Ordering::SeqCst);
-                    if dispatch.send(events).is_err() {
+                    if dispatch.is_none_or(|d| d.send(events).is_err()) {
                         // The dispatcher is gone (the runtime is stopping): the sweep of the
                         // next start queues these.
                         self.pulse.dispatched.fetch_add(1, Ordering::SeqCst);
@@ -258,24 +258,24 @@ impl Channels {
                 }
                 res
             }
-            _ => {
-                let res = async {
-                    // Ahead of background writers: a webhook sender is waiting for this commit.
-                    let mut tx = self.db.begin_urgent().await.map_err(db_err)?;
-                    store::insert_events(&mut tx, &rows, now)
-                        .await
-                        .map_err(db_err)?;
-                    self.jobs
-                        .enqueue_many(&mut tx, ingest_jobs(&events))
-                        .await
-                        .map_err(|e| Problem::internal(format_args!("enqueue ingest: {e}")))?;
-                    tx.commit().await.map_err(db_err)
-                }
-                .await;
+            Db::Postgres(pool) => {
+                // One statement, committed on its own: one round trip where a transaction
+                // (begin, events, jobs, commit) takes four.
+                let jobs = ingest_jobs(&events);
+                let res = self
+                    .jobs
+                    .enqueue_many_with_pg(
+                        pool,
+                        store::insert_events_pg_with(),
+                        |q| store::bind_events_pg(q, &rows, now),
+                        &jobs,
+                    )
+                    .await
+                    .map_err(|e| Problem::internal(format_args!("store webhooks: {e}")));
                 if res.is_ok() {
                     self.jobs.notify();
                 }
-                res
+                res.map(drop)
             }
         };
         metrics::histogram!("wamage_webhook_store_seconds", "phase" => "write")

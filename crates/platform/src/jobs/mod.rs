@@ -88,7 +88,7 @@ use wamage_kernel::{OrgId, Timestamp};
 
 pub use self::{
     policy::{RetryPolicies, RetryPolicy},
-    queue::JobQueue,
+    queue::{JobQueue, PG_WITH_FIRST_PARAM, PgScalarQuery},
     worker::{Worker, WorkerConfig},
 };
 

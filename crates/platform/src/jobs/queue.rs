@@ -178,6 +178,82 @@ const JOB_COLUMNS: &str = "id, org_id, kind, payload, state, priority, run_at, a
 const CLAIM_RETURNING: &str =
     "RETURNING id, org_id, kind, payload, attempts, max_attempts, run_at, created_at";
 
+/// PostgreSQL's insert of jobs given as a row of arrays (`$1` now, `$2`–`$9` the columns): a
+/// fixed statement, prepared once per connection, instead of thousands of placeholders to
+/// parse, plan and bind.
+const PG_INSERT_JOBS: &str = "INSERT INTO jobs (id, org_id, kind, payload, priority, run_at, \
+     max_attempts, dedupe_key, state, attempts, lost_count, created_at, updated_at) \
+     SELECT id, org_id, kind, payload, priority, run_at, max_attempts, dedupe_key, 'queued', 0, \
+     0, $1, $1 \
+     FROM UNNEST($2::uuid[], $3::uuid[], $4::text[], $5::jsonb[], $6::int4[], $7::int8[], \
+     $8::int4[], $9::text[]) \
+     AS r (id, org_id, kind, payload, priority, run_at, max_attempts, dedupe_key) \
+     ON CONFLICT DO NOTHING RETURNING id";
+
+/// The first parameter of the statements given to [`JobQueue::enqueue_many_with_pg`].
+pub const PG_WITH_FIRST_PARAM: usize = 10;
+
+/// The query [`JobQueue::enqueue_many_with_pg`] hands its caller to bind its own parameters
+/// (it returns the ids of the jobs inserted).
+pub type PgScalarQuery<'q> =
+    sqlx::query::QueryScalar<'q, sqlx::Postgres, Uuid, sqlx::postgres::PgArguments>;
+
+/// Jobs as [`PG_INSERT_JOBS`]'s columns.
+struct PgJobRows<'j> {
+    now: i64,
+    ids: Vec<Uuid>,
+    orgs: Vec<Option<Uuid>>,
+    kinds: Vec<&'j str>,
+    payloads: Vec<Json<&'j Value>>,
+    priorities: Vec<i32>,
+    run_ats: Vec<i64>,
+    maxes: Vec<i32>,
+    keys: Vec<Option<&'j str>>,
+}
+
+impl<'j> PgJobRows<'j> {
+    fn of(rows: &[(Uuid, &'j NewJob, i32)], now: i64) -> Self {
+        let mut out = Self {
+            now,
+            ids: Vec::with_capacity(rows.len()),
+            orgs: Vec::with_capacity(rows.len()),
+            kinds: Vec::with_capacity(rows.len()),
+            payloads: Vec::with_capacity(rows.len()),
+            priorities: Vec::with_capacity(rows.len()),
+            run_ats: Vec::with_capacity(rows.len()),
+            maxes: Vec::with_capacity(rows.len()),
+            keys: Vec::with_capacity(rows.len()),
+        };
+        for (id, job, max_attempts) in rows {
+            out.ids.push(*id);
+            out.orgs.push(job.org_id.map(|o| o.0));
+            out.kinds.push(job.kind.as_str());
+            out.payloads.push(Json(&job.payload));
+            out.priorities.push(job.priority);
+            out.run_ats.push(job.run_at.map_or(now, Timestamp::millis));
+            out.maxes.push(*max_attempts);
+            out.keys.push(job.dedupe_key.as_deref());
+        }
+        out
+    }
+
+    /// Binds `$1`–`$9`.
+    fn bind<'q>(self, q: PgScalarQuery<'q>) -> PgScalarQuery<'q>
+    where
+        'j: 'q,
+    {
+        q.bind(self.now)
+            .bind(self.ids)
+            .bind(self.orgs)
+            .bind(self.kinds)
+            .bind(self.payloads)
+            .bind(self.priorities)
+            .bind(self.run_ats)
+            .bind(self.maxes)
+            .bind(self.keys)
+    }
+}
+
 fn to_u32(n: i32) -> u32 {
     u32::try_from(n).unwrap_or(0)
 }
@@ -324,21 +400,7 @@ impl JobQueue {
         let now = self.clock.now().millis();
         let mut out = Vec::with_capacity(jobs.len());
         for chunk in jobs.chunks(CHUNK) {
-            let mut rows = Vec::with_capacity(chunk.len());
-            for job in chunk {
-                if job.kind.trim().is_empty() {
-                    return Err(JobError::Invalid("the job kind is empty".to_owned()));
-                }
-                let max_attempts = job
-                    .max_attempts
-                    .unwrap_or_else(|| self.policies.for_kind(&job.kind).max_attempts);
-                if max_attempts == 0 {
-                    return Err(JobError::Invalid(
-                        "max_attempts must be at least 1".to_owned(),
-                    ));
-                }
-                rows.push((Uuid::now_v7(), job, to_i32(max_attempts)));
-            }
+            let rows = self.checked_rows(chunk)?;
             let inserted: Vec<Uuid> = match tx {
                 Tx::Sqlite(t, _) => {
                     // One JSON parameter: SQLite looks bound parameters up by name in a list,
@@ -394,49 +456,10 @@ impl JobQueue {
                     }
                 }
                 Tx::Postgres(t) => {
-                    // One row of arrays: a fixed statement (prepared once per connection)
-                    // instead of thousands of placeholders to parse, plan and bind.
-                    let mut ids = Vec::with_capacity(rows.len());
-                    let mut orgs = Vec::with_capacity(rows.len());
-                    let mut kinds = Vec::with_capacity(rows.len());
-                    let mut payloads = Vec::with_capacity(rows.len());
-                    let mut priorities = Vec::with_capacity(rows.len());
-                    let mut run_ats = Vec::with_capacity(rows.len());
-                    let mut maxes = Vec::with_capacity(rows.len());
-                    let mut keys = Vec::with_capacity(rows.len());
-                    for (id, job, max_attempts) in &rows {
-                        ids.push(*id);
-                        orgs.push(job.org_id.map(|o| o.0));
-                        kinds.push(job.kind.as_str());
-                        payloads.push(Json(&job.payload));
-                        priorities.push(job.priority);
-                        run_ats.push(job.run_at.map_or(now, Timestamp::millis));
-                        maxes.push(*max_attempts);
-                        keys.push(job.dedupe_key.as_deref());
-                    }
-                    sqlx::query_scalar(
-                        "INSERT INTO jobs (id, org_id, kind, payload, priority, run_at, \
-                         max_attempts, dedupe_key, state, attempts, lost_count, created_at, \
-                         updated_at) \
-                         SELECT id, org_id, kind, payload, priority, run_at, max_attempts, \
-                         dedupe_key, 'queued', 0, 0, $1, $1 \
-                         FROM UNNEST($2::uuid[], $3::uuid[], $4::text[], $5::jsonb[], \
-                         $6::int4[], $7::int8[], $8::int4[], $9::text[]) \
-                         AS r (id, org_id, kind, payload, priority, run_at, max_attempts, \
-                         dedupe_key) \
-                         ON CONFLICT DO NOTHING RETURNING id",
-                    )
-                    .bind(now)
-                    .bind(ids)
-                    .bind(orgs)
-                    .bind(kinds)
-                    .bind(payloads)
-                    .bind(priorities)
-                    .bind(run_ats)
-                    .bind(maxes)
-                    .bind(keys)
-                    .fetch_all(&mut **t)
-                    .await?
+                    PgJobRows::of(&rows, now)
+                        .bind(sqlx::query_scalar(PG_INSERT_JOBS))
+                        .fetch_all(&mut **t)
+                        .await?
                 }
             };
             let inserted: HashSet<Uuid> = inserted.into_iter().collect();
@@ -449,6 +472,62 @@ impl JobQueue {
             }
         }
         Ok(out)
+    }
+
+    /// Each job with a new id and its attempts, checked.
+    fn checked_rows<'j>(&self, jobs: &'j [NewJob]) -> Result<Vec<(Uuid, &'j NewJob, i32)>> {
+        jobs.iter()
+            .map(|job| {
+                if job.kind.trim().is_empty() {
+                    return Err(JobError::Invalid("the job kind is empty".to_owned()));
+                }
+                let max_attempts = job
+                    .max_attempts
+                    .unwrap_or_else(|| self.policies.for_kind(&job.kind).max_attempts);
+                if max_attempts == 0 {
+                    return Err(JobError::Invalid(
+                        "max_attempts must be at least 1".to_owned(),
+                    ));
+                }
+                Ok((Uuid::now_v7(), job, to_i32(max_attempts)))
+            })
+            .collect()
+    }
+
+    /// PostgreSQL: enqueues `jobs` in one statement with the caller's own writes — one round
+    /// trip and one commit, where a transaction would take four. `with` is that statement's
+    /// `WITH` list (data-modifying statements, e.g. `"e AS (INSERT INTO … )"`), whose parameters
+    /// are numbered from [`PG_WITH_FIRST_PARAM`] (the jobs take those before) and bound by
+    /// `bind`, in order. The statement runs in a transaction of its own: all of it is durable
+    /// when this returns, or none of it. Jobs enqueued this way cannot carry a `dedupe_key`
+    /// (a duplicate could not be resolved in the same statement). Does not wake the workers:
+    /// call [`Self::notify`] after.
+    pub async fn enqueue_many_with_pg<'q>(
+        &self,
+        pool: &sqlx::PgPool,
+        with: &'q str,
+        bind: impl FnOnce(PgScalarQuery<'q>) -> PgScalarQuery<'q>,
+        jobs: &'q [NewJob],
+    ) -> Result<Vec<JobId>> {
+        if jobs.iter().any(|j| j.dedupe_key.is_some()) {
+            return Err(JobError::Invalid(
+                "jobs enqueued with other writes in one statement cannot carry a dedupe key"
+                    .to_owned(),
+            ));
+        }
+        let rows = self.checked_rows(jobs)?;
+        let now = self.clock.now().millis();
+        let sql = format!("WITH {with} {PG_INSERT_JOBS}");
+        let query = PgJobRows::of(&rows, now).bind(sqlx::query_scalar(AssertSqlSafe(sql)));
+        let inserted: Vec<Uuid> = bind(query).fetch_all(pool).await?;
+        if inserted.len() != rows.len() {
+            return Err(JobError::Corrupt(format!(
+                "{} of {} jobs were inserted",
+                inserted.len(),
+                rows.len()
+            )));
+        }
+        Ok(rows.iter().map(|(id, _, _)| JobId(*id)).collect())
     }
 
     /// A row of a multi-row insert was skipped: find the unfinished job holding its dedupe key
