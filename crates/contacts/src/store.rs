@@ -2225,6 +2225,9 @@ pub async fn insert_identities_bulk(
             .await?;
         }
         Tx::Postgres(t) => {
+            // In one order (kind, value) whoever inserts: writers that race for the same new
+            // identities wait for each other at the first one and then lose the unique key
+            // race, where opposite orders would deadlock.
             let ids: Vec<uuid::Uuid> = rows.iter().map(|i| i.id.as_uuid()).collect();
             let contacts: Vec<uuid::Uuid> = rows.iter().map(|i| i.contact.as_uuid()).collect();
             let kinds: Vec<&str> = rows.iter().map(|i| i.kind).collect();
@@ -2236,7 +2239,7 @@ pub async fn insert_identities_bulk(
                  SELECT u.id, $1, u.contact_id, u.kind, u.value, $2, $8, \
                  CASE WHEN $8::uuid IS NOT NULL THEN u.line END \
                  FROM UNNEST($3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::bigint[]) \
-                 AS u(id, contact_id, kind, value, line)",
+                 AS u(id, contact_id, kind, value, line) ORDER BY u.kind, u.value",
             )
             .bind(org)
             .bind(now)

@@ -851,9 +851,27 @@ pub async fn mark_sent(db: &Db, id: MessageId, provider_id: &str, now: Timestamp
     .map(|r| r.rows_affected()))
 }
 
-/// [`mark_sent`] for a batch of sends: one statement per hundred.
+/// [`mark_sent`] for a batch of sends: on PostgreSQL one statement, on SQLite one per hundred
+/// (more than a hundred in one transaction).
 pub async fn mark_sent_many(db: &Db, sent: &[(MessageId, String)], now: Timestamp) -> R<()> {
     const CHUNK: usize = 100;
+    if let Db::Postgres(pool) = db {
+        // One fixed statement of arrays, whatever the count: prepared once per connection.
+        let ids: Vec<Uuid> = sent.iter().map(|(id, _)| id.0).collect();
+        let provider_ids: Vec<&str> = sent.iter().map(|(_, p)| p.as_str()).collect();
+        sqlx::query(
+            "UPDATE inbox_messages m SET provider_message_id = u.provider_id, \
+             status = CASE WHEN m.status = 'queued' THEN 'sent' ELSE m.status END, \
+             sent_at = COALESCE(m.sent_at, $3), updated_at = $3 \
+             FROM UNNEST($1::uuid[], $2::text[]) AS u (id, provider_id) WHERE m.id = u.id",
+        )
+        .bind(ids)
+        .bind(provider_ids)
+        .bind(now)
+        .execute(pool)
+        .await?;
+        return Ok(());
+    }
     let sql_for = |n: usize| {
         case_update(
             db.backend(),

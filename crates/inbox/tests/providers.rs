@@ -1493,13 +1493,75 @@ async fn sends_and_webhooks_to_new_numbers_at_once_share_one_conversation(app: T
     assert_eq!(fake.sent_count(), 24 * 4, "each send once");
 }
 
+/// Batches to the same new numbers on two WhatsApp numbers of one organisation, at once and in
+/// opposite orders, again and again: writes that overlap (PostgreSQL writes two merges at a
+/// time) race for the same new contact identities and must neither deadlock nor fail — the
+/// loser resolves again and both end on the same contacts.
+async fn batches_on_two_numbers_to_the_same_new_customers_share_their_contacts(app: TestApp) {
+    let fake = FakeMeta::start().await;
+    let admin = app.register("owner@acme.test", "Acme").await;
+    let first = s(&whatsapp(&app, &admin, &fake).await, "id");
+    let second = s(
+        &expect_json(
+            app.post_as(
+                &admin,
+                "/api/v1/channels",
+                &json!({"kind": "whatsapp", "name": "Sales", "config": {
+                    "phone_number_id": "200000000000002", "waba_id": meta::WABA_ID,
+                    "access_token": meta::TOKEN, "app_secret": APP_SECRET,
+                    "base_url": fake.base_url()}}),
+            )
+            .await,
+            StatusCode::CREATED,
+        )
+        .await,
+        "id",
+    );
+    let batch = |ch: String, ns: Vec<String>, pause: u64| {
+        let (app, admin) = (&app, &admin);
+        let items: Vec<Value> = ns
+            .iter()
+            .map(|n| {
+                json!({"channel_id": ch, "to": {"phone": format!("+{n}")}, "type": "template",
+                       "template": {"name": "order_update", "language": "en_US", "body": [n]}})
+            })
+            .collect();
+        async move {
+            tokio::time::sleep(Duration::from_millis(pause)).await;
+            let out = post_batch(app, admin, items).await;
+            for r in out["results"].as_array().unwrap() {
+                assert_eq!(r["status"], 202, "{r}");
+            }
+        }
+    };
+    let rounds: i64 = 8;
+    for (round, pause) in (0..rounds).zip([0, 1, 2, 3].into_iter().cycle()) {
+        let numbers: Vec<String> = (0..100)
+            .map(|i| format!("4915400{round:02}{i:03}"))
+            .collect();
+        let reversed: Vec<String> = numbers.iter().rev().cloned().collect();
+        tokio::join!(
+            batch(first.clone(), numbers.clone(), 0),
+            batch(second.clone(), reversed, pause),
+        );
+    }
+    assert_eq!(count(&app, "contacts").await, rounds * 100);
+    assert_eq!(count(&app, "contact_identities").await, rounds * 100);
+    assert_eq!(count(&app, "inbox_conversations").await, rounds * 200);
+    assert_eq!(
+        count(&app, "inbox_messages WHERE direction = 'outbound'").await,
+        rounds * 200
+    );
+}
+
 wamage_testkit::app_tests_with!(
     unpaced,
     |c| c.channel_pacing = false,
     batch_sender_without_pacing,
     batches_at_once_store_every_send_once,
     concurrent_batches_are_written_together_and_answered_apart,
-    sends_and_webhooks_to_new_numbers_at_once_share_one_conversation
+    sends_and_webhooks_to_new_numbers_at_once_share_one_conversation,
+    batches_on_two_numbers_to_the_same_new_customers_share_their_contacts
 );
 
 app_tests!(

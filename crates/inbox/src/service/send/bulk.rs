@@ -11,7 +11,8 @@
 //! Those writes are made by one writer per process ([`BulkWriter`]): the batch requests that
 //! arrived while its last write was waiting for the database are written together, in one
 //! transaction with one contact resolution per organisation, and each request is answered
-//! with its own items' outcomes.
+//! with its own items' outcomes. On SQLite one such write at a time; on PostgreSQL, whose
+//! writes overlap, two.
 //!
 //! The `inbox.send_many` job sends its messages concurrently through the channel's guard (the
 //! same pacing, breaker and outcome classification as `inbox.send`) and stores the accepted
@@ -34,7 +35,7 @@ use wamage_contacts::{ConsentPurpose, ContactId, Contacts, SendPermission, http:
 use wamage_identity::Principal;
 use wamage_kernel::{Clock, OrgId, Problem, Timestamp};
 use wamage_platform::{
-    Db, Tx,
+    Backend, Db, Tx,
     jobs::{JobContext, JobHandler, JobOutcome, NewJob},
 };
 
@@ -167,28 +168,43 @@ struct Written {
 
 /// Items the writer takes together at most (several batch requests).
 const MERGE_MOST: usize = 1000;
+/// Merges written at once on PostgreSQL (SQLite writes one at a time).
+const MERGES_AT_ONCE_POSTGRES: usize = 2;
 
 /// Writes the fast-path items of every batch request of this process, one write at a time:
 /// the requests waiting when it is free share one contact resolution per organisation and one
 /// transaction (group commit), so concurrent batches take few turns at SQLite's write lock.
-/// One at a time on PostgreSQL too: measured within a few per cent of overlapping writes
-/// there. (Conversations are created once per address across writers and processes by the
-/// address locks, [`store::lock_addresses`].)
+/// On PostgreSQL [`MERGES_AT_ONCE_POSTGRES`] merges are written at once: a merge spends most
+/// of its time waiting for its statements' round trips, which another merge's statements
+/// fill. (Conversations are created once per address across writers and processes by the
+/// address locks, [`store::lock_addresses`], taken in one order: merges that share addresses
+/// wait for each other, they do not deadlock.)
 pub(crate) struct BulkWriter(tokio::sync::mpsc::UnboundedSender<BulkRequest>);
 
 impl BulkWriter {
-    fn start(inbox: std::sync::Weak<Inbox>) -> Self {
+    fn start(inbox: std::sync::Weak<Inbox>, backend: Backend) -> Self {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<BulkRequest>();
-        // Its own task: a request whose client went away does not stop the others.
+        let slots = Arc::new(tokio::sync::Semaphore::new(match backend {
+            Backend::Sqlite => 1,
+            Backend::Postgres => MERGES_AT_ONCE_POSTGRES,
+        }));
+        // Its own task: a request whose client went away does not stop the others. A merge is
+        // formed when a slot is free, of every request that arrived meanwhile.
         tokio::spawn(async move {
             while let Some(first) = rx.recv().await {
+                let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
+                    break;
+                };
                 let requests = with_waiting(&mut rx, first, MERGE_MOST, |r| r.items.len());
                 let Some(inbox) = inbox.upgrade() else {
                     break;
                 };
                 metrics::histogram!("wamage_inbox_batch_merge_requests")
                     .record(requests.len() as f64);
-                inbox.write_merged(requests).await;
+                tokio::spawn(async move {
+                    inbox.write_merged(requests).await;
+                    drop(slot);
+                });
             }
         });
         Self(tx)
@@ -232,7 +248,7 @@ impl Inbox {
         let handed = match self.me.upgrade() {
             Some(me) => self
                 .bulk_writer
-                .get_or_init(|| BulkWriter::start(Arc::downgrade(&me)))
+                .get_or_init(|| BulkWriter::start(Arc::downgrade(&me), self.db.backend()))
                 .0
                 .send(request)
                 .map_err(|back| back.0),
