@@ -232,7 +232,7 @@ impl Chat {
 
     /// Publishes after a commit; a failure is logged (the change itself is done, and live
     /// clients reload over REST when they reconnect).
-    async fn publish(&self, org: OrgId, type_: &str, rooms: &[Room], data: Value) {
+    async fn publish(&self, org: OrgId, type_: &str, rooms: &[Room], data: impl Serialize) {
         let event = event_for_rooms(SOURCE, type_, org, self.now(), rooms, data);
         if let Err(e) = self.bus.publish(event).await {
             tracing::warn!(error = %e, event = type_, "failed to publish a chat event");
@@ -1539,7 +1539,10 @@ impl Chat {
             who.org_id,
             "wamage.chat.message.created",
             &room(channel.id),
-            json!({ "channel_id": channel.id, "message": &out }),
+            MessageEvent {
+                channel_id: channel.id,
+                message: &out,
+            },
         )
         .await;
         Ok(out)
@@ -1570,7 +1573,10 @@ impl Chat {
                         org,
                         type_,
                         &room(channel.id),
-                        json!({ "channel_id": channel.id, "message": m }),
+                        MessageEvent {
+                            channel_id: channel.id,
+                            message: &m,
+                        },
                     )
                     .await;
                 }
@@ -2105,4 +2111,12 @@ fn group_reactions(rows: Vec<store::ReactionRow>, viewer: Viewer) -> Vec<Reactio
         }
     }
     out
+}
+
+/// The data of a message event (`wamage.chat.message.created|updated|deleted`): the message as
+/// the API renders it, serialized once into the event.
+#[derive(Serialize)]
+pub(crate) struct MessageEvent<'a> {
+    pub channel_id: ChannelId,
+    pub message: &'a MessageOut,
 }

@@ -25,7 +25,7 @@ use wamage_platform::{
     jobs::{JobContext, JobHandler, JobOutcome, JobQueue, NewJob},
 };
 
-use super::{Chat, Directory, Lookups, ReadState, Viewer, room};
+use super::{Chat, Directory, Lookups, MessageEvent, ReadState, Viewer, room};
 use crate::store::{self, ExpiredRow};
 
 /// The job kind.
@@ -125,7 +125,10 @@ impl Chat {
                 m.org_id,
                 "wamage.chat.message.deleted",
                 &room(m.channel_id),
-                json!({ "channel_id": m.channel_id, "message": msg }),
+                MessageEvent {
+                    channel_id: m.channel_id,
+                    message: &msg,
+                },
             )
             .await;
         }
