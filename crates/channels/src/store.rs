@@ -215,14 +215,14 @@ pub async fn insert_event(
     Ok(())
 }
 
-/// The multi-row insert of `n` events in `state` (5 parameters each: id, organisation,
-/// channel, body, received at).
-fn insert_events_sql(n: usize, state: &str) -> String {
+/// SQLite's multi-row insert of `n` events stored `received` (5 parameters each: id,
+/// organisation, channel, body, received at).
+fn insert_received_sql(n: usize) -> String {
     let values = (0..n)
         .map(|i| {
             let b = i * 5;
             format!(
-                "(${}, ${}, ${}, ${}, '{state}', ${})",
+                "(${}, ${}, ${}, ${}, 'received', ${})",
                 b + 1,
                 b + 2,
                 b + 3,
@@ -284,7 +284,7 @@ pub async fn insert_received(
         return Ok(());
     }
     debug_assert!(rows.len() <= EVENTS_PER_STATEMENT);
-    let sql = insert_events_sql(rows.len(), "received");
+    let sql = insert_received_sql(rows.len());
     let _turn = wamage_platform::db::sqlite_urgent_write_turn(pool).await?;
     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
     for (id, org, channel, body) in rows {

@@ -27,12 +27,23 @@ fn s(v: &Value, k: &str) -> String {
 }
 
 async fn whatsapp(app: &TestApp, admin: &TestUser, fake: &FakeMeta) -> Value {
+    whatsapp_number(app, admin, fake, "Support", meta::PHONE_NUMBER_ID).await
+}
+
+/// A WhatsApp channel for the business number `phone_number_id`, on the fake Graph API.
+async fn whatsapp_number(
+    app: &TestApp,
+    admin: &TestUser,
+    fake: &FakeMeta,
+    name: &str,
+    phone_number_id: &str,
+) -> Value {
     expect_json(
         app.post_as(
             admin,
             "/api/v1/channels",
-            &json!({"kind": "whatsapp", "name": "Support", "config": {
-                "phone_number_id": meta::PHONE_NUMBER_ID, "waba_id": meta::WABA_ID,
+            &json!({"kind": "whatsapp", "name": name, "config": {
+                "phone_number_id": phone_number_id, "waba_id": meta::WABA_ID,
                 "access_token": meta::TOKEN, "app_secret": APP_SECRET,
                 "base_url": fake.base_url()}}),
         )
@@ -1502,19 +1513,7 @@ async fn batches_on_two_numbers_to_the_same_new_customers_share_their_contacts(a
     let admin = app.register("owner@acme.test", "Acme").await;
     let first = s(&whatsapp(&app, &admin, &fake).await, "id");
     let second = s(
-        &expect_json(
-            app.post_as(
-                &admin,
-                "/api/v1/channels",
-                &json!({"kind": "whatsapp", "name": "Sales", "config": {
-                    "phone_number_id": "200000000000002", "waba_id": meta::WABA_ID,
-                    "access_token": meta::TOKEN, "app_secret": APP_SECRET,
-                    "base_url": fake.base_url()}}),
-            )
-            .await,
-            StatusCode::CREATED,
-        )
-        .await,
+        &whatsapp_number(&app, &admin, &fake, "Sales", "200000000000002").await,
         "id",
     );
     let batch = |ch: String, ns: Vec<String>, pause: u64| {
