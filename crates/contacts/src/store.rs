@@ -356,6 +356,17 @@ pub async fn contact_names_tx(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
+    if let Tx::Postgres(t) = tx {
+        // One text whatever the count (prepared once per connection).
+        let ids: Vec<uuid::Uuid> = ids.iter().map(|i| i.as_uuid()).collect();
+        return sqlx::query_as(
+            "SELECT c.id, c.name FROM contacts c WHERE c.org_id = $1 AND c.id = ANY($2)",
+        )
+        .bind(org)
+        .bind(ids)
+        .fetch_all(&mut **t)
+        .await;
+    }
     let sql = format!(
         "SELECT c.id, c.name FROM contacts c WHERE c.org_id = $1 AND c.id IN ({})",
         placeholders(2, ids.len())

@@ -174,8 +174,12 @@ pub async fn insert_conversation(tx: &mut Tx, c: &ConversationRow) -> R<()> {
 /// (22 columns × 500 rows).
 const ROWS_PER_INSERT: usize = 500;
 
-/// Inserts new conversations, [`ROWS_PER_INSERT`] rows per statement.
+/// Inserts new conversations: on PostgreSQL in one statement of arrays, on SQLite
+/// [`ROWS_PER_INSERT`] rows per statement.
 pub async fn insert_conversations(tx: &mut Tx, rows: &[ConversationRow]) -> R<()> {
+    if let Tx::Postgres(t) = tx {
+        return insert_conversations_pg(t, rows).await;
+    }
     for chunk in rows.chunks(ROWS_PER_INSERT) {
         let sql = format!(
             "INSERT INTO inbox_conversations (id, org_id, channel_id, contact_id, contact_name, \
@@ -211,6 +215,82 @@ pub async fn insert_conversations(tx: &mut Tx, rows: &[ConversationRow]) -> R<()
             q.execute(e).await.map(|r| r.rows_affected())
         })?;
     }
+    Ok(())
+}
+
+/// Ids as the `uuid[]` PostgreSQL binds.
+fn uuids<T>(rows: &[T], id: impl Fn(&T) -> Uuid) -> Vec<Uuid> {
+    rows.iter().map(id).collect()
+}
+
+/// Optional ids as a `uuid[]` with `NULL`s.
+fn opt_uuids<T>(rows: &[T], id: impl Fn(&T) -> Option<Uuid>) -> Vec<Option<Uuid>> {
+    rows.iter().map(id).collect()
+}
+
+/// Texts as a `text[]`.
+fn texts<'r, T>(rows: &'r [T], text: impl Fn(&'r T) -> &'r str) -> Vec<&'r str> {
+    rows.iter().map(text).collect()
+}
+
+/// Optional texts as a `text[]` with `NULL`s.
+fn opt_texts<'r, T>(
+    rows: &'r [T],
+    text: impl Fn(&'r T) -> Option<&'r str>,
+) -> Vec<Option<&'r str>> {
+    rows.iter().map(text).collect()
+}
+
+/// Times as a `bigint[]` (milliseconds).
+fn millis<T>(rows: &[T], at: impl Fn(&T) -> Timestamp) -> Vec<i64> {
+    rows.iter().map(|r| at(r).millis()).collect()
+}
+
+/// Optional times as a `bigint[]` (milliseconds) with `NULL`s.
+fn opt_millis<T>(rows: &[T], at: impl Fn(&T) -> Option<Timestamp>) -> Vec<Option<i64>> {
+    rows.iter().map(|r| at(r).map(Timestamp::millis)).collect()
+}
+
+/// All the rows in one statement, one array per column: a single text whatever the count, so
+/// each connection prepares it once (a multi-row `VALUES` is a new statement for each count,
+/// parsed and planned again with its thousands of parameters).
+async fn insert_conversations_pg(
+    t: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+    rows: &[ConversationRow],
+) -> R<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO inbox_conversations (id, org_id, channel_id, contact_id, contact_name, \
+         recipient, recipient_key, status, snoozed_until, priority, assignee_id, team_id, labels, \
+         last_inbound_at, last_message_id, last_activity_at, created_at, updated_at, resolved_at) \
+         SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], \
+         $6::text[], $7::text[], $8::text[], $9::bigint[], $10::text[], $11::uuid[], $12::uuid[], \
+         $13::text[], $14::bigint[], $15::uuid[], $16::bigint[], $17::bigint[], $18::bigint[], \
+         $19::bigint[])",
+    )
+    .bind(uuids(rows, |c| c.id.as_uuid()))
+    .bind(uuids(rows, |c| c.org_id.as_uuid()))
+    .bind(uuids(rows, |c| c.channel_id.as_uuid()))
+    .bind(uuids(rows, |c| c.contact_id.as_uuid()))
+    .bind(texts(rows, |c| &c.contact_name))
+    .bind(texts(rows, |c| &c.recipient))
+    .bind(texts(rows, |c| &c.recipient_key))
+    .bind(texts(rows, |c| &c.status))
+    .bind(opt_millis(rows, |c| c.snoozed_until))
+    .bind(texts(rows, |c| &c.priority))
+    .bind(opt_uuids(rows, |c| c.assignee_id.map(|i| i.as_uuid())))
+    .bind(opt_uuids(rows, |c| c.team_id))
+    .bind(texts(rows, |c| &c.labels))
+    .bind(opt_millis(rows, |c| c.last_inbound_at))
+    .bind(opt_uuids(rows, |c| c.last_message_id.map(|i| i.as_uuid())))
+    .bind(millis(rows, |c| c.last_activity_at))
+    .bind(millis(rows, |c| c.created_at))
+    .bind(millis(rows, |c| c.updated_at))
+    .bind(opt_millis(rows, |c| c.resolved_at))
+    .execute(&mut **t)
+    .await?;
     Ok(())
 }
 
@@ -303,21 +383,32 @@ pub async fn latest_for_addresses(
     if keys.is_empty() {
         return Ok(Vec::new());
     }
-    let sql = format!(
-        "SELECT {CONV_COLS} FROM inbox_conversations c WHERE c.channel_id = $1 \
-         AND c.recipient_key IN ({}) ORDER BY c.created_at DESC, c.id DESC",
-        (2..keys.len() + 2)
-            .map(|i| format!("${i}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    let rows: Vec<ConversationRow> = with_tx!(tx, |e| {
-        let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(channel);
-        for k in keys {
-            q = q.bind(*k);
+    let rows: Vec<ConversationRow> = match tx {
+        // One text whatever the count (prepared once per connection).
+        Tx::Postgres(t) => {
+            let sql = format!(
+                "SELECT {CONV_COLS} FROM inbox_conversations c WHERE c.channel_id = $1 \
+                 AND c.recipient_key = ANY($2::text[]) ORDER BY c.created_at DESC, c.id DESC"
+            );
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(channel)
+                .bind(keys)
+                .fetch_all(&mut **t)
+                .await?
         }
-        q.fetch_all(e).await
-    })?;
+        Tx::Sqlite(t, _) => {
+            let sql = format!(
+                "SELECT {CONV_COLS} FROM inbox_conversations c WHERE c.channel_id = $1 \
+                 AND c.recipient_key IN ({}) ORDER BY c.created_at DESC, c.id DESC",
+                placeholders(2, keys.len())
+            );
+            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(channel);
+            for k in keys {
+                q = q.bind(*k);
+            }
+            q.fetch_all(&mut **t).await?
+        }
+    };
     let mut seen = std::collections::HashSet::new();
     Ok(rows
         .into_iter()
@@ -360,6 +451,13 @@ pub async fn touch_conversations(
 pub async fn conversations_by_ids(db: &Db, ids: &[ConversationId]) -> R<Vec<ConversationRow>> {
     if ids.is_empty() {
         return Ok(Vec::new());
+    }
+    if let Db::Postgres(p) = db {
+        let sql = format!("SELECT {CONV_COLS} FROM inbox_conversations c WHERE c.id = ANY($1)");
+        return sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(uuids(ids, |i| i.as_uuid()))
+            .fetch_all(p)
+            .await;
     }
     let sql = format!(
         "SELECT {CONV_COLS} FROM inbox_conversations c WHERE c.id IN ({})",
@@ -589,9 +687,13 @@ pub async fn insert_message(tx: &mut Tx, m: &MessageRow) -> R<bool> {
     Ok(insert_messages_once(tx, std::slice::from_ref(m)).await? == 1)
 }
 
-/// Inserts messages, a hundred rows per statement, leaving out any whose provider id is
-/// already stored on its channel (redelivered webhooks); how many were inserted.
+/// Inserts messages, leaving out any whose provider id is already stored on its channel
+/// (redelivered webhooks); how many were inserted. On PostgreSQL in one statement of arrays,
+/// on SQLite a hundred rows per statement.
 pub async fn insert_messages_once(tx: &mut Tx, rows: &[MessageRow]) -> R<u64> {
+    if let Tx::Postgres(t) = tx {
+        return insert_messages_pg(t, rows, true).await;
+    }
     let mut inserted = 0;
     for chunk in rows.chunks(100) {
         inserted += insert_message_rows(tx, chunk, " ON CONFLICT DO NOTHING").await?;
@@ -599,13 +701,80 @@ pub async fn insert_messages_once(tx: &mut Tx, rows: &[MessageRow]) -> R<u64> {
     Ok(inserted)
 }
 
-/// Inserts new messages (ids known to be fresh), [`ROWS_PER_INSERT`] rows per statement.
+/// Inserts new messages (ids known to be fresh): on PostgreSQL in one statement of arrays, on
+/// SQLite [`ROWS_PER_INSERT`] rows per statement.
 pub async fn insert_messages(tx: &mut Tx, rows: &[MessageRow]) -> R<()> {
+    if let Tx::Postgres(t) = tx {
+        insert_messages_pg(t, rows, false).await?;
+        return Ok(());
+    }
     for chunk in rows.chunks(ROWS_PER_INSERT) {
         insert_message_rows(tx, chunk, "").await?;
     }
     Ok(())
 }
+
+/// The messages in one statement, one array per column (see [`insert_conversations_pg`]);
+/// `once`: leaving out those whose provider id is already stored. How many were inserted.
+async fn insert_messages_pg(
+    t: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+    rows: &[MessageRow],
+    once: bool,
+) -> R<u64> {
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let sql = if once {
+        MSG_INSERT_ONCE_PG
+    } else {
+        MSG_INSERT_PG
+    };
+    let r = sqlx::query(sql)
+        .bind(uuids(rows, |m| m.id.as_uuid()))
+        .bind(uuids(rows, |m| m.org_id.as_uuid()))
+        .bind(uuids(rows, |m| m.conversation_id.as_uuid()))
+        .bind(uuids(rows, |m| m.channel_id.as_uuid()))
+        .bind(texts(rows, |m| &m.direction))
+        .bind(texts(rows, |m| &m.kind))
+        .bind(opt_texts(rows, |m| m.text.as_deref()))
+        .bind(opt_texts(rows, |m| m.content.as_deref()))
+        .bind(opt_texts(rows, |m| m.media.as_deref()))
+        .bind(opt_uuids(rows, |m| m.reply_to_id.map(|i| i.as_uuid())))
+        .bind(opt_texts(rows, |m| m.provider_message_id.as_deref()))
+        .bind(texts(rows, |m| &m.status))
+        .bind(opt_texts(rows, |m| m.error.as_deref()))
+        .bind(opt_uuids(rows, |m| m.author_id.map(|i| i.as_uuid())))
+        .bind(rows.iter().map(|m| m.private).collect::<Vec<_>>())
+        .bind(opt_texts(rows, |m| m.purpose.as_deref()))
+        .bind(rows.iter().map(|m| m.edited).collect::<Vec<_>>())
+        .bind(millis(rows, |m| m.created_at))
+        .bind(opt_millis(rows, |m| m.sent_at))
+        .bind(opt_millis(rows, |m| m.delivered_at))
+        .bind(opt_millis(rows, |m| m.read_at))
+        .bind(millis(rows, |m| m.updated_at))
+        .execute(&mut **t)
+        .await?;
+    Ok(r.rows_affected())
+}
+
+/// The PostgreSQL message insert of [`insert_messages_pg`].
+const MSG_INSERT_PG: &str = "INSERT INTO inbox_messages (id, org_id, conversation_id, channel_id, \
+     direction, kind, text, content, media, reply_to_id, provider_message_id, status, error, \
+     author_id, private, purpose, edited, created_at, sent_at, delivered_at, read_at, updated_at) \
+     SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], \
+     $6::text[], $7::text[], $8::text[], $9::text[], $10::uuid[], $11::text[], $12::text[], \
+     $13::text[], $14::uuid[], $15::bool[], $16::text[], $17::bool[], $18::bigint[], \
+     $19::bigint[], $20::bigint[], $21::bigint[], $22::bigint[])";
+
+/// [`MSG_INSERT_PG`] leaving out messages whose provider id is already stored.
+const MSG_INSERT_ONCE_PG: &str = "INSERT INTO inbox_messages (id, org_id, conversation_id, \
+     channel_id, direction, kind, text, content, media, reply_to_id, provider_message_id, status, \
+     error, author_id, private, purpose, edited, created_at, sent_at, delivered_at, read_at, \
+     updated_at) \
+     SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], \
+     $6::text[], $7::text[], $8::text[], $9::text[], $10::uuid[], $11::text[], $12::text[], \
+     $13::text[], $14::uuid[], $15::bool[], $16::text[], $17::bool[], $18::bigint[], \
+     $19::bigint[], $20::bigint[], $21::bigint[], $22::bigint[]) ON CONFLICT DO NOTHING";
 
 /// One `INSERT` of `rows` with `tail` after the values; how many were inserted.
 async fn insert_message_rows(tx: &mut Tx, rows: &[MessageRow], tail: &str) -> R<u64> {
@@ -694,8 +863,28 @@ pub async fn ids_by_provider<'a>(
     channel: ChannelId,
     provider_ids: &[&str],
 ) -> R<Vec<(String, MessageId)>> {
-    let mut out = Vec::with_capacity(provider_ids.len());
     let mut ex = ex.into();
+    // PostgreSQL: all of them in one array, one text whatever the count.
+    const PG: &str = "SELECT provider_message_id, id FROM inbox_messages WHERE channel_id = $1 \
+                      AND provider_message_id = ANY($2::text[])";
+    match &mut ex {
+        Ex::Db(Db::Postgres(p)) => {
+            return sqlx::query_as(PG)
+                .bind(channel)
+                .bind(provider_ids)
+                .fetch_all(p)
+                .await;
+        }
+        Ex::Tx(Tx::Postgres(t)) => {
+            return sqlx::query_as(PG)
+                .bind(channel)
+                .bind(provider_ids)
+                .fetch_all(&mut **t)
+                .await;
+        }
+        _ => {}
+    }
+    let mut out = Vec::with_capacity(provider_ids.len());
     for chunk in provider_ids.chunks(500) {
         let sql = format!(
             "SELECT provider_message_id, id FROM inbox_messages WHERE channel_id = $1 \
@@ -717,6 +906,13 @@ pub async fn ids_by_provider<'a>(
 pub async fn messages_by_ids(db: &Db, ids: &[MessageId]) -> R<Vec<MessageRow>> {
     if ids.is_empty() {
         return Ok(Vec::new());
+    }
+    if let Db::Postgres(p) = db {
+        let sql = format!("SELECT {MSG_COLS} FROM inbox_messages m WHERE m.id = ANY($1)");
+        return sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(uuids(ids, |i| i.as_uuid()))
+            .fetch_all(p)
+            .await;
     }
     let sql = format!(
         "SELECT {MSG_COLS} FROM inbox_messages m WHERE m.id IN ({})",
@@ -833,6 +1029,101 @@ pub async fn advance_status<'a>(
     .bind(now)
     .fetch_optional(p)
     .await)
+}
+
+/// A delivery report to apply with [`advance_statuses_pg`]: the message (channel and provider
+/// id) moves to `to` only from one of `from`, with the report's time `at` and `error`.
+pub struct StatusMove<'a> {
+    pub channel: ChannelId,
+    pub provider_id: &'a str,
+    pub to: &'a str,
+    pub from: Vec<&'a str>,
+    pub at: Timestamp,
+    pub error: Option<String>,
+}
+
+/// [`advance_status`] for many reports on PostgreSQL: each report's moved row in order, or
+/// `None` for one that changed nothing. The reports go in rounds in which each message comes
+/// once (its second report goes in the second round, and so on, so they apply in order), each
+/// round one statement of arrays (rows in one order, the messages' locks taken in one order).
+/// More than one round share a transaction: all of them apply or none.
+pub async fn advance_statuses_pg(
+    pool: &sqlx::PgPool,
+    moves: &[StatusMove<'_>],
+    now: Timestamp,
+) -> R<Vec<Option<MessageRow>>> {
+    let mut round_of: std::collections::HashMap<(ChannelId, &str), usize> =
+        std::collections::HashMap::with_capacity(moves.len());
+    let mut rounds: Vec<Vec<usize>> = Vec::new();
+    for (i, m) in moves.iter().enumerate() {
+        let n = round_of.entry((m.channel, m.provider_id)).or_insert(0);
+        if rounds.len() <= *n {
+            rounds.push(Vec::new());
+        }
+        rounds[*n].push(i);
+        *n += 1;
+    }
+    let mut out: Vec<Option<MessageRow>> = (0..moves.len()).map(|_| None).collect();
+    if rounds.len() <= 1 {
+        for round in &mut rounds {
+            let mut conn = pool.acquire().await?;
+            status_round_pg(&mut conn, moves, round, now, &mut out).await?;
+        }
+        return Ok(out);
+    }
+    let mut tx = pool.begin().await?;
+    for round in &mut rounds {
+        status_round_pg(&mut tx, moves, round, now, &mut out).await?;
+    }
+    tx.commit().await?;
+    Ok(out)
+}
+
+/// One round of [`advance_statuses_pg`]: the reports at `round` (each about another message)
+/// in one statement; their moved rows go to `out`.
+async fn status_round_pg(
+    conn: &mut sqlx::PgConnection,
+    moves: &[StatusMove<'_>],
+    round: &mut [usize],
+    now: Timestamp,
+    out: &mut [Option<MessageRow>],
+) -> R<()> {
+    round.sort_unstable_by_key(|i| (moves[*i].channel, moves[*i].provider_id));
+    let ms: Vec<&StatusMove> = round.iter().map(|i| &moves[*i]).collect();
+    let sql = format!(
+        "UPDATE inbox_messages m SET status = u.to_status, \
+         sent_at = CASE WHEN u.to_status IN ('sent', 'delivered', 'read', 'played') \
+           THEN COALESCE(m.sent_at, u.at) ELSE m.sent_at END, \
+         delivered_at = CASE WHEN u.to_status IN ('delivered', 'read', 'played') \
+           THEN COALESCE(m.delivered_at, u.at) ELSE m.delivered_at END, \
+         read_at = CASE WHEN u.to_status IN ('read', 'played') \
+           THEN COALESCE(m.read_at, u.at) ELSE m.read_at END, \
+         error = COALESCE(u.error, m.error), updated_at = $7 \
+         FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[]) \
+           AS u(channel_id, provider_id, to_status, from_statuses, at, error) \
+         WHERE m.channel_id = u.channel_id AND m.provider_message_id = u.provider_id \
+         AND m.direction = 'outbound' AND m.status = ANY(string_to_array(u.from_statuses, ',')) \
+         RETURNING {MSG_COLS}"
+    );
+    let rows: Vec<MessageRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(uuids(&ms, |m| m.channel.as_uuid()))
+        .bind(texts(&ms, |m| m.provider_id))
+        .bind(texts(&ms, |m| m.to))
+        .bind(ms.iter().map(|m| m.from.join(",")).collect::<Vec<_>>())
+        .bind(millis(&ms, |m| m.at))
+        .bind(opt_texts(&ms, |m| m.error.as_deref()))
+        .bind(now)
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut by_message: std::collections::HashMap<(ChannelId, String), MessageRow> = rows
+        .into_iter()
+        .filter_map(|r| Some(((r.channel_id, r.provider_message_id.clone()?), r)))
+        .collect();
+    for i in round.iter() {
+        let m = &moves[*i];
+        out[*i] = by_message.remove(&(m.channel, m.provider_id.to_owned()));
+    }
+    Ok(())
 }
 
 /// The send worker's result: `queued` → `sent` with the provider id (only from `queued`, so a

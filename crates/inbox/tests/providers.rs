@@ -955,6 +955,55 @@ async fn a_failed_report_shows_the_reason_until_a_read_proves_delivery(app: Test
     assert!(got["read_at"].is_string(), "{got}");
 }
 
+/// One POST with several reports about the same messages, out of order and repeated: each
+/// message ends where its reports lead, in the order they came, with each step's own time.
+async fn reports_about_one_message_in_one_post_apply_in_order(app: TestApp) {
+    let (fake, admin, url, first) = a_reply_sent(&app).await;
+    let conv = s(&first, "conversation_id");
+    let second = expect_json(
+        app.post_as(
+            &admin,
+            &format!("/api/v1/conversations/{conv}/messages"),
+            &json!({"type": "text", "text": "Anything else?"}),
+        )
+        .await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    settle(&app).await;
+    let sent = fake.sent();
+    assert_eq!(sent.len(), 2);
+    let (a, b) = (sent[0].id.clone(), sent[1].id.clone());
+    let to = "4915112345678";
+    let body = FakeMeta::webhook_statuses(vec![
+        // The first: read straight away (proving the earlier steps), then an older report
+        // and the same read again.
+        webhook::status(&a, "read", to, 1_700_000_100),
+        webhook::status(&b, "delivered", to, 1_700_000_200),
+        webhook::status(&a, "delivered", to, 1_700_000_050),
+        webhook::status(&b, "read", to, 1_700_000_300),
+        webhook::status(&a, "read", to, 1_700_000_100),
+        // The second: a duplicate of its delivery after its read changes nothing.
+        webhook::status(&b, "delivered", to, 1_700_000_400),
+    ]);
+    assert_eq!(FakeMeta::post_webhook(&url, APP_SECRET, &body).await, 200);
+    settle(&app).await;
+
+    let at = |secs: i64| json!(wamage_kernel::Timestamp::from_millis(secs * 1000).to_rfc3339());
+    let got = message(&app, &admin, s(&first, "id")).await;
+    assert_eq!(got["status"], "read", "{got}");
+    // (`sent_at` is the provider's answer to the send.)
+    for step in ["delivered_at", "read_at"] {
+        assert_eq!(got[step], at(1_700_000_100), "{step}: {got}");
+    }
+    let got = message(&app, &admin, s(&second, "id")).await;
+    assert_eq!(got["status"], "read", "{got}");
+    assert_eq!(got["delivered_at"], at(1_700_000_200), "{got}");
+    assert_eq!(got["read_at"], at(1_700_000_300), "{got}");
+    let all = events(&app).await;
+    assert!(all.iter().all(|(s, _)| s == "processed"), "{all:?}");
+}
+
 /// The status of a batch result's message, read back.
 async fn message_status(app: &TestApp, admin: &TestUser, result: &Value) -> String {
     let id = result["message"]["id"].as_str().unwrap().to_owned();
@@ -1566,6 +1615,7 @@ wamage_testkit::app_tests_with!(
 app_tests!(
     an_early_report_waits_and_the_rest_is_done_once,
     a_failed_report_shows_the_reason_until_a_read_proves_delivery,
+    reports_about_one_message_in_one_post_apply_in_order,
     concurrent_webhooks_are_stored_together_and_each_once,
     webhooks_stored_without_their_jobs_are_swept_up,
     messages_of_one_webhook_share_their_conversation,

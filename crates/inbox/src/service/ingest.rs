@@ -37,7 +37,10 @@ use wamage_contacts::{
     SystemConsent,
 };
 use wamage_kernel::{OrgId, Problem, Timestamp};
-use wamage_platform::jobs::{JobContext, JobHandler, JobOutcome, NewJob};
+use wamage_platform::{
+    Backend, Db,
+    jobs::{JobContext, JobHandler, JobOutcome, NewJob},
+};
 
 use super::{Inbox, MEDIA_JOB, consent_channel, db_err, error_json};
 use crate::{
@@ -1003,7 +1006,12 @@ impl Inbox {
         let now = self.now();
         let mut moved: Vec<Option<MessageRow>> = Vec::with_capacity(batch.len());
         let mut failed = None;
-        for chunk in batch.chunks(STATUSES_PER_TX) {
+        // PostgreSQL takes them all at once: its writers do not take turns at one lock.
+        let per_tx = match self.db.backend() {
+            Backend::Postgres => batch.len().max(1),
+            Backend::Sqlite => STATUSES_PER_TX,
+        };
+        for chunk in batch.chunks(per_tx) {
             match self.advance_statuses(chunk, now).await {
                 Ok(rows) => moved.extend(rows),
                 Err(p) => {
@@ -1061,37 +1069,33 @@ impl Inbox {
         batch: &[(&Channel, &StatusUpdate)],
         now: Timestamp,
     ) -> Result<Vec<Option<MessageRow>>, Problem> {
+        let moves: Vec<store::StatusMove> = batch
+            .iter()
+            .map(|(c, s)| store::StatusMove {
+                channel: c.id,
+                provider_id: &s.provider_message_id,
+                to: s.status.as_str(),
+                from: moved_from(s.status),
+                at: Timestamp::from_millis(s.at_ms),
+                error: report_error(s),
+            })
+            .collect();
+        if let Db::Postgres(pool) = &self.db {
+            return store::advance_statuses_pg(pool, &moves, now)
+                .await
+                .map_err(db_err);
+        }
         let mut tx = self.db.begin().await.map_err(db_err)?;
         let mut moved = Vec::with_capacity(batch.len());
-        for (c, s) in batch {
-            let from: Vec<&str> = [
-                DeliveryStatus::Queued,
-                DeliveryStatus::Sent,
-                DeliveryStatus::Delivered,
-                DeliveryStatus::Read,
-                DeliveryStatus::Played,
-                DeliveryStatus::Failed,
-            ]
-            .into_iter()
-            .filter(|x| x.may_advance_to(s.status))
-            .map(DeliveryStatus::as_str)
-            .collect();
-            let error = s.errors.first().map(|e| {
-                let class = match e.code {
-                    131047 | 131050 | 131049 | 190 => "needs_action",
-                    130429 | 131056 | 131000 => "retryable",
-                    _ => "permanent",
-                };
-                error_json(e.code, &e.title, e.detail.as_deref(), class)
-            });
+        for m in &moves {
             let m = store::advance_status(
                 &mut tx,
-                c.id,
-                &s.provider_message_id,
-                s.status.as_str(),
-                &from,
-                Timestamp::from_millis(s.at_ms),
-                error.as_deref(),
+                m.channel,
+                m.provider_id,
+                m.to,
+                &m.from,
+                m.at,
+                m.error.as_deref(),
                 now,
             )
             .await
@@ -1186,4 +1190,32 @@ impl Inbox {
         }
         Ok(())
     }
+}
+
+/// The statuses a message may move from to reach `to`.
+fn moved_from(to: DeliveryStatus) -> Vec<&'static str> {
+    [
+        DeliveryStatus::Queued,
+        DeliveryStatus::Sent,
+        DeliveryStatus::Delivered,
+        DeliveryStatus::Read,
+        DeliveryStatus::Played,
+        DeliveryStatus::Failed,
+    ]
+    .into_iter()
+    .filter(|x| x.may_advance_to(to))
+    .map(DeliveryStatus::as_str)
+    .collect()
+}
+
+/// A report's first error as the message stores it, classified by its code.
+fn report_error(s: &StatusUpdate) -> Option<String> {
+    s.errors.first().map(|e| {
+        let class = match e.code {
+            131047 | 131050 | 131049 | 190 => "needs_action",
+            130429 | 131056 | 131000 => "retryable",
+            _ => "permanent",
+        };
+        error_json(e.code, &e.title, e.detail.as_deref(), class)
+    })
 }
