@@ -216,6 +216,10 @@ async fn write_turn(pool: &SqlitePool, urgent: bool) -> Result<WriteTurn, sqlx::
 /// Bytes of WAL file kept after a checkpoint (SQLite's `journal_size_limit`).
 const WAL_KEPT: u64 = 64 << 20;
 
+/// Rows a SQLite statement's thread may hand over before the reading task takes them (sqlx's
+/// default is 50).
+const ROWS_HANDED_OVER: usize = 1024;
+
 /// The least time between two background checkpoints while writes go on.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 
@@ -375,7 +379,11 @@ impl Db {
             // after a checkpoint is cut back to it.
             let connect = connect
                 .pragma("wal_autocheckpoint", "0")
-                .pragma("journal_size_limit", WAL_KEPT.to_string());
+                .pragma("journal_size_limit", WAL_KEPT.to_string())
+                // Rows are handed from the connection's thread to the reading task through a
+                // bounded channel: with room for a whole result, the thread never stops for
+                // each row the reader takes (a thread wake-up per row past the bound).
+                .row_buffer_size(ROWS_HANDED_OVER);
             let pool = SqlitePoolOptions::new()
                 .max_connections(opts.max_connections)
                 .min_connections(1)
