@@ -757,24 +757,23 @@ async fn insert_messages_pg(
     Ok(r.rows_affected())
 }
 
-/// The PostgreSQL message insert of [`insert_messages_pg`].
-const MSG_INSERT_PG: &str = "INSERT INTO inbox_messages (id, org_id, conversation_id, channel_id, \
-     direction, kind, text, content, media, reply_to_id, provider_message_id, status, error, \
-     author_id, private, purpose, edited, created_at, sent_at, delivered_at, read_at, updated_at) \
-     SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], \
-     $6::text[], $7::text[], $8::text[], $9::text[], $10::uuid[], $11::text[], $12::text[], \
-     $13::text[], $14::uuid[], $15::bool[], $16::text[], $17::bool[], $18::bigint[], \
-     $19::bigint[], $20::bigint[], $21::bigint[], $22::bigint[])";
+/// The PostgreSQL message insert of [`insert_messages_pg`], as a literal for `concat!`.
+macro_rules! msg_insert_pg {
+    () => {
+        "INSERT INTO inbox_messages (id, org_id, conversation_id, channel_id, direction, kind, \
+         text, content, media, reply_to_id, provider_message_id, status, error, author_id, \
+         private, purpose, edited, created_at, sent_at, delivered_at, read_at, updated_at) \
+         SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], \
+         $6::text[], $7::text[], $8::text[], $9::text[], $10::uuid[], $11::text[], $12::text[], \
+         $13::text[], $14::uuid[], $15::bool[], $16::text[], $17::bool[], $18::bigint[], \
+         $19::bigint[], $20::bigint[], $21::bigint[], $22::bigint[])"
+    };
+}
+
+const MSG_INSERT_PG: &str = msg_insert_pg!();
 
 /// [`MSG_INSERT_PG`] leaving out messages whose provider id is already stored.
-const MSG_INSERT_ONCE_PG: &str = "INSERT INTO inbox_messages (id, org_id, conversation_id, \
-     channel_id, direction, kind, text, content, media, reply_to_id, provider_message_id, status, \
-     error, author_id, private, purpose, edited, created_at, sent_at, delivered_at, read_at, \
-     updated_at) \
-     SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], \
-     $6::text[], $7::text[], $8::text[], $9::text[], $10::uuid[], $11::text[], $12::text[], \
-     $13::text[], $14::uuid[], $15::bool[], $16::text[], $17::bool[], $18::bigint[], \
-     $19::bigint[], $20::bigint[], $21::bigint[], $22::bigint[]) ON CONFLICT DO NOTHING";
+const MSG_INSERT_ONCE_PG: &str = concat!(msg_insert_pg!(), " ON CONFLICT DO NOTHING");
 
 /// One `INSERT` of `rows` with `tail` after the values; how many were inserted.
 async fn insert_message_rows(tx: &mut Tx, rows: &[MessageRow], tail: &str) -> R<u64> {
