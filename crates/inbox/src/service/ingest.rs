@@ -993,8 +993,9 @@ impl Inbox {
             .unwrap_or(Ok(Applied::Done))
     }
 
-    /// Delivery reports about the inbox's sends, in order, in short transactions of
-    /// [`STATUSES_PER_TX`] (the webhook intake takes SQLite's write lock between them): each
+    /// Delivery reports about the inbox's sends, in order: on SQLite in short transactions of
+    /// [`STATUSES_PER_TX`] (the webhook intake takes the write lock between them), on
+    /// PostgreSQL all at once ([`store::advance_statuses_pg`]). Each
     /// moves its message forward or changes nothing (a duplicate, or older than what is
     /// stored). Moved messages are added to `reports`. A report about a message not stored is
     /// offered to the hooks, and is [`Applied::Unknown`] when no hook places it either.
@@ -1062,8 +1063,9 @@ impl Inbox {
         out
     }
 
-    /// Moves the messages of these reports forward in one transaction: the moved rows, or
-    /// `None` for a report that changed nothing.
+    /// Moves the messages of these reports forward, all or none (one transaction on SQLite; on
+    /// PostgreSQL one statement per round of [`store::advance_statuses_pg`]): the moved rows,
+    /// or `None` for a report that changed nothing.
     async fn advance_statuses(
         &self,
         batch: &[(&Channel, &StatusUpdate)],
