@@ -76,6 +76,23 @@ async fn thread(app: &TestApp, who: &TestUser, conv: &str) -> Vec<Value> {
         .clone()
 }
 
+/// Sends a text reply in a conversation (accepted, 202) and lets its jobs run: the message as
+/// the send API answered it.
+async fn reply_text(app: &TestApp, who: &TestUser, conv: &str, text: &str) -> Value {
+    let m = expect_json(
+        app.post_as(
+            who,
+            &format!("/api/v1/conversations/{conv}/messages"),
+            &json!({"type": "text", "text": text}),
+        )
+        .await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    settle(app).await;
+    m
+}
+
 async fn count(app: &TestApp, table: &str) -> i64 {
     use wamage_platform::{Db, with_db};
     let db: &Db = &app.state.db;
@@ -588,17 +605,7 @@ async fn telegram_webhook_polling_and_blocks(app: TestApp) {
 
     // The user blocks the bot: sends fail with the reason and consent records the opt-out.
     fake.block_chat(big);
-    let m = expect_json(
-        app.post_as(
-            &admin,
-            &format!("/api/v1/conversations/{conv}/messages"),
-            &json!({"type": "text", "text": "Still there?"}),
-        )
-        .await,
-        StatusCode::ACCEPTED,
-    )
-    .await;
-    settle(&app).await;
+    let m = reply_text(&app, &admin, &conv, "Still there?").await;
     let got = message(&app, &admin, s(&m, "id")).await;
     assert_eq!(got["status"], "failed");
     assert_eq!(got["error"]["class"], "needs_action");
@@ -819,17 +826,7 @@ async fn a_reply_sent(app: &TestApp) -> (FakeMeta, TestUser, String, Value) {
     assert_eq!(FakeMeta::post_webhook(&url, APP_SECRET, &body).await, 200);
     settle(app).await;
     let conv = s(&list(app, &admin).await[0], "id");
-    let m = expect_json(
-        app.post_as(
-            &admin,
-            &format!("/api/v1/conversations/{conv}/messages"),
-            &json!({"type": "text", "text": "Hi Grace"}),
-        )
-        .await,
-        StatusCode::ACCEPTED,
-    )
-    .await;
-    settle(app).await;
+    let m = reply_text(app, &admin, &conv, "Hi Grace").await;
     (fake, admin, url, m)
 }
 
@@ -960,17 +957,7 @@ async fn a_failed_report_shows_the_reason_until_a_read_proves_delivery(app: Test
 async fn reports_about_one_message_in_one_post_apply_in_order(app: TestApp) {
     let (fake, admin, url, first) = a_reply_sent(&app).await;
     let conv = s(&first, "conversation_id");
-    let second = expect_json(
-        app.post_as(
-            &admin,
-            &format!("/api/v1/conversations/{conv}/messages"),
-            &json!({"type": "text", "text": "Anything else?"}),
-        )
-        .await,
-        StatusCode::ACCEPTED,
-    )
-    .await;
-    settle(&app).await;
+    let second = reply_text(&app, &admin, &conv, "Anything else?").await;
     let sent = fake.sent();
     assert_eq!(sent.len(), 2);
     let (a, b) = (sent[0].id.clone(), sent[1].id.clone());
