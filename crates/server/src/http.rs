@@ -1,8 +1,10 @@
 //! The HTTP application: domain routers composed under `/api/v1`, the OpenAPI document and its
 //! Swagger UI, the ops endpoints, the embedded web UI, the Socket.IO gateway, and the middleware
 //! every request crosses: request id → trace span → metrics → problem rendering → security
-//! headers → CORS → compression → [Socket.IO at `/socket.io`] → timeout → panic catcher → body
-//! limit.
+//! headers → CORS → compression → [Socket.IO at `/socket.io`] → timeout → panic catcher →
+//! routing → body limit. The middleware wraps the router as one service; only what must know
+//! the matched route (the body limit, handlers' extensions, the route template for the
+//! metrics) is a layer on the routes.
 //!
 //! The gateway sits inside the outer middleware (requests to it get an id, a span, metrics,
 //! security headers, CORS) but outside the request timeout: a long-polling request is held open
@@ -10,17 +12,20 @@
 //! 101 upgrade response has an empty body of known size, which the compression layer leaves
 //! alone (tested in `crates/realtime/tests`).
 
-use std::time::Duration;
+use std::{
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
 
 use axum::{
     Extension, Router,
     body::Body,
     extract::{MatchedPath, Request},
-    http::{HeaderName, HeaderValue, Method, StatusCode, header},
+    http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header},
     middleware::{self, Next},
     response::{IntoResponse, Response},
 };
-use tower::ServiceBuilder;
+use tower::{ServiceBuilder, util::Either};
 use tower_http::{
     catch_panic::CatchPanicLayer,
     compression::CompressionLayer,
@@ -128,13 +133,45 @@ pub fn router(state: &AppState) -> Router {
             .split_for_parts();
         ops_router.fallback(|| async { not_found() })
     };
-    let router = routes
-        .layer(axum::extract::DefaultBodyLimit::max(cfg.max_body_bytes))
-        .layer(Extension(state.identity.clone()))
-        .layer(Extension(TrustForwardedFor(cfg.trust_forwarded_for)));
-
-    let cors = cors_layer(&cfg.cors_origins());
-    let stack = ServiceBuilder::new()
+    // Route level: one layer (each `Router::layer` wraps every route in one more boxed service,
+    // cloned for each request), with what handlers read from the request's extensions.
+    let routes = routes.layer(
+        ServiceBuilder::new()
+            .map_request(note_route as fn(Request) -> Request)
+            .layer(axum::extract::DefaultBodyLimit::max(cfg.max_body_bytes))
+            .layer(Extension(state.identity.clone()))
+            .layer(Extension(TrustForwardedFor(cfg.trust_forwarded_for))),
+    );
+    let inner = ServiceBuilder::new()
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(cfg.request_timeout_secs),
+        ))
+        .layer(CatchPanicLayer::custom(
+            |_panic: Box<dyn std::any::Any + Send>| {
+                Problem::internal("handler panicked").into_response()
+            },
+        ))
+        .service(routes);
+    // Plain responses on both sides of the Socket.IO layer (it has a body type of its own, and
+    // wants its inner body's errors to be standard errors) and in both arms.
+    let inner = ServiceBuilder::new()
+        .map_response(IntoResponse::into_response as fn(_) -> Response)
+        .service(inner);
+    let inner = if roles.contains(&ServerRole::Realtime) {
+        state.realtime.start();
+        Either::Left(
+            ServiceBuilder::new()
+                .map_response(IntoResponse::into_response as fn(_) -> Response)
+                .layer(state.realtime.layer())
+                .service(inner),
+        )
+    } else {
+        Either::Right(inner)
+    };
+    // Everything else wraps the router once, around routing: per request it is cloned as one
+    // value, where layers on the router are cloned and boxed again at every level.
+    let app = ServiceBuilder::new()
         .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &Request| {
@@ -150,26 +187,26 @@ pub fn router(state: &AppState) -> Router {
         .layer(middleware::from_fn(track_metrics))
         .layer(middleware::from_fn(render_problems))
         .layer(middleware::from_fn(security_headers))
-        .option_layer(cors)
-        .layer(CompressionLayer::new());
-    let inner = ServiceBuilder::new()
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            Duration::from_secs(cfg.request_timeout_secs),
-        ))
-        .layer(CatchPanicLayer::custom(
-            |_panic: Box<dyn std::any::Any + Send>| {
-                Problem::internal("handler panicked").into_response()
-            },
-        ));
-    let router = router.layer(inner);
-    let router = if roles.contains(&ServerRole::Realtime) {
-        state.realtime.start();
-        router.layer(state.realtime.layer())
-    } else {
-        router
-    };
-    router.layer(stack)
+        .option_layer(cors_layer(&cfg.cors_origins()))
+        .layer(CompressionLayer::new())
+        .service(inner);
+    Router::new().fallback_service(app)
+}
+
+/// Where the router tells [`track_metrics`] (which runs before routing) the route template a
+/// request matched.
+#[derive(Clone, Default)]
+struct RouteSlot(Arc<OnceLock<MatchedPath>>);
+
+/// Notes the matched route template in the request's [`RouteSlot`] (route level).
+fn note_route(req: Request) -> Request {
+    if let (Some(slot), Some(path)) = (
+        req.extensions().get::<RouteSlot>(),
+        req.extensions().get::<MatchedPath>(),
+    ) {
+        let _ = slot.0.set(path.clone());
+    }
+    req
 }
 
 fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
@@ -201,15 +238,14 @@ fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
 }
 
 /// Counts requests and their latency per route template (never per raw path: bounded labels).
-async fn track_metrics(req: Request, next: Next) -> Response {
+async fn track_metrics(mut req: Request, next: Next) -> Response {
     let start = std::time::Instant::now();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned());
+    let slot = RouteSlot::default();
+    req.extensions_mut().insert(slot.clone());
     let method = req.method().as_str().to_owned();
     let path_is_socket_io = req.uri().path().starts_with("/socket.io/");
     let res = next.run(req).await;
+    let route = slot.0.get().map(|p| p.as_str().to_owned());
     let route = route.unwrap_or_else(|| {
         if path_is_socket_io {
             "socket.io".to_owned()
@@ -239,7 +275,7 @@ async fn render_problems(req: Request, next: Next) -> Response {
     let res = next.run(req).await;
     if let Some(problem) = res.extensions().get::<Problem>() {
         let mut out = problem.to_response(request_id);
-        copy_extra_headers(&res, &mut out);
+        copy_extra_headers(res.headers(), &mut out);
         return out;
     }
     let status = res.status();
@@ -265,10 +301,9 @@ async fn render_problems(req: Request, next: Next) -> Response {
         s if s.is_server_error() => ("internal", "Internal error"),
         _ => ("error", "Request failed"),
     };
+    let (parts, body) = res.into_parts();
     let detail = if status.is_client_error() {
-        let body = axum::body::to_bytes(res.into_body(), 4096)
-            .await
-            .unwrap_or_default();
+        let body = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
         let text = String::from_utf8_lossy(&body).trim().to_owned();
         (!text.is_empty()).then_some(text)
     } else {
@@ -276,12 +311,16 @@ async fn render_problems(req: Request, next: Next) -> Response {
     };
     let mut p = Problem::new(status, code, title);
     p.detail = detail;
-    p.to_response(request_id)
+    let mut out = p.to_response(request_id);
+    copy_extra_headers(&parts.headers, &mut out);
+    out
 }
 
-fn copy_extra_headers(from: &Response, to: &mut Response) {
+/// The headers of a response that its problem keeps: the methods a route allows (set on a 405
+/// by the router) and the authentication challenge.
+fn copy_extra_headers(from: &HeaderMap, to: &mut Response) {
     for name in [header::ALLOW, header::WWW_AUTHENTICATE] {
-        if let Some(v) = from.headers().get(&name) {
+        if let Some(v) = from.get(&name) {
             to.headers_mut().insert(name, v.clone());
         }
     }
