@@ -962,7 +962,7 @@ impl Channels {
                 "The webhook signature is missing or does not match",
             ));
         }
-        let ev = self.store_event(&c, &raw, None).await?;
+        let ev = self.store_event(&c, raw, None).await?;
         metrics::counter!("wamage_webhooks_received_total", "kind" => kind.as_str()).increment(1);
         Ok(ev)
     }
@@ -970,7 +970,7 @@ impl Channels {
     async fn store_event(
         &self,
         c: &Channel,
-        raw: &[u8],
+        mut raw: Bytes,
         delay: Option<Duration>,
     ) -> Result<EventId, Problem> {
         // Webhooks arriving together share one transaction (group commit): the batcher takes
@@ -982,20 +982,24 @@ impl Channels {
             let pending = Pending {
                 org: c.org_id,
                 channel: c.id,
-                body: raw.to_vec(),
+                body: raw,
                 reply,
                 queued: Instant::now(),
             };
-            if intake.send(pending).await.is_ok() {
-                return answer
-                    .await
-                    .unwrap_or_else(|_| Err(Problem::unavailable("The webhook intake stopped")));
+            match intake.send(pending).await {
+                Ok(()) => {
+                    return answer.await.unwrap_or_else(|_| {
+                        Err(Problem::unavailable("The webhook intake stopped"))
+                    });
+                }
+                // The batcher is gone (the runtime is stopping): stored on its own below.
+                Err(gone) => raw = gone.0.body,
             }
         }
         let id = EventId::new();
         let now = self.now();
         let mut tx = self.db.begin().await.map_err(db_err)?;
-        store::insert_event(&mut tx, id, c.org_id, c.id, raw, now)
+        store::insert_event(&mut tx, id, c.org_id, c.id, &raw, now)
             .await
             .map_err(db_err)?;
         let mut job = NewJob::new(INGEST_JOB, json!({ "event_id": id }))
@@ -1028,7 +1032,7 @@ impl Channels {
             .await?
             .ok_or_else(|| Problem::not_found("channel"))?;
         let raw = serde_json::to_vec(body).unwrap_or_default();
-        self.store_event(&c, &raw, delay).await
+        self.store_event(&c, raw.into(), delay).await
     }
 
     /// The events among `ids` not processed yet, with their channels, in the order of `ids`.
@@ -1112,7 +1116,7 @@ impl Channels {
 
     pub(crate) async fn store_polled(&self, c: &Channel, update: &Value) -> Result<(), Problem> {
         let raw = serde_json::to_vec(update).unwrap_or_default();
-        self.store_event(c, &raw, None).await.map(|_| ())
+        self.store_event(c, raw.into(), None).await.map(|_| ())
     }
 }
 

@@ -21,6 +21,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use bytes::Bytes;
 use serde_json::json;
 use wamage_kernel::{OrgId, Problem, Timestamp};
 use wamage_platform::{Backend, Db, jobs::NewJob};
@@ -32,7 +33,8 @@ use crate::{model::ChannelId, model::EventId, store};
 pub(super) struct Pending {
     pub org: OrgId,
     pub channel: ChannelId,
-    pub body: Vec<u8>,
+    /// The raw body as received (shared with the request's buffer, not copied).
+    pub body: Bytes,
     pub reply: tokio::sync::oneshot::Sender<Result<EventId, Problem>>,
     /// When it was handed to the batcher.
     pub queued: Instant,
@@ -229,7 +231,7 @@ impl Channels {
         let rows: Vec<_> = batch
             .iter()
             .zip(&ids)
-            .map(|(p, id)| (*id, p.org, p.channel, p.body.as_slice()))
+            .map(|(p, id)| (*id, p.org, p.channel, &p.body[..]))
             .collect();
         let events: Vec<(OrgId, EventId)> = batch
             .iter()
