@@ -260,7 +260,7 @@ pub struct Channels {
     clients: Mutex<HashMap<ChannelId, CachedClient>>,
     /// Live channels by id, decrypted (every webhook and every send reads its channel).
     /// Dropped on every change made here; other nodes see a change within [`CHANNEL_TTL`].
-    live: moka::future::Cache<ChannelId, Option<Channel>>,
+    live: moka::future::Cache<ChannelId, Option<Arc<Channel>>>,
     /// The webhook batcher's queue, once started ([`Channels::start_intake`]).
     intake: std::sync::OnceLock<tokio::sync::mpsc::Sender<Pending>>,
     /// When the intake last stored a burst's batch ([`Channels::yield_to_burst`]).
@@ -402,11 +402,16 @@ impl Channels {
 
     /// A live channel by id alone (webhooks and workers), from the cache when warm.
     pub async fn get_any(&self, id: ChannelId) -> Result<Option<Channel>, Problem> {
+        Ok(self.live_channel(id).await?.map(|c| (*c).clone()))
+    }
+
+    /// [`Self::get_any`] shared with the cache, not copied (a webhook's lookup).
+    async fn live_channel(&self, id: ChannelId) -> Result<Option<Arc<Channel>>, Problem> {
         if let Some(c) = self.live.get(&id).await {
             return Ok(c);
         }
         let c = match store::get_any(&self.db, id).await.map_err(db_err)? {
-            Some(r) => Some(self.decode(r)?),
+            Some(r) => Some(Arc::new(self.decode(r)?)),
             None => None,
         };
         self.live.insert(id, c.clone()).await;
@@ -937,7 +942,7 @@ impl Channels {
         raw: Bytes,
     ) -> Result<EventId, Problem> {
         let c = self
-            .get_any(id)
+            .live_channel(id)
             .await?
             .filter(|c| c.kind == kind)
             .ok_or_else(|| Problem::not_found("channel"))?;

@@ -1,7 +1,7 @@
 //! The HTTP application: domain routers composed under `/api/v1`, the OpenAPI document and its
 //! Swagger UI, the ops endpoints, the embedded web UI, the Socket.IO gateway, and the middleware
-//! every request crosses: request id → trace span → metrics → problem rendering → security
-//! headers → CORS → compression → [Socket.IO at `/socket.io`] → timeout → panic catcher →
+//! every request crosses: request id → trace span → metrics, problem rendering and security
+//! headers (one middleware) → CORS → compression → [Socket.IO at `/socket.io`] → timeout → panic catcher →
 //! routing → body limit. The middleware wraps the router as one service; only what must know
 //! the matched route (the body limit, handlers' extensions, the route template for the
 //! metrics) is a layer on the routes.
@@ -184,16 +184,14 @@ pub fn router(state: &AppState) -> Router {
             }),
         )
         .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
-        .layer(middleware::from_fn(track_metrics))
-        .layer(middleware::from_fn(render_problems))
-        .layer(middleware::from_fn(security_headers))
+        .layer(middleware::from_fn(edge))
         .option_layer(cors_layer(&cfg.cors_origins()))
         .layer(CompressionLayer::new())
         .service(inner);
     Router::new().fallback_service(app)
 }
 
-/// Where the router tells [`track_metrics`] (which runs before routing) the route template a
+/// Where the router tells [`edge`] (which runs before routing) the route template a
 /// request matched.
 #[derive(Clone, Default)]
 struct RouteSlot(Arc<OnceLock<MatchedPath>>);
@@ -237,44 +235,129 @@ fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
     )
 }
 
-/// Counts requests and their latency per route template (never per raw path: bounded labels).
-async fn track_metrics(mut req: Request, next: Next) -> Response {
+/// Metrics, problem rendering and security headers, in one middleware (each `from_fn` layer
+/// is one more boxed future and one more clone of everything inside it, per request).
+async fn edge(mut req: Request, next: Next) -> Response {
     let start = std::time::Instant::now();
     let slot = RouteSlot::default();
     req.extensions_mut().insert(slot.clone());
-    let method = req.method().as_str().to_owned();
-    let path_is_socket_io = req.uri().path().starts_with("/socket.io/");
+    let method = req.method().clone();
+    let path = req.uri().path();
+    let is_socket_io = path.starts_with("/socket.io/");
+    let is_docs = path.starts_with("/api/docs");
+    let request_id = req
+        .extensions()
+        .get::<RequestId>()
+        .map(|id| id.header_value().clone());
     let res = next.run(req).await;
-    let route = slot.0.get().map(|p| p.as_str().to_owned());
-    let route = route.unwrap_or_else(|| {
-        if path_is_socket_io {
-            "socket.io".to_owned()
-        } else if res.status() == StatusCode::NOT_FOUND {
-            "unmatched".to_owned()
-        } else {
-            "web".to_owned()
-        }
-    });
-    let status = res.status().as_u16().to_string();
-    metrics::counter!("wamage_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
-        .increment(1);
-    metrics::histogram!("wamage_http_request_duration_seconds", "method" => method, "route" => route)
-        .record(start.elapsed().as_secs_f64());
+    let mut res = render_problem(res, request_id).await;
+    add_security_headers(res.headers_mut(), is_docs);
+    let route = match slot.0.get() {
+        Some(p) => p.as_str(),
+        None if is_socket_io => "socket.io",
+        None if res.status() == StatusCode::NOT_FOUND => "unmatched",
+        None => "web",
+    };
+    request_metrics(&method, route, res.status()).record(start.elapsed());
     res
+}
+
+/// The counters and histogram of one route template and method, by status: registered once
+/// (the registry's lookup with owned labels cost more than a webhook's own work).
+struct RouteMetrics {
+    method: Method,
+    duration: metrics::Histogram,
+    by_status: Vec<(u16, metrics::Counter)>,
+}
+
+/// The handles [`edge`] records one request with.
+struct RequestMetrics {
+    duration: metrics::Histogram,
+    count: metrics::Counter,
+}
+
+impl RequestMetrics {
+    fn record(self, took: Duration) {
+        self.count.increment(1);
+        self.duration.record(took.as_secs_f64());
+    }
+}
+
+/// Requests and their latency per route template (never per raw path: bounded labels).
+fn request_metrics(method: &Method, route: &str, status: StatusCode) -> RequestMetrics {
+    type Routes = std::sync::RwLock<std::collections::HashMap<String, Vec<RouteMetrics>>>;
+    static ROUTES: OnceLock<Routes> = OnceLock::new();
+    let routes = ROUTES.get_or_init(Routes::default);
+    let status = status.as_u16();
+    let found = |m: &RouteMetrics| {
+        m.by_status
+            .iter()
+            .find(|(s, _)| *s == status)
+            .map(|(_, count)| RequestMetrics {
+                duration: m.duration.clone(),
+                count: count.clone(),
+            })
+    };
+    {
+        let map = routes
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(handles) = map
+            .get(route)
+            .and_then(|ms| ms.iter().find(|m| m.method == *method))
+            .and_then(found)
+        {
+            return handles;
+        }
+    }
+    let mut map = routes
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let ms = map.entry(route.to_owned()).or_default();
+    let i = match ms.iter().position(|m| m.method == *method) {
+        Some(i) => i,
+        None => {
+            ms.push(RouteMetrics {
+                method: method.clone(),
+                duration: metrics::histogram!(
+                    "wamage_http_request_duration_seconds",
+                    "method" => method.as_str().to_owned(),
+                    "route" => route.to_owned()
+                ),
+                by_status: Vec::new(),
+            });
+            ms.len() - 1
+        }
+    };
+    let m = &mut ms[i];
+    if let Some(handles) = found(m) {
+        return handles;
+    }
+    let count = metrics::counter!(
+        "wamage_http_requests_total",
+        "method" => method.as_str().to_owned(),
+        "route" => route.to_owned(),
+        "status" => status.to_string()
+    );
+    m.by_status.push((status, count.clone()));
+    RequestMetrics {
+        duration: m.duration.clone(),
+        count,
+    }
 }
 
 /// Makes every error a problem+json body carrying the request id: problems raised by handlers
 /// get the id added; plain-text rejections from the framework (bad path parameter, unknown
 /// route, wrong method, timeout, oversized body) are wrapped into problems.
-async fn render_problems(req: Request, next: Next) -> Response {
-    let request_id = req
-        .extensions()
-        .get::<RequestId>()
-        .and_then(|id| id.header_value().to_str().ok())
-        .map(str::to_owned);
-    let res = next.run(req).await;
+async fn render_problem(res: Response, request_id: Option<HeaderValue>) -> Response {
+    let request_id = || {
+        request_id
+            .as_ref()
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
     if let Some(problem) = res.extensions().get::<Problem>() {
-        let mut out = problem.to_response(request_id);
+        let mut out = problem.to_response(request_id());
         copy_extra_headers(res.headers(), &mut out);
         return out;
     }
@@ -311,7 +394,7 @@ async fn render_problems(req: Request, next: Next) -> Response {
     };
     let mut p = Problem::new(status, code, title);
     p.detail = detail;
-    let mut out = p.to_response(request_id);
+    let mut out = p.to_response(request_id());
     copy_extra_headers(&parts.headers, &mut out);
     out
 }
@@ -326,32 +409,34 @@ fn copy_extra_headers(from: &HeaderMap, to: &mut Response) {
     }
 }
 
-/// Security headers for every response. The CSP allows inline styles (the component library
-/// sets style attributes) and nothing from other origins.
-async fn security_headers(req: Request, next: Next) -> Response {
-    let is_docs = req.uri().path().starts_with("/api/docs");
-    let mut res = next.run(req).await;
-    let h = res.headers_mut();
+static CROSS_ORIGIN_OPENER_POLICY: HeaderName =
+    HeaderName::from_static("cross-origin-opener-policy");
+static PERMISSIONS_POLICY: HeaderName = HeaderName::from_static("permissions-policy");
+
+/// Security headers for every response, problems included. The CSP allows inline styles (the
+/// component library sets style attributes) and nothing from other origins.
+fn add_security_headers(h: &mut HeaderMap, is_docs: bool) {
+    h.reserve(6);
     h.insert(
-        "x-content-type-options",
+        header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(
-        "referrer-policy",
+        header::REFERRER_POLICY,
         HeaderValue::from_static("strict-origin-when-cross-origin"),
     );
     h.insert(
-        "cross-origin-opener-policy",
+        CROSS_ORIGIN_OPENER_POLICY.clone(),
         HeaderValue::from_static("same-origin"),
     );
     h.insert(
-        "permissions-policy",
+        PERMISSIONS_POLICY.clone(),
         HeaderValue::from_static("camera=(), geolocation=(), microphone=(self)"),
     );
     if !is_docs {
         h.insert(
-            "content-security-policy",
+            header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(
                 "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; \
                  style-src 'self' 'unsafe-inline'; script-src 'self'; connect-src 'self' ws: wss:; \
@@ -359,7 +444,6 @@ async fn security_headers(req: Request, next: Next) -> Response {
             ),
         );
     }
-    res
 }
 
 /// Reserved prefixes the web UI never answers for.

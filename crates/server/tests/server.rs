@@ -40,7 +40,10 @@ async fn ops_endpoints_answer(app: TestApp) {
     for needle in [
         "wamage_http_requests_total",
         "route=\"/api/v1/auth/register\"",
-        "wamage_http_request_duration_seconds_bucket",
+        // Counted per route template, method and status.
+        "wamage_http_requests_total{method=\"POST\",route=\"/api/v1/auth/register\",status=\"201\"}",
+        "wamage_http_requests_total{method=\"POST\",route=\"/api/v1/auth/login\",status=\"401\"}",
+        "wamage_http_request_duration_seconds_bucket{method=\"POST\",route=\"/api/v1/auth/login\",",
         "wamage_identity_login_failures_total",
         "wamage_jobs_queue_depth",
         "wamage_db_pool_connections",
@@ -118,6 +121,9 @@ async fn web_ui_never_shadows_the_api(app: TestApp) {
         "/assets/missing.js",
     ] {
         let res = app.request(Method::GET, path).send().await.unwrap();
+        // Problems carry the security headers too.
+        assert_eq!(res.headers()["x-content-type-options"], "nosniff", "{path}");
+        assert!(res.headers().get("content-security-policy").is_some());
         expect_problem(res, StatusCode::NOT_FOUND, "not_found").await;
     }
     // The Socket.IO gateway owns /socket.io: a request that is not Engine.IO gets Engine.IO's

@@ -223,9 +223,9 @@ impl Channels {
         dispatch: Option<&tokio::sync::mpsc::UnboundedSender<Vec<(OrgId, EventId)>>>,
     ) {
         let now = self.now();
+        let queued = metrics::histogram!("wamage_webhook_store_seconds", "phase" => "queue");
         for p in &batch {
-            metrics::histogram!("wamage_webhook_store_seconds", "phase" => "queue")
-                .record(p.queued.elapsed().as_secs_f64());
+            queued.record(p.queued.elapsed().as_secs_f64());
         }
         let ids: Vec<EventId> = batch.iter().map(|_| EventId::new()).collect();
         let rows: Vec<_> = batch
