@@ -280,12 +280,12 @@ pub async fn snapshot_page(
     );
     let n = match db {
         Db::Sqlite(p) => {
-            let _turn = wamage_platform::db::sqlite_write_turn(p).await?;
+            let mut write = wamage_platform::db::sqlite_write(p, false).await?;
             let q = sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(id)
                 .bind(after_seq)
                 .bind(now);
-            page.bind(q).execute(p).await?.rows_affected()
+            page.bind(q).execute(write.conn()).await?.rows_affected()
         }
         Db::Postgres(p) => {
             // The plan is a walk in contact order probing each contact's rows: a merge join
@@ -360,7 +360,7 @@ pub async fn insert_recipients(
     }
     match db {
         Db::Sqlite(p) => {
-            let _turn = wamage_platform::db::sqlite_write_turn(p).await?;
+            let mut write = wamage_platform::db::sqlite_write(p, false).await?;
             let items: Vec<serde_json::Value> = rows
                 .iter()
                 .map(|r| {
@@ -385,7 +385,7 @@ pub async fn insert_recipients(
             .bind(id)
             .bind(now)
             .bind(serde_json::Value::Array(items).to_string())
-            .execute(p)
+            .execute(write.conn())
             .await
             .map(|r| r.rows_affected())
         }

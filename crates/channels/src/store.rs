@@ -285,12 +285,12 @@ pub async fn insert_received(
     }
     debug_assert!(rows.len() <= EVENTS_PER_STATEMENT);
     let sql = insert_received_sql(rows.len());
-    let _turn = wamage_platform::db::sqlite_urgent_write_turn(pool).await?;
+    let mut write = wamage_platform::db::sqlite_write(pool, true).await?;
     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
     for (id, org, channel, body) in rows {
         q = q.bind(*id).bind(*org).bind(*channel).bind(*body).bind(now);
     }
-    q.execute(pool).await?;
+    q.execute(write.conn()).await?;
     Ok(())
 }
 

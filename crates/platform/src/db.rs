@@ -13,6 +13,7 @@
 
 use std::{
     collections::{HashMap, VecDeque},
+    ops::{Deref, DerefMut},
     path::PathBuf,
     str::FromStr,
     sync::{Arc, Mutex, OnceLock, PoisonError},
@@ -21,11 +22,12 @@ use std::{
 
 use anyhow::Context;
 use sqlx::{
-    Connection, PgPool, Postgres, Sqlite, SqlitePool,
+    ConnectOptions, Connection, Database, PgPool, Postgres, Sqlite, SqliteConnection, SqlitePool,
     migrate::{Migration, Migrator},
     postgres::{PgConnectOptions, PgPoolOptions},
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
+use sqlx_core::transaction::TransactionManager;
 use tokio::sync::oneshot;
 
 pub mod planner_stats;
@@ -58,8 +60,185 @@ pub enum Db {
 pub enum Tx {
     /// With this process's turn at the database's write lock when it writes ([`Db::begin`]),
     /// given back when the transaction ends.
-    Sqlite(sqlx::Transaction<'static, Sqlite>, Option<WriteTurn>),
+    Sqlite(SqliteTx, Option<WriteTurn>),
     Postgres(sqlx::Transaction<'static, Postgres>),
+}
+
+/// An SQLite transaction: on this process's writer connection when it writes ([`Db::begin`]),
+/// on a pooled connection when it only reads ([`Db::begin_read`]). Dereferences to the
+/// connection (`&mut **t` is an executor). Dropped without `commit` it rolls back.
+#[derive(Debug)]
+pub struct SqliteTx(SqliteTxOn);
+
+#[derive(Debug)]
+enum SqliteTxOn {
+    Pool(sqlx::Transaction<'static, Sqlite>),
+    Writer(WriterConn),
+}
+
+impl SqliteTx {
+    async fn commit(self) -> Result<(), sqlx::Error> {
+        match self.0 {
+            SqliteTxOn::Pool(t) => t.commit().await,
+            SqliteTxOn::Writer(mut w) => {
+                <Sqlite as Database>::TransactionManager::commit(&mut w).await?;
+                w.in_tx = false;
+                Ok(())
+            }
+        }
+    }
+
+    async fn rollback(self) -> Result<(), sqlx::Error> {
+        match self.0 {
+            SqliteTxOn::Pool(t) => t.rollback().await,
+            SqliteTxOn::Writer(mut w) => {
+                <Sqlite as Database>::TransactionManager::rollback(&mut w).await?;
+                w.in_tx = false;
+                Ok(())
+            }
+        }
+    }
+}
+
+impl Deref for SqliteTx {
+    type Target = SqliteConnection;
+
+    fn deref(&self) -> &SqliteConnection {
+        match &self.0 {
+            SqliteTxOn::Pool(t) => t,
+            SqliteTxOn::Writer(w) => w,
+        }
+    }
+}
+
+impl DerefMut for SqliteTx {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        match &mut self.0 {
+            SqliteTxOn::Pool(t) => t,
+            SqliteTxOn::Writer(w) => w,
+        }
+    }
+}
+
+/// The connection this process writes to an SQLite file with, lent to the holder of the write
+/// turn and given back to the file's [`WriteGate`] when dropped (an open transaction on it is
+/// rolled back first).
+///
+/// One connection for every write, kept out of the pool: in WAL mode a connection drops its
+/// whole page cache when another connection has written since its last transaction, so
+/// writes spread over the pool's connections read the tables' and indexes' pages again each
+/// time; the writer finds them cached. It also skips the pool's hand-back, which pings the
+/// connection's thread after every use.
+#[derive(Debug)]
+struct WriterConn {
+    conn: Option<SqliteConnection>,
+    gate: Arc<WriteGate>,
+    /// A transaction is open on it (rolled back on drop).
+    in_tx: bool,
+}
+
+impl WriterConn {
+    /// The writer of `pool`'s file, opened with the pool's options the first time (and again
+    /// after one was given up). Only the holder of the file's write turn takes it.
+    async fn take(pool: &SqlitePool, gate: &Arc<WriteGate>) -> Result<Self, sqlx::Error> {
+        let kept = gate
+            .writer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let mut conn = match kept {
+            Some(c) => c,
+            None => pool.connect_options().connect().await?,
+        };
+        if <Sqlite as Database>::TransactionManager::get_transaction_depth(&conn) > 0 {
+            // Left in a transaction by a statement cut short: undone before anything else.
+            <Sqlite as Database>::TransactionManager::start_rollback(&mut conn);
+        }
+        Ok(Self {
+            conn: Some(conn),
+            gate: Arc::clone(gate),
+            in_tx: false,
+        })
+    }
+
+    /// Begins a write transaction on the writer. A writer whose thread is gone is given up and
+    /// a new one opened.
+    async fn begin(pool: &SqlitePool, gate: &Arc<WriteGate>) -> Result<Self, sqlx::Error> {
+        let mut w = Self::take(pool, gate).await?;
+        let begin = sqlx::SqlSafeStr::into_sql_str("BEGIN IMMEDIATE");
+        match <Sqlite as Database>::TransactionManager::begin(&mut w, Some(begin)).await {
+            Ok(()) => {}
+            Err(sqlx::Error::WorkerCrashed) => {
+                w.conn = None;
+                drop(w);
+                w = Self::take(pool, gate).await?;
+                let begin = sqlx::SqlSafeStr::into_sql_str("BEGIN IMMEDIATE");
+                <Sqlite as Database>::TransactionManager::begin(&mut w, Some(begin)).await?;
+            }
+            Err(e) => return Err(e),
+        }
+        w.in_tx = true;
+        Ok(w)
+    }
+}
+
+impl Deref for WriterConn {
+    type Target = SqliteConnection;
+
+    fn deref(&self) -> &SqliteConnection {
+        self.conn
+            .as_ref()
+            .expect("the writer is held until dropped")
+    }
+}
+
+impl DerefMut for WriterConn {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        self.conn
+            .as_mut()
+            .expect("the writer is held until dropped")
+    }
+}
+
+impl Drop for WriterConn {
+    fn drop(&mut self) {
+        let Some(mut conn) = self.conn.take() else {
+            return;
+        };
+        if self.in_tx {
+            // Runs on the connection's thread before whatever the next holder sends it.
+            <Sqlite as Database>::TransactionManager::start_rollback(&mut conn);
+        }
+        *self
+            .gate
+            .writer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(conn);
+    }
+}
+
+/// A write outside a transaction ([`with_write!`](crate::with_write)): the writer connection
+/// and the turn, given back in that order.
+#[derive(Debug)]
+pub struct SqliteWrite {
+    conn: WriterConn,
+    _turn: WriteTurn,
+}
+
+impl SqliteWrite {
+    /// The writer connection (an executor), for one statement or several in autocommit.
+    pub fn conn(&mut self) -> &mut SqliteConnection {
+        &mut self.conn
+    }
+}
+
+/// This process's turn at the write lock of `pool`'s file and its writer connection, for
+/// writes outside [`Db::begin`] (`urgent`: ahead of the ordinary writers, like
+/// [`Db::begin_urgent`]).
+pub async fn sqlite_write(pool: &SqlitePool, urgent: bool) -> Result<SqliteWrite, sqlx::Error> {
+    let turn = metered_turn(pool, urgent).await?;
+    let conn = WriterConn::take(pool, &turn.gate).await?;
+    Ok(SqliteWrite { conn, _turn: turn })
 }
 
 /// Numbered placeholders `$from, $from+1, …` for `n` bound values (an `IN (…)` list).
@@ -109,6 +288,8 @@ struct WriteGate {
     state: Mutex<GateState>,
     /// Told when a write turn ends: the checkpointer has WAL frames to copy.
     wrote: tokio::sync::Notify,
+    /// The writer connection while nobody holds it ([`WriterConn`]).
+    writer: Mutex<Option<SqliteConnection>>,
 }
 
 #[derive(Debug, Default)]
@@ -189,7 +370,7 @@ fn gate_of(pool: &SqlitePool) -> Arc<WriteGate> {
 /// turns here first (urgent ones first, then first come, first served, woken the moment the
 /// previous transaction ends) leaves SQLite's handler only other processes and the job
 /// queue's claims (on purpose: see `JobQueue::claim_due`). Writes outside [`Db::begin`] take
-/// their turn with [`with_write!`](crate::with_write) or [`sqlite_write_turn`]. One gate per
+/// their turn with [`with_write!`](crate::with_write) or [`sqlite_write`]. One gate per
 /// database file, shared by every pool of this process that opens it.
 async fn write_turn(pool: &SqlitePool, urgent: bool) -> Result<WriteTurn, sqlx::Error> {
     let gate = gate_of(pool);
@@ -238,7 +419,7 @@ async fn checkpointer(pool: SqlitePool) {
     tokio::pin!(closed);
     loop {
         tokio::select! {
-            () = &mut closed => return,
+            () = &mut closed => return close_writer(&gate).await,
             () = gate.wrote.notified() => {}
             // Writes made outside this process's turns (another process on the same
             // file) are copied too, if later.
@@ -257,29 +438,28 @@ async fn checkpointer(pool: SqlitePool) {
             }
             Err(e) if pool.is_closed() => {
                 tracing::debug!(error = %e, "checkpointer stops: the pool is closed");
-                return;
+                return close_writer(&gate).await;
             }
             Err(e) => tracing::warn!(error = %e, "background checkpoint failed"),
         }
         tokio::select! {
-            () = &mut closed => return,
+            () = &mut closed => return close_writer(&gate).await,
             () = tokio::time::sleep(CHECKPOINT_EVERY) => {}
         }
     }
 }
 
-/// This process's turn at the write lock of `pool`'s database for writes made outside
-/// [`Db::begin`]: one statement in autocommit ([`with_write!`](crate::with_write)) or a
-/// transaction the caller opens on the pool itself. Waits behind the urgent lane, like
-/// [`Db::begin`]; the turn ends when the returned value is dropped.
-pub async fn sqlite_write_turn(pool: &SqlitePool) -> Result<WriteTurn, sqlx::Error> {
-    metered_turn(pool, false).await
-}
-
-/// [`sqlite_write_turn`] ahead of the ordinary writers (like [`Db::begin_urgent`]): for a
-/// single autocommit statement someone is waiting on.
-pub async fn sqlite_urgent_write_turn(pool: &SqlitePool) -> Result<WriteTurn, sqlx::Error> {
-    metered_turn(pool, true).await
+/// Closes the writer connection of a file whose pool closed (a later pool on the file opens
+/// its own).
+async fn close_writer(gate: &WriteGate) {
+    let writer = gate
+        .writer
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .take();
+    if let Some(conn) = writer {
+        let _ = conn.close().await;
+    }
 }
 
 /// A turn in its lane, its wait recorded.
@@ -324,17 +504,22 @@ macro_rules! with_db {
 }
 
 /// [`with_db!`] for a body that writes: on SQLite it first waits for this process's turn at
-/// the database's write lock (see [`sqlite_write_turn`](crate::db::sqlite_write_turn)) and
+/// the database's write lock and its writer connection (see
+/// [`sqlite_write`](crate::db::sqlite_write)) and
 /// holds it while `$body` runs. A write outside a transaction would otherwise wait in SQLite's
 /// busy handler, which sleeps (up to 100 ms at a time) while the lock passes between the
-/// transactions that take turns. `$body` must give a `Result` whose error converts from
-/// `sqlx::Error`.
+/// transactions that take turns. On SQLite `$conn` is `&mut` the writer connection, so
+/// `$body` uses it once (for several statements, use [`Db::begin`]); on PostgreSQL it is the
+/// pool. `$body` must give a `Result` whose error converts from `sqlx::Error`.
 #[macro_export]
 macro_rules! with_write {
     ($db:expr, |$conn:ident| $body:expr) => {
         match $db {
-            $crate::db::Db::Sqlite($conn) => match $crate::db::sqlite_write_turn($conn).await {
-                Ok(_turn) => $body,
+            $crate::db::Db::Sqlite(pool) => match $crate::db::sqlite_write(pool, false).await {
+                Ok(mut write) => {
+                    let $conn = write.conn();
+                    $body
+                }
                 Err(e) => Err(e.into()),
             },
             $crate::db::Db::Postgres($conn) => $body,
@@ -439,7 +624,7 @@ impl Db {
                 let t0 = std::time::Instant::now();
                 let turn = write_turn(p, urgent).await?;
                 let waited = t0.elapsed();
-                let tx = p.begin_with("BEGIN IMMEDIATE").await?;
+                let tx = SqliteTx(SqliteTxOn::Writer(WriterConn::begin(p, &turn.gate).await?));
                 let lane = if urgent { "urgent" } else { "other" };
                 metrics::histogram!("wamage_db_write_turn_seconds", "lane" => lane)
                     .record(waited.as_secs_f64());
@@ -455,7 +640,7 @@ impl Db {
     /// takes no write lock (`BEGIN`), so it runs while another connection writes.
     pub async fn begin_read(&self) -> Result<Tx, sqlx::Error> {
         Ok(match self {
-            Self::Sqlite(p) => Tx::Sqlite(p.begin().await?, None),
+            Self::Sqlite(p) => Tx::Sqlite(SqliteTx(SqliteTxOn::Pool(p.begin().await?)), None),
             Self::Postgres(p) => Tx::Postgres(p.begin().await?),
         })
     }
@@ -494,7 +679,13 @@ impl Db {
     }
 
     pub async fn close(&self) {
-        with_db!(self, |pool| pool.close().await);
+        match self {
+            Self::Sqlite(pool) => {
+                pool.close().await;
+                close_writer(&gate_of(pool)).await;
+            }
+            Self::Postgres(pool) => pool.close().await,
+        }
     }
 }
 

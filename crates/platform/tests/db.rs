@@ -1,5 +1,5 @@
 //! The relational store's upkeep (planner statistics of tables that grew fast, SQLite's WAL
-//! checkpoints) and its transactions' key locks.
+//! checkpoints), its transactions' key locks, and writes that are abandoned half-way.
 
 #![allow(clippy::unwrap_used)] // test helpers are not `#[test]` fns, which is what clippy.toml exempts
 
@@ -155,9 +155,152 @@ async fn sqlite_writes_reach_the_database_file_in_the_background(t: TestDb) {
     assert_eq!(n, 2_000);
 }
 
+/// Inserts `id` in `db_write_test` in a transaction of its own, committed.
+async fn insert_committed(db: &Db, id: i64) {
+    let mut tx = db.begin().await.unwrap();
+    wamage_platform::with_tx!(&mut tx, |e| sqlx::query(
+        "INSERT INTO db_write_test (id) VALUES ($1)"
+    )
+    .bind(id)
+    .execute(e)
+    .await
+    .map(drop))
+    .unwrap();
+    tx.commit().await.unwrap();
+}
+
+/// The ids in `db_write_test`, as a connection other than the writer sees them.
+async fn committed_ids(db: &Db) -> Vec<i64> {
+    let mut tx = db.begin_read().await.unwrap();
+    let ids: Vec<(i64,)> = wamage_platform::with_tx!(&mut tx, |e| sqlx::query_as(
+        "SELECT id FROM db_write_test ORDER BY id"
+    )
+    .fetch_all(e)
+    .await)
+    .unwrap();
+    ids.into_iter().map(|(id,)| id).collect()
+}
+
+/// Writes (SQLite: all on the one writer connection) from many tasks at once all land; a
+/// transaction dropped without commit, or cut short in the middle of a statement, leaves
+/// nothing behind, and the writes after it are committed for every connection to see (not
+/// left inside a transaction nobody ends).
+async fn writes_land_and_abandoned_transactions_leave_nothing(t: TestDb) {
+    wamage_platform::with_write!(&t.db, |e| sqlx::query(
+        "CREATE TABLE db_write_test (id BIGINT PRIMARY KEY)"
+    )
+    .execute(e)
+    .await
+    .map(drop))
+    .unwrap();
+
+    // Dropped without commit.
+    let mut tx = t.db.begin().await.unwrap();
+    wamage_platform::with_tx!(&mut tx, |e| sqlx::query(
+        "INSERT INTO db_write_test (id) VALUES (-1)"
+    )
+    .execute(e)
+    .await
+    .map(drop))
+    .unwrap();
+    drop(tx);
+    insert_committed(&t.db, 1).await;
+    assert_eq!(committed_ids(&t.db).await, vec![1]);
+
+    // Cut short while a long statement runs after an insert.
+    let cut = tokio::time::timeout(Duration::from_millis(20), async {
+        let mut tx = t.db.begin().await.unwrap();
+        wamage_platform::with_tx!(&mut tx, |e| sqlx::query(
+            "INSERT INTO db_write_test (id) VALUES (-2)"
+        )
+        .execute(e)
+        .await
+        .map(drop))
+        .unwrap();
+        let _: Result<(i64,), sqlx::Error> = wamage_platform::with_tx!(&mut tx, |e| {
+            sqlx::query_as(
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n \
+                 WHERE i < 5000000) SELECT count(*) FROM n",
+            )
+            .fetch_one(e)
+            .await
+        });
+        tx.commit().await.unwrap();
+    })
+    .await;
+    assert!(cut.is_err(), "the long statement finished within 20 ms");
+    insert_committed(&t.db, 2).await;
+    assert_eq!(committed_ids(&t.db).await, vec![1, 2]);
+
+    // Cut short at every point of a transaction (begin, insert, commit): whatever committed
+    // is there, the next write is committed.
+    let mut ok = Vec::new();
+    for i in 0..60_i64 {
+        let id = 100 + i;
+        let done = tokio::time::timeout(Duration::from_micros(50 * i as u64), async {
+            let mut tx = t.db.begin().await.unwrap();
+            wamage_platform::with_tx!(&mut tx, |e| sqlx::query(
+                "INSERT INTO db_write_test (id) VALUES ($1)"
+            )
+            .bind(id)
+            .execute(e)
+            .await
+            .map(drop))
+            .unwrap();
+            tx.commit().await.unwrap();
+        })
+        .await;
+        if done.is_ok() {
+            ok.push(id);
+        }
+    }
+    insert_committed(&t.db, 3).await;
+    let ids = committed_ids(&t.db).await;
+    assert!(
+        ids.contains(&3),
+        "the write after the cut ones is not visible: {ids:?}"
+    );
+    for id in &ok {
+        assert!(ids.contains(id), "{id} was committed but is missing");
+    }
+    assert!(
+        ids.iter().all(|id| *id > 0),
+        "a rolled-back row stayed: {ids:?}"
+    );
+
+    // Many writers at once, in transactions and single statements.
+    let mut tasks = Vec::new();
+    for w in 0..16_i64 {
+        let db = t.db.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..10_i64 {
+                let id = 10_000 + w * 100 + i;
+                if i % 2 == 0 {
+                    insert_committed(&db, id).await;
+                } else {
+                    wamage_platform::with_write!(&db, |e| sqlx::query(
+                        "INSERT INTO db_write_test (id) VALUES ($1)"
+                    )
+                    .bind(id)
+                    .execute(e)
+                    .await
+                    .map(drop))
+                    .unwrap();
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let ids = committed_ids(&t.db).await;
+    assert_eq!(ids.iter().filter(|id| **id >= 10_000).count(), 160);
+}
+
 wamage_platform::backend_tests!(
     [wamage_platform::migrations()];
     sqlite_writes_reach_the_database_file_in_the_background,
     a_table_that_grew_fast_is_analyzed_once,
     transactions_locking_one_key_take_turns,
+    writes_land_and_abandoned_transactions_leave_nothing,
 );
