@@ -77,22 +77,18 @@ enum SqliteTxOn {
 }
 
 impl SqliteTx {
-    async fn commit(self) -> Result<(), sqlx::Error> {
+    /// Commits (`commit`) or rolls back the transaction.
+    async fn end(self, commit: bool) -> Result<(), sqlx::Error> {
+        type Manager = <Sqlite as Database>::TransactionManager;
         match self.0 {
-            SqliteTxOn::Pool(t) => t.commit().await,
-            SqliteTxOn::Writer(mut w) => {
-                <Sqlite as Database>::TransactionManager::commit(&mut w).await?;
-                w.in_tx = false;
-                Ok(())
-            }
-        }
-    }
-
-    async fn rollback(self) -> Result<(), sqlx::Error> {
-        match self.0 {
+            SqliteTxOn::Pool(t) if commit => t.commit().await,
             SqliteTxOn::Pool(t) => t.rollback().await,
             SqliteTxOn::Writer(mut w) => {
-                <Sqlite as Database>::TransactionManager::rollback(&mut w).await?;
+                if commit {
+                    Manager::commit(&mut w).await?;
+                } else {
+                    Manager::rollback(&mut w).await?;
+                }
                 w.in_tx = false;
                 Ok(())
             }
@@ -693,14 +689,14 @@ impl Tx {
     pub async fn commit(self) -> Result<(), sqlx::Error> {
         match self {
             // The turn is given back once the commit is done.
-            Self::Sqlite(t, _turn) => t.commit().await,
+            Self::Sqlite(t, _turn) => t.end(true).await,
             Self::Postgres(t) => t.commit().await,
         }
     }
 
     pub async fn rollback(self) -> Result<(), sqlx::Error> {
         match self {
-            Self::Sqlite(t, _turn) => t.rollback().await,
+            Self::Sqlite(t, _turn) => t.end(false).await,
             Self::Postgres(t) => t.rollback().await,
         }
     }

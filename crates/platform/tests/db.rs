@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use wamage_kernel::Clock;
 use wamage_platform::{
-    Db,
+    Db, Tx,
     db::planner_stats,
     jobs::{JobQueue, NewJob},
     testing::TestDb,
@@ -155,10 +155,9 @@ async fn sqlite_writes_reach_the_database_file_in_the_background(t: TestDb) {
     assert_eq!(n, 2_000);
 }
 
-/// Inserts `id` in `db_write_test` in a transaction of its own, committed.
-async fn insert_committed(db: &Db, id: i64) {
-    let mut tx = db.begin().await.unwrap();
-    wamage_platform::with_tx!(&mut tx, |e| sqlx::query(
+/// Inserts `id` in `db_write_test` within `tx`.
+async fn insert_in(tx: &mut Tx, id: i64) {
+    wamage_platform::with_tx!(tx, |e| sqlx::query(
         "INSERT INTO db_write_test (id) VALUES ($1)"
     )
     .bind(id)
@@ -166,6 +165,12 @@ async fn insert_committed(db: &Db, id: i64) {
     .await
     .map(drop))
     .unwrap();
+}
+
+/// Inserts `id` in `db_write_test` in a transaction of its own, committed.
+async fn insert_committed(db: &Db, id: i64) {
+    let mut tx = db.begin().await.unwrap();
+    insert_in(&mut tx, id).await;
     tx.commit().await.unwrap();
 }
 
@@ -196,13 +201,7 @@ async fn writes_land_and_abandoned_transactions_leave_nothing(t: TestDb) {
 
     // Dropped without commit.
     let mut tx = t.db.begin().await.unwrap();
-    wamage_platform::with_tx!(&mut tx, |e| sqlx::query(
-        "INSERT INTO db_write_test (id) VALUES (-1)"
-    )
-    .execute(e)
-    .await
-    .map(drop))
-    .unwrap();
+    insert_in(&mut tx, -1).await;
     drop(tx);
     insert_committed(&t.db, 1).await;
     assert_eq!(committed_ids(&t.db).await, vec![1]);
@@ -210,13 +209,7 @@ async fn writes_land_and_abandoned_transactions_leave_nothing(t: TestDb) {
     // Cut short while a long statement runs after an insert.
     let cut = tokio::time::timeout(Duration::from_millis(20), async {
         let mut tx = t.db.begin().await.unwrap();
-        wamage_platform::with_tx!(&mut tx, |e| sqlx::query(
-            "INSERT INTO db_write_test (id) VALUES (-2)"
-        )
-        .execute(e)
-        .await
-        .map(drop))
-        .unwrap();
+        insert_in(&mut tx, -2).await;
         let _: Result<(i64,), sqlx::Error> = wamage_platform::with_tx!(&mut tx, |e| {
             sqlx::query_as(
                 "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n \
@@ -237,18 +230,10 @@ async fn writes_land_and_abandoned_transactions_leave_nothing(t: TestDb) {
     let mut ok = Vec::new();
     for i in 0..60_i64 {
         let id = 100 + i;
-        let done = tokio::time::timeout(Duration::from_micros(50 * i as u64), async {
-            let mut tx = t.db.begin().await.unwrap();
-            wamage_platform::with_tx!(&mut tx, |e| sqlx::query(
-                "INSERT INTO db_write_test (id) VALUES ($1)"
-            )
-            .bind(id)
-            .execute(e)
-            .await
-            .map(drop))
-            .unwrap();
-            tx.commit().await.unwrap();
-        })
+        let done = tokio::time::timeout(
+            Duration::from_micros(50 * i as u64),
+            insert_committed(&t.db, id),
+        )
         .await;
         if done.is_ok() {
             ok.push(id);
