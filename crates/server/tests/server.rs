@@ -34,15 +34,24 @@ async fn ops_endpoints_answer(app: TestApp) {
         &json!({"email": "ana@example.com"}),
     )
     .await;
+    // A made-up method is counted, under a label that cannot grow without bound.
+    let res = app
+        .request(Method::from_bytes(b"PURGE").unwrap(), "/api/v1/purge-me")
+        .send()
+        .await
+        .unwrap();
+    expect_problem(res, StatusCode::NOT_FOUND, "not_found").await;
     let res = app.request(Method::GET, "/metrics").send().await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     let text = res.text().await.unwrap();
+    assert!(!text.contains("PURGE"), "{text}");
     for needle in [
         "wamage_http_requests_total",
         "route=\"/api/v1/auth/register\"",
         // Counted per route template, method and status.
         "wamage_http_requests_total{method=\"POST\",route=\"/api/v1/auth/register\",status=\"201\"}",
         "wamage_http_requests_total{method=\"POST\",route=\"/api/v1/auth/login\",status=\"401\"}",
+        "wamage_http_requests_total{method=\"OTHER\",route=\"unmatched\",status=\"404\"}",
         "wamage_http_request_duration_seconds_bucket{method=\"POST\",route=\"/api/v1/auth/login\",",
         "wamage_identity_login_failures_total",
         "wamage_jobs_queue_depth",
