@@ -144,7 +144,13 @@ impl WriterConn {
             .take();
         let mut conn = match kept {
             Some(c) => c,
-            None => pool.connect_options().connect().await?,
+            None => {
+                (*pool.connect_options())
+                    .clone()
+                    .statement_cache_capacity(WRITER_STATEMENTS)
+                    .connect()
+                    .await?
+            }
         };
         if <Sqlite as Database>::TransactionManager::get_transaction_depth(&conn) > 0 {
             // Left in a transaction by a statement cut short: undone before anything else.
@@ -389,6 +395,11 @@ async fn write_turn(pool: &SqlitePool, urgent: bool) -> Result<WriteTurn, sqlx::
         _ => Err(sqlx::Error::PoolTimedOut),
     }
 }
+
+/// Prepared statements the writer connection keeps (sqlx's default is 100 per connection):
+/// every write of the process goes through it, and a statement's text varies with its row
+/// count (one text per count of rows inserted together).
+const WRITER_STATEMENTS: usize = 1024;
 
 /// Bytes of WAL file kept after a checkpoint (SQLite's `journal_size_limit`).
 const WAL_KEPT: u64 = 64 << 20;
