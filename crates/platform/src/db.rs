@@ -166,21 +166,23 @@ impl WriterConn {
     /// Begins a write transaction on the writer. A writer whose thread is gone is given up and
     /// a new one opened.
     async fn begin(pool: &SqlitePool, gate: &Arc<WriteGate>) -> Result<Self, sqlx::Error> {
-        let mut w = Self::take(pool, gate).await?;
-        let begin = sqlx::SqlSafeStr::into_sql_str("BEGIN IMMEDIATE");
-        match <Sqlite as Database>::TransactionManager::begin(&mut w, Some(begin)).await {
-            Ok(()) => {}
-            Err(sqlx::Error::WorkerCrashed) => {
-                w.conn = None;
-                drop(w);
-                w = Self::take(pool, gate).await?;
-                let begin = sqlx::SqlSafeStr::into_sql_str("BEGIN IMMEDIATE");
-                <Sqlite as Database>::TransactionManager::begin(&mut w, Some(begin)).await?;
+        let mut retried = false;
+        loop {
+            let mut w = Self::take(pool, gate).await?;
+            let begin = sqlx::SqlSafeStr::into_sql_str("BEGIN IMMEDIATE");
+            match <Sqlite as Database>::TransactionManager::begin(&mut w, Some(begin)).await {
+                Ok(()) => {
+                    w.in_tx = true;
+                    return Ok(w);
+                }
+                Err(sqlx::Error::WorkerCrashed) if !retried => {
+                    // Dropped, not given back: the next take opens a new one.
+                    w.conn = None;
+                    retried = true;
+                }
+                Err(e) => return Err(e),
             }
-            Err(e) => return Err(e),
         }
-        w.in_tx = true;
-        Ok(w)
     }
 }
 

@@ -1,8 +1,8 @@
 //! The HTTP application: domain routers composed under `/api/v1`, the OpenAPI document and its
 //! Swagger UI, the ops endpoints, the embedded web UI, the Socket.IO gateway, and the middleware
 //! every request crosses: request id → trace span → metrics, problem rendering and security
-//! headers (one middleware) → CORS → compression → [Socket.IO at `/socket.io`] → timeout → panic catcher →
-//! routing → body limit. The middleware wraps the router as one service; only what must know
+//! headers (one middleware) → CORS → compression → [Socket.IO at `/socket.io`] → timeout →
+//! panic catcher → routing → body limit. The middleware wraps the router as one service; only what must know
 //! the matched route (the body limit, handlers' extensions, the route template for the
 //! metrics) is a layer on the routes.
 //!
@@ -266,21 +266,10 @@ async fn edge(mut req: Request, next: Next) -> Response {
 /// labels stay bounded whatever clients send).
 fn method_label(m: &Method) -> &'static str {
     [
-        Method::GET,
-        Method::POST,
-        Method::PUT,
-        Method::PATCH,
-        Method::DELETE,
-        Method::HEAD,
-        Method::OPTIONS,
-        Method::CONNECT,
-        Method::TRACE,
+        "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "CONNECT", "TRACE",
     ]
     .into_iter()
-    .zip([
-        "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "CONNECT", "TRACE",
-    ])
-    .find_map(|(known, name)| (known == *m).then_some(name))
+    .find(|name| *name == m.as_str())
     .unwrap_or("OTHER")
 }
 
