@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used)] // test helpers are not `#[test]` fns, which is what clippy.toml exempts
 
 use std::{
-    collections::HashMap,
+    collections::{BTreeSet, HashMap},
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -939,9 +939,75 @@ async fn claims_carry_the_enqueued_fields(t: TestDb) {
     );
 }
 
+/// A claim that leaves kinds out (a worker whose kind is at its limit) takes the due jobs of
+/// the other kinds in claim order (priority, then due time), past a backlog of the kinds left
+/// out, and never one of those, one not due yet or one already claimed.
+async fn a_claim_among_some_kinds_takes_only_theirs_in_order(t: TestDb) {
+    let (q, clock) = setup(&t);
+    let mut backlog = Vec::new();
+    for n in 0..300 {
+        backlog.push(NewJob::new("ingest", json!({ "n": n })).with_priority(10));
+    }
+    let mut tx = t.db.begin().await.unwrap();
+    q.enqueue_many(&mut tx, backlog).await.unwrap();
+    tx.commit().await.unwrap();
+    let at = |secs: u64| T0.plus(Duration::from_secs(secs));
+    let mut want = Vec::new();
+    for (kind, priority, due) in [
+        ("send", 5, 3),
+        ("mail", 0, 1),
+        ("send", 5, 1),
+        ("mail", 7, 2),
+        ("send", 0, 0),
+    ] {
+        let id = q
+            .enqueue_now(
+                NewJob::new(kind, json!({}))
+                    .with_priority(priority)
+                    .with_run_at(at(due)),
+            )
+            .await
+            .unwrap();
+        want.push((id, priority, due));
+    }
+    // Not due before the others are claimed.
+    q.enqueue_now(
+        NewJob::new("send", json!({}))
+            .with_priority(9)
+            .with_run_at(at(60)),
+    )
+    .await
+    .unwrap();
+    clock.advance(Duration::from_secs(5));
+    want.sort_by_key(|(_, priority, due)| (-priority, *due));
+    let want: Vec<JobId> = want.into_iter().map(|(id, _, _)| id).collect();
+    let kinds = ["send".to_owned(), "mail".to_owned(), "other".to_owned()];
+    let lease = Duration::from_secs(60);
+    // Which jobs a claim takes follows the claim order; the order they come back in does not.
+    let ids = |jobs: Vec<JobContext>| jobs.into_iter().map(|j| j.id).collect::<BTreeSet<_>>();
+    let first = ids(q.claim_among("w1", &kinds, 3, lease).await.unwrap());
+    assert_eq!(first, want[..3].iter().copied().collect());
+    let rest = ids(q.claim_among("w2", &kinds, 10, lease).await.unwrap());
+    assert_eq!(rest, want[3..].iter().copied().collect());
+    assert!(
+        q.claim_among("w3", &kinds, 10, lease)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // The backlog left out is all still there, for a claim that takes its kind.
+    let ingest = q
+        .claim("w4", &["ingest".to_owned()], 1000, lease)
+        .await
+        .unwrap();
+    assert_eq!(ingest.len(), 300);
+    assert!(ingest.iter().all(|j| j.kind == "ingest"));
+}
+
 wamage_platform::backend_tests!(
     [wamage_platform::migrations()];
     claims_carry_the_enqueued_fields,
+    a_claim_among_some_kinds_takes_only_theirs_in_order,
     rolled_back_jobs_never_run_committed_ones_run_once,
     two_workers_never_run_a_job_twice,
     a_dead_workers_job_is_rerun_after_its_lease_expires,

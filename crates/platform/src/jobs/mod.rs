@@ -9,10 +9,14 @@
 //!
 //! - PostgreSQL: `UPDATE jobs SET state = 'running', … WHERE id = ANY(ARRAY(SELECT id … ORDER BY
 //!   priority DESC, run_at LIMIT $n FOR UPDATE SKIP LOCKED)) RETURNING …` — concurrent workers
-//!   skip each other's rows instead of waiting on them. The claim transaction turns off sorts
-//!   and bitmap scans (`SET LOCAL` semantics), so the plan is always the ordered walk of the
-//!   partial index `jobs_claim` that stops after `$n` rows: with the stale statistics a queue
-//!   table always has, the planner otherwise sorted every queued row on each claim;
+//!   skip each other's rows instead of waiting on them. The claim transaction turns off sorts,
+//!   bitmap and sequential scans and JIT (`SET LOCAL` semantics), so the plan is always the
+//!   ordered walk of the partial index `jobs_claim` that stops after `$n` rows: with the stale
+//!   statistics a queue table always has, the planner otherwise sorted every queued row on each
+//!   claim. A worker holding some kinds back (at their [limits](WorkerConfig::kind_limits))
+//!   claims the others kind by kind from `jobs_claim_kind` instead
+//!   ([`JobQueue::claim_among`]): the walk of the head would step over the whole backlog of the
+//!   kinds held back on every claim;
 //! - SQLite: under the write lock (`BEGIN IMMEDIATE`), one `SELECT … ORDER BY … LIMIT $n` that
 //!   returns the batch as a single JSON row, then one `UPDATE … WHERE id IN (…)`. SQLite
 //!   serialises writers, so nobody can claim the same rows in between.

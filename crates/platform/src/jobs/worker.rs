@@ -18,7 +18,7 @@ use wamage_kernel::Clock;
 
 use super::{
     JobContext, JobHandler, JobId, JobOutcome, Result,
-    queue::{Finished, JobQueue, TryResult},
+    queue::{Finished, JobQueue, Reach, TryResult},
 };
 
 /// Tuning of a [`Worker`].
@@ -204,7 +204,14 @@ impl Worker {
         loop {
             let jobs = self
                 .queue
-                .claim_due(&self.id, &self.kinds, batch, self.config.lease, due_by)
+                .claim_due(
+                    &self.id,
+                    &self.kinds,
+                    batch,
+                    self.config.lease,
+                    due_by,
+                    Reach::Head,
+                )
                 .await?;
             if jobs.is_empty() {
                 return Ok(total);
@@ -310,7 +317,16 @@ impl Worker {
                 && !kinds.is_empty()
                 && !buffer.iter().any(|j| room(&running, &j.kind));
             if can_claim && !idle && !shutdown.is_cancelled() {
-                match self.queue.claim(&self.id, &kinds, batch, cfg.lease).await {
+                // Kinds held back (at their limit) may have a backlog at the head of the
+                // queue: the others are looked up kind by kind.
+                let claimed = if kinds.len() < self.kinds.len() {
+                    self.queue
+                        .claim_among(&self.id, &kinds, batch, cfg.lease)
+                        .await
+                } else {
+                    self.queue.claim(&self.id, &kinds, batch, cfg.lease).await
+                };
+                match claimed {
                     Ok(jobs) => {
                         idle = jobs.len() < batch;
                         buffer.extend(jobs);
