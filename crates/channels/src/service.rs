@@ -1019,7 +1019,7 @@ impl Channels {
             .map_err(|e| Problem::internal(format_args!("enqueue ingest: {e}")))?;
         tx.commit().await.map_err(db_err)?;
         if delay.is_none() {
-            self.jobs.notify();
+            self.jobs.notify_kind(INGEST_JOB);
         }
         Ok(id)
     }

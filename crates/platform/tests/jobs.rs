@@ -694,6 +694,98 @@ async fn a_kind_limit_caps_its_handlers_and_not_the_others(t: TestDb) {
     }
 }
 
+/// A worker whose kind is at its limit still runs other kinds as soon as they are enqueued
+/// (no poll in this test): the wake-ups about the kind held back do not hide theirs.
+async fn wake_ups_for_a_kind_held_back_do_not_hide_the_others(t: TestDb) {
+    let (q, _clock) = setup(&t);
+    let release = Arc::new(tokio::sync::Semaphore::new(0));
+    let ran: Arc<Mutex<Vec<String>>> = Arc::default();
+    let handler = |wait: bool| {
+        let (release, ran) = (Arc::clone(&release), Arc::clone(&ran));
+        handler_fn(move |job: JobContext| {
+            let (release, ran) = (Arc::clone(&release), Arc::clone(&ran));
+            async move {
+                if wait {
+                    release.acquire().await.unwrap().forget();
+                }
+                ran.lock()
+                    .unwrap()
+                    .push(job.payload["n"].as_str().unwrap().to_owned());
+                JobOutcome::Done
+            }
+        })
+    };
+    let worker = Worker::new(q.clone())
+        .with_config(WorkerConfig {
+            concurrency: 8,
+            poll_interval: Duration::from_secs(3600),
+            kind_limits: [("narrow".to_owned(), 1)].into(),
+            ..WorkerConfig::default()
+        })
+        .register("narrow", handler(true))
+        .register("wide", handler(false));
+    let shutdown = CancellationToken::new();
+    let handle = tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move { worker.run(shutdown).await }
+    });
+    let wait_for = |n: &'static str| {
+        let ran = Arc::clone(&ran);
+        async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+            while !ran.lock().unwrap().iter().any(|r| r == n) {
+                assert!(tokio::time::Instant::now() < deadline, "{n} did not run");
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+    };
+    let enqueue = |kind: &'static str, n: &'static str| {
+        let (q, db) = (q.clone(), t.db.clone());
+        async move {
+            let mut tx = db.begin().await.unwrap();
+            q.enqueue(&mut tx, NewJob::new(kind, json!({ "n": n })))
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+            q.notify_kind(kind);
+        }
+    };
+    // The narrow kind's one handler is busy, its other jobs wait.
+    q.enqueue_now(NewJob::new("narrow", json!({ "n": "n1" })))
+        .await
+        .unwrap();
+    enqueue("narrow", "n2").await;
+    q.enqueue_now(NewJob::new("wide", json!({ "n": "w1" })))
+        .await
+        .unwrap();
+    wait_for("w1").await;
+    // Wake-ups for the narrow kind, then one for the other kind, then a plain one.
+    for n in ["n3", "n4", "n5"] {
+        enqueue("narrow", n).await;
+    }
+    enqueue("wide", "w2").await;
+    wait_for("w2").await;
+    enqueue("narrow", "n6").await;
+    let mut tx = t.db.begin().await.unwrap();
+    q.enqueue(&mut tx, NewJob::new("wide", json!({ "n": "w3" })))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    q.notify();
+    wait_for("w3").await;
+    assert!(
+        !ran.lock().unwrap().iter().any(|r| r.starts_with('n')),
+        "the narrow handler was released early"
+    );
+    // Released, the narrow jobs all run.
+    release.add_permits(6);
+    for n in ["n1", "n2", "n3", "n4", "n5", "n6"] {
+        wait_for(n).await;
+    }
+    shutdown.cancel();
+    handle.await.unwrap().unwrap();
+}
+
 /// Merges claimed jobs of its kind by organisation, up to 3; fails the jobs whose payload
 /// says so, and panics on a merged run holding a job whose payload says so.
 struct Merging {
@@ -1021,6 +1113,7 @@ wamage_platform::backend_tests!(
     shutdown_requeues_jobs_that_outlive_the_drain_timeout,
     the_run_loop_picks_up_new_jobs,
     a_kind_limit_caps_its_handlers_and_not_the_others,
+    wake_ups_for_a_kind_held_back_do_not_hide_the_others,
     merged_jobs_run_together_and_end_each_on_its_own,
     stats_count_per_kind,
     priorities_and_purge,

@@ -275,7 +275,7 @@ impl Channels {
                     .await
                     .map_err(|e| Problem::internal(format_args!("store webhooks: {e}")));
                 if res.is_ok() {
-                    self.jobs.notify();
+                    self.jobs.notify_kind(INGEST_JOB);
                 }
                 res.map(drop)
             }
@@ -309,7 +309,7 @@ impl Channels {
         }
         .await;
         match res {
-            Ok(()) => self.jobs.notify(),
+            Ok(()) => self.jobs.notify_kind(INGEST_JOB),
             Err(e) => {
                 tracing::warn!(error = %e, events = events.len(), "failed to queue webhook processing; the sweep will retry");
             }

@@ -3,7 +3,10 @@
 use std::{
     collections::{BTreeSet, HashMap, HashSet},
     fmt::Write as _,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
     time::Duration,
 };
 
@@ -35,7 +38,22 @@ pub struct JobQueue {
     policies: RetryPolicies,
     restart_limit: u32,
     wake: Arc<Notify>,
+    wakes: Arc<Wakes>,
     gauge_kinds: Arc<Mutex<BTreeSet<String>>>,
+}
+
+/// What the wake-ups of a queue were about: each is numbered, and a wake-up for one kind
+/// ([`JobQueue::notify_kind`]) is remembered under that kind. A worker that holds some kinds
+/// back can then tell whether anything it may claim was added since its last claim, instead of
+/// claiming (and finding nothing) on every wake-up of a burst of the kinds it holds back.
+#[derive(Debug, Default)]
+struct Wakes {
+    /// The number of the last wake-up.
+    seq: AtomicU64,
+    /// The number of the last wake-up for any kind ([`JobQueue::notify`]).
+    any: AtomicU64,
+    /// The number of the last wake-up for each kind.
+    kinds: Mutex<HashMap<String, u64>>,
 }
 
 impl std::fmt::Debug for JobQueue {
@@ -360,6 +378,7 @@ impl JobQueue {
             policies: RetryPolicies::default(),
             restart_limit: 3,
             wake: Arc::new(Notify::new()),
+            wakes: Arc::default(),
             gauge_kinds: Arc::default(),
         }
     }
@@ -403,8 +422,52 @@ impl JobQueue {
     ///
     /// [`enqueue_now`]: Self::enqueue_now
     pub fn notify(&self) {
+        let n = self.wakes.seq.fetch_add(1, Ordering::SeqCst) + 1;
+        self.wakes.any.fetch_max(n, Ordering::SeqCst);
         self.wake.notify_waiters();
         self.wake.notify_one();
+    }
+
+    /// [`notify`](Self::notify) after committing jobs of one kind only: a worker holding that
+    /// kind back (at its limit) does not claim for it.
+    pub fn notify_kind(&self, kind: &str) {
+        {
+            let mut kinds = self
+                .wakes
+                .kinds
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let n = self.wakes.seq.fetch_add(1, Ordering::SeqCst) + 1;
+            match kinds.get_mut(kind) {
+                Some(at) => *at = n,
+                None => {
+                    kinds.insert(kind.to_owned(), n);
+                }
+            }
+        }
+        self.wake.notify_waiters();
+        self.wake.notify_one();
+    }
+
+    /// The number of the last wake-up: taken before a claim, it is what
+    /// [`woken_for`](Self::woken_for) compares with.
+    pub(crate) fn wake_mark(&self) -> u64 {
+        self.wakes.seq.load(Ordering::SeqCst)
+    }
+
+    /// Whether a wake-up since `mark` may concern one of `kinds`.
+    pub(crate) fn woken_for(&self, kinds: &[String], mark: u64) -> bool {
+        if self.wakes.any.load(Ordering::SeqCst) > mark {
+            return true;
+        }
+        let stamped = self
+            .wakes
+            .kinds
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        kinds
+            .iter()
+            .any(|k| stamped.get(k).is_some_and(|at| *at > mark))
     }
 
     pub(crate) fn wake_handle(&self) -> Arc<Notify> {

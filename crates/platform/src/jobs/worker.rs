@@ -270,6 +270,8 @@ impl Worker {
         let mut sample = interval(cfg.metrics_interval);
         // True when the last claim found less than a full batch: wait for a poll or a wake-up.
         let mut idle = false;
+        // Set when that claim held kinds back: the wake-ups before it (see `JobQueue::woken_for`).
+        let mut held_back_at: Option<u64> = None;
         // Handlers running per limited kind.
         let mut running: HashMap<String, usize> = HashMap::new();
         let room = |running: &HashMap<String, usize>, kind: &str| {
@@ -319,7 +321,9 @@ impl Worker {
             if can_claim && !idle && !shutdown.is_cancelled() {
                 // Kinds held back (at their limit) may have a backlog at the head of the
                 // queue: the others are looked up kind by kind.
-                let claimed = if kinds.len() < self.kinds.len() {
+                let narrowed = kinds.len() < self.kinds.len();
+                let mark = self.queue.wake_mark();
+                let claimed = if narrowed {
                     self.queue
                         .claim_among(&self.id, &kinds, batch, cfg.lease)
                         .await
@@ -329,11 +333,13 @@ impl Worker {
                 match claimed {
                     Ok(jobs) => {
                         idle = jobs.len() < batch;
+                        held_back_at = (idle && narrowed).then_some(mark);
                         buffer.extend(jobs);
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "job claim failed");
                         idle = true;
+                        held_back_at = None;
                     }
                 }
                 continue;
@@ -372,7 +378,10 @@ impl Worker {
                         tracing::warn!(error = %e, "job metrics sampling failed");
                     }
                 }
-                () = wake.notified(), if can_claim => idle = false,
+                // A wake-up only for kinds held back finds nothing new to claim.
+                () = wake.notified(), if can_claim => {
+                    idle = held_back_at.is_some_and(|mark| !self.queue.woken_for(&kinds, mark));
+                }
                 _ = poll.tick(), if can_claim => idle = false,
             }
         }
