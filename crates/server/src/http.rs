@@ -2,9 +2,9 @@
 //! Swagger UI, the ops endpoints, the embedded web UI, the Socket.IO gateway, and the middleware
 //! every request crosses: request id → trace span → metrics, problem rendering and security
 //! headers (one middleware) → CORS → compression → [Socket.IO at `/socket.io`] → timeout →
-//! panic catcher → routing → body limit. The middleware wraps the router as one service; only what must know
-//! the matched route (the body limit, handlers' extensions, the route template for the
-//! metrics) is a layer on the routes.
+//! panic catcher → routing → body limit. The middleware wraps the router as one service; only
+//! what must know the matched route (the body limit, handlers' extensions, the route template
+//! for the metrics) is a layer on the routes.
 //!
 //! The gateway sits inside the outer middleware (requests to it get an id, a span, metrics,
 //! security headers, CORS) but outside the request timeout: a long-polling request is held open

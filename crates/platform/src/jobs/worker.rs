@@ -322,15 +322,18 @@ impl Worker {
                 // Kinds held back (at their limit) may have a backlog at the head of the
                 // queue: the others are looked up kind by kind.
                 let narrowed = kinds.len() < self.kinds.len();
-                let mark = self.queue.wake_mark();
-                let claimed = if narrowed {
-                    self.queue
-                        .claim_among(&self.id, &kinds, batch, cfg.lease)
-                        .await
+                let reach = if narrowed {
+                    Reach::PerKind
                 } else {
-                    self.queue.claim(&self.id, &kinds, batch, cfg.lease).await
+                    Reach::Head
                 };
-                match claimed {
+                let mark = self.queue.wake_mark();
+                let now = self.queue.clock().now();
+                match self
+                    .queue
+                    .claim_due(&self.id, &kinds, batch, cfg.lease, now, reach)
+                    .await
+                {
                     Ok(jobs) => {
                         idle = jobs.len() < batch;
                         held_back_at = (idle && narrowed).then_some(mark);
