@@ -116,8 +116,12 @@ fn with_waiting<T>(
     all
 }
 
-/// Sends in flight per `inbox.send_many` job when pacing is off.
-const IN_FLIGHT: usize = 64;
+/// Sends in flight per `inbox.send_many` job when pacing is off (a setting for measuring raw
+/// throughput). With the worker's 16 jobs at once that is 128 provider calls open, enough to
+/// keep a provider answering within a millisecond or so busy. More only queue: 64 per job
+/// (1,024 connections to the benchmark's fake Graph API) cost ~6 % more server CPU per send
+/// and were slower (`bench/RESULTS.md`, 2026-12-07).
+const IN_FLIGHT: usize = 8;
 
 /// True when a batch item can take the fast path.
 pub(super) fn is_bulk(b: &DirectSendIn) -> bool {
