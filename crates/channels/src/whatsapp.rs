@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use hmac::{Hmac, Mac};
 use reqwest::{RequestBuilder, StatusCode, header};
+use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
@@ -872,18 +873,35 @@ pub struct TemplatePage {
 pub struct WhatsappClient {
     http: reqwest::Client,
     config: WhatsappConfig,
+    /// `/{phone_number_id}/messages`, every send's and mark-as-read's address, made once.
+    messages_url: String,
+    /// `Bearer {access_token}`, made once (and kept out of logs), `None` when the token cannot
+    /// be a header value (each request then fails as reqwest reports it).
+    auth: Option<header::HeaderValue>,
 }
 
 impl WhatsappClient {
     /// A client with its own connection pool and the configured timeout.
     pub fn new(config: WhatsappConfig) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder().timeout(config.timeout).build()?;
-        Ok(Self { http, config })
+        Ok(Self::with_http(config, http))
     }
 
     /// A client sharing a connection pool; the configured timeout is applied per request.
     pub fn with_http(config: WhatsappConfig, http: reqwest::Client) -> Self {
-        Self { http, config }
+        let messages_url = url_of(&config, &format!("{}/messages", config.phone_number_id));
+        let auth = header::HeaderValue::from_str(&format!("Bearer {}", config.access_token))
+            .ok()
+            .map(|mut v| {
+                v.set_sensitive(true);
+                v
+            });
+        Self {
+            http,
+            config,
+            messages_url,
+            auth,
+        }
     }
 
     /// The configuration the client was made with.
@@ -892,18 +910,25 @@ impl WhatsappClient {
     }
 
     fn url(&self, path: &str) -> String {
-        format!(
-            "{}/{}/{}",
-            self.config.base_url.trim_end_matches('/'),
-            self.config.api_version,
-            path
-        )
+        url_of(&self.config, path)
     }
 
     /// Sends with the token, returns the JSON answer or the classified error.
     async fn call(&self, req: RequestBuilder) -> Result<Value, SendError> {
+        self.call_as(req).await
+    }
+
+    /// [`Self::call`], the successful answer read as `T` (an answer that is not JSON, or not
+    /// a `T`, is a permanent error).
+    async fn call_as<T: serde::de::DeserializeOwned>(
+        &self,
+        req: RequestBuilder,
+    ) -> Result<T, SendError> {
+        let req = match &self.auth {
+            Some(auth) => req.header(header::AUTHORIZATION, auth.clone()),
+            None => req.bearer_auth(&self.config.access_token),
+        };
         let res = req
-            .bearer_auth(&self.config.access_token)
             .timeout(self.config.timeout)
             .send()
             .await
@@ -911,16 +936,22 @@ impl WhatsappClient {
         let status = res.status();
         let wait = retry_after(res.headers());
         let bytes = res.bytes().await.map_err(transport_error)?;
-        let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         if status.is_success() {
-            if body.is_null() {
-                return Err(SendError::Permanent {
+            return match serde_json::from_slice::<Option<T>>(&bytes) {
+                Ok(Some(body)) => Ok(body),
+                Err(e) if e.classify() == serde_json::error::Category::Data => {
+                    Err(SendError::Permanent {
+                        code: SendError::CODE_BAD_RESPONSE,
+                        message: format!("answer is not the JSON expected (HTTP {status}): {e}"),
+                    })
+                }
+                _ => Err(SendError::Permanent {
                     code: SendError::CODE_BAD_RESPONSE,
                     message: format!("answer is not JSON (HTTP {status})"),
-                });
-            }
-            return Ok(body);
+                }),
+            };
         }
+        let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         let err = classify(status.as_u16(), &body, wait);
         tracing::warn!(
             http_status = status.as_u16(),
@@ -970,26 +1001,50 @@ impl WhatsappClient {
     }
 }
 
+/// `{base_url}/{api_version}/{path}`.
+fn url_of(config: &WhatsappConfig, path: &str) -> String {
+    format!(
+        "{}/{}/{}",
+        config.base_url.trim_end_matches('/'),
+        config.api_version,
+        path
+    )
+}
+
 #[async_trait::async_trait]
 impl ProviderClient for WhatsappClient {
     async fn send(&self, msg: &Outbound) -> Result<Sent, SendError> {
+        /// What the send answer is read for: `messages[0].id` (its `contacts`, and any field
+        /// Meta adds, are skipped unread).
+        #[derive(Deserialize)]
+        struct Answer {
+            #[serde(default)]
+            messages: Vec<AnswerMessage>,
+        }
+        #[derive(Deserialize)]
+        struct AnswerMessage {
+            id: Option<String>,
+        }
         let body = message_body(msg)?;
-        let url = self.url(&format!("{}/messages", self.config.phone_number_id));
-        let answer = self.call(self.http.post(url).json(&body)).await?;
+        let answer: Answer = self
+            .call_as(self.http.post(self.messages_url.as_str()).json(&body))
+            .await?;
         let id = answer
-            .pointer("/messages/0/id")
-            .and_then(Value::as_str)
+            .messages
+            .into_iter()
+            .next()
+            .and_then(|m| m.id)
             .ok_or_else(|| SendError::Permanent {
                 code: SendError::CODE_BAD_RESPONSE,
                 message: "send answer without `messages[0].id`".into(),
             })?;
         Ok(Sent {
-            provider_message_id: id.to_owned(),
+            provider_message_id: id,
         })
     }
 
     async fn mark_read(&self, provider_message_id: &str) -> Result<(), SendError> {
-        let url = self.url(&format!("{}/messages", self.config.phone_number_id));
+        let url = self.messages_url.as_str();
         let body = json!({
             "messaging_product": "whatsapp",
             "status": "read",

@@ -437,6 +437,75 @@ async fn templates_list_walks_cursors_and_create_submits() {
 // ---------------------------------------------------------------------------------------------
 
 /// A webhook endpoint like the app's: verify the signature on the raw bytes, then parse.
+/// A Graph API stand-in that answers every send `200` with `body` and keeps the
+/// `Authorization` header it got.
+async fn answering(body: &'static str) -> (WhatsappClient, Arc<Mutex<Vec<String>>>) {
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let keep = seen.clone();
+    let app = Router::new().route(
+        "/{version}/{id}/messages",
+        post(move |headers: HeaderMap| {
+            let keep = keep.clone();
+            async move {
+                let auth = headers
+                    .get("authorization")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default();
+                keep.lock().unwrap().push(auth.to_owned());
+                ([("content-type", "application/json")], body)
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base_url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let client = WhatsappClient::new(WhatsappConfig {
+        base_url,
+        api_version: meta::API_VERSION.to_owned(),
+        phone_number_id: PHONE_NUMBER_ID.to_owned(),
+        waba_id: None,
+        access_token: "token-1".to_owned(),
+        timeout: Duration::from_secs(5),
+    })
+    .unwrap();
+    (client, seen)
+}
+
+#[tokio::test]
+async fn a_send_answer_without_a_message_id_is_a_permanent_bad_response() {
+    for (body, says) in [
+        ("not json", "answer is not JSON (HTTP 200 OK)"),
+        ("null", "answer is not JSON (HTTP 200 OK)"),
+        (r#"{"messages": "wamid.1"}"#, "answer is not the JSON expected"),
+        (r#"{"messages": []}"#, "send answer without `messages[0].id`"),
+        (r#"{"messages": [{}]}"#, "send answer without `messages[0].id`"),
+        (
+            r#"{"messaging_product": "whatsapp", "contacts": []}"#,
+            "send answer without `messages[0].id`",
+        ),
+    ] {
+        let (client, _) = answering(body).await;
+        match client.send(&out(text("hi"))).await {
+            Err(SendError::Permanent { code, message }) => {
+                assert_eq!(code, SendError::CODE_BAD_RESPONSE, "{body}");
+                assert!(message.starts_with(says), "{body}: {message}");
+            }
+            other => panic!("{body}: {other:?}"),
+        }
+    }
+    // Meta's answer, with fields the adapter does not read: the first message's id.
+    let (client, seen) = answering(
+        r#"{"messaging_product": "whatsapp", "contacts": [{"input": "+1", "wa_id": "1"}],
+            "messages": [{"id": "wamid.A", "message_status": "accepted"}, {"id": "wamid.B"}],
+            "new_field": {"x": 1}}"#,
+    )
+    .await;
+    let sent = client.send(&out(text("hi"))).await.unwrap();
+    assert_eq!(sent.provider_message_id, "wamid.A");
+    client.send(&out(text("again"))).await.unwrap();
+    assert_eq!(*seen.lock().unwrap(), ["Bearer token-1", "Bearer token-1"]);
+}
+
 #[derive(Clone, Default)]
 struct Receiver {
     items: Arc<Mutex<Vec<Inbound>>>,
