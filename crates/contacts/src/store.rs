@@ -2082,7 +2082,7 @@ pub fn contacts_json(rows: &[NewImported]) -> R<String> {
                     &c.language,
                     &c.time_zone,
                     &c.notes,
-                    c.attributes.0.to_string(),
+                    wamage_kernel::json::to_text(&c.attributes.0),
                     n.words.join(" "),
                 )
             })
@@ -2150,7 +2150,7 @@ pub async fn insert_contacts_bulk(
                 languages.push(c.language.as_deref());
                 zones.push(c.time_zone.as_deref());
                 notes.push(c.notes.as_deref());
-                attrs.push(c.attributes.0.to_string());
+                attrs.push(wamage_kernel::json::to_text(&c.attributes.0));
                 words.push(n.words.join(" "));
             }
             sqlx::query(

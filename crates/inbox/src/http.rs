@@ -2,14 +2,14 @@
 //! responses and the Sandbox's "simulate customer" endpoints. Thin handlers: extract, call one
 //! service function, answer. Every member of the organisation sees every conversation.
 
-use std::sync::Arc;
+use std::{collections::BTreeMap, sync::Arc};
 
 use axum::{
     extract::{DefaultBodyLimit, Multipart, Path, Query, State},
     http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, de::value::MapDeserializer};
 use serde_json::{Value, value::RawValue};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -333,21 +333,29 @@ impl DirectSendIn {
     /// (`"messages[3]."` for a batch item). The message's fields sit beside `channel_id` and
     /// `to`: read apart, so that a wrong one is named by its path (`template.name`), which
     /// serde loses through `flatten`.
-    pub fn from_json(v: Value, prefix: &str) -> Result<Self, Problem> {
+    pub fn from_json(v: &RawValue, prefix: &str) -> Result<Self, Problem> {
         #[derive(Deserialize)]
         struct Head {
             channel_id: ChannelId,
             to: ToIn,
             purpose: Option<String>,
         }
-        let mut message: serde_json::Map<String, Value> =
-            wamage_kernel::json::from_value(v, prefix)?;
-        let head: serde_json::Map<String, Value> = ["channel_id", "to", "purpose"]
+        // The fields by name, each still its JSON text: read once, into their types, without
+        // a tree of values in between.
+        let mut message: BTreeMap<String, &RawValue> =
+            wamage_kernel::json::from_deserializer(v, prefix)?;
+        let head: Vec<(String, &RawValue)> = ["channel_id", "to", "purpose"]
             .into_iter()
-            .filter_map(|k| message.remove(k).map(|x| (k.to_owned(), x)))
+            .filter_map(|k| message.remove_entry(k))
             .collect();
-        let head: Head = wamage_kernel::json::from_value(Value::Object(head), prefix)?;
-        let message: SendIn = wamage_kernel::json::from_value(Value::Object(message), prefix)?;
+        let head: Head = wamage_kernel::json::from_deserializer(
+            MapDeserializer::<_, serde_json::Error>::new(head.into_iter()),
+            prefix,
+        )?;
+        let message: SendIn = wamage_kernel::json::from_deserializer(
+            MapDeserializer::<_, serde_json::Error>::new(message.into_iter()),
+            prefix,
+        )?;
         Ok(Self {
             channel_id: head.channel_id,
             to: head.to,
@@ -360,14 +368,19 @@ impl DirectSendIn {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchIn {
-    pub messages: Vec<Value>,
+    /// Each item as the single send reads it (kept as JSON text until it is).
+    #[schema(value_type = Vec<Value>)]
+    pub messages: Vec<Box<RawValue>>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct BatchResult {
     pub index: usize,
     pub status: u16,
-    pub message: Option<MessageOut>,
+    /// The message as the single send answers it (its JSON kept as rendered, not parsed
+    /// again to be written out).
+    #[schema(value_type = Option<MessageOut>)]
+    pub message: Option<Box<RawValue>>,
     #[schema(value_type = Option<Object>)]
     pub problem: Option<Value>,
 }
@@ -605,9 +618,9 @@ pub async fn send_direct(
     State(s): Svc,
     Caller(who): Caller,
     headers: HeaderMap,
-    ApiJson(b): ApiJson<Value>,
+    ApiJson(b): ApiJson<Box<RawValue>>,
 ) -> Result<Response, Problem> {
-    let b = DirectSendIn::from_json(b, "")?;
+    let b = DirectSendIn::from_json(&b, "")?;
     let key = idem_key(&headers)?;
     let (status, body) = s.send_direct(&who, &b, key.as_deref()).await?;
     Ok(json_response(status, body))

@@ -234,6 +234,13 @@ impl<'a> MessageEvent<'a> {
     }
 }
 
+/// [`MessageEvent`] of a message already encoded (as its answer shows it): the same data.
+#[derive(Serialize)]
+pub(crate) struct EncodedMessageEvent<'a> {
+    pub message: &'a RawValue,
+    pub conversation_id: ConversationId,
+}
+
 /// The data of a `wamage.conversation.*` event.
 #[derive(Serialize)]
 pub(crate) struct ConversationEvent<'a> {

@@ -448,19 +448,24 @@ pub async fn touch_conversations(
     Ok(())
 }
 
-pub async fn conversations_by_ids(db: &Db, ids: &[ConversationId]) -> R<Vec<ConversationRow>> {
+/// The provider address (`recipient`, JSON) of each of these conversations that exists.
+pub async fn recipients_by_ids(
+    db: &Db,
+    ids: &[ConversationId],
+) -> R<Vec<(ConversationId, String)>> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
     if let Db::Postgres(p) = db {
-        let sql = format!("SELECT {CONV_COLS} FROM inbox_conversations c WHERE c.id = ANY($1)");
-        return sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(uuids(ids, |i| i.as_uuid()))
-            .fetch_all(p)
-            .await;
+        return sqlx::query_as(
+            "SELECT c.id, c.recipient FROM inbox_conversations c WHERE c.id = ANY($1)",
+        )
+        .bind(uuids(ids, |i| i.as_uuid()))
+        .fetch_all(p)
+        .await;
     }
     let sql = format!(
-        "SELECT {CONV_COLS} FROM inbox_conversations c WHERE c.id IN ({})",
+        "SELECT c.id, c.recipient FROM inbox_conversations c WHERE c.id IN ({})",
         placeholders(1, ids.len())
     );
     with_db!(db, |p| {

@@ -39,6 +39,13 @@ fn is_json(content_type: Option<&str>) -> bool {
         .unwrap_or(false)
 }
 
+/// `value` as compact JSON text: what `Value::to_string` gives, without going through `fmt`
+/// (which checks every piece written for UTF-8).
+pub fn to_text(value: &serde_json::Value) -> String {
+    // A `Value` always serializes: its map keys are strings.
+    serde_json::to_string(value).unwrap_or_default()
+}
+
 /// Parses a JSON body into `T`, mapping every failure to a problem.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
     let de = &mut serde_json::Deserializer::from_slice(bytes);
@@ -72,7 +79,17 @@ pub fn from_value<T: DeserializeOwned>(
     value: serde_json::Value,
     prefix: &str,
 ) -> Result<T, Problem> {
-    serde_path_to_error::deserialize::<_, T>(value).map_err(|err| {
+    from_deserializer(value, prefix)
+}
+
+/// [`from_value`] for any deserializer of JSON (a `&RawValue`, a map of them): `T` read from
+/// it, a wrong field named by its path after `prefix`.
+pub fn from_deserializer<'de, D, T>(de: D, prefix: &str) -> Result<T, Problem>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    serde_path_to_error::deserialize::<_, T>(de).map_err(|err| {
         let path = err.path().to_string();
         let message = clean_serde_message(&err.into_inner().to_string());
         Problem::invalid_field(field_of(&path, &message, prefix), message)

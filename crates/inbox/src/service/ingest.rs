@@ -801,7 +801,7 @@ impl Inbox {
                 kind,
                 text,
                 content: content.map(|v| v.to_string()),
-                media: media.as_ref().map(Value::to_string),
+                media: media.as_ref().map(wamage_kernel::json::to_text),
                 reply_to_id: f.m.reply_to.as_ref().and_then(|r| targets.get(r).copied()),
                 provider_message_id: Some(f.m.provider_message_id.clone()),
                 status: "received".to_owned(),

@@ -93,8 +93,8 @@ impl Prepared {
             direction: "outbound".to_owned(),
             kind: self.kind.clone(),
             text: self.text.clone(),
-            content: self.content.as_ref().map(Value::to_string),
-            media: self.media.as_ref().map(Value::to_string),
+            content: self.content.as_ref().map(wamage_kernel::json::to_text),
+            media: self.media.as_ref().map(wamage_kernel::json::to_text),
             reply_to_id: self.reply_to_id,
             provider_message_id: None,
             status: if self.note { "note" } else { "queued" }.to_owned(),
@@ -919,7 +919,7 @@ impl Inbox {
     pub async fn send_batch(
         &self,
         who: &Principal,
-        items: Vec<Value>,
+        items: Vec<Box<serde_json::value::RawValue>>,
     ) -> Result<BatchOut, Problem> {
         if items.is_empty() || items.len() > BATCH_MAX {
             return Err(Problem::invalid_field(
@@ -933,7 +933,7 @@ impl Inbox {
         let mut together = Vec::new();
         let mut alone = Vec::new();
         for (index, v) in items.into_iter().enumerate() {
-            match DirectSendIn::from_json(v, &format!("messages[{index}].")) {
+            match DirectSendIn::from_json(&v, &format!("messages[{index}].")) {
                 Ok(b) if bulk::is_bulk(&b) => together.push((index, b)),
                 Ok(b) => alone.push((index, b)),
                 Err(p) => outcomes.push((index, Err(p))),
@@ -958,7 +958,7 @@ impl Inbox {
                 Ok((status, body)) => BatchResult {
                     index,
                     status: status.as_u16(),
-                    message: serde_json::from_str(&body).ok(),
+                    message: serde_json::value::RawValue::from_string(body).ok(),
                     problem: None,
                 },
                 Err(p) => BatchResult {
@@ -1137,7 +1137,7 @@ impl Inbox {
                 .await?;
             return Ok(JobOutcome::fail("channel gone"));
         };
-        match self.attempt(&m, &conv, &channel, last).await? {
+        match self.attempt(&m, &conv.recipient, &channel, last).await? {
             Attempt::Sent(provider_id) => {
                 store::mark_sent(&self.db, m.id, &provider_id, self.now())
                     .await
@@ -1156,7 +1156,7 @@ impl Inbox {
     async fn attempt(
         &self,
         m: &MessageRow,
-        conv: &ConversationRow,
+        recipient: &str,
         channel: &Channel,
         last: bool,
     ) -> Result<Attempt, Problem> {
@@ -1178,7 +1178,7 @@ impl Inbox {
                 return Ok(Attempt::Outcome(JobOutcome::fail("no outbound content")));
             }
         };
-        let to: Recipient = serde_json::from_str(&conv.recipient)
+        let to: Recipient = serde_json::from_str(recipient)
             .map_err(|e| Problem::internal(format_args!("recipient: {e}")))?;
         let reply_to = match m.reply_to_id {
             Some(r) if m.kind != "reaction" => store::message_any(&self.db, r)

@@ -664,15 +664,29 @@ impl Inbox {
             }
         };
         for (index, out) in w.accepted.iter().zip(&outs) {
-            let conv = out.conversation_id;
-            let body = serde_json::to_string(out).unwrap_or_default();
+            // Encoded once, for the event and the answer.
+            let Ok(raw) = serde_json::value::to_raw_value(out) else {
+                self.publish(
+                    org,
+                    "wamage.message.created",
+                    Some(out.conversation_id),
+                    crate::service::MessageEvent::of(out),
+                )
+                .await;
+                done.push((*index, Ok((StatusCode::ACCEPTED, "null".to_owned()))));
+                continue;
+            };
             self.publish(
                 org,
                 "wamage.message.created",
-                Some(conv),
-                crate::service::MessageEvent::of(out),
+                Some(out.conversation_id),
+                crate::service::EncodedMessageEvent {
+                    message: &raw,
+                    conversation_id: out.conversation_id,
+                },
             )
             .await;
+            let body = Box::<str>::from(raw).into_string();
             done.push((*index, Ok((StatusCode::ACCEPTED, body))));
         }
         if outs.len() != w.accepted.len() {
@@ -736,12 +750,12 @@ impl Inbox {
             return Ok(JobOutcome::Done);
         }
         let conv_ids: Vec<ConversationId> = msgs.iter().map(|m| m.conversation_id).collect();
-        let convs: HashMap<ConversationId, ConversationRow> =
-            store::conversations_by_ids(&self.db, &conv_ids)
+        // Where each conversation's messages go (nothing else of it is needed).
+        let recipients: HashMap<ConversationId, String> =
+            store::recipients_by_ids(&self.db, &conv_ids)
                 .await
                 .map_err(db_err)?
                 .into_iter()
-                .map(|c| (c.id, c))
                 .collect();
         let mut channels: HashMap<ChannelId, Option<Channel>> = HashMap::new();
         for m in &msgs {
@@ -767,7 +781,7 @@ impl Inbox {
             .map(|m| {
                 self.attempt_queued(
                     m,
-                    convs.get(&m.conversation_id),
+                    recipients.get(&m.conversation_id).map(String::as_str),
                     channels.get(&m.channel_id).and_then(Option::as_ref),
                 )
             })
@@ -861,15 +875,15 @@ impl Inbox {
         Ok(())
     }
 
-    /// One message of an `inbox.send_many` job: [`Inbox::attempt`] when its conversation and
-    /// channel still exist.
+    /// One message of an `inbox.send_many` job: [`Inbox::attempt`] when its conversation (its
+    /// recipient) and channel still exist.
     async fn attempt_queued<'m>(
         &self,
         m: &'m MessageRow,
-        conv: Option<&ConversationRow>,
+        recipient: Option<&str>,
         channel: Option<&Channel>,
     ) -> (&'m MessageRow, Result<Attempt, Problem>) {
-        let Some(conv) = conv else {
+        let Some(recipient) = recipient else {
             return (m, Ok(Attempt::Outcome(JobOutcome::Done)));
         };
         let Some(channel) = channel else {
@@ -898,7 +912,7 @@ impl Inbox {
         } else {
             None
         };
-        (m, self.attempt(m, conv, channel, false).await)
+        (m, self.attempt(m, recipient, channel, false).await)
     }
 
     /// Gives messages their own `inbox.send` jobs, each due after its wait (or now).
