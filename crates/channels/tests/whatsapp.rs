@@ -476,9 +476,18 @@ async fn a_send_answer_without_a_message_id_is_a_permanent_bad_response() {
     for (body, says) in [
         ("not json", "answer is not JSON (HTTP 200 OK)"),
         ("null", "answer is not JSON (HTTP 200 OK)"),
-        (r#"{"messages": "wamid.1"}"#, "answer is not the JSON expected"),
-        (r#"{"messages": []}"#, "send answer without `messages[0].id`"),
-        (r#"{"messages": [{}]}"#, "send answer without `messages[0].id`"),
+        (
+            r#"{"messages": "wamid.1"}"#,
+            "answer is not the JSON expected",
+        ),
+        (
+            r#"{"messages": []}"#,
+            "send answer without `messages[0].id`",
+        ),
+        (
+            r#"{"messages": [{}]}"#,
+            "send answer without `messages[0].id`",
+        ),
         (
             r#"{"messaging_product": "whatsapp", "contacts": []}"#,
             "send answer without `messages[0].id`",
