@@ -368,7 +368,7 @@ impl DirectSendIn {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchIn {
-    /// Each item as the single send reads it (kept as JSON text until it is).
+    // Each item as the single send reads it, kept as JSON text until it is read.
     #[schema(value_type = Vec<Value>)]
     pub messages: Vec<Box<RawValue>>,
 }
@@ -377,8 +377,8 @@ pub struct BatchIn {
 pub struct BatchResult {
     pub index: usize,
     pub status: u16,
-    /// The message as the single send answers it (its JSON kept as rendered, not parsed
-    /// again to be written out).
+    // The message as the single send answers it: its JSON kept as rendered, not parsed again
+    // to be written out.
     #[schema(value_type = Option<MessageOut>)]
     pub message: Option<Box<RawValue>>,
     #[schema(value_type = Option<Object>)]
