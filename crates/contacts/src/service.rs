@@ -467,17 +467,7 @@ impl Contacts {
 
     /// Drops every cached contact read of the organisation.
     async fn forget(&self, org: OrgId) {
-        self.forget_prefix(format!("contacts:{org}:")).await;
-    }
-
-    /// Drops what contacts new to the organisation make stale, and only that: its cached
-    /// segment counts (`contacts:{org}:count:…`) and its count index's token
-    /// (`contacts:{org}:count-index`). Its cached contacts stay: no new contact changes them.
-    async fn forget_counts(&self, org: OrgId) {
-        self.forget_prefix(format!("contacts:{org}:count")).await;
-    }
-
-    async fn forget_prefix(&self, prefix: String) {
+        let prefix = format!("contacts:{org}:");
         if let Err(e) = self.cache.delete_prefix(&prefix).await {
             tracing::warn!(error = %e, prefix, "failed to invalidate cached contacts");
         }
