@@ -1000,13 +1000,17 @@ async fn senders_resolved_together_are_published_and_cached_as_stored(app: TestA
         json!({"name": "Known", "identities": [{"kind": "phone", "value": "+14155550100"}]}),
     )
     .await;
-    // A segment count is cached.
-    let count_key = format!("contacts:{}:count:0123456789abcdef", owner.org_id);
-    app.state
-        .cache
-        .set(&count_key, b"7".to_vec(), Duration::from_secs(60))
-        .await
-        .unwrap();
+    // A segment count is cached, and so is the known contact (read once).
+    let everyone = json!({"field": "favorite", "op": "is", "value": false});
+    assert_eq!(preview_count(&app, &owner, &everyone).await, 1);
+    let known_key = format!("contacts:{}:contact:{}", owner.org_id, id(&known));
+    expect_json(
+        app.get_as(&owner, &format!("/api/v1/contacts/{}", id(&known)))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert!(app.state.cache.get(&known_key).await.unwrap().is_some());
     let mut sub = app.state.bus.subscribe("wamage.contact.*");
     let senders = vec![
         vec![(IdentityKind::WhatsappPhone, "+14155552671".to_owned())],
@@ -1030,8 +1034,12 @@ async fn senders_resolved_together_are_published_and_cached_as_stored(app: TestA
         "the known phone resolves to its contact"
     );
     assert_eq!(resolved[2].id.to_string(), id(&known));
-    // New contacts change the counts.
-    assert!(app.state.cache.get(&count_key).await.unwrap().is_none());
+    // New contacts change the counts, not the contacts already cached.
+    assert_eq!(preview_count(&app, &owner, &everyone).await, 3);
+    assert!(
+        app.state.cache.get(&known_key).await.unwrap().is_some(),
+        "a cached contact outlives contacts created beside it"
+    );
 
     for r in &resolved[..2] {
         let e = next_event(&mut sub).await;

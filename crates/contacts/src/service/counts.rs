@@ -8,7 +8,8 @@
 //! ([`Contacts::warm_count_indexes`]). Small books keep counting in SQL.
 //!
 //! **Why an index is never stale.** Every write to an organisation's contacts drops the cache
-//! prefix `contacts:{org}:` after it commits (`Contacts::forget`). A build takes the token under
+//! prefix `contacts:{org}:` after it commits (`Contacts::forget`), or, when it only added
+//! contacts, the token alone (`Contacts::forget_counts`). A build takes the token under
 //! `contacts:{org}:count-index` (storing a fresh one when there is none) and keeps the index
 //! only if the token is still there after it has read everything; a count uses the index only
 //! while the cache still holds the index's token. A write that lands during or after a build
@@ -63,6 +64,13 @@ pub(crate) fn counted(source: &'static str) {
 
 fn token_key(org: OrgId) -> String {
     format!("contacts:{org}:count-index")
+}
+
+/// Drops the organisation's count index token: every index built under it is stale.
+pub(crate) async fn forget_index(cache: &dyn wamage_platform::cache::Cache, org: OrgId) {
+    if let Err(e) = cache.delete(&token_key(org)).await {
+        tracing::warn!(error = %e, "failed to drop a count index token");
+    }
 }
 
 /// The indexes of this process, per organisation.

@@ -193,13 +193,20 @@ impl Contacts {
     /// contact, rendered from what was written (its identities; no tags or groups yet), is
     /// published (`wamage.contact.created`) and cached for the caller's next read (an inbox
     /// rendering the conversation's contact). The answers, and the new contacts as rendered.
+    ///
+    /// Contacts that were only created change the counts, not the contacts already cached:
+    /// only the counts are forgotten then ([`Contacts::forget_counts`], two cache writes), so
+    /// a webhook batch or a bulk send to new numbers neither walks the cache nor empties the
+    /// organisation's cached contacts.
     pub async fn inbound_committed(
         &self,
         org: OrgId,
         r: InboundResolution,
     ) -> (Vec<ResolvedContact>, Vec<ContactOut>) {
-        if !r.created.is_empty() || r.extended {
+        if r.extended {
             self.forget(org).await;
+        } else if !r.created.is_empty() {
+            self.forget_counts(org).await;
         }
         let mut related: HashMap<ContactId, super::Related> = HashMap::new();
         for i in r.new_identities {

@@ -232,9 +232,11 @@ impl Contacts {
 
     /// Counts the contacts a filter matches: a cached count, else the organisation's count
     /// index (`counts.rs`), else SQL. A count of a large book by SQL is a scan, so counts are
-    /// cached under `contacts:{org}:count:…`: every write to the organisation's contacts drops
-    /// that prefix (like the other cached reads), so a cached count is never older than the
-    /// last change — the TTL only bounds memory.
+    /// cached under `contacts:{org}:count:{epoch}:…`, the organisation's current count epoch
+    /// ([`Self::count_epoch`]). A write that changes contacts drops the prefix `contacts:{org}:`
+    /// (like the other cached reads, the epoch with them); one that only adds contacts gives
+    /// the organisation a new epoch ([`Self::forget_counts`]). Either way a cached count is
+    /// never older than the last change — the TTL only bounds memory.
     pub(crate) async fn count_matching(
         &self,
         org: OrgId,
@@ -245,7 +247,8 @@ impl Contacts {
         // sharing a Redis cache.
         let mut h = std::hash::DefaultHasher::new();
         format!("{filter:?}").hash(&mut h);
-        let key = format!("contacts:{org}:count:{:016x}", h.finish());
+        let epoch = self.count_epoch(org).await;
+        let key = format!("contacts:{org}:count:{epoch}:{:016x}", h.finish());
         if let Ok(Some(n)) = cache::get_json::<i64>(self.cache.as_ref(), &key).await {
             super::counts::counted("cache");
             return Ok(n);
@@ -265,3 +268,46 @@ impl Contacts {
 
 /// How long a segment count stays cached without writes to the contacts.
 const COUNT_TTL: std::time::Duration = std::time::Duration::from_secs(600);
+/// How long an organisation's count epoch lives without writes (a new one only makes the
+/// counts cached under the old one unreachable).
+const EPOCH_TTL: std::time::Duration = std::time::Duration::from_secs(86_400);
+
+fn epoch_key(org: OrgId) -> String {
+    format!("contacts:{org}:count-epoch")
+}
+
+impl Contacts {
+    /// The organisation's current count epoch: the one in the cache, else a new random one
+    /// (stored for the next count; a cache that fails gives a new one each time, so nothing
+    /// cached is ever read under it).
+    async fn count_epoch(&self, org: OrgId) -> String {
+        let key = epoch_key(org);
+        if let Ok(Some(e)) = self.cache.get(&key).await
+            && let Ok(e) = String::from_utf8(e)
+        {
+            return e;
+        }
+        self.new_count_epoch(org).await
+    }
+
+    /// Gives the organisation a new count epoch: every count cached before is unreachable.
+    async fn new_count_epoch(&self, org: OrgId) -> String {
+        let epoch = uuid::Uuid::new_v4().simple().to_string();
+        if let Err(e) = self
+            .cache
+            .set(&epoch_key(org), epoch.clone().into_bytes(), EPOCH_TTL)
+            .await
+        {
+            tracing::warn!(error = %e, "failed to store a count epoch");
+        }
+        epoch
+    }
+
+    /// Forgets what contacts new to the organisation make stale, and only that: its cached
+    /// counts (a new epoch) and its count index (the token dropped). Its cached contacts stay:
+    /// no new contact changes them. Two cache writes, however many entries the cache holds.
+    pub(crate) async fn forget_counts(&self, org: OrgId) {
+        self.new_count_epoch(org).await;
+        super::counts::forget_index(self.cache.as_ref(), org).await;
+    }
+}
