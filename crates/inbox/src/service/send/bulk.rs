@@ -664,18 +664,9 @@ impl Inbox {
             }
         };
         for (index, out) in w.accepted.iter().zip(&outs) {
-            // Encoded once, for the event and the answer.
-            let Ok(raw) = serde_json::value::to_raw_value(out) else {
-                self.publish(
-                    org,
-                    "wamage.message.created",
-                    Some(out.conversation_id),
-                    crate::service::MessageEvent::of(out),
-                )
-                .await;
-                done.push((*index, Ok((StatusCode::ACCEPTED, "null".to_owned()))));
-                continue;
-            };
+            // Encoded once, for the event and the answer (a message always encodes).
+            let raw = serde_json::value::to_raw_value(out)
+                .unwrap_or_else(|_| serde_json::value::RawValue::NULL.to_owned());
             self.publish(
                 org,
                 "wamage.message.created",
