@@ -800,7 +800,7 @@ impl Inbox {
                 direction: "inbound".to_owned(),
                 kind,
                 text,
-                content: content.map(|v| v.to_string()),
+                content: content.as_ref().map(wamage_kernel::json::to_text),
                 media: media.as_ref().map(wamage_kernel::json::to_text),
                 reply_to_id: f.m.reply_to.as_ref().and_then(|r| targets.get(r).copied()),
                 provider_message_id: Some(f.m.provider_message_id.clone()),

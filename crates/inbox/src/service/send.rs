@@ -22,7 +22,7 @@ use std::{sync::Arc, time::Duration};
 use futures::StreamExt;
 use http::StatusCode;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::{Value, json, value::RawValue};
 use sha2::{Digest, Sha256};
 use wamage_channels::{
     Channel, ChannelKind, SendError, describe,
@@ -919,7 +919,7 @@ impl Inbox {
     pub async fn send_batch(
         &self,
         who: &Principal,
-        items: Vec<Box<serde_json::value::RawValue>>,
+        items: Vec<Box<RawValue>>,
     ) -> Result<BatchOut, Problem> {
         if items.is_empty() || items.len() > BATCH_MAX {
             return Err(Problem::invalid_field(
@@ -958,7 +958,7 @@ impl Inbox {
                 Ok((status, body)) => BatchResult {
                     index,
                     status: status.as_u16(),
-                    message: serde_json::value::RawValue::from_string(body).ok(),
+                    message: RawValue::from_string(body).ok(),
                     problem: None,
                 },
                 Err(p) => BatchResult {
