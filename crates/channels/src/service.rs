@@ -407,15 +407,18 @@ impl Channels {
 
     /// [`Self::get_any`] shared with the cache, not copied (a webhook's lookup).
     async fn live_channel(&self, id: ChannelId) -> Result<Option<Arc<Channel>>, Problem> {
-        if let Some(c) = self.live.get(&id).await {
-            return Ok(c);
-        }
-        let c = match store::get_any(&self.db, id).await.map_err(db_err)? {
-            Some(r) => Some(Arc::new(self.decode(r)?)),
-            None => None,
-        };
-        self.live.insert(id, c.clone()).await;
-        Ok(c)
+        // One read per miss: the webhooks and sends that miss together (at start-up, or each
+        // time the entry expires under load) wait for the first one's read instead of each
+        // reading and decrypting the channel. A failed read is not cached.
+        self.live
+            .try_get_with(id, async {
+                Ok(match store::get_any(&self.db, id).await.map_err(db_err)? {
+                    Some(r) => Some(Arc::new(self.decode(r)?)),
+                    None => None,
+                })
+            })
+            .await
+            .map_err(|e: Arc<Problem>| Problem::clone(&e))
     }
 
     /// Drops what this process remembers of a channel after a change.
