@@ -23,7 +23,7 @@ use wamage_platform::{
 
 mod intake;
 
-use intake::{Pending, Pulse};
+use intake::{HeldConn, Pending, Pulse};
 
 use crate::{
     adapters,
@@ -265,6 +265,8 @@ pub struct Channels {
     intake: std::sync::OnceLock<tokio::sync::mpsc::Sender<Pending>>,
     /// When the intake last stored a burst's batch ([`Channels::yield_to_burst`]).
     pulse: Pulse,
+    /// PostgreSQL: the connection the intake keeps for its statement ([`HeldConn`]).
+    intake_conn: tokio::sync::Mutex<Option<HeldConn>>,
     me: Weak<Channels>,
 }
 
@@ -301,6 +303,7 @@ impl Channels {
                 .build(),
             intake: std::sync::OnceLock::new(),
             pulse: Pulse::default(),
+            intake_conn: tokio::sync::Mutex::new(None),
             me: me.clone(),
         })
     }

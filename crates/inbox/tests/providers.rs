@@ -700,6 +700,50 @@ async fn concurrent_webhooks_are_stored_together_and_each_once(app: TestApp) {
     assert_eq!(count(&app, "inbox_messages").await, 40);
 }
 
+/// PostgreSQL: the intake keeps one connection for its statement. When that connection dies
+/// between two webhooks (a restarted or failed-over database, an idle timeout), the next
+/// webhook is still stored — once — on a connection from the pool, and the intake keeps that.
+async fn a_webhook_after_the_intake_connection_died_is_stored_once(app: TestApp) {
+    use wamage_platform::{Db, with_db};
+    let fake = FakeMeta::start().await;
+    let admin = app.register("owner@acme.test", "Acme").await;
+    let ch = whatsapp(&app, &admin, &fake).await;
+    let url = app.url(&format!("/webhooks/whatsapp/{}", s(&ch, "id")));
+    for (n, number) in ["4915100000011", "4915100000012", "4915100000013"]
+        .into_iter()
+        .enumerate()
+    {
+        let pid = app.state.channels.intake_backend_pid().await;
+        let db: &Db = &app.state.db;
+        match (db, pid) {
+            (Db::Postgres(pool), Some(pid)) => {
+                let killed: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
+                    .bind(pid)
+                    .fetch_one(pool)
+                    .await
+                    .unwrap();
+                assert!(killed, "the intake's connection ended");
+            }
+            (Db::Postgres(_), None) => assert_eq!(n, 0, "the intake keeps its connection"),
+            (Db::Sqlite(_), pid) => assert_eq!(pid, None, "no kept connection on SQLite"),
+        }
+        let (_, body) = FakeMeta::webhook_text(number, "Ada", "still there?");
+        assert_eq!(FakeMeta::post_webhook(&url, APP_SECRET, &body).await, 200);
+        assert_eq!(count(&app, "channel_events").await, n as i64 + 1);
+    }
+    settle(&app).await;
+    assert_eq!(count(&app, "inbox_messages").await, 3);
+    assert!(events(&app).await.iter().all(|(s, _)| s == "processed"));
+    let db: &Db = &app.state.db;
+    let failed: i64 = with_db!(db, |p| sqlx::query_scalar(
+        "SELECT COUNT(*) FROM jobs WHERE kind = 'channels.ingest' AND state <> 'succeeded'"
+    )
+    .fetch_one(p)
+    .await)
+    .unwrap();
+    assert_eq!(failed, 0);
+}
+
 /// A webhook stored without its ingest job — on SQLite the job is queued just after the
 /// answer, so a process stopping in between leaves the event `received` — is found by the
 /// sweep (the dispatcher's, at start-up and every few seconds) and processed once; webhooks that
@@ -1604,6 +1648,7 @@ app_tests!(
     a_failed_report_shows_the_reason_until_a_read_proves_delivery,
     reports_about_one_message_in_one_post_apply_in_order,
     concurrent_webhooks_are_stored_together_and_each_once,
+    a_webhook_after_the_intake_connection_died_is_stored_once,
     webhooks_stored_without_their_jobs_are_swept_up,
     messages_of_one_webhook_share_their_conversation,
     whatsapp_webhooks_in,

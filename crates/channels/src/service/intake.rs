@@ -43,6 +43,51 @@ pub(super) struct Pending {
     pub queued: Instant,
 }
 
+/// PostgreSQL: the connection the intake keeps between batches. Its statement is prepared
+/// and planned once there, and no batch waits for the pool (nor for the check the pool makes
+/// of every connection it hands out). Taking a pool connection per batch instead walks the
+/// pool's connections in turn, each preparing and planning the statement anew: a slow start
+/// to every burst on a fresh or recycled pool.
+pub(super) struct HeldConn {
+    conn: sqlx::pool::PoolConnection<sqlx::Postgres>,
+    taken: Instant,
+    used: Instant,
+}
+
+/// A kept connection idle this long is checked (a ping) before its next batch.
+const HELD_CHECK_AFTER: Duration = Duration::from_secs(1);
+/// A kept connection goes back to the pool after this long, like the pool's own connections
+/// (which it closes after 30 minutes), and the next batch takes another.
+const HELD_AT_MOST: Duration = Duration::from_secs(15 * 60);
+
+impl HeldConn {
+    /// The kept connection, checked if it was idle, or a new one from the pool.
+    async fn ready<'h>(
+        held: &'h mut Option<HeldConn>,
+        pool: &sqlx::PgPool,
+    ) -> Result<&'h mut HeldConn, sqlx::Error> {
+        use sqlx::Connection as _;
+        if let Some(h) = held.as_mut() {
+            let fresh = h.taken.elapsed() < HELD_AT_MOST;
+            if !fresh || (h.used.elapsed() >= HELD_CHECK_AFTER && h.conn.ping().await.is_err()) {
+                *held = None;
+            }
+        }
+        let h = match held.take() {
+            Some(h) => h,
+            None => {
+                let now = Instant::now();
+                HeldConn {
+                    conn: pool.acquire().await?,
+                    taken: now,
+                    used: now,
+                }
+            }
+        };
+        Ok(held.insert(h))
+    }
+}
+
 /// Webhooks stored together at most (one multi-row insert).
 const INTAKE_BATCH: usize = store::EVENTS_PER_STATEMENT;
 /// Events processed by one ingest job at most (webhooks stored together are processed
@@ -269,20 +314,11 @@ impl Channels {
                 // One statement, committed on its own: one round trip where a transaction
                 // (begin, events, jobs, commit) takes four.
                 let jobs = ingest_jobs(&events);
-                let res = self
-                    .jobs
-                    .enqueue_many_with_pg(
-                        pool,
-                        store::insert_events_pg_with(),
-                        |q| store::bind_events_pg(q, &rows, now),
-                        &jobs,
-                    )
-                    .await
-                    .map_err(|e| Problem::internal(format_args!("store webhooks: {e}")));
+                let res = self.store_batch_pg(pool, &rows, &jobs, now).await;
                 if res.is_ok() {
                     self.jobs.notify_kind(INGEST_JOB);
                 }
-                res.map(drop)
+                res
             }
         };
         metrics::histogram!("wamage_webhook_store_seconds", "phase" => "write")
@@ -294,6 +330,66 @@ impl Channels {
         for (p, id) in batch.into_iter().zip(ids) {
             let _ = p.reply.send(res.clone().map(|()| id));
         }
+    }
+
+    /// PostgreSQL: the server process behind the connection the intake keeps, if it keeps one
+    /// (for tests that break it).
+    #[doc(hidden)]
+    pub async fn intake_backend_pid(&self) -> Option<i32> {
+        let mut held = self.intake_conn.lock().await;
+        let h = held.as_mut()?;
+        sqlx::query_scalar("SELECT pg_backend_pid()")
+            .fetch_one(&mut *h.conn)
+            .await
+            .ok()
+    }
+
+    /// PostgreSQL: a batch's events and ingest jobs in one statement, on the connection the
+    /// intake keeps ([`HeldConn`]). When it fails there, the batch is tried once more on a
+    /// connection from the pool (which checks it first): the held one may have died. The
+    /// events' ids are fixed, so a batch whose first try did commit after all fails the
+    /// second (their ids are taken) rather than being stored twice.
+    async fn store_batch_pg(
+        &self,
+        pool: &sqlx::PgPool,
+        rows: &[(EventId, OrgId, ChannelId, &[u8])],
+        jobs: &[NewJob],
+        now: Timestamp,
+    ) -> Result<(), Problem> {
+        let mut held = self.intake_conn.lock().await;
+        let mut first_error = None;
+        for _ in 0..2 {
+            let conn = match HeldConn::ready(&mut held, pool).await {
+                Ok(c) => c,
+                Err(e) => {
+                    first_error.get_or_insert(e.to_string());
+                    continue;
+                }
+            };
+            let res = self
+                .jobs
+                .enqueue_many_with_pg(
+                    &mut *conn.conn,
+                    store::insert_events_pg_with(),
+                    |q| store::bind_events_pg(q, rows, now),
+                    jobs,
+                )
+                .await;
+            match res {
+                Ok(_) => {
+                    conn.used = Instant::now();
+                    return Ok(());
+                }
+                Err(e) => {
+                    *held = None;
+                    first_error.get_or_insert(e.to_string());
+                }
+            }
+        }
+        Err(Problem::internal(format_args!(
+            "store webhooks: {}",
+            first_error.unwrap_or_default()
+        )))
     }
 
     /// Queues the ingest jobs of events stored `received` and marks them `pending`, in one

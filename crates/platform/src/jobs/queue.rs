@@ -602,10 +602,11 @@ impl JobQueue {
     /// `bind`, in order. The statement runs in a transaction of its own: all of it is durable
     /// when this returns, or none of it. Jobs enqueued this way cannot carry a `dedupe_key`
     /// (a duplicate could not be resolved in the same statement). Does not wake the workers:
-    /// call [`Self::notify`] after.
-    pub async fn enqueue_many_with_pg<'q>(
+    /// call [`Self::notify`] after. `db` is the pool, or a connection the caller keeps (its
+    /// statement stays prepared and planned there).
+    pub async fn enqueue_many_with_pg<'q, 'c>(
         &self,
-        pool: &sqlx::PgPool,
+        db: impl sqlx::PgExecutor<'c>,
         with: &'q str,
         bind: impl FnOnce(PgScalarQuery<'q>) -> PgScalarQuery<'q>,
         jobs: &'q [NewJob],
@@ -620,7 +621,7 @@ impl JobQueue {
         let now = self.clock.now().millis();
         let sql = format!("WITH {with} {PG_INSERT_JOBS}");
         let query = PgJobRows::of(&rows, now).bind(sqlx::query_scalar(AssertSqlSafe(sql)));
-        let inserted: Vec<Uuid> = bind(query).fetch_all(pool).await?;
+        let inserted: Vec<Uuid> = bind(query).fetch_all(db).await?;
         if inserted.len() != rows.len() {
             return Err(JobError::Corrupt(format!(
                 "{} of {} jobs were inserted",
