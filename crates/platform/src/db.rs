@@ -405,6 +405,8 @@ const WRITER_STATEMENTS: usize = 1024;
 
 /// Bytes of WAL file kept after a checkpoint (SQLite's `journal_size_limit`).
 const WAL_KEPT: u64 = 64 << 20;
+/// PostgreSQL: a pooled connection idle at least this long is pinged before it is handed out.
+const PG_PING_AFTER_IDLE: Duration = Duration::from_secs(1);
 
 /// Rows a SQLite statement's thread may hand over before the reading task takes them (sqlx's
 /// default is 50).
@@ -599,6 +601,20 @@ impl Db {
             let pool = PgPoolOptions::new()
                 .max_connections(opts.max_connections)
                 .acquire_timeout(opts.acquire_timeout)
+                // A connection back in the pool within the last second is handed out as it
+                // is; one idle for longer is pinged first (and replaced if that fails). The
+                // pool's default pings every connection it hands out: a round trip before
+                // each transaction or statement, which on a busy machine is a wait for
+                // PostgreSQL's process to be scheduled.
+                .test_before_acquire(false)
+                .before_acquire(|conn, meta| {
+                    Box::pin(async move {
+                        if meta.idle_for >= PG_PING_AFTER_IDLE {
+                            sqlx::Connection::ping(conn).await?;
+                        }
+                        Ok(true)
+                    })
+                })
                 .connect_with(connect)
                 .await
                 .with_context(|| "failed to connect to PostgreSQL".to_owned())?;

@@ -289,3 +289,62 @@ wamage_platform::backend_tests!(
     transactions_locking_one_key_take_turns,
     writes_land_and_abandoned_transactions_leave_nothing,
 );
+
+/// PostgreSQL: a pooled connection idle for a while is checked before it is handed out, so a
+/// connection the server ended meanwhile (a restart, an idle timeout) is replaced, not handed
+/// to a caller whose statement would fail.
+#[tokio::test]
+async fn postgres_connections_idle_a_while_are_checked_before_use() {
+    let Some(t) = TestDb::postgres(&[wamage_platform::migrations()]).await else {
+        eprintln!(
+            "skipped: {} is not set",
+            wamage_platform::testing::POSTGRES_URL_VAR
+        );
+        return;
+    };
+    let one = Db::connect(
+        &t.url,
+        &wamage_platform::DbOptions {
+            max_connections: 1,
+            pg_schema: t.pg_schema.clone(),
+            ..wamage_platform::DbOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let (Db::Postgres(pool), Db::Postgres(admin)) = (&one, &t.db) else {
+        panic!("PostgreSQL test databases are PostgreSQL");
+    };
+    let pid = |p: &sqlx::PgPool| {
+        let p = p.clone();
+        async move {
+            sqlx::query_scalar::<_, i32>("SELECT pg_backend_pid()")
+                .fetch_one(&p)
+                .await
+        }
+    };
+    let first = pid(pool).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let ended: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
+        .bind(first)
+        .fetch_one(admin)
+        .await
+        .unwrap();
+    assert!(ended);
+    // The server process is gone once it no longer shows among the backends.
+    for _ in 0..100 {
+        let alive: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1)")
+                .bind(first)
+                .fetch_one(admin)
+                .await
+                .unwrap();
+        if !alive {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let second = pid(pool).await.expect("a checked, working connection");
+    assert_ne!(first, second, "the ended connection was replaced");
+    one.close().await;
+}
