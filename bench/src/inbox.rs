@@ -9,8 +9,10 @@
 //!   that rate (a sliding one-second window, 130429 beyond it); a producer keeps a backlog
 //!   queued, and the rate the fake accepted is read from its accept timestamps over a window.
 //! - **inbound**: signed webhooks (¾ delivery statuses of real sent messages, ¼ customer
-//!   messages) from concurrent clients: accepted/s and the latency of the 200; then the message
-//!   webhooks are redelivered and must create no `inbox_messages` row.
+//!   messages) from concurrent clients, each posting when its last is answered, or offered at a
+//!   fixed rate (`--rate`, latency from each webhook's due time): accepted/s and the latency of
+//!   the 200; then the message webhooks are redelivered and must create no `inbox_messages`
+//!   row.
 //!
 //! The fake, the HTTP clients and the server share the machine's cores: every number is a
 //! whole-system number on this machine, and the load average is recorded with it.
