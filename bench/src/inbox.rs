@@ -941,7 +941,7 @@ struct Posted {
     /// scheduled time (the generator's own lag, or every client still busy).
     offered_per_sec: Option<f64>,
     dispatch_lag_ms: Vec<f64>,
-    /// Open loop only: (due order, latency) of each webhook, for the percentiles over time.
+    /// (order, latency) of each webhook, for the percentiles over the run.
     by_due: Vec<(usize, f64)>,
 }
 
@@ -959,8 +959,8 @@ impl Posted {
         }
     }
 
-    /// Open loop: the latency percentiles of each tenth of the schedule (a slow start, or a
-    /// server falling behind as the run goes on, shows here).
+    /// The latency percentiles of each tenth of the webhooks in posting order (a slow start,
+    /// or a server falling behind as the run goes on, shows here).
     fn over_time(&self) -> Value {
         let Some(last) = self.by_due.iter().map(|(i, _)| *i).max() else {
             return Value::Null;
@@ -1054,95 +1054,22 @@ async fn post_webhooks(
     load: Load,
     verify_token: &str,
 ) -> anyhow::Result<Posted> {
-    match load {
-        Load::Closed { clients } => post_closed(http, url, bodies, order, clients).await,
+    let (clients, rate) = match load {
+        Load::Closed { clients } => (clients.max(1), None),
         Load::Open { rate, clients } => {
-            post_open(http, url, bodies, order, rate, clients, verify_token).await
-        }
-    }
-}
-
-async fn post_closed(
-    http: &reqwest::Client,
-    url: &str,
-    bodies: &Arc<Vec<(Vec<u8>, String)>>,
-    order: Vec<usize>,
-    clients: usize,
-) -> anyhow::Result<Posted> {
-    let order = Arc::new(order);
-    let next = Arc::new(AtomicUsize::new(0));
-    let started_utc = chrono::Utc::now();
-    let started = Instant::now();
-    let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..clients.max(1) {
-        let (order, next, bodies) = (Arc::clone(&order), Arc::clone(&next), Arc::clone(bodies));
-        let (http, url) = (http.clone(), url.to_owned());
-        tasks.spawn(async move {
-            let mut latencies = Vec::new();
-            let mut not_ok = 0;
-            let mut first_error = None;
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(&b) = order.get(i) else {
-                    return (latencies, not_ok, first_error);
-                };
-                let (body, signature) = &bodies[b];
-                let t = Instant::now();
-                let error = post_one(&http, &url, body, signature).await;
-                latencies.push(t.elapsed().as_secs_f64() * 1000.0);
-                if let Some(e) = error {
-                    not_ok += 1;
-                    first_error.get_or_insert(e);
-                }
+            if !(rate.is_finite() && rate > 0.0) {
+                bail!("--rate must be positive");
             }
-        });
-    }
-    let mut posted = Posted::new(order.len());
-    while let Some(r) = tasks.join_next().await {
-        let (l, n, e) = r.context("a webhook client panicked")?;
-        posted.latencies_ms.extend(l);
-        posted.not_ok += n;
-        posted.first_error = posted.first_error.or(e);
-    }
-    posted.seconds = started.elapsed().as_secs_f64();
-    posted.started_utc = Some(started_utc);
-    Ok(posted)
-}
-
-async fn post_open(
-    http: &reqwest::Client,
-    url: &str,
-    bodies: &Arc<Vec<(Vec<u8>, String)>>,
-    order: Vec<usize>,
-    rate: f64,
-    clients: usize,
-    verify_token: &str,
-) -> anyhow::Result<Posted> {
-    if !(rate.is_finite() && rate > 0.0) {
-        bail!("--rate must be positive");
-    }
-    // Each client's connection is open before the clock starts, as Meta's are: one
-    // subscription handshake (`GET`) per client, all at once so that none reuses another's.
-    let handshake =
-        format!("{url}?hub.mode=subscribe&hub.verify_token={verify_token}&hub.challenge=warm-up");
-    let mut opening = tokio::task::JoinSet::new();
-    for _ in 0..clients.max(1) {
-        let (http, handshake) = (http.clone(), handshake.clone());
-        opening.spawn(async move {
-            let r = http.get(&handshake).send().await?;
-            r.bytes().await
-        });
-    }
-    while let Some(r) = opening.join_next().await {
-        r.context("a connection opener panicked")?
-            .context("opening a client's connection")?;
-    }
+            open_connections(http, url, clients.max(1), verify_token).await?;
+            (clients.max(1), Some(rate))
+        }
+    };
     let order = Arc::new(order);
     let next = Arc::new(AtomicUsize::new(0));
     let started_utc = chrono::Utc::now();
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..clients.max(1) {
+    for _ in 0..clients {
         let (order, next, bodies) = (Arc::clone(&order), Arc::clone(&next), Arc::clone(bodies));
         let (http, url) = (http.clone(), url.to_owned());
         tasks.spawn(async move {
@@ -1152,13 +1079,20 @@ async fn post_open(
                 let Some(&b) = order.get(i) else {
                     return posted;
                 };
-                // Due at i / rate whatever happened to the earlier ones. A client still busy
-                // with an earlier webhook takes this one late, and its latency shows it.
-                let due = started + Duration::from_secs_f64(i as f64 / rate);
-                tokio::time::sleep_until(due.into()).await;
-                posted
-                    .dispatch_lag_ms
-                    .push(due.elapsed().as_secs_f64() * 1000.0);
+                let due = match rate {
+                    // Due at i / rate whatever happened to the earlier ones. A client still
+                    // busy with an earlier webhook takes this one late, and its latency
+                    // shows it.
+                    Some(rate) => {
+                        let due = started + Duration::from_secs_f64(i as f64 / rate);
+                        tokio::time::sleep_until(due.into()).await;
+                        posted
+                            .dispatch_lag_ms
+                            .push(due.elapsed().as_secs_f64() * 1000.0);
+                        due
+                    }
+                    None => Instant::now(),
+                };
                 let (body, signature) = &bodies[b];
                 let error = post_one(&http, &url, body, signature).await;
                 let ms = due.elapsed().as_secs_f64() * 1000.0;
@@ -1178,8 +1112,34 @@ async fn post_open(
     }
     posted.seconds = started.elapsed().as_secs_f64();
     posted.started_utc = Some(started_utc);
-    posted.offered_per_sec = Some(rate);
+    posted.offered_per_sec = rate;
     Ok(posted)
+}
+
+/// Opens each client's connection before the clock starts, as Meta keeps its connections
+/// open: one subscription handshake (`GET`) per client, all at once so that none reuses
+/// another's.
+async fn open_connections(
+    http: &reqwest::Client,
+    url: &str,
+    clients: usize,
+    verify_token: &str,
+) -> anyhow::Result<()> {
+    let handshake =
+        format!("{url}?hub.mode=subscribe&hub.verify_token={verify_token}&hub.challenge=warm-up");
+    let mut opening = tokio::task::JoinSet::new();
+    for _ in 0..clients {
+        let (http, handshake) = (http.clone(), handshake.clone());
+        opening.spawn(async move {
+            let r = http.get(&handshake).send().await?;
+            r.bytes().await
+        });
+    }
+    while let Some(r) = opening.join_next().await {
+        r.context("a connection opener panicked")?
+            .context("opening a client's connection")?;
+    }
+    Ok(())
 }
 
 fn posted_one(posted: &mut Posted, (latency_ms, error): (f64, Option<String>)) {
