@@ -931,7 +931,8 @@ async fn pacing_bench(args: &PacingArgs) -> anyhow::Result<Value> {
 
 /// What a round of webhook posts achieved.
 struct Posted {
-    latencies_ms: Vec<f64>,
+    /// (posting order, latency in ms) of each webhook.
+    latencies: Vec<(usize, f64)>,
     not_ok: usize,
     first_error: Option<String>,
     seconds: f64,
@@ -941,32 +942,33 @@ struct Posted {
     /// scheduled time (the generator's own lag, or every client still busy).
     offered_per_sec: Option<f64>,
     dispatch_lag_ms: Vec<f64>,
-    /// (order, latency) of each webhook, for the percentiles over the run.
-    by_due: Vec<(usize, f64)>,
 }
 
 impl Posted {
     fn new(capacity: usize) -> Self {
         Self {
-            latencies_ms: Vec::with_capacity(capacity),
+            latencies: Vec::with_capacity(capacity),
             not_ok: 0,
             first_error: None,
             seconds: 0.0,
             started_utc: None,
             offered_per_sec: None,
             dispatch_lag_ms: Vec::new(),
-            by_due: Vec::new(),
         }
+    }
+
+    fn latencies_ms(&self) -> Vec<f64> {
+        self.latencies.iter().map(|(_, ms)| *ms).collect()
     }
 
     /// The latency percentiles of each tenth of the webhooks in posting order (a slow start,
     /// or a server falling behind as the run goes on, shows here).
     fn over_time(&self) -> Value {
-        let Some(last) = self.by_due.iter().map(|(i, _)| *i).max() else {
+        let Some(last) = self.latencies.iter().map(|(i, _)| *i).max() else {
             return Value::Null;
         };
         let mut tenths = vec![Vec::new(); 10];
-        for &(i, ms) in &self.by_due {
+        for &(i, ms) in &self.latencies {
             tenths[(i * 10 / (last + 1)).min(9)].push(ms);
         }
         Value::Array(tenths.into_iter().map(percentiles).collect())
@@ -1095,18 +1097,21 @@ async fn post_webhooks(
                 };
                 let (body, signature) = &bodies[b];
                 let error = post_one(&http, &url, body, signature).await;
-                let ms = due.elapsed().as_secs_f64() * 1000.0;
-                posted.by_due.push((i, ms));
-                posted_one(&mut posted, (ms, error));
+                posted
+                    .latencies
+                    .push((i, due.elapsed().as_secs_f64() * 1000.0));
+                if let Some(e) = error {
+                    posted.not_ok += 1;
+                    posted.first_error.get_or_insert(e);
+                }
             }
         });
     }
     let mut posted = Posted::new(order.len());
     while let Some(r) = tasks.join_next().await {
         let p = r.context("a webhook client panicked")?;
-        posted.latencies_ms.extend(p.latencies_ms);
+        posted.latencies.extend(p.latencies);
         posted.dispatch_lag_ms.extend(p.dispatch_lag_ms);
-        posted.by_due.extend(p.by_due);
         posted.not_ok += p.not_ok;
         posted.first_error = posted.first_error.or(p.first_error);
     }
@@ -1142,26 +1147,18 @@ async fn open_connections(
     Ok(())
 }
 
-fn posted_one(posted: &mut Posted, (latency_ms, error): (f64, Option<String>)) {
-    posted.latencies_ms.push(latency_ms);
-    if let Some(e) = error {
-        posted.not_ok += 1;
-        posted.first_error.get_or_insert(e);
-    }
-}
-
 impl Posted {
     fn summary(&self) -> Value {
-        let ok = self.latencies_ms.len() - self.not_ok;
+        let ok = self.latencies.len() - self.not_ok;
         json!({
-            "posted": self.latencies_ms.len(),
+            "posted": self.latencies.len(),
             "not_200": self.not_ok,
             "first_error": self.first_error,
             "seconds": round2(self.seconds),
             "started": self.started_utc.map(|t| t.to_rfc3339()),
             "accepted_per_sec": (ok as f64 / self.seconds).round(),
             "offered_per_sec": self.offered_per_sec,
-            "latency": percentiles(self.latencies_ms.clone()),
+            "latency": percentiles(self.latencies_ms()),
             "dispatch_lag": percentiles(self.dispatch_lag_ms.clone()),
             "latency_by_tenth_of_schedule": self.over_time(),
         })
@@ -1169,7 +1166,7 @@ impl Posted {
 
     /// The answered rate: 200s over the wall time of the posting.
     fn accepted_per_sec(&self) -> f64 {
-        (self.latencies_ms.len() - self.not_ok) as f64 / self.seconds
+        (self.latencies.len() - self.not_ok) as f64 / self.seconds
     }
 
     /// P3's target: ≥ 20,000 webhooks/s with p99 ≤ 25 ms, every webhook answered 200. In a
@@ -1177,7 +1174,7 @@ impl Posted {
     /// the server must keep up: p99 counts from the scheduled times, and the answered rate
     /// stays within 2 % of the offered one.
     fn target_met(&self) -> bool {
-        let p99 = percentiles(self.latencies_ms.clone())["p99_ms"]
+        let p99 = percentiles(self.latencies_ms())["p99_ms"]
             .as_f64()
             .unwrap_or(f64::MAX);
         let rate_ok = match self.offered_per_sec {
@@ -1283,7 +1280,7 @@ async fn floor_bench(args: &InboundArgs) -> anyhow::Result<Value> {
         .fetch_one(p)
         .await)?;
     let _ = child.kill().await;
-    let p = percentiles(posted.latencies_ms.clone());
+    let p = percentiles(posted.latencies_ms());
     let rate = posted.accepted_per_sec();
     eprintln!(
         "inbox-inbound floor: {n} webhooks accepted at {rate:.0}/s (p50 {} / p95 {} / p99 {} ms, \
@@ -1401,7 +1398,7 @@ async fn inbound_bench(args: &InboundArgs, db_url: Option<&str>) -> anyhow::Resu
     let dead = rig.count(INGEST_DEAD_SQL).await?;
     let load_after = load_avg();
 
-    let p = percentiles(first.latencies_ms.clone());
+    let p = percentiles(first.latencies_ms());
     let rate = first.accepted_per_sec();
     let new_from_dups = inbound_final - inbound_after;
     let result = json!({

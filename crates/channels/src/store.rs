@@ -259,6 +259,13 @@ pub fn insert_events_pg_with() -> &'static str {
     })
 }
 
+/// PostgreSQL: the server process behind a connection.
+pub async fn backend_pid(conn: &mut sqlx::PgConnection) -> R<i32> {
+    sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(conn)
+        .await
+}
+
 /// Binds [`insert_events_pg_with`]'s parameters.
 pub fn bind_events_pg<'q>(
     q: wamage_platform::jobs::PgScalarQuery<'q>,

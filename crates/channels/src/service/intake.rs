@@ -338,10 +338,7 @@ impl Channels {
     pub async fn intake_backend_pid(&self) -> Option<i32> {
         let mut held = self.intake_conn.lock().await;
         let h = held.as_mut()?;
-        sqlx::query_scalar("SELECT pg_backend_pid()")
-            .fetch_one(&mut *h.conn)
-            .await
-            .ok()
+        store::backend_pid(&mut h.conn).await.ok()
     }
 
     /// PostgreSQL: a batch's events and ingest jobs in one statement, on the connection the
